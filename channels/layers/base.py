@@ -1,0 +1,374 @@
+"""The ASGI-1 channel-layer contract shared by every backend (A-52, A-53).
+
+`BaseChannelLayer` holds what every layer does the same way: name validation,
+message validation, capacity lookup and `new_channel`. Backends subclass it and
+implement storage. Nothing here imports Django.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import random
+import re
+import string
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgpack
+
+__all__ = [
+    "BaseChannelLayer",
+    "ChannelFull",
+    "InvalidChannelName",
+    "InvalidGroupName",
+    "InvalidMessage",
+    "MessageTooLarge",
+    "UnsupportedMessageValue",
+    "FullSkipReporter",
+]
+
+# A-10, A-14: names are ASCII letters, digits, "-", "_" and ".", with at most
+# one "?" or "!" type character in channel names.
+_NAME_CHARS = r"[a-zA-Z0-9\-_.]"
+_CHANNEL_NAME = re.compile(rf"^{_NAME_CHARS}+(?:[?!]{_NAME_CHARS}*)?$", re.ASCII)
+_GROUP_NAME = re.compile(rf"^{_NAME_CHARS}+$", re.ASCII)
+# A-11: valid names have 1 to 99 characters.
+MAX_NAME_LENGTH = 100
+
+RESERVED_KEY = "__asgi_channel__"
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1  # msgpack's unsigned range; signed 64-bit fits inside it
+
+
+class ChannelFull(Exception):
+    """The channel already holds `capacity` messages; nothing was stored (A-37)."""
+
+
+class MessageTooLarge(Exception):
+    """The message is bigger than the layer's `max_message_size` (A-92)."""
+
+
+class InvalidChannelName(TypeError):
+    """A channel name breaks A-10..A-13 (a `TypeError`, as ASGI-1 requires)."""
+
+
+class InvalidGroupName(TypeError):
+    """A group name breaks A-14 (a `TypeError`, as ASGI-1 requires)."""
+
+
+class UnsupportedMessageValue(TypeError):
+    """A message holds a value type outside A-6; the text names type and key path."""
+
+
+class InvalidMessage(AssertionError):
+    """The message is not a dict or uses the reserved key (A-5, A-9).
+
+    An `AssertionError` subclass to keep the 1.x exception type (A-16); it is
+    raised explicitly, so it also fires under ``python -O``.
+    """
+
+
+def _describe(name: Any) -> str:
+    return repr(name) if isinstance(name, str) else f"{type(name).__name__} {name!r}"
+
+
+class BaseChannelLayer:
+    """Base class for channel layers: validation, capacity and naming (A-52).
+
+    Subclasses implement `send`, `receive`, `channel_in_use` and, when they list
+    the `groups` / `flush` extensions, `group_add`, `group_discard`,
+    `group_channels`, `send_group` and `flush`.
+    """
+
+    extensions: list[str] = []
+
+    # A-92: 1 MiB of content plus 64 KiB for keys, headers and framing.
+    max_message_size = 1_114_112
+
+    # A-34: letters appended by `new_channel` (8 in memory, 12 in Redis/IPC).
+    new_channel_suffix_length = 8
+
+    ChannelFull = ChannelFull
+    MessageTooLarge = MessageTooLarge
+
+    def __init__(
+        self,
+        expiry: int | float = 60,
+        group_expiry: int | float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+    ) -> None:
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise ValueError(f"capacity must be a positive int, not {capacity!r}")
+        for option, value in (("expiry", expiry), ("group_expiry", group_expiry)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{option} must be a positive number of seconds, not {value!r}")
+        self.expiry = expiry
+        self.group_expiry = group_expiry
+        self.capacity = capacity
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+
+    # -- capacity (A-37, A-38, A-39) ------------------------------------------
+
+    @staticmethod
+    def compile_capacities(mapping: Mapping[Any, int]) -> list[tuple[re.Pattern, int]]:
+        """Turn ``{glob or compiled regex: capacity}`` into ``[(regex, capacity)]``."""
+        if not isinstance(mapping, Mapping):
+            raise ValueError(
+                f"channel_capacity must be a mapping of pattern to int, not {type(mapping).__name__}"
+            )
+        compiled = []
+        for pattern, value in mapping.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"channel_capacity[{pattern!r}] must be a positive int, not {value!r}"
+                )
+            if isinstance(pattern, str):
+                compiled.append((re.compile(fnmatch.translate(pattern)), value))
+            elif hasattr(pattern, "match"):
+                compiled.append((pattern, value))
+            else:
+                raise ValueError(
+                    f"channel_capacity key {pattern!r} must be a glob string or a compiled regex"
+                )
+        return compiled
+
+    def get_capacity(self, channel: str) -> int:
+        """Capacity of `channel`: first matching pattern wins, else `capacity` (A-38)."""
+        name = self.non_local_name(channel)  # A-39
+        for pattern, value in self.channel_capacity:
+            if pattern.match(name):
+                return value
+        return self.capacity
+
+    # -- names (A-10..A-15, A-53) ---------------------------------------------
+
+    @staticmethod
+    def match_type_and_length(name: Any) -> bool:
+        return isinstance(name, str) and len(name) < MAX_NAME_LENGTH
+
+    def valid_channel_name(self, name: Any, receive: bool = False) -> bool:
+        """Return True or raise `InvalidChannelName` (a `TypeError`) per A-13."""
+        if not self.match_type_and_length(name) or not _CHANNEL_NAME.match(name):
+            raise InvalidChannelName(
+                f"Channel name {_describe(name)} is invalid: use 1-99 ASCII letters, digits, "
+                "'-', '_' or '.', optionally with one '?' or '!' type character"
+            )
+        if "?" in name and name.endswith("?"):
+            raise InvalidChannelName(
+                f"Channel name {name!r} is invalid: single-reader names need a suffix after '?'"
+            )
+        if receive and "!" in name and not name.endswith("!"):
+            raise InvalidChannelName(
+                f"Cannot receive on {name!r}: receive on the process-specific prefix "
+                f"{self.non_local_name(name)!r} instead (A-18)"
+            )
+        return True
+
+    def valid_group_name(self, name: Any) -> bool:
+        """Return True or raise `InvalidGroupName` (a `TypeError`) per A-14."""
+        if not self.match_type_and_length(name) or not _GROUP_NAME.match(name):
+            raise InvalidGroupName(
+                f"Group name {_describe(name)} is invalid: use 1-99 ASCII letters, digits, "
+                "'-', '_' or '.'"
+            )
+        return True
+
+    def valid_channel_names(self, names: Any, receive: bool = False) -> bool:
+        if not isinstance(names, list) or not names:
+            raise InvalidMessage(f"channel names must be a non-empty list, not {names!r}")
+        for name in names:
+            self.valid_channel_name(name, receive=receive)
+        return True
+
+    def receive_names(self, channels: Iterable[str]) -> list[str]:
+        """Validate the `channels` argument of `receive` and return it as a list (A-32)."""
+        if isinstance(channels, (str, bytes)):
+            raise InvalidChannelName(
+                f"receive() takes a list of channel names, not a bare {type(channels).__name__} "
+                f"{channels!r}"
+            )
+        names = list(channels)
+        for name in names:
+            self.valid_channel_name(name, receive=True)
+        return names
+
+    @staticmethod
+    def non_local_name(name: str) -> str:
+        """``P!`` for ``P!L``; the name itself for other kinds (A-17)."""
+        if "!" in name:
+            return name[: name.find("!") + 1]
+        return name
+
+    # -- messages (A-5, A-6, A-8, A-9, A-92) ----------------------------------
+
+    def snapshot(self, message: Any) -> tuple[dict, int]:
+        """Validate `message` and return ``(independent copy, size upper bound)``.
+
+        The copy shares only immutable values with the caller's dict (A-8);
+        tuples become lists, as they do through a serializing layer. The bound is
+        never below the msgpack encoding's length, so a small bound proves the
+        message fits without encoding it (A-92).
+        """
+        if not isinstance(message, dict):
+            raise InvalidMessage(f"A message must be a dict, not {type(message).__name__} (A-5)")
+        if RESERVED_KEY in message:
+            raise InvalidMessage(f"The key {RESERVED_KEY!r} is reserved for channel layers (A-9)")
+        return _copy_value(message, "message")
+
+    def check_size(self, message: dict, size_bound: int, channel: str) -> None:
+        """Raise `MessageTooLarge` when the msgpack encoding exceeds the limit (A-92)."""
+        if size_bound <= self.max_message_size:
+            return
+        self.check_encoded_size(len(msgpack.packb(message, use_bin_type=True)), channel)
+
+    def check_encoded_size(self, size: int, channel: str) -> None:
+        if size > self.max_message_size:
+            raise MessageTooLarge(
+                f"Message for {channel!r} is {size} bytes encoded, over the limit of "
+                f"{self.max_message_size} bytes; move large payloads onto their own channel"
+            )
+
+    # -- naming (A-34) --------------------------------------------------------
+
+    def new_channel(self, pattern: str) -> str:
+        """Return ``pattern`` plus random letters, naming a channel holding no messages."""
+        if not isinstance(pattern, str) or not pattern.endswith("?"):
+            raise InvalidMessage(
+                f"new_channel() takes a str pattern ending in '?', not {pattern!r} "
+                "(process-specific names are made by their owner, A-20)"
+            )
+        self.valid_channel_name(pattern + "x")
+        while True:
+            name = pattern + random_letters(self.new_channel_suffix_length)
+            if not self.channel_in_use(name):
+                return name
+
+    # -- what subclasses implement ----------------------------------------------
+
+    def channel_in_use(self, name: str) -> bool:
+        """Whether `name` currently holds messages (the `new_channel` hook)."""
+        raise NotImplementedError
+
+    def send(self, channel: str, message: dict) -> None:
+        raise NotImplementedError
+
+    def receive(
+        self, channels: Iterable[str], block: bool = False
+    ) -> tuple[str | None, dict | None]:
+        raise NotImplementedError
+
+    def receive_many(self, channels: Iterable[str], block: bool = False):
+        """Deprecated alias of `receive` kept for Channels 1.x code (A-33)."""
+        warnings.warn(
+            "receive_many() is deprecated; call receive()", DeprecationWarning, stacklevel=2
+        )
+        return self.receive(channels, block=block)
+
+    def group_add(self, group: str, channel: str) -> None:
+        raise NotImplementedError
+
+    def group_discard(self, group: str, channel: str) -> None:
+        raise NotImplementedError
+
+    def group_channels(self, group: str) -> Iterable[str]:
+        raise NotImplementedError
+
+    def send_group(self, group: str, message: dict) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def random_letters(count: int) -> str:
+    return "".join(random.choices(string.ascii_letters, k=count))
+
+
+def _copy_value(value: Any, path: str) -> tuple[Any, int]:
+    """Copy one message value per A-6, returning it with its size bound."""
+    # Exact-type checks first: they are the hot path and cost one dict lookup.
+    kind = type(value)
+    if kind is str:
+        return value, 5 + 4 * len(value)
+    if kind is bytes:
+        return value, 5 + len(value)
+    if kind is bool or value is None:
+        return value, 1
+    if kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise UnsupportedMessageValue(f"{path} = {value} is outside the 64-bit integer range")
+        return value, 9
+    if kind is float:
+        return value, 9
+    if kind is dict:
+        copy = {}
+        size = 5
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                raise UnsupportedMessageValue(
+                    f"{path} has a key of type {type(key).__name__} ({key!r}); keys must be str"
+                )
+            copy[key], item_size = _copy_value(item, f"{path}[{key!r}]")
+            size += item_size + 5 + 4 * len(key)
+        return copy, size
+    if kind is list or kind is tuple:
+        copy = []
+        size = 5
+        for index, item in enumerate(value):
+            item_copy, item_size = _copy_value(item, f"{path}[{index}]")
+            copy.append(item_copy)
+            size += item_size
+        return copy, size
+    # Subclasses (e.g. Django's SafeString) are accepted as their base type.
+    for base in (str, bytes, int, float, dict, list, tuple):
+        if isinstance(value, base):
+            return _copy_value(base(value), path)
+    raise UnsupportedMessageValue(
+        f"{path} is a {kind.__name__}; messages may hold only bytes, str, int, float, bool, "
+        "None, list, tuple and dict with str keys (A-6)"
+    )
+
+
+class FullSkipReporter:
+    """Logs group-send skips of full members, merged to one line per channel per 10 s (A-40)."""
+
+    interval = 10.0
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._lock = threading.Lock()
+        # channel -> (time of last line, skips not yet logged, last group)
+        self._pending: dict[str, tuple[float, int, str]] = {}
+
+    def skipped(self, group: str, channel: str, count: int = 1) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last, unlogged, _ = self._pending.get(channel, (0.0, 0, group))
+            unlogged += count
+            if now - last < self.interval:
+                self._pending[channel] = (last, unlogged, group)
+                return
+            self._pending[channel] = (now, 0, group)
+            if len(self._pending) > 10_000:
+                self._forget_old(now)
+        self.logger.warning(
+            "Group %r skipped full channel %r (%d message%s dropped since the last report)",
+            group,
+            channel,
+            unlogged,
+            "" if unlogged == 1 else "s",
+        )
+
+    def _forget_old(self, now: float) -> None:
+        for channel, (last, unlogged, _) in list(self._pending.items()):
+            if now - last >= self.interval and not unlogged:
+                del self._pending[channel]

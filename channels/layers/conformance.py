@@ -1,0 +1,358 @@
+"""The conformance suite every channel layer runs (A-54..A-72, A-94..A-99).
+
+Subclass `ConformanceTestCase`, set `channel_layer` and `expiry_delay` (and,
+where they apply, `capacity_limit` and `receive_tries`), and run it with
+unittest or pytest. Backends construct the layer with
+``expiry=1, group_expiry=2, capacity=5`` (L-58).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import unittest
+from typing import Any
+
+from .base import BaseChannelLayer
+
+__all__ = ["ConformanceTestCase", "run_reactor_in_thread"]
+
+_reactor_lock = threading.Lock()
+_reactor_thread: threading.Thread | None = None
+
+
+def run_reactor_in_thread():
+    """Start Twisted's global reactor in a daemon thread (once) and return it.
+
+    Tests talk to it with `twisted.internet.threads.blockingCallFromThread`;
+    the reactor cannot be restarted, so every test in a process shares it.
+    """
+    global _reactor_thread
+    from twisted.internet import reactor
+
+    with _reactor_lock:
+        if _reactor_thread is None:
+            started = threading.Event()
+            reactor.callWhenRunning(started.set)
+            _reactor_thread = threading.Thread(
+                target=reactor.run,
+                kwargs={"installSignalHandlers": False},
+                name="twisted-reactor",
+                daemon=True,
+            )
+            _reactor_thread.start()
+            if not started.wait(10):
+                raise RuntimeError("The Twisted reactor did not start within 10 s")
+    return reactor
+
+
+class ConformanceTestCase(unittest.TestCase):
+    """Behaviour every ASGI-1 layer must show (A-54)."""
+
+    channel_layer: BaseChannelLayer | None = None
+    expiry_delay: float | None = None
+    capacity_limit: int | None = None
+    receive_tries = 1
+    blocking_receive = True
+
+    def setUp(self) -> None:
+        if type(self) is ConformanceTestCase:
+            self.skipTest("ConformanceTestCase is a base class; subclass it for a layer")
+        if self.channel_layer is None:
+            raise ValueError("Set channel_layer on your ConformanceTestCase subclass")
+        if self.expiry_delay is None:
+            raise ValueError("Set expiry_delay on your ConformanceTestCase subclass")
+        if "flush" in self.channel_layer.extensions:
+            self.channel_layer.flush()
+        super().setUp()
+
+    # -- helpers ---------------------------------------------------------------
+
+    def receive(self, channels: list[str]) -> tuple[str | None, Any]:
+        for _ in range(self.receive_tries):
+            channel, message = self.channel_layer.receive(channels)
+            if channel is not None:
+                return channel, message
+        return None, None
+
+    def skip_if_no_extension(self, extension: str) -> None:
+        if extension not in self.channel_layer.extensions:
+            self.skipTest(f"layer does not list the {extension!r} extension")
+
+    def skip_without_capacity(self) -> int:
+        if self.capacity_limit is None:
+            self.skipTest("no capacity_limit set for this layer")
+        return self.capacity_limit
+
+    # -- A-55 .. A-72 ----------------------------------------------------------
+
+    def test_send_recv(self) -> None:
+        """A-55"""
+        layer = self.channel_layer
+        layer.send("sr_test", {"value": "blue"})
+        layer.send("sr_test", {"value": "green"})
+        layer.send("sr_test", {"value": "yellow"})
+        layer.send("sr_test2", {"value": "red"})
+        values = set()
+        for _ in range(3):
+            channel, message = self.receive(["sr_test"])
+            self.assertEqual(channel, "sr_test")
+            values.add(message["value"])
+        self.assertEqual(values, {"blue", "green", "yellow"})
+        self.assertEqual(self.receive(["sr_test", "sr_test2"]), ("sr_test2", {"value": "red"}))
+
+    def test_process_local_receive(self) -> None:
+        """A-56"""
+        layer = self.channel_layer
+        layer.send("spr_test!a", {"value": "blue"})
+        self.assertEqual(self.receive(["spr_test!"]), ("spr_test!a", {"value": "blue"}))
+        layer.send("spr_test!b", {"value": "green"})
+        self.assertEqual(self.receive(["spr_test!"]), ("spr_test!b", {"value": "green"}))
+
+    def test_process_local_receive_error(self) -> None:
+        """A-57"""
+        with self.assertRaises(TypeError):
+            self.channel_layer.receive(["spr_test!c"])
+
+    def test_message_expiry(self) -> None:
+        """A-58"""
+        self.channel_layer.send("me_test", {"value": "blue"})
+        time.sleep(self.expiry_delay)
+        self.assertEqual(self.receive(["me_test"]), (None, None))
+
+    def test_new_channel_single_reader(self) -> None:
+        """A-59"""
+        layer = self.channel_layer
+        first = layer.new_channel("test.foo?")
+        self.assertIsInstance(first, str)
+        self.assertEqual(first.count("?"), 1)
+        self.assertFalse(first.endswith("?"))
+        layer.send(first, {"value": "blue"})
+        second = layer.new_channel("test.foo?")
+        self.assertNotEqual(first, second)
+        self.assertEqual(self.receive([first, second]), (first, {"value": "blue"}))
+
+    def test_new_channel_failures(self) -> None:
+        """A-60"""
+        with self.assertRaises(AssertionError):
+            self.channel_layer.new_channel("test!")
+        with self.assertRaises(AssertionError):
+            self.channel_layer.new_channel("test.foo")
+
+    def test_strings(self) -> None:
+        """A-61: bytes stay bytes, str stays str, astral characters survive."""
+        message = {
+            "values": {
+                "utf-bytes": b"\xc2\xa3",
+                "unicode": "\u00a3",
+                "emoji": "\U0001f612",
+                "binary": b"\x01\x00\x03\x21",
+            }
+        }
+        self.channel_layer.send("str_test", message)
+        channel, received = self.receive(["str_test"])
+        self.assertEqual(channel, "str_test")
+        for key, value in message["values"].items():
+            self.assertEqual(received["values"][key], value)
+            self.assertIs(type(received["values"][key]), type(value))
+
+    def test_groups(self) -> None:
+        """A-62"""
+        self.skip_if_no_extension("groups")
+        layer = self.channel_layer
+        layer.group_add("tgroup", "tg_test")
+        layer.group_add("tgroup", "tg_test2")
+        layer.group_add("tgroup", "tg_test3")
+        layer.group_discard("tgroup", "tg_test3")
+        layer.send_group("tgroup", {"value": "orange"})
+        self.assertEqual(self.receive(["tg_test"]), ("tg_test", {"value": "orange"}))
+        self.assertEqual(self.receive(["tg_test2"]), ("tg_test2", {"value": "orange"}))
+        self.assertEqual(self.receive(["tg_test3"]), (None, None))
+
+    def test_groups_process(self) -> None:
+        """A-63"""
+        self.skip_if_no_extension("groups")
+        layer = self.channel_layer
+        layer.group_add("tgroup", "tgp!test")
+        layer.group_add("tgroup", "tgp!test2")
+        layer.group_add("tgroup", "tgp!test3")
+        layer.group_discard("tgroup", "tgp!test2")
+        layer.send_group("tgroup", {"value": "orange"})
+        names = []
+        for _ in range(2):
+            channel, message = self.receive(["tgp!"])
+            self.assertIn(channel, {"tgp!test", "tgp!test3"})
+            self.assertEqual(message, {"value": "orange"})
+            names.append(channel)
+        self.assertEqual(sorted(names), ["tgp!test", "tgp!test3"])
+        self.assertEqual(self.receive(["tgp!"]), (None, None))
+
+    def test_group_channels(self) -> None:
+        """A-64"""
+        self.skip_if_no_extension("groups")
+        layer = self.channel_layer
+        layer.group_add("tgroup", "tg_test")
+        layer.group_add("tgroup", "tg_test2")
+        layer.group_add("tgroup", "tg_test3")
+        self.assertEqual(set(layer.group_channels("tgroup")), {"tg_test", "tg_test2", "tg_test3"})
+        layer.group_discard("tgroup", "tg_test2")
+        self.assertEqual(set(layer.group_channels("tgroup")), {"tg_test", "tg_test3"})
+
+    def test_flush(self) -> None:
+        """A-65"""
+        self.skip_if_no_extension("flush")
+        self.channel_layer.send("fl_test", {})
+        self.channel_layer.flush()
+        self.assertEqual(self.receive(["fl_test"]), (None, None))
+
+    def test_flush_groups(self) -> None:
+        """A-66"""
+        self.skip_if_no_extension("groups")
+        self.skip_if_no_extension("flush")
+        layer = self.channel_layer
+        layer.group_add("fl_group", "fl_test")
+        layer.send_group("fl_group", {})
+        layer.flush()
+        self.assertEqual(self.receive(["fl_test"]), (None, None))
+
+    def test_group_expiry(self) -> None:
+        """A-67"""
+        self.skip_if_no_extension("groups")
+        layer = self.channel_layer
+        group_expiry = getattr(layer, "group_expiry", None)
+        if group_expiry is None:
+            self.fail("The layer has no group_expiry attribute (A-45)")
+        if group_expiry > 20:
+            self.skipTest("group_expiry is too long to wait for")
+        layer.group_add("tgexpiry", "tg_test")
+        time.sleep(group_expiry + 1)
+        layer.send_group("tgexpiry", {"value": "blue"})
+        self.assertEqual(self.receive(["tg_test"]), (None, None))
+
+    def test_capacity(self) -> None:
+        """A-68"""
+        limit = self.skip_without_capacity()
+        for _ in range(limit):
+            self.channel_layer.send("cap_test", {"hey": "there"})
+        with self.assertRaises(self.channel_layer.ChannelFull):
+            self.channel_layer.send("cap_test", {"hey": "there"})
+
+    def test_capacity_process(self) -> None:
+        """A-69"""
+        limit = self.skip_without_capacity()
+        if limit < 2:
+            self.skipTest("capacity_limit below 2")
+        for index in range(limit):
+            self.channel_layer.send(f"capp!{index}", {"hey": "there"})
+        with self.assertRaises(self.channel_layer.ChannelFull):
+            self.channel_layer.send("capp!final", {"hey": "there"})
+
+    def test_capacity_group(self) -> None:
+        """A-70: a full member never makes send_group raise."""
+        self.skip_if_no_extension("groups")
+        limit = self.skip_without_capacity()
+        self.channel_layer.group_add("tgroup", "cap_test")
+        for _ in range(limit + 1):
+            self.channel_layer.send_group("tgroup", {"hey": "there"})
+
+    def test_exceptions(self) -> None:
+        """A-71"""
+        self.assertTrue(hasattr(self.channel_layer, "MessageTooLarge"))
+        self.assertTrue(hasattr(self.channel_layer, "ChannelFull"))
+        self.assertIs(self.channel_layer.ChannelFull, BaseChannelLayer.ChannelFull)
+        self.assertIs(self.channel_layer.MessageTooLarge, BaseChannelLayer.MessageTooLarge)
+
+    def test_message_alteration_after_send(self) -> None:
+        """A-72"""
+        message = {"value": [1, 2, 3]}
+        self.channel_layer.send("mas_test", message)
+        message["value"][0] = 4
+        self.assertEqual(self.receive(["mas_test"]), ("mas_test", {"value": [1, 2, 3]}))
+
+    # -- A-94 .. A-99 ----------------------------------------------------------
+
+    def test_blocking_receive(self) -> None:
+        """A-94: a blocking receive is woken by a send from another thread."""
+        if not self.blocking_receive:
+            self.skipTest("layer does not honour block=True")
+        timer = threading.Timer(0.2, self.channel_layer.send, ("br_test", {"value": "late"}))
+        timer.start()
+        try:
+            channel, message = self.channel_layer.receive(["br_test"], block=True)
+        finally:
+            timer.join(10)
+        self.assertEqual((channel, message), ("br_test", {"value": "late"}))
+
+    def test_broadcast_into_one_process(self) -> None:
+        """A-95 / A-93: 2 x capacity members of one P! all get the broadcast."""
+        self.skip_if_no_extension("groups")
+        limit = self.skip_without_capacity()
+        layer = self.channel_layer
+        members = {f"gb!{index}" for index in range(2 * limit)}
+        for member in members:
+            layer.group_add("gb_group", member)
+        layer.send_group("gb_group", {"value": "all"})
+        seen = []
+        for _ in members:
+            channel, message = self.receive(["gb!"])
+            self.assertEqual(message, {"value": "all"})
+            seen.append(channel)
+        self.assertEqual(sorted(seen), sorted(members))
+        self.assertEqual(self.receive(["gb!"]), (None, None))
+
+    def test_refusals(self) -> None:
+        """A-96: unsupported types and oversized messages are refused; 1 MiB fits."""
+        layer = self.channel_layer
+        with self.assertRaises(TypeError):
+            layer.send("ref_test", {"value": {1, 2}})
+        if getattr(layer, "max_message_size", None) is None:
+            return
+        with self.assertRaises(layer.MessageTooLarge):
+            layer.send("ref_test", {"body": b"x" * (2 * 1024 * 1024)})
+        self.assertEqual(self.receive(["ref_test"]), (None, None))
+        body = bytes(range(256)) * 4096
+        layer.send("ref_test", {"body": body, "more_content": False, "status": 200})
+        channel, message = self.receive(["ref_test"])
+        self.assertEqual(channel, "ref_test")
+        self.assertEqual(message["body"], body)
+
+    def test_statistics(self) -> None:
+        """A-97"""
+        self.skip_if_no_extension("statistics")
+        layer = self.channel_layer
+        layer.send("st_a", {"n": 1})
+        layer.send("st_a", {"n": 2})
+        stats = layer.channel_statistics("st_a")
+        self.assertEqual(stats["messages_count"], 2)
+        self.assertEqual(stats["messages_pending"], 2)
+        if self.capacity_limit is None:
+            return
+        for _ in range(self.capacity_limit):
+            layer.send("st_full", {})
+        with self.assertRaises(layer.ChannelFull):
+            layer.send("st_full", {})
+        layer.group_add("st_group", "st_full")
+        layer.send_group("st_group", {})
+        self.assertEqual(layer.channel_statistics("st_full")["channel_full_count"], 2)
+        self.assertEqual(layer.global_statistics()["channel_full_count"], 2)
+
+    def test_receive_twisted(self) -> None:
+        """A-98: receive_twisted fires with messages in send order."""
+        self.skip_if_no_extension("twisted")
+        from twisted.internet.threads import blockingCallFromThread
+
+        reactor = run_reactor_in_thread()
+        self.channel_layer.send("rt_test", {"n": 1})
+        self.channel_layer.send("rt_test", {"n": 2})
+        first = blockingCallFromThread(reactor, self.channel_layer.receive_twisted, ["rt_test"])
+        second = blockingCallFromThread(reactor, self.channel_layer.receive_twisted, ["rt_test"])
+        self.assertEqual(first, ("rt_test", {"n": 1}))
+        self.assertEqual(second, ("rt_test", {"n": 2}))
+
+    def test_receive_async(self) -> None:
+        """A-99"""
+        self.skip_if_no_extension("asyncio")
+        self.channel_layer.send("ra_test", {"n": 1})
+        result = asyncio.run(self.channel_layer.receive_async(["ra_test"]))
+        self.assertEqual(result, ("ra_test", {"n": 1}))

@@ -1,0 +1,56 @@
+"""Shared fixtures: private Redis servers and Sentinel clusters (L-59)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.redis_harness import RedisServer, SentinelCluster, redis_server_path
+
+
+def _require_redis() -> None:
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed; .ci/run installs it")
+
+
+@pytest.fixture(scope="session")
+def redis_servers_session() -> Iterator[list[RedisServer]]:
+    """Three servers shared by the whole run; tests flush what they use."""
+    _require_redis()
+    servers = [RedisServer().start() for _ in range(3)]
+    yield servers
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private server for one test, free to stop, kill and restart."""
+    _require_redis()
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server_factory() -> Iterator[Callable[[], RedisServer]]:
+    """Start as many private servers as a test needs; all stop afterwards."""
+    _require_redis()
+    started: list[RedisServer] = []
+
+    def start() -> RedisServer:
+        server = RedisServer().start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def sentinel_cluster() -> Iterator[SentinelCluster]:
+    """A primary, a replica and a Sentinel watching them as ``mymaster``."""
+    _require_redis()
+    with SentinelCluster() as cluster:
+        yield cluster
