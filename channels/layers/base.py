@@ -120,7 +120,8 @@ class BaseChannelLayer:
         """Turn ``{glob or compiled regex: capacity}`` into ``[(regex, capacity)]``."""
         if not isinstance(mapping, Mapping):
             raise ValueError(
-                f"channel_capacity must be a mapping of pattern to int, not {type(mapping).__name__}"
+                "channel_capacity must be a mapping of pattern to int, "
+                f"not {type(mapping).__name__}"
             )
         compiled = []
         for pattern, value in mapping.items():
