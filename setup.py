@@ -27,6 +27,7 @@ setup(
         "tests": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "pytest-django>=4.9",
             "hypothesis>=6.100",
             "cryptography>=42",
             "websocket-client>=1.7",

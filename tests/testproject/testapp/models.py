@@ -1,0 +1,1 @@
+"""Models used by the channels tests (data binding, delay)."""
