@@ -1,0 +1,93 @@
+"""`Channel` and `Group`: named destinations on a channel layer (C-14..C-16)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import DEFAULT_CHANNEL_LAYER
+from .asgi import channel_layers
+
+__all__ = ["Channel", "Group"]
+
+
+def _layer_for(alias: str, channel_layer: Any) -> Any:
+    return channel_layer if channel_layer else channel_layers[alias]
+
+
+def _decode_name(name: str | bytes) -> str:
+    if isinstance(name, bytes):
+        return name.decode("ascii")
+    return name
+
+
+class Channel:
+    """A channel on a layer; `send` defers to the end of the running consumer (C-14, C-15)."""
+
+    __slots__ = ("channel_layer", "name")
+
+    def __init__(
+        self,
+        name: str | bytes,
+        alias: str = DEFAULT_CHANNEL_LAYER,
+        channel_layer: Any = None,
+    ) -> None:
+        self.name = _decode_name(name)
+        self.channel_layer = _layer_for(alias, channel_layer)
+
+    def send(self, content: dict, immediately: bool = False) -> None:
+        if not isinstance(content, dict):
+            raise TypeError(f"You can only send dicts as content on channels, not {content!r}")
+        if immediately or not pending_message_store.active:
+            self.channel_layer.send(self.name, content)
+        else:
+            pending_message_store.append(self, content)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.name}>"
+
+
+class Group:
+    """A group on a layer: add/discard members and broadcast to them (C-16)."""
+
+    __slots__ = ("channel_layer", "name")
+
+    def __init__(
+        self,
+        name: str | bytes,
+        alias: str = DEFAULT_CHANNEL_LAYER,
+        channel_layer: Any = None,
+    ) -> None:
+        self.name = _decode_name(name)
+        self.channel_layer = _layer_for(alias, channel_layer)
+
+    def add(self, channel: Channel | str) -> None:
+        if isinstance(channel, Channel):
+            channel = channel.name
+        self.channel_layer.group_add(self.name, channel)
+
+    def discard(self, channel: Channel | str) -> None:
+        if isinstance(channel, Channel):
+            channel = channel.name
+        self.channel_layer.group_discard(self.name, channel)
+
+    def send(self, content: dict, immediately: bool = False) -> None:
+        # C-16: a ValueError here, unlike Channel.send, as in Channels 1.1.
+        if not isinstance(content, dict):
+            raise ValueError(f"You can only send dicts as content on groups, not {content!r}")
+        if immediately or not pending_message_store.active:
+            self.channel_layer.send_group(self.name, content)
+        else:
+            pending_message_store.append(self, content)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Group {self.name}>"
+
+
+# Imported last: channels.message imports Channel from this module.
+from .message import pending_message_store  # noqa: E402

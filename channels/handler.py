@@ -1,0 +1,340 @@
+"""Django views served from ``http.request`` messages (C-34..C-40).
+
+`AsgiRequest` turns a message into an `HttpRequest`, `AsgiHandler` runs Django's
+middleware and view and turns the response into ``http.response`` messages, and
+`ViewConsumer` sends those to the request's reply channel. The path runs once per
+request, so everything that can be is resolved at construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from io import BytesIO
+from typing import Any
+
+from django import http
+from django.conf import settings
+from django.core import signals
+from django.core.handlers import base
+from django.http import FileResponse, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.urls import set_script_prefix
+from django.utils.functional import cached_property
+
+from .exceptions import RequestAborted, RequestTimeout, ResponseLater
+
+__all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer"]
+
+logger = logging.getLogger("django.request")
+channels_logger = logging.getLogger("django.channels")
+
+# Header names that WSGI (and so Django) keeps without the HTTP_ prefix.
+_UNPREFIXED_HEADERS = {"content-length": "CONTENT_LENGTH", "content-type": "CONTENT_TYPE"}
+
+
+class AsgiRequest(http.HttpRequest):
+    """An `HttpRequest` built from an ``http.request`` message (C-34, C-35).
+
+    Django's `HttpRequest.__init__` is not called: every attribute it would set is
+    set here from the message, as `WSGIRequest` does from its environ.
+    """
+
+    ResponseLater = ResponseLater
+
+    # Seconds to wait for the rest of the body on `body_channel` (A-78).
+    body_receive_timeout = 60
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.reply_channel = message.content.get("reply_channel")
+        self._content_length = 0
+        self._post_parse_error = False
+        self._read_started = False
+        self.resolver_match = None
+        content = message.content
+        path = content["path"]
+        self.path = path.decode("utf-8") if isinstance(path, bytes) else path
+        self.script_name = content.get("root_path", "") or ""
+        if self.script_name and self.path.startswith(self.script_name):
+            self.path_info = self.path[len(self.script_name) :]
+        else:
+            self.path_info = self.path
+        self.method = content["method"].upper()
+        self.META = self._build_meta(content)
+        self._set_content_type_params(self.META)
+        body = self._read_body(content)
+        self._body = body
+        self._stream = BytesIO(body)
+
+    def _build_meta(self, content: dict) -> dict[str, Any]:
+        query_string = content.get("query_string", b"")
+        if isinstance(query_string, bytes):
+            query_string = query_string.decode("utf-8")
+        meta: dict[str, Any] = {
+            "REQUEST_METHOD": self.method,
+            "QUERY_STRING": query_string,
+            "SCRIPT_NAME": self.script_name,
+            "PATH_INFO": self.path_info,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+        }
+        client = content.get("client")
+        if client:
+            meta["REMOTE_ADDR"] = meta["REMOTE_HOST"] = client[0]
+            meta["REMOTE_PORT"] = int(client[1])
+        server = content.get("server")
+        if server:
+            meta["SERVER_NAME"] = server[0]
+            meta["SERVER_PORT"] = str(server[1])
+        else:
+            meta["SERVER_NAME"] = "unknown"
+            meta["SERVER_PORT"] = "0"
+        headers = content.get("headers") or []
+        if isinstance(headers, dict):
+            # Legacy dict form: convert once and keep the list form on the message.
+            headers = [
+                [name.encode("latin1") if isinstance(name, str) else name, value]
+                for name, value in headers.items()
+            ]
+            content["headers"] = headers
+        for name, value in headers:
+            name = name.decode("latin1")
+            key = _UNPREFIXED_HEADERS.get(name)
+            if key is None:
+                key = "HTTP_" + name.upper().replace("-", "_")
+            value = value.decode("latin1")
+            if key in meta:
+                value = meta[key] + "," + value
+            meta[key] = value
+        return meta
+
+    def _read_body(self, content: dict) -> bytes:
+        body = content.get("body", b"")
+        body_channel = content.get("body_channel")
+        if not body_channel:
+            return self._check_body(body)
+        parts = [body]
+        layer = self.message.channel_layer
+        deadline = time.monotonic() + self.body_receive_timeout
+        while True:
+            # A blocking receive returns within the layer's bounded wait (A-32).
+            _, chunk = layer.receive([body_channel], block=True)
+            if chunk is None:
+                if time.monotonic() >= deadline:
+                    raise RequestTimeout()
+                continue
+            if chunk.get("closed", False):
+                raise RequestAborted()
+            parts.append(chunk.get("content", b""))
+            if not chunk.get("more_content", False):
+                break
+            if time.monotonic() >= deadline:
+                raise RequestTimeout()
+        return self._check_body(b"".join(part for part in parts if part))
+
+    @staticmethod
+    def _check_body(body: Any) -> bytes:
+        if not isinstance(body, bytes):
+            raise ValueError(f"Request body must be bytes, not {type(body).__name__} (A-75, A-78)")
+        return body
+
+    def _get_scheme(self) -> str:
+        return self.message.content.get("scheme", "http")
+
+    @cached_property
+    def GET(self) -> QueryDict:
+        return QueryDict(self.META["QUERY_STRING"], encoding=self._encoding)
+
+    def _get_post(self) -> QueryDict:
+        if not hasattr(self, "_post"):
+            self._load_post_and_files()
+        return self._post
+
+    def _set_post(self, post: QueryDict) -> None:
+        self._post = post
+
+    POST = property(_get_post, _set_post)
+
+    @property
+    def FILES(self):
+        if not hasattr(self, "_files"):
+            self._load_post_and_files()
+        return self._files
+
+    @cached_property
+    def COOKIES(self) -> dict[str, str]:
+        return http.parse_cookie(self.META.get("HTTP_COOKIE", ""))
+
+
+class _ResponseLaterMarker(HttpResponse):
+    """Stands in for the response a view deferred with `ResponseLater` (C-37)."""
+
+
+class AsgiHandler(base.BaseHandler):
+    """Runs Django's middleware and views for ``http.request`` messages (C-36..C-39)."""
+
+    request_class = AsgiRequest
+    # Well under the layer's 1 MiB message limit (A-92).
+    chunk_size = 512 * 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.load_middleware(is_async=False)
+
+    def __call__(self, message: Any) -> Iterator[dict]:
+        """Yield the ``http.response`` messages answering `message`; lazy (C-36)."""
+        set_script_prefix(message.get("root_path", "") or "")
+        signals.request_started.send(sender=self.__class__, message=message)
+        try:
+            request = self.request_class(message)
+        except UnicodeDecodeError:
+            logger.warning(
+                "Bad Request (UnicodeDecodeError)",
+                exc_info=sys.exc_info(),
+                extra={"status_code": 400},
+            )
+            response = HttpResponseBadRequest()
+        except RequestTimeout:
+            # A-78: the body did not arrive in time.
+            response = HttpResponse("408 Request Timeout (upload too slow)", status=408)
+        except RequestAborted:
+            # The client is gone: nobody to answer.
+            return
+        else:
+            response = self._get_response_safely(request)
+            if isinstance(response, _ResponseLaterMarker):
+                response.close()
+                return
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        try:
+            yield from self.encode_response(response)
+        finally:
+            # Also when the consumer stops iterating early; fires request_finished.
+            response.close()
+
+    def _get_response_safely(self, request: AsgiRequest) -> HttpResponse:
+        try:
+            return self.get_response(request)
+        except Exception:  # Django's own error handling failed (C-37)
+            logger.exception("Error while handling an error for %s", request.path)
+            body = traceback.format_exc() if settings.DEBUG else "Internal Server Error"
+            return HttpResponse(body, status=500, content_type="text/plain")
+
+    def _get_response(self, request: AsgiRequest) -> HttpResponse:
+        # C-37: catch ResponseLater where the view runs, before Django's
+        # per-middleware conversion can turn it into a 500.
+        try:
+            return super()._get_response(request)
+        except ResponseLater:
+            return _ResponseLaterMarker()
+
+    @classmethod
+    def encode_response(cls, response: HttpResponse) -> Iterator[dict]:
+        """Turn a response into ``http.response`` messages (C-38)."""
+        headers = [
+            (str(name).encode("ascii"), str(value).encode("latin1"))
+            for name, value in response.items()
+        ]
+        for morsel in response.cookies.values():
+            headers.append((b"Set-Cookie", morsel.output(header="").encode("ascii")))
+        if not response.streaming:
+            # A FileResponse forced non-streaming raises AttributeError here (C-38).
+            content = response.content
+            first = True
+            for chunk, last in cls.chunk_bytes(content):
+                message = {"content": chunk, "more_content": not last}
+                if first:
+                    message["status"] = response.status_code
+                    message["headers"] = headers
+                    first = False
+                yield message
+            return
+        started = False
+        for part in response:
+            if not part:
+                continue
+            for chunk, _ in cls.chunk_bytes(part):
+                message = {"content": chunk, "more_content": True}
+                if not started:
+                    message["status"] = response.status_code
+                    message["headers"] = headers
+                    started = True
+                yield message
+        closing: dict[str, Any] = {"more_content": False}
+        if not started:
+            closing["status"] = response.status_code
+            closing["headers"] = headers
+        yield closing
+
+    @classmethod
+    def chunk_bytes(cls, data: bytes) -> Iterator[tuple[bytes, bool]]:
+        """Yield ``(piece, is_last)`` pieces of at most `chunk_size` bytes (C-39)."""
+        size = len(data)
+        if size <= cls.chunk_size:
+            yield data, True
+            return
+        position = 0
+        while position < size:
+            end = position + cls.chunk_size
+            yield data[position:end], end >= size
+            position = end
+
+
+class ViewConsumer:
+    """Consumer that serves ``http.request`` with Django's views (C-40)."""
+
+    handler_class = AsgiHandler
+    # Backoff bounds while the reply channel is full (A-89 note).
+    first_retry_delay = 0.001
+    max_retry_delay = 0.05
+
+    def __init__(self) -> None:
+        # One handler: middleware is loaded once, not per request.
+        self.handler = self.handler_class()
+
+    def __call__(self, message: Any) -> None:
+        reply_channel = message.reply_channel
+        if reply_channel is None:
+            raise ValueError(
+                f"Message on {message.channel.name} has no reply_channel; "
+                "an http.request must carry one (A-75)"
+            )
+        replies = self.handler(message)
+        try:
+            for reply in replies:
+                if not self._send(reply_channel, reply):
+                    return
+        finally:
+            # Runs response.close() also when we gave up part-way.
+            replies.close()
+
+    def _send(self, channel: Any, reply: dict) -> bool:
+        try:
+            channel.send(reply, immediately=True)
+            return True
+        except channel.channel_layer.ChannelFull:
+            pass
+        layer = channel.channel_layer
+        give_up = time.monotonic() + getattr(layer, "expiry", 60)
+        delay = self.first_retry_delay
+        while True:
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                channels_logger.warning(
+                    "Reply channel %s stayed full for %ss; abandoning the response "
+                    "(its reader is gone or stuck)",
+                    channel.name,
+                    getattr(layer, "expiry", 60),
+                )
+                return False
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, self.max_retry_delay)
+            try:
+                channel.send(reply, immediately=True)
+                return True
+            except layer.ChannelFull:
+                continue

@@ -1,0 +1,94 @@
+"""``manage.py runworker``: run consumers from a cross-process channel layer (C-77)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management import BaseCommand, CommandError
+
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.asgi import channel_layers
+from channels.log import setup_logger
+from channels.signals import worker_process_ready
+from channels.staticfiles import StaticFilesConsumer
+from channels.worker import Worker, WorkerGroup
+
+LOCAL_ONLY_ERROR = (
+    "You cannot span multiple processes with the in-memory layer. "
+    "Change your settings to use a cross-process channel layer."
+)
+
+
+class Command(BaseCommand):
+    help = "Runs a Channels worker that handles messages from the channel layer."
+
+    def add_arguments(self, parser: Any) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--layer",
+            action="store",
+            dest="layer",
+            default=DEFAULT_CHANNEL_LAYER,
+            help="Channel layer alias to use, if not the default.",
+        )
+        parser.add_argument(
+            "--only-channels",
+            action="append",
+            dest="only_channels",
+            help="Limits this worker to only listening on the provided channels (globs).",
+        )
+        parser.add_argument(
+            "--exclude-channels",
+            action="append",
+            dest="exclude_channels",
+            help="Prevents this worker from listening on the provided channels (globs).",
+        )
+        parser.add_argument(
+            "--threads",
+            action="store",
+            dest="threads",
+            default=1,
+            type=int,
+            help="Number of threads to execute.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity = options.get("verbosity", 1)
+        self.logger = setup_logger("django.channels", self.verbosity)
+        self.channel_layer = channel_layers[options.get("layer", DEFAULT_CHANNEL_LAYER)]
+        if self.channel_layer.local_only():
+            raise CommandError(LOCAL_ONLY_ERROR)
+        if settings.DEBUG and apps.is_installed("django.contrib.staticfiles"):
+            self.channel_layer.router.check_default(http_consumer=StaticFilesConsumer())
+        else:
+            self.channel_layer.router.check_default()
+        self.n_threads = options.get("threads", 1)
+        if self.n_threads < 1:
+            raise CommandError(f"--threads must be at least 1, not {self.n_threads}")
+        self.logger.info(
+            "Running worker against channel layer %s (%d thread%s)",
+            self.channel_layer,
+            self.n_threads,
+            "" if self.n_threads == 1 else "s",
+        )
+        worker_kwargs = {
+            "channel_layer": self.channel_layer,
+            "callback": self.consumer_called if self.verbosity > 1 else None,
+            "only_channels": options.get("only_channels"),
+            "exclude_channels": options.get("exclude_channels"),
+        }
+        if self.n_threads == 1:
+            worker = Worker(**worker_kwargs)
+        else:
+            worker = WorkerGroup(n_threads=self.n_threads, **worker_kwargs)
+        try:
+            worker_process_ready.send(sender=worker)
+            worker.ready()
+            worker.run()
+        except KeyboardInterrupt:
+            pass
+
+    def consumer_called(self, channel: str, message: Any) -> None:
+        self.logger.debug("%s", channel)

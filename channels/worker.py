@@ -1,0 +1,286 @@
+"""The worker: receive, route, run consumers, forever (C-28..C-33).
+
+Each worker loops on a blocking `receive` (A-32): it never polls or sleeps while
+messages flow. It survives anything a consumer raises and waits out a layer that
+cannot be reached (L-62), and on SIGTERM/SIGINT it finishes the current message.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
+from .message import Message
+from .signals import consumer_finished, consumer_started, worker_ready
+from .utils import name_that_thing
+
+__all__ = ["Worker", "WorkerGroup"]
+
+logger = logging.getLogger("django.channels")
+
+
+class _Backoff:
+    """A doubling delay between `first` and `cap` seconds (A-89 note, L-62)."""
+
+    def __init__(self, first: float, cap: float) -> None:
+        self.first = first
+        self.cap = cap
+        self.delay = first
+
+    def next(self) -> float:
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class Worker:
+    """Receives messages on the routed channels and runs their consumers (C-28)."""
+
+    # A layer that ignores block=True may spin; pause this long after an instant miss.
+    nonblocking_pause = 0.01
+    # L-62: retry a failing receive after 0.1 s, doubling up to 5 s.
+    receive_retry_first = 0.1
+    receive_retry_cap = 5.0
+    # ConsumeLater re-sends on ChannelFull (C-32).
+    requeue_tries = 10
+    requeue_retry_cap = 0.05
+
+    def __init__(
+        self,
+        channel_layer: Any,
+        callback: Callable | None = None,
+        message_retries: int = 10,
+        signal_handlers: bool = True,
+        only_channels: Iterable[str] | None = None,
+        exclude_channels: Iterable[str] | None = None,
+    ) -> None:
+        self.channel_layer = channel_layer
+        self.callback = callback
+        self.message_retries = message_retries
+        self.signal_handlers = signal_handlers
+        self.only_channels = only_channels
+        self.exclude_channels = exclude_channels
+        self.termed = False
+        self.in_job = False
+        # Set to interrupt the retry wait after a failing receive.
+        self._stop = threading.Event()
+
+    # -- setup --------------------------------------------------------------
+
+    def install_signal_handler(self) -> None:
+        signal.signal(signal.SIGTERM, self.sigterm_handler)
+        signal.signal(signal.SIGINT, self.sigterm_handler)
+
+    def sigterm_handler(self, signo: int, stack_frame: Any) -> None:
+        self.stop()
+        if self.in_job:
+            logger.info("Shutdown signal received while busy, will exit after current consumer")
+        else:
+            logger.info("Shutdown signal received while idle, exiting")
+            sys.exit(0)
+
+    def stop(self) -> None:
+        """Stop after the current message (if any)."""
+        self.termed = True
+        self._stop.set()
+
+    def ready(self) -> None:
+        """Called once the worker is set up (C-30)."""
+        worker_ready.send(sender=self)
+
+    def apply_channel_filters(self, channels: Iterable[str]) -> list[str]:
+        """Keep names matching `only_channels`, then drop `exclude_channels` (C-29)."""
+        channels = list(channels)
+        if self.only_channels:
+            channels = [
+                name
+                for name in channels
+                if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.only_channels)
+            ]
+        if self.exclude_channels:
+            channels = [
+                name
+                for name in channels
+                if not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.exclude_channels)
+            ]
+        return channels
+
+    # -- the loop -----------------------------------------------------------
+
+    def run(self) -> None:
+        """Receive and handle messages until stopped (C-31)."""
+        if self.signal_handlers:
+            self.install_signal_handler()
+        channels = self.apply_channel_filters(self.channel_layer.router.channels)
+        logger.info("Listening on channels %s", ", ".join(sorted(channels)))
+        receive = self.channel_layer.receive
+        outage = _Backoff(self.receive_retry_first, self.receive_retry_cap)
+        failing = False
+        while not self.termed:
+            started = time.monotonic()
+            try:
+                channel, content = receive(channels, block=True)
+            except Exception as error:  # any backend failure (L-62)
+                if not failing:
+                    logger.error(
+                        "Cannot receive from channel layer %s: %s; retrying",
+                        self.channel_layer,
+                        error,
+                    )
+                    failing = True
+                self._stop.wait(outage.next())
+                continue
+            if failing:
+                logger.info("Receiving from channel layer %s works again", self.channel_layer)
+                failing = False
+                outage.reset()
+            if channel is None:
+                # Only a layer that ignored block=True returns at once; don't spin on it.
+                if time.monotonic() - started < self.nonblocking_pause / 10:
+                    self._stop.wait(self.nonblocking_pause)
+                continue
+            self.in_job = True
+            try:
+                self.handle(channel, content)
+            finally:
+                self.in_job = False
+
+    def handle(self, channel: str, content: dict) -> None:
+        """Route and run one message; never raises for a consumer's error (C-31, C-32)."""
+        message = Message(content, channel, self.channel_layer)
+        if content.get("__retries__", 0) == self.message_retries:
+            message.__doomed__ = True
+        match = self.channel_layer.router.match(message)
+        if match is None:
+            logger.error("Could not find match for message on %s! Check your routing.", channel)
+            return
+        consumer, kwargs = match
+        if self.callback:
+            self.callback(channel, message)
+        try:
+            consumer_started.send(sender=self.__class__, environ={})
+            try:
+                consumer(message, **kwargs)
+            finally:
+                consumer_finished.send(sender=self.__class__)
+        except DenyConnection:
+            self._guarded(consumer, self._deny, message)
+        except ChannelSocketException as error:
+            self._guarded(consumer, error.run, message)
+        except ConsumeLater:
+            self._guarded(consumer, self.consume_later, message)
+        except Exception:  # a consumer's bug must not stop the worker
+            logger.exception(
+                "Error processing message with consumer %s:", name_that_thing(consumer)
+            )
+
+    def _guarded(self, consumer: Any, action: Callable[[Message], None], message: Message) -> None:
+        # 1.1 let errors here escape and stop the worker; log them like consumer errors.
+        try:
+            action(message)
+        except Exception:
+            logger.exception(
+                "Error processing message with consumer %s:", name_that_thing(consumer)
+            )
+
+    @staticmethod
+    def _deny(message: Message) -> None:
+        if message.channel.name != "websocket.connect":
+            raise ValueError("You cannot DenyConnection from a non-websocket.connect handler.")
+        message.reply_channel.send({"close": True}, immediately=True)
+
+    def consume_later(self, message: Message) -> None:
+        """Put the message back on its channel, up to `message_retries` times (C-32)."""
+        content = message.content
+        content["__retries__"] = content.get("__retries__", 0) + 1
+        channel = message.channel.name
+        if content["__retries__"] > self.message_retries:
+            logger.warning(
+                "Exceeded number of retries for message on channel %s: %s",
+                channel,
+                repr(content)[:100],
+            )
+            return
+        layer = self.channel_layer
+        backoff = _Backoff(0.001, self.requeue_retry_cap)
+        for attempt in range(self.requeue_tries):
+            try:
+                layer.send(channel, content)
+                return
+            except layer.ChannelFull:
+                if attempt + 1 < self.requeue_tries:
+                    time.sleep(backoff.next())
+        logger.warning(
+            "Could not requeue message on channel %s after %d tries: the channel stayed "
+            "full; message dropped",
+            channel,
+            self.requeue_tries,
+        )
+
+
+class WorkerGroup(Worker):
+    """A worker in the calling thread plus `n_threads - 1` in daemon threads (C-33)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        n_threads = kwargs.pop("n_threads", multiprocessing.cpu_count())
+        super().__init__(*args, **kwargs)
+        sub_kwargs = dict(kwargs, signal_handlers=False)
+        self.workers = [Worker(*args, **sub_kwargs) for _ in range(n_threads - 1)]
+        self.threads: list[threading.Thread] = []
+        self._signals_seen = 0
+
+    def ready(self) -> None:
+        super().ready()
+        for worker in self.workers:
+            worker.ready()
+
+    def sigterm_handler(self, signo: int, stack_frame: Any) -> None:
+        self._signals_seen += 1
+        if self._signals_seen > 1:
+            logger.warning("Second shutdown signal received, exiting now")
+            sys.exit(1)
+        for worker in (self, *self.workers):
+            worker.stop()
+        if not any(worker.in_job for worker in (self, *self.workers)):
+            logger.info("Shutdown signal received while idle, exiting")
+            sys.exit(0)
+        logger.info("Shutdown signal received, exiting after the current consumers finish")
+        if not self.in_job:
+            # Leave our own blocking receive; run() then waits for the busy threads.
+            raise _GroupStopping()
+
+    def run(self) -> None:
+        for index, worker in enumerate(self.workers):
+            thread = threading.Thread(
+                target=worker.run, name=f"channels-worker-{index + 1}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+        try:
+            super().run()
+        except _GroupStopping:
+            pass
+        if self.termed:
+            self._wait_for_busy_workers()
+
+    def _wait_for_busy_workers(self) -> None:
+        # Sub-workers that are idle stop at their next receive timeout; the busy ones
+        # are waited for so their messages are not abandoned.
+        for worker, thread in zip(self.workers, self.threads, strict=True):
+            if worker.in_job:
+                thread.join()
+
+
+class _GroupStopping(Exception):
+    """Raised by the group's signal handler to leave the main thread's receive."""
