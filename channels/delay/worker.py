@@ -1,0 +1,231 @@
+"""The delay server's loop: store ``asgi.delay`` requests, send them when due (C-74, A-91).
+
+Two threads, neither polling: the calling thread blocks on ``receive(["asgi.delay"])`` and
+stores each request as it arrives; a sender thread sleeps on a condition until the next
+database check and sends every due message. Checks happen at most once per
+``database_sleep_duration``; when the earliest known due date falls between two periodic
+checks, the next check is moved to that date, so a message goes out as soon as it is due
+rather than up to a period late.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections
+from django.utils import timezone
+
+from ..worker import Worker as ChannelsWorker
+from ..worker import _Backoff
+from .content import encode_content
+from .models import DelayedMessage
+
+__all__ = ["DELAY_CHANNEL", "InvalidDelayRequest", "Worker"]
+
+logger = logging.getLogger("django.channels")
+
+DELAY_CHANNEL = "asgi.delay"
+
+
+class InvalidDelayRequest(ValueError):
+    """An ``asgi.delay`` message lacks a key or has a value A-90 does not allow."""
+
+
+class Worker(ChannelsWorker):
+    """Runs the delay server on ``channel_layer`` (C-74).
+
+    Signal handling is the channel worker's (C-31): SIGTERM/SIGINT while idle exit at once,
+    while storing a request exit after it; the sender thread finishes the message it is
+    sending before the process ends.
+    """
+
+    def __init__(
+        self,
+        channel_layer: Any,
+        signal_handlers: bool = True,
+        database_sleep_duration: float = 1,
+    ) -> None:
+        super().__init__(channel_layer, signal_handlers=signal_handlers)
+        self.database_sleep_duration = database_sleep_duration
+        self.sender = DueMessageSender(channel_layer, database_sleep_duration)
+
+    def stop(self) -> None:
+        super().stop()
+        self.sender.stop()
+
+    def run(self) -> None:
+        """Store requests until stopped, with due messages sent from a second thread."""
+        if self.signal_handlers:
+            self.install_signal_handler()
+        logger.info("Listening on asgi.delay")
+        self.sender.start()
+        try:
+            self._receive_loop()
+        finally:
+            self.sender.stop()
+            # Bounded: the sender only has its current message (one send) to finish.
+            self.sender.join(timeout=30)
+
+    def _receive_loop(self) -> None:
+        outage = _Backoff(self.receive_retry_first, self.receive_retry_cap)
+        failing = False
+        while not self.termed:
+            started = time.monotonic()
+            try:
+                channel, content = self.channel_layer.receive([DELAY_CHANNEL], block=True)
+            except Exception as error:  # any backend failure (L-62), logged
+                if not failing:
+                    logger.error(
+                        "Cannot receive from channel layer %s: %s; retrying",
+                        self.channel_layer,
+                        error,
+                    )
+                    failing = True
+                self._stop.wait(outage.next())
+                continue
+            if failing:
+                logger.info("Receiving from channel layer %s works again", self.channel_layer)
+                failing = False
+                outage.reset()
+            if channel is None:
+                # Only a layer that ignored block=True returns at once; don't spin on it.
+                if time.monotonic() - started < self.nonblocking_pause / 10:
+                    self._stop.wait(self.nonblocking_pause)
+                continue
+            self.in_job = True
+            try:
+                self.store(content)
+            finally:
+                self.in_job = False
+
+    def store(self, content: dict[str, Any]) -> DelayedMessage | None:
+        """Store one request; an invalid one is logged and discarded (C-74, A-91)."""
+        try:
+            message = self.build(content)
+        except (InvalidDelayRequest, ValidationError, TypeError) as error:
+            # TypeError covers an invalid channel name (A-13) and unsupported content.
+            logger.error("Discarding invalid asgi.delay message: %s", error)
+            return None
+        close_old_connections()
+        message.save()
+        logger.debug("Stored delayed message for %s due %s", message.channel_name, message)
+        self.sender.notify_due(message.due_date)
+        return message
+
+    def build(self, content: dict[str, Any]) -> DelayedMessage:
+        """A validated, unsaved ``DelayedMessage`` for an A-90 request."""
+        missing = [key for key in ("channel", "content", "delay") if key not in content]
+        if missing:
+            raise InvalidDelayRequest(
+                f"missing key(s) {', '.join(missing)}; an asgi.delay message needs "
+                f"'channel', 'content' and 'delay' (A-90)"
+            )
+        delay = content["delay"]
+        if isinstance(delay, bool) or not isinstance(delay, int) or delay <= 0:
+            raise InvalidDelayRequest(f"'delay' must be a positive int of ms, got {delay!r}")
+        if not isinstance(content["content"], dict):
+            raise InvalidDelayRequest(
+                f"'content' must be a dict (the message to deliver), "
+                f"got {type(content['content']).__name__}"
+            )
+        self.channel_layer.valid_channel_name(content["channel"])
+        message = DelayedMessage(
+            channel_name=content["channel"], content=encode_content(content["content"])
+        )
+        message.delay = delay
+        message.full_clean()
+        return message
+
+
+class DueMessageSender(threading.Thread):
+    """Sends due messages; sleeps on a condition between database checks (C-74)."""
+
+    def __init__(self, channel_layer: Any, period: float) -> None:
+        super().__init__(name="channels-delay-sender", daemon=True)
+        self.channel_layer = channel_layer
+        self.period = timedelta(seconds=period)
+        self._condition = threading.Condition()
+        self._stopping = False
+        # Earliest due date known to be stored; None when unknown or nothing is pending.
+        self._next_due: datetime | None = None
+        # Earliest due date notified while a check runs, which its query may have missed.
+        self._noticed_due: datetime | None = None
+
+    def notify_due(self, due_date: datetime) -> None:
+        """A message due at ``due_date`` was stored; wake up for it if it is earliest."""
+        with self._condition:
+            self._noticed_due = _earliest(self._noticed_due, due_date)
+            if self._next_due is None or due_date < self._next_due:
+                self._next_due = due_date
+                self._condition.notify()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopping = True
+            self._condition.notify()
+
+    def run(self) -> None:
+        last_check: datetime | None = None
+        try:
+            while self._wait_for_check(last_check):
+                last_check = timezone.now()
+                self._send_due()
+        finally:
+            close_old_connections()
+
+    def _wait_for_check(self, last_check: datetime | None) -> bool:
+        """Block until the next check is due; False once stopping."""
+        with self._condition:
+            while not self._stopping:
+                remaining = (self._next_check(last_check) - timezone.now()).total_seconds()
+                if remaining <= 0:
+                    return True
+                self._condition.wait(remaining)
+            return False
+
+    def _next_check(self, last_check: datetime | None) -> datetime:
+        if last_check is None:
+            return timezone.now()  # first check at start: messages pending from before
+        periodic = last_check + self.period
+        due = self._next_due
+        # Move the periodic check later (never earlier, so never more often than once a
+        # period) to land on a due date that falls before the check after it.
+        if due is not None and periodic < due < periodic + self.period:
+            return due
+        return periodic
+
+    def _send_due(self) -> None:
+        with self._condition:
+            self._noticed_due = None
+        close_old_connections()
+        for message in DelayedMessage.objects.is_due().order_by("due_date", "pk"):
+            if self._is_stopping():
+                break
+            try:
+                message.send(channel_layer=self.channel_layer)
+            except Exception as error:  # stored again by send(); logged
+                logger.error(
+                    "Cannot send delayed message to %s (retrying later): %s",
+                    message.channel_name,
+                    error,
+                )
+        earliest = DelayedMessage.objects.order_by("due_date").values_list("due_date", flat=True)[
+            :1
+        ]
+        with self._condition:
+            self._next_due = _earliest(earliest[0] if earliest else None, self._noticed_due)
+
+    def _is_stopping(self) -> bool:
+        with self._condition:
+            return self._stopping
+
+
+def _earliest(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None or second is None:
+        return first or second
+    return min(first, second)

@@ -1,0 +1,1 @@
+"""Security helpers for consumers (C-64, C-65, C-89)."""
