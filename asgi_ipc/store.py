@@ -1,0 +1,257 @@
+"""Where an IPC layer keeps its state: two SQLite databases on tmpfs (L-56).
+
+For a prefix ``P`` the store directory (``/dev/shm/asgi_ipc-{uid}`` on Linux,
+the temp directory elsewhere) holds:
+
+- ``P-messages``: the message queues, their byte total and the registry of
+  blocked receivers;
+- ``P-groups``: group memberships and their count;
+- ``P-lock``: the lock file of `locks.ProcessLock`;
+- ``P-wake-*``: one FIFO per blocked receiving thread (`wakeup`).
+
+Why SQLite: its journal gives exactly the crash rule of L-56.6. A process
+killed inside a transaction leaves a journal that the next connection rolls
+back before it reads, so a half-written operation is never seen, and its
+locks are ``fcntl`` locks the kernel releases on death. Every transaction
+also holds the layer's own `ProcessLock`, so SQLite never meets a busy
+database (its busy handler would sleep and retry, i.e. poll). The files sit
+on tmpfs, so "synchronous = OFF" costs no safety: writes reach the shared
+page cache before the transaction counts as committed, and only a machine
+crash, which clears tmpfs anyway, could lose them.
+
+Byte totals are kept by triggers in the same transaction as the rows they
+count, so they can never disagree with the data, even after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sqlite3
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+
+from .locks import ProcessLock, process_lock
+from .wakeup import WAKE_INFIX, waker_pid
+
+__all__ = ["SCHEMA_VERSION", "Store", "open_store", "store_directory", "valid_prefix"]
+
+logger = logging.getLogger(__name__)
+
+# Bump whenever the tables change: a store with another version is reset (L-56.6).
+SCHEMA_VERSION = 1
+
+_PREFIX = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$", re.ASCII)
+
+_MESSAGES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,   -- grows with every insert: FIFO order per storage
+    storage TEXT NOT NULL,    -- the channel name, or P! for P!L (A-17)
+    deadline REAL NOT NULL,   -- wall-clock expiry time: shared by every process
+    names TEXT NOT NULL,      -- space-separated recipients; several for a bundle (A-93)
+    payload BLOB NOT NULL,    -- msgpack (L-6)
+    size INTEGER NOT NULL     -- bytes charged to message_memory
+);
+CREATE INDEX IF NOT EXISTS messages_by_storage ON messages (storage, id);
+CREATE INDEX IF NOT EXISTS messages_by_deadline ON messages (deadline);
+CREATE TABLE IF NOT EXISTS message_usage (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO message_usage VALUES (0, 0);
+CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
+    UPDATE message_usage SET bytes = bytes + NEW.size;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_removed AFTER DELETE ON messages BEGIN
+    UPDATE message_usage SET bytes = bytes - OLD.size;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_resized AFTER UPDATE OF size ON messages BEGIN
+    UPDATE message_usage SET bytes = bytes - OLD.size + NEW.size;
+END;
+CREATE TABLE IF NOT EXISTS waiters (
+    storage TEXT NOT NULL,
+    waiter TEXT NOT NULL,
+    PRIMARY KEY (storage, waiter)
+) WITHOUT ROWID;
+"""
+
+_GROUPS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups.memberships (
+    grp TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    deadline REAL NOT NULL,
+    PRIMARY KEY (grp, channel)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS groups.memberships_by_deadline ON memberships (deadline);
+CREATE TABLE IF NOT EXISTS groups.group_usage (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    members INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO groups.group_usage VALUES (0, 0);
+CREATE TRIGGER IF NOT EXISTS groups.membership_added AFTER INSERT ON memberships BEGIN
+    UPDATE group_usage SET members = members + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS groups.membership_removed AFTER DELETE ON memberships BEGIN
+    UPDATE group_usage SET members = members - 1;
+END;
+"""
+
+
+class InvalidPrefix(ValueError):
+    """The IPC prefix cannot name files (L-55)."""
+
+
+def valid_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+    if not _PREFIX.match(prefix):
+        raise InvalidPrefix(
+            f"prefix {prefix!r} is invalid: it names files, so use 1-100 ASCII letters, "
+            "digits, '-', '_' or '.'"
+        )
+    return prefix
+
+
+def store_directory() -> str:
+    """The per-user directory of all IPC stores, created with mode 0700 (L-56.11)."""
+    base = "/dev/shm" if sys.platform.startswith("linux") and os.path.isdir("/dev/shm") else None
+    directory = os.path.join(base or tempfile.gettempdir(), f"asgi_ipc-{os.getuid()}")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if os.stat(directory).st_uid != os.getuid():
+        raise PermissionError(
+            f"{directory} belongs to another user; remove it so the IPC layer can create "
+            "its own private directory"
+        )
+    return directory
+
+
+class Store:
+    """One process's connection to the databases of one prefix.
+
+    Get it from `open_store`; every access goes through `transaction()`.
+    """
+
+    def __init__(self, directory: str, prefix: str) -> None:
+        self.directory = directory
+        self.prefix = prefix
+        self.messages_path = os.path.join(directory, f"{prefix}-messages")
+        self.groups_path = os.path.join(directory, f"{prefix}-groups")
+        self.lock: ProcessLock = process_lock(os.path.join(directory, f"{prefix}-lock"))
+        with self.lock:
+            self._connection = self._open()
+            self._remove_stale_waiters()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the layer lock and run one SQLite transaction: all of it or none."""
+        with self.lock:
+            connection = self._connection
+            # Deferred is enough: holding the lock, nobody else is in a transaction.
+            connection.execute("BEGIN")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    # -- opening (call with the lock held) --------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect_and_check()
+        except sqlite3.DatabaseError as error:
+            # L-56.6: only an unreadable store is reset, and never silently.
+            logger.warning(
+                "The IPC layer store %s is unreadable (%s); resetting it to empty",
+                self.messages_path,
+                error,
+            )
+            self._remove_files()
+            return self._connect_and_check()
+
+    def _connect_and_check(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.messages_path, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        try:
+            connection.execute("ATTACH DATABASE ? AS groups", (self.groups_path,))
+            for database in ("main", "groups"):
+                connection.execute(f"PRAGMA {database}.journal_mode = WAL")
+                connection.execute(f"PRAGMA {database}.synchronous = OFF")
+            self._check_version(connection)
+            connection.executescript(_MESSAGES_SCHEMA + _GROUPS_SCHEMA)
+            for database in ("main", "groups"):
+                connection.execute(f"PRAGMA {database}.user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _check_version(self, connection: sqlite3.Connection) -> None:
+        for database in ("main", "groups"):
+            version = connection.execute(f"PRAGMA {database}.user_version").fetchone()[0]
+            tables = connection.execute(
+                f"SELECT count(*) FROM {database}.sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"schema version {version} in {database}, this code uses {SCHEMA_VERSION}"
+                )
+
+    def _remove_files(self) -> None:
+        for path in (self.messages_path, self.groups_path):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + suffix)
+
+    def _remove_stale_waiters(self) -> None:
+        """Drop FIFOs and registrations left by processes that died (SIGKILL)."""
+        start = f"{self.prefix}{WAKE_INFIX}"
+        for entry in os.listdir(self.directory):
+            if entry.startswith(start):
+                pid = waker_pid(entry[len(start) :])
+                if pid is not None and not _alive(pid):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(self.directory, entry))
+        connection = self._connection
+        stale = [
+            waiter
+            for (waiter,) in connection.execute("SELECT DISTINCT waiter FROM waiters")
+            if (pid := waker_pid(waiter)) is None or not _alive(pid)
+        ]
+        if stale:
+            connection.executemany("DELETE FROM waiters WHERE waiter = ?", [(w,) for w in stale])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_registry_lock = threading.Lock()
+_registry: dict[tuple[int, str, str], Store] = {}
+
+
+def open_store(prefix: str) -> Store:
+    """The store of `prefix` for this process, shared by its layer instances.
+
+    Keyed by process id: a forked child must not reuse its parent's SQLite
+    connection, so it opens its own.
+    """
+    directory = store_directory()
+    key = (os.getpid(), directory, prefix)
+    with _registry_lock:
+        store = _registry.get(key)
+        if store is None:
+            store = _registry[key] = Store(directory, prefix)
+        return store
