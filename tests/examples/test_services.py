@@ -1,0 +1,113 @@
+"""examples/services: channels without Django, against a private Redis (issue 8).
+
+Three service processes block on ``receive()`` (A-32) and share the requests of the three
+clients (plain loop, asyncio via ``receive_async`` A-51, Twisted via ``receive_twisted``
+A-50); every request is answered exactly once on its ``new_channel`` reply channel (A-12,
+A-24).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.examples import processes
+from tests.redis_harness import RedisServer
+
+pytestmark = pytest.mark.redis
+
+SERVICES_DIR = processes.EXAMPLES / "services"
+SERVICE_COUNT = 3
+BASE_N = 30_000
+
+
+def primes_below(n: int) -> int:
+    """Independent reference for the service's answer (trial division)."""
+    return sum(1 for k in range(2, n) if all(k % d for d in range(2, int(k**0.5) + 1)))
+
+
+@pytest.fixture
+def env(redis_server: RedisServer) -> dict[str, str]:
+    return processes.example_env(SERVICES_REDIS_HOSTS=redis_server.url)
+
+
+@pytest.fixture
+def services(env: dict[str, str]) -> Iterator[list[str]]:
+    """Start the service processes; yield the names they answer with (``pid@host``)."""
+    started = [processes.start(["service.py"], SERVICES_DIR, env) for _ in range(SERVICE_COUNT)]
+    try:
+        names = []
+        for process in started:
+            ready = processes.wait_for_line(process, " ready on services.tasks", timeout=30)
+            names.append(ready[-1].split()[1])
+        yield names
+    finally:
+        codes = processes.stop(started)
+    # SIGTERM lets the current task finish and the loop end: a clean exit, not a kill.
+    assert codes == [0] * SERVICE_COUNT
+
+
+def run_client(script: str, env: dict[str, str], count: int, concurrency: int) -> dict:
+    args = [sys.executable, script, "--json", "--count", str(count), "--n", str(BASE_N)]
+    args += ["--concurrency", str(concurrency), "--timeout", "30"]
+    done = subprocess.run(
+        args, cwd=SERVICES_DIR, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    ("script", "count", "concurrency"),
+    [("client_sync.py", 12, 1), ("client_asyncio.py", 30, 9), ("client_twisted.py", 30, 9)],
+)
+def test_every_request_answered_by_the_services(
+    services: list[str], env: dict[str, str], script: str, count: int, concurrency: int
+) -> None:
+    summary = run_client(script, env, count, concurrency)
+
+    assert summary["missing"] == []
+    answers = summary["answers"]
+    assert [a["id"] for a in answers] == list(range(count))
+    reference = {}
+    for a in answers:
+        n = BASE_N + a["id"]
+        assert a["n"] == n
+        if n not in reference:
+            reference[n] = primes_below(n)
+        assert a["primes"] == reference[n], a
+    assert set(summary["served_by"]) <= set(services)
+    assert sum(summary["served_by"].values()) == count
+    if concurrency > 1:
+        # With requests in flight at once, the blocked services all get some: the work
+        # is shared, not funnelled through one reader.
+        assert len(summary["served_by"]) >= 2, summary["served_by"]
+
+
+def load_tasks_module():
+    """examples/services/tasks.py, loaded by path (the examples are not a package)."""
+    spec = importlib.util.spec_from_file_location("services_tasks", SERVICES_DIR / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bad_request_gets_a_refusal_naming_the_fix(
+    services: list[str], redis_server: RedisServer
+) -> None:
+    tasks = load_tasks_module()
+    layer = tasks.make_layer([redis_server.url])
+    reply = layer.new_channel(tasks.REPLY_PATTERN)
+    layer.send(tasks.TASK_CHANNEL, {"id": "x", "n": "many", "reply_channel": reply})
+    deadline = time.monotonic() + 30
+    channel = None
+    while channel is None and time.monotonic() < deadline:
+        channel, message = layer.receive([reply], block=True)
+    assert channel == reply
+    assert message == {"id": "x", "error": f"n must be an int from 0 to {tasks.MAX_N}"}
