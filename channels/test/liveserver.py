@@ -1,0 +1,5 @@
+from django.test.testcases import TransactionTestCase
+
+
+class ChannelLiveServerTestCase(TransactionTestCase):
+    pass
