@@ -35,6 +35,7 @@ setup(
             "ruff>=0.6",
         ],
         "docs": ["sphinx>=7"],
+        "bench": ["gunicorn>=22", "py-spy>=0.3"],
     },
     entry_points={
         "console_scripts": [

@@ -1,0 +1,34 @@
+"""Settings of the benchmark project: defaults everywhere, no database, no middleware.
+
+The Redis address comes from ``BENCH_REDIS_URL`` (set by benchmarks/run.py for its private
+redis-server); there is deliberately no fallback to a Redis on the default port.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+try:
+    REDIS_URL = os.environ["BENCH_REDIS_URL"]
+except KeyError:
+    raise ImproperlyConfigured(
+        "BENCH_REDIS_URL is not set: start the stack with `python benchmarks/run.py`, "
+        "which runs a private redis-server and passes its URL"
+    ) from None
+
+SECRET_KEY = "benchmark-only-not-a-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+INSTALLED_APPS = ["channels"]
+MIDDLEWARE: list[str] = []
+ROOT_URLCONF = "benchapp.urls"
+DATABASES: dict = {}
+USE_TZ = True
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "asgi_redis.RedisChannelLayer",
+        "ROUTING": "benchapp.routing.channel_routing",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}

@@ -1,0 +1,134 @@
+"""Machine description, raw JSON lines (results/e2e.jsonl) and results/e2e.md.
+
+e2e.jsonl is append-only history; e2e.md is rewritten after every run from the latest
+record of each workload, so a run of one workload does not erase the others' figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from benchmarks.e2e import REPO_ROOT, RESULTS_DIR
+
+JSONL = RESULTS_DIR / "e2e.jsonl"
+MARKDOWN = RESULTS_DIR / "e2e.md"
+WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6"]
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unavailable"
+    return (
+        (done.stdout or done.stderr).strip().splitlines()[0] if done.stdout or done.stderr else ""
+    )
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import django
+    import twisted
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "redis": _first_line(["redis-server", "--version"]),
+        "node": _first_line(["node", "--version"]),
+        "wrk": _first_line(["wrk", "-v"]),
+        "django": django.__version__,
+        "twisted": twisted.__version__,
+        "commit": _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"]),
+    }
+
+
+def append(record: dict[str, Any]) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(JSONL, "a") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def latest_records(path: Path = JSONL) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                latest[record["workload"]] = record
+    return latest
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "—" if value is None else str(value)
+
+
+def render(latest: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "# End-to-end benchmark results (issue 9)",
+        "",
+        "Written by `python benchmarks/run.py`; see benchmarks/README.md for what each workload",
+        "does. Each table row is the latest run of that workload; raw records (every figure)",
+        "are in `e2e.jsonl` beside this file. Profile notes: benchmarks/PROFILE.md.",
+        "",
+        "| workload | figure | value | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    runs: dict[str, list[str]] = {}
+    for workload in WORKLOADS:
+        record = latest.get(workload)
+        if record is None:
+            lines.append(f"| {workload} | not run yet | | | |")
+            continue
+        runs.setdefault(record["run_id"], []).append(workload)
+        if record.get("error"):
+            lines.append(f"| {workload} | **failed to run**: {record['error'][:200]} | | | no |")
+            continue
+        for check in record["checks"]:
+            met = "yes" if check["met"] else "**no**"
+            lines.append(
+                f"| {workload} | {check['figure']} | {_shown(check['value'])} | "
+                f"{check['target']} | {met} |"
+            )
+    lines += ["", "## Runs", ""]
+    for run_id, workloads in runs.items():
+        record = latest[workloads[0]]
+        m = record["machine"]
+        lines += [
+            f"- **{run_id}** ({', '.join(workloads)}): `{record['command']}` at {record['date']}",
+            f"  on {m['nproc']} × {m['cpu']}, kernel {m['kernel']}, Python {m['python']},",
+            f"  {m['redis']}, Node {m['node']}, {m['wrk']}, Django {m['django']},",
+            f"  Twisted {m['twisted']}, commit {m['commit']}.",
+        ]
+    lines += ["", "## Other figures of the latest runs", ""]
+    for workload in WORKLOADS:
+        record = latest.get(workload)
+        if record is None or record.get("error"):
+            continue
+        extra = {k: v for k, v in record["result"].items() if not isinstance(v, dict | list)}
+        shown = ", ".join(f"{k} = {_shown(v)}" for k, v in extra.items() if k != "workload")
+        lines.append(f"- {workload}: {shown}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_markdown() -> Path:
+    MARKDOWN.write_text(render(latest_records()))
+    return MARKDOWN

@@ -1,0 +1,164 @@
+"""The stack under test: private redis-server, one daphne, one runworker (1 thread).
+
+Also the W1 control: the same Django view under gunicorn with its default single sync worker.
+Everything binds 127.0.0.1 on free ports and is stopped on exit, error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from benchmarks.e2e import APP_DIR, REPO_ROOT
+from benchmarks.e2e.procs import BenchmarkError, Child, http_get, port_open, wait_until
+from tests.redis_harness import RedisServer, free_port, redis_server_path
+
+START_TIMEOUT = 60.0
+HELLO_BODY = b"Hello, world!\n"  # what benchapp.views.hello returns (14 bytes)
+
+# `daphne` as the console script would run it, but with this interpreter, so the checkout
+# and the Python that runs the benchmark are the ones measured.
+DAPHNE_ARGV = [
+    sys.executable,
+    "-c",
+    "import sys; sys.argv[0] = 'daphne'; "
+    "from daphne.cli import CommandLineInterface; CommandLineInterface.entrypoint()",
+]
+
+
+def child_env(redis_url: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["DJANGO_SETTINGS_MODULE"] = "benchapp.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    if redis_url is not None:
+        env["BENCH_REDIS_URL"] = redis_url
+    return env
+
+
+class Stack:
+    """redis-server + daphne + runworker, started in that order and stopped in reverse."""
+
+    def __init__(self, log_dir: Path) -> None:
+        if redis_server_path() is None:
+            raise BenchmarkError("redis-server is not installed: apt-get install redis-server")
+        self.log_dir = log_dir
+        self.redis = RedisServer()
+        self.port = free_port()
+        env = child_env(self.redis.url)
+        self.daphne = Child(
+            "daphne",
+            [*DAPHNE_ARGV, "-b", "127.0.0.1", "-p", str(self.port), "benchapp.asgi:channel_layer"],
+            log_dir,
+            cwd=APP_DIR,
+            env=env,
+        )
+        self.worker = Child(
+            "worker", [sys.executable, "manage.py", "runworker"], log_dir, cwd=APP_DIR, env=env
+        )
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> Stack:
+        self.redis.start()
+        self.daphne.start()
+        self.worker.start()
+        try:
+            wait_until(self._daphne_listening, START_TIMEOUT, "daphne listening")
+            wait_until(self._hello_served, START_TIMEOUT, "GET /hello/ answered through the worker")
+        except BenchmarkError as error:
+            raise BenchmarkError(
+                f"{error}\n--- daphne log ---\n{self.daphne.log_tail()}"
+                f"\n--- worker log ---\n{self.worker.log_tail()}"
+            ) from None
+        return self
+
+    def _daphne_listening(self) -> bool:
+        self.daphne.check_alive()
+        return port_open(self.port)
+
+    def _hello_served(self) -> bool:
+        self.daphne.check_alive()
+        self.worker.check_alive()
+        status, body = http_get(f"{self.http_url}/hello/")
+        if status == 200 and body != HELLO_BODY:
+            raise BenchmarkError(f"GET /hello/ returned {body!r}, expected {HELLO_BODY!r}")
+        return status == 200
+
+    def check_alive(self) -> None:
+        self.daphne.check_alive()
+        self.worker.check_alive()
+
+    def stop(self) -> None:
+        try:
+            self.daphne.stop()
+            self.worker.stop()
+        finally:
+            self.redis.close()
+
+    def __enter__(self) -> Stack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class GunicornControl:
+    """The W1 control: the same view under gunicorn's defaults (one sync worker)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        # The WSGI app never touches the channel layer; the URL only satisfies settings.
+        env = child_env("redis://127.0.0.1:1/0")
+        self.child = Child(
+            "gunicorn",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "benchapp.wsgi:application",
+            ],
+            log_dir,
+            cwd=APP_DIR,
+            env=env,
+        )
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _hello_served(self) -> bool:
+        self.child.check_alive()
+        status, body = http_get(f"{self.http_url}/hello/")
+        return status == 200 and body == HELLO_BODY
+
+    def __enter__(self) -> GunicornControl:
+        try:
+            import gunicorn  # noqa: F401
+        except ImportError:
+            raise BenchmarkError(
+                "gunicorn is missing (W1 control): pip install -e .[bench]"
+            ) from None
+        self.child.start()
+        try:
+            wait_until(self._hello_served, START_TIMEOUT, "gunicorn serving /hello/")
+        except BaseException:
+            self.child.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.child.stop()

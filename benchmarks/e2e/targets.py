@@ -1,0 +1,62 @@
+"""The figures issue 9 asks for, and each result judged against them."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    workload: str
+    label: str
+    path: str  # dotted key path into the workload's result
+    compare: Callable[[Any, Any], bool]
+    threshold: Any
+    shown: str  # how the target reads in the results table
+
+    def value(self, result: dict[str, Any]) -> Any:
+        value: Any = result
+        for key in self.path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return value
+
+    def judge(self, result: dict[str, Any]) -> dict[str, Any]:
+        value = self.value(result)
+        met = value is not None and bool(self.compare(value, self.threshold))
+        return {"figure": self.label, "value": value, "target": self.shown, "met": met}
+
+
+ge, le, eq = operator.ge, operator.le, operator.eq
+
+TARGETS = [
+    Target("W1", "requests/s", "requests_per_s", ge, 3200, "≥ 3,200"),
+    Target("W1", "latency p99 (ms)", "p99_ms", le, 20, "≤ 20"),
+    Target("W1", "non-2xx responses", "non_2xx", eq, 0, "0"),
+    Target("W1", "× gunicorn control (same run)", "vs_control", ge, 0.6, "≥ 0.6"),
+    Target("W1", "at 300 req/s: latency p50 (ms)", "paced_300.p50_ms", le, 3, "≤ 3"),
+    Target("W2", "messages/s", "messages_per_s", ge, 6500, "≥ 6,500"),
+    Target("W2", "RTT p99 (ms)", "rtt_p99_ms", le, 30, "≤ 30"),
+    Target("W3", "delivered / expected", "delivered_ratio", eq, 1.0, "100 %"),
+    Target("W3", "fan-out p99 (ms)", "fanout_p99_ms", le, 35, "≤ 35"),
+    Target("W4", "connections/s", "connections_per_s", ge, 810, "≥ 810"),
+    Target("W4", "failures", "failed", eq, 0, "0"),
+    Target("W5", "connected of 10,000", "connected", eq, 10000, "10,000"),
+    Target("W5", "closed while held", "closed_while_held", eq, 0, "0"),
+    Target("W5", "daphne RSS with them held (MB)", "daphne_rss_mb", le, 250, "≤ 250"),
+    Target("W5", "W2 echo beside them / alone", "echo_beside_ratio", ge, 0.9, "≥ 0.9"),
+    Target("W6", "first echo after restart (s)", "first_echo_after_restart_s", le, 1, "≤ 1"),
+    Target("W6", "half rate after restart (s)", "half_rate_after_restart_s", le, 2, "≤ 2"),
+    Target("W6", "WebSockets closed", "closed", eq, 0, "0"),
+    Target("W6", "daphne alive", "daphne_alive", eq, True, "yes"),
+    Target("W6", "worker alive", "worker_alive", eq, True, "yes"),
+    Target("W6", "new client connects and echoes", "new_client_echo", eq, True, "yes"),
+]
+
+
+def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t.judge(result) for t in TARGETS if t.workload == result["workload"]]

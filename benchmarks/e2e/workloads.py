@@ -1,0 +1,284 @@
+"""W1..W6 of issue 9. Each function starts its own stack, runs, stops it, returns one dict.
+
+A fresh stack per workload keeps one workload's aftermath (10,000 disconnects after W5, a
+killed Redis in W6) out of the next one's figures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.e2e.clients import NodeClient, run_node, run_wrk
+from benchmarks.e2e.procs import rss_mb
+from benchmarks.e2e.stack import GunicornControl, Stack
+
+W1_DURATION_S = 15
+W1_PACED_RATE = 300
+ECHO_CLIENTS = 100
+ECHO_WARMUP_S = 1
+ECHO_DURATION_S = 10
+
+
+def echo_config(url: str, clients: int, **extra: Any) -> dict[str, Any]:
+    config = {
+        "mode": "echo",
+        "url": url,
+        "clients": clients,
+        "warmup_s": ECHO_WARMUP_S,
+        "duration_s": ECHO_DURATION_S,
+        "stall_ms": 5000,
+        "max_s": 120,
+    }
+    config.update(extra)
+    return config
+
+
+def w1(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> dict[str, Any]:
+    """GET /hello/ under wrk -t1 -c50 -d15s, then paced at 300 req/s; gunicorn control."""
+    with Stack(log_dir) as stack:
+        url = f"{stack.http_url}/hello/"
+        recording = profiler(stack, W1_DURATION_S) if profiler else None
+        saturated = run_wrk(url, threads=1, connections=50, duration_s=W1_DURATION_S)
+        if recording is not None:
+            recording.finish()
+        paced = run_node(
+            {
+                "mode": "paced",
+                "url": url,
+                "rate_per_s": W1_PACED_RATE,
+                "duration_s": W1_DURATION_S,
+                "connections": 10,
+                "max_s": W1_DURATION_S + 30,
+            }
+        )
+        stack.check_alive()
+    with GunicornControl(log_dir) as control:
+        gunicorn = run_wrk(
+            f"{control.http_url}/hello/", threads=1, connections=50, duration_s=W1_DURATION_S
+        )
+    return {
+        "workload": "W1",
+        "requests_per_s": saturated["requests_per_s"],
+        "p50_ms": saturated["latency"]["p50_ms"],
+        "p99_ms": saturated["latency"]["p99_ms"],
+        "non_2xx": saturated["non_2xx"],
+        "socket_errors": saturated["socket_errors"],
+        "wrk": saturated,
+        "paced_300": {
+            "achieved_per_s": paced["achieved_per_s"],
+            "p50_ms": paced["latency"]["p50_ms"],
+            "p99_ms": paced["latency"]["p99_ms"],
+            "non_2xx": paced["non_2xx"],
+            "errors": paced["errors"],
+        },
+        "control_gunicorn": {
+            "requests_per_s": gunicorn["requests_per_s"],
+            "p50_ms": gunicorn["latency"]["p50_ms"],
+            "p99_ms": gunicorn["latency"]["p99_ms"],
+            "non_2xx": gunicorn["non_2xx"],
+            "socket_errors": gunicorn["socket_errors"],
+        },
+        "vs_control": saturated["requests_per_s"] / gunicorn["requests_per_s"],
+    }
+
+
+def w2(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> dict[str, Any]:
+    """100 closed-loop echo clients for 10 s (after 1 s of warm-up)."""
+    with Stack(log_dir) as stack:
+        config = echo_config(f"{stack.ws_url}/echo/", ECHO_CLIENTS)
+        with NodeClient(config) as client:
+            client.wait_event("running", timeout=60)
+            recording = profiler(stack, ECHO_DURATION_S - 1) if profiler else None
+            result = client.result()
+        if recording is not None:
+            recording.finish()
+        stack.check_alive()
+    return {
+        "workload": "W2",
+        "messages_per_s": result["messages_per_s"],
+        "rtt_p50_ms": result["rtt"]["p50_ms"],
+        "rtt_p99_ms": result["rtt"]["p99_ms"],
+        "stalls": result["stalls"],
+        "closed": result["closed"],
+        "echo": result,
+    }
+
+
+def w3(log_dir: Path) -> dict[str, Any]:
+    """200 group members; one sends 200 messages at 10/s; each is broadcast to all."""
+    with Stack(log_dir) as stack:
+        result = run_node(
+            {
+                "mode": "broadcast",
+                "url": f"{stack.ws_url}/broadcast/",
+                "clients": 200,
+                "messages": 200,
+                "rate_per_s": 10,
+                "drain_s": 10,
+                "max_s": 120,
+            }
+        )
+        stack.check_alive()
+    return {
+        "workload": "W3",
+        "delivered": result["delivered"],
+        "expected": result["expected"],
+        "delivered_ratio": result["delivered"] / result["expected"],
+        "fanout_p50_ms": result["fanout"]["p50_ms"],
+        "fanout_p99_ms": result["fanout"]["p99_ms"],
+        "complete_messages": result["complete_messages"],
+        "broadcast": result,
+    }
+
+
+def w4(log_dir: Path) -> dict[str, Any]:
+    """1,000 connections (connect, one echo, close), 50 at a time."""
+    with Stack(log_dir) as stack:
+        result = run_node(
+            {
+                "mode": "storm",
+                "url": f"{stack.ws_url}/echo/",
+                "total": 1000,
+                "concurrency": 50,
+                "timeout_ms": 10000,
+                "max_s": 300,
+            }
+        )
+        stack.check_alive()
+    return {
+        "workload": "W4",
+        "connections_per_s": result["connections_per_s"],
+        "failed": result["failed"],
+        "failures": result["failures"],
+        "storm": result,
+    }
+
+
+def w5(log_dir: Path) -> dict[str, Any]:
+    """10,000 idle WebSockets (200 handshakes at a time); W2 echo beside them vs without."""
+    with Stack(log_dir) as stack:
+        url = f"{stack.ws_url}/echo/"
+        alone = run_node(echo_config(url, ECHO_CLIENTS))
+        rss_before = {"daphne": rss_mb(stack.daphne.pid), "worker": rss_mb(stack.worker.pid)}
+        holder_config = {
+            "mode": "hold",
+            "url": url,
+            "total": 10000,
+            "concurrency": 200,
+            "open_timeout_ms": 180000,
+            "hold_s": 240,
+            "max_s": 300,
+        }
+        with NodeClient(holder_config, keep_stdin=True) as holder:
+            held = holder.wait_event("held", timeout=240)
+            rss_held = {"daphne": rss_mb(stack.daphne.pid), "worker": rss_mb(stack.worker.pid)}
+            beside = run_node(echo_config(url, ECHO_CLIENTS))
+            rss_after = {"daphne": rss_mb(stack.daphne.pid), "worker": rss_mb(stack.worker.pid)}
+            holder.close_stdin()
+            hold = holder.result()
+        stack.check_alive()
+    return {
+        "workload": "W5",
+        "connected": held["opened"],
+        "failed": held["failed"],
+        "handshake_errors": held["errors"],
+        "open_seconds": held["seconds"],
+        "connections_per_s": held["opened"] / held["seconds"],
+        "closed_while_held": hold["closed_while_held"],
+        "still_open_at_end": hold["still_open"],
+        "daphne_rss_mb": max(rss_held["daphne"], rss_after["daphne"]),
+        "worker_rss_mb": max(rss_held["worker"], rss_after["worker"]),
+        "rss_mb": {"before": rss_before, "held": rss_held, "after_echo": rss_after},
+        "per_socket_kb": (rss_held["daphne"] - rss_before["daphne"])
+        * 1024
+        / max(1, held["opened"]),
+        "echo_alone_per_s": alone["messages_per_s"],
+        "echo_beside_per_s": beside["messages_per_s"],
+        "echo_beside_ratio": beside["messages_per_s"] / alone["messages_per_s"],
+        "echo_alone_p99_ms": alone["rtt"]["p99_ms"],
+        "echo_beside_p99_ms": beside["rtt"]["p99_ms"],
+    }
+
+
+W6_CLIENTS = 50
+W6_BEFORE_S = 5
+W6_OUTAGE_S = 3
+W6_AFTER_S = 20
+W6_BUCKET_MS = 10
+W6_WINDOW_BUCKETS = 10  # the rate after the restart is judged over 100 ms windows
+
+
+def w6(log_dir: Path) -> dict[str, Any]:
+    """50 echo clients; SIGKILL redis-server, restart it on the same port 3 s later."""
+    with Stack(log_dir) as stack:
+        config = echo_config(
+            f"{stack.ws_url}/echo/",
+            W6_CLIENTS,
+            duration_s=W6_BEFORE_S + W6_OUTAGE_S + W6_AFTER_S,
+            stall_ms=100,  # a lost message (at most once) must not stop a client
+            bucket_ms=W6_BUCKET_MS,
+            events=True,
+        )
+        with NodeClient(config) as client:
+            running = client.wait_event("running", timeout=60)
+            time.sleep(W6_BEFORE_S)  # the workload's schedule: steady load before the kill
+            killed_at = time.time() * 1000
+            stack.redis.kill()
+            time.sleep(W6_OUTAGE_S)  # the workload's schedule: Redis down for 3 s
+            stack.redis.start()
+            restarted_at = time.time() * 1000
+            result = client.result()
+        daphne_alive = stack.daphne.alive()
+        worker_alive = stack.worker.alive()
+        probe = run_node(
+            {"mode": "probe", "url": f"{stack.ws_url}/echo/", "timeout_ms": 5000, "max_s": 10}
+        )
+    return {
+        "workload": "W6",
+        **bounce_figures(result, running["epoch_ms"], killed_at, restarted_at),
+        "daphne_alive": daphne_alive,
+        "worker_alive": worker_alive,
+        "new_client_echo": probe["ok"],
+        "probe": probe,
+        "closed": result["closed"],
+        "close_codes": result["close_codes"],
+    }
+
+
+def bounce_figures(
+    result: dict[str, Any], running_at: float, killed_at: float, restarted_at: float
+) -> dict[str, Any]:
+    """Recovery times from the echo timeline (epoch-ms buckets of W6_BUCKET_MS)."""
+    buckets = [(start, count) for start, count in result["timeline"]]
+    before = [c for s, c in buckets if running_at <= s and s + W6_BUCKET_MS <= killed_at]
+    before_s = (killed_at - running_at) / 1000
+    rate_before = sum(before) / before_s
+    during = sum(c for s, c in buckets if killed_at <= s < restarted_at)
+    after = {s: c for s, c in buckets if s >= restarted_at - W6_BUCKET_MS}
+    first_echo = min((s for s in after if s + W6_BUCKET_MS > restarted_at), default=None)
+    half_at = None
+    if after:
+        start = int(restarted_at // W6_BUCKET_MS) * W6_BUCKET_MS
+        end = max(after) + W6_BUCKET_MS
+        window_ms = W6_WINDOW_BUCKETS * W6_BUCKET_MS
+        for window_start in range(start, end, W6_BUCKET_MS):
+            count = sum(
+                after.get(window_start + i * W6_BUCKET_MS, 0) for i in range(W6_WINDOW_BUCKETS)
+            )
+            if count * 1000 / window_ms >= rate_before / 2:
+                half_at = window_start + window_ms
+                break
+
+    def since_restart(at: float | None) -> float | None:
+        return None if at is None else max(0.0, (at - restarted_at) / 1000)
+
+    return {
+        "rate_before_per_s": rate_before,
+        "echoes_during_outage": during,
+        "first_echo_after_restart_s": since_restart(first_echo),
+        "half_rate_after_restart_s": since_restart(half_at),
+        "stalls": result["stalls"],
+    }

@@ -1,0 +1,244 @@
+"""Checks of the benchmark harness itself (issue 9), without daphne or the worker.
+
+The Node.js load clients run against a trivial in-process Twisted + autobahn server (echo,
+broadcast, a 14-byte /hello/), so their counting can be trusted before the real stack is
+measured. Also: the W6 recovery arithmetic, target judging, results rendering and the child
+process management. Run with `python -m pytest benchmarks/tests -q`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from twisted.internet.threads import blockingCallFromThread
+from twisted.web import resource, server
+
+from benchmarks.e2e import LOADGEN_DIR, results, targets
+from benchmarks.e2e.clients import NodeClient, run_node
+from benchmarks.e2e.procs import Child, rss_mb, wait_until
+from benchmarks.e2e.workloads import W6_BUCKET_MS, bounce_figures
+from channels.layers import conformance
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or not (LOADGEN_DIR / "node_modules" / "ws").is_dir(),
+    reason="needs node and `npm ci --prefix benchmarks/loadgen`",
+)
+
+
+class Echo(WebSocketServerProtocol):
+    def onMessage(self, payload, isBinary):
+        self.sendMessage(payload, isBinary)
+
+
+class Broadcast(WebSocketServerProtocol):
+    def onOpen(self):
+        self.factory.members.add(self)
+
+    def onClose(self, wasClean, code, reason):
+        self.factory.members.discard(self)
+
+    def onMessage(self, payload, isBinary):
+        for member in list(self.factory.members):
+            member.sendMessage(payload, isBinary)
+
+
+class Hello(resource.Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"text/plain")
+        return b"Hello, world!\n"
+
+
+def _listen(reactor):
+    root = resource.Resource()
+    root.putChild(b"hello", Hello())
+    for name, protocol in ((b"echo", Echo), (b"broadcast", Broadcast)):
+        factory = WebSocketServerFactory()
+        factory.protocol = protocol
+        factory.members = set()
+        root.putChild(name, WebSocketResource(factory))
+    return reactor.listenTCP(0, server.Site(root), interface="127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    reactor = conformance.run_reactor_in_thread()
+    port = blockingCallFromThread(reactor, _listen, reactor)
+    yield f"127.0.0.1:{port.getHost().port}"
+    blockingCallFromThread(reactor, port.stopListening)
+
+
+def test_echo_counts_every_round_trip(base_url):
+    result = run_node(
+        {
+            "mode": "echo",
+            "url": f"ws://{base_url}/echo/",
+            "clients": 5,
+            "warmup_s": 0.2,
+            "duration_s": 1,
+            "stall_ms": 2000,
+            "bucket_ms": 10,
+            "max_s": 20,
+        }
+    )
+    assert result["echoed"] > 0
+    assert result["rtt"]["count"] == result["echoed"]
+    assert result["stalls"] == 0 and result["closed"] == 0 and result["late"] == 0
+    # every echo is in the timeline (warm-up included), none invented
+    assert sum(count for _, count in result["timeline"]) >= result["echoed"]
+    # closed loop: at most one message in flight per client when the window closes
+    assert result["sent"] - result["echoed"] <= 5
+
+
+def test_broadcast_reaches_every_member(base_url):
+    result = run_node(
+        {
+            "mode": "broadcast",
+            "url": f"ws://{base_url}/broadcast/",
+            "clients": 20,
+            "messages": 10,
+            "rate_per_s": 50,
+            "drain_s": 5,
+            "max_s": 30,
+        }
+    )
+    assert result["expected"] == 200
+    assert result["delivered"] == 200
+    assert result["complete_messages"] == 10
+    assert result["fanout"]["count"] == 10
+
+
+def test_storm_completes_every_connection(base_url):
+    result = run_node(
+        {
+            "mode": "storm",
+            "url": f"ws://{base_url}/echo/",
+            "total": 60,
+            "concurrency": 10,
+            "timeout_ms": 5000,
+            "max_s": 30,
+        }
+    )
+    assert result["completed"] == 60
+    assert result["failed"] == 0
+
+
+def test_storm_counts_refused_handshakes_as_failures(base_url):
+    result = run_node(
+        {
+            "mode": "storm",
+            "url": f"ws://{base_url}/hello/",  # plain HTTP: the upgrade is not honoured
+            "total": 5,
+            "concurrency": 5,
+            "timeout_ms": 5000,
+            "max_s": 30,
+        }
+    )
+    assert result["completed"] == 0
+    assert result["failed"] == 5
+
+
+def test_hold_keeps_sockets_until_stdin_closes(base_url):
+    config = {
+        "mode": "hold",
+        "url": f"ws://{base_url}/echo/",
+        "total": 50,
+        "concurrency": 20,
+        "open_timeout_ms": 10000,
+        "hold_s": 30,
+        "max_s": 40,
+    }
+    with NodeClient(config, keep_stdin=True) as holder:
+        held = holder.wait_event("held", timeout=20)
+        assert held["opened"] == 50 and held["failed"] == 0
+        holder.close_stdin()
+        final = holder.result()
+    assert final["still_open"] == 50
+    assert final["closed_while_held"] == 0
+
+
+def test_probe_and_paced(base_url):
+    assert run_node(
+        {"mode": "probe", "url": f"ws://{base_url}/echo/", "timeout_ms": 5000, "max_s": 10}
+    )["ok"]
+    paced = run_node(
+        {
+            "mode": "paced",
+            "url": f"http://{base_url}/hello/",
+            "rate_per_s": 100,
+            "duration_s": 1,
+            "connections": 4,
+            "max_s": 20,
+        }
+    )
+    assert paced["requests"] == 100
+    assert paced["statuses"] == {"200": 100}
+    assert paced["non_2xx"] == 0 and paced["errors"] == 0
+    assert paced["latency"]["count"] == 100
+
+
+def test_bounce_figures_from_a_timeline():
+    # 1000 echoes/s before the kill at t=5000, none while down, back 300 ms after the restart
+    # at t=8000, at full rate from then on.
+    per_bucket = 1000 * W6_BUCKET_MS // 1000
+    timeline = [[t, per_bucket] for t in range(0, 5000, W6_BUCKET_MS)]
+    timeline += [[t, per_bucket] for t in range(8300, 10000, W6_BUCKET_MS)]
+    figures = bounce_figures(
+        {"timeline": timeline, "stalls": 7}, running_at=0, killed_at=5000, restarted_at=8000
+    )
+    assert figures["rate_before_per_s"] == pytest.approx(1000)
+    assert figures["echoes_during_outage"] == 0
+    assert figures["first_echo_after_restart_s"] == pytest.approx(0.3)
+    # the first 100 ms window at half rate or more ends 0.35 s after the restart
+    assert 0.3 < figures["half_rate_after_restart_s"] <= 0.4
+
+
+def test_bounce_figures_without_recovery():
+    timeline = [[t, 5] for t in range(0, 5000, W6_BUCKET_MS)]
+    figures = bounce_figures(
+        {"timeline": timeline, "stalls": 0}, running_at=0, killed_at=5000, restarted_at=8000
+    )
+    assert figures["first_echo_after_restart_s"] is None
+    assert figures["half_rate_after_restart_s"] is None
+
+
+def test_targets_judge_and_render(tmp_path: Path):
+    checks = targets.judge({"workload": "W4", "connections_per_s": 900.0, "failed": 2, "storm": {}})
+    assert [(c["figure"], c["met"]) for c in checks] == [
+        ("connections/s", True),
+        ("failures", False),
+    ]
+    assert targets.judge({"workload": "W2"})[0]["met"] is False  # a missing figure is not met
+    record = {
+        "workload": "W4",
+        "run_id": "r1",
+        "command": "python benchmarks/run.py -w W4",
+        "date": "2026-01-01T00:00:00+00:00",
+        "machine": results.machine(),
+        "result": {"workload": "W4", "connections_per_s": 900.0, "failed": 2},
+        "checks": checks,
+    }
+    text = results.render({"W4": record})
+    assert "| W4 | failures | 2 | 0 | **no** |" in text
+    assert "| W1 | not run yet | | | |" in text
+    assert "python benchmarks/run.py -w W4" in text
+
+
+def test_child_stops_with_sigterm_and_reports_status(tmp_path: Path):
+    child = Child(
+        "sleeper",
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        tmp_path,
+    ).start()
+    assert child.alive()
+    wait_until(lambda: "up" in child.log_tail(), 10, "the child printing 'up'")
+    assert rss_mb(child.pid) > 1
+    assert child.stop() == -signal.SIGTERM
+    assert not child.alive()
