@@ -40,9 +40,9 @@ class BindingMetaclass(type):
         klass = super().__new__(mcs, name, bases, body)
         # The root `Binding` has no bases; it binds nothing and is not recorded.
         if bases:
-            mcs.binding_classes.append(klass)
             if mcs.register_immediately:
-                klass.register()
+                klass.register()  # a misconfigured class fails here, and is not recorded
+            mcs.binding_classes.append(klass)
         return klass
 
     @classmethod
