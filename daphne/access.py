@@ -1,0 +1,61 @@
+"""The access log: one line per HTTP response or WebSocket event (D-47, D-48)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, TextIO
+
+__all__ = ["AccessLogGenerator"]
+
+_WEBSOCKET_VERBS = {
+    "connecting": "WSCONNECTING",
+    "rejected": "WSREJECT",
+    "connected": "WSCONNECT",
+    "disconnected": "WSDISCONNECT",
+}
+
+
+class AccessLogGenerator:
+    """Callable ``(protocol, action, details)`` writing common-log-style lines to a stream."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        if protocol == "http" and action == "complete":
+            self.write_entry(
+                host=details["client"],
+                date=datetime.datetime.now(),
+                request="{} {}".format(details["method"], details["path"]),
+                status=details["status"],
+                length=details["size"],
+            )
+        elif protocol == "websocket" and action in _WEBSOCKET_VERBS:
+            self.write_entry(
+                host=details["client"],
+                date=datetime.datetime.now(),
+                request="{} {}".format(_WEBSOCKET_VERBS[action], details["path"]),
+            )
+
+    def write_entry(
+        self,
+        host: str | None,
+        date: datetime.datetime,
+        request: str,
+        status: int | None = None,
+        length: int | None = None,
+        ident: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        self.stream.write(
+            '%s %s %s [%s] "%s" %s %s\n'
+            % (
+                host,
+                ident or "-",
+                user or "-",
+                date.strftime("%d/%b/%Y:%H:%M:%S"),
+                request,
+                status or "-",
+                length or "-",
+            )
+        )

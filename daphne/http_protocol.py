@@ -1,0 +1,755 @@
+"""HTTP/1.1 requests ⇄ ASGI-1 ``http.*`` messages (D-18..D-37, D-63, D-64).
+
+`HTTPChannel` adds the edge limits of D-64 to Twisted's parser; `WebRequest` turns
+one parsed request into an ``http.request`` message and writes the reply messages
+back; `HTTPFactory` owns the reply-channel registry that the reply reader
+dispatches into (D-22).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import string
+from typing import Any
+from urllib.parse import unquote, unquote_plus
+
+from twisted.internet.interfaces import IProtocolNegotiationFactory
+from twisted.protocols.policies import ProtocolWrapper
+from twisted.web import http
+from zope.interface import implementer
+
+from .errors import ApplicationError, IllegalTransition
+from .utils import parse_x_forwarded_for, transport_addresses
+from .ws_protocol import WebSocketFactory, WebSocketProtocol
+
+__all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]
+
+logger = logging.getLogger(__name__)
+
+# D-63: bodies up to this size travel whole in `body`; larger ones use `body_channel`.
+BODY_CHUNK_SIZE = 1024 * 1024
+
+# A-89: retries after ChannelFull start at ~1 ms, double, and stop growing at 1.x's 50 ms.
+RETRY_FIRST_DELAY = 0.001
+RETRY_MAX_DELAY = 0.05
+
+try:  # D-25: HTTP/2 needs Twisted's http2 and tls extras.
+    from twisted.web._http2 import H2Connection  # noqa: F401
+
+    HTTP2_AVAILABLE = True
+except ImportError:
+    HTTP2_AVAILABLE = False
+
+
+def _letters(count: int) -> str:
+    return "".join(random.choices(string.ascii_letters, k=count))
+
+
+class ResponseState(enum.Enum):
+    """Where a request's response is (the reply side of one HTTP request)."""
+
+    WAITING = "waiting for the application's Response"
+    STREAMING = "streaming Response Chunks"
+    FINISHED = "finished"
+
+
+# Allowed transitions: event -> (from states, to state).
+_RESPONSE_TRANSITIONS = {
+    "start": ({ResponseState.WAITING}, ResponseState.STREAMING),
+    "finish": ({ResponseState.WAITING, ResponseState.STREAMING}, ResponseState.FINISHED),
+}
+
+
+class HTTPChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64) and the hand-over (D-28)."""
+
+    _head_timer = None
+    _head_bytes = 0
+    _refused = False
+    # The WebSocket protocol this connection was handed to (D-28); bytes the
+    # parser still holds are forwarded to it.
+    _upgraded_to = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        factory = self.factory
+        self.maxHeaders = factory.max_header_count
+        self.totalHeadersSize = factory.max_header_size
+        factory.http_channels.add(self)
+        self._start_head_timer()
+
+    # -- D-64: the request head must arrive within `head_timeout` --------------
+
+    def _start_head_timer(self) -> None:
+        self._head_bytes = 0
+        if self._head_timer is None or not self._head_timer.active():
+            self._head_timer = self.callLater(self.factory.head_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None and self._head_timer.active():
+            self._head_timer.cancel()
+        self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._head_bytes:
+            self.refuse(408, b"Request Timeout")
+        else:
+            self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if not self._handlingRequest:
+            self._head_bytes += len(data)
+        super().dataReceived(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._upgraded_to is not None:
+            self._upgraded_to.dataReceived(data)
+            return
+        if self._refused:
+            return
+        super().rawDataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._stop_head_timer()
+        super().allHeadersReceived()
+        limit = self.factory.http_max_body_size
+        if limit and self.length is not None and self.length > limit:
+            # D-64: refused before a byte of the body is read.
+            self.refuse(413, b"Payload Too Large")
+
+    def requestDone(self, request: http.Request) -> None:
+        super().requestDone(request)
+        if self.persistent and self.transport is not None and not self.transport.disconnecting:
+            self._start_head_timer()
+
+    # -- D-64: framing two parsers could read differently (RFC 7230 §3.3.3) ---
+
+    def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
+        if header == b"Transfer-Encoding" and data.lower() != b"chunked":
+            # Twisted lets "identity" through, which another parser may frame differently.
+            return self._failChooseTransferDecoder()
+        return super()._maybeChooseTransferDecoder(header, data)
+
+    # -- refusals ----------------------------------------------------------------
+
+    def refuse(self, status: int, reason: bytes) -> None:
+        """Answer `status` without involving the application, then close (D-64)."""
+        if self._refused:
+            return
+        self._refused = True
+        self._stop_head_timer()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % (status, reason)
+        )
+        self.transport.loseConnection()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self.refuse(400, b"Bad Request")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.refuse(400, b"Bad Request")
+
+    # -- D-28: WebSocket hand-over ------------------------------------------------
+
+    def hand_over(self, protocol: Any) -> bytes:
+        """Detach from the transport for `protocol`; return bytes already read past the head."""
+        self._stop_head_timer()
+        self._upgraded_to = protocol
+        self.factory.http_channels.discard(self)
+        pending = b"".join(self._dataBuffer)
+        self._dataBuffer = []
+        return pending
+
+    def connectionLost(self, reason: Any) -> None:
+        self._stop_head_timer()
+        self.factory.http_channels.discard(self)
+        super().connectionLost(reason)
+
+    # -- D-17: graceful stop --------------------------------------------------------
+
+    def drain(self) -> None:
+        """Close an idle keep-alive connection now; a busy one after its response."""
+        self.persistent = False
+        if not self._handlingRequest:
+            self._stop_head_timer()
+            self.transport.loseConnection()
+
+
+class WebRequest(http.Request):
+    """One HTTP request: sends ``http.request`` and writes the reply messages (D-26..D-37)."""
+
+    error_template = (
+        "<html><head><title>{title}</title>"
+        "<style>body {{ font-family: sans-serif; margin: 0; padding: 0; }}"
+        " h1 {{ padding: 0.6em 0 0.2em 20px; color: #896868; margin: 0; }}"
+        " p {{ padding: 0 0 0.3em 20px; margin: 0; }}"
+        " footer {{ padding: 1em 0 0.3em 20px; color: #999; font-size: 80%;"
+        " font-style: italic; }}</style></head>"
+        "<body><h1>{title}</h1><p>{body}</p><footer>Daphne</footer></body></html>"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.factory = self.channel.factory
+        # D-26: registered from creation so a reply can always find it.
+        self.reply_channel = self.factory.make_send_channel()
+        self.factory.reply_protocols[self.reply_channel] = self
+        self._got_response_start = False
+        self._response_state = ResponseState.WAITING
+        self.request_start = None
+        self._decoded_path = None
+        self._timeout_call = None
+        self._body_received = 0
+        self._body_pump = None
+        self.client_addr = None
+        self.server_addr = None
+        self.client_scheme = "http"
+
+    # -- request side ------------------------------------------------------------
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._body_received += len(data)
+        limit = self.factory.http_max_body_size
+        if limit and self._body_received > limit:
+            # D-64: a chunked body that grows past the limit.
+            self.channel.refuse(413, b"Payload Too Large")
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # Twisted's version also parses the query string and form bodies into
+        # `args`; daphne forwards raw bytes, so that work is skipped.
+        self.content.seek(0, 0)
+        self.args = {}
+        self.method, self.uri = command, path
+        self.clientproto = version
+        self.path = path.split(b"?", 1)[0]
+        self.process()
+
+    def duration(self) -> float:
+        """Seconds since the request was processed, 0 before that (D-26)."""
+        if self.request_start is None:
+            return 0
+        return self.factory.reactor.seconds() - self.request_start
+
+    def process(self) -> None:
+        try:
+            self._process()
+        except Exception:
+            # D-27: anything unexpected (the layer's MessageTooLarge included) is a 500.
+            logger.exception("HTTP processing error for %s", self.reply_channel)
+            if self._response_state is ResponseState.WAITING:
+                self.basic_error(500, b"Internal Server Error", "HTTP processing error")
+
+    def _process(self) -> None:
+        factory = self.factory
+        self.request_start = factory.reactor.seconds()
+        self.client_addr, self.server_addr = transport_addresses(self.transport)
+        self.client_scheme = "https" if self.isSecure() else "http"
+        if factory.proxy_forwarded_address_header:
+            self.client_addr, self.client_scheme = parse_x_forwarded_for(
+                self.requestHeaders,
+                factory.proxy_forwarded_address_header,
+                factory.proxy_forwarded_port_header,
+                factory.proxy_forwarded_proto_header,
+                self.client_addr,
+                self.client_scheme,
+                forwarded_allow_ips=factory.forwarded_allow_ips,
+            )
+        try:
+            self._decoded_path = self.unquote(self.path)
+        except UnicodeDecodeError:
+            self.path = b"/"
+            self.basic_error(400, b"Bad Request", "Invalid characters in path")
+            return
+        uri_parts = self.uri.split(b"?", 1)
+        query_string = uri_parts[1] if len(uri_parts) == 2 else b""
+        upgrade = self.requestHeaders.getRawHeaders(b"Upgrade")
+        if upgrade and upgrade[0].lower() == b"websocket":
+            self._upgrade_to_websocket(query_string)
+            return
+        self._timeout_call = factory.reactor.callLater(factory.timeout, self._timed_out)
+        self._send_request(query_string)
+
+    def _headers(self) -> tuple[list, str]:
+        """``(header pairs, root_path)`` per D-29."""
+        headers = []
+        root_path = self.factory.root_path
+        for name, values in self.requestHeaders.getAllRawHeaders():
+            lower = name.lower()
+            if b"_" in lower:
+                continue  # CVE-2015-0219: "_" and "-" collide in WSGI-style names
+            if lower == b"daphne-root-path":
+                root_path = self.unquote(values[0])
+                continue
+            for value in values:
+                headers.append([lower, value])
+        return headers, root_path
+
+    def _send_request(self, query_string: bytes) -> None:
+        headers, root_path = self._headers()
+        content = self.content
+        body = content.read(BODY_CHUNK_SIZE)
+        more_body = bool(content.read(1))
+        message = {
+            "reply_channel": self.reply_channel,
+            "http_version": self.clientproto.split(b"/", 1)[-1].decode("ascii"),
+            "method": self.method.decode("latin-1"),
+            "path": self._decoded_path,
+            "root_path": root_path,
+            "scheme": self.client_scheme,
+            "query_string": query_string,
+            "headers": headers,
+            "body": body,
+            "client": self.client_addr,
+            "server": self.server_addr,
+        }
+        layer = self.factory.channel_layer
+        if more_body:
+            # D-63: the rest of a large body follows on a single-reader channel.
+            content.seek(len(body))
+            message["body_channel"] = layer.new_channel("http.request.body?")
+        try:
+            layer.send("http.request", message)
+        except layer.ChannelFull:
+            # D-31, A-76.
+            logger.warning("http.request is full; answering 503 to %s", self.client_addr)
+            self.basic_error(
+                503, b"Service Unavailable", "Request queue full.", close_connection=True
+            )
+            return
+        if more_body:
+            self._body_pump = BodyPump(self, message["body_channel"])
+            self._body_pump.pump()
+
+    # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
+
+    def _upgrade_to_websocket(self, query_string: bytes) -> None:
+        for name, _ in self.requestHeaders.getAllRawHeaders():
+            if b"_" in name:
+                # D-27: a handshake with "_" in a header name is refused outright.
+                self.basic_error(
+                    400,
+                    b"Bad Request",
+                    "Header names must not contain underscores.",
+                    close_connection=True,
+                )
+                return
+        protocol = self.factory.ws_factory.buildProtocol(self.transport.getPeer())
+        if not protocol:
+            logger.warning("Could not make WebSocket protocol")
+            self.basic_error(500, b"Internal Server Error", "Could not make WebSocket protocol")
+            return
+        protocol._raw_query_string = query_string
+        protocol.set_main_factory(self.factory)
+        channel = self.channel
+        transport, self.transport = self.transport, None
+        if isinstance(transport, ProtocolWrapper):
+            transport.wrappedProtocol = protocol  # TLS wraps the connection's protocol
+        else:
+            transport.protocol = protocol
+        pending = channel.hand_over(protocol)
+        if getattr(transport, "producer", None) is channel:
+            transport.unregisterProducer()
+        protocol.makeConnection(transport)
+        lines = [b"%s %s HTTP/1.1\r\n" % (self.method, self.uri)]
+        for name, values in self.requestHeaders.getAllRawHeaders():
+            lines.append(b"%s: %s\r\n" % (name, b",".join(values)))
+        lines.append(b"\r\n")
+        self.factory.reply_protocols.pop(self.reply_channel, None)
+        self.reply_channel = None
+        self._response_state = ResponseState.FINISHED
+        protocol.dataReceived(b"".join(lines) + self.content.read() + pending)
+        # Twisted pauses a channel's transport while a request is outstanding.
+        transport.resumeProducing()
+
+    # -- response side (D-34, D-35) ------------------------------------------------
+
+    def _transition(self, event: str) -> None:
+        allowed, target = _RESPONSE_TRANSITIONS[event]
+        if self._response_state not in allowed:
+            raise IllegalTransition(
+                f"Cannot {event} the response of {self.reply_channel}: it is "
+                f"{self._response_state.value}"
+            )
+        self._response_state = target
+
+    def serverResponse(self, message: dict) -> None:
+        """Write one Response or Response Chunk message (A-79, A-80)."""
+        state = self._response_state
+        if state is ResponseState.FINISHED:
+            logger.debug("Ignoring reply for finished request %s", self.reply_channel)
+            return
+        if "status" in message:
+            if state is not ResponseState.WAITING:
+                raise ApplicationError(f"Got multiple Response messages for {self.reply_channel}!")
+            self._start_response(message)
+        elif state is ResponseState.WAITING:
+            raise ApplicationError("Specifying a status code is required for a Response message.")
+        if self._disconnected:
+            return
+        http.Request.write(self, message.get("content", b""))
+        if not message.get("more_content", False):
+            self.finish()
+
+    def _start_response(self, message: dict) -> None:
+        status = message["status"]
+        if type(status) is not int:
+            raise ApplicationError(f"Response status must be an int, not {status!r}")
+        headers = message.get("headers", ())
+        add = self.responseHeaders.addRawHeader
+        for header in headers:
+            name, value = header
+            if isinstance(name, str):
+                name = name.encode("latin-1")
+            add(name, value)
+        self._transition("start")
+        self._got_response_start = True
+        self._cancel_timeout()
+        self.setResponseCode(status)
+        if self.factory.draining:
+            # D-17: responses finished during a drain close their connection.
+            self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            if self.channel is not None:
+                self.channel.persistent = False
+
+    def finish(self) -> None:
+        if self._response_state is not ResponseState.FINISHED:
+            self._transition("finish")
+        self._cancel_timeout()
+        self._send_disconnect()
+        super().finish()
+        self._log_complete()
+        self.factory.request_finished()
+
+    def _log_complete(self) -> None:
+        if self.factory.action_logger is None:
+            return
+        client = self.client_addr
+        try:
+            self.factory.log_action(
+                "http",
+                "complete",
+                {
+                    "path": self.uri.decode("ascii", "replace"),
+                    "status": self.code,
+                    "method": self.method.decode("ascii", "replace"),
+                    "client": f"{client[0]}:{client[1]}" if client else None,
+                    "time_taken": self.duration(),
+                    "size": self.sentLength,
+                },
+            )
+        except Exception:
+            # D-36: a broken access logger must not break the response.
+            logger.exception("Error writing the access log")
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel_timeout()
+        if self._body_pump is not None:
+            self._body_pump.client_gone()
+        self._send_disconnect()
+        self._response_state = ResponseState.FINISHED
+        super().connectionLost(reason)
+        self.factory.request_finished()
+
+    def _send_disconnect(self) -> None:
+        """Send ``http.disconnect`` once, if the request is still registered (D-37)."""
+        factory = self.factory
+        if (
+            self.reply_channel is None
+            or factory.reply_protocols.pop(self.reply_channel, None) is None
+        ):
+            return
+        if self._decoded_path is None:
+            return
+        layer = factory.channel_layer
+        try:
+            layer.send(
+                "http.disconnect", {"reply_channel": self.reply_channel, "path": self._decoded_path}
+            )
+        except layer.ChannelFull:
+            # A-89: dropped; the layer counts it, we log it.
+            logger.warning("http.disconnect is full; dropped disconnect of %s", self.reply_channel)
+
+    # -- timeouts and errors -------------------------------------------------------
+
+    def _cancel_timeout(self) -> None:
+        call = self._timeout_call
+        if call is not None:
+            self._timeout_call = None
+            if call.active():
+                call.cancel()
+
+    def _timed_out(self) -> None:
+        self._timeout_call = None
+        self.check_timeout()
+
+    def check_timeout(self) -> None:
+        """503 when the application did not start a response in time (D-24)."""
+        if (
+            self._response_state is ResponseState.WAITING
+            and self.request_start is not None
+            and self.duration() >= self.factory.timeout
+        ):
+            if self._body_pump is not None:
+                self._body_pump.stop()
+            self.basic_error(
+                503, b"Service Unavailable", "Worker server failed to respond within time limit."
+            )
+
+    def basic_error(
+        self, status: int, status_text: bytes, body: str, *, close_connection: bool = False
+    ) -> None:
+        """Answer with a small HTML error page (D-32)."""
+        title = "{} {}".format(status, status_text.decode("ascii"))
+        page = self.error_template.format(title=title, body=body)
+        headers = [(b"Content-Type", b"text/html; charset=utf-8")]
+        if close_connection:
+            headers.append((b"Connection", b"close"))
+            if self.channel is not None:
+                self.channel.persistent = False
+        self.serverResponse(
+            {"status": status, "headers": headers, "content": " ".join(page.split()).encode()}
+        )
+
+    @classmethod
+    def unquote(cls, value: bytes, plus_as_space: bool = False) -> str:
+        """ASCII-decode then URL-unquote (D-33)."""
+        text = value.decode("ascii")
+        return unquote_plus(text) if plus_as_space else unquote(text)
+
+
+class BodyPump:
+    """Sends the rest of a large request body as Request Body Chunks (D-63, A-78).
+
+    Each chunk is read from Twisted's request buffer (a temporary file for large
+    bodies) only when the previous one was accepted, so memory stays bounded; a
+    full channel is retried from a reactor timer with a growing backoff (A-89).
+    """
+
+    def __init__(self, request: WebRequest, channel: str) -> None:
+        self.request = request
+        self.channel = channel
+        self.layer = request.factory.channel_layer
+        self.reactor = request.factory.reactor
+        self.delay = RETRY_FIRST_DELAY
+        self.pending: dict | None = None
+        self.call = None
+        self.done = False
+
+    def pump(self) -> None:
+        self.call = None
+        while not self.done:
+            if self.pending is None:
+                self.pending = self._next_chunk()
+            try:
+                self.layer.send(self.channel, self.pending)
+            except self.layer.ChannelFull:
+                self.call = self.reactor.callLater(self.delay, self.pump)
+                self.delay = min(self.delay * 2, RETRY_MAX_DELAY)
+                return
+            self.delay = RETRY_FIRST_DELAY
+            if not self.pending["more_content"]:
+                self.done = True
+            self.pending = None
+
+    def _next_chunk(self) -> dict:
+        content = self.request.content
+        data = content.read(BODY_CHUNK_SIZE)
+        more = bool(content.read(1))
+        if more:
+            content.seek(-1, 1)
+        return {"content": data, "more_content": more}
+
+    def stop(self) -> None:
+        self.done = True
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
+
+    def client_gone(self) -> None:
+        """The client left mid-body: tell the consumer once, best effort (C-35)."""
+        if self.done:
+            return
+        self.stop()
+        try:
+            self.layer.send(self.channel, {"closed": True})
+        except self.layer.ChannelFull:
+            logger.warning("Could not tell %s that its client went away: full", self.channel)
+
+
+@implementer(IProtocolNegotiationFactory)
+class HTTPFactory(http.HTTPFactory):
+    """Builds HTTP connections and routes reply messages to them (D-18..D-25)."""
+
+    protocol = None  # buildProtocol below makes the protocols
+    # D-64: limits on the request head.
+    max_header_size = 16384
+    max_header_count = 100
+    head_timeout = 60
+
+    def __init__(
+        self,
+        channel_layer: Any,
+        action_logger: Any = None,
+        send_channel: str | None = None,
+        timeout: int | float = 120,
+        websocket_timeout: int | float = 86400,
+        ping_interval: int | float = 20,
+        ping_timeout: int | float = 30,
+        ws_protocols: list[str] | None = None,
+        root_path: str = "",
+        websocket_connect_timeout: int | float = 30,
+        proxy_forwarded_address_header: str | None = None,
+        proxy_forwarded_port_header: str | None = None,
+        proxy_forwarded_proto_header: str | None = None,
+        websocket_handshake_timeout: int | float = 5,
+        forwarded_allow_ips: list | None = None,
+        websocket_max_message_size: int = 1048576,
+        http_max_body_size: int = 0,
+    ) -> None:
+        # Twisted's idle timer resets on every read; D-64's head timer replaces it.
+        super().__init__(timeout=None)
+        if send_channel is None:
+            raise AssertionError("send_channel must be the process-specific prefix ending in '!'")
+        self.channel_layer = channel_layer
+        self.action_logger = action_logger
+        self.send_channel = send_channel
+        self.timeout = timeout
+        self.websocket_timeout = websocket_timeout
+        self.websocket_connect_timeout = websocket_connect_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.ws_protocols = ws_protocols
+        self.root_path = root_path
+        self.proxy_forwarded_address_header = proxy_forwarded_address_header
+        self.proxy_forwarded_port_header = proxy_forwarded_port_header
+        self.proxy_forwarded_proto_header = proxy_forwarded_proto_header
+        self.forwarded_allow_ips = forwarded_allow_ips
+        self.websocket_max_message_size = websocket_max_message_size
+        self.http_max_body_size = http_max_body_size
+        self.websocket_handshake_timeout = websocket_handshake_timeout
+        self.reply_protocols: dict[str, WebRequest | WebSocketProtocol] = {}
+        self.http_channels: set[HTTPChannel] = set()
+        self.draining = False
+        self._drained = None
+        self.ws_factory = WebSocketFactory(self, protocols=ws_protocols, server="Daphne")
+        self.ws_factory.setProtocolOptions(
+            autoPingTimeout=ping_timeout,
+            allowNullOrigin=True,
+            openHandshakeTimeout=websocket_handshake_timeout,
+            maxMessagePayloadSize=websocket_max_message_size,
+            maxFramePayloadSize=websocket_max_message_size,
+        )
+        self.ws_factory.protocol = WebSocketProtocol
+        self.ws_factory.reply_protocols = self.reply_protocols
+
+    # -- connections ---------------------------------------------------------------
+
+    def buildProtocol(self, addr: Any) -> Any:
+        try:
+            channel = HTTPChannel()
+            channel.requestFactory = WebRequest
+            wrapper = http._GenericHTTPChannelProtocol(channel)
+            wrapper.factory = self
+            wrapper.callLater = self.reactor.callLater
+            wrapper.timeOut = None
+            return wrapper
+        except Exception:
+            logger.exception("Cannot build an HTTP protocol")
+            raise
+
+    def startFactory(self) -> None:
+        # Twisted's factory would start its own access log here; daphne has its own (D-47).
+        pass
+
+    def stopFactory(self) -> None:
+        pass
+
+    def log(self, request: http.Request) -> None:
+        """Twisted's per-request log line: replaced by `action_logger` (D-36)."""
+
+    def acceptableProtocols(self) -> list[bytes]:
+        return [b"h2", b"http/1.1"] if HTTP2_AVAILABLE else [b"http/1.1"]
+
+    # -- reply channels (D-21, D-22) ---------------------------------------------
+
+    def make_send_channel(self) -> str:
+        return self.send_channel + _letters(10)
+
+    def reply_channels(self) -> list[str]:
+        return list(self.reply_protocols)
+
+    def dispatch_reply(self, channel: str, message: dict) -> None:
+        protocol = self.reply_protocols.get(channel)
+        if protocol is None:
+            # Normal after a disconnect (A-74).
+            logger.debug("Reply for unknown channel %s discarded", channel)
+            return
+        if isinstance(protocol, WebRequest):
+            protocol.serverResponse(message)
+        elif isinstance(protocol, WebSocketProtocol):
+            protocol.dispatch_reply(message)
+        else:
+            raise ValueError("Unknown protocol class")
+
+    def log_action(self, protocol: str, action: str, details: dict) -> None:
+        if self.action_logger:
+            self.action_logger(protocol, action, details)
+
+    # -- timeouts (D-24) ------------------------------------------------------------
+
+    def check_timeouts(self) -> None:
+        """Run every connection's timeout checks once (per-connection timers do this too)."""
+        for protocol in list(self.reply_protocols.values()):
+            if isinstance(protocol, WebRequest):
+                protocol.check_timeout()
+            elif isinstance(protocol, WebSocketProtocol):
+                protocol.check_timeouts()
+
+    # -- graceful stop (D-17) ----------------------------------------------------
+
+    def in_flight_requests(self) -> list[WebRequest]:
+        return [
+            p
+            for p in self.reply_protocols.values()
+            if isinstance(p, WebRequest) and p.request_start is not None
+        ]
+
+    def websockets(self) -> list[WebSocketProtocol]:
+        return [p for p in self.reply_protocols.values() if isinstance(p, WebSocketProtocol)]
+
+    def start_drain(self, drained: Any) -> int:
+        """Begin D-17 steps 2-3; fire `drained` (a Deferred) when nothing is left."""
+        self.draining = True
+        self._drained = drained
+        for protocol in self.websockets():
+            protocol.close_going_away()
+        for channel in list(self.http_channels):
+            channel.drain()
+        count = len(self.in_flight_requests())
+        self.request_finished()
+        return count
+
+    def request_finished(self) -> None:
+        drained = self._drained
+        if drained is None or drained.called:
+            return
+        if not self.in_flight_requests() and not self.websockets():
+            self._drained = None
+            drained.callback(None)
+
+    def drop_all(self) -> None:
+        """D-17 step 4: drop every remaining connection."""
+        for protocol in list(self.reply_protocols.values()):
+            transport = protocol.transport
+            if transport is not None:
+                transport.abortConnection()
+        for channel in list(self.http_channels):
+            if channel.transport is not None:
+                channel.transport.abortConnection()

@@ -1,0 +1,280 @@
+"""`Server`: listens on endpoints, reads replies, stops gracefully (D-11..D-17)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import string
+import warnings
+from typing import Any
+
+import twisted.plugins
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+from .http_protocol import HTTP2_AVAILABLE, HTTPFactory
+from .reply_reader import ThreadReader, TwistedReader
+
+__all__ = ["Server", "build_endpoint_description_strings", "NotAChannelLayer"]
+
+logger = logging.getLogger(__name__)
+
+# D-52: make the `fd` endpoint plugin discoverable from a source checkout too
+# (an installed copy lives in site-packages' twisted/plugins already).
+_PLUGIN_DIR = os.path.join(os.path.dirname(__file__), "twisted", "plugins")
+if _PLUGIN_DIR not in twisted.plugins.__path__:
+    twisted.plugins.__path__.append(_PLUGIN_DIR)
+
+
+class NotAChannelLayer(TypeError):
+    """The object given as channel layer has no callable send() and receive() (D-62)."""
+
+
+def build_endpoint_description_strings(
+    host: str | None = None,
+    port: int | None = None,
+    unix_socket: str | None = None,
+    file_descriptor: int | None = None,
+) -> list[str]:
+    """Twisted endpoint descriptions for the classic options (D-11)."""
+    endpoints = []
+    if host and port is not None:
+        host = host.strip("[]").replace(":", r"\:")
+        endpoints.append("tcp:port=%d:interface=%s" % (int(port), host))
+    elif any([host, port]):
+        raise ValueError("TCP binding requires both port and host kwargs.")
+    if unix_socket:
+        endpoints.append(f"unix:{unix_socket}")
+    if file_descriptor is not None:
+        endpoints.append("fd:fileno=%d" % int(file_descriptor))
+    return endpoints
+
+
+class Server:
+    """The protocol server process (D-12, D-13)."""
+
+    def __init__(
+        self,
+        channel_layer: Any,
+        host: str | None = None,
+        port: int | None = None,
+        endpoints: list[str] | None = None,
+        unix_socket: str | None = None,
+        file_descriptor: int | None = None,
+        signal_handlers: bool = True,
+        action_logger: Any = None,
+        http_timeout: int | float = 120,
+        websocket_timeout: int | float | None = None,
+        websocket_connect_timeout: int | float = 20,
+        ping_interval: int | float = 20,
+        ping_timeout: int | float = 30,
+        ws_protocols: list[str] | None = None,
+        root_path: str = "",
+        proxy_forwarded_address_header: str | None = None,
+        proxy_forwarded_port_header: str | None = None,
+        proxy_forwarded_proto_header: str | None = None,
+        force_sync: bool = False,
+        verbosity: int = 1,
+        websocket_handshake_timeout: int | float = 5,
+        forwarded_allow_ips: list | None = None,
+        websocket_max_message_size: int = 1048576,
+        http_max_body_size: int = 0,
+        graceful_timeout: int | float = 10,
+    ) -> None:
+        self.channel_layer = channel_layer
+        self.endpoints = endpoints or []
+        if any([host, port, unix_socket, file_descriptor is not None]):
+            warnings.warn(
+                "The host/port/unix_socket/file_descriptor kwargs are deprecated; "
+                "pass Twisted endpoint description strings as endpoints=[...]",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self.endpoints = sorted(
+                self.endpoints
+                + build_endpoint_description_strings(
+                    host=host, port=port, unix_socket=unix_socket, file_descriptor=file_descriptor
+                )
+            )
+        if not self.endpoints:
+            raise UserWarning("No endpoints. This server will not listen on anything.")
+        self.host = host
+        self.port = port
+        self.unix_socket = unix_socket
+        self.file_descriptor = file_descriptor
+        self.signal_handlers = signal_handlers
+        self.action_logger = action_logger
+        self.http_timeout = http_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        # A-47: sockets close after the layer's group_expiry unless told otherwise.
+        self.websocket_timeout = websocket_timeout or getattr(channel_layer, "group_expiry", 86400)
+        self.websocket_connect_timeout = websocket_connect_timeout
+        self.websocket_handshake_timeout = websocket_handshake_timeout
+        self.ws_protocols = ws_protocols
+        self.root_path = root_path
+        self.proxy_forwarded_address_header = proxy_forwarded_address_header
+        self.proxy_forwarded_port_header = proxy_forwarded_port_header
+        self.proxy_forwarded_proto_header = proxy_forwarded_proto_header
+        self.force_sync = force_sync
+        self.verbosity = verbosity
+        self.forwarded_allow_ips = forwarded_allow_ips
+        self.websocket_max_message_size = websocket_max_message_size
+        self.http_max_body_size = http_max_body_size
+        self.graceful_timeout = graceful_timeout
+        self.listeners: list[defer.Deferred] = []
+        self.reactor = reactor
+        self.factory = None
+        self.reader = None
+        self._stopping = None  # Deferred of a graceful stop in progress
+        self._drain_timer = None
+
+    # -- running -------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Start everything and run the reactor until stopped (D-13)."""
+        self.check_channel_layer()
+        if self.verbosity <= 1:
+            globalLogBeginner.beginLoggingTo([lambda event: None], redirectStandardIO=False)
+        else:
+            globalLogBeginner.beginLoggingTo(
+                [STDLibLogObserver(name="daphne.server")], redirectStandardIO=False
+            )
+        self.start()
+        if self.signal_handlers:
+            self.reactor.callWhenRunning(self._install_signal_handlers)
+        self.reactor.run(installSignalHandlers=self.signal_handlers)
+
+    def check_channel_layer(self) -> None:
+        """Refuse a layer without callable send/receive before listening (D-62)."""
+        layer = self.channel_layer
+        if not callable(getattr(layer, "send", None)) or not callable(
+            getattr(layer, "receive", None)
+        ):
+            raise NotAChannelLayer(
+                f"{layer!r} is not a channel layer: it needs callable send() and receive()"
+            )
+
+    def start(self) -> list[defer.Deferred]:
+        """Build the factory, start the reply reader and listen; for use in a running reactor
+        too (tests). Returns the listener Deferreds."""
+        self.send_channel = (
+            "daphne.response." + "".join(random.choices(string.ascii_letters, k=10)) + "!"
+        )
+        self.factory = HTTPFactory(
+            self.channel_layer,
+            action_logger=self.action_logger,
+            send_channel=self.send_channel,
+            timeout=self.http_timeout,
+            websocket_timeout=self.websocket_timeout,
+            websocket_connect_timeout=self.websocket_connect_timeout,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            ws_protocols=self.ws_protocols,
+            root_path=self.root_path,
+            proxy_forwarded_address_header=self.proxy_forwarded_address_header,
+            proxy_forwarded_port_header=self.proxy_forwarded_port_header,
+            proxy_forwarded_proto_header=self.proxy_forwarded_proto_header,
+            websocket_handshake_timeout=self.websocket_handshake_timeout,
+            forwarded_allow_ips=self.forwarded_allow_ips,
+            websocket_max_message_size=self.websocket_max_message_size,
+            http_max_body_size=self.http_max_body_size,
+        )
+        if HTTP2_AVAILABLE:
+            logger.info("HTTP/2 support enabled")
+        else:
+            logger.info("HTTP/2 support not enabled (install the http2 and tls Twisted extras)")
+        if "twisted" in getattr(self.channel_layer, "extensions", []) and not self.force_sync:
+            logger.info("Using native Twisted mode on channel layer")
+            self.reactor.callWhenRunning(self.backend_reader_twisted)
+        else:
+            logger.info("Using busy-loop synchronous mode on channel layer")
+            self.reactor.callWhenRunning(self.backend_reader_sync)
+        self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_readers)
+        for description in self.endpoints:
+            logger.info("Listening on endpoint %s", description)
+            listener = serverFromString(self.reactor, description).listen(self.factory)
+            listener.addErrback(self.on_listener_error)
+            self.listeners.append(listener)
+        return self.listeners
+
+    def on_listener_error(self, failure: Any) -> None:
+        logger.error(failure.getErrorMessage())
+
+    def backend_reader_sync(self) -> None:
+        """Start the reader thread (D-14 as the note before it describes)."""
+        self.reader = ThreadReader(
+            self.reactor, self.channel_layer, self.send_channel, self.factory.dispatch_reply
+        )
+        self.reader.start()
+
+    def backend_reader_twisted(self) -> defer.Deferred:
+        """Loop on the layer's receive_twisted (D-15)."""
+        self.reader = TwistedReader(
+            self.reactor, self.channel_layer, self.send_channel, self.factory.dispatch_reply
+        )
+        return self.reader.start()
+
+    def timeout_checker(self) -> None:
+        """Run every connection's timeout checks once (D-16); per-connection timers
+        normally do this, so nothing schedules it."""
+        try:
+            self.factory.check_timeouts()
+        except Exception:
+            logger.exception("Error checking timeouts")
+
+    def _stop_readers(self) -> None:
+        if self.reader is not None:
+            self.reader.stop()
+
+    # -- graceful stop (D-17) --------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        # Installed after Twisted's own, replacing them for SIGINT/SIGTERM.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self._stop_requested)
+
+    def _stop_requested(self) -> None:
+        if self._stopping is None:
+            self.graceful_stop().addBoth(lambda _: self._stop_reactor())
+        else:
+            self._finish_stop()
+
+    def _stop_reactor(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def graceful_stop(self) -> defer.Deferred:
+        """D-17 steps 1-4; the Deferred fires once every connection is gone."""
+        if self._stopping is not None:
+            return self._stopping
+        self._stopping = defer.Deferred()
+        for listener in self.listeners:
+            port = getattr(listener, "result", None)
+            if port is not None and hasattr(port, "stopListening"):
+                port.stopListening()
+        factory = self.factory
+        drained = defer.Deferred()
+        count = len(factory.in_flight_requests())
+        logger.info(
+            "Stopping: draining %d HTTP requests for up to %s s", count, self.graceful_timeout
+        )
+        drained.addCallback(lambda _: self._finish_stop())
+        self._drain_timer = self.reactor.callLater(self.graceful_timeout, self._finish_stop)
+        factory.start_drain(drained)
+        return self._stopping
+
+    def _finish_stop(self) -> None:
+        if self._stopping is None or self._stopping.called:
+            return
+        if self._drain_timer is not None and self._drain_timer.active():
+            self._drain_timer.cancel()
+        self.factory.drop_all()
+        self._stop_readers()
+        self._stopping.callback(None)

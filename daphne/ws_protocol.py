@@ -1,0 +1,427 @@
+"""WebSocket connections ⇄ ASGI-1 ``websocket.*`` messages on autobahn (D-38..D-46, D-65).
+
+A connection moves CONNECTING → OPEN → CLOSED (or CONNECTING → CLOSED when refused);
+the handshake is held open until the application accepts or rejects (A-83).
+Each connection has one reactor timer that enforces the connect timeout, the
+keepalive ping and the lifetime limit (D-24, D-43), re-armed lazily so the
+per-message cost is one float assignment.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+from autobahn.twisted.websocket import (
+    ConnectionDeny,
+    WebSocketServerFactory,
+    WebSocketServerProtocol,
+)
+from twisted.internet import defer
+
+from .errors import ApplicationError, IllegalTransition
+from .utils import parse_x_forwarded_for, transport_addresses
+
+__all__ = ["WebSocketProtocol", "WebSocketFactory"]
+
+logger = logging.getLogger(__name__)
+
+# A-89: after ChannelFull a frame is retried from ~1 ms, doubling to 50 ms; after
+# this many seconds without progress the socket is closed with 1013.
+RETRY_FIRST_DELAY = 0.001
+RETRY_MAX_DELAY = 0.05
+RETRY_GIVE_UP = 5.0
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_NO_STATUS = 1005
+CLOSE_ABNORMAL = 1006
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
+
+_REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
+
+
+class SocketState(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+_SOCKET_TRANSITIONS = {
+    SocketState.CONNECTING: {SocketState.OPEN, SocketState.CLOSED},
+    SocketState.OPEN: {SocketState.CLOSED},
+    SocketState.CLOSED: set(),
+}
+
+
+class WebSocketProtocol(WebSocketServerProtocol):
+    """One WebSocket connection (D-38)."""
+
+    muted = False
+    reply_channel = None
+    main_factory = None
+    # Set by the HTTP hand-over (D-28); the raw bytes after "?".
+    _raw_query_string = b""
+    _socket_state = SocketState.CONNECTING
+    _timer = None
+    _pending = None  # frames waiting for room on a full channel (A-89)
+
+    def set_main_factory(self, main_factory: Any) -> None:
+        self.main_factory = main_factory
+        self.channel_layer = main_factory.channel_layer
+
+    def _now(self) -> float:
+        return self.main_factory.reactor.seconds()
+
+    def _move_to(self, state: SocketState) -> None:
+        if state not in _SOCKET_TRANSITIONS[self._socket_state]:
+            raise IllegalTransition(
+                f"WebSocket {self.reply_channel} cannot go from {self._socket_state.value} "
+                f"to {state.value}"
+            )
+        self._socket_state = state
+
+    # -- handshake (D-38) ------------------------------------------------------------
+
+    def onConnect(self, request: Any) -> defer.Deferred:
+        self.request = request
+        self.packets_received = 0
+        self.protocol_to_accept = None
+        self.socket_opened = self.last_data = self._now()
+        factory = self.main_factory
+        self.clean_headers = []
+        for name, value in request.headers.items():
+            name = name.encode("ascii")
+            if b"_" in name:
+                continue  # CVE-2015-0219; daphne's hand-over already refuses these
+            self.clean_headers.append((name.lower(), value.encode("latin-1")))
+        self.reply_channel = factory.make_send_channel()
+        factory.reply_protocols[self.reply_channel] = self
+        self.client_addr, self.server_addr = transport_addresses(self.transport)
+        if factory.proxy_forwarded_address_header:
+            self.client_addr, _ = parse_x_forwarded_for(
+                dict(request.headers),
+                factory.proxy_forwarded_address_header,
+                factory.proxy_forwarded_port_header,
+                factory.proxy_forwarded_proto_header,
+                self.client_addr,
+                None,
+                forwarded_allow_ips=factory.forwarded_allow_ips,
+            )
+        self.path = request.path.encode("ascii")
+        self.decoded_path = self.unquote(self.path)
+        self.request_info = {
+            "reply_channel": self.reply_channel,
+            "path": self.decoded_path,
+            "headers": self.clean_headers,
+            "query_string": self._raw_query_string,
+            "client": self.client_addr,
+            "server": self.server_addr,
+            "order": 0,
+        }
+        if factory.ws_protocols and "sec-websocket-protocol" in request.headers:
+            for offered in request.headers["sec-websocket-protocol"].split(","):
+                if offered.strip() in factory.ws_protocols:
+                    self.protocol_to_accept = offered.strip()
+                    break
+        try:
+            self.channel_layer.send("websocket.connect", self.request_info)
+        except self.channel_layer.ChannelFull:
+            # A-89: refuse with 503 while the handshake is still pending.
+            self.muted = True
+            logger.warning("websocket.connect is full; refusing %s with 503", self.reply_channel)
+            raise ConnectionDeny(503, "Connection queue at capacity")
+        factory.log_action(
+            "websocket", "connecting", {"path": request.path, "client": self._client_text()}
+        )
+        self.handshake_deferred = defer.Deferred()
+        self._arm_timer()
+        return self.handshake_deferred
+
+    def _client_text(self) -> str | None:
+        client = self.client_addr
+        return f"{client[0]}:{client[1]}" if client else None
+
+    def onOpen(self) -> None:
+        self._move_to(SocketState.OPEN)
+        self.last_data = self._now()
+        self._cancel_timer()
+        self._arm_timer()
+        self.main_factory.log_action(
+            "websocket", "connected", {"path": self.request.path, "client": self._client_text()}
+        )
+
+    def serverAccept(self) -> None:
+        """Send the 101 response (D-39 step 1)."""
+        if self._socket_state is SocketState.CONNECTING and not self.handshake_deferred.called:
+            self.handshake_deferred.callback(self.protocol_to_accept)
+
+    def serverReject(self, code: int = 403, reason: str = "Access denied") -> None:
+        """Refuse the pending handshake (D-39 step 2, D-41)."""
+        if self._socket_state is not SocketState.CONNECTING or self.handshake_deferred.called:
+            return
+        self.handshake_deferred.errback(ConnectionDeny(code, reason))
+        self.cleanup()
+        self.main_factory.log_action(
+            "websocket", "rejected", {"path": self.request.path, "client": self._client_text()}
+        )
+
+    # -- frames in (D-40) --------------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.muted:
+            return
+        self.packets_received += 1
+        self.last_data = self._now()
+        message = {
+            "reply_channel": self.reply_channel,
+            "path": self.decoded_path,
+            "order": self.packets_received,
+        }
+        if isBinary:
+            message["bytes"] = payload
+        else:
+            message["text"] = payload.decode("utf8")
+        self._send_or_queue("websocket.receive", message)
+
+    def _send_or_queue(self, channel: str, message: dict) -> None:
+        if self._pending:
+            self._pending.append((channel, message))
+            return
+        layer = self.channel_layer
+        try:
+            layer.send(channel, message)
+        except layer.ChannelFull:
+            # A-89: keep order, stop reading so TCP pushes back, retry from a timer.
+            self._pending = collections.deque([(channel, message)])
+            self._retry_delay = RETRY_FIRST_DELAY
+            self._retry_deadline = self._now() + RETRY_GIVE_UP
+            if self.transport is not None:
+                self.transport.pauseProducing()
+            self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
+        except layer.MessageTooLarge:
+            # D-40, D-65: the envelope pushed the frame over the layer's limit.
+            self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
+
+    def _retry_pending(self) -> None:
+        layer = self.channel_layer
+        pending = self._pending
+        while pending:
+            channel, message = pending[0]
+            try:
+                layer.send(channel, message)
+            except layer.ChannelFull:
+                if self._now() >= self._retry_deadline:
+                    self._give_up_pending()
+                    return
+                self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_DELAY)
+                self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
+                return
+            pending.popleft()
+            self._retry_deadline = self._now() + RETRY_GIVE_UP
+            self._retry_delay = RETRY_FIRST_DELAY
+        self._pending = None
+        if self.transport is not None and self._socket_state is SocketState.OPEN:
+            self.transport.resumeProducing()
+
+    def _give_up_pending(self) -> None:
+        logger.warning(
+            "websocket.receive stayed full for %s s; closing %s with 1013",
+            RETRY_GIVE_UP,
+            self.reply_channel,
+        )
+        self._pending = None
+        self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer at capacity")
+
+    def _mute_and_close(self, code: int, reason: str) -> None:
+        self.muted = True
+        if self.transport is not None:
+            self.transport.resumeProducing()
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            self.dropConnection(abort=True)
+
+    # -- replies (D-39) ---------------------------------------------------------------
+
+    def dispatch_reply(self, message: dict) -> None:
+        unknown = set(message) - _REPLY_KEYS
+        if unknown:
+            raise ApplicationError(
+                f"Got invalid WebSocket reply message on {self.reply_channel} - contains unknown keys {sorted(unknown)} "
+                "(allowed: accept, text, bytes, close)"
+            )
+        data_bytes = message.get("bytes")
+        data_text = message.get("text")
+        if data_bytes and data_text:
+            raise ApplicationError(
+                f"Got invalid WebSocket reply message on {self.reply_channel} - "
+                "contains both bytes and text keys; send them as two messages"
+            )
+        connecting = self._socket_state is SocketState.CONNECTING
+        accept = message.get("accept")
+        if accept and connecting:
+            self.serverAccept()
+        if accept is False and connecting:
+            self.serverReject()
+            return
+        if data_bytes:
+            self.serverSend(data_bytes, True)
+        if data_text:
+            self.serverSend(data_text, False)
+        close = message.get("close")
+        if close:
+            if self._socket_state is SocketState.CONNECTING and not self.handshake_deferred.called:
+                self.serverReject()
+            else:
+                self.serverClose(close)
+
+    def serverSend(self, content: bytes | str, binary: bool = False) -> None:
+        if self._socket_state is SocketState.CONNECTING:
+            self.serverAccept()
+        self.last_data = self._now()
+        if binary:
+            self.sendMessage(content, True)
+        else:
+            self.sendMessage(content.encode("utf8"), False)
+
+    def serverClose(self, code: Any = True) -> None:
+        """Close with `code`: True → 1000; 1000 or 3000-4999 as given; else 1000 (A-86)."""
+        if code is True:
+            code = CLOSE_NORMAL
+        elif type(code) is not int or not (code == CLOSE_NORMAL or 3000 <= code <= 4999):
+            logger.error(
+                "Invalid close code %r for %s: use True, 1000 or 3000-4999; closing with 1000",
+                code,
+                self.reply_channel,
+            )
+            code = CLOSE_NORMAL
+        self.sendClose(code=code)
+
+    def close_going_away(self) -> None:
+        """D-17: a graceful stop closes open sockets with 1001 and refuses pending handshakes."""
+        if self._socket_state is SocketState.CONNECTING:
+            self.serverReject(503, "Service Unavailable")
+        elif self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=CLOSE_GOING_AWAY, isReply=False)
+
+    # -- closing (D-41) ---------------------------------------------------------------
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self._cancel_timer()
+        if self._socket_state is not SocketState.CLOSED:
+            self._move_to(SocketState.CLOSED)
+        if self.reply_channel is None:
+            return  # autobahn refused the handshake before onConnect (D-44)
+        self.cleanup()
+        if not self.muted:
+            message = {
+                "reply_channel": self.reply_channel,
+                "code": code
+                if code is not None
+                else (CLOSE_NO_STATUS if wasClean else CLOSE_ABNORMAL),
+                "path": self.decoded_path,
+                "order": self.packets_received + 1,
+            }
+            if self._pending:
+                self._pending.append(("websocket.disconnect", message))
+            else:
+                layer = self.channel_layer
+                try:
+                    layer.send("websocket.disconnect", message)
+                except layer.ChannelFull:
+                    logger.warning(
+                        "websocket.disconnect is full; dropped disconnect of %s",
+                        self.reply_channel,
+                    )
+        self.main_factory.log_action(
+            "websocket", "disconnected", {"path": self.request.path, "client": self._client_text()}
+        )
+        self.main_factory.request_finished()
+
+    def cleanup(self) -> None:
+        """Forget the reply channel (D-45)."""
+        if self.main_factory is not None and self.reply_channel is not None:
+            self.main_factory.reply_protocols.pop(self.reply_channel, None)
+
+    # -- timers (D-24, D-43) ----------------------------------------------------------
+
+    def duration(self) -> float:
+        return self._now() - self.socket_opened
+
+    def _next_deadline(self) -> float | None:
+        factory = self.main_factory
+        if self._socket_state is SocketState.CONNECTING:
+            return self.socket_opened + factory.websocket_connect_timeout
+        if self._socket_state is not SocketState.OPEN:
+            return None
+        deadlines = []
+        if factory.ping_interval and factory.ping_interval > 0:
+            deadlines.append(self.last_data + factory.ping_interval)
+        if factory.websocket_timeout is not None and factory.websocket_timeout >= 0:
+            deadlines.append(self.socket_opened + factory.websocket_timeout)
+        return min(deadlines) if deadlines else None
+
+    def _arm_timer(self) -> None:
+        deadline = self._next_deadline()
+        if deadline is None:
+            return
+        delay = max(deadline - self._now(), 0.0)
+        self._timer = self.main_factory.reactor.callLater(delay + 0.001, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            if timer.active():
+                timer.cancel()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.check_timeouts()
+        if self._socket_state is not SocketState.CLOSED and self._timer is None:
+            self._arm_timer()
+
+    def check_timeouts(self) -> None:
+        """Lifetime limit, then the connect/ping checks (D-24)."""
+        timeout = self.main_factory.websocket_timeout
+        if (
+            self._socket_state is SocketState.OPEN
+            and timeout is not None
+            and timeout >= 0
+            and self.duration() >= timeout
+        ):
+            self.serverClose()
+            return
+        self.check_ping()
+
+    def check_ping(self) -> None:
+        """Reject a handshake left pending too long; ping an idle socket (D-43)."""
+        factory = self.main_factory
+        if self._socket_state is SocketState.CONNECTING:
+            if self.duration() >= factory.websocket_connect_timeout:
+                self.serverReject()
+        elif self._socket_state is SocketState.OPEN and self.state == self.STATE_OPEN:
+            now = self._now()
+            if factory.ping_interval and now - self.last_data >= factory.ping_interval:
+                self._sendAutoPing()
+                self.last_data = now
+
+    @classmethod
+    def unquote(cls, value: bytes) -> str:
+        return unquote(value.decode("ascii"))
+
+
+class WebSocketFactory(WebSocketServerFactory):
+    """autobahn's factory, tied to the `HTTPFactory` that hands connections over (D-46)."""
+
+    def __init__(self, main_factory: Any, *args: Any, **kwargs: Any) -> None:
+        self.main_factory = main_factory
+        super().__init__(*args, **kwargs)
+
+    def log_action(self, *args: Any, **kwargs: Any) -> None:
+        self.main_factory.log_action(*args, **kwargs)
