@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -113,6 +114,8 @@ def main(argv: list[str]) -> int:
             "command": command,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine,
+            # The 2 cores may be shared: a high load average before a run explains low figures.
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         }
         try:
             result = run_one(name, log_dir, args.profile)

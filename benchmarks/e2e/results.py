@@ -115,7 +115,10 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
             f"- **{run_id}** ({', '.join(workloads)}): `{record['command']}` at {record['date']}",
             f"  on {m['nproc']} × {m['cpu']}, kernel {m['kernel']}, Python {m['python']},",
             f"  {m['redis']}, Node {m['node']}, {m['wrk']}, Django {m['django']},",
-            f"  Twisted {m['twisted']}, commit {m['commit']}.",
+            f"  Twisted {m['twisted']}, commit {m['commit']}; load average before each",
+            "  workload: "
+            + ", ".join(f"{w} {latest[w].get('loadavg_before', '?')}" for w in workloads)
+            + ".",
         ]
     lines += ["", "## Other figures of the latest runs", ""]
     for workload in WORKLOADS:
