@@ -10,8 +10,7 @@ import os
 import signal
 import time
 
-from asgi_ipc import IPCChannelLayer
-from asgi_ipc import queues
+from asgi_ipc import IPCChannelLayer, queues
 
 # Children give up after this long so a broken layer fails the test instead of hanging it.
 CHILD_DEADLINE = 60.0

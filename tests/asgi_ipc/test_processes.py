@@ -117,8 +117,7 @@ def test_many_senders_and_receivers_exact_counts(prefix) -> None:
     senders = [start(children.send_all, prefix, "mp.work", n, 300, options) for n in range(3)]
     results = SPAWN.Queue()
     receivers = [
-        start(children.receive_until_stop, prefix, ["mp.work"], results, options)
-        for _ in range(3)
+        start(children.receive_until_stop, prefix, ["mp.work"], results, options) for _ in range(3)
     ]
     for sender in senders:
         join_ok(sender)
