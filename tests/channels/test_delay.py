@@ -1,0 +1,223 @@
+"""The delay server (C-72..C-75, A-90, A-91).
+
+The worker runs for real: in a thread on an in-memory layer for the timing and validation
+checks, and as a `manage.py rundelay` subprocess on a private Redis for the restart check.
+Rows live in the SQLite test database, which the worker's threads (and the subprocess)
+open on their own connections, hence `transactional_db`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from channels.delay.content import decode_content, encode_content
+from channels.delay.models import DelayedMessage
+from channels.delay.worker import Worker
+from channels.layers.inmemory import ChannelLayer
+from tests.channels.helpers import fresh_layer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALL_TYPES = {
+    "bytes": b"\x00\x01binary\xff",
+    "empty_bytes": b"",
+    "text": "caf\u00e9 \U0001f600",
+    "int": -(2**63),
+    "big": 2**64 - 1,
+    "float": 1.5e300,
+    "inf": math.inf,
+    "true": True,
+    "false": False,
+    "none": None,
+    "list": [1, b"two", ["three"], {"four": 4}],
+    "nested": {"a": {"b": {"c": b"deep"}}},
+    # Dicts that look like the codec's own markers must come back as they were.
+    "marker": {"__bytes__": "not base64!"},
+    "marker2": {"__dict__": {"x": 1}, "y": b"z"},
+}
+
+
+class TestContentCodec:
+    """A-91: content round-trips every A-6 value type through the TextField."""
+
+    def test_round_trip(self):
+        text = encode_content(ALL_TYPES)
+        assert isinstance(text, str)
+        decoded = decode_content(text)
+        assert decoded == ALL_TYPES
+        assert decoded["true"] is True and decoded["false"] is False
+        assert isinstance(decoded["bytes"], bytes)
+
+    def test_tuples_come_back_as_lists(self):
+        assert decode_content(encode_content({"t": (1, b"2")})) == {"t": [1, b"2"]}
+
+    @pytest.mark.parametrize(
+        ("content", "match"),
+        [
+            ({"set": {1}}, r"content\['set'\] is a set"),
+            ({"a": [object()]}, r"content\['a'\]\[0\] is a object"),
+            ({"d": {1: "x"}}, "keys must be str"),
+            ([1], "must be a dict"),
+        ],
+    )
+    def test_unsupported_values_are_named(self, content, match):
+        with pytest.raises(TypeError, match=match):
+            encode_content(content)
+
+
+@pytest.fixture
+def layer() -> Iterator:
+    with fresh_layer() as wrapper:
+        yield wrapper
+
+
+def stored(channel="dest", content=None, delay=1000) -> DelayedMessage:
+    message = DelayedMessage(channel_name=channel, content=encode_content(content or {"n": 1}))
+    message.delay = delay
+    message.save()
+    return message
+
+
+class TestDelayedMessage:
+    """C-73."""
+
+    def test_delay_sets_due_date_and_is_due(self):
+        before = timezone.now()
+        later = stored(delay=60_000)
+        past = stored(delay=-1)
+        assert before + timedelta(seconds=60) <= later.due_date
+        assert later.due_date <= timezone.now() + timedelta(seconds=60)
+        assert 59_000 < later.delay <= 60_000
+        assert list(DelayedMessage.objects.is_due()) == [past]
+
+    def test_send_delivers_and_deletes(self, layer):
+        message = stored(content=ALL_TYPES)
+        assert message.send(channel_layer=layer) is True
+        assert layer.receive(["dest"], block=False) == ("dest", ALL_TYPES)
+        assert not DelayedMessage.objects.exists()
+
+    def test_send_uses_the_default_layer(self, layer):
+        stored().send()
+        assert layer.receive(["dest"], block=False) == ("dest", {"n": 1})
+
+    def test_send_is_at_most_once(self, layer):
+        """A row another delay server already sent is not sent again."""
+        message = stored()
+        copy = DelayedMessage.objects.get(pk=message.pk)
+        assert message.send(channel_layer=layer) is True
+        assert copy.send(channel_layer=layer) is False
+        assert layer.receive(["dest"], block=False)[0] == "dest"
+        assert layer.receive(["dest"], block=False) == (None, None)
+
+    def test_channel_full_requeues(self):
+        with fresh_layer(capacity=1) as layer:
+            layer.send("dest", {"already": "there"})
+            message = stored(content={"n": 2}, delay=-5)
+            assert message.send(channel_layer=layer, requeue_delay=3000) is False
+            [again] = DelayedMessage.objects.all()
+            assert 2000 < again.delay <= 3000
+            assert decode_content(again.content) == {"n": 2}
+            assert layer.receive(["dest"], block=False) == ("dest", {"already": "there"})
+            assert layer.receive(["dest"], block=False) == (None, None)
+
+
+class RunningWorker:
+    """The delay worker running in a thread; stopped and joined (bounded) at exit."""
+
+    def __init__(self, layer, sleep: float = 1) -> None:
+        self.worker = Worker(layer, signal_handlers=False, database_sleep_duration=sleep)
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc) -> None:
+        self.worker.stop()
+        # The receive loop notices `termed` when its blocking receive times out (1 s).
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "delay worker did not stop"
+
+
+def wait_for(layer, channel: str, timeout: float) -> tuple[float, dict | None]:
+    """Block on ``channel`` (the layer's own blocking receive) for up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        name, content = layer.receive([channel], block=True)
+        if name is not None:
+            return time.monotonic(), content
+    return time.monotonic(), None
+
+
+class TestWorker:
+    """C-74 and A-91 with the worker running."""
+
+    def test_one_second_delay_arrives_between_one_and_two_seconds(self, layer):
+        with RunningWorker(layer):
+            sent = time.monotonic()
+            layer.send("asgi.delay", {"channel": "dest", "delay": 1000, "content": ALL_TYPES})
+            arrived, content = wait_for(layer, "dest", timeout=5)
+        assert content == ALL_TYPES
+        assert 1.0 <= arrived - sent < 2.0, f"arrived after {arrived - sent:.3f} s"
+        assert not DelayedMessage.objects.exists()
+
+    def test_messages_go_out_in_due_order(self, layer):
+        with RunningWorker(layer, sleep=0.2):
+            for n, delay in enumerate((900, 300, 600)):
+                layer.send("asgi.delay", {"channel": "dest", "delay": delay, "content": {"n": n}})
+            received = [wait_for(layer, "dest", timeout=5)[1] for _ in range(3)]
+        assert received == [{"n": 1}, {"n": 2}, {"n": 0}]
+
+    def test_pending_rows_are_sent_at_start(self, layer):
+        """Rows stored before the worker started (e.g. by a previous run) go out."""
+        stored(content={"n": "old"}, delay=-1000)
+        with RunningWorker(layer):
+            _, content = wait_for(layer, "dest", timeout=5)
+        assert content == {"n": "old"}
+
+    @pytest.mark.parametrize(
+        ("request_", "reason"),
+        [
+            ({"delay": 10, "content": {}}, "missing key"),
+            ({"channel": "dest", "content": {}}, "missing key"),
+            ({"channel": "dest", "delay": 10}, "missing key"),
+            ({"channel": "dest", "delay": 0, "content": {}}, "positive int"),
+            ({"channel": "dest", "delay": -5, "content": {}}, "positive int"),
+            ({"channel": "dest", "delay": "10", "content": {}}, "positive int"),
+            ({"channel": "dest", "delay": True, "content": {}}, "positive int"),
+            ({"channel": "dest", "delay": 10, "content": [1]}, "must be a dict"),
+            ({"channel": "bad name!?", "delay": 10, "content": {}}, "invalid"),
+        ],
+    )
+    def test_invalid_requests_are_logged_and_discarded(self, layer, caplog, request_, reason):
+        """A-91: the loop survives a bad request; the next good one is still delivered."""
+        with caplog.at_level(logging.ERROR, logger="django.channels"), RunningWorker(layer, 0.2):
+            layer.send("asgi.delay", request_)
+            layer.send("asgi.delay", {"channel": "dest", "delay": 1, "content": {"ok": 1}})
+            _, content = wait_for(layer, "dest", timeout=5)
+        assert content == {"ok": 1}
+        [record] = [r for r in caplog.records if "Discarding" in r.getMessage()]
+        assert reason in record.getMessage()
+        assert not DelayedMessage.objects.exists()
+
+
+class TestRundelayCommand:
+    """C-75."""
+
+    def test_refuses_the_in_memory_layer(self, layer):
+        assert isinstance(layer.channel_layer, ChannelLayer)
+        with pytest.raises(CommandError, match="cannot span multiple processes"):
+            call_command("rundelay")
+
+    def test_rejects_a_non_positive_sleep(self, layer):
+        with pytest.raises(CommandError, match="--sleep"):
+            call_command("rundelay", "--sleep", "0")
