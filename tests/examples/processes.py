@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,9 +29,56 @@ def example_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    """Start ``python <args>`` with stdout and stderr merged into one text pipe."""
-    return subprocess.Popen(
+class Output:
+    """Collects a process's output lines in a thread, so waiting for one is an event.
+
+    Reading continuously also keeps the pipe from filling up and stalling the child.
+    """
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._ended = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def wait_for(self, needle: str, timeout: float) -> str:
+        """Return the first line containing ``needle``; fail after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if needle in line:
+                        return line
+                left = deadline - time.monotonic()
+                if self._ended or left <= 0:
+                    break
+                self._changed.wait(left)
+        raise ProcessFailed(f"{self.process.args} never printed {needle!r}; output:\n{self.text()}")
+
+    def close(self, timeout: float = 15.0) -> None:
+        """After the process ended: finish reading and close the pipe."""
+        self._reader.join(timeout)
+        self.process.stdout.close()
+
+
+def start(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Output]:
+    """Start ``python <args>`` with stdout and stderr merged and collected."""
+    process = subprocess.Popen(
         [sys.executable, *args],
         cwd=cwd,
         env=env,
@@ -39,24 +86,7 @@ def start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
-
-
-def wait_for_line(process: subprocess.Popen, needle: str, timeout: float) -> list[str]:
-    """Read output lines until one contains ``needle``; fail after ``timeout`` seconds."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if not selector.select(left):
-                break
-            line = process.stdout.readline()
-            if not line:  # EOF: the process ended
-                break
-            seen.append(line)
-            if needle in line:
-                return seen
-    raise ProcessFailed(f"{process.args} never printed {needle!r}; output:\n{''.join(seen)}")
+    return process, Output(process)
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:
@@ -88,6 +118,4 @@ def stop(processes: Iterable[subprocess.Popen], timeout: float = 15.0) -> list[i
         except subprocess.TimeoutExpired:
             process.kill()
             codes.append(process.wait(timeout=timeout))
-        if process.stdout:
-            process.stdout.close()
     return codes

@@ -43,12 +43,14 @@ def services(env: dict[str, str]) -> Iterator[list[str]]:
     started = [processes.start(["service.py"], SERVICES_DIR, env) for _ in range(SERVICE_COUNT)]
     try:
         names = []
-        for process in started:
-            ready = processes.wait_for_line(process, " ready on services.tasks", timeout=30)
-            names.append(ready[-1].split()[1])
+        for _, output in started:
+            ready = output.wait_for(" ready on services.tasks", timeout=30)
+            names.append(ready.split()[1])
         yield names
     finally:
-        codes = processes.stop(started)
+        codes = processes.stop(process for process, _ in started)
+        for _, output in started:
+            output.close()
     # SIGTERM lets the current task finish and the loop end: a clean exit, not a kill.
     assert codes == [0] * SERVICE_COUNT
 
