@@ -48,14 +48,6 @@ class AccessLogGenerator:
         user: str | None = None,
     ) -> None:
         self.stream.write(
-            '%s %s %s [%s] "%s" %s %s\n'
-            % (
-                host,
-                ident or "-",
-                user or "-",
-                date.strftime("%d/%b/%Y:%H:%M:%S"),
-                request,
-                status or "-",
-                length or "-",
-            )
+            f"{host} {ident or '-'} {user or '-'} [{date.strftime('%d/%b/%Y:%H:%M:%S')}] "
+            f'"{request}" {status or "-"} {length or "-"}\n'
         )

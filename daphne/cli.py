@@ -152,7 +152,7 @@ class CommandLineInterface:
         )
         add(
             "channel_layer",
-            help="The ASGI channel layer instance to use as path.to.module:instance.path",
+            help="The ASGI channel layer to use, as path.to.module:instance.path",
         )
 
     @classmethod

@@ -15,7 +15,7 @@ import string
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from twisted.internet.interfaces import IProtocolNegotiationFactory
+from twisted.internet.interfaces import IProtocolNegotiationFactory, IPushProducer
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.web import http
 from zope.interface import implementer
@@ -45,6 +45,20 @@ except ImportError:
 
 def _letters(count: int) -> str:
     return "".join(random.choices(string.ascii_letters, k=count))
+
+
+@implementer(IPushProducer)
+class _NoPushProducer:
+    """Stands in for the HTTP channel as the transport's producer after the hand-over."""
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
 
 
 class ResponseState(enum.Enum):
@@ -168,6 +182,10 @@ class HTTPChannel(http.HTTPChannel):
     def connectionLost(self, reason: Any) -> None:
         self._stop_head_timer()
         self.factory.http_channels.discard(self)
+        if self._upgraded_to is not None:
+            # Only reached when something still calls the HTTP side (e.g. a test transport).
+            self._upgraded_to.connectionLost(reason)
+            return
         super().connectionLost(reason)
 
     # -- D-17: graceful stop --------------------------------------------------------
@@ -355,7 +373,9 @@ class WebRequest(http.Request):
             transport.protocol = protocol
         pending = channel.hand_over(protocol)
         if getattr(transport, "producer", None) is channel:
+            # autobahn unregisters "its" producer when it drops the connection.
             transport.unregisterProducer()
+            transport.registerProducer(_NoPushProducer(), True)
         protocol.makeConnection(transport)
         lines = [b"%s %s HTTP/1.1\r\n" % (self.method, self.uri)]
         for name, values in self.requestHeaders.getAllRawHeaders():

@@ -43,13 +43,13 @@ def build_endpoint_description_strings(
     endpoints = []
     if host and port is not None:
         host = host.strip("[]").replace(":", r"\:")
-        endpoints.append("tcp:port=%d:interface=%s" % (int(port), host))
+        endpoints.append(f"tcp:port={int(port)}:interface={host}")
     elif any([host, port]):
         raise ValueError("TCP binding requires both port and host kwargs.")
     if unix_socket:
         endpoints.append(f"unix:{unix_socket}")
     if file_descriptor is not None:
-        endpoints.append("fd:fileno=%d" % int(file_descriptor))
+        endpoints.append(f"fd:fileno={int(file_descriptor)}")
     return endpoints
 
 

@@ -252,8 +252,8 @@ class WebSocketProtocol(WebSocketServerProtocol):
         unknown = set(message) - _REPLY_KEYS
         if unknown:
             raise ApplicationError(
-                f"Got invalid WebSocket reply message on {self.reply_channel} - contains unknown keys {sorted(unknown)} "
-                "(allowed: accept, text, bytes, close)"
+                f"Got invalid WebSocket reply message on {self.reply_channel} - contains "
+                f"unknown keys {sorted(unknown)} (allowed: accept, text, bytes, close)"
             )
         data_bytes = message.get("bytes")
         data_text = message.get("text")

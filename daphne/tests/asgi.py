@@ -1,0 +1,3 @@
+"""A stand-in "channel layer" for CLI tests that patch out `Server.run` (D-58)."""
+
+channel_layer = {}

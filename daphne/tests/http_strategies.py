@@ -1,0 +1,93 @@
+"""Hypothesis strategies for HTTP request parts (Daphne 1.4's, for current hypothesis)."""
+
+import string
+from urllib import parse
+
+from hypothesis import strategies
+
+HTTP_METHODS = ["OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT"]
+
+# Unicode characters of the "Letter" category
+letters = strategies.characters(
+    whitelist_categories=("Lu", "Ll", "Lt", "Lm", "Lo", "Nl"),
+)
+
+# The request head daphne accepts (HTTPFactory.max_header_size, D-64), less room for
+# the request line, which the strategies below keep far smaller.
+HEADERS_BUDGET = 16384 - 4096
+
+
+def http_method():
+    return strategies.sampled_from(HTTP_METHODS)
+
+
+def _http_path_portion():
+    alphabet = string.ascii_letters + string.digits + "-._~"
+    return strategies.text(min_size=1, max_size=128, alphabet=alphabet)
+
+
+def http_path():
+    """Returns a URL path (not encoded)."""
+    return strategies.lists(_http_path_portion(), min_size=0, max_size=10).map(
+        lambda s: "/" + "/".join(s)
+    )
+
+
+def http_body():
+    """Returns random binary body data."""
+    return strategies.binary(min_size=0, max_size=1500)
+
+
+def valid_bidi(value):
+    """Rejects strings with nonsensical Unicode text direction flags."""
+    try:
+        value.encode("idna")
+    except UnicodeError:
+        return False
+    else:
+        return True
+
+
+def _domain_label():
+    return strategies.text(alphabet=letters, min_size=1, max_size=63).filter(valid_bidi)
+
+
+def international_domain_name():
+    """Returns a byte string of a domain name, IDNA-encoded."""
+    return strategies.lists(_domain_label(), min_size=2).map(lambda s: (".".join(s)).encode("idna"))
+
+
+def _query_param():
+    return strategies.text(alphabet=letters, min_size=1, max_size=255).map(
+        lambda s: s.encode("utf8")
+    )
+
+
+def query_params():
+    """A list of two-tuples of byte strings whose urlencoding stays under 1500 characters."""
+    return strategies.lists(strategies.tuples(_query_param(), _query_param()), min_size=0).filter(
+        lambda x: len(parse.urlencode(x)) < 1500
+    )
+
+
+def header_name():
+    """Something that looks like an HTTP header field name."""
+    return strategies.text(
+        alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=30
+    )
+
+
+def header_value():
+    """Something that looks like an HTTP header value."""
+    return strategies.text(
+        alphabet=string.ascii_letters + string.digits + string.punctuation + " /t",
+        min_size=1,
+        max_size=8190,
+    ).filter(lambda s: len(s.encode("utf8")) < 8190)
+
+
+def headers():
+    """A list of (name, value) header tuples, at most 100 and within daphne's head limit."""
+    return strategies.lists(
+        strategies.tuples(header_name(), header_value()), min_size=0, max_size=100
+    ).filter(lambda pairs: sum(len(n) + len(v) + 4 for n, v in pairs) < HEADERS_BUDGET)

@@ -1,0 +1,101 @@
+"""Responses written for reply messages (D-32..D-37, D-54)."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daphne.tests import factories, http_strategies, testcases
+
+
+class TestHTTPResponseSpec(testcases.ASGIHTTPTestCase):
+    def test_minimal_response(self):
+        message = {"status": 200}
+        response = factories.response_for_message(message)
+        self.assert_valid_http_response_message(message, response)
+        self.assertTrue(response.endswith(b"0\r\n\r\n"))  # D-35: chunked, then ended
+
+    def test_status_code_required(self):
+        with self.assertRaises(ValueError):
+            factories.response_for_message({})
+
+    def test_status_code_is_transmitted(self):
+        message = {"status": 201}
+        response = factories.response_for_message(message)
+        self.assert_valid_http_response_message(message, response)
+        self.assertTrue(response.startswith(b"HTTP/1.1 201 Created"))
+
+    @given(body=http_strategies.http_body())
+    @settings(max_examples=30, deadline=None)
+    def test_body_is_transmitted(self, body):
+        message = {"status": 200, "content": body}
+        response = factories.response_for_message(message)
+        self.assert_valid_http_response_message(message, response)
+
+    @given(headers=http_strategies.headers())
+    @settings(max_examples=20, deadline=None)
+    def test_headers(self, headers):
+        encoded = [
+            [name.encode("ascii"), value.strip().encode("ascii")]
+            for name, value in headers
+            if name.lower() not in {"content-length", "transfer-encoding", "connection"}
+        ]
+        message = {"status": 200, "headers": encoded, "content": b"x"}
+        response = factories.response_for_message(message)
+        self.assert_valid_http_response_message(message, response)
+
+    @given(
+        status=st.sampled_from([200, 201, 302, 400, 404, 500]),
+        body=http_strategies.http_body(),
+    )
+    @settings(max_examples=20, deadline=None)
+    def test_kitchen_sink(self, status, body):
+        message = {
+            "status": status,
+            "headers": [[b"Content-Type", b"application/octet-stream"]],
+            "content": body,
+        }
+        response = factories.response_for_message(message)
+        self.assert_valid_http_response_message(message, response)
+
+    def test_content_length_response_is_not_chunked(self):
+        message = {"status": 200, "headers": [[b"Content-Length", b"5"]], "content": b"hello"}
+        response = factories.response_for_message(message)
+        self.assertTrue(response.endswith(b"\r\n\r\nhello"))
+        self.assertNotIn(b"chunked", response)
+
+    def test_disconnect_after_response(self):
+        """D-37, D-54: one http.disconnect with the decoded path after completion."""
+        request = factories._build_request("GET", "/te st-à/")
+        message, factory, transport = factories._run_through_daphne(request, "http.request")
+        factory.dispatch_reply(message["reply_channel"], {"status": 200})
+        layer = factory.channel_layer
+        self.assertEqual(
+            layer.receive(["http.disconnect"]),
+            ("http.disconnect", {"reply_channel": message["reply_channel"], "path": "/te st-à/"}),
+        )
+        self.assertEqual(layer.receive(["http.disconnect"]), (None, None))
+
+    def test_streaming_and_second_start_refused(self):
+        request = factories._build_request("GET", "/")
+        message, factory, transport = factories._run_through_daphne(request, "http.request")
+        channel = message["reply_channel"]
+        factory.dispatch_reply(channel, {"status": 200, "content": b"a", "more_content": True})
+        with self.assertRaises(ValueError):
+            factory.dispatch_reply(channel, {"status": 200})
+        factory.dispatch_reply(channel, {"content": b"b", "more_content": True})
+        factory.dispatch_reply(channel, {"content": b"c"})
+        self.assertTrue(transport.value().endswith(b"1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n"))
+        # A-80: messages after completion are ignored.
+        factory.dispatch_reply(channel, {"content": b"late"})
+        self.assertNotIn(b"late", transport.value())
+
+    def test_basic_error_page(self):
+        request = factories._build_request("GET", "/")
+        message, factory, transport = factories._run_through_daphne(request, "http.request")
+        protocol = factory.reply_protocols[message["reply_channel"]]
+        protocol.basic_error(404, b"Not Found", "nothing here")
+        value = transport.value()
+        self.assertTrue(value.startswith(b"HTTP/1.1 404 Not Found"))
+        self.assertIn(b"Content-Type: text/html; charset=utf-8", value)
+        self.assertIn(b"<h1>404 Not Found</h1>", value)
+        self.assertIn(b"<p>nothing here</p>", value)
+        self.assertIn(b"Daphne", value)
