@@ -1,0 +1,28 @@
+"""Redis channel layers for ASGI-1 (L-1): sharded, Sentinel-managed and local-plus-Redis.
+
+`RedisLocalChannelLayer` lives in `asgi_redis.local` (it needs the IPC layer)
+and is imported on first access.
+"""
+
+from typing import Any
+
+from .core import RedisChannelLayer, UnsupportedRedis
+from .sentinel import RedisSentinelChannelLayer
+
+__version__ = "1.4.3.dev0"
+
+__all__ = [
+    "RedisChannelLayer",
+    "RedisLocalChannelLayer",
+    "RedisSentinelChannelLayer",
+    "UnsupportedRedis",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisLocalChannelLayer":
+        from .local import RedisLocalChannelLayer
+
+        return RedisLocalChannelLayer
+    raise AttributeError(f"module 'asgi_redis' has no attribute {name!r}")

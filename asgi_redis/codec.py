@@ -1,0 +1,66 @@
+"""Message payloads: msgpack, optionally sealed with Fernet (L-6, L-37, L-38).
+
+Only the payload is encrypted; channel names, group members and statistics
+stay in clear text (L-38).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+__all__ = ["Codec", "build_fernet"]
+
+
+def build_fernet(keys: Sequence[str | bytes]) -> Any:
+    """Return a `MultiFernet` that encrypts with the first key and decrypts with any (L-37)."""
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, Sequence):
+        raise ValueError(
+            "symmetric_encryption_keys must be a list of keys, not a bare "
+            f"{type(keys).__name__}; write [{keys!r}]"
+        )
+    if not keys:
+        raise ValueError("symmetric_encryption_keys must hold at least one key (or be None)")
+    try:
+        from cryptography.fernet import Fernet, MultiFernet
+    except ImportError:
+        raise ValueError(
+            "symmetric_encryption_keys needs the 'cryptography' package: "
+            "pip install 'channels[encryption]'"
+        )
+    fernets = []
+    for key in keys:
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        if not isinstance(key, bytes):
+            raise ValueError(f"Encryption keys must be str or bytes, not {type(key).__name__}")
+        digest = hashlib.sha256(key).digest()
+        fernets.append(Fernet(base64.urlsafe_b64encode(digest)))
+    return MultiFernet(fernets)
+
+
+class Codec:
+    """Turns a validated message dict into stored bytes and back."""
+
+    def __init__(self, fernet: Any | None, expiry: int) -> None:
+        self._fernet = fernet
+        # L-37: a token older than the message lifetime plus clock slack is refused.
+        self._ttl = expiry + 10
+
+    def pack(self, message: dict) -> bytes:
+        return msgpack.packb(message, use_bin_type=True)
+
+    def seal(self, packed: bytes) -> bytes:
+        if self._fernet is None:
+            return packed
+        return self._fernet.encrypt(packed)
+
+    def decode(self, payload: bytes) -> dict:
+        """Return the message; raises `cryptography.fernet.InvalidToken` on a bad token."""
+        if self._fernet is not None:
+            payload = self._fernet.decrypt(payload, ttl=self._ttl)
+        return msgpack.unpackb(payload, raw=False)

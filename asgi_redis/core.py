@@ -1,0 +1,552 @@
+"""`RedisChannelLayer`: the production channel layer on one or more Redis servers (L-18..L-44).
+
+Design, and why it differs from the 1.x layer that layers.md sketches:
+
+- **One round trip per send.** A send is one Lua script (`scripts.PUSH`) that
+  checks capacity, appends the entry, refreshes the list's TTL and counts the
+  statistics (L-39..L-41). The payload is stored inline in the list entry
+  (`entries`), not under a separate key, so a receive is one round trip too
+  and nothing is left behind when the list expires (1.x: two keys per message
+  and a read+delete after every pop).
+- **Expiry without extra keys.** Each entry starts with its deadline on the
+  shard's own clock (`TIME` inside the script). Receives drop expired entries
+  (A-27); a send that finds the list full trims expired entries from the head
+  before refusing, so expired messages do not hold capacity (better than
+  L-33 allows).
+- **Group sends in one script per shard** (A-44, A-93). On a single shard
+  without per-channel capacities, `scripts.GROUP_SEND` reads the live members
+  and delivers in one round trip. Otherwise the members are read first and
+  one `PUSH` runs per destination shard. Either way all members behind one
+  process-specific ``P!`` share ONE bundle entry, so a broadcast to 200
+  connections of one daphne needs one free slot in its queue, and full
+  members are counted (`channel_full_count`) and logged (A-40).
+- **Process-specific lists are read in batches.** Only one process reads
+  ``P!``, so a pop there takes up to `prefetch` entries into a per-instance
+  buffer (bundles expand into one buffered message per member); later receives
+  are served from memory after checking each entry's deadline against the
+  shard's clock. Normal and single-reader lists are never prefetched: other
+  workers must be able to take their messages.
+- **Blocking receive never sleeps.** It first makes a non-blocking pass over
+  every shard holding one of the names (normal names on every shard: a worker
+  should not sit on an idle shard while another has work), then waits in
+  ``BLPOP``. With one shard that is a single ``BLPOP`` of `blpop_timeout`;
+  with several it rotates ``BLPOP`` over the shards in slices of
+  `shard_slice` seconds, so a message on any shard is seen within
+  ``(shards - 1) * shard_slice`` and the call still returns after about
+  `blpop_timeout` (A-32). Cancelling parallel pops would need extra
+  connections and a push-back of double pops that breaks FIFO; the rotation is
+  bounded and cheap (a handful of idle ``BLPOP`` replies per second).
+- **Placement** (`sharding`): jump consistent hashing instead of 1.x's CRC32
+  ranges, so adding a shard moves ~1/(n+1) of the names, not most of them.
+  ``?``/``!`` names and groups sit on their hashed shard (L-25). A normal
+  channel is not spread per message (1.x round-robin) but per sender: each
+  layer instance sends a given channel to one shard (hash plus a random
+  per-instance offset), so one sender's messages stay in order (A-25, L-43:
+  two sends then two receives give the first message first) while many
+  senders still spread a busy channel over every shard. Receivers look at one
+  shard per non-blocking call (rotating, L-25) and at every shard when
+  blocking.
+- **Keys** sit under Redis Cluster hash tags: ``prefix{channel}`` for lists,
+  ``prefix:group:{group}`` for groups, ``stats_prefix{channel}:stat`` for
+  counters; every key starts with `prefix` or `stats_prefix` (L-23, L-42).
+- **Resilience** (L-62): building the layer connects nothing; every call goes
+  through `shard.Shard`, which names the shard in connection errors and logs
+  one WARNING / one INFO per outage; redis-py's own retries are switched off
+  so a pop or send is never repeated blindly; scripts are reloaded on
+  ``NOSCRIPT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from channels.layers.base import BaseChannelLayer, FullSkipReporter
+
+from . import scripts
+from .codec import Codec, build_fernet
+from .entries import bundle_header, decode_entry, header_for
+from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
+from .scripts import UnsupportedRedis
+from .shard import Shard
+from .sharding import RoundRobin, consistent_hash
+
+__all__ = ["RedisChannelLayer", "UnsupportedRedis"]
+
+logger = logging.getLogger("asgi_redis")
+
+
+@dataclass(slots=True)
+class _Visit:
+    """The lists one receive looks at on one shard."""
+
+    shard: Shard
+    keys: list[str] = field(default_factory=list)
+    storages: list[str] = field(default_factory=list)
+    wants: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """What one `PUSH` run on one shard delivers for a group send."""
+
+    keys: list[str] = field(default_factory=list)
+    storages: list[str] = field(default_factory=list)
+    copies: list[int] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+
+
+class RedisChannelLayer(BaseChannelLayer):
+    """ASGI-1 channel layer on Redis, sharded over `hosts` (L-18)."""
+
+    extensions = ["groups", "flush", "statistics", "twisted", "asyncio"]
+
+    # L-21
+    blpop_timeout = 5
+    channel_statistics_expiry = 3600
+    global_statistics_expiry = 86400
+    global_stats_key = "#global#"
+
+    # A-34: 12 random letters in the Redis layers.
+    new_channel_suffix_length = 12
+    # Seconds a blocking receive waits on one shard before trying the next.
+    shard_slice = 0.1
+    # Entries one pop may take from a process-specific list (single reader).
+    prefetch = 64
+
+    def __init__(
+        self,
+        expiry: int = 60,
+        hosts: Sequence[Any] | None = None,
+        prefix: str = "asgi:",
+        group_expiry: int = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+        stats_prefix: str = "asgi-meta:",
+        connection_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_whole_seconds("expiry", expiry)
+        check_whole_seconds("group_expiry", group_expiry)
+        check_prefix("prefix", prefix)
+        check_prefix("stats_prefix", stats_prefix)
+        super().__init__(
+            expiry=expiry,
+            group_expiry=group_expiry,
+            capacity=capacity,
+            channel_capacity=channel_capacity,
+        )
+        self.prefix = prefix
+        self.stats_prefix = stats_prefix
+        fernet = None
+        if symmetric_encryption_keys is not None:
+            fernet = build_fernet(symmetric_encryption_keys)
+        self.crypter = fernet
+        self._codec = Codec(fernet, expiry)
+        self._client_kwargs = client_kwargs(connection_kwargs)
+        self.hosts = self._parse_hosts(hosts)
+        self._normal_offset = random.randrange(1 << 16)
+        self._receive_rotation = RoundRobin()
+        self._buffer_lock = threading.Lock()
+        # P! -> deque of (local deadline, channel name, payload) (single reader)
+        self._buffers: dict[str, deque[tuple[float, str, bytes]]] = {}
+        self._skips = FullSkipReporter(logger)
+        self._expiry_ms = expiry * 1000
+        self._group_expiry_ms = group_expiry * 1000
+        self._stats_args = (
+            stats_prefix,
+            self.channel_statistics_expiry,
+            self.global_statistics_expiry,
+        )
+        self._prepare_shards()
+
+    def _parse_hosts(self, hosts: Sequence[Any] | None) -> list[Any]:
+        return redis_urls(hosts)  # L-19
+
+    def _prepare_shards(self) -> None:
+        """Build every client now (L-22); building one does not connect (L-62.1)."""
+        self._shards  # noqa: B018
+
+    @functools.cached_property
+    def _shards(self) -> list[Shard]:
+        return [
+            Shard(index, redis.Redis.from_url(url, **self._client_kwargs))
+            for index, url in enumerate(self.hosts)
+        ]
+
+    # -- shards (L-22, L-25) ----------------------------------------------------
+
+    @property
+    def ring_size(self) -> int:
+        return len(self._shards)
+
+    def connection(self, index: int | None) -> redis.Redis:
+        """The redis-py client of shard `index`, or of a random shard for `None`."""
+        if index is None:
+            index = random.randrange(self.ring_size)
+        if not isinstance(index, int) or not 0 <= index < self.ring_size:
+            raise ValueError(
+                f"There are only {self.ring_size} shards (0 to {self.ring_size - 1}), not {index!r}"
+            )
+        return self._shards[index].client()
+
+    def consistent_hash(self, value: str) -> int:
+        return consistent_hash(value, self.ring_size)
+
+    def _send_shard(self, storage: str) -> Shard:
+        if self.ring_size == 1:
+            return self._shards[0]
+        if "?" in storage or storage.endswith("!"):
+            return self._shards[consistent_hash(storage, self.ring_size)]
+        # A normal channel goes to one shard per sending instance, so one
+        # sender's messages stay in order (A-25, L-43); the random per-instance
+        # offset spreads a busy channel's senders over the shards.
+        index = consistent_hash(storage, self.ring_size) + self._normal_offset
+        return self._shards[index % self.ring_size]
+
+    def _group_shard(self, group: str) -> Shard:
+        return self._shards[consistent_hash(group, self.ring_size)]
+
+    # -- keys (L-23) --------------------------------------------------------------
+
+    def _list_key(self, storage: str) -> str:
+        return f"{self.prefix}{{{storage}}}"
+
+    def _group_key(self, group: str) -> str:
+        return f"{self.prefix}:group:{{{group}}}"
+
+    def _stats_key(self, name: str, stat: str) -> str:
+        if name == self.global_stats_key:
+            return f"{self.stats_prefix}{name}:{stat}"
+        return f"{self.stats_prefix}{{{name}}}:{stat}"
+
+    # -- send (A-31, L-27, L-28) --------------------------------------------------
+
+    def _payload(self, message: dict, destination: str) -> bytes:
+        snapshot, _ = self.snapshot(message)  # A-5, A-6, A-9
+        packed = self._codec.pack(snapshot)
+        self.check_encoded_size(len(packed), destination)  # A-92
+        return self._codec.seal(packed)
+
+    def send(self, channel: str, message: dict) -> None:
+        self.valid_channel_name(channel)
+        payload = self._payload(message, channel)
+        storage = self.non_local_name(channel)
+        capacity = self.get_capacity(storage)
+        stored = self._send_shard(storage).script(
+            scripts.PUSH,
+            (self._list_key(storage),),
+            (
+                payload,
+                self._expiry_ms,
+                *self._stats_args,
+                capacity,
+                storage,
+                1,
+                header_for(channel, storage),
+            ),
+        )
+        if not stored[0]:
+            raise self.ChannelFull(
+                f"Channel {storage!r} is full ({capacity} messages pending); retry later"
+            )
+
+    # -- receive (A-32, L-29, L-30) ------------------------------------------------
+
+    def receive(
+        self, channels: Iterable[str], block: bool = False
+    ) -> tuple[str | None, dict | None]:
+        names = self.receive_names(channels)
+        if not names:
+            return None, None
+        random.shuffle(names)  # A-28
+        if self._buffers:
+            found = self._take_buffered(names)
+            if found is not None:
+                return found
+        visits = self._plan(names, every_shard=block)
+        found = self._pop_pass(visits)
+        if found is not None:
+            return found
+        if not block:
+            return None, None
+        return self._blocking_pop(visits)
+
+    def _plan(self, names: list[str], every_shard: bool) -> list[_Visit]:
+        """Group the names by shard (L-25); normal names go to one or every shard."""
+        visits: dict[int, _Visit] = {}
+
+        def add(index: int, name: str, want: int) -> None:
+            visit = visits.get(index)
+            if visit is None:
+                visit = visits[index] = _Visit(self._shards[index])
+            visit.keys.append(self._list_key(name))
+            visit.storages.append(name)
+            visit.wants.append(want)
+
+        normal_shards = None
+        for name in names:
+            if name.endswith("!"):
+                add(consistent_hash(name, self.ring_size), name, self.prefetch)
+            elif "?" in name:
+                add(consistent_hash(name, self.ring_size), name, 1)
+            else:
+                if normal_shards is None:
+                    normal_shards = self._normal_receive_shards(every_shard)
+                for index in normal_shards:
+                    add(index, name, 1)
+        order = list(visits.values())
+        random.shuffle(order)
+        return order
+
+    def _normal_receive_shards(self, every_shard: bool) -> Sequence[int]:
+        if every_shard:
+            return range(self.ring_size)
+        return (self._receive_rotation.next(self.ring_size),)
+
+    def _pop_pass(self, visits: list[_Visit]) -> tuple[str, dict] | None:
+        for visit in visits:
+            reply = visit.shard.script(scripts.POP, visit.keys, visit.wants)
+            visit.shard.clock_offset = reply[0] / 1000 - time.time()
+            if len(reply) > 1:
+                storage = visit.storages[reply[1] - 1]
+                return self._hand_out(visit.shard, storage, reply[2:])
+        return None
+
+    def _blocking_pop(self, visits: list[_Visit]) -> tuple[str | None, dict | None]:
+        give_up = time.monotonic() + self.blpop_timeout
+        turn = 0
+        while True:
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                return None, None
+            visit = visits[turn % len(visits)]
+            turn += 1
+            wait = remaining if len(visits) == 1 else min(remaining, self.shard_slice)
+            reply = visit.shard.blpop(visit.keys, wait)
+            if reply is None:
+                continue
+            key, entry = reply
+            storage = visit.storages[visit.keys.index(key.decode("utf-8"))]
+            deadline, _, _ = decode_entry(entry, storage)
+            if deadline / 1000 - visit.shard.clock_offset <= time.time():
+                continue  # expired while queued (A-27)
+            return self._hand_out(visit.shard, storage, [entry])
+
+    def _hand_out(self, shard: Shard, storage: str, entries: list[bytes]) -> tuple[str, dict]:
+        """Return the first message of `entries`; buffer the rest (process-specific only)."""
+        deadline, names, payload = decode_entry(entries[0], storage)
+        if len(names) > 1 or len(entries) > 1:
+            extra: list[tuple[float, str, bytes]] = []
+            first_deadline = deadline / 1000 - shard.clock_offset
+            extra.extend((first_deadline, name, payload) for name in names[1:])
+            for entry in entries[1:]:
+                deadline, more_names, more_payload = decode_entry(entry, storage)
+                local_deadline = deadline / 1000 - shard.clock_offset
+                extra.extend((local_deadline, name, more_payload) for name in more_names)
+            with self._buffer_lock:
+                self._buffers.setdefault(storage, deque()).extend(extra)
+        return names[0], self._codec.decode(payload)
+
+    def _take_buffered(self, names: list[str]) -> tuple[str, dict] | None:
+        found = self._pop_buffered(names)
+        if found is None:
+            return None
+        return found[0], self._codec.decode(found[1])
+
+    def _pop_buffered(self, names: list[str]) -> tuple[str, bytes] | None:
+        now = time.time()
+        with self._buffer_lock:
+            for name in names:
+                queue = self._buffers.get(name)
+                while queue:
+                    deadline, channel, payload = queue.popleft()
+                    if deadline > now:
+                        break
+                else:
+                    continue
+                if not queue:
+                    del self._buffers[name]
+                return channel, payload
+            return None
+
+    def channel_in_use(self, name: str) -> bool:
+        """`new_channel` hook: does the candidate's list exist on its shard (L-32)?"""
+        key = self._list_key(name)
+        shard = self._shards[consistent_hash(name, self.ring_size)]
+        return bool(shard.call(lambda client: client.exists(key)))
+
+    # -- groups (A-41..A-46, L-34, L-35) --------------------------------------------
+
+    def group_add(self, group: str, channel: str) -> None:
+        self.valid_group_name(group)
+        self.valid_channel_name(channel)
+        self._group_shard(group).script(
+            scripts.GROUP_ADD, (self._group_key(group),), (channel, self._group_expiry_ms)
+        )
+
+    def group_discard(self, group: str, channel: str) -> None:
+        self.valid_group_name(group)
+        self.valid_channel_name(channel)
+        key = self._group_key(group)
+        self._group_shard(group).call(lambda client: client.zrem(key, channel))
+
+    def group_channels(self, group: str) -> list[str]:
+        self.valid_group_name(group)
+        return [member.decode("utf-8") for member in self._members(group)]
+
+    def _members(self, group: str) -> list[bytes]:
+        return self._group_shard(group).script(
+            scripts.GROUP_MEMBERS, (self._group_key(group),), (self._group_expiry_ms,)
+        )
+
+    def send_group(self, group: str, message: dict) -> None:
+        self.valid_group_name(group)
+        payload = self._payload(message, f"group {group}")
+        if self.ring_size == 1 and not self.channel_capacity:
+            skipped = self._shards[0].script(
+                scripts.GROUP_SEND,
+                (self._group_key(group),),
+                (
+                    payload,
+                    self._expiry_ms,
+                    *self._stats_args,
+                    self._group_expiry_ms,
+                    self.prefix,
+                    self.capacity,
+                ),
+            )
+            for index in range(0, len(skipped), 2):
+                self._skips.skipped(group, skipped[index].decode("utf-8"), skipped[index + 1])
+            return
+        members = [member.decode("utf-8") for member in self._members(group)]
+        for shard, delivery in self._deliveries(members).items():
+            stored = shard.script(
+                scripts.PUSH, delivery.keys, (payload, self._expiry_ms, *delivery.args)
+            )
+            for storage, copies, ok in zip(delivery.storages, delivery.copies, stored, strict=True):
+                if not ok:
+                    self._skips.skipped(group, storage, copies)  # A-40
+
+    def _deliveries(self, members: list[str]) -> dict[Shard, _Delivery]:
+        """Plan one `PUSH` per shard: one entry per normal member, one bundle per ``P!``."""
+        bundles: dict[str, list[str]] = {}
+        deliveries: dict[Shard, _Delivery] = {}
+        normal_shard = None
+
+        def add(shard: Shard, storage: str, copies: int, header: bytes) -> None:
+            delivery = deliveries.get(shard)
+            if delivery is None:
+                delivery = deliveries[shard] = _Delivery(args=list(self._stats_args))
+            delivery.keys.append(self._list_key(storage))
+            delivery.storages.append(storage)
+            delivery.copies.append(copies)
+            delivery.args.extend((self.get_capacity(storage), storage, copies, header))
+
+        for member in members:
+            storage = self.non_local_name(member)
+            if "!" in member:
+                bundles.setdefault(storage, []).append(member)
+            elif "?" in member:
+                add(self._send_shard(member), member, 1, b"M")
+            else:
+                if normal_shard is None:
+                    normal_shard = self._send_shard(member)
+                add(normal_shard, member, 1, b"M")
+        for storage, names in bundles.items():
+            add(self._send_shard(storage), storage, len(names), bundle_header(names))
+        return deliveries
+
+    # -- flush (A-48, L-42) -------------------------------------------------------------
+
+    def flush(self) -> None:
+        with self._buffer_lock:
+            self._buffers.clear()
+        patterns = [_glob_escape(self.prefix) + "*", _glob_escape(self.stats_prefix) + "*"]
+        for shard in self._shards:
+            shard.call(functools.partial(_delete_matching, patterns=patterns))
+
+    # -- statistics (A-49, L-39..L-41) ----------------------------------------------------
+
+    def global_statistics(self) -> dict[str, int]:
+        keys = [
+            self._stats_key(self.global_stats_key, "messages_count"),
+            self._stats_key(self.global_stats_key, "channel_full_count"),
+        ]
+        totals = {"messages_count": 0, "channel_full_count": 0}
+        for shard in self._shards:
+            sent, full = shard.call(lambda client: client.mget(keys))
+            totals["messages_count"] += int(sent or 0)
+            totals["channel_full_count"] += int(full or 0)
+        return totals
+
+    def channel_statistics(self, channel: str) -> dict[str, int]:
+        self.valid_channel_name(channel)
+        storage = self.non_local_name(channel)  # L-40: P!L counts as P!
+        if "?" in storage or storage.endswith("!"):
+            shards = [self._shards[consistent_hash(storage, self.ring_size)]]
+        else:
+            shards = self._shards
+        keys = (
+            self._list_key(storage),
+            self._stats_key(storage, "messages_count"),
+            self._stats_key(storage, "channel_full_count"),
+        )
+        stats = {
+            "messages_count": 0,
+            "messages_pending": 0,
+            "messages_max_age": 0,
+            "channel_full_count": 0,
+        }
+        for shard in shards:
+            sent, full, pending, head_deadline, now = shard.script(scripts.CHANNEL_STATS, keys, ())
+            stats["messages_count"] += sent
+            stats["channel_full_count"] += full
+            stats["messages_pending"] += pending
+            if head_deadline >= 0:
+                age = (now - (head_deadline - self._expiry_ms)) // 1000
+                stats["messages_max_age"] = max(stats["messages_max_age"], age)
+        return stats
+
+    # -- twisted and asyncio (A-50, A-51, L-43, L-61) ----------------------------------------
+
+    def receive_twisted(self, channels: Iterable[str]) -> Any:
+        """A `Deferred` firing with a blocking `receive` run in Twisted's thread pool."""
+        from twisted.internet import threads
+
+        return threads.deferToThread(self.receive, channels, True)
+
+    async def receive_async(self, channels: Iterable[str]) -> tuple[str | None, dict | None]:
+        """A blocking `receive` in the loop's default executor; never blocks the loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.receive, channels, True)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}(hosts={self.hosts!r})"
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob characters so a prefix matches only itself."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+def _delete_matching(client: redis.Redis, patterns: list[str]) -> None:
+    for pattern in patterns:
+        batch = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)

@@ -1,0 +1,225 @@
+"""The Lua scripts: every multi-step operation runs atomically on one shard (L-27..L-35).
+
+Each script is a shared prelude plus a body. Scripts are loaded into a server
+once and then run by SHA (L-44); `Script.run` reloads a script that a
+restarted server forgot (``NOSCRIPT``) and retries once, which is safe
+because a ``NOSCRIPT`` reply means nothing ran (L-62.2).
+
+Keys: a channel's list is ``prefix{channel}`` and its counters
+``stats_prefix{channel}:stat``, so a script working on one channel touches one
+Redis Cluster hash slot, apart from the shard-global counters
+(``stats_prefix#global#:stat``) and `GROUP_SEND`, which fans out to many
+lists and is only used on a single, non-cluster shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+__all__ = [
+    "Script",
+    "UnsupportedRedis",
+    "PUSH",
+    "POP",
+    "GROUP_ADD",
+    "GROUP_MEMBERS",
+    "GROUP_SEND",
+    "CHANNEL_STATS",
+]
+
+
+class UnsupportedRedis(Exception):
+    """The Redis server lacks a command this layer needs (L-28, L-44)."""
+
+
+_PRELUDE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function deadline(entry)
+  return tonumber(string.sub(entry, 1, 13))
+end
+
+-- Drop expired entries from the head (A-27). Only called when the list looks
+-- full, so the common send never copies the head entry into Lua.
+local function trim_expired(key, now)
+  while true do
+    local head = redis.call('LINDEX', key, 0)
+    if (not head) or deadline(head) > now then return end
+    redis.call('LPOP', key)
+  end
+end
+
+local function count(stats_prefix, name, stat, amount, channel_ttl, global_ttl)
+  local channel_key = stats_prefix .. '{' .. name .. '}:' .. stat
+  redis.call('INCRBY', channel_key, amount)
+  redis.call('EXPIRE', channel_key, channel_ttl)
+  local global_key = stats_prefix .. '#global#:' .. stat
+  redis.call('INCRBY', global_key, amount)
+  redis.call('EXPIRE', global_key, global_ttl)
+end
+
+-- Append one entry unless the list holds `capacity` live entries (A-37).
+local function push(key, capacity, entry, list_ttl_ms, now)
+  if redis.call('LLEN', key) >= capacity then
+    trim_expired(key, now)
+    if redis.call('LLEN', key) >= capacity then return 0 end
+  end
+  redis.call('RPUSH', key, entry)
+  redis.call('PEXPIRE', key, list_ttl_ms)
+  return 1
+end
+
+local function deliver(key, capacity, name, copies, header, payload, expiry_ms, now, stats)
+  local entry = string.format('%013d', now + expiry_ms) .. header .. payload
+  if push(key, capacity, entry, expiry_ms + 1000, now) == 1 then
+    count(stats[1], name, 'messages_count', copies, stats[2], stats[3])
+    return 1
+  end
+  count(stats[1], name, 'channel_full_count', copies, stats[2], stats[3])
+  return 0
+end
+
+local function live_members(group_key, group_expiry_ms, now)
+  redis.call('ZREMRANGEBYSCORE', group_key, '-inf', '(' .. (now - group_expiry_ms))
+  return redis.call('ZRANGE', group_key, 0, -1)
+end
+"""
+
+# KEYS: list keys. ARGV: payload, expiry_ms, stats_prefix, channel stats TTL,
+# global stats TTL, then per key: capacity, storage name, copies, header.
+# Returns 1 (stored) or 0 (full) per key.
+_PUSH = """
+local now = now_ms()
+local stats = {ARGV[3], ARGV[4], ARGV[5]}
+local results = {}
+for i, key in ipairs(KEYS) do
+  local base = 5 + (i - 1) * 4
+  results[i] = deliver(key, tonumber(ARGV[base + 1]), ARGV[base + 2], tonumber(ARGV[base + 3]),
+                       ARGV[base + 4], ARGV[1], tonumber(ARGV[2]), now, stats)
+end
+return results
+"""
+
+# KEYS: list keys in the order to try. ARGV: per key, how many entries to take
+# (more than one only for a process-specific list, which has one reader).
+# Returns {now, key index, entries...} for the first list with live entries,
+# or {now}. Expired entries are dropped on the way (A-27).
+_POP = """
+local now = now_ms()
+for i, key in ipairs(KEYS) do
+  local want = tonumber(ARGV[i])
+  while true do
+    local popped = redis.call('LPOP', key, want)
+    if not popped then break end
+    local live = {now, i}
+    for _, entry in ipairs(popped) do
+      if deadline(entry) > now then live[#live + 1] = entry end
+    end
+    if #live > 2 then return live end
+  end
+end
+return {now}
+"""
+
+# KEYS: group key. ARGV: member, group_expiry_ms. (A-41, A-45)
+_GROUP_ADD = """
+redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+# KEYS: group key. ARGV: group_expiry_ms. Returns the live members (A-43).
+_GROUP_MEMBERS = """
+return live_members(KEYS[1], tonumber(ARGV[1]), now_ms())
+"""
+
+# Whole send_group on one shard (A-44, A-93): read live members, then one
+# entry per normal or single-reader member and one bundle per process-specific
+# list. KEYS: group key. ARGV: payload, expiry_ms, stats_prefix, channel stats
+# TTL, global stats TTL, group_expiry_ms, key prefix, capacity.
+# Returns {skipped storage name, skipped copies, ...}.
+_GROUP_SEND = """
+local now = now_ms()
+local stats = {ARGV[3], ARGV[4], ARGV[5]}
+local payload, expiry_ms = ARGV[1], tonumber(ARGV[2])
+local prefix, capacity = ARGV[7], tonumber(ARGV[8])
+local members = live_members(KEYS[1], tonumber(ARGV[6]), now)
+local bundles, order, skipped = {}, {}, {}
+for _, member in ipairs(members) do
+  local bang = string.find(member, '!', 1, true)
+  if bang then
+    local storage = string.sub(member, 1, bang)
+    if not bundles[storage] then
+      bundles[storage] = {}
+      order[#order + 1] = storage
+    end
+    table.insert(bundles[storage], member)
+  elseif deliver(prefix .. '{' .. member .. '}', capacity, member, 1, 'M', payload,
+                 expiry_ms, now, stats) == 0 then
+    skipped[#skipped + 1] = member
+    skipped[#skipped + 1] = 1
+  end
+end
+for _, storage in ipairs(order) do
+  local names = bundles[storage]
+  local header = 'N' .. table.concat(names, ',') .. '|'
+  if deliver(prefix .. '{' .. storage .. '}', capacity, storage, #names, header, payload,
+             expiry_ms, now, stats) == 0 then
+    skipped[#skipped + 1] = storage
+    skipped[#skipped + 1] = #names
+  end
+end
+return skipped
+"""
+
+# KEYS: list key, channel messages_count key, channel channel_full_count key.
+# Returns {messages_count, channel_full_count, pending, head deadline or -1, now}.
+_CHANNEL_STATS = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+local head_deadline = -1
+if head then head_deadline = deadline(head) end
+return {tonumber(redis.call('GET', KEYS[2]) or 0), tonumber(redis.call('GET', KEYS[3]) or 0),
+        redis.call('LLEN', KEYS[1]), head_deadline, now_ms()}
+"""
+
+
+class Script:
+    """One Lua script, run by SHA (L-44)."""
+
+    def __init__(self, name: str, body: str) -> None:
+        self.name = name
+        self.source = _PRELUDE + body
+        self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
+
+    def run(self, client: redis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            # A restarted or flushed server forgot the script; nothing ran (L-62.2).
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.ResponseError as exc:
+            if "unknown command" in str(exc).lower():
+                raise UnsupportedRedis(
+                    f"The Redis server does not support a command this layer needs ({exc}); "
+                    "use Redis 6.2 or newer (tested with 7.x)"
+                ) from exc
+            raise
+
+    def __repr__(self) -> str:
+        return f"Script({self.name!r}, sha={self.sha[:8]})"
+
+
+PUSH = Script("push", _PUSH)
+POP = Script("pop", _POP)
+GROUP_ADD = Script("group_add", _GROUP_ADD)
+GROUP_MEMBERS = Script("group_members", _GROUP_MEMBERS)
+GROUP_SEND = Script("group_send", _GROUP_SEND)
+CHANNEL_STATS = Script("channel_stats", _CHANNEL_STATS)

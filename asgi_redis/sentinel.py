@@ -1,0 +1,222 @@
+"""`RedisSentinelChannelLayer`: the Redis layer on masters found through Sentinel (L-50..L-54).
+
+Shard ``i`` is the current master of ``services[i]``. Master clients are
+cached per address, so a lookup that finds the same master reuses its pool
+(and its loaded scripts). A connection error or a ``READONLY`` reply drops
+the service's cached master; the operation is then retried once on the
+master Sentinel names now, but only when the failure proves nothing ran:
+the connection could not be made, or the server refused the write (L-53,
+L-62.3). A dropped connection mid-command is raised to the caller.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import redis
+from redis.sentinel import Sentinel
+
+from .core import RedisChannelLayer
+from .options import sentinel_addresses
+from .shard import CONNECTION_ERRORS, Shard, describe_client
+
+__all__ = ["RedisSentinelChannelLayer"]
+
+T = TypeVar("T")
+
+# socket_* options also apply to the connections to the Sentinels (L-50).
+_SENTINEL_OPTIONS = (
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+)
+
+
+def _nothing_ran(exc: Exception) -> bool:
+    """True when a failure happened before the command reached a server."""
+    if isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("READONLY"):
+        return True
+    text = str(exc)
+    # redis-py's connect() failures: "Error 111 connecting to host:port. ..." and
+    # "Timeout connecting to server"; a master lookup that found no master.
+    return "connecting to" in text or isinstance(exc, redis.sentinel.MasterNotFoundError)
+
+
+class _Masters:
+    """Where each service's master is, per `sentinel_refresh_interval` (L-53)."""
+
+    def __init__(self, sentinel: Sentinel, kwargs: dict[str, Any], refresh_interval: float) -> None:
+        self._sentinel = sentinel
+        self._kwargs = kwargs
+        self._refresh_interval = refresh_interval
+        self._lock = threading.Lock()
+        self._by_address: dict[tuple[str, int], redis.Redis] = {}
+        self._by_service: dict[str, redis.Redis] = {}
+        self._built_at = 0.0
+
+    def client(self, service: str) -> redis.Redis:
+        if self._refresh_interval <= 0:
+            return self._lookup(service)
+        with self._lock:
+            if time.monotonic() - self._built_at > self._refresh_interval:
+                self._by_service.clear()
+                self._built_at = time.monotonic()
+            client = self._by_service.get(service)
+        if client is None:
+            client = self._lookup(service)
+            with self._lock:
+                self._by_service[service] = client
+        return client
+
+    def forget(self, service: str) -> None:
+        with self._lock:
+            self._by_service.pop(service, None)
+
+    def _lookup(self, service: str) -> redis.Redis:
+        address = self._sentinel.discover_master(service)
+        with self._lock:
+            client = self._by_address.get(address)
+            if client is None:
+                client = redis.Redis(host=address[0], port=address[1], **self._kwargs)
+                self._by_address[address] = client
+            return client
+
+
+class SentinelShard(Shard):
+    """Shard ``index``: whichever server is the master of `service` right now."""
+
+    def __init__(self, index: int, service: str, masters: _Masters, sentinels: str) -> None:
+        super().__init__(index, client=None)
+        self.service = service
+        self._masters = masters
+        self._sentinels = sentinels
+
+    def client(self) -> redis.Redis:
+        try:
+            return self._masters.client(self.service)
+        except CONNECTION_ERRORS as exc:
+            raise self.failed(exc, f"service {self.service!r} via Sentinels {self._sentinels}")
+
+    def call(self, operation: Callable[[redis.Redis], T]) -> T:
+        for attempt in (1, 2):
+            client = self.client()
+            try:
+                result = operation(client)
+            except (*CONNECTION_ERRORS, redis.ReadOnlyError) as exc:
+                self._masters.forget(self.service)  # failover: ask Sentinel again
+                if attempt == 1 and _nothing_ran(exc):
+                    continue
+                raise self.failed(exc, describe_client(client))
+            if not self._reachable:
+                self.answered(describe_client(client))
+            return result
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+
+class RedisSentinelChannelLayer(RedisChannelLayer):
+    """`RedisChannelLayer` whose shards are Sentinel-monitored masters (L-50)."""
+
+    def __init__(
+        self,
+        expiry: int = 60,
+        hosts: Sequence[Any] | None = None,
+        prefix: str = "asgi:",
+        group_expiry: int = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+        stats_prefix: str = "asgi-meta:",
+        connection_kwargs: Mapping[str, Any] | None = None,
+        services: Sequence[str] | None = None,
+        sentinel_refresh_interval: float = 0,
+    ) -> None:
+        self.services = _check_services(services)
+        if isinstance(sentinel_refresh_interval, bool) or not isinstance(
+            sentinel_refresh_interval, (int, float)
+        ):
+            raise ValueError(
+                f"sentinel_refresh_interval must be a number of seconds, "
+                f"not {sentinel_refresh_interval!r}"
+            )
+        self.sentinel_refresh_interval = sentinel_refresh_interval
+        super().__init__(
+            expiry=expiry,
+            hosts=hosts,
+            prefix=prefix,
+            group_expiry=group_expiry,
+            capacity=capacity,
+            channel_capacity=channel_capacity,
+            symmetric_encryption_keys=symmetric_encryption_keys,
+            stats_prefix=stats_prefix,
+            connection_kwargs=connection_kwargs,
+        )
+        sentinel_kwargs = {
+            key: value for key, value in self._client_kwargs.items() if key in _SENTINEL_OPTIONS
+        }
+        sentinel_kwargs.setdefault("retry", self._client_kwargs["retry"])
+        self._sentinel = Sentinel(self.hosts, sentinel_kwargs=sentinel_kwargs)
+        self._masters = _Masters(self._sentinel, self._client_kwargs, sentinel_refresh_interval)
+        self._discovery_lock = threading.Lock()
+
+    def _parse_hosts(self, hosts: Sequence[Any] | None) -> list[Any]:
+        return sentinel_addresses(hosts)
+
+    def _prepare_shards(self) -> None:
+        """Shards are built on first use: `_masters` does not exist yet, and
+        discovering services (L-51) would connect at construction (L-62.1)."""
+
+    @property
+    def _shards(self) -> list[Shard]:  # type: ignore[override]
+        shards = self.__dict__.get("_sentinel_shards")
+        if shards is None:
+            with self._discovery_lock:
+                shards = self.__dict__.get("_sentinel_shards")
+                if shards is None:
+                    shards = self._build_sentinel_shards()
+                    self.__dict__["_sentinel_shards"] = shards
+        return shards
+
+    def _build_sentinel_shards(self) -> list[Shard]:
+        services = self.services or self._discover_services()
+        self.services = services
+        label = ", ".join(f"{host}:{port}" for host, port in self.hosts)
+        return [
+            SentinelShard(index, service, self._masters, label)
+            for index, service in enumerate(services)
+        ]
+
+    def _discover_services(self) -> list[str]:
+        """L-51: names from the first Sentinel that answers, sorted for a stable order."""
+        failures = []
+        for sentinel in self._sentinel.sentinels:
+            try:
+                masters = sentinel.sentinel_masters()
+            except CONNECTION_ERRORS as exc:
+                failures.append(f"{describe_client(sentinel)}: {exc}")
+                continue
+            if masters:
+                return sorted(masters)
+            failures.append(f"{describe_client(sentinel)}: monitors no masters")
+        raise redis.ConnectionError(
+            "No Sentinel named any monitored service; " + "; ".join(failures)
+        )
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}(services=={self.services!r})"
+
+
+def _check_services(services: Any) -> list[str]:
+    if not services:
+        return []
+    if isinstance(services, (str, bytes)) or not isinstance(services, Sequence):
+        raise ValueError(
+            f"services must be a list of service names, not {type(services).__name__} {services!r}"
+        )
+    for service in services:
+        if not isinstance(service, str):
+            raise ValueError(f"services entries must be str, not {service!r}")
+    return list(services)

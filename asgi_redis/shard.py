@@ -1,0 +1,103 @@
+"""One Redis server of a layer: its client, its health, its clock (L-22, L-62).
+
+Every Redis call of the layer goes through `Shard.call`, which gives
+connection errors the shard's address (L-62.1) and logs one WARNING when the
+shard stops answering and one INFO when it answers again (L-62.4). Nothing is
+retried here: a pop or a send that failed on the wire may have taken effect
+(L-62.3).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+
+from .scripts import Script
+
+__all__ = ["Shard", "describe_client"]
+
+logger = logging.getLogger("asgi_redis")
+
+T = TypeVar("T")
+
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
+
+def describe_client(client: redis.Redis) -> str:
+    """``host:port`` (or the socket path) of a client, for messages."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+class Shard:
+    """A Redis server with a fixed address."""
+
+    def __init__(self, index: int, client: redis.Redis) -> None:
+        self.index = index
+        self._client = client
+        self._lock = threading.Lock()
+        self._reachable = True
+        # Redis server clock minus local clock, in seconds, from the latest pop;
+        # buffered entries are checked against the server's clock (A-27).
+        self.clock_offset = 0.0
+
+    def client(self) -> redis.Redis:
+        return self._client
+
+    def call(self, operation: Callable[[redis.Redis], T]) -> T:
+        client = self.client()
+        try:
+            result = operation(client)
+        except CONNECTION_ERRORS as exc:
+            raise self.failed(exc, describe_client(client))
+        if not self._reachable:
+            self.answered(describe_client(client))
+        return result
+
+    def script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return self.call(lambda client: script.run(client, keys, args))
+
+    def blpop(self, keys: Sequence[str], timeout: float) -> tuple[bytes, bytes] | None:
+        """BLPOP with its own socket read timeout above the server-side one (layers.md note)."""
+        return self.call(lambda client: blocking_pop(client, keys, timeout))
+
+    # -- health (L-62.4) ---------------------------------------------------------
+
+    def failed(self, exc: Exception, address: str) -> Exception:
+        """Log the first failure and return `exc` re-made to name the shard's address."""
+        with self._lock:
+            was_reachable, self._reachable = self._reachable, False
+        if was_reachable:
+            logger.warning("Redis shard %d at %s is unreachable: %s", self.index, address, exc)
+        if address in str(exc):
+            return exc
+        renamed = type(exc)(f"Redis shard {self.index} at {address}: {exc}")
+        renamed.__cause__ = exc
+        return renamed
+
+    def answered(self, address: str) -> None:
+        with self._lock:
+            was_reachable, self._reachable = self._reachable, True
+        if not was_reachable:
+            logger.info("Redis shard %d at %s answers again", self.index, address)
+
+
+def blocking_pop(client: redis.Redis, keys: Sequence[str], timeout: float) -> Any:
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command("BLPOP", *keys, f"{max(timeout, 0.01):.3f}")
+        # redis-py's default socket timeout is shorter than a 5 s pop; give the
+        # read the pop's timeout plus a margin instead of failing idle pops.
+        return connection.read_response(timeout=timeout + 5)
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
