@@ -38,6 +38,8 @@ class IPCChannelLayer(BaseChannelLayer):
     new_channel_suffix_length = 12
     # L-56.7: a blocking receive returns (None, None) after about this long.
     blocking_timeout = 1.0
+    # Seconds between sweeps of expired messages in `send` (L-56.5: purging may be lazy).
+    purge_interval = 1.0
 
     def __init__(
         self,
@@ -63,6 +65,9 @@ class IPCChannelLayer(BaseChannelLayer):
         self.group_memory = group_memory
         self._skips = FullSkipReporter(logger)
         self._local = threading.local()
+        self._store_pid: int | None = None
+        self._next_purge = 0.0
+        self._opened_store: Store | None = None
         self._store()  # create or check the store now, not on first use
 
     def __str__(self) -> str:
@@ -78,11 +83,11 @@ class IPCChannelLayer(BaseChannelLayer):
         now = time.time()
         store = self._store()
         with store.transaction() as db:
-            queues.purge_expired(db, now)
+            self._maybe_purge(db, now)
             capacity = self.get_capacity(storage)
-            if queues.count_pending(db, storage, now) >= capacity:
+            if queues.is_full(db, storage, now, capacity):
                 raise self.ChannelFull(f"Channel {storage!r} is full ({capacity} messages pending)")
-            if not self._fits(db, size):
+            if not self._fits(db, size, now):
                 raise self.ChannelFull(
                     f"The IPC layer {self.prefix!r} has no room for {size} more bytes "
                     f"(message_memory={self.message_memory}); messages are not being received"
@@ -176,7 +181,7 @@ class IPCChannelLayer(BaseChannelLayer):
         skipped: list[str] = []
         waiters: set[str] = set()
         with store.transaction() as db:
-            queues.purge_expired(db, now)
+            self._maybe_purge(db, now)
             by_storage: dict[str, list[str]] = {}
             for member in groups.members(db, group, now):
                 by_storage.setdefault(self.non_local_name(member), []).append(member)
@@ -196,9 +201,9 @@ class IPCChannelLayer(BaseChannelLayer):
         self, db, storage: str, bundle: list[str], payload: bytes, now: float
     ) -> bool:
         size = queues.charge(len(payload), bundle)
-        if queues.count_pending(db, storage, now) >= self.get_capacity(storage):
+        if queues.is_full(db, storage, now, self.get_capacity(storage)):
             return False
-        if size > self.message_memory or not self._fits(db, size):
+        if size > self.message_memory or not self._fits(db, size, now):
             return False
         queues.enqueue(db, storage, bundle, payload, now + self.expiry, size)
         return True
@@ -214,8 +219,11 @@ class IPCChannelLayer(BaseChannelLayer):
     # -- internals --------------------------------------------------------------------
 
     def _store(self) -> Store:
-        # Looked up per call (a dict hit) so a forked child gets its own connection.
-        return open_store(self.prefix)
+        # Checked per call so a forked child opens its own connection and lock.
+        if self._store_pid != os.getpid():
+            self._opened_store = open_store(self.prefix)
+            self._store_pid = os.getpid()
+        return self._opened_store
 
     def _waker(self, store: Store) -> Waker:
         """This thread's FIFO for blocking receives (created on first use)."""
@@ -243,9 +251,22 @@ class IPCChannelLayer(BaseChannelLayer):
             )
         return size
 
-    def _fits(self, db, size: int) -> bool:
-        """Whether `size` more bytes fit in message_memory (L-56.4)."""
+    def _fits(self, db, size: int, now: float) -> bool:
+        """Whether `size` more bytes fit in message_memory, after purging if needed (L-56.4)."""
+        if queues.memory_used(db) + size <= self.message_memory:
+            return True
+        queues.purge_expired(db, now)
         return queues.memory_used(db) + size <= self.message_memory
+
+    def _maybe_purge(self, db, now: float) -> None:
+        """Drop expired messages of channels nobody reads, at most once per interval.
+
+        Not needed for correctness (they never count or deliver, and `_fits`
+        purges before refusing); it keeps the store small between reads.
+        """
+        if now >= self._next_purge:
+            self._next_purge = now + self.purge_interval
+            queues.purge_expired(db, now)
 
     def _wake(self, store: Store, waiters: Iterable[str]) -> None:
         stale = [

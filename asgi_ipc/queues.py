@@ -13,7 +13,7 @@ from collections.abc import Iterable
 __all__ = [
     "QueueEntry",
     "charge",
-    "count_pending",
+    "is_full",
     "enqueue",
     "has_pending",
     "memory_used",
@@ -46,11 +46,19 @@ def purge_expired(db: sqlite3.Connection, now: float) -> None:
     db.execute("DELETE FROM messages WHERE deadline <= ?", (now,))
 
 
-def count_pending(db: sqlite3.Connection, storage: str, now: float) -> int:
-    """Unexpired entries queued under `storage` (what capacity counts, A-37)."""
-    return db.execute(
-        "SELECT count(*) FROM messages WHERE storage = ? AND deadline > ?", (storage, now)
-    ).fetchone()[0]
+def is_full(db: sqlite3.Connection, storage: str, now: float, capacity: int) -> bool:
+    """Whether `storage` holds `capacity` unexpired entries (A-37, L-56.5).
+
+    Counts at most `capacity` rows, so a deep queue costs no more than a full one.
+    """
+    return (
+        db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM messages "
+            "WHERE storage = ? AND deadline > ? LIMIT ?)",
+            (storage, now, capacity),
+        ).fetchone()[0]
+        >= capacity
+    )
 
 
 def has_pending(db: sqlite3.Connection, storage: str, now: float) -> bool:

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # Bump whenever the tables change: a store with another version is reset (L-56.6).
 SCHEMA_VERSION = 1
+# Bytes a write-ahead log is truncated to after a checkpoint (L-56.4).
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$", re.ASCII)
 
@@ -183,6 +185,8 @@ class Store:
             for database in ("main", "groups"):
                 connection.execute(f"PRAGMA {database}.journal_mode = WAL")
                 connection.execute(f"PRAGMA {database}.synchronous = OFF")
+                # A checkpointed WAL is cut back to this size, so the files stay bounded.
+                connection.execute(f"PRAGMA {database}.journal_size_limit = {WAL_SIZE_LIMIT}")
             self._check_version(connection)
             connection.executescript(_MESSAGES_SCHEMA + _GROUPS_SCHEMA)
             for database in ("main", "groups"):
