@@ -33,7 +33,6 @@ setup(
             "websocket-client>=1.7",
             "requests>=2.31",
             "ruff>=0.6",
-            "playwright>=1.40",
             "playwright>=1.40",  # browser tests drive the system Chromium, no browser download
         ],
         "docs": ["sphinx>=7"],
