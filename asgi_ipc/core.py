@@ -174,6 +174,22 @@ class IPCChannelLayer(BaseChannelLayer):
 
     def send_group(self, group: str, message: dict) -> None:
         self.valid_group_name(group)
+        self._send_to_members(group, message, None)
+
+    def send_to_members(self, group: str, members: Iterable[str], message: dict) -> None:
+        """Deliver `message` to `members` as `send_group` would, with the members given.
+
+        For layers that keep groups elsewhere but messages here
+        (`asgi_redis.RedisLocalChannelLayer`, L-48). `group` names the group in
+        the skip warnings (A-40).
+        """
+        members = list(members)
+        for member in members:
+            self.valid_channel_name(member)
+        self._send_to_members(group, message, members)
+
+    def _send_to_members(self, group: str, message: dict, members: list[str] | None) -> None:
+        """One transaction: read the members (unless given) and queue every copy."""
         payload = self._encode(message, group)
         self._charge(payload, [], group)
         now = time.time()
@@ -182,12 +198,14 @@ class IPCChannelLayer(BaseChannelLayer):
         waiters: set[str] = set()
         with store.transaction() as db:
             self._maybe_purge(db, now)
+            if members is None:
+                members = groups.members(db, group, now)
             by_storage: dict[str, list[str]] = {}
-            for member in groups.members(db, group, now):
+            for member in members:
                 by_storage.setdefault(self.non_local_name(member), []).append(member)
-            for storage, members in by_storage.items():
+            for storage, names in by_storage.items():
                 # A-93: one entry, so one unit of capacity, per P! queue.
-                bundles = [members] if storage.endswith("!") else [[m] for m in members]
+                bundles = [names] if storage.endswith("!") else [[name] for name in names]
                 for bundle in bundles:
                     if self._enqueue_for_group(db, storage, bundle, payload, now):
                         waiters.update(queues.waiters_of(db, storage))

@@ -1,0 +1,126 @@
+"""`RedisLocalChannelLayer`: normal channels on this machine, the rest on Redis (L-45..L-49).
+
+Normal channels (``http.request``, ``websocket.receive``, ...) carry most of
+the traffic and are consumed by workers on the machine where the protocol
+server sent them, so they travel through a local `asgi_ipc.IPCChannelLayer`
+and never touch the network. Single-reader (``?``) and process-specific
+(``!``) channels, groups, ``new_channel`` and statistics stay on Redis, where
+every machine can reach them.
+
+Deployment rule (L-49): every normal channel must be consumed on the machine
+where it is sent. Each machine that runs a protocol server must also run
+workers for every channel the application handles; a normal-channel message
+is never seen by workers on other machines.
+
+Routing (L-47):
+
+=====================  ===============================  ================
+operation              normal names                     ``?`` / ``!``
+=====================  ===============================  ================
+send                   IPC                              Redis
+receive, only normal   IPC, honouring ``block``         --
+receive, only ?/!      --                               Redis, ``block``
+receive, both          IPC non-blocking; if empty, Redis with ``block``
+new_channel, groups,   Redis                            Redis
+statistics
+flush                  both                             both
+=====================  ===============================  ================
+
+Groups live in Redis, but a group send delivers each normal member through
+the IPC layer of the sending machine (L-48). Statistics count Redis traffic
+only; encryption applies only to Redis traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from asgi_ipc import IPCChannelLayer
+
+from . import scripts
+from .core import RedisChannelLayer
+
+__all__ = ["RedisLocalChannelLayer"]
+
+
+class RedisLocalChannelLayer(RedisChannelLayer):
+    """A `RedisChannelLayer` whose normal channels stay on this machine (L-46)."""
+
+    def __init__(
+        self,
+        expiry: int = 60,
+        prefix: str = "asgi:",
+        group_expiry: int = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            expiry=expiry,
+            prefix=prefix,
+            group_expiry=group_expiry,
+            capacity=capacity,
+            channel_capacity=channel_capacity,
+            **kwargs,
+        )
+        # L-46: "asgi:" -> "asgi", so standalone IPC layers with that prefix share it.
+        self.local_layer = IPCChannelLayer(
+            prefix=prefix.replace(":", ""),
+            expiry=expiry,
+            group_expiry=group_expiry,
+            capacity=capacity,
+            channel_capacity=channel_capacity,
+        )
+
+    @staticmethod
+    def _is_local(name: str) -> bool:
+        return "?" not in name and "!" not in name
+
+    def send(self, channel: str, message: dict) -> None:
+        self.valid_channel_name(channel)
+        if self._is_local(channel):
+            self.local_layer.send(channel, message)
+        else:
+            super().send(channel, message)
+
+    def receive(
+        self, channels: Iterable[str], block: bool = False
+    ) -> tuple[str | None, dict | None]:
+        names = self.receive_names(channels)
+        local = [name for name in names if self._is_local(name)]
+        remote = [name for name in names if not self._is_local(name)]
+        if not remote:
+            return self.local_layer.receive(local, block=block) if local else (None, None)
+        if local:
+            found = self.local_layer.receive(local, block=False)
+            if found[0] is not None:
+                return found
+        return super().receive(remote, block=block)
+
+    def send_group(self, group: str, message: dict) -> None:
+        """Members from Redis; normal ones served by the local IPC layer (L-48)."""
+        self.valid_group_name(group)
+        members = self.group_channels(group)
+        local = [member for member in members if self._is_local(member)]
+        remote = [member for member in members if not self._is_local(member)]
+        if local:
+            self.local_layer.send_to_members(group, local, message)
+        if remote:
+            self._send_remote(group, remote, message)
+
+    def _send_remote(self, group: str, members: list[str], message: dict) -> None:
+        # As RedisChannelLayer.send_group past its member lookup: one PUSH per
+        # shard, one bundle per P! (A-93), full members counted and logged (A-40).
+        payload = self._payload(message, f"group {group}")
+        for shard, delivery in self._deliveries(members).items():
+            stored = shard.script(
+                scripts.PUSH, delivery.keys, (payload, self._expiry_ms, *delivery.args)
+            )
+            for storage, copies, ok in zip(delivery.storages, delivery.copies, stored, strict=True):
+                if not ok:
+                    self._skips.skipped(group, storage, copies)
+
+    def flush(self) -> None:
+        super().flush()
+        self.local_layer.flush()
