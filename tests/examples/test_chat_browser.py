@@ -10,117 +10,36 @@ Chromium binary is missing.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from tests.examples import processes
-from tests.redis_harness import RedisServer, free_port, redis_server_path
+from tests.examples.stack import Stack, django_stack
+from tests.redis_harness import RedisServer, redis_server_path
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 CHAT_DIR = processes.EXAMPLES / "chat"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 20_000  # bound for every in-page wait
 
 
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    return None
-
-
-@dataclass
-class ChatStack:
-    url: str
-    ws_url: str
-    daphne: processes.Output
-    worker: processes.Output
-
-
 @pytest.fixture(scope="module")
-def chat_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatStack]:
+def chat_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Redis, a migrated SQLite database with the demo users, daphne and a worker."""
     if redis_server_path() is None:
         pytest.skip("redis-server is not installed; .ci/run installs it")
     database = tmp_path_factory.mktemp("chat") / "db.sqlite3"
     with RedisServer() as redis:
-        env = processes.example_env(
-            CHAT_CHANNEL_LAYER="redis",
-            CHAT_REDIS_HOSTS=redis.url,
-            CHAT_DATABASE=str(database),
-            CHAT_DEBUG="1",  # runworker serves the page's static files
-        )
-        manage(env, "migrate", "--verbosity", "0")
-        manage(env, "create_demo_users")
-        port = free_port()
-        daphne = processes.start(
-            [
-                "-c",
-                "from daphne.cli import CommandLineInterface; CommandLineInterface.entrypoint()",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "chat_example.asgi:channel_layer",
-            ],
-            CHAT_DIR,
-            env,
-        )
-        worker = processes.start(["manage.py", "runworker", "--threads", "2"], CHAT_DIR, env)
-        started = [daphne, worker]
-        try:
-            daphne[1].wait_for("Listening on endpoint", timeout=60)
-            worker[1].wait_for("Listening on channels", timeout=60)
-            processes.wait_for_port(port, daphne[0], timeout=30)
-            yield ChatStack(
-                f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", daphne[1], worker[1]
-            )
-        finally:
-            processes.stop(process for process, _ in started)
-            for _, output in started:
-                output.close()
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=CHAT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-@pytest.fixture(scope="module")
-def browser(chat_stack: ChatStack):
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
-    )
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium found (apt-get install chromium); browser test skipped")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+        settings_env = {
+            "CHAT_CHANNEL_LAYER": "redis",
+            "CHAT_REDIS_HOSTS": redis.url,
+            "CHAT_DATABASE": str(database),
+            "CHAT_DEBUG": "1",  # runworker serves the page's static files
+        }
+        with django_stack(CHAT_DIR, "chat_example.asgi:channel_layer", settings_env) as s:
+            s.manage("create_demo_users")
+            yield s
 
 
 def sign_up(page, base_url: str, username: str, password: str) -> None:
@@ -159,7 +78,7 @@ def messages(page) -> list[str]:
     return page.locator("#log li.message").all_text_contents()
 
 
-def test_two_browsers_talk_and_history_survives_reload(chat_stack: ChatStack, browser) -> None:
+def test_two_browsers_talk_and_history_survives_reload(chat_stack: Stack, browser) -> None:
     from playwright.sync_api import expect
 
     carol_context = browser.new_context()
@@ -196,7 +115,7 @@ def test_two_browsers_talk_and_history_survives_reload(chat_stack: ChatStack, br
         bob_context.close()
 
 
-def test_anonymous_page_is_sent_to_login(chat_stack: ChatStack, browser) -> None:
+def test_anonymous_page_is_sent_to_login(chat_stack: Stack, browser) -> None:
     context = browser.new_context()
     try:
         page = context.new_page()
@@ -206,7 +125,7 @@ def test_anonymous_page_is_sent_to_login(chat_stack: ChatStack, browser) -> None
         context.close()
 
 
-def test_anonymous_websocket_is_refused(chat_stack: ChatStack) -> None:
+def test_anonymous_websocket_is_refused(chat_stack: Stack) -> None:
     """No session user: the connect consumer raises DenyConnection → HTTP 403 (C-32)."""
     websocket = pytest.importorskip("websocket")
     origin = chat_stack.url
@@ -217,7 +136,7 @@ def test_anonymous_websocket_is_refused(chat_stack: ChatStack) -> None:
     assert refused.value.status_code == 403
 
 
-def test_foreign_origin_is_refused(chat_stack: ChatStack) -> None:
+def test_foreign_origin_is_refused(chat_stack: Stack) -> None:
     """allowed_hosts_only on the connect consumer refuses other sites' pages (C-65)."""
     websocket = pytest.importorskip("websocket")
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
