@@ -94,10 +94,34 @@ class LiveServerTests(ChannelLiveServerTestCase):
         finally:
             ws.close()
 
+    def test_static_files_served(self):
+        """C-71: serve_static routes HTTP through StaticFilesConsumer (app static files)."""
+        url = self.live_server_url + "/static/channels/js/websocketbridge.js"
+        response = requests.get(url, timeout=TIMEOUT)
+        assert response.status_code == 200
+        assert "WebSocketBridge" in response.text
+
     def test_unknown_url_is_404(self):
         """C-71: requests without a view get Django's 404 through the worker."""
         response = requests.get(self.live_server_url + "/nothing/", timeout=TIMEOUT)
         assert response.status_code == 404
+
+
+@override_settings(CHANNEL_LAYERS=IPC_LAYERS, ROOT_URLCONF="tests.channels.test_liveserver")
+class WorkerGroupLiveServerTests(ChannelLiveServerTestCase):
+    worker_threads = 2
+
+    def test_requests_served_by_a_worker_group(self):
+        """C-71: worker_threads > 1 runs a WorkerGroup; HTTP and WebSocket still work."""
+        User.objects.create_user("three")
+        response = requests.get(self.live_server_url + "/users/", timeout=TIMEOUT)
+        assert response.text == "users=1"
+        ws = websocket.create_connection(self.live_server_ws_url + "/", timeout=TIMEOUT)
+        try:
+            ws.send("abc")
+            assert ws.recv() == "ABC"
+        finally:
+            ws.close()
 
 
 def run_case(case_class):
