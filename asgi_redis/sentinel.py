@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .core import RedisChannelLayer
 from .options import sentinel_addresses
@@ -43,7 +43,7 @@ def _nothing_ran(exc: Exception) -> bool:
     text = str(exc)
     # redis-py's connect() failures: "Error 111 connecting to host:port. ..." and
     # "Timeout connecting to server"; a master lookup that found no master.
-    return "connecting to" in text or isinstance(exc, redis.sentinel.MasterNotFoundError)
+    return "connecting to" in text or isinstance(exc, MasterNotFoundError)
 
 
 class _Masters:
@@ -77,13 +77,36 @@ class _Masters:
             self._by_service.pop(service, None)
 
     def _lookup(self, service: str) -> redis.Redis:
-        address = self._sentinel.discover_master(service)
+        address = self._master_address(service)
         with self._lock:
             client = self._by_address.get(address)
             if client is None:
                 client = redis.Redis(host=address[0], port=address[1], **self._kwargs)
                 self._by_address[address] = client
             return client
+
+    def _master_address(self, service: str) -> tuple[str, int]:
+        """Ask the Sentinels in turn, as the Sentinel client protocol says.
+
+        ``GET-MASTER-ADDR-BY-NAME`` names the promoted replica as soon as the
+        failover switches; ``SENTINEL MASTERS`` (redis-py's `discover_master`)
+        may still flag it down for a moment after that.
+        """
+        failures = []
+        for sentinel in self._sentinel.sentinels:
+            try:
+                reply = sentinel.execute_command("SENTINEL GET-MASTER-ADDR-BY-NAME", service)
+            except CONNECTION_ERRORS as exc:
+                failures.append(f"{describe_client(sentinel)}: {exc}")
+                continue
+            if reply:
+                return _as_str(reply[0]), int(reply[1])
+            failures.append(f"{describe_client(sentinel)}: does not monitor {service!r}")
+        raise MasterNotFoundError(f"No master found for {service!r}: " + "; ".join(failures))
+
+
+def _as_str(value: str | bytes) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 class SentinelShard(Shard):
