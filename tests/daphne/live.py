@@ -1,0 +1,168 @@
+"""A daphne `Server` listening on a real loopback port inside the test process.
+
+The server runs in the shared Twisted reactor thread (`run_reactor_in_thread`)
+on an in-memory layer; a `Responder` thread stands in for the workers, reading
+request channels with blocking receives and answering through a handler.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.threads import blockingCallFromThread
+
+from channels.layers import conformance
+from channels.layers.inmemory import ChannelLayer
+from daphne.server import Server
+
+Handler = Callable[[ChannelLayer, str, dict], None]
+
+
+class Responder:
+    """A worker stand-in: one thread calling `handler(layer, channel, message)`."""
+
+    def __init__(self, layer: ChannelLayer, channels: Iterable[str], handler: Handler) -> None:
+        self.layer = layer
+        # A private channel whose message wakes the thread for stop().
+        self.wake_channel = self.layer.new_channel("test.responder.stop?")
+        self.channels = [*channels, self.wake_channel]
+        self.handler = handler
+        self.stopping = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, name="test-responder", daemon=True)
+
+    def start(self) -> Responder:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            channel, message = self.layer.receive(self.channels, block=True)
+            if channel is None or channel == self.wake_channel:
+                continue
+            try:
+                self.handler(self.layer, channel, message)
+            except BaseException as error:  # recorded and re-raised by stop()
+                self.errors.append(error)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.layer.send(self.wake_channel, {})
+        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            raise RuntimeError("responder thread did not stop within 5 s")
+        if self.errors:
+            raise self.errors[0]
+
+
+class LiveServer:
+    """Start a daphne `Server` on 127.0.0.1:<free port> in the reactor thread."""
+
+    def __init__(self, layer: ChannelLayer | None = None, **options: Any) -> None:
+        self.layer = layer or ChannelLayer()
+        self.reactor = conformance.run_reactor_in_thread()
+        options.setdefault("signal_handlers", False)
+        self.server = Server(
+            self.layer, endpoints=["tcp:port=0:interface=127.0.0.1"], **options
+        )
+        self.port: int | None = None
+        self.sockets: list[socket.socket] = []
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> LiveServer:
+        listeners = blockingCallFromThread(self.reactor, self.server.start)
+        results = blockingCallFromThread(
+            self.reactor, lambda: defer.gatherResults(listeners, consumeErrors=True)
+        )
+        self.port = results[0].getHost().port
+        return self
+
+    @property
+    def factory(self) -> Any:
+        return self.server.factory
+
+    def call(self, function: Callable, *args: Any) -> Any:
+        """Run `function` in the reactor thread and return its result."""
+        return blockingCallFromThread(self.reactor, function, *args)
+
+    def stop(self) -> None:
+        def stop_in_reactor() -> defer.Deferred:
+            stopped = []
+            for listener in self.server.listeners:
+                port = getattr(listener, "result", None)
+                if port is not None and hasattr(port, "stopListening"):
+                    stopped.append(defer.maybeDeferred(port.stopListening))
+            self.server.factory.drop_all()
+            if self.server.reader is not None:
+                self.server.reader.stop()
+            return defer.gatherResults(stopped)
+
+        for sock in self.sockets:
+            sock.close()
+        self.call(stop_in_reactor)
+
+    def connect(self, timeout: float = 10) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        self.sockets.append(sock)  # closed by stop()
+        return sock
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+
+def recv_until_closed(sock: socket.socket, limit: int = 10 * 1024 * 1024) -> bytes:
+    """Read until the server closes the connection (bounded by the socket timeout)."""
+    chunks = []
+    size = 0
+    while size < limit:
+        data = sock.recv(65536)
+        if not data:
+            break
+        chunks.append(data)
+        size += len(data)
+    return b"".join(chunks)
+
+
+def recv_response_head(sock: socket.socket) -> bytes:
+    """Read up to the end of an HTTP response head."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def http_responder(status: int = 200, content: bytes = b"ok") -> Handler:
+    """Answer every http.request with `status` and `content`."""
+
+    def handle(layer: ChannelLayer, channel: str, message: dict) -> None:
+        if channel == "http.request":
+            send_retrying(
+                layer,
+                message["reply_channel"],
+                {"status": status, "headers": [[b"content-type", b"text/plain"]], "content": content},
+            )
+
+    return handle
+
+
+def send_retrying(layer: ChannelLayer, channel: str, message: dict, tries: int = 2000) -> None:
+    """Send, waiting on the layer for room when the reply queue is full (A-89)."""
+    for _ in range(tries):
+        try:
+            layer.send(channel, message)
+            return
+        except layer.ChannelFull:
+            threading.Event().wait(0.005)
+    raise RuntimeError(f"{channel} stayed full")
