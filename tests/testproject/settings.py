@@ -1,5 +1,6 @@
 """Django settings for the test suite: SQLite, real sessions and auth (C-82)."""
 
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -31,7 +32,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(BASE_DIR / "db.sqlite3"),
-        "TEST": {"NAME": str(BASE_DIR / "test-db.sqlite3")},
+        # One test database per test run: engineers share this checkout and run
+        # pytest in parallel; a shared file would be created and dropped under them.
+        "TEST": {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")},
     }
 }
 
