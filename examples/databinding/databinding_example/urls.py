@@ -1,0 +1,8 @@
+from django.contrib import admin
+from django.urls import path
+from todo import views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("admin/", admin.site.urls),
+]
