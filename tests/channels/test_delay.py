@@ -24,6 +24,7 @@ from channels.delay.models import DelayedMessage
 from channels.delay.worker import Worker
 from channels.layers.inmemory import ChannelLayer
 from tests.channels.helpers import fresh_layer
+from tests.testproject.testapp.live import LiveProject
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -221,3 +222,30 @@ class TestRundelayCommand:
     def test_rejects_a_non_positive_sleep(self, layer):
         with pytest.raises(CommandError, match="--sleep"):
             call_command("rundelay", "--sleep", "0")
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_pending_message_survives_a_rundelay_restart(redis_server, tmp_path):
+    """A-91: requests are stored durably; a restarted `manage.py rundelay` sends them."""
+    from asgi_redis import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[redis_server.url])
+    project = LiveProject(redis_server, tmp_path)
+    project.migrate()
+    try:
+        first, output = project.manage("rundelay", "-v", "2")
+        output.wait_for("Listening on asgi.delay", timeout=30)
+        sent = time.monotonic()
+        layer.send("asgi.delay", {"channel": "dest", "delay": 3000, "content": ALL_TYPES})
+        output.wait_for("Stored delayed message for dest", timeout=30)
+        assert project.stop(first) == 0, project.output()
+        assert layer.receive(["dest"], block=False) == (None, None), "sent before its time"
+
+        _, output = project.manage("rundelay")
+        output.wait_for("Listening on asgi.delay", timeout=30)
+        arrived, content = wait_for(layer, "dest", timeout=15)
+        assert content == ALL_TYPES, project.output()
+        assert arrived - sent >= 3.0
+    finally:
+        project.close()
