@@ -211,3 +211,31 @@ class TestBaseOriginValidator:
         assert connect_reply(OnlyPathOrigins(accept), headers) == {"accept": True}
         assert seen == [("/", "http://app.trusted")]
         assert connect_reply(OnlyPathOrigins(accept), origin(b"http://x.test")) == {"close": True}
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_foreign_origin_is_refused_by_the_live_server(redis_server, tmp_path):
+    """C-89 end to end: daphne refuses the handshake a worker's validator denied."""
+    import websocket
+
+    from tests.testproject.testapp.live import LiveProject
+
+    project = LiveProject(redis_server, tmp_path)
+    project.migrate()
+    try:
+        project.start_daphne()
+        project.start_worker()
+        url = f"ws://127.0.0.1:{project.port}/local-only/"
+
+        local = websocket.create_connection(
+            url, origin=f"http://127.0.0.1:{project.port}", timeout=15
+        )
+        assert local.connected
+        local.close()
+
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(url, origin="http://evil.test", timeout=15)
+        assert refused.value.status_code == 403
+    finally:
+        project.close()
