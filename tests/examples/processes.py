@@ -78,8 +78,15 @@ class Output:
 
 def start(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Output]:
     """Start ``python <args>`` with stdout and stderr merged and collected."""
+    return start_command([sys.executable, *args], cwd, env)
+
+
+def start_command(
+    argv: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[subprocess.Popen, Output]:
+    """Start ``argv`` with stdout and stderr merged and collected."""
     process = subprocess.Popen(
-        [sys.executable, *args],
+        argv,
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -89,12 +96,15 @@ def start(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.P
     return process, Output(process)
 
 
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen, timeout: float, output: Output | None = None
+) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ProcessFailed(f"{process.args} exited with {process.returncode}")
+            printed = f"; output:\n{output.text()}" if output else ""
+            raise ProcessFailed(f"{process.args} exited with {process.returncode}{printed}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return

@@ -63,7 +63,7 @@ def django_stack(directory: Path, asgi: str, settings_env: dict[str, str]) -> It
     try:
         daphne_output.wait_for("Listening on endpoint", timeout=60)
         worker_output.wait_for("Listening on channels", timeout=60)
-        processes.wait_for_port(port, daphne, timeout=30)
+        processes.wait_for_port(port, daphne, timeout=30, output=daphne_output)
         yield Stack(
             f"http://127.0.0.1:{port}",
             f"ws://127.0.0.1:{port}",
