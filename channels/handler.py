@@ -291,6 +291,9 @@ class ViewConsumer:
     # Backoff bounds while the reply channel is full (A-89 note).
     first_retry_delay = 0.001
     max_retry_delay = 0.05
+    # Seconds a reply may stay refused before the response is abandoned; None means
+    # the layer's `expiry`, after which a live reader would have drained the channel.
+    reply_timeout: float | None = None
 
     def __init__(self) -> None:
         # One handler: middleware is loaded once, not per request.
@@ -319,7 +322,10 @@ class ViewConsumer:
         except channel.channel_layer.ChannelFull:
             pass
         layer = channel.channel_layer
-        give_up = time.monotonic() + getattr(layer, "expiry", 60)
+        timeout = self.reply_timeout
+        if timeout is None:
+            timeout = getattr(layer, "expiry", 60)
+        give_up = time.monotonic() + timeout
         delay = self.first_retry_delay
         while True:
             remaining = give_up - time.monotonic()
@@ -328,7 +334,7 @@ class ViewConsumer:
                     "Reply channel %s stayed full for %ss; abandoning the response "
                     "(its reader is gone or stuck)",
                     channel.name,
-                    getattr(layer, "expiry", 60),
+                    timeout,
                 )
                 return False
             time.sleep(min(delay, remaining))

@@ -1,3 +1,18 @@
-"""URLs of the test project; test modules add views through their own urlconfs."""
+"""URLs of the test project: ordinary Django views served through AsgiHandler."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("hello/", views.hello),
+    path("echo/", views.echo),
+    path("stream/", views.stream),
+    path("big/", views.big),
+    path("file/", views.file),
+    path("cookie/", views.cookie),
+    path("boom/", views.boom),
+    path("later/", views.later),
+    path("session/set/", views.session_set),
+    path("session/get/", views.session_get),
+]
