@@ -101,8 +101,7 @@ class Command(RunserverCommand):
 
     def _run_server(self, options: dict[str, Any]) -> None:
         # Imported here: daphne is only needed when this server actually runs.
-        from daphne.endpoints import build_endpoint_description_strings
-        from daphne.server import Server
+        from daphne.server import Server, build_endpoint_description_strings
 
         endpoints = build_endpoint_description_strings(host=self.addr, port=int(self.port))
         try:
