@@ -371,6 +371,25 @@ class HttpSessionTests(ChannelTestCase):
             self.send(Client(), headers=[[b"cookie", cookie]], write="no", fail=True)
         assert "written" not in DbSessionStore(session.session_key)
 
+    def test_nested_http_session_saved_even_on_exception(self):
+        """C-46: with an http_session already open, changes are saved also on exception."""
+
+        @http_session
+        @http_session
+        def nested(message, **kwargs):
+            message.http_session["inner"] = "saved"
+            raise RuntimeError("inner consumer failed")
+
+        session = make_http_session()
+        client = Client()
+        cookie = f"sessionid={session.session_key}".encode()
+        client.send(
+            "http.request", {"path": "/", "method": "GET", "headers": [[b"cookie", cookie]]}
+        )
+        with pytest.raises(RuntimeError, match="inner consumer failed"):
+            nested(client.get_next_message("http.request"))
+        assert DbSessionStore(session.session_key)["inner"] == "saved"
+
     def test_websocket_message_gets_fake_method(self):
         """C-46: a message without method (WebSocket) is parsed as method FAKE."""
         session = make_http_session()
