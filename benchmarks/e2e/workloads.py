@@ -221,6 +221,7 @@ def w6(log_dir: Path) -> dict[str, Any]:
             stall_ms=100,  # a lost message (at most once) must not stop a client
             bucket_ms=W6_BUCKET_MS,
             events=True,
+            reconnect=True,
         )
         with NodeClient(config) as client:
             running = client.wait_event("running", timeout=60)
@@ -281,4 +282,5 @@ def bounce_figures(
         "first_echo_after_restart_s": since_restart(first_echo),
         "half_rate_after_restart_s": since_restart(half_at),
         "stalls": result["stalls"],
+        "reconnects": result.get("reconnects", 0),
     }

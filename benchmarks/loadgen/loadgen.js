@@ -84,7 +84,16 @@ async function echo(c) {
   const rtts = [];
   const timeline = new Map(); // bucket start (epoch ms) -> echoes received
   const bucket = c.bucket_ms || 0;
-  const stats = { sent: 0, echoed: 0, stalls: 0, late: 0, closed: 0, close_codes: {} };
+  const stats = {
+    sent: 0,
+    echoed: 0,
+    stalls: 0,
+    late: 0,
+    closed: 0,
+    close_codes: {},
+    reconnects: 0,
+    reconnect_failures: 0,
+  };
   let measuring = false;
   let stopping = false;
 
@@ -97,9 +106,9 @@ async function echo(c) {
     if (measuring) stats.sent++;
   }
 
-  const opening = await openMany(c.url, c.clients, c.clients, c.open_timeout_ms || 30000, (ws, i) => {
-    const client = { ws, prefix: `${i}:`, seq: 0, expect: '', sentAt: 0 };
-    clients.push(client);
+  function attach(client, ws) {
+    client.ws = ws;
+    client.expect = '';
     ws.on('message', (data) => {
       const text = data.toString();
       if (text !== client.expect) {
@@ -123,7 +132,43 @@ async function echo(c) {
       stats.closed++;
       stats.close_codes[code] = (stats.close_codes[code] || 0) + 1;
       if (c.events) emit({ event: 'closed', code, epoch_ms: epochMs() });
+      if (c.reconnect) setTimeout(() => reconnect(client), c.stall_ms);
     });
+  }
+
+  // W6: a socket the server dropped is replaced, so the run still shows when service comes
+  // back; the drop itself stays counted in `closed`.
+  function reconnect(client) {
+    if (stopping) return;
+    stats.reconnects++;
+    const ws = new WebSocket(c.url, WS_OPTIONS);
+    let settled = false;
+    const failed = (why) => {
+      if (settled) return;
+      settled = true;
+      stats.reconnect_failures++;
+      if (c.events) emit({ event: 'reconnect_failed', why, epoch_ms: epochMs() });
+      ws.terminate();
+      setTimeout(() => reconnect(client), c.stall_ms);
+    };
+    ws.on('open', () => {
+      settled = true;
+      if (c.events) emit({ event: 'reconnected', epoch_ms: epochMs() });
+      attach(client, ws);
+      sendNext(client);
+    });
+    ws.on('error', (err) => failed(err.code || err.message));
+    ws.on('unexpected-response', (req, res) => {
+      req.destroy();
+      failed(`http ${res.statusCode}`);
+    });
+    ws.on('close', () => failed('closed during handshake'));
+  }
+
+  const opening = await openMany(c.url, c.clients, c.clients, c.open_timeout_ms || 30000, (ws, i) => {
+    const client = { ws, prefix: `${i}:`, seq: 0, expect: '', sentAt: 0 };
+    clients.push(client);
+    attach(client, ws);
   });
   if (opening.opened < c.clients) {
     emit({ mode: 'echo', ok: false, error: 'not every client connected', opening });
@@ -132,6 +177,7 @@ async function echo(c) {
   const stallTimer = setInterval(() => {
     const t = now();
     for (const client of clients) {
+      if (client.ws.readyState !== WebSocket.OPEN) continue;
       if (client.expect && t - client.sentAt > c.stall_ms) {
         if (measuring) stats.stalls++;
         sendNext(client);
