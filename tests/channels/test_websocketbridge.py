@@ -10,11 +10,15 @@ socket and after daphne itself restarts.
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
+from tests.redis_harness import free_port
 from tests.testproject.testapp.live import LiveProject
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -59,7 +63,6 @@ def browser() -> Iterator:
     executable = find_chromium()
     if executable is None:
         pytest.skip("no Chromium found (scripts/test installs Debian's chromium package)")
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -178,3 +181,104 @@ def test_bridge_file_is_plain_es5_umd():
     for token in ("=>", "`", "let ", "const ", "class "):
         assert token not in code, f"ES2015 syntax {token!r} in websocketbridge.js"
     assert "define.amd" in source and "module.exports" in source and "root.channels" in source
+
+
+@pytest.fixture
+def blank_page(browser) -> Iterator:
+    """A page with nothing loaded yet; the tests add the bridge themselves."""
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize(
+    ("prelude", "exported"),
+    [
+        ("", "window.channels"),
+        ("window.define = (deps, f) => { window.amd = f(); }; define.amd = {};", "window.amd"),
+        ("window.module = {exports: {}};", "module.exports"),
+    ],
+    ids=["global", "amd", "commonjs"],
+)
+def test_umd_exports(blank_page, prelude, exported):
+    """C-84: a global `channels`, an AMD module or a CommonJS export."""
+    if prelude:
+        blank_page.evaluate(f"() => {{ {prelude} }}")
+    blank_page.add_script_tag(path=str(BRIDGE_JS))
+    assert blank_page.evaluate(f"() => typeof {exported}.WebSocketBridge") == "function"
+    bridge = blank_page.evaluate(
+        f"() => {{ const b = new {exported}.WebSocketBridge({{debug: false}});"
+        " return [b.socket, b.streams, b.default_cb, b.options]; }"
+    )
+    assert bridge == [None, {}, None, {"debug": False}]
+    if prelude:
+        assert blank_page.evaluate("() => typeof window.channels") == "undefined"
+
+
+def test_reconnect_delays_grow_then_retries_run_out(blank_page):
+    """C-86: first delay in [min, 2 min), then x factor up to max; after maxRetries the
+    socket emits EHOSTDOWN and stops. Real connection attempts to a closed port."""
+    port = free_port()  # nothing listens there
+    blank_page.add_script_tag(path=str(BRIDGE_JS))
+    logs: list[str] = []
+    blank_page.on("console", lambda message: logs.append(message.text))
+    blank_page.evaluate(
+        """(url) => {
+        window.errors = [];
+        window.closes = 0;
+        const socket = new channels.ReconnectingWebSocket(url, undefined, {
+            minReconnectionDelay: 20, maxReconnectionDelay: 60,
+            reconnectionDelayGrowFactor: 1.3, maxRetries: 5, debug: true});
+        socket.onclose = () => { closes += 1; };
+        socket.addEventListener("error", (e) => { if (e.code) errors.push(e.code); });
+        window.socket = socket;
+    }""",
+        f"ws://127.0.0.1:{port}/",
+    )
+    blank_page.wait_for_function("() => errors.includes('EHOSTDOWN')", timeout=WAIT_MS)
+    assert blank_page.evaluate("() => closes") == 6  # the first try and 5 retries
+    delays = [float(text.split()[-2]) for text in logs if "reconnect in" in text]
+    assert len(delays) == 5
+    assert 20 <= delays[0] < 40
+    for previous, delay in zip(delays, delays[1:], strict=False):
+        assert delay == pytest.approx(min(previous * 1.3, 60))
+    assert delays[-1] == 60
+
+
+def test_connection_timeout(blank_page):
+    """C-86: a handshake slower than connectionTimeout is closed with ETIMEDOUT."""
+    with socket.socket() as silent:  # accepts TCP, never answers the handshake
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        blank_page.add_script_tag(path=str(BRIDGE_JS))
+        blank_page.evaluate(
+            """(url) => {
+            window.errors = [];
+            const socket = new channels.ReconnectingWebSocket(url, undefined,
+                {connectionTimeout: 200, maxRetries: 0});
+            socket.onerror = (e) => { if (e.code) errors.push(e.code); };
+        }""",
+            f"ws://127.0.0.1:{silent.getsockname()[1]}/",
+        )
+        blank_page.wait_for_function("() => errors.length === 2", timeout=WAIT_MS)
+        assert blank_page.evaluate("() => errors") == ["ETIMEDOUT", "EHOSTDOWN"]
+
+
+def test_keep_closed_and_fast_close(page, live):
+    """C-86: close() reconnects unless keepClosed; fastClose reports the close at once."""
+    wait_events(page, f"events.some((e) => {HELLO})")
+    page.evaluate("() => bridge.socket.close()")  # fastClose, reconnects
+    assert page.evaluate('() => events.filter((e) => e.kind === "close")') == [
+        {"kind": "close", "code": 1000}
+    ]
+    wait_events(page, f"events.filter((e) => {HELLO}).length === 2")
+    page.evaluate('() => bridge.socket.close(4001, "bye", {keepClosed: true})')
+    assert count(page, 'e.kind === "close"') == 2
+    page.wait_for_function("() => bridge.socket.readyState === 3", timeout=WAIT_MS)
+    # No reconnect: with delays capped at 400 ms, a third open would come well within
+    # 2 s. (An absence cannot be awaited as an event; this bound is the check.)
+    with pytest.raises(PlaywrightTimeout):
+        page.wait_for_function(
+            '() => events.filter((e) => e.kind === "open").length > 2', timeout=2000
+        )
