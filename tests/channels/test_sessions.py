@@ -7,6 +7,8 @@ through the test clients and an in-memory layer.
 from __future__ import annotations
 
 import hashlib
+import random
+import threading
 
 import pytest
 from django.conf import settings
@@ -27,7 +29,14 @@ from channels.sessions import (
     http_session,
     session_for_reply_channel,
 )
-from channels.test import ChannelTestCase, Client, WSClient, apply_routes
+from channels.test import (
+    ChannelTestCase,
+    Client,
+    TransactionChannelTestCase,
+    WSClient,
+    apply_routes,
+)
+from channels.worker import Worker
 
 
 class SessionStore(DbSessionStore):
@@ -448,3 +457,43 @@ class ChannelAndHttpSessionTests(ChannelTestCase):
         client = Client()
         client.send_and_consume("websocket.connect", {"path": "/", "headers": [], "order": 0})
         assert client.receive() == {"http_key": None, "stored_key": None}
+
+
+class ConcurrentOrderingTests(TransactionChannelTestCase):
+    """C-45 across real worker threads: a connection's frames run in `order`."""
+
+    frames = 30
+
+    def test_worker_threads_run_frames_in_order(self):
+        """C-45: shuffled frames handled by three Worker threads still run 0, 1, 2, ..."""
+        ran: list[int] = []
+        all_ran = threading.Event()
+
+        @enforce_ordering
+        def record(message, **kwargs):
+            ran.append(message["order"])
+            if len(ran) == self.frames:
+                all_ran.set()
+
+        layer = ChannelLayerWrapper(
+            ChannelLayer(capacity=self.frames * 2), "default", [route("websocket.receive", record)]
+        )
+        channel_layers.set("default", layer)
+        client = WSClient()
+        orders = list(range(self.frames))
+        random.Random(4).shuffle(orders)
+        for order in orders:
+            client.send("websocket.receive", {"order": order}, text=str(order))
+        workers = [Worker(channel_layer=layer, signal_handlers=False) for _ in range(3)]
+        threads = [threading.Thread(target=worker.run, daemon=True) for worker in workers]
+        for thread in threads:
+            thread.start()
+        try:
+            assert all_ran.wait(timeout=60), f"only {len(ran)} of {self.frames} frames ran"
+        finally:
+            for worker in workers:
+                worker.termed = True
+            for thread in threads:
+                thread.join(timeout=10)
+        assert ran == list(range(self.frames))
+        assert not any(thread.is_alive() for thread in threads)
