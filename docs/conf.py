@@ -1,4 +1,7 @@
-"""Sphinx configuration. Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html``."""
+"""Sphinx configuration.
+
+Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
+"""
 
 import sys
 from pathlib import Path
@@ -28,7 +31,7 @@ if not settings.configured:
 
 project = "Channels"
 author = "the Channels contributors"
-copyright = "the Channels contributors; BSD licence"  # noqa: A001
+copyright = "the Channels contributors; BSD licence"
 release = "1.1.8"
 version = "1.1"
 
