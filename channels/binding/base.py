@@ -140,10 +140,25 @@ class Binding(metaclass=BindingMetaclass):
     @classmethod
     def pre_change_receiver(cls, instance: Model, action: str) -> None:
         """Remember the groups the instance was in before the change (none on create)."""
-        old_groups = set() if action == CREATE else set(cls.group_names(instance))
+        if action == CREATE:
+            old_groups = set()
+        elif action == UPDATE:
+            # pre_save sees the instance already changed in memory, so its groups are the
+            # new ones; the stored row still has the old ones. (1.1 used the instance and
+            # so never announced a move out of a group as a DELETE there.)
+            stored = cls._stored_copy(instance)
+            old_groups = set() if stored is None else set(cls.group_names(stored))
+        else:
+            old_groups = set(cls.group_names(instance))
         if not hasattr(instance, "_binding_group_names"):
             instance._binding_group_names = {}
         instance._binding_group_names[cls] = old_groups
+
+    @staticmethod
+    def _stored_copy(instance: Model) -> Model | None:
+        """The instance as its database row has it now, or None if there is no row."""
+        manager = type(instance)._base_manager.db_manager(instance._state.db)
+        return manager.filter(pk=instance.pk).first()
 
     @classmethod
     def post_change_receiver(cls, instance: Model, action: str, **kwargs: Any) -> None:
