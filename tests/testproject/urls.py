@@ -13,6 +13,7 @@ urlpatterns = [
     path("cookie/", views.cookie),
     path("boom/", views.boom),
     path("later/", views.later),
+    path("login/", views.login_view),
     path("session/set/", views.session_set),
     path("session/get/", views.session_get),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from django.contrib.auth import authenticate, login
 from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -71,6 +72,17 @@ def boom(request):
 
 def later(request):
     raise ResponseLater()
+
+
+@csrf_exempt
+def login_view(request):
+    user = authenticate(
+        request, username=request.POST.get("username"), password=request.POST.get("password")
+    )
+    if user is None:
+        return HttpResponse("bad credentials", status=403)
+    login(request, user)
+    return HttpResponse(f"logged in as {user.username}")
 
 
 def session_set(request):

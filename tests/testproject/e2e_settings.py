@@ -1,0 +1,38 @@
+"""Settings for the core runtime's real-process tests (daphne, runworker, runserver).
+
+``CHANNELS_E2E_DB`` (SQLite path, migrated by the test) and, for the Redis layer,
+``CHANNELS_E2E_REDIS`` (a redis:// URL of a private server) come from the environment.
+Without ``CHANNELS_E2E_REDIS`` the default layer is the in-memory one (runserver).
+"""
+
+import os
+
+from tests.testproject.settings import *  # noqa: F403 - extends the test settings
+
+DEBUG = os.environ.get("CHANNELS_E2E_DEBUG") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ["CHANNELS_E2E_DB"],
+    }
+}
+
+STATICFILES_DIRS = [BASE_DIR / "static"]  # noqa: F405
+
+if os.environ.get("CHANNELS_E2E_REDIS"):
+    _LAYER = {
+        "BACKEND": "asgi_redis.RedisChannelLayer",
+        "CONFIG": {"hosts": [os.environ["CHANNELS_E2E_REDIS"]]},
+    }
+else:
+    _LAYER = {"BACKEND": "channels.layers.inmemory.ChannelLayer"}
+
+if os.environ.get("CHANNELS_E2E_BACKEND"):
+    # Lets a test start a process with a broken BACKEND setting.
+    _LAYER["BACKEND"] = os.environ["CHANNELS_E2E_BACKEND"]
+
+CHANNEL_LAYERS = {
+    "default": {**_LAYER, "ROUTING": "tests.testproject.e2e_routing.channel_routing"},
+}
