@@ -32,9 +32,14 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(BASE_DIR / "db.sqlite3"),
-        # One test database per test run: engineers share this checkout and run
-        # pytest in parallel; a shared file would be created and dropped under them.
-        "TEST": {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")},
+        # One test database per test run: parallel pytest runs in one checkout would
+        # create and drop a shared file under each other. The name goes through the
+        # environment so daphne/runworker subprocesses of the run open the same file.
+        "TEST": {
+            "NAME": os.environ.setdefault(
+                "CHANNELS_TEST_DB", str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")
+            )
+        },
     }
 }
 
