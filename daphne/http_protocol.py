@@ -665,6 +665,9 @@ class HTTPFactory(http.HTTPFactory):
             openHandshakeTimeout=websocket_handshake_timeout,
             maxMessagePayloadSize=websocket_max_message_size,
             maxFramePayloadSize=websocket_max_message_size,
+            # Protocol errors get a close frame (1002/1007/1009) before the TCP
+            # close, so clients learn why; autobahn's default just drops the socket.
+            failByDrop=False,
         )
         self.ws_factory.protocol = WebSocketProtocol
         self.ws_factory.reply_protocols = self.reply_protocols

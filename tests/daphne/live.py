@@ -66,9 +66,7 @@ class LiveServer:
         self.layer = layer or ChannelLayer()
         self.reactor = conformance.run_reactor_in_thread()
         options.setdefault("signal_handlers", False)
-        self.server = Server(
-            self.layer, endpoints=["tcp:port=0:interface=127.0.0.1"], **options
-        )
+        self.server = Server(self.layer, endpoints=["tcp:port=0:interface=127.0.0.1"], **options)
         self.port: int | None = None
         self.sockets: list[socket.socket] = []
 
@@ -151,7 +149,11 @@ def http_responder(status: int = 200, content: bytes = b"ok") -> Handler:
             send_retrying(
                 layer,
                 message["reply_channel"],
-                {"status": status, "headers": [[b"content-type", b"text/plain"]], "content": content},
+                {
+                    "status": status,
+                    "headers": [[b"content-type", b"text/plain"]],
+                    "content": content,
+                },
             )
 
     return handle
