@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from ..worker import Worker as ChannelsWorker
@@ -111,11 +111,41 @@ class Worker(ChannelsWorker):
             # TypeError covers an invalid channel name (A-13) and unsupported content.
             logger.error("Discarding invalid asgi.delay message: %s", error)
             return None
-        close_old_connections()
-        message.save()
-        logger.debug("Stored delayed message for %s due %s", message.channel_name, message)
+        if not self._save(message):
+            return None
+        logger.debug(
+            "Stored delayed message for %s due %s",
+            message.channel_name,
+            message.due_date.isoformat(),
+        )
         self.sender.notify_due(message.due_date)
         return message
+
+    def _save(self, message: DelayedMessage) -> bool:
+        """Save, retrying while the database fails; False only if stopped meanwhile.
+
+        The request is already taken off the layer, so giving up would lose it.
+        """
+        backoff = _Backoff(self.receive_retry_first, self.receive_retry_cap)
+        while True:
+            close_old_connections()
+            try:
+                message.save()
+                return True
+            except DatabaseError as error:
+                if self.termed:
+                    logger.error(
+                        "Delayed message for %s lost: cannot store it (%s) while shutting down",
+                        message.channel_name,
+                        error,
+                    )
+                    return False
+                logger.error(
+                    "Cannot store delayed message for %s (retrying): %s",
+                    message.channel_name,
+                    error,
+                )
+                self._stop.wait(backoff.next())
 
     def build(self, content: dict[str, Any]) -> DelayedMessage:
         """A validated, unsaved ``DelayedMessage`` for an A-90 request."""
@@ -174,7 +204,11 @@ class DueMessageSender(threading.Thread):
         try:
             while self._wait_for_check(last_check):
                 last_check = timezone.now()
-                self._send_due()
+                try:
+                    self._send_due()
+                except DatabaseError as error:
+                    # Rows stay stored; the next check (one period on) tries again.
+                    logger.error("Cannot read delayed messages (retrying): %s", error)
         finally:
             close_old_connections()
 

@@ -211,6 +211,48 @@ class TestWorker:
         assert not DelayedMessage.objects.exists()
 
 
+class LogEvent(logging.Handler):
+    """Sets an event when a record containing ``needle`` is logged (from any thread)."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle = needle
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            self.event.set()
+
+
+def test_database_outage_delays_but_loses_nothing(layer):
+    """A request received while its table is unusable is stored once it is back."""
+    from django.db import connection
+
+    table = DelayedMessage._meta.db_table
+    logger = logging.getLogger("django.channels")
+    failed_store = LogEvent("Cannot store delayed message for dest (retrying)")
+    failed_read = LogEvent("Cannot read delayed messages (retrying)")
+    logger.addHandler(failed_store)
+    logger.addHandler(failed_read)
+    try:
+        with RunningWorker(layer, sleep=0.2):
+            with connection.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+            try:
+                layer.send("asgi.delay", {"channel": "dest", "delay": 1, "content": {"n": 1}})
+                assert failed_store.event.wait(timeout=10)
+                assert failed_read.event.wait(timeout=10)
+                assert layer.receive(["dest"], block=False) == (None, None)
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+            _, content = wait_for(layer, "dest", timeout=15)
+        assert content == {"n": 1}
+    finally:
+        logger.removeHandler(failed_store)
+        logger.removeHandler(failed_read)
+
+
 class TestRundelayCommand:
     """C-75."""
 
