@@ -187,6 +187,7 @@ class HTTPChannel(http.HTTPChannel):
             self._upgraded_to.connectionLost(reason)
             return
         super().connectionLost(reason)
+        self.factory.request_finished()
 
     # -- D-17: graceful stop --------------------------------------------------------
 
@@ -763,7 +764,8 @@ class HTTPFactory(http.HTTPFactory):
         drained = self._drained
         if drained is None or drained.called:
             return
-        if not self.in_flight_requests() and not self.websockets():
+        # Connections finish closing (their last bytes flushed) before the drain ends.
+        if not self.http_channels and not self.websockets():
             self._drained = None
             drained.callback(None)
 
