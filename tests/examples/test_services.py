@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.examples import processes
-from tests.redis_harness import RedisServer
+from tests.redis_harness import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.redis
 
@@ -32,12 +32,21 @@ def primes_below(n: int) -> int:
     return sum(1 for k in range(2, n) if all(k % d for d in range(2, int(k**0.5) + 1)))
 
 
-@pytest.fixture
-def env(redis_server: RedisServer) -> dict[str, str]:
-    return processes.example_env(SERVICES_REDIS_HOSTS=redis_server.url)
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """One private Redis for the module: the services keep running across its tests."""
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed; .ci/run installs it")
+    with RedisServer() as server:
+        yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def env(redis: RedisServer) -> dict[str, str]:
+    return processes.example_env(SERVICES_REDIS_HOSTS=redis.url)
+
+
+@pytest.fixture(scope="module")
 def services(env: dict[str, str]) -> Iterator[list[str]]:
     """Start the service processes; yield the names they answer with (``pid@host``)."""
     started = [processes.start(["service.py"], SERVICES_DIR, env) for _ in range(SERVICE_COUNT)]
@@ -100,11 +109,9 @@ def load_tasks_module():
     return module
 
 
-def test_bad_request_gets_a_refusal_naming_the_fix(
-    services: list[str], redis_server: RedisServer
-) -> None:
+def test_bad_request_gets_a_refusal_naming_the_fix(services: list[str], redis: RedisServer) -> None:
     tasks = load_tasks_module()
-    layer = tasks.make_layer([redis_server.url])
+    layer = tasks.make_layer([redis.url])
     reply = layer.new_channel(tasks.REPLY_PATTERN)
     layer.send(tasks.TASK_CHANNEL, {"id": "x", "n": "many", "reply_channel": reply})
     deadline = time.monotonic() + 30
