@@ -19,7 +19,13 @@ TOP = 30
 
 
 class Recording:
-    """py-spy attached to daphne and the worker for `duration_s` seconds."""
+    """py-spy attached to daphne and the worker for `duration_s` seconds, in two modes.
+
+    "wall": every thread that is not idle, including time blocked in Redis round trips (where
+    each thread waits). "gil": only the thread holding the GIL (where the CPU goes).
+    """
+
+    MODES = {"wall": [], "gil": ["--gil"]}
 
     def __init__(self, stack: Stack, duration_s: int, out_dir: Path, label: str) -> None:
         if shutil.which("py-spy") is None:
@@ -28,28 +34,19 @@ class Recording:
         self.processes: list[subprocess.Popen] = []
         self.duration_s = duration_s
         for name, child in (("daphne", stack.daphne), ("worker", stack.worker)):
-            raw = out_dir / f"profile-{label}-{name}.txt"
-            self.outputs[name] = raw
-            self.processes.append(
-                subprocess.Popen(
-                    [
-                        "py-spy",
-                        "record",
-                        "--nonblocking",
-                        "--format",
-                        "raw",
-                        "--duration",
-                        str(duration_s),
-                        "--pid",
-                        str(child.pid),
-                        "--output",
-                        str(raw),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
+            for mode, flags in self.MODES.items():
+                raw = out_dir / f"profile-{label}-{name}-{mode}.txt"
+                self.outputs[f"{name}-{mode}"] = raw
+                argv = ["py-spy", "record", "--nonblocking", "--format", "raw", *flags]
+                argv += ["--duration", str(duration_s), "--pid", str(child.pid)]
+                self.processes.append(
+                    subprocess.Popen(
+                        [*argv, "--output", str(raw)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
                 )
-            )
 
     def finish(self) -> dict[str, Path]:
         """Wait (bounded) for both recordings; write a summary next to each; return them."""

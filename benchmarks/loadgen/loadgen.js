@@ -110,19 +110,20 @@ async function echo(c) {
     client.ws = ws;
     client.expect = '';
     ws.on('message', (data) => {
+      // The timeline counts every echo, late ones included: it shows when service runs.
+      if (bucket) {
+        const b = Math.floor(epochMs() / bucket) * bucket;
+        timeline.set(b, (timeline.get(b) || 0) + 1);
+      }
       const text = data.toString();
       if (text !== client.expect) {
-        stats.late++;
+        stats.late++; // echo of a message already given up on (stall_ms passed)
         return;
       }
       const t = now();
       if (measuring) {
         stats.echoed++;
         rtts.push(t - client.sentAt);
-      }
-      if (bucket) {
-        const b = Math.floor(epochMs() / bucket) * bucket;
-        timeline.set(b, (timeline.get(b) || 0) + 1);
       }
       client.expect = '';
       sendNext(client);
