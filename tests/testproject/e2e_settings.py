@@ -36,3 +36,10 @@ if os.environ.get("CHANNELS_E2E_BACKEND"):
 CHANNEL_LAYERS = {
     "default": {**_LAYER, "ROUTING": "tests.testproject.e2e_routing.channel_routing"},
 }
+
+if os.environ.get("CHANNELS_E2E_MARKER_DIR"):
+    # runserver's reload test rewrites this module and expects the new value served.
+    import sys
+
+    sys.path.insert(0, os.environ["CHANNELS_E2E_MARKER_DIR"])
+    from reload_marker import VALUE as RELOAD_MARKER  # noqa: F401 - read by a view

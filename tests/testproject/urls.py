@@ -14,6 +14,7 @@ urlpatterns = [
     path("boom/", views.boom),
     path("later/", views.later),
     path("login/", views.login_view),
+    path("reload-marker/", views.reload_marker),
     path("session/set/", views.session_set),
     path("session/get/", views.session_get),
 ]

@@ -85,6 +85,12 @@ def login_view(request):
     return HttpResponse(f"logged in as {user.username}")
 
 
+def reload_marker(request):
+    from django.conf import settings
+
+    return HttpResponse(getattr(settings, "RELOAD_MARKER", "none"))
+
+
 def session_set(request):
     request.session["value"] = request.GET.get("value", "")
     return HttpResponse("stored")
