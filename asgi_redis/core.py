@@ -123,6 +123,8 @@ class RedisChannelLayer(BaseChannelLayer):
     shard_slice = 0.1
     # Entries one pop may take from a process-specific list (single reader).
     prefetch = 64
+    # Seconds between measurements of each shard's clock offset.
+    clock_check_interval = 30.0
 
     def __init__(
         self,
@@ -316,12 +318,58 @@ class RedisChannelLayer(BaseChannelLayer):
 
     def _pop_pass(self, visits: list[_Visit]) -> tuple[str, dict] | None:
         for visit in visits:
-            reply = visit.shard.script(scripts.POP, visit.keys, visit.wants)
-            visit.shard.clock_offset = reply[0] / 1000 - time.time()
-            if len(reply) > 1:
-                storage = visit.storages[reply[1] - 1]
-                return self._hand_out(visit.shard, storage, reply[2:])
+            found = self._pop_visit(visit)
+            if found is not None:
+                return found
         return None
+
+    def _pop_visit(self, visit: _Visit) -> tuple[str, dict] | None:
+        shard = visit.shard
+        while True:
+            popped = self._pop_once(visit)
+            if popped is None:
+                return None
+            index, entries, checked = popped
+            if not checked:
+                server_now_ms = (time.time() + shard.clock_offset) * 1000
+                entries = [entry for entry in entries if int(entry[:13]) > server_now_ms]
+                if not entries:
+                    continue  # all expired (A-27): they are gone, look again
+            return self._hand_out(shard, visit.storages[index], entries)
+
+    def _pop_once(self, visit: _Visit) -> tuple[int, list[bytes], bool] | None:
+        """Pop from the first non-empty list: ``(list index, entries, expiry checked)``.
+
+        Plain ``LPOP`` / ``LMPOP`` cost the server a tenth of a Lua call; the Lua
+        pop runs when the shard's clock offset is stale (it reports ``TIME``) or
+        when one call mixes batch and single pops.
+        """
+        shard = visit.shard
+        keys = visit.keys
+        if time.monotonic() - shard.clock_checked < self.clock_check_interval:
+            if len(keys) == 1:
+                want = visit.wants[0]
+                if want == 1:
+                    entry = shard.command("LPOP", keys[0])
+                    return None if entry is None else (0, [entry], False)
+                entries = shard.command("LPOP", keys[0], want)
+                return (0, entries, False) if entries else None
+            if shard.has_lmpop and max(visit.wants) == 1:
+                try:
+                    reply = shard.command("LMPOP", len(keys), *keys, "LEFT")
+                except redis.ResponseError as exc:
+                    if "unknown command" not in str(exc).lower():
+                        raise
+                    shard.has_lmpop = False  # Redis before 7: the Lua pop does it
+                else:
+                    if reply is None:
+                        return None
+                    return keys.index(reply[0].decode("utf-8")), reply[1], False
+        reply = shard.script(scripts.POP, keys, visit.wants)
+        shard.note_clock(reply[0])
+        if len(reply) == 1:
+            return None
+        return reply[1] - 1, reply[2:], True
 
     def _blocking_pop(self, visits: list[_Visit]) -> tuple[str | None, dict | None]:
         give_up = time.monotonic() + self.blpop_timeout

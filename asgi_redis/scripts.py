@@ -20,6 +20,8 @@ from typing import Any
 
 import redis
 
+from .wire import execute
+
 __all__ = [
     "Script",
     "UnsupportedRedis",
@@ -34,6 +36,16 @@ __all__ = [
 
 class UnsupportedRedis(Exception):
     """The Redis server lacks a command this layer needs (L-28, L-44)."""
+
+
+def unsupported(exc: redis.ResponseError) -> Exception:
+    """`UnsupportedRedis` for an ``unknown command`` reply, else `exc` itself (L-28)."""
+    if "unknown command" in str(exc).lower():
+        return UnsupportedRedis(
+            f"The Redis server does not support a command this layer needs ({exc}); "
+            "use Redis 6.2 or newer (tested with 7.x)"
+        )
+    return exc
 
 
 _PRELUDE = """
@@ -200,18 +212,16 @@ class Script:
 
     def run(self, client: redis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             # A restarted or flushed server forgot the script; nothing ran (L-62.2).
-            client.script_load(self.source)
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            execute(client, "SCRIPT", "LOAD", self.source)
+            return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
         except redis.ResponseError as exc:
-            if "unknown command" in str(exc).lower():
-                raise UnsupportedRedis(
-                    f"The Redis server does not support a command this layer needs ({exc}); "
-                    "use Redis 6.2 or newer (tested with 7.x)"
-                ) from exc
-            raise
+            error = unsupported(exc)
+            if error is exc:
+                raise
+            raise error from exc
 
     def __repr__(self) -> str:
         return f"Script({self.name!r}, sha={self.sha[:8]})"

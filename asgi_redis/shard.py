@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import redis
 
 from .scripts import Script
+from .wire import execute
 
 __all__ = ["Shard", "describe_client"]
 
@@ -43,9 +45,13 @@ class Shard:
         self._client = client
         self._lock = threading.Lock()
         self._reachable = True
-        # Redis server clock minus local clock, in seconds, from the latest pop;
-        # buffered entries are checked against the server's clock (A-27).
+        # Redis server clock minus local clock, in seconds, measured by the Lua pop
+        # (`clock_checked` is when, on the monotonic clock). Entries popped without
+        # Lua or buffered are checked against the server's clock through it (A-27).
         self.clock_offset = 0.0
+        self.clock_checked = float("-inf")
+        # Whether the server has LMPOP (Redis 7); cleared on "unknown command".
+        self.has_lmpop = True
 
     def client(self) -> redis.Redis:
         return self._client
@@ -62,6 +68,13 @@ class Shard:
 
     def script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         return self.call(lambda client: script.run(client, keys, args))
+
+    def note_clock(self, server_ms: int) -> None:
+        self.clock_offset = server_ms / 1000 - time.time()
+        self.clock_checked = time.monotonic()
+
+    def command(self, *args: Any) -> Any:
+        return self.call(lambda client: execute(client, *args))
 
     def blpop(self, keys: Sequence[str], timeout: float) -> tuple[bytes, bytes] | None:
         """BLPOP with its own socket read timeout above the server-side one (layers.md note)."""
@@ -89,15 +102,6 @@ class Shard:
 
 
 def blocking_pop(client: redis.Redis, keys: Sequence[str], timeout: float) -> Any:
-    pool = client.connection_pool
-    connection = pool.get_connection()
-    try:
-        connection.send_command("BLPOP", *keys, f"{max(timeout, 0.01):.3f}")
-        # redis-py's default socket timeout is shorter than a 5 s pop; give the
-        # read the pop's timeout plus a margin instead of failing idle pops.
-        return connection.read_response(timeout=timeout + 5)
-    except BaseException:
-        connection.disconnect()
-        raise
-    finally:
-        pool.release(connection)
+    # redis-py's default socket timeout is shorter than a 5 s pop; give the read
+    # the pop's timeout plus a margin instead of failing idle pops.
+    return execute(client, "BLPOP", *keys, f"{max(timeout, 0.01):.3f}", read_timeout=timeout + 5)

@@ -1,0 +1,208 @@
+"""Throughput of the Redis channel layer beside raw redis-py, in one run (issue 3, issue 9).
+
+Run from the repository root::
+
+    python benchmarks/redis_layer.py [--pairs 3000] [--rounds 5]
+
+It starts a private redis-server (tests.redis_harness), measures, prints one
+JSON line and writes ``benchmarks/results/redis_layer.md``. Rounds of every
+workload are interleaved and the median is reported, so a burst of load from
+other processes on the machine hits layer and baseline alike.
+
+Workloads (one process, one thread, small messages):
+
+- ``raw_pairs``: ``RPUSH`` of a msgpack-encoded message then ``LPOP`` and
+  decode, with plain redis-py calls: the floor any Redis layer builds on.
+- ``layer_pairs``: ``send`` then non-blocking ``receive`` on a normal channel.
+- ``layer_process_pairs``: the same on a process-specific channel (``P!L``
+  sent, ``P!`` received), daphne's reply path.
+- ``layer_group_fanout``: ``send_group`` to 100 members behind one ``P!``
+  (one bundle entry, A-93) plus the 100 receives; messages delivered per second.
+- ``raw_group_fanout``: the same 100 copies with one pipelined ``RPUSH`` per
+  member and 100 ``LPOP``s; messages delivered per second.
+
+Target (issue 3): ``layer_pairs`` at least 60% of ``raw_pairs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import msgpack  # noqa: E402
+import redis  # noqa: E402
+
+from asgi_redis import RedisChannelLayer  # noqa: E402
+from tests.redis_harness import RedisServer  # noqa: E402
+
+MESSAGE = {"text": "hello world", "reply_channel": "daphne.response.abcdefghij!klmnopqrst"}
+FANOUT_MEMBERS = 100
+TARGET_RATIO = 0.6
+RESULTS = ROOT / "benchmarks" / "results" / "redis_layer.md"
+
+
+def raw_pairs(client: redis.Redis, count: int) -> int:
+    for _ in range(count):
+        client.rpush("raw:list", msgpack.packb(MESSAGE, use_bin_type=True))
+        msgpack.unpackb(client.lpop("raw:list"), raw=False)
+    return count
+
+
+def layer_pairs(layer: RedisChannelLayer, count: int) -> int:
+    for _ in range(count):
+        layer.send("bench.normal", MESSAGE)
+        channel, _ = layer.receive(["bench.normal"])
+        if channel is None:
+            raise RuntimeError("the layer lost a message")
+    return count
+
+
+def layer_process_pairs(layer: RedisChannelLayer, count: int) -> int:
+    for _ in range(count):
+        layer.send("bench.reply!conn", MESSAGE)
+        channel, _ = layer.receive(["bench.reply!"])
+        if channel is None:
+            raise RuntimeError("the layer lost a message")
+    return count
+
+
+def layer_group_fanout(layer: RedisChannelLayer, count: int) -> int:
+    delivered = 0
+    for _ in range(max(1, count // FANOUT_MEMBERS)):
+        layer.send_group("bench.group", MESSAGE)
+        for _ in range(FANOUT_MEMBERS):
+            if layer.receive(["bench.fan!"])[0] is None:
+                raise RuntimeError("the layer lost a group message")
+            delivered += 1
+    return delivered
+
+
+def raw_group_fanout(client: redis.Redis, count: int) -> int:
+    delivered = 0
+    keys = [f"raw:fan:{index}" for index in range(FANOUT_MEMBERS)]
+    for _ in range(max(1, count // FANOUT_MEMBERS)):
+        payload = msgpack.packb(MESSAGE, use_bin_type=True)
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.rpush(key, payload)
+        pipe.execute()
+        for key in keys:
+            msgpack.unpackb(client.lpop(key), raw=False)
+            delivered += 1
+    return delivered
+
+
+def rate(operation: Callable[[int], int], count: int) -> float:
+    started = time.perf_counter()
+    done = operation(count)
+    return done / (time.perf_counter() - started)
+
+
+def machine() -> str:
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"{platform.node()}: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"redis-py {redis.__version__}, load average {load} at start"
+    )
+
+
+def run(pairs: int, rounds: int) -> dict:
+    with RedisServer() as server:
+        client = redis.Redis.from_url(server.url)
+        version = client.info("server")["redis_version"]
+        layer = RedisChannelLayer(hosts=[server.url], prefix="bench:", stats_prefix="bench-meta:")
+        layer.flush()
+        for index in range(FANOUT_MEMBERS):
+            layer.group_add("bench.group", f"bench.fan!{index}")
+        workloads = {
+            "raw_pairs": lambda n: raw_pairs(client, n),
+            "layer_pairs": lambda n: layer_pairs(layer, n),
+            "layer_process_pairs": lambda n: layer_process_pairs(layer, n),
+            "raw_group_fanout": lambda n: raw_group_fanout(client, n),
+            "layer_group_fanout": lambda n: layer_group_fanout(layer, n),
+        }
+        for operation in workloads.values():  # warm up connections and scripts
+            operation(200)
+        samples: dict[str, list[float]] = {name: [] for name in workloads}
+        for _ in range(rounds):
+            for name, operation in workloads.items():
+                samples[name].append(rate(operation, pairs))
+        layer.flush()
+    result = {name: round(statistics.median(values)) for name, values in samples.items()}
+    result["ratio_pairs"] = round(result["layer_pairs"] / result["raw_pairs"], 3)
+    result["ratio_process_pairs"] = round(result["layer_process_pairs"] / result["raw_pairs"], 3)
+    result["ratio_fanout"] = round(result["layer_group_fanout"] / result["raw_group_fanout"], 3)
+    result["target_met"] = result["ratio_pairs"] >= TARGET_RATIO
+    result["redis_server"] = version
+    result["samples"] = {
+        name: [round(value) for value in values] for name, values in samples.items()
+    }
+    return result
+
+
+def write_results(result: dict, command: str, machine_text: str) -> None:
+    verdict = "met" if result["target_met"] else "NOT met"
+    lines = [
+        "# Redis layer throughput",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {machine_text}",
+        f"- Redis server: {result['redis_server']} (private, loopback)",
+        "",
+        "Medians of interleaved rounds; one process, one thread, small messages.",
+        "",
+        "| workload | per second |",
+        "|---|---|",
+        f"| raw redis-py RPUSH+LPOP pairs (msgpack) | {result['raw_pairs']} |",
+        f"| layer send+receive pairs, normal channel | {result['layer_pairs']} |",
+        f"| layer send+receive pairs, process-specific | {result['layer_process_pairs']} |",
+        f"| raw fan-out to {FANOUT_MEMBERS} lists, messages delivered | "
+        f"{result['raw_group_fanout']} |",
+        f"| layer send_group to {FANOUT_MEMBERS} members of one P!, messages delivered | "
+        f"{result['layer_group_fanout']} |",
+        "",
+        f"Layer pairs / raw pairs: **{result['ratio_pairs']:.0%}** "
+        f"(target {TARGET_RATIO:.0%}: **{verdict}**). "
+        f"Process-specific pairs / raw pairs: {result['ratio_process_pairs']:.0%}. "
+        f"Fan-out layer / raw: {result['ratio_fanout']:.0%}.",
+        "",
+        "Per-round samples:",
+        "",
+        "```",
+        json.dumps(result["samples"], indent=1),
+        "```",
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3000, help="operations per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--no-write", action="store_true", help="do not write the results file")
+    args = parser.parse_args()
+    machine_text = machine()
+    result = run(args.pairs, args.rounds)
+    print(json.dumps({key: value for key, value in result.items() if key != "samples"}))
+    if not args.no_write:
+        command = "python benchmarks/redis_layer.py " + " ".join(sys.argv[1:])
+        write_results(result, command.strip(), machine_text)
+
+
+if __name__ == "__main__":
+    main()
