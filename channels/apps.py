@@ -10,19 +10,11 @@ class ChannelsConfig(AppConfig):
     verbose_name = "Channels"
 
     def ready(self) -> None:
-        from . import hacks, package_checks
-
-        package_checks.check_all()
-        hacks.monkeypatch_django()
-        _register_bindings()
-
-
-def _register_bindings() -> None:
-    try:
+        # Imported here: these need the app registry, which is being populated.
         from .binding.base import BindingMetaclass
-    except ModuleNotFoundError as error:
-        # The binding package is written in parallel; skip until it exists.
-        if error.name not in ("channels.binding", "channels.binding.base"):
-            raise
-        return
-    BindingMetaclass.register_all()
+        from .hacks import monkeypatch_django
+        from .package_checks import check_all
+
+        check_all()
+        monkeypatch_django()
+        BindingMetaclass.register_all()
