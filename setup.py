@@ -31,6 +31,7 @@ setup(
             "hypothesis>=6.100",
             "cryptography>=42",
             "websocket-client>=1.7",
+            "kosoku>=0.1",
             "requests>=2.31",
             "ruff>=0.6",
             "playwright>=1.40",  # browser tests drive the system Chromium, no browser download
