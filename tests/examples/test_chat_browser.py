@@ -10,6 +10,7 @@ Chromium binary is missing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -105,8 +106,10 @@ def test_two_browsers_talk_and_history_survives_reload(chat_stack: Stack, browse
         carol.reload()
         wait_connected(carol)
         # The history arrives in one event, oldest first, from the database.
-        expect(carol.locator("#log li.message")).to_have_count(2, timeout=WAIT_MS)
-        assert messages(carol) == ["carolhello from carol", "bobhi carol, bob here"]
+        expect(carol.locator("#log li.message").last).to_have_text(
+            "bobhi carol, bob here", timeout=WAIT_MS
+        )
+        assert messages(carol)[-2:] == ["carolhello from carol", "bobhi carol, bob here"]
         # The user shown is the one logged in on each page, not something the page claims.
         assert carol.text_content("#whoami") == "carol"
         assert bob.text_content("#whoami") == "bob"
@@ -144,3 +147,61 @@ def test_foreign_origin_is_refused(chat_stack: Stack) -> None:
             f"{chat_stack.ws_url}/ws/rooms/lobby/", timeout=20, origin="http://evil.example"
         )
     assert refused.value.status_code == 403
+
+
+def logged_in_cookie(stack: Stack, username: str, password: str) -> str:
+    """Log in through the real login form; return the Cookie header a browser would send."""
+    requests = pytest.importorskip("requests")
+    session = requests.Session()
+    form = session.get(f"{stack.url}/login/", timeout=20)
+    token = session.cookies["csrftoken"]
+    response = session.post(
+        f"{stack.url}/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token},
+        headers={"Referer": form.url},
+        timeout=20,
+    )
+    assert response.url == f"{stack.url}/", response.text
+    return "; ".join(f"{name}={value}" for name, value in session.cookies.items())
+
+
+def test_unknown_room_is_refused_even_when_logged_in(chat_stack: Stack) -> None:
+    websocket = pytest.importorskip("websocket")
+    cookie = logged_in_cookie(chat_stack, "alice", "channels-demo")
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(
+            f"{chat_stack.ws_url}/ws/rooms/no-such-room/",
+            timeout=20,
+            origin=chat_stack.url,
+            cookie=cookie,
+        )
+    assert refused.value.status_code == 403
+
+
+def test_bad_frames_get_an_error_and_are_not_stored(chat_stack: Stack) -> None:
+    """Bad input gets a clear error; a good frame after it still goes through."""
+    websocket = pytest.importorskip("websocket")
+    cookie = logged_in_cookie(chat_stack, "alice", "channels-demo")
+    socket = websocket.create_connection(
+        f"{chat_stack.ws_url}/ws/rooms/lobby/", timeout=20, origin=chat_stack.url, cookie=cookie
+    )
+    try:
+        assert json.loads(socket.recv())["type"] == "history"
+        assert json.loads(socket.recv()) == {
+            "type": "presence",
+            "user": "alice",
+            "action": "joined",
+        }
+        expected_error = 'Send JSON like {"text": "hello"} with 1 to 2000 characters.'
+        for bad in ["not json", json.dumps({"text": ""}), json.dumps({"text": "x" * 2001})]:
+            socket.send(bad)
+            assert json.loads(socket.recv()) == {"type": "error", "error": expected_error}
+        socket.send(json.dumps({"text": "still here"}))
+        posted = json.loads(socket.recv())
+        assert (posted["type"], posted["user"], posted["text"]) == (
+            "message",
+            "alice",
+            "still here",
+        )
+    finally:
+        socket.close()
