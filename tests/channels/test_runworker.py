@@ -142,6 +142,17 @@ def test_bad_backend_setting_is_a_clear_error(database, redis):
     assert "Cannot import BACKEND 'nowhere.Layer' specified for default" in done.stderr
 
 
+def test_bad_routing_and_unknown_alias_are_one_line_errors(database, redis):
+    """C-22/C-88: a broken ROUTING or unknown --layer → a CommandError, no traceback."""
+    env = e2e.e2e_env(database, redis.url, CHANNELS_E2E_ROUTING="nowhere.routing")
+    done = e2e.django_admin(env, "runworker")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "CommandError: Cannot import channel routing 'nowhere.routing'" in done.stderr
+    done = e2e.django_admin(e2e.e2e_env(database, redis.url), "runworker", "--layer", "other")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "No channel layer 'other' in the CHANNEL_LAYERS setting" in done.stderr
+
+
 def test_worker_waits_for_redis_and_recovers(database, redis, layer):
     """L-62/C-31: Redis killed and restarted: one ERROR line, then it serves again."""
     proc = e2e.start_worker(e2e.e2e_env(database, redis.url))

@@ -34,7 +34,12 @@ if os.environ.get("CHANNELS_E2E_BACKEND"):
     _LAYER["BACKEND"] = os.environ["CHANNELS_E2E_BACKEND"]
 
 CHANNEL_LAYERS = {
-    "default": {**_LAYER, "ROUTING": "tests.testproject.e2e_routing.channel_routing"},
+    "default": {
+        **_LAYER,
+        "ROUTING": os.environ.get(
+            "CHANNELS_E2E_ROUTING", "tests.testproject.e2e_routing.channel_routing"
+        ),
+    },
 }
 
 if os.environ.get("CHANNELS_E2E_MARKER_DIR"):

@@ -18,6 +18,7 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.asgi import channel_layers
 from channels.handler import ViewConsumer
 from channels.log import setup_logger
+from channels.management.commands.runworker import load_layer
 from channels.staticfiles import StaticFilesConsumer
 from channels.worker import Worker
 
@@ -74,7 +75,7 @@ class Command(RunserverCommand):
             # Plain Django: restore its WSGI server class and run its loop.
             self.server_cls = WSGIServer
             return RunserverCommand.inner_run(self, *args, **options)
-        self.channel_layer = channel_layers[DEFAULT_CHANNEL_LAYER]
+        self.channel_layer = load_layer(DEFAULT_CHANNEL_LAYER)
         self.channel_layer.router.check_default(http_consumer=self.get_consumer(**options))
         if not options.get("skip_checks"):
             self.stdout.write("Performing system checks...\n\n")

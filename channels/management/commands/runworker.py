@@ -6,10 +6,11 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import BaseCommand, CommandError
 
 from channels import DEFAULT_CHANNEL_LAYER
-from channels.asgi import channel_layers
+from channels.asgi import InvalidChannelLayerError, channel_layers
 from channels.log import setup_logger
 from channels.signals import worker_process_ready
 from channels.staticfiles import StaticFilesConsumer
@@ -19,6 +20,16 @@ LOCAL_ONLY_ERROR = (
     "You cannot span multiple processes with the in-memory layer. "
     "Change your settings to use a cross-process channel layer."
 )
+
+
+def load_layer(alias: str) -> Any:
+    """The wrapper for `alias`; bad settings become a one-line CommandError (C-88)."""
+    try:
+        return channel_layers[alias]
+    except KeyError:
+        raise CommandError(f"No channel layer {alias!r} in the CHANNEL_LAYERS setting")
+    except (InvalidChannelLayerError, ImproperlyConfigured) as error:
+        raise CommandError(str(error)) from error
 
 
 class Command(BaseCommand):
@@ -57,7 +68,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options.get("verbosity", 1)
         self.logger = setup_logger("django.channels", self.verbosity)
-        self.channel_layer = channel_layers[options.get("layer", DEFAULT_CHANNEL_LAYER)]
+        self.channel_layer = load_layer(options.get("layer", DEFAULT_CHANNEL_LAYER))
         if self.channel_layer.local_only():
             raise CommandError(LOCAL_ONLY_ERROR)
         if settings.DEBUG and apps.is_installed("django.contrib.staticfiles"):
