@@ -47,6 +47,14 @@ def rss_mb(pid: int) -> float:
     raise BenchmarkError(f"/proc/{pid}/status has no VmRSS line")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by `pid`, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name (field 2) may contain spaces; fields after its ")" are fixed.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll `predicate` with backoff until true; raise BenchmarkError after `timeout` s.
 

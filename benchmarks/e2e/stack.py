@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 
 from benchmarks.e2e import APP_DIR, REPO_ROOT
-from benchmarks.e2e.procs import BenchmarkError, Child, http_get, port_open, wait_until
+from benchmarks.e2e.procs import (
+    BenchmarkError,
+    Child,
+    cpu_seconds,
+    http_get,
+    port_open,
+    wait_until,
+)
 from tests.redis_harness import RedisServer, free_port, redis_server_path
 
 START_TIMEOUT = 60.0
@@ -91,6 +98,45 @@ class Stack:
         if status == 200 and body != HELLO_BODY:
             raise BenchmarkError(f"GET /hello/ returned {body!r}, expected {HELLO_BODY!r}")
         return status == 200
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by daphne, the worker and redis-server."""
+        assert self.redis.process is not None
+        return {
+            "daphne": cpu_seconds(self.daphne.pid),
+            "worker": cpu_seconds(self.worker.pid),
+            "redis": cpu_seconds(self.redis.process.pid),
+        }
+
+    def cpu_per_message(self, before: dict[str, float], messages: int) -> dict[str, float]:
+        """CPU microseconds per message in each process since `before`.
+
+        Unlike throughput, this hardly depends on what else runs on the machine, so it is
+        the figure to compare between runs on a busy machine.
+        """
+        after = self.cpu()
+        return {
+            f"{name}_us": (after[name] - before[name]) * 1e6 / max(1, messages) for name in after
+        }
+
+    def redis_commands(self) -> dict[str, int]:
+        """Calls per Redis command so far (INFO commandstats), e.g. {"evalsha": 1200}."""
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.redis.port, socket_timeout=5)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+
+    def redis_commands_per_message(self, before: dict[str, int], messages: int) -> dict[str, float]:
+        after = self.redis_commands()
+        return {
+            name: round((calls - before.get(name, 0)) / max(1, messages), 3)
+            for name, calls in sorted(after.items())
+            if calls - before.get(name, 0) > 0 and name != "info"
+        }
 
     def check_alive(self) -> None:
         self.daphne.check_alive()

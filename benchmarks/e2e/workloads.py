@@ -41,7 +41,10 @@ def w1(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
     with Stack(log_dir) as stack:
         url = f"{stack.http_url}/hello/"
         recording = profiler(stack, W1_DURATION_S) if profiler else None
+        cpu_before, commands_before = stack.cpu(), stack.redis_commands()
         saturated = run_wrk(url, threads=1, connections=50, duration_s=W1_DURATION_S)
+        cpu = stack.cpu_per_message(cpu_before, saturated["requests"])
+        commands = stack.redis_commands_per_message(commands_before, saturated["requests"])
         if recording is not None:
             recording.finish()
         paced = run_node(
@@ -66,6 +69,8 @@ def w1(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
         "p99_ms": saturated["latency"]["p99_ms"],
         "non_2xx": saturated["non_2xx"],
         "socket_errors": saturated["socket_errors"],
+        "cpu_per_request": cpu,
+        "redis_commands_per_request": commands,
         "wrk": saturated,
         "paced_300": {
             "achieved_per_s": paced["achieved_per_s"],
@@ -91,8 +96,11 @@ def w2(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
         config = echo_config(f"{stack.ws_url}/echo/", ECHO_CLIENTS)
         with NodeClient(config) as client:
             client.wait_event("running", timeout=60)
+            cpu_before, commands_before = stack.cpu(), stack.redis_commands()
             recording = profiler(stack, ECHO_DURATION_S - 1) if profiler else None
             result = client.result()
+            cpu = stack.cpu_per_message(cpu_before, result["echoed"])
+            commands = stack.redis_commands_per_message(commands_before, result["echoed"])
         if recording is not None:
             recording.finish()
         stack.check_alive()
@@ -103,6 +111,8 @@ def w2(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
         "rtt_p99_ms": result["rtt"]["p99_ms"],
         "stalls": result["stalls"],
         "closed": result["closed"],
+        "cpu_per_message": cpu,
+        "redis_commands_per_message": commands,
         "echo": result,
     }
 
