@@ -1,41 +1,86 @@
-"""Running one Redis command on a pooled connection, without redis-py's command wrapper.
+"""Running one Redis command on a connection of the layer's own, with minimal overhead.
 
-`redis.Redis.execute_command` adds retry bookkeeping and metrics recording to
-every call; on the layer's hot path (one command per send or receive) that is
-a measurable share of the client's CPU time. This module sends the command on
-a connection from the client's own pool and reads the raw reply, so pool,
-address, authentication and database settings are still the client's. A
-connection that fails mid-command is disconnected, never reused (L-62.2).
+Profiling a send+receive pair (benchmarks/redis_layer.py) showed redis-py's
+per-command machinery taking about half the client's CPU time: argument
+encoding through its generic packer, and pool check-out/check-in with metrics
+recording on every call. The layer's hot path sends a handful of known
+argument types, so this module packs them directly and keeps a small
+free-list of connections per client. The connections are made by the
+client's own pool (`make_connection`), so address, TLS, password, database
+and socket options are the client's. Before reuse an idle connection is
+checked as redis-py's pool does: one that is readable (the server closed it,
+e.g. a restart) is reconnected, so the next operation after a restart works
+(L-62.2). A connection that fails mid-command is disconnected, never reused
+half-read.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import redis
 
-__all__ = ["execute"]
+__all__ = ["execute", "pack_command"]
 
 _DEFAULT = object()
+_free: weakref.WeakKeyDictionary[redis.Redis, list] = weakref.WeakKeyDictionary()
+
+
+def pack_command(args: tuple[Any, ...]) -> bytes:
+    """RESP encoding of a command whose arguments are bytes, str or int."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if type(arg) is bytes:
+            data = arg
+        elif type(arg) is str:
+            data = arg.encode("utf-8")
+        elif type(arg) is int:
+            data = b"%d" % arg
+        else:
+            data = str(arg).encode("utf-8")
+        parts.append(b"$%d\r\n" % len(data))
+        parts.append(data)
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def _acquire(client: redis.Redis) -> tuple[list, Any]:
+    free = _free.get(client)
+    if free is None:
+        free = _free.setdefault(client, [])
+    try:
+        connection = free.pop()
+    except IndexError:
+        connection = client.connection_pool.make_connection()
+    connection.connect()  # no-op while connected
+    try:
+        stale = connection.can_read()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        stale = True
+    if stale:
+        # EOF from a restarted server or leftover data: start afresh.
+        connection.disconnect()
+        connection.connect()
+    return free, connection
 
 
 def execute(client: redis.Redis, *args: Any, read_timeout: Any = _DEFAULT) -> Any:
-    """Send ``args`` as one command and return the unparsed reply.
+    """Send ``args`` as one command and return the reply (bytes, not decoded).
 
     `read_timeout` overrides the socket timeout for this reply only (a blocking
     pop waits longer than redis-py's default socket timeout).
     """
-    pool = client.connection_pool
-    connection = pool.get_connection()
+    free, connection = _acquire(client)
     try:
-        connection.send_command(*args)
+        connection.send_packed_command([pack_command(args)], check_health=False)
         if read_timeout is _DEFAULT:
             return connection.read_response()
         return connection.read_response(timeout=read_timeout)
     except redis.ResponseError:
-        raise  # the reply was read whole; the connection is fine
+        raise  # the error reply was read whole; the connection is fine
     except BaseException:
         connection.disconnect()
         raise
     finally:
-        pool.release(connection)
+        free.append(connection)
