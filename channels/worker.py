@@ -123,6 +123,10 @@ class Worker:
         if self.signal_handlers:
             self.install_signal_handler()
         channels = self.apply_channel_filters(self.channel_layer.router.channels)
+        if not channels:
+            # Receiving on nothing returns at once: the loop would only spin.
+            logger.error("No channels to listen on: the routing and the channel filters leave none")
+            return
         logger.info("Listening on channels %s", ", ".join(sorted(channels)))
         receive = self.channel_layer.receive
         outage = _Backoff(self.receive_retry_first, self.receive_retry_cap)

@@ -127,6 +127,14 @@ def test_channel_filters_and_verbosity(database, redis, layer):
         proc.stop()
 
 
+def test_filters_excluding_everything_are_refused(database, redis):
+    """C-29/C-77: filters that leave no channel → CommandError instead of an idle spin."""
+    env = e2e.e2e_env(database, redis.url)
+    done = e2e.django_admin(env, "runworker", "--only-channels", "nothing.*")
+    assert done.returncode != 0
+    assert "No channels to listen on" in done.stderr and "http.request" in done.stderr
+
+
 def test_in_memory_layer_is_refused(database):
     """C-77: a local-only layer → CommandError with the spec's text."""
     done = e2e.django_admin(e2e.e2e_env(database), "runworker")

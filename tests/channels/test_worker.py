@@ -313,6 +313,18 @@ def test_run_loop_processes_until_stopped(records):
     assert "Listening on channels test.boom, test.in" in records.messages(logging.INFO)
 
 
+def test_run_without_channels_returns_with_error(records):
+    """C-29/C-31: nothing to listen on → an error line, no spinning loop."""
+    with make_layer([route("test.in", lambda message: None)]) as layer:
+        worker = Worker(layer, signal_handlers=False, exclude_channels=["test.*"])
+        thread = run_in_thread(worker)
+        thread.join(5)
+        assert not thread.is_alive()
+    assert records.messages(logging.ERROR) == [
+        "No channels to listen on: the routing and the channel filters leave none"
+    ]
+
+
 def test_worker_group_threads_share_the_work():
     """C-33: a WorkerGroup runs n_threads workers; ready() covers all."""
     ready = []

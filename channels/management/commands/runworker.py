@@ -94,6 +94,11 @@ class Command(BaseCommand):
             worker = Worker(**worker_kwargs)
         else:
             worker = WorkerGroup(n_threads=self.n_threads, **worker_kwargs)
+        if not worker.apply_channel_filters(self.channel_layer.router.channels):
+            raise CommandError(
+                "No channels to listen on: --only-channels/--exclude-channels exclude "
+                f"every routed channel ({', '.join(sorted(self.channel_layer.router.channels))})"
+            )
         try:
             worker_process_ready.send(sender=worker)
             worker.ready()
