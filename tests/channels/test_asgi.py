@@ -138,3 +138,29 @@ def test_get_channel_layer_returns_raw_layer():
     layer = get_channel_layer()
     assert layer is channels.channel_layers["default"].channel_layer
     assert isinstance(layer, ChannelLayer)
+
+
+def test_importing_reads_no_settings():
+    """C-3: importing the package and its core modules works with no settings configured."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    code = (
+        "import channels, channels.asgi, channels.channel, channels.message, "
+        "channels.routing, channels.exceptions, channels.signals, channels.utils\n"
+        "from django.conf import settings\n"
+        "assert not settings.configured\n"
+        "print(channels.DEFAULT_CHANNEL_LAYER, channels.Channel.__name__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=os.path.dirname(os.path.dirname(channels.__file__)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["default", "Channel"]
