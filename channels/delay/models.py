@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from .content import decode_content
@@ -15,6 +15,23 @@ class DelayedMessageQuerySet(models.QuerySet):
     def is_due(self) -> DelayedMessageQuerySet:
         """Messages whose due date has passed (C-73)."""
         return self.filter(due_date__lte=timezone.now())
+
+    def claim_due(self, limit: int) -> list[DelayedMessage]:
+        """Delete up to ``limit`` due messages and return them, for the caller to send.
+
+        One transaction for the batch. Row locks (where the database has them) or the
+        database's own write serialisation (SQLite: a competing writer makes this raise
+        ``OperationalError``, nothing is claimed) keep two delay servers from claiming the
+        same row, so each message is sent at most once (A-91).
+        """
+        with transaction.atomic(using=self.db):
+            due = self.is_due().select_for_update(skip_locked=True).order_by("due_date", "pk")
+            claimed = list(due[:limit])
+            if claimed:
+                self.model._base_manager.using(self.db).filter(
+                    pk__in=[message.pk for message in claimed]
+                ).delete()
+        return claimed
 
 
 class DelayedMessage(models.Model):
@@ -61,6 +78,14 @@ class DelayedMessage(models.Model):
         claimed, _ = DelayedMessage.objects.filter(pk=self.pk).delete()
         if not claimed:
             return False  # another delay server sent it already
+        return self.deliver(channel_layer, requeue_delay)
+
+    def deliver(self, channel_layer: Any, requeue_delay: int = 1000) -> bool:
+        """Send a message whose row is already claimed (deleted); True if sent.
+
+        On ``ChannelFull`` it is stored again ``requeue_delay`` ms later; on any other
+        send error it is stored again and the error propagates.
+        """
         try:
             channel_layer.send(self.channel_name, decode_content(self.content))
         except channel_layer.ChannelFull:

@@ -1,11 +1,12 @@
 """The delay server's loop: store ``asgi.delay`` requests, send them when due (C-74, A-91).
 
 Two threads, neither polling: the calling thread blocks on ``receive(["asgi.delay"])`` and
-stores each request as it arrives; a sender thread sleeps on a condition until the next
-database check and sends every due message. Checks happen at most once per
-``database_sleep_duration``; when the earliest known due date falls between two periodic
-checks, the next check is moved to that date, so a message goes out as soon as it is due
-rather than up to a period late.
+stores requests as they arrive (those already waiting together, in one transaction); a
+sender thread sleeps on a condition until the next database check and sends every due
+message. Checks happen at most once per ``database_sleep_duration``; when the earliest
+known due date falls between two periodic checks, the next check is moved to that date, so
+a lone message goes out when it is due rather than up to a period late. Either way a
+message goes out no later than one period (plus the database work) after it is due.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from ..worker import Worker as ChannelsWorker
@@ -43,6 +44,9 @@ class Worker(ChannelsWorker):
     while storing a request exit after it; the sender thread finishes the message it is
     sending before the process ends.
     """
+
+    # Requests stored (and due messages claimed) per database transaction, at most.
+    store_batch_size = 100
 
     def __init__(
         self,
@@ -99,52 +103,77 @@ class Worker(ChannelsWorker):
                 continue
             self.in_job = True
             try:
-                self.store(content)
+                self._drain_and_store(content)
             finally:
                 self.in_job = False
 
+    def _drain_and_store(self, first: dict[str, Any]) -> None:
+        """Store ``first`` with whatever else is already waiting, in one transaction.
+
+        Under a burst this makes one database commit per batch instead of per message.
+        A receive error while draining propagates (to the outage handling) only after
+        the messages already received are stored.
+        """
+        batch = [first]
+        try:
+            while len(batch) < self.store_batch_size:
+                channel, content = self.channel_layer.receive([DELAY_CHANNEL], block=False)
+                if channel is None:
+                    break
+                batch.append(content)
+        finally:
+            self.store_many(batch)
+
     def store(self, content: dict[str, Any]) -> DelayedMessage | None:
         """Store one request; an invalid one is logged and discarded (C-74, A-91)."""
-        try:
-            message = self.build(content)
-        except (InvalidDelayRequest, ValidationError, TypeError) as error:
-            # TypeError covers an invalid channel name (A-13) and unsupported content.
-            logger.error("Discarding invalid asgi.delay message: %s", error)
-            return None
-        if not self._save(message):
-            return None
-        logger.debug(
-            "Stored delayed message for %s due %s",
-            message.channel_name,
-            message.due_date.isoformat(),
-        )
-        self.sender.notify_due(message.due_date)
-        return message
+        stored = self.store_many([content])
+        return stored[0] if stored else None
 
-    def _save(self, message: DelayedMessage) -> bool:
+    def store_many(self, contents: list[dict[str, Any]]) -> list[DelayedMessage]:
+        """Store valid requests in one transaction; invalid ones are logged and dropped."""
+        messages = []
+        for content in contents:
+            try:
+                messages.append(self.build(content))
+            except (InvalidDelayRequest, ValidationError, TypeError) as error:
+                # TypeError covers an invalid channel name (A-13) and unsupported content.
+                logger.error("Discarding invalid asgi.delay message: %s", error)
+        if not messages or not self._save(messages):
+            return []
+        for message in messages:
+            logger.debug(
+                "Stored delayed message for %s due %s",
+                message.channel_name,
+                message.due_date.isoformat(),
+            )
+        self.sender.notify_due(min(message.due_date for message in messages))
+        return messages
+
+    def _save(self, messages: list[DelayedMessage]) -> bool:
         """Save, retrying while the database fails; False only if stopped meanwhile.
 
-        The request is already taken off the layer, so giving up would lose it.
+        The requests are already taken off the layer, so giving up would lose them.
         """
         backoff = _Backoff(self.receive_retry_first, self.receive_retry_cap)
         while True:
-            close_old_connections()
             try:
-                message.save()
+                with transaction.atomic():
+                    DelayedMessage.objects.bulk_create(messages)
                 return True
             except DatabaseError as error:
+                names = ", ".join(sorted({message.channel_name for message in messages}))
                 if self.termed:
                     logger.error(
-                        "Delayed message for %s lost: cannot store it (%s) while shutting down",
-                        message.channel_name,
+                        "%d delayed message(s) for %s lost: cannot store them (%s) while "
+                        "shutting down",
+                        len(messages),
+                        names,
                         error,
                     )
                     return False
-                logger.error(
-                    "Cannot store delayed message for %s (retrying): %s",
-                    message.channel_name,
-                    error,
-                )
+                logger.error("Cannot store delayed message(s) for %s (retrying): %s", names, error)
+                # Drops a connection the error left unusable, so the retry reconnects.
+                close_old_connections()
                 self._stop.wait(backoff.next())
 
     def build(self, content: dict[str, Any]) -> DelayedMessage:
@@ -237,17 +266,19 @@ class DueMessageSender(threading.Thread):
         with self._condition:
             self._noticed_due = None
         close_old_connections()
-        for message in DelayedMessage.objects.is_due().order_by("due_date", "pk"):
-            if self._is_stopping():
+        while not self._is_stopping():
+            claimed = DelayedMessage.objects.claim_due(Worker.store_batch_size)
+            for message in claimed:
+                try:
+                    message.deliver(self.channel_layer)
+                except Exception as error:  # stored again by deliver(); logged
+                    logger.error(
+                        "Cannot send delayed message to %s (retrying later): %s",
+                        message.channel_name,
+                        error,
+                    )
+            if len(claimed) < Worker.store_batch_size:
                 break
-            try:
-                message.send(channel_layer=self.channel_layer)
-            except Exception as error:  # stored again by send(); logged
-                logger.error(
-                    "Cannot send delayed message to %s (retrying later): %s",
-                    message.channel_name,
-                    error,
-                )
         earliest = DelayedMessage.objects.order_by("due_date").values_list("due_date", flat=True)[
             :1
         ]

@@ -131,6 +131,27 @@ class TestDelayedMessage:
             assert layer.receive(["dest"], block=False) == (None, None)
 
 
+class TestClaimDue:
+    """Batch claims used by the worker's sender (A-91: at most once)."""
+
+    def test_claims_due_rows_in_due_order_up_to_the_limit(self):
+        later = stored(content={"n": "later"}, delay=-1000)
+        first = stored(content={"n": "first"}, delay=-5000)
+        pending = stored(content={"n": "pending"}, delay=60_000)
+        claimed = DelayedMessage.objects.claim_due(limit=1)
+        assert [m.pk for m in claimed] == [first.pk]
+        assert [m.pk for m in DelayedMessage.objects.claim_due(limit=10)] == [later.pk]
+        assert DelayedMessage.objects.claim_due(limit=10) == []
+        assert list(DelayedMessage.objects.all()) == [pending]
+
+    def test_deliver_sends_a_claimed_message(self, layer):
+        stored(content={"n": 1}, delay=-1)
+        [message] = DelayedMessage.objects.claim_due(limit=10)
+        assert message.deliver(layer) is True
+        assert layer.receive(["dest"], block=False) == ("dest", {"n": 1})
+        assert not DelayedMessage.objects.exists()
+
+
 class RunningWorker:
     """The delay worker running in a thread; stopped and joined (bounded) at exit."""
 
@@ -185,6 +206,20 @@ class TestWorker:
             _, content = wait_for(layer, "dest", timeout=5)
         assert content == {"n": "old"}
 
+    def test_a_burst_is_stored_and_sent_in_batches(self):
+        """More requests than one batch, waiting before the worker starts: all arrive,
+        and an invalid one among them costs only itself."""
+        count = Worker.store_batch_size * 2 + 50
+        with fresh_layer(capacity=count + 10) as big:
+            for n in range(count):
+                big.send("asgi.delay", {"channel": "dest", "delay": 1, "content": {"n": n}})
+                if n == 120:
+                    big.send("asgi.delay", {"channel": "dest", "delay": "soon", "content": {}})
+            with RunningWorker(big, sleep=0.2):
+                received = [wait_for(big, "dest", timeout=10)[1] for _ in range(count)]
+        assert sorted(content["n"] for content in received) == list(range(count))
+        assert not DelayedMessage.objects.exists()
+
     @pytest.mark.parametrize(
         ("request_", "reason"),
         [
@@ -230,7 +265,7 @@ def test_database_outage_delays_but_loses_nothing(layer):
 
     table = DelayedMessage._meta.db_table
     logger = logging.getLogger("django.channels")
-    failed_store = LogEvent("Cannot store delayed message for dest (retrying)")
+    failed_store = LogEvent("Cannot store delayed message(s) for dest (retrying)")
     failed_read = LogEvent("Cannot read delayed messages (retrying)")
     logger.addHandler(failed_store)
     logger.addHandler(failed_read)
