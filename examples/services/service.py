@@ -1,25 +1,22 @@
 """A service process: block on ``receive()`` for tasks, answer on each reply channel.
 
-Run several (``python service.py & python service.py &``); they share the work. SIGTERM or
-Ctrl-C lets the current task finish, then the process exits.
+Run several (``python service.py & python service.py &``); they share the work, also with
+the asyncio and Twisted services. SIGTERM or Ctrl-C lets the current task finish, then the
+process exits.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 
-from tasks import TASK_CHANNEL, answer, make_layer
-
-logger = logging.getLogger("service")
+from tasks import TASK_CHANNEL, make_layer, reply, service_name
 
 
 class Service:
     def __init__(self) -> None:
         self.layer = make_layer()
-        self.name = f"{os.getpid()}@{socket.gethostname()}"
+        self.name = service_name()
         self.stopping = False
 
     def stop(self, signum: int, frame: object) -> None:
@@ -28,22 +25,11 @@ class Service:
         self.stopping = True
 
     def run(self) -> None:
-        print(f"service {self.name} ready on {TASK_CHANNEL}", flush=True)
+        print(f"service {self.name} ready on {TASK_CHANNEL} (plain loop)", flush=True)
         while not self.stopping:
             channel, request = self.layer.receive([TASK_CHANNEL], block=True)
             if channel is not None:
-                self.handle(request)
-
-    def handle(self, request: dict) -> None:
-        reply_channel = request.get("reply_channel")
-        if not isinstance(reply_channel, str):
-            logger.warning("Dropping a request without a reply_channel: %r", request)
-            return
-        try:
-            self.layer.send(reply_channel, answer(request, self.name))
-        except self.layer.ChannelFull:
-            # At most once (A-24): the client times out and may ask again.
-            logger.warning("Reply channel %s is full; answer dropped", reply_channel)
+                reply(self.layer, request, self.name)
 
 
 def main() -> None:

@@ -12,13 +12,22 @@ A-24). It carries the client's own reply channel, a single-reader ``?`` name fro
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 
 from asgi_redis import RedisChannelLayer
 
 TASK_CHANNEL = "services.tasks"
 REPLY_PATTERN = "services.reply?"
 MAX_N = 10_000_000
+
+logger = logging.getLogger("service")
+
+
+def service_name() -> str:
+    """How a service signs its answers, so clients can see the work being shared."""
+    return f"{os.getpid()}@{socket.gethostname()}"
 
 
 def make_layer(hosts: list[str] | None = None) -> RedisChannelLayer:
@@ -54,3 +63,16 @@ def answer(request: dict, served_by: str) -> dict:
     if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_N:
         return {"id": request.get("id"), "error": f"n must be an int from 0 to {MAX_N}"}
     return {"id": request.get("id"), "n": n, "primes": count_primes(n), "served_by": served_by}
+
+
+def reply(layer: RedisChannelLayer, request: dict, served_by: str) -> None:
+    """Send the answer to the request's reply channel (a quick, non-blocking send, A-26)."""
+    reply_channel = request.get("reply_channel")
+    if not isinstance(reply_channel, str):
+        logger.warning("Dropping a request without a reply_channel: %r", request)
+        return
+    try:
+        layer.send(reply_channel, answer(request, served_by))
+    except layer.ChannelFull:
+        # At most once (A-24): the client times out and may ask again.
+        logger.warning("Reply channel %s is full; answer dropped", reply_channel)

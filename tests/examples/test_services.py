@@ -1,9 +1,9 @@
 """examples/services: channels without Django, against a private Redis (issue 8).
 
-Three service processes block on ``receive()`` (A-32) and share the requests of the three
-clients (plain loop, asyncio via ``receive_async`` A-51, Twisted via ``receive_twisted``
-A-50); every request is answered exactly once on its ``new_channel`` reply channel (A-12,
-A-24).
+Three service processes (a plain blocking ``receive()`` loop A-32, asyncio via
+``receive_async`` A-51, Twisted via ``receive_twisted`` A-50) share the requests of the
+three clients written the same three ways; every request is answered exactly once on its
+``new_channel`` reply channel (A-12, A-24).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from tests.redis_harness import RedisServer, redis_server_path
 pytestmark = pytest.mark.redis
 
 SERVICES_DIR = processes.EXAMPLES / "services"
-SERVICE_COUNT = 3
+# One service of each kind; they share the work of every client.
+SERVICE_SCRIPTS = ["service.py", "service_asyncio.py", "service_twisted.py"]
+SERVICE_COUNT = len(SERVICE_SCRIPTS)
 BASE_N = 30_000
 
 
@@ -49,7 +51,7 @@ def env(redis: RedisServer) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def services(env: dict[str, str]) -> Iterator[list[str]]:
     """Start the service processes; yield the names they answer with (``pid@host``)."""
-    started = [processes.start(["service.py"], SERVICES_DIR, env) for _ in range(SERVICE_COUNT)]
+    started = [processes.start([script], SERVICES_DIR, env) for script in SERVICE_SCRIPTS]
     try:
         names = []
         for _, output in started:
