@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,7 +21,7 @@ from channels.layers.base import BaseChannelLayer, FullSkipReporter
 
 from . import groups, queues
 from .store import Store, open_store, valid_prefix
-from .wakeup import Waker, notify, wake_path
+from .wakeup import notify, wake_path
 
 __all__ = ["IPCChannelLayer"]
 
@@ -64,7 +63,6 @@ class IPCChannelLayer(BaseChannelLayer):
         self.message_memory = message_memory
         self.group_memory = group_memory
         self._skips = FullSkipReporter(logger)
-        self._local = threading.local()
         self._store_pid: int | None = None
         self._next_purge = 0.0
         self._opened_store: Store | None = None
@@ -116,7 +114,7 @@ class IPCChannelLayer(BaseChannelLayer):
     def _receive_blocking(self, names: list[str]) -> tuple[str | None, dict | None]:
         """Wait for a message on `names`, woken by the send that stores it (L-56.7)."""
         store = self._store()
-        waker = self._waker(store)
+        waker = store.waker()
         give_up = time.monotonic() + self.blocking_timeout
         registered = False
         try:
@@ -242,15 +240,6 @@ class IPCChannelLayer(BaseChannelLayer):
             self._opened_store = open_store(self.prefix)
             self._store_pid = os.getpid()
         return self._opened_store
-
-    def _waker(self, store: Store) -> Waker:
-        """This thread's FIFO for blocking receives (created on first use)."""
-        waker = getattr(self._local, "waker", None)
-        if waker is None or waker.owner_pid != os.getpid():
-            waker = Waker(store.directory, store.prefix)
-            waker.owner_pid = os.getpid()
-            self._local.waker = waker
-        return waker
 
     def _encode(self, message: dict, target: str) -> bytes:
         # snapshot() validates types, keys and the reserved key with messages

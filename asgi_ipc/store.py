@@ -36,7 +36,7 @@ import threading
 from collections.abc import Iterator
 
 from .locks import ProcessLock, process_lock
-from .wakeup import WAKE_INFIX, waker_pid
+from .wakeup import WAKE_INFIX, Waker, waker_pid
 
 __all__ = ["SCHEMA_VERSION", "Store", "open_store", "store_directory", "valid_prefix"]
 
@@ -120,7 +120,9 @@ def valid_prefix(prefix: object) -> str:
 
 def store_directory() -> str:
     """The per-user directory of all IPC stores, created with mode 0700 (L-56.11)."""
-    base = "/dev/shm" if sys.platform.startswith("linux") and os.path.isdir("/dev/shm") else None
+    base = None
+    if sys.platform.startswith("linux") and os.access("/dev/shm", os.W_OK | os.X_OK):
+        base = "/dev/shm"  # tmpfs: memory, not disk
     directory = os.path.join(base or tempfile.gettempdir(), f"asgi_ipc-{os.getuid()}")
     os.makedirs(directory, mode=0o700, exist_ok=True)
     if os.stat(directory).st_uid != os.getuid():
@@ -143,9 +145,17 @@ class Store:
         self.messages_path = os.path.join(directory, f"{prefix}-messages")
         self.groups_path = os.path.join(directory, f"{prefix}-groups")
         self.lock: ProcessLock = process_lock(os.path.join(directory, f"{prefix}-lock"))
+        self._local = threading.local()
         with self.lock:
             self._connection = self._open()
             self._remove_stale_waiters()
+
+    def waker(self) -> Waker:
+        """This thread's FIFO for blocking receives, shared by its layer instances."""
+        waker = getattr(self._local, "waker", None)
+        if waker is None:
+            waker = self._local.waker = Waker(self.directory, self.prefix)
+        return waker
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -202,7 +212,9 @@ class Store:
             tables = connection.execute(
                 f"SELECT count(*) FROM {database}.sqlite_master WHERE type = 'table'"
             ).fetchone()[0]
-            if tables and version != SCHEMA_VERSION:
+            # Version 0 with tables: a creator died between the tables and the
+            # version stamp; nobody can have stored data yet, so finish the job.
+            if tables and version not in (0, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError(
                     f"schema version {version} in {database}, this code uses {SCHEMA_VERSION}"
                 )

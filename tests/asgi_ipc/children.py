@@ -114,7 +114,7 @@ def die_while_blocked(prefix: str, channel: str, ready) -> None:
     """
     layer = layer_for(prefix)
     store = layer._store()
-    waker = layer._waker(store)
+    waker = store.waker()
     with store.transaction() as db:
         queues.register_waiter(db, [channel], waker.name)
     ready.set()
