@@ -177,6 +177,7 @@
   };
 
   proto._scheduleReconnect = function () {
+    if (!this._shouldRetry) { return; }  // closed with keepClosed: not a failed attempt
     this._retries += 1;
     if (this._retries > this._config.maxRetries) {
       this._emitError("EHOSTDOWN", "Too many failed connection attempts");
@@ -197,11 +198,9 @@
       );
     }
     this._log("reconnect in", this._reconnectDelay, "ms");
-    if (this._shouldRetry) {
-      var self = this;
-      clearTimeout(this._reconnectTimer);
-      this._reconnectTimer = setTimeout(function () { self._connect(); }, this._reconnectDelay);
-    }
+    var self = this;
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = setTimeout(function () { self._connect(); }, this._reconnectDelay);
   };
 
   proto._emitError = function (code, text) {
