@@ -25,6 +25,8 @@ def example_env(**overrides: str) -> dict[str, str]:
     env.pop("DJANGO_SETTINGS_MODULE", None)  # pytest's test settings are not the example's
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
+    # Scripts that call ``python3`` (scripts/example) get the interpreter running the tests.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(overrides)
     return env
 
