@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
+import resource
 import shutil
 import subprocess
 import threading
@@ -42,6 +43,7 @@ def run_wrk(url: str, threads: int, connections: int, duration_s: int) -> dict[s
         str(WRK_REPORT_LUA),
         url,
     ]
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=duration_s + MARGIN_S, check=False
@@ -54,6 +56,8 @@ def run_wrk(url: str, threads: int, connections: int, duration_s: int) -> dict[s
             break
     else:
         raise BenchmarkError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
     seconds = raw["duration_us"] / 1e6
     errors = raw["errors"]
     return {
@@ -64,6 +68,7 @@ def run_wrk(url: str, threads: int, connections: int, duration_s: int) -> dict[s
         "latency": {k + "_ms": v / 1000 for k, v in raw["latency_us"].items()},
         # wrk counts status >= 400 as "status" errors; socket errors are counted apart.
         "non_2xx": errors["status"],
+        "client_cpu_us_per_request": wrk_cpu * 1e6 / max(1, raw["requests"]),
         "socket_errors": {k: v for k, v in errors.items() if k != "status"},
     }
 

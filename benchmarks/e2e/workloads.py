@@ -69,7 +69,7 @@ def w1(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
         "p99_ms": saturated["latency"]["p99_ms"],
         "non_2xx": saturated["non_2xx"],
         "socket_errors": saturated["socket_errors"],
-        "cpu_per_request": cpu,
+        "cpu_per_request": {**cpu, "wrk_us": saturated["client_cpu_us_per_request"]},
         "redis_commands_per_request": commands,
         "wrk": saturated,
         "paced_300": {
@@ -111,7 +111,7 @@ def w2(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
         "rtt_p99_ms": result["rtt"]["p99_ms"],
         "stalls": result["stalls"],
         "closed": result["closed"],
-        "cpu_per_message": cpu,
+        "cpu_per_message": {**cpu, "client_us": result["client_cpu_us_per_echo"]},
         "redis_commands_per_message": commands,
         "echo": result,
     }

@@ -190,9 +190,11 @@ async function echo(c) {
   await sleep(c.warmup_s * 1000);
   measuring = true;
   const started = now();
+  const cpuBefore = process.cpuUsage();
   emit({ event: 'running', epoch_ms: epochMs() });
   await sleep(c.duration_s * 1000);
   measuring = false;
+  const cpu = process.cpuUsage(cpuBefore);
   const seconds = (now() - started) / 1000;
   stopping = true;
   clearInterval(stallTimer);
@@ -204,6 +206,7 @@ async function echo(c) {
     clients: c.clients,
     seconds,
     messages_per_s: stats.echoed / seconds,
+    client_cpu_us_per_echo: (cpu.user + cpu.system) / Math.max(1, stats.echoed),
     rtt: summarize(rtts),
     ...stats,
     connect_seconds: opening.seconds,
