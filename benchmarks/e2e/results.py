@@ -50,7 +50,9 @@ def machine() -> dict[str, Any]:
         "wrk": _first_line(["wrk", "-v"]),
         "django": django.__version__,
         "twisted": twisted.__version__,
-        "commit": _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"]),
+        # BENCH_COMMIT names the commit when the tree is an export (git archive), not a clone.
+        "commit": os.environ.get("BENCH_COMMIT")
+        or _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"]),
     }
 
 
