@@ -19,10 +19,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from channels.asgi import channel_layers
+from channels.channel import Channel
 from channels.delay.content import decode_content, encode_content
 from channels.delay.models import DelayedMessage
 from channels.delay.worker import Worker
 from channels.layers.inmemory import ChannelLayer
+from channels.test import TransactionChannelTestCase
 from tests.channels.helpers import fresh_layer
 from tests.testproject.testapp.live import LiveProject
 
@@ -326,3 +329,21 @@ def test_pending_message_survives_a_rundelay_restart(redis_server, tmp_path):
         assert arrived - sent >= 3.0
     finally:
         project.close()
+
+
+class DelayWithChannelTestCase(TransactionChannelTestCase):
+    """The project's test utilities drive the delay server without threads (C-67)."""
+
+    def test_store_then_send_when_due(self):
+        Channel("asgi.delay").send({"channel": "dest", "delay": 60_000, "content": ALL_TYPES})
+        request = self.get_next_message("asgi.delay", require=True)
+        worker = Worker(channel_layers["default"], signal_handlers=False)
+        [message] = worker.store_many([request.content])
+        self.assertEqual(DelayedMessage.objects.claim_due(limit=10), [], "not due yet")
+
+        DelayedMessage.objects.update(due_date=timezone.now())
+        [due] = DelayedMessage.objects.claim_due(limit=10)
+        self.assertEqual(due.pk, message.pk)
+        self.assertTrue(due.deliver(channel_layers["default"]))
+        self.assertEqual(self.get_next_message("dest", require=True).content, ALL_TYPES)
+        self.assertFalse(DelayedMessage.objects.exists())
