@@ -478,6 +478,10 @@ class RedisChannelLayer(BaseChannelLayer):
                 self._skips.skipped(group, skipped[index].decode("utf-8"), skipped[index + 1])
             return
         members = [member.decode("utf-8") for member in self._members(group)]
+        self._send_to_members(group, members, payload)
+
+    def _send_to_members(self, group: str, members: list[str], payload: bytes) -> None:
+        """One `PUSH` per shard, one bundle per ``P!`` (A-93); skips counted and logged."""
         for shard, delivery in self._deliveries(members).items():
             stored = shard.script(
                 scripts.PUSH, delivery.keys, (payload, self._expiry_ms, *delivery.args)
