@@ -327,6 +327,13 @@ def test_pending_message_survives_a_rundelay_restart(redis_server, tmp_path):
         arrived, content = wait_for(layer, "dest", timeout=15)
         assert content == ALL_TYPES, project.output()
         assert arrived - sent >= 3.0
+
+        # The same bound as in-process (C-74), through Redis and the real command.
+        sent = time.monotonic()
+        layer.send("asgi.delay", {"channel": "dest", "delay": 1000, "content": {"n": 2}})
+        arrived, content = wait_for(layer, "dest", timeout=15)
+        assert content == {"n": 2}
+        assert 1.0 <= arrived - sent < 2.0, f"arrived after {arrived - sent:.3f} s"
     finally:
         project.close()
 
