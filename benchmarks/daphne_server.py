@@ -103,7 +103,28 @@ def serve_autobahn(port: int) -> None:
 # Where daphne's time goes (py-spy), kept with the figures it explains.
 PROFILE_NOTES = """## Profile notes
 
-(see below)
+py-spy (`py-spy record --threads -r 200`) of the daphne process under the 100-client
+echo load, 8 s:
+
+- Reactor thread ~95% busy: autobahn's frame parsing and writing is most of it
+  (`Connection.doRead` 58%, `doWrite` 20%), exactly what the plain Autobahn server
+  spends too. autobahn evaluates its debug-log arguments (`hltype`/`hlval`, 7%) even
+  with debug logging off; both servers pay that.
+- daphne's own per-message work is small: `onMessage` builds one dict and sends it
+  (13%, almost all inside the in-memory layer's `send`: snapshot copy, lock, notify);
+  replies arrive in batches (`ThreadReader._drain` wakes the reactor once per batch,
+  12%, nearly all in autobahn's `sendMessage`).
+- The difference to plain Autobahn is the layer hop: two thread hand-offs per message
+  (reactor -> responder thread -> reply reader thread) plus one `callFromThread` per
+  batch, all under one GIL. Measured apart: a send + blocking receive ping-pong
+  between two threads on the in-memory layer costs ~56 us CPU per round trip. CPU per
+  echoed message in one run: plain Autobahn ~100 us, daphne ~180 us (ratio ~0.55).
+- HTTP: daphne skips Twisted's query/form parsing and per-request access-log
+  formatting (`HTTPFactory.log`) that `twisted.web.server.Site` does, which is why it
+  is not slower than the plain twisted.web server.
+
+The machine is shared with other engineers' test runs (see the load average above):
+single runs vary by +-40%, hence interleaved rounds, best rates, and CPU per operation.
 """
 
 SERVERS = {"daphne": serve_daphne, "twisted": serve_twisted, "autobahn": serve_autobahn}
@@ -152,31 +173,78 @@ class Child:
             self.process.wait(10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def http_rate(kind: str, duration: int) -> dict:
     with Child(kind) as child:
         url = f"http://127.0.0.1:{child.port}/hello/"
         run_wrk(url, threads=1, connections=50, duration_s=2)  # warm-up
-        return run_wrk(url, threads=1, connections=50, duration_s=duration)
+        before = cpu_seconds(child.process.pid)
+        result = run_wrk(url, threads=1, connections=50, duration_s=duration)
+        used = cpu_seconds(child.process.pid) - before
+    return {
+        "rate": result["requests_per_s"],
+        "cpu_us": used * 1e6 / max(result["requests"], 1),
+        "p99_ms": result["latency"].get("p99_ms"),
+        "non_2xx": result["non_2xx"],
+    }
 
 
 def ws_rate(kind: str, duration: int) -> dict:
     with Child(kind) as child:
-        return run_node(
+        before = cpu_seconds(child.process.pid)
+        result = run_node(
             {
                 "mode": "echo",
                 "url": f"ws://127.0.0.1:{child.port}/echo/",
                 "clients": 100,
-                "warmup_s": 2,
+                "warmup_s": 0,
                 "duration_s": duration,
                 "stall_ms": 5000,
                 "max_s": duration + 60,
             }
         )
+        used = cpu_seconds(child.process.pid) - before
+    return {
+        "rate": result["messages_per_s"],
+        "cpu_us": used * 1e6 / max(result["echoed"], 1),
+        "p99_ms": result["rtt"]["p99_ms"],
+        "non_2xx": 0,
+    }
+
+
+def best_of(rounds: int, measure, kinds: tuple[str, str], duration: int) -> dict:
+    """Alternate the two servers `rounds` times; keep each one's best rate and median CPU.
+
+    The machine is shared, so one run is noisy; the best of interleaved runs and the CPU
+    time per operation (which other load changes less) are the comparable figures.
+    """
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for _ in range(rounds):
+        for kind in kinds:
+            runs[kind].append(measure(kind, duration))
+    summary = {}
+    for kind, results in runs.items():
+        cpu = sorted(r["cpu_us"] for r in results)
+        best = max(results, key=lambda r: r["rate"])
+        summary[kind] = {
+            "rate": round(best["rate"]),
+            "rates": [round(r["rate"]) for r in results],
+            "cpu_us_per_op": round(cpu[len(cpu) // 2], 1),
+            "p99_ms": best["p99_ms"],
+            "non_2xx": sum(r["non_2xx"] for r in results),
+        }
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per server")
     parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -185,78 +253,70 @@ def main() -> None:
         return
     check_tools()
     load_before = os.getloadavg()
-    figures = {
-        "http_daphne": http_rate("daphne", args.duration),
-        "http_twisted": http_rate("twisted", args.duration),
-        "ws_daphne": ws_rate("daphne", args.duration),
-        "ws_autobahn": ws_rate("autobahn", args.duration),
-    }
+    http = best_of(args.rounds, http_rate, ("daphne", "twisted"), args.duration)
+    ws = best_of(args.rounds, ws_rate, ("daphne", "autobahn"), args.duration)
+    command = "python benchmarks/daphne_server.py"
+    if (args.duration, args.rounds) != (5, 3):
+        command += f" --duration {args.duration} --rounds {args.rounds}"
     summary = {
-        "command": "python benchmarks/daphne_server.py" + (
-            f" --duration {args.duration}" if args.duration != 10 else ""
-        ),
+        "command": command,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}",
+        "machine": (
+            f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}"
+        ),
         "load_average_before": [round(x, 2) for x in load_before],
-        "http_requests_per_s": {
-            "daphne": round(figures["http_daphne"]["requests_per_s"]),
-            "twisted.web": round(figures["http_twisted"]["requests_per_s"]),
-        },
-        "http_p99_ms": {
-            "daphne": figures["http_daphne"]["latency"].get("p99_ms"),
-            "twisted.web": figures["http_twisted"]["latency"].get("p99_ms"),
-        },
-        "http_non_2xx": figures["http_daphne"]["non_2xx"],
-        "ws_echo_messages_per_s": {
-            "daphne": round(figures["ws_daphne"]["messages_per_s"]),
-            "autobahn": round(figures["ws_autobahn"]["messages_per_s"]),
-        },
-        "ws_rtt_p99_ms": {
-            "daphne": figures["ws_daphne"]["rtt"]["p99_ms"],
-            "autobahn": figures["ws_autobahn"]["rtt"]["p99_ms"],
-        },
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "http": http,
+        "ws": ws,
+        "http_ratio": round(http["daphne"]["rate"] / http["twisted"]["rate"], 3),
+        "http_cpu_ratio": round(
+            http["twisted"]["cpu_us_per_op"] / http["daphne"]["cpu_us_per_op"], 3
+        ),
+        "ws_ratio": round(ws["daphne"]["rate"] / ws["autobahn"]["rate"], 3),
+        "ws_cpu_ratio": round(ws["autobahn"]["cpu_us_per_op"] / ws["daphne"]["cpu_us_per_op"], 3),
     }
-    summary["http_ratio"] = round(
-        summary["http_requests_per_s"]["daphne"] / summary["http_requests_per_s"]["twisted.web"], 3
-    )
-    summary["ws_ratio"] = round(
-        summary["ws_echo_messages_per_s"]["daphne"]
-        / summary["ws_echo_messages_per_s"]["autobahn"],
-        3,
-    )
     print(json.dumps(summary))
     write_results(summary)
 
 
 def write_results(s: dict) -> None:
-    http, ws = s["http_requests_per_s"], s["ws_echo_messages_per_s"]
+    http, ws = s["http"], s["ws"]
+
+    def rows(name: str, figures: dict, base: str, ratio: float, cpu_ratio: float) -> list[str]:
+        d, b = figures["daphne"], figures[base]
+        return [
+            f"| {name}: best rate | {d['rate']:,} | {b['rate']:,} | {ratio} | >= 0.5 |",
+            f"| {name}: every run | {d['rates']} | {b['rates']} | | |",
+            f"| {name}: CPU us per operation (median) | {d['cpu_us_per_op']} "
+            f"| {b['cpu_us_per_op']} | {cpu_ratio} (plain / daphne) | >= 0.5 |",
+            f"| {name}: p99 ms (best run) | {d['p99_ms']} | {b['p99_ms']} | | |",
+        ]
+
     lines = [
         "# daphne alone vs plain Twisted / Autobahn",
         "",
         f"Command: `{s['command']}`  ",
         f"Date: {s['date']}  ",
-        f"Machine: {s['machine']}; load average before: {s['load_average_before']}",
+        f"Machine: {s['machine']}; load average before {s['load_average_before']}, "
+        f"after {s['load_average_after']}",
         "",
         "Load: `wrk -t1 -c50` (HTTP, 14-byte reply) and the Node.js echo client of",
         "benchmarks/loadgen (100 WebSockets, ping-pong). daphne runs on the in-memory layer",
         "(capacity 100) with a one-thread responder in its process; the load client shares",
-        "the 2 cores.",
+        "the 2 cores. Each server runs in its own process; the two servers of a comparison",
+        "alternate, and the best rate of each is compared.",
         "",
         "| figure | daphne | plain | daphne / plain | target |",
         "|---|---|---|---|---|",
-        f"| HTTP requests/s (vs twisted.web) | {http['daphne']:,} | {http['twisted.web']:,} "
-        f"| {s['http_ratio']} | ≥ 0.5 |",
-        f"| HTTP latency p99 ms | {s['http_p99_ms']['daphne']} | {s['http_p99_ms']['twisted.web']} "
-        "| | |",
-        f"| WebSocket echo messages/s (vs autobahn) | {ws['daphne']:,} | {ws['autobahn']:,} "
-        f"| {s['ws_ratio']} | ≥ 0.5 |",
-        f"| WebSocket RTT p99 ms | {s['ws_rtt_p99_ms']['daphne']} "
-        f"| {s['ws_rtt_p99_ms']['autobahn']} | | |",
+        *rows(
+            "HTTP req/s (plain: twisted.web)", http, "twisted", s["http_ratio"], s["http_cpu_ratio"]
+        ),
+        *rows("WS echo msg/s (plain: Autobahn)", ws, "autobahn", s["ws_ratio"], s["ws_cpu_ratio"]),
         "",
-        f"Non-2xx HTTP responses from daphne: {s['http_non_2xx']}.",
+        f"Non-2xx HTTP responses from daphne: {http['daphne']['non_2xx']}.",
         "",
+        PROFILE_NOTES,
     ]
-    lines += [PROFILE_NOTES]
     RESULTS.write_text("\n".join(lines))
 
 
