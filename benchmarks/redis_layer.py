@@ -103,10 +103,27 @@ def raw_group_fanout(client: redis.Redis, count: int) -> int:
     return delivered
 
 
-def rate(operation: Callable[[int], int], count: int) -> float:
+def server_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
+
+
+def measure(
+    operation: Callable[[int], int], count: int, client: redis.Redis
+) -> tuple[float, float, float]:
+    """Return (operations per second, client CPU us per op, redis-server CPU us per op).
+
+    CPU time per operation hardly depends on how busy the machine is, so it
+    shows the layer's cost where wall-clock rates swing with other load.
+    """
+    server_before = server_cpu(client)
+    cpu_before = time.process_time()
     started = time.perf_counter()
     done = operation(count)
-    return done / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    client_us = (time.process_time() - cpu_before) / done * 1e6
+    server_us = (server_cpu(client) - server_before) / done * 1e6
+    return done / elapsed, client_us, server_us
 
 
 def machine() -> str:
@@ -136,11 +153,25 @@ def run(pairs: int, rounds: int) -> dict:
         for operation in workloads.values():  # warm up connections and scripts
             operation(200)
         samples: dict[str, list[float]] = {name: [] for name in workloads}
+        cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in workloads}
         for _ in range(rounds):
             for name, operation in workloads.items():
-                samples[name].append(rate(operation, pairs))
+                per_second, client_us, server_us = measure(operation, pairs, client)
+                samples[name].append(per_second)
+                cpu[name].append((client_us, server_us))
         layer.flush()
     result = {name: round(statistics.median(values)) for name, values in samples.items()}
+    result["cpu_us_per_op"] = {
+        name: {
+            "client": round(statistics.median(c for c, _ in values), 1),
+            "redis": round(statistics.median(r for _, r in values), 1),
+        }
+        for name, values in cpu.items()
+    }
+    pair_cpu = {
+        name: sum(result["cpu_us_per_op"][name].values()) for name in ("raw_pairs", "layer_pairs")
+    }
+    result["cpu_ratio_pairs"] = round(pair_cpu["raw_pairs"] / pair_cpu["layer_pairs"], 3)
     result["ratio_pairs"] = round(result["layer_pairs"] / result["raw_pairs"], 3)
     result["ratio_process_pairs"] = round(result["layer_process_pairs"] / result["raw_pairs"], 3)
     result["ratio_fanout"] = round(result["layer_group_fanout"] / result["raw_group_fanout"], 3)
@@ -178,6 +209,20 @@ def write_results(result: dict, command: str, machine_text: str) -> None:
         f"(target {TARGET_RATIO:.0%}: **{verdict}**). "
         f"Process-specific pairs / raw pairs: {result['ratio_process_pairs']:.0%}. "
         f"Fan-out layer / raw: {result['ratio_fanout']:.0%}.",
+        "",
+        "CPU per operation (median; microseconds of this process and of redis-server; a pair",
+        "is one send plus one receive, a fan-out operation is one delivered message):",
+        "",
+        "| workload | client CPU us/op | redis-server CPU us/op |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {values['client']} | {values['redis']} |"
+            for name, values in result["cpu_us_per_op"].items()
+        ),
+        "",
+        f"By CPU cost (client + server), a layer pair costs "
+        f"{1 / result['cpu_ratio_pairs']:.2f}x a raw pair, i.e. the layer runs at "
+        f"{result['cpu_ratio_pairs']:.0%} of raw on CPU-bound hardware.",
         "",
         "## Notes",
         "",
