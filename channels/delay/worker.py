@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from ..worker import Worker as ChannelsWorker
@@ -41,8 +41,8 @@ class Worker(ChannelsWorker):
     """Runs the delay server on ``channel_layer`` (C-74).
 
     Signal handling is the channel worker's (C-31): SIGTERM/SIGINT while idle exit at once,
-    while storing a request exit after it; the sender thread finishes the message it is
-    sending before the process ends.
+    while storing requests exit after them; the sender thread finishes sending the batch
+    it has claimed before the process ends.
     """
 
     # Requests stored (and due messages claimed) per database transaction, at most.
@@ -56,7 +56,9 @@ class Worker(ChannelsWorker):
     ) -> None:
         super().__init__(channel_layer, signal_handlers=signal_handlers)
         self.database_sleep_duration = database_sleep_duration
-        self.sender = DueMessageSender(channel_layer, database_sleep_duration)
+        self.sender = DueMessageSender(
+            channel_layer, database_sleep_duration, batch_size=self.store_batch_size
+        )
 
     def stop(self) -> None:
         super().stop()
@@ -72,7 +74,7 @@ class Worker(ChannelsWorker):
             self._receive_loop()
         finally:
             self.sender.stop()
-            # Bounded: the sender only has its current message (one send) to finish.
+            # Bounded: the sender has at most one claimed batch left to send.
             self.sender.join(timeout=30)
 
     def _receive_loop(self) -> None:
@@ -204,10 +206,11 @@ class Worker(ChannelsWorker):
 class DueMessageSender(threading.Thread):
     """Sends due messages; sleeps on a condition between database checks (C-74)."""
 
-    def __init__(self, channel_layer: Any, period: float) -> None:
+    def __init__(self, channel_layer: Any, period: float, batch_size: int = 100) -> None:
         super().__init__(name="channels-delay-sender", daemon=True)
         self.channel_layer = channel_layer
         self.period = timedelta(seconds=period)
+        self.batch_size = batch_size
         self._condition = threading.Condition()
         self._stopping = False
         # Earliest due date known to be stored; None when unknown or nothing is pending.
@@ -239,7 +242,7 @@ class DueMessageSender(threading.Thread):
                     # Rows stay stored; the next check (one period on) tries again.
                     logger.error("Cannot read delayed messages (retrying): %s", error)
         finally:
-            close_old_connections()
+            connections.close_all()  # this thread's connections only
 
     def _wait_for_check(self, last_check: datetime | None) -> bool:
         """Block until the next check is due; False once stopping."""
@@ -257,7 +260,9 @@ class DueMessageSender(threading.Thread):
         periodic = last_check + self.period
         due = self._next_due
         # Move the periodic check later (never earlier, so never more often than once a
-        # period) to land on a due date that falls before the check after it.
+        # period) to land on a due date that falls before the check after it. Rows this
+        # server stored are then sent at most a period late; rows another process wrote
+        # (unknown here) at most two.
         if due is not None and periodic < due < periodic + self.period:
             return due
         return periodic
@@ -267,7 +272,7 @@ class DueMessageSender(threading.Thread):
             self._noticed_due = None
         close_old_connections()
         while not self._is_stopping():
-            claimed = DelayedMessage.objects.claim_due(Worker.store_batch_size)
+            claimed = DelayedMessage.objects.claim_due(self.batch_size)
             for message in claimed:
                 try:
                     message.deliver(self.channel_layer)
@@ -277,7 +282,7 @@ class DueMessageSender(threading.Thread):
                         message.channel_name,
                         error,
                     )
-            if len(claimed) < Worker.store_batch_size:
+            if len(claimed) < self.batch_size:
                 break
         earliest = DelayedMessage.objects.order_by("due_date").values_list("due_date", flat=True)[
             :1
