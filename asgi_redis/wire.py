@@ -16,6 +16,7 @@ half-read.
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Any
 
@@ -24,7 +25,8 @@ import redis
 __all__ = ["execute", "pack_command"]
 
 _DEFAULT = object()
-_free: weakref.WeakKeyDictionary[redis.Redis, list] = weakref.WeakKeyDictionary()
+# client -> (pid that made the connections, idle connections)
+_free: weakref.WeakKeyDictionary[redis.Redis, tuple[int, list]] = weakref.WeakKeyDictionary()
 
 
 def pack_command(args: tuple[Any, ...]) -> bytes:
@@ -46,9 +48,12 @@ def pack_command(args: tuple[Any, ...]) -> bytes:
 
 
 def _acquire(client: redis.Redis) -> tuple[list, Any]:
-    free = _free.get(client)
-    if free is None:
-        free = _free.setdefault(client, [])
+    pid = os.getpid()
+    owner, free = _free.get(client, (None, None))
+    if owner != pid:
+        # New client, or a forked child: never share the parent's sockets.
+        free = []
+        _free[client] = (pid, free)
     try:
         connection = free.pop()
     except IndexError:

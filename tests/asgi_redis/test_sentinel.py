@@ -135,3 +135,29 @@ def test_defaults_and_extensions() -> None:
     assert layer.ring_size == 2
     assert {"groups", "flush", "statistics", "twisted", "asyncio"} <= set(layer.extensions)
     assert str(layer) == "RedisSentinelChannelLayer(services==['a', 'b'])"
+
+
+def test_readonly_master_is_looked_up_again(sentinel_cluster) -> None:
+    """L-53: a cached "master" that answers READONLY (it became a replica) is dropped,
+    Sentinel is asked again and the operation is retried once on the real master."""
+    import time
+
+    import redis
+
+    layer = RedisSentinelChannelLayer(
+        hosts=[sentinel_cluster.sentinel_address],
+        services=[sentinel_cluster.service],
+        sentinel_refresh_interval=60,
+    )
+    # Pretend an earlier lookup had named the replica, as happens when an old master
+    # comes back demoted while a process still caches it.
+    assert layer.ring_size == 1  # builds the shards
+    layer._masters._by_service[sentinel_cluster.service] = redis.Redis(
+        port=sentinel_cluster.replica.port
+    )
+    layer._masters._built_at = time.monotonic()
+    layer.send("ro_test", {"n": 1})
+    assert layer.connection(0).connection_pool.connection_kwargs["port"] == (
+        sentinel_cluster.primary.port
+    )
+    assert layer.receive(["ro_test"]) == ("ro_test", {"n": 1})
