@@ -11,7 +11,9 @@ Chromium binary is missing.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -205,3 +207,44 @@ def test_bad_frames_get_an_error_and_are_not_stored(chat_stack: Stack) -> None:
         )
     finally:
         socket.close()
+
+
+@pytest.fixture
+def ipc_prefix() -> Iterator[str]:
+    """A fresh shared-memory store name; its files are removed afterwards (L-56.2)."""
+    from asgi_ipc.store import store_directory
+
+    prefix = f"chattest{uuid.uuid4().hex[:12]}"
+    yield prefix
+    for path in Path(store_directory()).glob(f"{prefix}*"):
+        path.unlink(missing_ok=True)
+
+
+def test_chat_on_the_ipc_layer(tmp_path: Path, ipc_prefix: str) -> None:
+    """The same example on asgi_ipc (L-55, L-56): daphne and a worker on one machine."""
+    websocket = pytest.importorskip("websocket")
+    settings_env = {
+        "CHAT_CHANNEL_LAYER": "ipc",
+        "CHAT_IPC_PREFIX": ipc_prefix,
+        "CHAT_DATABASE": str(tmp_path / "db.sqlite3"),
+    }
+    with django_stack(CHAT_DIR, "chat_example.asgi:channel_layer", settings_env) as stack:
+        stack.manage("create_demo_users")
+        sockets = {}
+        try:
+            for user in ("alice", "bob"):
+                sockets[user] = websocket.create_connection(
+                    f"{stack.ws_url}/ws/rooms/lobby/",
+                    timeout=20,
+                    origin=stack.url,
+                    cookie=logged_in_cookie(stack, user, "channels-demo"),
+                )
+                assert json.loads(sockets[user].recv())["type"] == "history"
+            sockets["alice"].send(json.dumps({"text": "over shared memory"}))
+            seen = [json.loads(sockets["bob"].recv()) for _ in range(2)]
+            # Bob's own "joined" event first, then Alice's message.
+            assert seen[0] == {"type": "presence", "user": "bob", "action": "joined"}
+            assert (seen[1]["user"], seen[1]["text"]) == ("alice", "over shared memory")
+        finally:
+            for socket in sockets.values():
+                socket.close()

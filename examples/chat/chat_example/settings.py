@@ -5,6 +5,8 @@ Environment variables (all optional):
 ``CHAT_CHANNEL_LAYER``
     ``inmemory`` (default): one process, for ``manage.py runserver``.
     ``redis``: ``asgi_redis.RedisChannelLayer``, for ``daphne`` + ``manage.py runworker``.
+    ``ipc``: ``asgi_ipc.IPCChannelLayer`` (shared memory), the same on one machine without
+    Redis; ``CHAT_IPC_PREFIX`` (default ``chat``) names the shared store.
 ``CHAT_REDIS_HOSTS``
     Comma-separated Redis URLs for the ``redis`` layer (default ``redis://127.0.0.1:6379/0``);
     several URLs shard the layer.
@@ -110,8 +112,14 @@ def _channel_layer(kind: str) -> dict:
             "ROUTING": ROUTING,
             "CONFIG": {"hosts": hosts},
         }
+    if kind == "ipc":
+        return {
+            "BACKEND": "asgi_ipc.IPCChannelLayer",
+            "ROUTING": ROUTING,
+            "CONFIG": {"prefix": os.environ.get("CHAT_IPC_PREFIX", "chat")},
+        }
     raise ImproperlyConfigured(
-        f"CHAT_CHANNEL_LAYER={kind!r} is not supported: use 'inmemory' or 'redis'."
+        f"CHAT_CHANNEL_LAYER={kind!r} is not supported: use 'inmemory', 'redis' or 'ipc'."
     )
 
 
