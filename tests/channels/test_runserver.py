@@ -32,10 +32,10 @@ def database(tmp_path_factory):
     return path
 
 
-def start_runserver(env, *args, new_session=False):
+def start_runserver(env, *args, new_session=False, host="127.0.0.1"):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", *args],
+        [sys.executable, "-m", "django", "runserver", f"{host}:{port}", *args],
         cwd=e2e.REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -114,6 +114,34 @@ def test_noasgi_runs_djangos_wsgi_server(database):
         response = requests.get(f"http://127.0.0.1:{port}/hello/", timeout=TIMEOUT)
         assert response.text == "Hello World!"
         assert "WSGIServer" in response.headers.get("Server", "")
+    finally:
+        proc.stop()
+
+
+@pytest.mark.slow
+def test_no_default_layer_runs_djangos_server(database):
+    """C-79 step 1 / C-82: without a "default" layer, runserver is Django's."""
+    env = e2e.e2e_env(database, CHANNELS_E2E_NO_LAYERS="1")
+    port, proc = start_runserver(env, "--noreload")
+    try:
+        proc.output.wait_for("Starting development server at", timeout=60)
+        processes.wait_for_port(port, proc.process, timeout=30, output=proc.output)
+        assert requests.get(f"http://127.0.0.1:{port}/hello/", timeout=TIMEOUT).ok
+    finally:
+        proc.stop()
+
+
+@pytest.mark.slow
+def test_ipv6_address(database):
+    """C-78/C-79: an IPv6 address is bracketed in the banner and daphne listens on it."""
+    env = e2e.e2e_env(database)
+    port, proc = start_runserver(env, "--noreload", host="[::1]")
+    try:
+        line = proc.output.wait_for("Starting Channels development server at", timeout=60)
+        assert f"http://[::1]:{port}/" in line
+        proc.output.wait_for("Listening on endpoint", timeout=30)
+        response = requests.get(f"http://[::1]:{port}/hello/", timeout=TIMEOUT)
+        assert response.text == "Hello World!"
     finally:
         proc.stop()
 

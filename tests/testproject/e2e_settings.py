@@ -10,7 +10,7 @@ import os
 from tests.testproject.settings import *  # noqa: F403 - extends the test settings
 
 DEBUG = os.environ.get("CHANNELS_E2E_DEBUG") == "1"
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
 DATABASES = {
     "default": {
@@ -41,6 +41,10 @@ CHANNEL_LAYERS = {
         ),
     },
 }
+
+if os.environ.get("CHANNELS_E2E_NO_LAYERS"):
+    # A project without a "default" layer: runserver behaves like Django's (C-82).
+    CHANNEL_LAYERS = {}
 
 if os.environ.get("CHANNELS_E2E_MARKER_DIR"):
     # runserver's reload test rewrites this module and expects the new value served.

@@ -28,6 +28,9 @@ WORKER_THREADS = 4
 
 class Command(RunserverCommand):
     protocol = "http"
+    # The ASGI server class; None means daphne.server.Server, imported only when the
+    # server starts because importing it installs Twisted's reactor.
+    asgi_server_cls: type | None = None
 
     def add_arguments(self, parser: Any) -> None:
         super().add_arguments(parser)
@@ -104,9 +107,10 @@ class Command(RunserverCommand):
         # Imported here: daphne is only needed when this server actually runs.
         from daphne.server import Server, build_endpoint_description_strings
 
+        server_cls = self.asgi_server_cls or Server
         endpoints = build_endpoint_description_strings(host=self.addr, port=int(self.port))
         try:
-            Server(
+            server_cls(
                 channel_layer=self.channel_layer,
                 endpoints=endpoints,
                 signal_handlers=not options.get("use_reloader", True),
