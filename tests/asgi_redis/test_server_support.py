@@ -1,0 +1,38 @@
+"""Servers lacking commands (L-28, L-44): fallbacks and the UnsupportedRedis error."""
+
+from __future__ import annotations
+
+import pytest
+
+from asgi_redis import RedisChannelLayer, UnsupportedRedis
+from tests.redis_harness import RedisServer, redis_server_path
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def server_without(request):
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed; .ci/run installs it")
+    with RedisServer(extra_args=["--rename-command", request.param, ""]) as server:
+        yield server
+
+
+@pytest.mark.parametrize("server_without", ["LMPOP"], indirect=True)
+def test_receive_without_lmpop_falls_back_to_lua(server_without) -> None:
+    """L-29, L-44: a server without LMPOP (before Redis 7) still serves multi-name receives."""
+    layer = RedisChannelLayer(hosts=[server_without.url])
+    layer.send("one", {"n": 1})
+    layer.receive(["warm"])  # first receive measures the clock with the Lua pop
+    assert layer.receive(["zero", "one"]) == ("one", {"n": 1})
+    assert layer._shards[0].has_lmpop is False
+    layer.send("two", {"n": 2})
+    assert layer.receive(["one", "two"]) == ("two", {"n": 2})
+
+
+@pytest.mark.parametrize("server_without", ["EVALSHA"], indirect=True)
+def test_server_without_scripting_raises_unsupported_redis(server_without) -> None:
+    """L-28: an "unknown command" reply becomes UnsupportedRedis asking for a newer Redis."""
+    layer = RedisChannelLayer(hosts=[server_without.url])
+    with pytest.raises(UnsupportedRedis, match="Redis 6.2 or newer"):
+        layer.send("x", {})
