@@ -6,17 +6,21 @@ the outage behaviour (L-62).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 
 import pytest
 
 from channels import Channel, route
+from channels.asgi import ChannelLayerWrapper
 from channels.exceptions import (
     ConsumeLater,
     DenyConnection,
     WebsocketCloseException,
 )
+from channels.layers.inmemory import ChannelLayer
 from channels.signals import consumer_finished, consumer_started, worker_ready
 from channels.worker import Worker, WorkerGroup
 from tests.channels.helpers import fresh_layer
@@ -311,6 +315,41 @@ def test_run_loop_processes_until_stopped(records):
         assert not thread.is_alive()
     assert seen == [1, 2, 3]
     assert "Listening on channels test.boom, test.in" in records.messages(logging.INFO)
+
+
+class IgnoresBlock(ChannelLayer):
+    """A third-party-style layer that ignores block=True and records when it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.empty_returns: list[float] = []
+
+    def receive(self, channels, block=False):
+        result = super().receive(channels, block=False)
+        if result == (None, None):
+            self.empty_returns.append(time.monotonic())
+        return result
+
+
+def test_layer_ignoring_block_does_not_make_the_worker_spin():
+    """C-31 step 1: instant (None, None) → a short pause before the next receive."""
+    handled = threading.Event()
+    layer = IgnoresBlock()
+    wrapper = ChannelLayerWrapper(layer, "default", [route("test.in", lambda m: handled.set())])
+    worker = Worker(wrapper, signal_handlers=False)
+    thread = run_in_thread(worker)
+    try:
+        while len(layer.empty_returns) < 5:
+            assert thread.is_alive()
+            handled.wait(0.05)  # let the worker go round a few times
+        wrapper.send("test.in", {})
+        assert handled.wait(10)
+    finally:
+        worker.stop()
+        thread.join(5)
+    gaps = [b - a for a, b in itertools.pairwise(layer.empty_returns)]
+    # Every empty answer was followed by a pause (a lower bound: waits only get longer).
+    assert min(gaps) >= Worker.nonblocking_pause * 0.9
 
 
 def test_run_without_channels_returns_with_error(records):
