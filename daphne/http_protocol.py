@@ -21,12 +21,13 @@ from twisted.web import http
 from zope.interface import implementer
 
 from .errors import ApplicationError, IllegalTransition
-from .utils import parse_x_forwarded_for, transport_addresses
+from .utils import FullChannelReporter, parse_x_forwarded_for, transport_addresses
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
 
 __all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]
 
 logger = logging.getLogger(__name__)
+full_channels = FullChannelReporter(logger)
 
 # D-63: bodies up to this size travel whole in `body`; larger ones use `body_channel`.
 BODY_CHUNK_SIZE = 1024 * 1024
@@ -92,6 +93,9 @@ class HTTPChannel(http.HTTPChannel):
         self.maxHeaders = factory.max_header_count
         self.totalHeadersSize = factory.max_header_size
         factory.http_channels.add(self)
+        # Per connection, not per request: both need syscalls or interface checks.
+        self.addresses = transport_addresses(self.transport)
+        self.scheme = "https" if self.isSecure() else "http"
         self._start_head_timer()
 
     # -- D-64: the request head must arrive within `head_timeout` --------------
@@ -268,8 +272,8 @@ class WebRequest(http.Request):
     def _process(self) -> None:
         factory = self.factory
         self.request_start = factory.reactor.seconds()
-        self.client_addr, self.server_addr = transport_addresses(self.transport)
-        self.client_scheme = "https" if self.isSecure() else "http"
+        self.client_addr, self.server_addr = self.channel.addresses
+        self.client_scheme = self.channel.scheme
         if factory.proxy_forwarded_address_header:
             self.client_addr, self.client_scheme = parse_x_forwarded_for(
                 self.requestHeaders,
@@ -337,7 +341,7 @@ class WebRequest(http.Request):
             layer.send("http.request", message)
         except layer.ChannelFull:
             # D-31, A-76.
-            logger.warning("http.request is full; answering 503 to %s", self.client_addr)
+            full_channels.full("http.request", "answered 503")
             self.basic_error(
                 503, b"Service Unavailable", "Request queue full.", close_connection=True
             )
@@ -495,7 +499,7 @@ class WebRequest(http.Request):
             )
         except layer.ChannelFull:
             # dropped; the layer counts it, we log it.
-            logger.warning("http.disconnect is full; dropped disconnect of %s", self.reply_channel)
+            full_channels.full("http.disconnect", "dropped a disconnect")
 
     # -- timeouts and errors -------------------------------------------------------
 
@@ -601,7 +605,7 @@ class BodyPump:
         try:
             self.layer.send(self.channel, {"closed": True})
         except self.layer.ChannelFull:
-            logger.warning("Could not tell %s that its client went away: full", self.channel)
+            full_channels.full(self.channel, "dropped the client-gone chunk")
 
 
 @implementer(IProtocolNegotiationFactory)

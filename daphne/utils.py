@@ -146,3 +146,39 @@ def parse_x_forwarded_for(
         if proto_key in headers:
             scheme = header_value(headers, proto_key)
     return result_addr, scheme
+
+
+class FullChannelReporter:
+    """Logs messages dropped or refused for a full channel at WARNING (A-89), merged to one
+    line per channel at most every `interval` seconds with the count.
+
+    An unconsumed channel (nobody routes ``http.disconnect``, say) stays full, and one
+    line per request would cost more than the request itself.
+    """
+
+    interval = 10.0
+
+    def __init__(self, logger: Any, clock: Any = None) -> None:
+        import time
+
+        self.logger = logger
+        self.clock = clock or time.monotonic
+        # channel -> [time of last line, drops since]
+        self._state: dict[str, list] = {}
+
+    def full(self, channel: str, what: str) -> None:
+        now = self.clock()
+        state = self._state.get(channel)
+        if state is None:
+            state = self._state[channel] = [now - self.interval, 0]
+        state[1] += 1
+        if now - state[0] < self.interval:
+            return
+        count, state[0], state[1] = state[1], now, 0
+        self.logger.warning(
+            "%s is full: %s (%d time%s since the last report)",
+            channel,
+            what,
+            count,
+            "" if count == 1 else "s",
+        )

@@ -23,11 +23,12 @@ from autobahn.twisted.websocket import (
 from twisted.internet import defer
 
 from .errors import ApplicationError, IllegalTransition
-from .utils import parse_x_forwarded_for, transport_addresses
+from .utils import FullChannelReporter, parse_x_forwarded_for, transport_addresses
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
 logger = logging.getLogger(__name__)
+full_channels = FullChannelReporter(logger)
 
 # after ChannelFull a frame is retried from ~1 ms, doubling to 50 ms; after
 # this many seconds without progress the socket is closed with 1013.
@@ -133,7 +134,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         except self.channel_layer.ChannelFull:
             # refuse with 503 while the handshake is still pending.
             self.muted = True
-            logger.warning("websocket.connect is full; refusing %s with 503", self.reply_channel)
+            full_channels.full("websocket.connect", "refused a handshake with 503")
             raise ConnectionDeny(503, "Connection queue at capacity")
         factory.log_action(
             "websocket", "connecting", {"path": request.path, "client": self._client_text()}
@@ -249,8 +250,8 @@ class WebSocketProtocol(WebSocketServerProtocol):
     # -- replies (D-39) ---------------------------------------------------------------
 
     def dispatch_reply(self, message: dict) -> None:
-        unknown = set(message) - _REPLY_KEYS
-        if unknown:
+        if not _REPLY_KEYS.issuperset(message):
+            unknown = set(message) - _REPLY_KEYS
             raise ApplicationError(
                 f"Got invalid WebSocket reply message on {self.reply_channel} - contains "
                 f"unknown keys {sorted(unknown)} (allowed: accept, text, bytes, close)"
@@ -334,10 +335,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 try:
                     layer.send("websocket.disconnect", message)
                 except layer.ChannelFull:
-                    logger.warning(
-                        "websocket.disconnect is full; dropped disconnect of %s",
-                        self.reply_channel,
-                    )
+                    full_channels.full("websocket.disconnect", "dropped a disconnect")
         self.main_factory.log_action(
             "websocket", "disconnected", {"path": self.request.path, "client": self._client_text()}
         )
