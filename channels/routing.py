@@ -116,10 +116,8 @@ class Route:
         for key, pattern in self._filter_items:
             if key not in content:
                 return None
-            value = content[key]
-            if isinstance(value, bytes):
-                value = value.decode("ascii")
-            found = pattern.match(value)
+            value = filter_value(content[key])
+            found = None if value is None else pattern.match(value)
             if found is None:
                 return None
             kwargs.update(found.groupdict())
@@ -179,10 +177,8 @@ class Include:
         for key, pattern in self.prefixes.items():
             if key not in content:
                 return None, kwargs
-            value = content[key]
-            if isinstance(value, bytes):
-                value = value.decode("ascii")
-            found = pattern.match(value)
+            value = filter_value(content[key])
+            found = None if value is None else pattern.match(value)
             if found is None:
                 return None, kwargs
             kwargs.update(found.groupdict())
@@ -196,6 +192,22 @@ class Include:
         for entry in self.routing:
             names.update(entry.channel_names())
         return names
+
+
+def filter_value(value: Any) -> str | None:
+    """The text a filter regex runs on: str as is, bytes decoded as ASCII (C-23).
+
+    Anything else (a non-ASCII bytes value, a number, None) cannot match a filter, so
+    the route simply does not match instead of raising inside the worker.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 def null_consumer(*args: Any, **kwargs: Any) -> None:

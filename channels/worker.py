@@ -135,6 +135,10 @@ class Worker:
             started = time.monotonic()
             try:
                 channel, content = receive(channels, block=True)
+            except (TypeError, AssertionError):
+                # The layer refused our arguments (e.g. an invalid channel name in the
+                # routing, A-13): a bug to report, not an outage to wait out.
+                raise
             except Exception as error:  # any backend failure (L-62)
                 if not failing:
                     logger.error(
@@ -165,13 +169,17 @@ class Worker:
         message = Message(content, channel, self.channel_layer)
         if content.get("__retries__", 0) == self.message_retries:
             message.__doomed__ = True
-        match = self.channel_layer.router.match(message)
+        try:
+            match = self.channel_layer.router.match(message)
+        except Exception:  # a custom routing object's bug must not stop the worker
+            logger.exception("Error routing message on %s:", channel)
+            return
         if match is None:
             logger.error("Could not find match for message on %s! Check your routing.", channel)
             return
         consumer, kwargs = match
         if self.callback:
-            self.callback(channel, message)
+            self._guarded(self.callback, lambda message: self.callback(channel, message), message)
         try:
             consumer_started.send(sender=self.__class__, environ={})
             try:
@@ -191,6 +199,7 @@ class Worker:
 
     def _guarded(self, consumer: Any, action: Callable[[Message], None], message: Message) -> None:
         # 1.1 let errors here escape and stop the worker; log them like consumer errors.
+        # (Also used for the callback, which then names itself as the "consumer".)
         try:
             action(message)
         except Exception:

@@ -196,3 +196,12 @@ def test_normalise_re_arg():
     """C-22: bytes decode as ASCII, others pass through."""
     assert Router.normalise_re_arg(b"abc") == "abc"
     assert Router.normalise_re_arg(5) == 5
+
+
+def test_unmatchable_values_do_not_match(layer):
+    """C-23/C-25: a non-text or non-ASCII value simply does not match (no exception)."""
+    r = route("http.request", consumer_a, path=r"^/")
+    inc = include([r], path=r"^/")
+    for value in (5, None, b"/\xff", ["/"]):
+        assert r.match(msg(layer, "http.request", path=value)) is None
+        assert inc.match(msg(layer, "http.request", path=value)) is None

@@ -161,6 +161,42 @@ def test_unrouted_message_logs_error_and_sends_no_signals(records):
     ]
 
 
+def test_failing_callback_and_routing_are_logged_not_fatal(records):
+    """C-31: a raising callback or custom routing object is logged; the worker goes on."""
+    seen = []
+
+    class BrokenRouting:
+        def match(self, message):
+            raise RuntimeError("routing object broke")
+
+        def channel_names(self):
+            return {"test.broken"}
+
+    def callback(channel, message):
+        raise RuntimeError("callback broke")
+
+    routes = [route("test.in", lambda message: seen.append(message["n"])), BrokenRouting()]
+    with make_layer(routes) as layer:
+        worker = Worker(layer, signal_handlers=False, callback=callback)
+        worker.handle("test.in", {"n": 1})
+        worker.handle("test.broken", {"n": 2})
+    assert seen == [1]  # the consumer still ran after the callback failed
+    errors = [r for r in records.records if r.levelno == logging.ERROR]
+    assert [str(r.exc_info[1]) for r in errors] == ["callback broke", "routing object broke"]
+    assert errors[1].getMessage() == "Error routing message on test.broken:"
+
+
+def test_invalid_channel_name_in_routing_is_a_bug_not_an_outage():
+    """A-13/C-31: the layer refusing the channel list raises instead of retrying forever."""
+    from channels.layers.base import InvalidChannelName
+
+    with (
+        make_layer([route("bad name", lambda message: None)]) as layer,
+        pytest.raises(InvalidChannelName),
+    ):
+        Worker(layer, signal_handlers=False).run()
+
+
 def test_consumer_error_is_logged_and_pending_sends_still_go_out(records):
     """C-32: other exceptions logged with traceback; C-19: queued sends are still sent."""
 
