@@ -8,6 +8,7 @@ own FIFO by the send that fills one of its channels (`wakeup.py`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -286,10 +287,8 @@ class IPCChannelLayer(BaseChannelLayer):
             with store.transaction() as db:
                 queues.remove_waiters(db, stale)
             for waiter in stale:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(wake_path(store.directory, store.prefix, waiter))
-                except FileNotFoundError:
-                    pass
 
     @staticmethod
     def _decode(found: queues.QueueEntry | None) -> tuple[str | None, dict | None]:

@@ -25,6 +25,7 @@ count, so they can never disagree with the data, even after a crash.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -146,6 +147,7 @@ class Store:
         self.groups_path = os.path.join(directory, f"{prefix}-groups")
         self.lock: ProcessLock = process_lock(os.path.join(directory, f"{prefix}-lock"))
         self._local = threading.local()
+        self._connection: sqlite3.Connection | None = None
         with self.lock:
             self._connection = self._open()
             self._remove_stale_waiters()
@@ -157,11 +159,25 @@ class Store:
             waker = self._local.waker = Waker(self.directory, self.prefix)
         return waker
 
+    def close(self) -> None:
+        """Close the connection under the lock.
+
+        The last connection to close checkpoints the write-ahead log and removes
+        it; doing that under the layer lock keeps it from colliding with another
+        process's transaction (which would otherwise wait in SQLite's busy loop).
+        """
+        with self.lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Hold the layer lock and run one SQLite transaction: all of it or none."""
         with self.lock:
             connection = self._connection
+            if connection is None:  # closed at exit, yet a daemon thread carries on
+                connection = self._connection = self._open()
             # Deferred is enough: holding the lock, nobody else is in a transaction.
             connection.execute("BEGIN")
             try:
@@ -256,6 +272,15 @@ def _alive(pid: int) -> bool:
 
 _registry_lock = threading.Lock()
 _registry: dict[tuple[int, str, str], Store] = {}
+
+
+@atexit.register
+def _close_stores() -> None:
+    with _registry_lock:
+        mine = [store for (pid, _, _), store in _registry.items() if pid == os.getpid()]
+        _registry.clear()
+    for store in mine:
+        store.close()
 
 
 def open_store(prefix: str) -> Store:

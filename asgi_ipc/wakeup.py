@@ -90,6 +90,8 @@ def notify(path: str) -> bool:
         os.write(fd, b"\0")
     except BlockingIOError:
         pass  # the pipe is full of earlier wake-ups: the waiter is already woken
+    except BrokenPipeError:
+        return False  # the reader closed it after our open: its thread has ended
     finally:
         os.close(fd)
     return True
