@@ -119,9 +119,12 @@ echo load, 8 s:
   batch, all under one GIL. Measured apart: a send + blocking receive ping-pong
   between two threads on the in-memory layer costs ~56 us CPU per round trip. CPU per
   echoed message in one run: plain Autobahn ~100 us, daphne ~180 us (ratio ~0.55).
-- HTTP: daphne skips Twisted's query/form parsing and per-request access-log
-  formatting (`HTTPFactory.log`) that `twisted.web.server.Site` does, which is why it
-  is not slower than the plain twisted.web server.
+- HTTP (py-spy under `wrk -c50`): the same layer hop dominates. Found and fixed:
+  nobody consumes `http.disconnect` here (nor in most deployments), so it stayed full
+  and every request logged a WARNING (7% of the reactor thread); full-channel
+  warnings are now merged per channel every 10 s. Also per connection instead of per
+  request: peer/host addresses (a getsockname syscall) and the TLS check. daphne skips
+  Twisted's query/form parsing and its per-request access-log formatting.
 
 The machine is shared with other engineers' test runs (see the load average above):
 single runs vary by +-40%, hence interleaved rounds, best rates, and CPU per operation.
