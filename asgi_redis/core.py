@@ -573,15 +573,33 @@ class RedisChannelLayer(BaseChannelLayer):
     # -- twisted and asyncio (A-50, A-51, L-43, L-61) ----------------------------------------
 
     def receive_twisted(self, channels: Iterable[str]) -> Any:
-        """A `Deferred` firing with a blocking `receive` run in Twisted's thread pool."""
-        from twisted.internet import threads
+        """A `Deferred` firing with a blocking `receive` run in Twisted's thread pool.
 
-        return threads.deferToThread(self.receive, channels, True)
+        A message already buffered from a ``P!`` batch fires at once, without a
+        thread hop; errors (a bad name, Redis down) arrive as a failed Deferred.
+        """
+        from twisted.internet import defer, threads
+
+        def start() -> Any:
+            names = self.receive_names(channels)
+            found = self._take_buffered(names) if self._buffers else None
+            if found is not None:
+                return found
+            return threads.deferToThread(self.receive, names, True)
+
+        return defer.maybeDeferred(start)
 
     async def receive_async(self, channels: Iterable[str]) -> tuple[str | None, dict | None]:
-        """A blocking `receive` in the loop's default executor; never blocks the loop."""
+        """A blocking `receive` in the loop's default executor; never blocks the loop.
+
+        A message already buffered from a ``P!`` batch is returned directly.
+        """
+        names = self.receive_names(channels)
+        found = self._take_buffered(names) if self._buffers else None
+        if found is not None:
+            return found
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.receive, channels, True)
+        return await loop.run_in_executor(None, self.receive, names, True)
 
     def __str__(self) -> str:
         return f"{type(self).__name__}(hosts={self.hosts!r})"

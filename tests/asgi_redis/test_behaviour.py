@@ -246,3 +246,23 @@ def test_encryption_rotation_and_wrong_key(layer_on) -> None:
     with pytest.raises(InvalidToken):
         stranger.receive(["enc.chan"])
     assert rotated.receive(["enc.chan"]) == (None, None)
+
+
+def test_receive_twisted_and_async_serve_buffered_messages_in_order(layer_on) -> None:
+    """A-19, A-50, A-51: messages taken in one P! batch come out of receive_twisted and
+    receive_async in send order."""
+    from twisted.internet.threads import blockingCallFromThread
+
+    from channels.layers.conformance import run_reactor_in_thread
+
+    layer = layer_on()
+    for index in range(6):
+        layer.send(f"buf!{index}", {"n": index})
+    reactor = run_reactor_in_thread()
+    got = [blockingCallFromThread(reactor, layer.receive_twisted, ["buf!"]) for _ in range(3)]
+
+    async def rest():
+        return [await layer.receive_async(["buf!"]) for _ in range(3)]
+
+    got += asyncio.run(rest())
+    assert got == [(f"buf!{index}", {"n": index}) for index in range(6)]
