@@ -247,7 +247,8 @@ def w6(log_dir: Path) -> dict[str, Any]:
         daphne_alive = stack.daphne.alive()
         worker_alive = stack.worker.alive()
         probe = run_node(
-            {"mode": "probe", "url": f"{stack.ws_url}/echo/", "timeout_ms": 5000, "max_s": 10}
+            {"mode": "probe", "url": f"{stack.ws_url}/echo/", "timeout_ms": 5000, "max_s": 10},
+            measured_failure=True,
         )
     return {
         "workload": "W6",
@@ -291,8 +292,11 @@ def bounce_figures(
     if rate_before <= 0:  # nothing to recover to: the figures would be meaningless
         half_at = None
 
+    last_start = buckets[-1][0] - 5000 if buckets else 0
+    rate_last_5s = sum(c for s, c in buckets if s > last_start) / 5
     return {
         "rate_before_per_s": rate_before,
+        "rate_last_5s_per_s": rate_last_5s,
         "echoes_during_outage": during,
         "first_echo_after_restart_s": since_restart(first_echo),
         "half_rate_after_restart_s": since_restart(half_at),
