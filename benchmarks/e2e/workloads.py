@@ -292,8 +292,8 @@ def bounce_figures(
     if rate_before <= 0:  # nothing to recover to: the figures would be meaningless
         half_at = None
 
-    last_start = buckets[-1][0] - 5000 if buckets else 0
-    rate_last_5s = sum(c for s, c in buckets if s > last_start) / 5
+    ended_at = running_at + result["seconds"] * 1000
+    rate_last_5s = sum(c for s, c in buckets if ended_at - 5000 <= s < ended_at) / 5
     return {
         "rate_before_per_s": rate_before,
         "rate_last_5s_per_s": rate_last_5s,

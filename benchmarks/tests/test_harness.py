@@ -191,10 +191,14 @@ def test_bounce_figures_from_a_timeline():
     timeline = [[t, per_bucket] for t in range(0, 5000, W6_BUCKET_MS)]
     timeline += [[t, per_bucket] for t in range(8300, 10000, W6_BUCKET_MS)]
     figures = bounce_figures(
-        {"timeline": timeline, "stalls": 7}, running_at=0, killed_at=5000, restarted_at=8000
+        {"timeline": timeline, "stalls": 7, "seconds": 10},
+        running_at=0,
+        killed_at=5000,
+        restarted_at=8000,
     )
     assert figures["rate_before_per_s"] == pytest.approx(1000)
     assert figures["echoes_during_outage"] == 0
+    assert figures["rate_last_5s_per_s"] == pytest.approx(1000)
     assert figures["first_echo_after_restart_s"] == pytest.approx(0.3)
     # the first 100 ms window at half rate or more ends 0.35 s after the restart
     assert 0.3 < figures["half_rate_after_restart_s"] <= 0.4
@@ -203,10 +207,14 @@ def test_bounce_figures_from_a_timeline():
 def test_bounce_figures_without_recovery():
     timeline = [[t, 5] for t in range(0, 5000, W6_BUCKET_MS)]
     figures = bounce_figures(
-        {"timeline": timeline, "stalls": 0}, running_at=0, killed_at=5000, restarted_at=8000
+        {"timeline": timeline, "stalls": 0, "seconds": 10},
+        running_at=0,
+        killed_at=5000,
+        restarted_at=8000,
     )
     assert figures["first_echo_after_restart_s"] is None
     assert figures["half_rate_after_restart_s"] is None
+    assert figures["rate_last_5s_per_s"] == 0
 
 
 def test_targets_judge_and_render(tmp_path: Path):
