@@ -198,7 +198,7 @@ def test_bounce_figures_from_a_timeline():
     )
     assert figures["rate_before_per_s"] == pytest.approx(1000)
     assert figures["echoes_during_outage"] == 0
-    assert figures["rate_last_5s_per_s"] == pytest.approx(1000)
+    assert figures["rate_last_5s_per_s"] == pytest.approx(1700 / 5)  # 8.3 s to 10 s at full rate
     assert figures["first_echo_after_restart_s"] == pytest.approx(0.3)
     # the first 100 ms window at half rate or more ends 0.35 s after the restart
     assert 0.3 < figures["half_rate_after_restart_s"] <= 0.4
