@@ -2,7 +2,8 @@
 
 Real HTTP (requests) and WebSocket (websocket-client) clients talk to daphne; the
 worker serves ordinary Django views, a streaming response, a WebSocket consumer that
-authenticates from the HTTP session, and a group broadcast to several sockets.
+authenticates from the HTTP session, and a group broadcast to several sockets. The same
+checks also run on the shared-memory layer (asgi_ipc), the other cross-process backend.
 """
 
 from __future__ import annotations
@@ -11,23 +12,38 @@ import pytest
 import requests
 import websocket
 
+from asgi_ipc import IPCChannelLayer
+from asgi_redis import RedisChannelLayer
+from tests.asgi_ipc.helpers import remove_store, unique_prefix
 from tests.channels import e2e
 from tests.redis_harness import RedisServer, redis_server_path
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 TIMEOUT = 15  # seconds, for every client call
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+@pytest.fixture(scope="module", params=["redis", "ipc"])
+def stack(request, tmp_path_factory):
+    db = tmp_path_factory.mktemp("e2e") / "db.sqlite3"
+    if request.param == "ipc":
+        prefix = unique_prefix("e2e")
+        env = e2e.e2e_env(db, CHANNELS_E2E_IPC_PREFIX=prefix)
+        e2e.prepare_database(env)
+        try:
+            with e2e.daphne_and_worker(env) as running:
+                running.layer = lambda: IPCChannelLayer(prefix=prefix)
+                yield running
+        finally:
+            remove_store(prefix)
+        return
     if redis_server_path() is None:
         pytest.skip("redis-server is not installed")
     with RedisServer() as redis:
-        env = e2e.e2e_env(tmp_path_factory.mktemp("e2e") / "db.sqlite3", redis.url)
+        env = e2e.e2e_env(db, redis.url)
         e2e.prepare_database(env)
         with e2e.daphne_and_worker(env) as running:
-            running.redis = redis
+            running.layer = lambda: RedisChannelLayer(hosts=[redis.url])
             yield running
 
 
@@ -133,10 +149,7 @@ def test_group_broadcast_reaches_every_socket(stack):
 
 def test_crashing_consumer_is_logged_and_worker_keeps_serving(stack):
     """C-32: a consumer that raises is logged with its name; the worker keeps running."""
-    from asgi_redis import RedisChannelLayer
-
-    layer = RedisChannelLayer(hosts=[stack.redis.url])
-    layer.send("test.crash", {"n": 1})
+    stack.layer().send("test.crash", {"n": 1})
     stack.worker.output.wait_for("Error processing message with consumer", timeout=TIMEOUT)
     stack.worker.output.wait_for("consumer crashed on purpose", timeout=TIMEOUT)
     assert requests.get(f"{stack.url}/hello/", timeout=TIMEOUT).text == "Hello World!"

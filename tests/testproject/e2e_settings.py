@@ -1,8 +1,9 @@
 """Settings for the core runtime's real-process tests (daphne, runworker, runserver).
 
 ``CHANNELS_E2E_DB`` (SQLite path, migrated by the test) and, for the Redis layer,
-``CHANNELS_E2E_REDIS`` (a redis:// URL of a private server) come from the environment.
-Without ``CHANNELS_E2E_REDIS`` the default layer is the in-memory one (runserver).
+``CHANNELS_E2E_REDIS`` (a redis:// URL of a private server) or ``CHANNELS_E2E_IPC_PREFIX``
+(a shared-memory layer prefix) come from the environment. Without either the default layer
+is the in-memory one (runserver).
 """
 
 import os
@@ -21,7 +22,12 @@ DATABASES = {
 
 STATICFILES_DIRS = [BASE_DIR / "static"]  # noqa: F405
 
-if os.environ.get("CHANNELS_E2E_REDIS"):
+if os.environ.get("CHANNELS_E2E_IPC_PREFIX"):
+    _LAYER = {
+        "BACKEND": "asgi_ipc.IPCChannelLayer",
+        "CONFIG": {"prefix": os.environ["CHANNELS_E2E_IPC_PREFIX"]},
+    }
+elif os.environ.get("CHANNELS_E2E_REDIS"):
     _LAYER = {
         "BACKEND": "asgi_redis.RedisChannelLayer",
         "CONFIG": {"hosts": [os.environ["CHANNELS_E2E_REDIS"]]},
