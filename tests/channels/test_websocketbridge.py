@@ -282,3 +282,18 @@ def test_keep_closed_and_fast_close(page, live):
         page.wait_for_function(
             '() => events.filter((e) => e.kind === "open").length > 2', timeout=2000
         )
+
+
+def test_connect_url_forms(page, live):
+    """C-85: no url → the page's host; a path → joined to it; a ws:// URL → as given."""
+    urls = page.evaluate(
+        """() => [undefined, "", "/ws/", "ws://127.0.0.1:1/elsewhere/"].map((url) => {
+            const bridge = new channels.WebSocketBridge();
+            bridge.connect(url, undefined, {maxRetries: 0});
+            const resolved = bridge.socket.url;
+            bridge.socket.close(1000, "", {keepClosed: true});
+            return resolved;
+        })"""
+    )
+    base = f"ws://127.0.0.1:{live.port}/"
+    assert urls == [base, base, base + "ws/", "ws://127.0.0.1:1/elsewhere/"]

@@ -277,7 +277,7 @@
 
   WebSocketBridge.prototype.connect = function (url, protocols, options) {
     var target;
-    if (url !== undefined && url !== null && url.charAt(0) !== "/") {
+    if (url && url.charAt(0) !== "/") {
       target = url;  // absolute ws:// or wss:// URL
     } else {
       var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
