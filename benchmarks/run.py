@@ -96,6 +96,8 @@ def run_one(name: str, run_dir: Path, profile: bool) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    # Explicitly, since a shell starting us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     check_tools()
     files = raise_file_limit(2 * NEEDED_FILES)
     if files < NEEDED_FILES and (args.workload is None or "W5" in args.workload):

@@ -21,13 +21,15 @@ WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6"]
 
 
 def _first_line(argv: list[str]) -> str:
+    """First line a version-style command prints, or "unknown" when it fails."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return "unavailable"
-    return (
-        (done.stdout or done.stderr).strip().splitlines()[0] if done.stdout or done.stderr else ""
-    )
+        return "unknown"
+    output = (done.stdout or done.stderr).strip()
+    if done.returncode != 0 or not output:
+        return "unknown"
+    return output.splitlines()[0]
 
 
 def machine() -> dict[str, Any]:
