@@ -21,7 +21,12 @@ from twisted.web import http
 from zope.interface import implementer
 
 from .errors import ApplicationError, IllegalTransition
-from .utils import FullChannelReporter, parse_x_forwarded_for, transport_addresses
+from .utils import (
+    FullChannelReporter,
+    parse_x_forwarded_for,
+    send_best_effort,
+    transport_addresses,
+)
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
 
 __all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]
@@ -492,14 +497,13 @@ class WebRequest(http.Request):
             return
         if self._decoded_path is None:
             return
-        layer = factory.channel_layer
-        try:
-            layer.send(
-                "http.disconnect", {"reply_channel": self.reply_channel, "path": self._decoded_path}
-            )
-        except layer.ChannelFull:
-            # dropped; the layer counts it, we log it.
-            full_channels.full("http.disconnect", "dropped a disconnect")
+        send_best_effort(
+            factory.channel_layer,
+            "http.disconnect",
+            {"reply_channel": self.reply_channel, "path": self._decoded_path},
+            "dropped a disconnect",
+            full_channels,
+        )
 
     # -- timeouts and errors -------------------------------------------------------
 
@@ -602,10 +606,9 @@ class BodyPump:
         if self.done:
             return
         self.stop()
-        try:
-            self.layer.send(self.channel, {"closed": True})
-        except self.layer.ChannelFull:
-            full_channels.full(self.channel, "dropped the client-gone chunk")
+        send_best_effort(
+            self.layer, self.channel, {"closed": True}, "dropped a client-gone chunk", full_channels
+        )
 
 
 @implementer(IProtocolNegotiationFactory)

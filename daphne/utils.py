@@ -182,3 +182,41 @@ class FullChannelReporter:
             count,
             "" if count == 1 else "s",
         )
+
+    def failed(self, channel: str, what: str, error: BaseException) -> None:
+        """The layer raised something else (its backend is down): same merging, ERROR."""
+        now = self.clock()
+        key = "error:" + channel
+        state = self._state.get(key)
+        if state is None:
+            state = self._state[key] = [now - self.interval, 0]
+        state[1] += 1
+        if now - state[0] < self.interval:
+            return
+        count, state[0], state[1] = state[1], now, 0
+        self.logger.error(
+            "Cannot send to %s: %s: %s (%d time%s since the last report)",
+            channel,
+            what,
+            error,
+            count,
+            "" if count == 1 else "s",
+        )
+
+
+def send_best_effort(
+    layer: Any, channel: str, message: dict, what: str, reporter: FullChannelReporter
+) -> bool:
+    """Send a message the protocol may drop (disconnects, A-89); True if it was stored.
+
+    A full channel is reported (merged); a layer that cannot reach its backend (Redis
+    down, L-62) is logged with the error, so connection teardown never fails on it.
+    """
+    try:
+        layer.send(channel, message)
+        return True
+    except layer.ChannelFull:
+        reporter.full(channel, what)
+    except Exception as error:  # the layer's backend errors have no common base class
+        reporter.failed(channel, what, error)
+    return False

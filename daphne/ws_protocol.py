@@ -23,7 +23,12 @@ from autobahn.twisted.websocket import (
 from twisted.internet import defer
 
 from .errors import ApplicationError, IllegalTransition
-from .utils import FullChannelReporter, parse_x_forwarded_for, transport_addresses
+from .utils import (
+    FullChannelReporter,
+    parse_x_forwarded_for,
+    send_best_effort,
+    transport_addresses,
+)
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
@@ -35,6 +40,8 @@ full_channels = FullChannelReporter(logger)
 RETRY_FIRST_DELAY = 0.001
 RETRY_MAX_DELAY = 0.05
 RETRY_GIVE_UP = 5.0
+# Frames held while the layer's backend is unreachable, before closing with 1013.
+BACKEND_GIVE_UP = 30.0
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -198,15 +205,24 @@ class WebSocketProtocol(WebSocketServerProtocol):
             layer.send(channel, message)
         except layer.ChannelFull:
             # keep order, stop reading so TCP pushes back, retry from a timer.
-            self._pending = collections.deque([(channel, message)])
-            self._retry_delay = RETRY_FIRST_DELAY
-            self._retry_deadline = self._now() + RETRY_GIVE_UP
-            if self.transport is not None:
-                self.transport.pauseProducing()
-            self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
+            self._hold(channel, message, RETRY_GIVE_UP)
         except layer.MessageTooLarge:
             # D-40, D-65: the envelope pushed the frame over the layer's limit.
             self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
+        except Exception as error:  # the layer's backend errors have no common base class
+            # The layer lost its backend (Redis restarting, L-62): hold the frames and
+            # retry, so a short outage closes no socket.
+            full_channels.failed(channel, "holding frames until the layer is back", error)
+            self._hold(channel, message, BACKEND_GIVE_UP)
+
+    def _hold(self, channel: str, message: dict, give_up_after: float) -> None:
+        self._pending = collections.deque([(channel, message)])
+        self._retry_delay = RETRY_FIRST_DELAY
+        self._give_up_after = give_up_after
+        self._retry_deadline = self._now() + give_up_after
+        if self.transport is not None:
+            self.transport.pauseProducing()
+        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
 
     def _retry_pending(self) -> None:
         layer = self.channel_layer
@@ -215,28 +231,38 @@ class WebSocketProtocol(WebSocketServerProtocol):
             channel, message = pending[0]
             try:
                 layer.send(channel, message)
-            except layer.ChannelFull:
+            except layer.MessageTooLarge:
+                self._pending = None
+                self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
+                return
+            except Exception as error:  # ChannelFull, or the backend is still away
+                if not isinstance(error, layer.ChannelFull):
+                    full_channels.failed(channel, "holding frames until the layer is back", error)
                 if self._now() >= self._retry_deadline:
                     self._give_up_pending()
                     return
-                self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_DELAY)
+                self._retry_delay = min(self._retry_delay * 2, self._max_delay(error))
                 self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
                 return
             pending.popleft()
-            self._retry_deadline = self._now() + RETRY_GIVE_UP
+            self._retry_deadline = self._now() + self._give_up_after
             self._retry_delay = RETRY_FIRST_DELAY
         self._pending = None
         if self.transport is not None and self._socket_state is SocketState.OPEN:
             self.transport.resumeProducing()
 
+    def _max_delay(self, error: BaseException) -> float:
+        # A full channel frees up within milliseconds; a backend comes back in seconds.
+        return RETRY_MAX_DELAY if isinstance(error, self.channel_layer.ChannelFull) else 1.0
+
     def _give_up_pending(self) -> None:
         logger.warning(
-            "websocket.receive stayed full for %s s; closing %s with 1013",
-            RETRY_GIVE_UP,
+            "The channel layer refused frames for %s s; closing %s with 1013",
+            self._give_up_after,
             self.reply_channel,
         )
         self._pending = None
-        self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer at capacity")
+        self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
 
     def _mute_and_close(self, code: int, reason: str) -> None:
         self.muted = True
@@ -331,11 +357,13 @@ class WebSocketProtocol(WebSocketServerProtocol):
             if self._pending:
                 self._pending.append(("websocket.disconnect", message))
             else:
-                layer = self.channel_layer
-                try:
-                    layer.send("websocket.disconnect", message)
-                except layer.ChannelFull:
-                    full_channels.full("websocket.disconnect", "dropped a disconnect")
+                send_best_effort(
+                    self.channel_layer,
+                    "websocket.disconnect",
+                    message,
+                    "dropped a disconnect",
+                    full_channels,
+                )
         self.main_factory.log_action(
             "websocket", "disconnected", {"path": self.request.path, "client": self._client_text()}
         )
