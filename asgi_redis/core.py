@@ -62,9 +62,7 @@ import asyncio
 import functools
 import logging
 import random
-import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,12 +72,14 @@ import redis
 from channels.layers.base import BaseChannelLayer, FullSkipReporter
 
 from . import scripts
+from .buffer import PrefetchBuffer
 from .codec import Codec, build_fernet
 from .entries import bundle_header, decode_entry, header_for
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
 from .scripts import UnsupportedRedis
 from .shard import Shard
 from .sharding import RoundRobin, consistent_hash
+from .stats import channel_figures, global_figures
 
 __all__ = ["RedisChannelLayer", "UnsupportedRedis"]
 
@@ -159,9 +159,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.hosts = self._parse_hosts(hosts)
         self._normal_offset = random.randrange(1 << 16)
         self._receive_rotation = RoundRobin()
-        self._buffer_lock = threading.Lock()
-        # P! -> deque of (local deadline, channel name, payload) (single reader)
-        self._buffers: dict[str, deque[tuple[float, str, bytes]]] = {}
+        self._buffer = PrefetchBuffer()
         self._skips = FullSkipReporter(logger)
         self._expiry_ms = expiry * 1000
         self._group_expiry_ms = group_expiry * 1000
@@ -272,7 +270,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if not names:
             return None, None
         random.shuffle(names)  # A-28
-        if self._buffers:
+        if self._buffer:
             found = self._take_buffered(names)
             if found is not None:
                 return found
@@ -395,38 +393,23 @@ class RedisChannelLayer(BaseChannelLayer):
         """Return the first message of `entries`; buffer the rest (process-specific only)."""
         deadline, names, payload = decode_entry(entries[0], storage)
         if len(names) > 1 or len(entries) > 1:
-            extra: list[tuple[float, str, bytes]] = []
-            first_deadline = deadline / 1000 - shard.clock_offset
-            extra.extend((first_deadline, name, payload) for name in names[1:])
+            local_deadline = deadline / 1000 - shard.clock_offset
+            extra = [(local_deadline, name, payload) for name in names[1:]]
             for entry in entries[1:]:
                 deadline, more_names, more_payload = decode_entry(entry, storage)
                 local_deadline = deadline / 1000 - shard.clock_offset
                 extra.extend((local_deadline, name, more_payload) for name in more_names)
-            with self._buffer_lock:
-                self._buffers.setdefault(storage, deque()).extend(extra)
+            self._buffer.add(storage, extra)
         return names[0], self._codec.decode(payload)
 
     def _take_buffered(self, names: list[str]) -> tuple[str, dict] | None:
-        found = self._pop_buffered(names)
+        # Buffered messages were popped already: serving them first keeps their
+        # wait short; a refill happens only when they are gone (A-28 still holds
+        # for the Redis pass, which shuffles).
+        found = self._buffer.take(names)
         if found is None:
             return None
         return found[0], self._codec.decode(found[1])
-
-    def _pop_buffered(self, names: list[str]) -> tuple[str, bytes] | None:
-        now = time.time()
-        with self._buffer_lock:
-            for name in names:
-                queue = self._buffers.get(name)
-                while queue:
-                    deadline, channel, payload = queue.popleft()
-                    if deadline > now:
-                        break
-                else:
-                    continue
-                if not queue:
-                    del self._buffers[name]
-                return channel, payload
-            return None
 
     def channel_in_use(self, name: str) -> bool:
         """`new_channel` hook: does the candidate's list exist on its shard (L-32)?"""
@@ -522,8 +505,7 @@ class RedisChannelLayer(BaseChannelLayer):
     # -- flush (A-48, L-42) -------------------------------------------------------------
 
     def flush(self) -> None:
-        with self._buffer_lock:
-            self._buffers.clear()
+        self._buffer.clear()
         patterns = [_glob_escape(self.prefix) + "*", _glob_escape(self.stats_prefix) + "*"]
         for shard in self._shards:
             shard.call(functools.partial(_delete_matching, patterns=patterns))
@@ -535,12 +517,7 @@ class RedisChannelLayer(BaseChannelLayer):
             self._stats_key(self.global_stats_key, "messages_count"),
             self._stats_key(self.global_stats_key, "channel_full_count"),
         ]
-        totals = {"messages_count": 0, "channel_full_count": 0}
-        for shard in self._shards:
-            sent, full = shard.call(lambda client: client.mget(keys))
-            totals["messages_count"] += int(sent or 0)
-            totals["channel_full_count"] += int(full or 0)
-        return totals
+        return global_figures(self._shards, keys)
 
     def channel_statistics(self, channel: str) -> dict[str, int]:
         self.valid_channel_name(channel)
@@ -554,21 +531,7 @@ class RedisChannelLayer(BaseChannelLayer):
             self._stats_key(storage, "messages_count"),
             self._stats_key(storage, "channel_full_count"),
         )
-        stats = {
-            "messages_count": 0,
-            "messages_pending": 0,
-            "messages_max_age": 0,
-            "channel_full_count": 0,
-        }
-        for shard in shards:
-            sent, full, pending, head_deadline, now = shard.script(scripts.CHANNEL_STATS, keys, ())
-            stats["messages_count"] += sent
-            stats["channel_full_count"] += full
-            stats["messages_pending"] += pending
-            if head_deadline >= 0:
-                age = (now - (head_deadline - self._expiry_ms)) // 1000
-                stats["messages_max_age"] = max(stats["messages_max_age"], age)
-        return stats
+        return channel_figures(shards, keys, self._expiry_ms)
 
     # -- twisted and asyncio (A-50, A-51, L-43, L-61) ----------------------------------------
 
@@ -582,7 +545,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
         def start() -> Any:
             names = self.receive_names(channels)
-            found = self._take_buffered(names) if self._buffers else None
+            found = self._take_buffered(names) if self._buffer else None
             if found is not None:
                 return found
             return threads.deferToThread(self.receive, names, True)
@@ -595,7 +558,7 @@ class RedisChannelLayer(BaseChannelLayer):
         A message already buffered from a ``P!`` batch is returned directly.
         """
         names = self.receive_names(channels)
-        found = self._take_buffered(names) if self._buffers else None
+        found = self._take_buffered(names) if self._buffer else None
         if found is not None:
             return found
         loop = asyncio.get_running_loop()
