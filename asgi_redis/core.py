@@ -62,7 +62,6 @@ import asyncio
 import functools
 import logging
 import random
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +75,7 @@ from .buffer import PrefetchBuffer
 from .codec import Codec, build_fernet
 from .entries import bundle_header, decode_entry, header_for
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
+from .popping import Visit, blocking_pop, pop
 from .scripts import UnsupportedRedis
 from .shard import Shard
 from .sharding import RoundRobin, consistent_hash
@@ -84,16 +84,6 @@ from .stats import channel_figures, global_figures
 __all__ = ["RedisChannelLayer", "UnsupportedRedis"]
 
 logger = logging.getLogger("asgi_redis")
-
-
-@dataclass(slots=True)
-class _Visit:
-    """The lists one receive looks at on one shard."""
-
-    shard: Shard
-    keys: list[str] = field(default_factory=list)
-    storages: list[str] = field(default_factory=list)
-    wants: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -282,14 +272,14 @@ class RedisChannelLayer(BaseChannelLayer):
             return None, None
         return self._blocking_pop(visits)
 
-    def _plan(self, names: list[str], every_shard: bool) -> list[_Visit]:
+    def _plan(self, names: list[str], every_shard: bool) -> list[Visit]:
         """Group the names by shard (L-25); normal names go to one or every shard."""
-        visits: dict[int, _Visit] = {}
+        visits: dict[int, Visit] = {}
 
         def add(index: int, name: str, want: int) -> None:
             visit = visits.get(index)
             if visit is None:
-                visit = visits[index] = _Visit(self._shards[index])
+                visit = visits[index] = Visit(self._shards[index])
             visit.keys.append(self._list_key(name))
             visit.storages.append(name)
             visit.wants.append(want)
@@ -314,80 +304,20 @@ class RedisChannelLayer(BaseChannelLayer):
             return range(self.ring_size)
         return (self._receive_rotation.next(self.ring_size),)
 
-    def _pop_pass(self, visits: list[_Visit]) -> tuple[str, dict] | None:
+    def _pop_pass(self, visits: list[Visit]) -> tuple[str, dict] | None:
         for visit in visits:
-            found = self._pop_visit(visit)
-            if found is not None:
-                return found
+            popped = pop(visit, self.clock_check_interval)
+            if popped is not None:
+                index, entries = popped
+                return self._hand_out(visit.shard, visit.storages[index], entries)
         return None
 
-    def _pop_visit(self, visit: _Visit) -> tuple[str, dict] | None:
-        shard = visit.shard
-        while True:
-            popped = self._pop_once(visit)
-            if popped is None:
-                return None
-            index, entries, checked = popped
-            if not checked:
-                server_now_ms = (time.time() + shard.clock_offset) * 1000
-                entries = [entry for entry in entries if int(entry[:13]) > server_now_ms]
-                if not entries:
-                    continue  # all expired (A-27): they are gone, look again
-            return self._hand_out(shard, visit.storages[index], entries)
-
-    def _pop_once(self, visit: _Visit) -> tuple[int, list[bytes], bool] | None:
-        """Pop from the first non-empty list: ``(list index, entries, expiry checked)``.
-
-        Plain ``LPOP`` / ``LMPOP`` cost the server a tenth of a Lua call; the Lua
-        pop runs when the shard's clock offset is stale (it reports ``TIME``) or
-        when one call mixes batch and single pops.
-        """
-        shard = visit.shard
-        keys = visit.keys
-        if time.monotonic() - shard.clock_checked < self.clock_check_interval:
-            if len(keys) == 1:
-                want = visit.wants[0]
-                if want == 1:
-                    entry = shard.command("LPOP", keys[0])
-                    return None if entry is None else (0, [entry], False)
-                entries = shard.command("LPOP", keys[0], want)
-                return (0, entries, False) if entries else None
-            if shard.has_lmpop and max(visit.wants) == 1:
-                try:
-                    reply = shard.command("LMPOP", len(keys), *keys, "LEFT")
-                except redis.ResponseError as exc:
-                    if "unknown command" not in str(exc).lower():
-                        raise
-                    shard.has_lmpop = False  # Redis before 7: the Lua pop does it
-                else:
-                    if reply is None:
-                        return None
-                    return keys.index(reply[0].decode("utf-8")), reply[1], False
-        reply = shard.script(scripts.POP, keys, visit.wants)
-        shard.note_clock(reply[0])
-        if len(reply) == 1:
-            return None
-        return reply[1] - 1, reply[2:], True
-
-    def _blocking_pop(self, visits: list[_Visit]) -> tuple[str | None, dict | None]:
-        give_up = time.monotonic() + self.blpop_timeout
-        turn = 0
-        while True:
-            remaining = give_up - time.monotonic()
-            if remaining <= 0:
-                return None, None
-            visit = visits[turn % len(visits)]
-            turn += 1
-            wait = remaining if len(visits) == 1 else min(remaining, self.shard_slice)
-            reply = visit.shard.blpop(visit.keys, wait)
-            if reply is None:
-                continue
-            key, entry = reply
-            storage = visit.storages[visit.keys.index(key.decode("utf-8"))]
-            deadline, _, _ = decode_entry(entry, storage)
-            if deadline / 1000 - visit.shard.clock_offset <= time.time():
-                continue  # expired while queued (A-27)
-            return self._hand_out(visit.shard, storage, [entry])
+    def _blocking_pop(self, visits: list[Visit]) -> tuple[str | None, dict | None]:
+        popped = blocking_pop(visits, self.blpop_timeout, self.shard_slice)
+        if popped is None:
+            return None, None
+        visit, index, entry = popped
+        return self._hand_out(visit.shard, visit.storages[index], [entry])
 
     def _hand_out(self, shard: Shard, storage: str, entries: list[bytes]) -> tuple[str, dict]:
         """Return the first message of `entries`; buffer the rest (process-specific only)."""

@@ -1,0 +1,115 @@
+"""Taking entries off a shard's lists: one non-blocking pop, and the blocking wait (A-27, A-32).
+
+A `Visit` is the set of lists one receive looks at on one shard, in the
+(shuffled) order to try them. Both functions return ``(list index, live
+entries)`` or `None`; expired entries are dropped on the way and never
+returned (A-27).
+
+Plain ``LPOP`` / ``LMPOP`` cost the server about a tenth of a Lua call
+(INFO commandstats), so they are used whenever the shard's clock offset is
+fresh: the entries' deadlines are on the shard's clock, and the offset turns
+this machine's clock into it. The Lua pop (`scripts.POP`) runs when the
+offset is stale, since it reports ``TIME``, and when one call mixes a
+batch pop (a ``P!`` list) with single pops.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from . import scripts
+from .entries import DEADLINE_DIGITS
+from .shard import Shard
+
+__all__ = ["Visit", "blocking_pop", "pop"]
+
+
+@dataclass(slots=True)
+class Visit:
+    """The lists one receive looks at on one shard."""
+
+    shard: Shard
+    keys: list[str] = field(default_factory=list)
+    storages: list[str] = field(default_factory=list)
+    # Entries to take at once per list: 1, or a batch for a single-reader P! list.
+    wants: list[int] = field(default_factory=list)
+
+
+def _live(shard: Shard, entries: list[bytes]) -> list[bytes]:
+    server_now_ms = (time.time() + shard.clock_offset) * 1000
+    return [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) > server_now_ms]
+
+
+def pop(visit: Visit, clock_check_interval: float) -> tuple[int, list[bytes]] | None:
+    """Pop from the first list of `visit` holding live entries."""
+    while True:
+        popped = _pop_once(visit, clock_check_interval)
+        if popped is None:
+            return None
+        index, entries, checked = popped
+        if not checked:
+            entries = _live(visit.shard, entries)
+            if not entries:
+                continue  # all expired (A-27): they are gone, look again
+        return index, entries
+
+
+def _pop_once(visit: Visit, clock_check_interval: float) -> tuple[int, list[bytes], bool] | None:
+    """``(list index, entries, whether the server checked expiry)`` or `None`."""
+    shard = visit.shard
+    keys = visit.keys
+    if time.monotonic() - shard.clock_checked < clock_check_interval:
+        if len(keys) == 1:
+            want = visit.wants[0]
+            if want == 1:
+                entry = shard.command("LPOP", keys[0])
+                return None if entry is None else (0, [entry], False)
+            entries = shard.command("LPOP", keys[0], want)
+            return (0, entries, False) if entries else None
+        if shard.has_lmpop and max(visit.wants) == 1:
+            try:
+                reply = shard.command("LMPOP", len(keys), *keys, "LEFT")
+            except redis.ResponseError as exc:
+                if "unknown command" not in str(exc).lower():
+                    raise
+                shard.has_lmpop = False  # Redis before 7: the Lua pop does it
+            else:
+                if reply is None:
+                    return None
+                return keys.index(reply[0].decode("utf-8")), reply[1], False
+    reply = shard.script(scripts.POP, keys, visit.wants)
+    shard.note_clock(reply[0])
+    if len(reply) == 1:
+        return None
+    return reply[1] - 1, reply[2:], True
+
+
+def blocking_pop(
+    visits: list[Visit], timeout: float, shard_slice: float
+) -> tuple[Visit, int, bytes] | None:
+    """Wait up to `timeout` seconds for an entry with ``BLPOP``; never sleeps.
+
+    With one shard this is one ``BLPOP`` for the whole time. With several it
+    rotates ``BLPOP`` over the shards in slices of `shard_slice` seconds, so a
+    message on any shard is seen within ``(shards - 1) * shard_slice`` (see
+    the design notes in `asgi_redis.core`). An entry that expired while it
+    waited is dropped and the wait goes on (A-27).
+    """
+    give_up = time.monotonic() + timeout
+    turn = 0
+    while True:
+        remaining = give_up - time.monotonic()
+        if remaining <= 0:
+            return None
+        visit = visits[turn % len(visits)]
+        turn += 1
+        wait = remaining if len(visits) == 1 else min(remaining, shard_slice)
+        reply = visit.shard.blpop(visit.keys, wait)
+        if reply is None:
+            continue
+        key, entry = reply
+        if _live(visit.shard, [entry]):
+            return visit, visit.keys.index(key.decode("utf-8")), entry
