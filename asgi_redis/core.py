@@ -20,6 +20,14 @@ Design, and why it differs from the 1.x layer that layers.md sketches:
   process-specific ``P!`` share ONE bundle entry, so a broadcast to 200
   connections of one daphne needs one free slot in its queue, and full
   members are counted (`channel_full_count`) and logged (A-40).
+- **Receives without Lua.** A receive is one plain ``LPOP`` (``LMPOP`` over
+  several lists, Redis 7; the Lua pop on older servers), a tenth of a Lua
+  call's server time; expired entries are dropped in Python against the
+  shard's clock, whose offset a Lua pop measures at most every
+  `clock_check_interval` seconds (`popping`). Hot-path commands skip
+  redis-py's generic command wrapper (`wire`): profiling showed half the
+  client CPU there. Redis 6.2 or newer is required (``LPOP`` with a count);
+  the project tests against 7.x (L-44).
 - **Process-specific lists are read in batches.** Only one process reads
   ``P!``, so a pop there takes up to `prefetch` entries into a per-instance
   buffer (bundles expand into one buffered message per member); later receives
