@@ -58,15 +58,21 @@ def _acquire(client: redis.Redis) -> tuple[list, Any]:
         connection = free.pop()
     except IndexError:
         connection = client.connection_pool.make_connection()
-    connection.connect()  # no-op while connected
     try:
-        stale = connection.can_read()
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        stale = True
-    if stale:
-        # EOF from a restarted server or leftover data: start afresh.
-        connection.disconnect()
-        connection.connect()
+        connection.connect()  # no-op while connected
+        try:
+            stale = connection.can_read()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            stale = True
+        if stale:
+            # EOF from a restarted server or leftover data: start afresh.
+            connection.disconnect()
+            connection.connect()
+    except BaseException:
+        # Keep the (disconnected) connection: making a new one for every failed
+        # attempt during an outage would run into the pool's max_connections.
+        free.append(connection)
+        raise
     return free, connection
 
 

@@ -120,3 +120,17 @@ def test_failed_send_raises_and_stores_nothing_twice(redis_server) -> None:
     layer.send("once", {"n": 2})
     assert layer.receive(["once"]) == ("once", {"n": 2})
     assert layer.receive(["once"]) == (None, None)
+
+
+def test_outage_does_not_use_up_connections(redis_server) -> None:
+    """L-62.2: failed attempts during an outage reuse their connection, so a pool limited
+    by max_connections still serves once the server is back."""
+    layer = _layer(redis_server, connection_kwargs={"max_connections": 2})
+    layer.send("mc", {"n": 0})
+    redis_server.stop()
+    for _ in range(10):
+        with pytest.raises(redis.ConnectionError):
+            layer.send("mc", {"n": 1})
+    redis_server.start()
+    layer.send("mc", {"n": 2})
+    assert layer.receive(["mc"]) == ("mc", {"n": 2})
