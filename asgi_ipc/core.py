@@ -81,19 +81,19 @@ class IPCChannelLayer(BaseChannelLayer):
         size = self._charge(payload, [channel], channel)
         now = time.time()
         store = self._store()
+        capacity = self.get_capacity(storage)
         with store.transaction() as db:
             self._maybe_purge(db, now)
-            capacity = self.get_capacity(storage)
-            if queues.is_full(db, storage, now, capacity):
+            room = queues.room(db, storage, now, capacity)
+            if room.full:
                 raise self.ChannelFull(f"Channel {storage!r} is full ({capacity} messages pending)")
-            if not self._fits(db, size, now):
+            if not self._fits(db, room.bytes_used, size, now):
                 raise self.ChannelFull(
                     f"The IPC layer {self.prefix!r} has no room for {size} more bytes "
                     f"(message_memory={self.message_memory}); messages are not being received"
                 )
             queues.enqueue(db, storage, [channel], payload, now + self.expiry, size)
-            waiters = queues.waiters_of(db, storage)
-        self._wake(store, waiters)
+        self._wake(store, room.waiters)
 
     def receive(
         self, channels: Iterable[str], block: bool = False
@@ -206,24 +206,25 @@ class IPCChannelLayer(BaseChannelLayer):
                 # A-93: one entry, so one unit of capacity, per P! queue.
                 bundles = [names] if storage.endswith("!") else [[name] for name in names]
                 for bundle in bundles:
-                    if self._enqueue_for_group(db, storage, bundle, payload, now):
-                        waiters.update(queues.waiters_of(db, storage))
-                    else:
+                    woken = self._enqueue_for_group(db, storage, bundle, payload, now)
+                    if woken is None:
                         skipped.extend(bundle)
+                    else:
+                        waiters.update(woken)
         for member in skipped:  # A-40: skipped, never raised, but logged
             self._skips.skipped(group, member)
         self._wake(store, waiters)
 
     def _enqueue_for_group(
         self, db, storage: str, bundle: list[str], payload: bytes, now: float
-    ) -> bool:
+    ) -> list[str] | None:
+        """Queue one group copy (or bundle); its storage's waiters, or None if it is full."""
         size = queues.charge(len(payload), bundle)
-        if queues.is_full(db, storage, now, self.get_capacity(storage)):
-            return False
-        if size > self.message_memory or not self._fits(db, size, now):
-            return False
+        room = queues.room(db, storage, now, self.get_capacity(storage))
+        if room.full or not self._fits(db, room.bytes_used, size, now):
+            return None
         queues.enqueue(db, storage, bundle, payload, now + self.expiry, size)
-        return True
+        return room.waiters
 
     # -- flush ----------------------------------------------------------------------
 
@@ -259,9 +260,9 @@ class IPCChannelLayer(BaseChannelLayer):
             )
         return size
 
-    def _fits(self, db, size: int, now: float) -> bool:
+    def _fits(self, db, bytes_used: int, size: int, now: float) -> bool:
         """Whether `size` more bytes fit in message_memory, after purging if needed (L-56.4)."""
-        if queues.memory_used(db) + size <= self.message_memory:
+        if bytes_used + size <= self.message_memory:
             return True
         queues.purge_expired(db, now)
         return queues.memory_used(db) + size <= self.message_memory

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import NamedTuple
 
 __all__ = [
     "QueueEntry",
     "charge",
-    "is_full",
+    "Room",
+    "room",
     "enqueue",
     "has_pending",
     "memory_used",
@@ -21,7 +23,6 @@ __all__ = [
     "purge_expired",
     "register_waiter",
     "unregister_waiter",
-    "waiters_of",
     "remove_waiters",
 ]
 
@@ -46,19 +47,27 @@ def purge_expired(db: sqlite3.Connection, now: float) -> None:
     db.execute("DELETE FROM messages WHERE deadline <= ?", (now,))
 
 
-def is_full(db: sqlite3.Connection, storage: str, now: float, capacity: int) -> bool:
-    """Whether `storage` holds `capacity` unexpired entries (A-37, L-56.5).
+class Room(NamedTuple):
+    """What a send needs to know about a storage, read in one statement."""
+
+    full: bool  # holds `capacity` unexpired entries (A-37, L-56.5)
+    bytes_used: int  # charged to message_memory by every entry of the store
+    waiters: list[str]  # blocked receivers to wake after storing
+
+
+def room(db: sqlite3.Connection, storage: str, now: float, capacity: int) -> Room:
+    """Capacity, memory and waiters of `storage` in one query (the send hot path).
 
     Counts at most `capacity` rows, so a deep queue costs no more than a full one.
     """
-    return (
-        db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM messages "
-            "WHERE storage = ? AND deadline > ? LIMIT ?)",
-            (storage, now, capacity),
-        ).fetchone()[0]
-        >= capacity
-    )
+    pending, used, waiters = db.execute(
+        "SELECT (SELECT count(*) FROM (SELECT 1 FROM messages "
+        "WHERE storage = ?1 AND deadline > ?2 LIMIT ?3)), "
+        "(SELECT bytes FROM message_usage), "
+        "(SELECT group_concat(waiter, ' ') FROM waiters WHERE storage = ?1)",
+        (storage, now, capacity),
+    ).fetchone()
+    return Room(pending >= capacity, used, waiters.split(" ") if waiters else [])
 
 
 def has_pending(db: sqlite3.Connection, storage: str, now: float) -> bool:
@@ -128,13 +137,6 @@ def unregister_waiter(db: sqlite3.Connection, storages: list[str], waiter: str) 
         "DELETE FROM waiters WHERE storage = ? AND waiter = ?",
         [(storage, waiter) for storage in storages],
     )
-
-
-def waiters_of(db: sqlite3.Connection, storage: str) -> list[str]:
-    return [
-        waiter
-        for (waiter,) in db.execute("SELECT waiter FROM waiters WHERE storage = ?", (storage,))
-    ]
 
 
 def remove_waiters(db: sqlite3.Connection, waiters: Iterable[str]) -> None:

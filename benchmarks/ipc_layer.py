@@ -221,6 +221,12 @@ def write_markdown(record: dict[str, Any]) -> None:
         f"L-56.12 asks for at least 1000 pairs/s: "
         f"{'met' if ipc['throughput']['per_second'] >= 1000 else 'NOT met'}.",
         "",
+        "What the figures measure: an asgi_ipc send or receive is one SQLite transaction on "
+        "tmpfs under an fcntl lock, plus one FIFO write when a receiver is blocked on the "
+        "channel; an asgi_redis send or receive is a TCP round trip to redis-server running "
+        "a Lua script. Both encode with msgpack. On 2 shared cores the figures move with "
+        "the load average; compare the two layers within one run.",
+        "",
         "Raw record:",
         "",
         "```json",
