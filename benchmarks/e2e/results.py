@@ -20,14 +20,14 @@ MARKDOWN = RESULTS_DIR / "e2e.md"
 WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6"]
 
 
-def _first_line(argv: list[str]) -> str:
+def _first_line(argv: list[str], any_status: bool = False) -> str:
     """First line a version-style command prints, or "unknown" when it fails."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     output = (done.stdout or done.stderr).strip()
-    if done.returncode != 0 or not output:
+    if (done.returncode != 0 and not any_status) or not output:
         return "unknown"
     return output.splitlines()[0]
 
@@ -49,7 +49,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "redis": _first_line(["redis-server", "--version"]),
         "node": _first_line(["node", "--version"]),
-        "wrk": _first_line(["wrk", "-v"]),
+        "wrk": _first_line(["wrk", "-v"], any_status=True),  # wrk -v exits with status 1
         "django": django.__version__,
         "twisted": twisted.__version__,
         # BENCH_COMMIT names the commit when the tree is an export (git archive), not a clone.
