@@ -167,7 +167,7 @@ def w4(log_dir: Path) -> dict[str, Any]:
     }
 
 
-def w5(log_dir: Path) -> dict[str, Any]:
+def w5(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> dict[str, Any]:
     """10,000 idle WebSockets (200 handshakes at a time); W2 echo beside them vs without."""
     with Stack(log_dir) as stack:
         url = f"{stack.ws_url}/echo/"
@@ -185,7 +185,10 @@ def w5(log_dir: Path) -> dict[str, Any]:
         with NodeClient(holder_config, keep_stdin=True) as holder:
             held = holder.wait_event("held", timeout=240)
             rss_held = {"daphne": rss_mb(stack.daphne.pid), "worker": rss_mb(stack.worker.pid)}
+            recording = profiler(stack, ECHO_WARMUP_S + ECHO_DURATION_S) if profiler else None
             beside = run_node(echo_config(url, ECHO_CLIENTS))
+            if recording is not None:
+                recording.finish()
             rss_after = {"daphne": rss_mb(stack.daphne.pid), "worker": rss_mb(stack.worker.pid)}
             holder.close_stdin()
             hold = holder.result()
