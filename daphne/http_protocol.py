@@ -139,11 +139,13 @@ class HTTPChannel(http.HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         self._stop_head_timer()
-        super().allHeadersReceived()
         limit = self.factory.http_max_body_size
         if limit and self.length is not None and self.length > limit:
-            # D-64: refused before a byte of the body is read.
+            # D-64: refused before a byte of the body is read (and before Twisted
+            # would answer "Expect: 100-continue").
             self.refuse(413, b"Payload Too Large")
+            return
+        super().allHeadersReceived()
 
     def requestDone(self, request: http.Request) -> None:
         super().requestDone(request)

@@ -255,6 +255,11 @@ def test_body_over_max_size_refused_before_reading():
         data = recv_until_closed(sock)
         assert data.startswith(b"HTTP/1.1 413")
         sock = live.connect()
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert recv_until_closed(sock).startswith(b"HTTP/1.1 413")  # no 100 Continue first
+        sock = live.connect()
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         for _ in range(3):
             sock.sendall(b"200\r\n" + b"z" * 512 + b"\r\n")
