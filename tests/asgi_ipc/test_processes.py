@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import select
 import signal
 import threading
 import time
@@ -260,3 +261,30 @@ def test_kill_during_operations_others_continue(prefix) -> None:
     assert all(isinstance(m["seq"], int) for _, m in leftovers)
     layer.send("kill.after", {"ok": True})
     assert layer.receive(["kill.after"]) == ("kill.after", {"ok": True})
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs fork and pidfd_open")
+def test_forked_child_opens_its_own_store(prefix) -> None:
+    """L-56.3: a layer built before fork works in the child (own connection and lock)."""
+    layer = IPCChannelLayer(prefix=prefix)
+    layer.send("fork.before", {"n": 0})  # the parent's store is open and used
+    pid = os.fork()
+    if pid == 0:  # child: exit status says whether its operations worked
+        code = 1
+        try:
+            if layer.receive(["fork.before"]) == ("fork.before", {"n": 0}):
+                layer.send("fork.after", {"n": 1})
+                code = 0
+        finally:
+            os._exit(code)
+    exited = os.pidfd_open(pid)
+    try:  # a bounded wait for the child's exit
+        if not select.select([exited], [], [], JOIN_TIMEOUT)[0]:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(exited)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert layer.receive(["fork.after"]) == ("fork.after", {"n": 1})
+    layer.send("fork.parent", {"n": 2})  # the parent's own connection still works
+    assert layer.receive(["fork.parent"]) == ("fork.parent", {"n": 2})
