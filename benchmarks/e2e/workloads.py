@@ -76,6 +76,7 @@ def w1(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
             "achieved_per_s": paced["achieved_per_s"],
             "p50_ms": paced["latency"]["p50_ms"],
             "p99_ms": paced["latency"]["p99_ms"],
+            "schedule_lag_p99_ms": paced["schedule_lag"]["p99_ms"],
             "non_2xx": paced["non_2xx"],
             "errors": paced["errors"],
         },
