@@ -107,10 +107,12 @@ def test_options_and_local_prefix(redis_servers_session) -> None:
     assert layer.extensions == RedisChannelLayer.extensions
     assert str(layer) == f"RedisLocalChannelLayer(hosts=[{url!r}])"
 
+    name = uuid.uuid4().hex[:8]
     custom = RedisLocalChannelLayer(
-        5, "ns:a:", 7, 3, {"big": 9}, hosts=[url], connection_kwargs={"socket_timeout": 10}
+        5, f"ns:{name}:", 7, 3, {"big": 9}, hosts=[url], connection_kwargs={"socket_timeout": 10}
     )
-    assert custom.local_layer.prefix == "nsa"
+    remove_store(f"ns{name}")
+    assert custom.local_layer.prefix == f"ns{name}"
     assert (custom.local_layer.expiry, custom.local_layer.group_expiry) == (5, 7)
     assert custom.local_layer.get_capacity("big") == 9
     assert custom.local_layer.capacity == 3
