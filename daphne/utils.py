@@ -157,6 +157,8 @@ class FullChannelReporter:
     """
 
     interval = 10.0
+    # Seconds a channel found full is not tried again by `send_best_effort`.
+    probe_interval = 0.1
 
     def __init__(self, logger: Any, clock: Any = None) -> None:
         import time
@@ -165,6 +167,15 @@ class FullChannelReporter:
         self.clock = clock or time.monotonic
         # channel -> [time of last line, drops since]
         self._state: dict[str, list] = {}
+        # channel -> when a send last raised ChannelFull
+        self._found_full: dict[str, float] = {}
+
+    def found_full(self, channel: str) -> None:
+        self._found_full[channel] = self.clock()
+
+    def recently_full(self, channel: str) -> bool:
+        found = self._found_full.get(channel)
+        return found is not None and self.clock() - found < self.probe_interval
 
     def full(self, channel: str, what: str) -> None:
         now = self.clock()
@@ -211,11 +222,20 @@ def send_best_effort(
 
     A full channel is reported (merged); a layer that cannot reach its backend (Redis
     down, L-62) is logged with the error, so connection teardown never fails on it.
+
+    A channel found full is not tried again for `reporter.probe_interval` seconds: such
+    a message would only be dropped, and on a networked layer each try is a blocking
+    round trip on the reactor thread (an ``http.disconnect`` nobody consumes stays full
+    for good). Skipped messages are counted in the warning, not by the layer.
     """
+    if reporter.recently_full(channel):
+        reporter.full(channel, what)
+        return False
     try:
         layer.send(channel, message)
         return True
     except layer.ChannelFull:
+        reporter.found_full(channel)
         reporter.full(channel, what)
     except Exception as error:  # the layer's backend errors have no common base class
         reporter.failed(channel, what, error)

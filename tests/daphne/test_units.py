@@ -222,3 +222,28 @@ def test_twisted_reader_mode_serves_requests():
         finally:
             live.server.reader.stop()
             responder.stop()
+
+
+def test_full_disconnect_channel_is_probed_not_hammered(caplog):
+    """A full http.disconnect is tried at most once per probe interval (A-89 drop)."""
+    from daphne.utils import send_best_effort
+
+    class CountingLayer(ChannelLayer):
+        sends = 0
+
+        def send(self, channel, message):
+            self.sends += 1
+            super().send(channel, message)
+
+    clock = task.Clock()
+    layer = CountingLayer(channel_capacity={"http.disconnect": 1})
+    reporter = FullChannelReporter(logging.getLogger("test.daphne.probe"), clock.seconds)
+    results = [
+        send_best_effort(layer, "http.disconnect", {"n": n}, "dropped", reporter) for n in range(10)
+    ]
+    assert results == [True] + [False] * 9
+    assert layer.sends == 2  # the stored one and one ChannelFull; the rest skipped
+    clock.advance(0.2)
+    layer.receive(["http.disconnect"])
+    assert send_best_effort(layer, "http.disconnect", {"n": 10}, "dropped", reporter)
+    assert layer.sends == 3
