@@ -107,8 +107,11 @@ class WebSocketProtocol(WebSocketServerProtocol):
             if b"_" in name:
                 continue  # CVE-2015-0219; daphne's hand-over already refuses these
             self.clean_headers.append((name.lower(), value.encode("latin-1")))
-        self.reply_channel = factory.make_send_channel()
-        factory.reply_protocols[self.reply_channel] = self
+        # Everything that may fail on odd input happens before the reply channel exists,
+        # so a failed handshake leaves nothing registered and sends no disconnect.
+        self.path = request.path.encode("ascii")
+        self.decoded_path = self.unquote(self.path)
+        reply_channel = factory.make_send_channel()
         self.client_addr, self.server_addr = transport_addresses(self.transport)
         if factory.proxy_forwarded_address_header:
             self.client_addr, _ = parse_x_forwarded_for(
@@ -120,10 +123,8 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 None,
                 forwarded_allow_ips=factory.forwarded_allow_ips,
             )
-        self.path = request.path.encode("ascii")
-        self.decoded_path = self.unquote(self.path)
         self.request_info = {
-            "reply_channel": self.reply_channel,
+            "reply_channel": reply_channel,
             "path": self.decoded_path,
             "headers": self.clean_headers,
             "query_string": self._raw_query_string,
@@ -136,6 +137,8 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 if offered.strip() in factory.ws_protocols:
                     self.protocol_to_accept = offered.strip()
                     break
+        self.reply_channel = reply_channel
+        factory.reply_protocols[reply_channel] = self
         try:
             self.channel_layer.send("websocket.connect", self.request_info)
         except self.channel_layer.ChannelFull:
@@ -143,6 +146,10 @@ class WebSocketProtocol(WebSocketServerProtocol):
             self.muted = True
             full_channels.full("websocket.connect", "refused a handshake with 503")
             raise ConnectionDeny(503, "Connection queue at capacity")
+        except Exception as error:  # the layer's backend errors have no common base class
+            self.muted = True
+            full_channels.failed("websocket.connect", "refused a handshake with 503", error)
+            raise ConnectionDeny(503, "Channel layer unavailable")
         factory.log_action(
             "websocket", "connecting", {"path": request.path, "client": self._client_text()}
         )
