@@ -181,3 +181,18 @@ def test_fd_endpoint_plugin_is_found():
         assert endpoint.addressFamily == socket.AF_INET
     finally:
         sock.close()
+
+
+def test_daphne_imports_neither_channels_nor_django():
+    """D-4: daphne runs without Django and never imports `channels`, `asgiref` or `six`."""
+    code = (
+        "import sys, daphne.cli, daphne.server, daphne.http_protocol, daphne.ws_protocol, "
+        "daphne.access, daphne.utils, daphne.reply_reader\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'channels', 'django', 'asgiref', 'six'})\n"
+        "print(bad)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stderr
