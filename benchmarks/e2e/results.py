@@ -132,6 +132,25 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
         extra = {k: v for k, v in record["result"].items() if not isinstance(v, dict | list)}
         shown = ", ".join(f"{k} = {_shown(v)}" for k, v in extra.items() if k != "workload")
         lines.append(f"- {workload}: {shown}")
+    lines += ["", "## CPU per message and Redis commands per message (W1, W2)", ""]
+    lines += [
+        "CPU microseconds per request (W1) or echo (W2) in each process, and Redis commands",
+        "per message (Lua-internal calls included). These move little with the machine's",
+        "load, so they show progress between runs better than the rates do.",
+        "",
+    ]
+    for workload, cpu_key, commands_key in (
+        ("W1", "cpu_per_request", "redis_commands_per_request"),
+        ("W2", "cpu_per_message", "redis_commands_per_message"),
+    ):
+        record = latest.get(workload)
+        if record is None or record.get("error") or cpu_key not in record["result"]:
+            continue
+        cpu = record["result"][cpu_key]
+        commands = record["result"].get(commands_key, {})
+        cpu_text = ", ".join(f"{name.removesuffix('_us')} {us:,.0f} µs" for name, us in cpu.items())
+        redis_text = ", ".join(f"{name} {n:g}" for name, n in commands.items() if n >= 0.01)
+        lines.append(f"- {workload}: {cpu_text}; Redis: {redis_text}")
     lines.append("")
     return "\n".join(lines)
 
