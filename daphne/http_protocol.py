@@ -1,6 +1,6 @@
 """HTTP/1.1 requests ⇄ ASGI-1 ``http.*`` messages (D-18..D-37, D-63, D-64).
 
-`HTTPChannel` adds the edge limits of D-64 to Twisted's parser; `WebRequest` turns
+`HTTPChannel` (in `http_channel`) adds D-64's edge limits to Twisted's parser; `WebRequest` turns
 one parsed request into an ``http.request`` message and writes the reply messages
 back; `HTTPFactory` owns the reply-channel registry that the reply reader
 dispatches into (D-22).
@@ -15,31 +15,22 @@ import string
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from twisted.internet.interfaces import IProtocolNegotiationFactory, IPushProducer
+from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.web import http
 from zope.interface import implementer
 
 from .errors import ApplicationError, IllegalTransition
-from .utils import (
-    FullChannelReporter,
-    parse_x_forwarded_for,
-    send_best_effort,
-    transport_addresses,
-)
+from .full_channels import FullChannelReporter, send_best_effort
+from .http_channel import HTTPChannel, NoPushProducer
+from .request_body import BODY_CHUNK_SIZE, BodyPump
+from .utils import parse_x_forwarded_for
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
 
 __all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]
 
 logger = logging.getLogger(__name__)
 full_channels = FullChannelReporter(logger)
-
-# D-63: bodies up to this size travel whole in `body`; larger ones use `body_channel`.
-BODY_CHUNK_SIZE = 1024 * 1024
-
-# A-89: retries after ChannelFull start at ~1 ms, double, and stop growing at 1.x's 50 ms.
-RETRY_FIRST_DELAY = 0.001
-RETRY_MAX_DELAY = 0.05
 
 try:  # D-25: HTTP/2 needs Twisted's http2 and tls extras.
     from twisted.web._http2 import H2Connection  # noqa: F401
@@ -51,20 +42,6 @@ except ImportError:
 
 def _letters(count: int) -> str:
     return "".join(random.choices(string.ascii_letters, k=count))
-
-
-@implementer(IPushProducer)
-class _NoPushProducer:
-    """Stands in for the HTTP channel as the transport's producer after the hand-over."""
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
 
 
 class ResponseState(enum.Enum):
@@ -80,134 +57,6 @@ _RESPONSE_TRANSITIONS = {
     "start": ({ResponseState.WAITING}, ResponseState.STREAMING),
     "finish": ({ResponseState.WAITING, ResponseState.STREAMING}, ResponseState.FINISHED),
 }
-
-
-class HTTPChannel(http.HTTPChannel):
-    """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64) and the hand-over (D-28)."""
-
-    _head_timer = None
-    _head_bytes = 0
-    _refused = False
-    # The WebSocket protocol this connection was handed to (D-28); bytes the
-    # parser still holds are forwarded to it.
-    _upgraded_to = None
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        factory = self.factory
-        self.maxHeaders = factory.max_header_count
-        self.totalHeadersSize = factory.max_header_size
-        factory.http_channels.add(self)
-        # Per connection, not per request: both need syscalls or interface checks.
-        self.addresses = transport_addresses(self.transport)
-        self.scheme = "https" if self.isSecure() else "http"
-        self._start_head_timer()
-
-    # -- D-64: the request head must arrive within `head_timeout` --------------
-
-    def _start_head_timer(self) -> None:
-        self._head_bytes = 0
-        if self._head_timer is None or not self._head_timer.active():
-            self._head_timer = self.callLater(self.factory.head_timeout, self._head_timed_out)
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None and self._head_timer.active():
-            self._head_timer.cancel()
-        self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self._head_bytes:
-            self.refuse(408, b"Request Timeout")
-        else:
-            self.transport.loseConnection()
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if not self._handlingRequest:
-            self._head_bytes += len(data)
-        super().dataReceived(data)
-
-    def rawDataReceived(self, data: bytes) -> None:
-        if self._upgraded_to is not None:
-            self._upgraded_to.dataReceived(data)
-            return
-        if self._refused:
-            return
-        super().rawDataReceived(data)
-
-    def allHeadersReceived(self) -> None:
-        self._stop_head_timer()
-        limit = self.factory.http_max_body_size
-        if limit and self.length is not None and self.length > limit:
-            # D-64: refused before a byte of the body is read (and before Twisted
-            # would answer "Expect: 100-continue").
-            self.refuse(413, b"Payload Too Large")
-            return
-        super().allHeadersReceived()
-
-    def requestDone(self, request: http.Request) -> None:
-        super().requestDone(request)
-        if self.persistent and self.transport is not None and not self.transport.disconnecting:
-            self._start_head_timer()
-
-    # -- D-64: framing two parsers could read differently (RFC 7230 §3.3.3) ---
-
-    def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
-        if header == b"Transfer-Encoding" and data.lower() != b"chunked":
-            # Twisted lets "identity" through, which another parser may frame differently.
-            return self._failChooseTransferDecoder()
-        return super()._maybeChooseTransferDecoder(header, data)
-
-    # -- refusals ----------------------------------------------------------------
-
-    def refuse(self, status: int, reason: bytes) -> None:
-        """Answer `status` without involving the application, then close (D-64)."""
-        if self._refused:
-            return
-        self._refused = True
-        self._stop_head_timer()
-        self.transport.write(
-            b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % (status, reason)
-        )
-        self.transport.loseConnection()
-
-    def _respondToBadRequestAndDisconnect(self) -> None:
-        self.refuse(400, b"Bad Request")
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self.refuse(400, b"Bad Request")
-
-    # -- D-28: WebSocket hand-over ------------------------------------------------
-
-    def hand_over(self, protocol: Any) -> bytes:
-        """Detach from the transport for `protocol`; return bytes already read past the head."""
-        self._stop_head_timer()
-        self._upgraded_to = protocol
-        self.factory.http_channels.discard(self)
-        pending = b"".join(self._dataBuffer)
-        self._dataBuffer = []
-        return pending
-
-    def connectionLost(self, reason: Any) -> None:
-        self._stop_head_timer()
-        self.factory.http_channels.discard(self)
-        if self._upgraded_to is not None:
-            # Only reached when something still calls the HTTP side (e.g. a test transport).
-            self._upgraded_to.connectionLost(reason)
-            return
-        super().connectionLost(reason)
-        self.factory.request_finished()
-
-    # -- D-17: graceful stop --------------------------------------------------------
-
-    def drain(self) -> None:
-        """Close an idle keep-alive connection now; a busy one after its response."""
-        self.persistent = False
-        if not self._handlingRequest:
-            self._stop_head_timer()
-            self.transport.loseConnection()
 
 
 class WebRequest(http.Request):
@@ -387,7 +236,7 @@ class WebRequest(http.Request):
         if getattr(transport, "producer", None) is channel:
             # autobahn unregisters "its" producer when it drops the connection.
             transport.unregisterProducer()
-            transport.registerProducer(_NoPushProducer(), True)
+            transport.registerProducer(NoPushProducer(), True)
         protocol.makeConnection(transport)
         lines = [b"%s %s HTTP/1.1\r\n" % (self.method, self.uri)]
         for name, values in self.requestHeaders.getAllRawHeaders():
@@ -553,64 +402,6 @@ class WebRequest(http.Request):
         """ASCII-decode then URL-unquote (D-33)."""
         text = value.decode("ascii")
         return unquote_plus(text) if plus_as_space else unquote(text)
-
-
-class BodyPump:
-    """Sends the rest of a large request body as Request Body Chunks (D-63, A-78).
-
-    Each chunk is read from Twisted's request buffer (a temporary file for large
-    bodies) only when the previous one was accepted, so memory stays bounded; a
-    full channel is retried from a reactor timer with a growing backoff (A-89).
-    """
-
-    def __init__(self, request: WebRequest, channel: str) -> None:
-        self.request = request
-        self.channel = channel
-        self.layer = request.factory.channel_layer
-        self.reactor = request.factory.reactor
-        self.delay = RETRY_FIRST_DELAY
-        self.pending: dict | None = None
-        self.call = None
-        self.done = False
-
-    def pump(self) -> None:
-        self.call = None
-        while not self.done:
-            if self.pending is None:
-                self.pending = self._next_chunk()
-            try:
-                self.layer.send(self.channel, self.pending)
-            except self.layer.ChannelFull:
-                self.call = self.reactor.callLater(self.delay, self.pump)
-                self.delay = min(self.delay * 2, RETRY_MAX_DELAY)
-                return
-            self.delay = RETRY_FIRST_DELAY
-            if not self.pending["more_content"]:
-                self.done = True
-            self.pending = None
-
-    def _next_chunk(self) -> dict:
-        content = self.request.content
-        data = content.read(BODY_CHUNK_SIZE)
-        more = bool(content.read(1))
-        if more:
-            content.seek(-1, 1)
-        return {"content": data, "more_content": more}
-
-    def stop(self) -> None:
-        self.done = True
-        if self.call is not None and self.call.active():
-            self.call.cancel()
-        self.call = None
-
-    def client_gone(self) -> None:
-        """The client left mid-body: tell the consumer once, best effort (C-35)."""
-        if self.done:
-            return
-        self.stop()
-        send_best_effort(
-            self.layer, self.channel, {"closed": True}, "dropped a client-gone chunk", full_channels
-        )
 
 
 @implementer(IProtocolNegotiationFactory)

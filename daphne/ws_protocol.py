@@ -23,12 +23,8 @@ from autobahn.twisted.websocket import (
 from twisted.internet import defer
 
 from .errors import ApplicationError, IllegalTransition
-from .utils import (
-    FullChannelReporter,
-    parse_x_forwarded_for,
-    send_best_effort,
-    transport_addresses,
-)
+from .full_channels import FullChannelReporter, send_best_effort
+from .utils import parse_x_forwarded_for, transport_addresses
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 

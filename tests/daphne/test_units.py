@@ -16,10 +16,10 @@ from twisted.test import proto_helpers
 
 from channels.layers import conformance
 from channels.layers.inmemory import ChannelLayer
+from daphne.full_channels import FullChannelReporter
 from daphne.http_protocol import HTTPFactory
 from daphne.reply_reader import ThreadReader
 from daphne.tests import factories
-from daphne.utils import FullChannelReporter
 from tests.daphne.live import LiveServer, Responder, send_retrying
 
 
@@ -226,7 +226,7 @@ def test_twisted_reader_mode_serves_requests():
 
 def test_full_disconnect_channel_is_probed_not_hammered(caplog):
     """A full http.disconnect is tried at most once per probe interval (A-89 drop)."""
-    from daphne.utils import send_best_effort
+    from daphne.full_channels import send_best_effort
 
     class CountingLayer(ChannelLayer):
         sends = 0

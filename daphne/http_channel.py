@@ -1,0 +1,156 @@
+"""The HTTP/1.1 connection: Twisted's parser plus daphne's edge limits (D-64) and the
+WebSocket hand-over's bookkeeping (D-28)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.web import http
+from zope.interface import implementer
+
+from .utils import transport_addresses
+
+__all__ = ["HTTPChannel", "NoPushProducer"]
+
+
+@implementer(IPushProducer)
+class NoPushProducer:
+    """Stands in for the HTTP channel as the transport's producer after the hand-over."""
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class HTTPChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64) and the hand-over (D-28)."""
+
+    _head_timer = None
+    _head_bytes = 0
+    _refused = False
+    # The WebSocket protocol this connection was handed to (D-28); bytes the
+    # parser still holds are forwarded to it.
+    _upgraded_to = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        factory = self.factory
+        self.maxHeaders = factory.max_header_count
+        self.totalHeadersSize = factory.max_header_size
+        factory.http_channels.add(self)
+        # Per connection, not per request: both need syscalls or interface checks.
+        self.addresses = transport_addresses(self.transport)
+        self.scheme = "https" if self.isSecure() else "http"
+        self._start_head_timer()
+
+    # -- D-64: the request head must arrive within `head_timeout` --------------
+
+    def _start_head_timer(self) -> None:
+        self._head_bytes = 0
+        if self._head_timer is None or not self._head_timer.active():
+            self._head_timer = self.callLater(self.factory.head_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None and self._head_timer.active():
+            self._head_timer.cancel()
+        self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._head_bytes:
+            self.refuse(408, b"Request Timeout")
+        else:
+            self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if not self._handlingRequest:
+            self._head_bytes += len(data)
+        super().dataReceived(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._upgraded_to is not None:
+            self._upgraded_to.dataReceived(data)
+            return
+        if self._refused:
+            return
+        super().rawDataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._stop_head_timer()
+        limit = self.factory.http_max_body_size
+        if limit and self.length is not None and self.length > limit:
+            # D-64: refused before a byte of the body is read (and before Twisted
+            # would answer "Expect: 100-continue").
+            self.refuse(413, b"Payload Too Large")
+            return
+        super().allHeadersReceived()
+
+    def requestDone(self, request: http.Request) -> None:
+        super().requestDone(request)
+        if self.persistent and self.transport is not None and not self.transport.disconnecting:
+            self._start_head_timer()
+
+    # -- D-64: framing two parsers could read differently (RFC 7230 §3.3.3) ---
+
+    def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
+        if header == b"Transfer-Encoding" and data.lower() != b"chunked":
+            # Twisted lets "identity" through, which another parser may frame differently.
+            return self._failChooseTransferDecoder()
+        return super()._maybeChooseTransferDecoder(header, data)
+
+    # -- refusals ----------------------------------------------------------------
+
+    def refuse(self, status: int, reason: bytes) -> None:
+        """Answer `status` without involving the application, then close (D-64)."""
+        if self._refused:
+            return
+        self._refused = True
+        self._stop_head_timer()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % (status, reason)
+        )
+        self.transport.loseConnection()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self.refuse(400, b"Bad Request")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.refuse(400, b"Bad Request")
+
+    # -- D-28: WebSocket hand-over ------------------------------------------------
+
+    def hand_over(self, protocol: Any) -> bytes:
+        """Detach from the transport for `protocol`; return bytes already read past the head."""
+        self._stop_head_timer()
+        self._upgraded_to = protocol
+        self.factory.http_channels.discard(self)
+        pending = b"".join(self._dataBuffer)
+        self._dataBuffer = []
+        return pending
+
+    def connectionLost(self, reason: Any) -> None:
+        self._stop_head_timer()
+        self.factory.http_channels.discard(self)
+        if self._upgraded_to is not None:
+            # Only reached when something still calls the HTTP side (e.g. a test transport).
+            self._upgraded_to.connectionLost(reason)
+            return
+        super().connectionLost(reason)
+        self.factory.request_finished()
+
+    # -- D-17: graceful stop --------------------------------------------------------
+
+    def drain(self) -> None:
+        """Close an idle keep-alive connection now; a busy one after its response."""
+        self.persistent = False
+        if not self._handlingRequest:
+            self._stop_head_timer()
+            self.transport.loseConnection()
