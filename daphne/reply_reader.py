@@ -23,7 +23,9 @@ from twisted.internet import defer, task
 logger = logging.getLogger("daphne.server")
 
 ERROR_FIRST_DELAY = 0.1
-ERROR_MAX_DELAY = 5.0
+# Capped well under the 5 s allowed: after a Redis restart replies should flow again
+# within about a second (issue 9, W6), and one failed try per second costs nothing.
+ERROR_MAX_DELAY = 1.0
 # A layer that ignores block=True returns at once; back off so the thread cannot spin.
 EMPTY_FAST_RETURN = 0.01
 EMPTY_MAX_DELAY = 0.05
