@@ -5,7 +5,7 @@
 message goes into a deque, and the reactor is woken at most once per batch
 (`callFromThread` is only called when no drain is already scheduled), so a burst
 of replies costs one wake-up. Reader errors (a layer that lost its backend) are
-logged and retried after a growing delay of at most 5 s; the thread never exits
+logged and retried after a growing delay of at most 1 s; the thread never exits
 on its own and never spins.
 """
 
