@@ -32,6 +32,7 @@ setup(
             "cryptography>=42",
             "websocket-client>=1.7",
             "kosoku>=0.1",
+            "Twisted[tls]>=24.3",  # daphne's ssl: endpoint tests
             "requests>=2.31",
             "ruff>=0.6",
             "playwright>=1.40",  # browser tests drive the system Chromium, no browser download

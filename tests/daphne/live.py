@@ -62,11 +62,16 @@ class Responder:
 class LiveServer:
     """Start a daphne `Server` on 127.0.0.1:<free port> in the reactor thread."""
 
-    def __init__(self, layer: ChannelLayer | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        layer: ChannelLayer | None = None,
+        endpoint: str = "tcp:port=0:interface=127.0.0.1",
+        **options: Any,
+    ) -> None:
         self.layer = layer or ChannelLayer()
         self.reactor = conformance.run_reactor_in_thread()
         options.setdefault("signal_handlers", False)
-        self.server = Server(self.layer, endpoints=["tcp:port=0:interface=127.0.0.1"], **options)
+        self.server = Server(self.layer, endpoints=[endpoint], **options)
         self.port: int | None = None
         self.sockets: list[socket.socket] = []
 
