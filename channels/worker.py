@@ -27,7 +27,7 @@ __all__ = ["Worker", "WorkerGroup"]
 logger = logging.getLogger("django.channels")
 
 
-class _Backoff:
+class Backoff:
     """A doubling delay between `first` and `cap` seconds (A-89 note, L-62)."""
 
     def __init__(self, first: float, cap: float) -> None:
@@ -128,8 +128,16 @@ class Worker:
             logger.error("No channels to listen on: the routing and the channel filters leave none")
             return
         logger.info("Listening on channels %s", ", ".join(sorted(channels)))
+        self.receive_loop(channels, self.handle)
+
+    def receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
+        """Block on `channels` and pass each message to `handle` until stopped (C-31).
+
+        A failing layer (L-62) is logged once per outage and retried with a growing
+        delay; a layer refusing our arguments is a bug and raises.
+        """
         receive = self.channel_layer.receive
-        outage = _Backoff(self.receive_retry_first, self.receive_retry_cap)
+        outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
         failing = False
         while not self.termed:
             started = time.monotonic()
@@ -160,7 +168,7 @@ class Worker:
                 continue
             self.in_job = True
             try:
-                self.handle(channel, content)
+                handle(channel, content)
             finally:
                 self.in_job = False
 
@@ -226,7 +234,7 @@ class Worker:
             )
             return
         layer = self.channel_layer
-        backoff = _Backoff(0.001, self.requeue_retry_cap)
+        backoff = Backoff(0.001, self.requeue_retry_cap)
         for attempt in range(self.requeue_tries):
             try:
                 layer.send(channel, content)

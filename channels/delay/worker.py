@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,8 +20,8 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
+from ..worker import Backoff
 from ..worker import Worker as ChannelsWorker
-from ..worker import _Backoff
 from .content import encode_content
 from .models import DelayedMessage
 
@@ -71,45 +70,13 @@ class Worker(ChannelsWorker):
         logger.info("Listening on asgi.delay")
         self.sender.start()
         try:
-            self._receive_loop()
+            self.receive_loop([DELAY_CHANNEL], self._drain_and_store)
         finally:
             self.sender.stop()
             # Bounded: the sender has at most one claimed batch left to send.
             self.sender.join(timeout=30)
 
-    def _receive_loop(self) -> None:
-        outage = _Backoff(self.receive_retry_first, self.receive_retry_cap)
-        failing = False
-        while not self.termed:
-            started = time.monotonic()
-            try:
-                channel, content = self.channel_layer.receive([DELAY_CHANNEL], block=True)
-            except Exception as error:  # any backend failure (L-62), logged
-                if not failing:
-                    logger.error(
-                        "Cannot receive from channel layer %s: %s; retrying",
-                        self.channel_layer,
-                        error,
-                    )
-                    failing = True
-                self._stop.wait(outage.next())
-                continue
-            if failing:
-                logger.info("Receiving from channel layer %s works again", self.channel_layer)
-                failing = False
-                outage.reset()
-            if channel is None:
-                # Only a layer that ignored block=True returns at once; don't spin on it.
-                if time.monotonic() - started < self.nonblocking_pause / 10:
-                    self._stop.wait(self.nonblocking_pause)
-                continue
-            self.in_job = True
-            try:
-                self._drain_and_store(content)
-            finally:
-                self.in_job = False
-
-    def _drain_and_store(self, first: dict[str, Any]) -> None:
+    def _drain_and_store(self, channel: str, first: dict[str, Any]) -> None:
         """Store ``first`` with whatever else is already waiting, in one transaction.
 
         Under a burst this makes one database commit per batch instead of per message.
@@ -156,7 +123,7 @@ class Worker(ChannelsWorker):
 
         The requests are already taken off the layer, so giving up would lose them.
         """
-        backoff = _Backoff(self.receive_retry_first, self.receive_retry_cap)
+        backoff = Backoff(self.receive_retry_first, self.receive_retry_cap)
         while True:
             try:
                 with transaction.atomic():
