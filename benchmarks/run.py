@@ -41,7 +41,7 @@ WORKLOADS = {
     "W5": workloads.w5,
     "W6": workloads.w6,
 }
-PROFILED = {"W1", "W2", "W5"}  # W5: during the echo run beside the idle sockets
+PROFILED = {"W1", "W2", "W4", "W5"}  # W5: during the echo run beside the idle sockets
 # W5: 10,000 sockets in the client and as many in daphne; the limit is per process.
 NEEDED_FILES = 10000 + 1000
 
@@ -58,7 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="record daphne and the worker with py-spy during W1, W2 and W5 (slows them a little)",
+        help="record daphne and the worker with py-spy during W1, W2, W4 and W5 (slows them)",
     )
     parser.add_argument(
         "--no-record",

@@ -145,9 +145,11 @@ def w3(log_dir: Path) -> dict[str, Any]:
     }
 
 
-def w4(log_dir: Path) -> dict[str, Any]:
+def w4(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> dict[str, Any]:
     """1,000 connections (connect, one echo, close), 50 at a time."""
     with Stack(log_dir) as stack:
+        # The storm lasts a few seconds; a profile covers its first 2 s.
+        recording = profiler(stack, 2) if profiler else None
         result = run_node(
             {
                 "mode": "storm",
@@ -158,6 +160,8 @@ def w4(log_dir: Path) -> dict[str, Any]:
                 "max_s": 300,
             }
         )
+        if recording is not None:
+            recording.finish()
         stack.check_alive()
     return {
         "workload": "W4",
