@@ -7,15 +7,9 @@ from typing import Any
 from django.core.management import BaseCommand, CommandError
 
 from channels import DEFAULT_CHANNEL_LAYER
-from channels.asgi import channel_layers
 from channels.delay.worker import Worker
 from channels.log import setup_logger
-
-# C-75: the same refusal as runworker's (C-77); a process-local layer cannot reach us.
-LOCAL_LAYER_ERROR = (
-    "You cannot span multiple processes with the in-memory layer. "
-    "Change your settings to use a cross-process channel layer."
-)
+from channels.management.commands.runworker import LOCAL_ONLY_ERROR, load_layer
 
 
 class Command(BaseCommand):
@@ -45,9 +39,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--sleep must be a positive number of seconds, not {options['sleep']}"
             )
-        channel_layer = channel_layers[options["layer"]]
+        # C-75: the same loading and refusal as runworker's (C-77, C-88).
+        channel_layer = load_layer(options["layer"])
         if channel_layer.local_only():
-            raise CommandError(LOCAL_LAYER_ERROR)
+            raise CommandError(LOCAL_ONLY_ERROR)
         self.logger.info("Running delay against channel layer %s", channel_layer)
         try:
             Worker(channel_layer=channel_layer, database_sleep_duration=options["sleep"]).run()
