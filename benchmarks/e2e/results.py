@@ -132,16 +132,17 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
         extra = {k: v for k, v in record["result"].items() if not isinstance(v, dict | list)}
         shown = ", ".join(f"{k} = {_shown(v)}" for k, v in extra.items() if k != "workload")
         lines.append(f"- {workload}: {shown}")
-    lines += ["", "## CPU per message and Redis commands per message (W1, W2)", ""]
+    lines += ["", "## CPU and Redis commands per message (W1, W2, W4)", ""]
     lines += [
-        "CPU microseconds per request (W1) or echo (W2) in each process, and Redis commands",
-        "per message (Lua-internal calls included). These move little with the machine's",
-        "load, so they show progress between runs better than the rates do.",
+        "CPU microseconds per request (W1), echo (W2) or connection (W4) in each process,",
+        "and Redis commands per message (Lua-internal calls included). These move little",
+        "with the machine's load, so they show progress between runs better than rates do.",
         "",
     ]
     for workload, cpu_key, commands_key in (
         ("W1", "cpu_per_request", "redis_commands_per_request"),
         ("W2", "cpu_per_message", "redis_commands_per_message"),
+        ("W4", "cpu_per_connection", "-"),
     ):
         record = latest.get(workload)
         if record is None or record.get("error") or cpu_key not in record["result"]:
@@ -150,7 +151,7 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
         commands = record["result"].get(commands_key, {})
         cpu_text = ", ".join(f"{name.removesuffix('_us')} {us:,.0f} µs" for name, us in cpu.items())
         redis_text = ", ".join(f"{name} {n:g}" for name, n in commands.items() if n >= 0.01)
-        lines.append(f"- {workload}: {cpu_text}; Redis: {redis_text}")
+        lines.append(f"- {workload}: {cpu_text}" + (f"; Redis: {redis_text}" if commands else ""))
     lines.append("")
     return "\n".join(lines)
 

@@ -150,6 +150,7 @@ def w4(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
     with Stack(log_dir) as stack:
         # The storm lasts a few seconds; a profile covers its first 2 s.
         recording = profiler(stack, 2) if profiler else None
+        cpu_before = stack.cpu()
         result = run_node(
             {
                 "mode": "storm",
@@ -160,12 +161,14 @@ def w4(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
                 "max_s": 300,
             }
         )
+        cpu = stack.cpu_per_message(cpu_before, result["completed"])
         if recording is not None:
             recording.finish()
         stack.check_alive()
     return {
         "workload": "W4",
         "connections_per_s": result["connections_per_s"],
+        "cpu_per_connection": cpu,
         "failed": result["failed"],
         "failures": result["failures"],
         "storm": result,
