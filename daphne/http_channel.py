@@ -33,6 +33,8 @@ class HTTPChannel(http.HTTPChannel):
 
     _head_timer = None
     _head_bytes = 0
+    _body_timer = None
+    _body_active = 0.0
     _refused = False
     # The WebSocket protocol this connection was handed to (D-28); bytes the
     # parser still holds are forwarded to it.
@@ -81,7 +83,35 @@ class HTTPChannel(http.HTTPChannel):
             return
         if self._refused:
             return
+        if self._body_timer is not None:
+            self._body_active = self.factory.reactor.seconds()
         super().rawDataReceived(data)
+
+    # -- a request body must keep arriving (daphne's addition to D-64) ----------
+
+    def _start_body_timer(self) -> None:
+        # Without it a client could hold a connection forever by trickling a body,
+        # since Twisted's own idle timer is replaced by the head timer.
+        self._body_active = self.factory.reactor.seconds()
+        self._body_timer = self.callLater(self.factory.body_idle_timeout, self._body_idle_check)
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None and self._body_timer.active():
+            self._body_timer.cancel()
+        self._body_timer = None
+
+    def _body_idle_check(self) -> None:
+        self._body_timer = None
+        idle = self.factory.reactor.seconds() - self._body_active
+        timeout = self.factory.body_idle_timeout
+        if idle >= timeout:
+            self.refuse(408, b"Request Timeout")
+        else:
+            self._body_timer = self.callLater(timeout - idle, self._body_idle_check)
+
+    def allContentReceived(self) -> None:
+        self._stop_body_timer()
+        super().allContentReceived()
 
     def allHeadersReceived(self) -> None:
         self._stop_head_timer()
@@ -92,6 +122,8 @@ class HTTPChannel(http.HTTPChannel):
             self.refuse(413, b"Payload Too Large")
             return
         super().allHeadersReceived()
+        if self.length != 0 and not self._refused:
+            self._start_body_timer()
 
     def requestDone(self, request: http.Request) -> None:
         super().requestDone(request)
@@ -114,6 +146,7 @@ class HTTPChannel(http.HTTPChannel):
             return
         self._refused = True
         self._stop_head_timer()
+        self._stop_body_timer()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % (status, reason)
         )
@@ -138,6 +171,7 @@ class HTTPChannel(http.HTTPChannel):
 
     def connectionLost(self, reason: Any) -> None:
         self._stop_head_timer()
+        self._stop_body_timer()
         self.factory.http_channels.discard(self)
         if self._upgraded_to is not None:
             # Only reached when something still calls the HTTP side (e.g. a test transport).

@@ -247,3 +247,17 @@ def test_full_disconnect_channel_is_probed_not_hammered(caplog):
     layer.receive(["http.disconnect"])
     assert send_best_effort(layer, "http.disconnect", {"n": 10}, "dropped", reporter)
     assert layer.sends == 3
+
+
+def test_stalled_request_body_gets_408():
+    """A body that stops arriving for body_idle_timeout → 408; a trickling one is fine."""
+    layer = ChannelLayer()
+    factory, protocol, transport, clock = connect(layer)
+    protocol.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+    for _ in range(5):
+        clock.advance(50)
+        protocol.dataReceived(b"x" * 10)
+    assert transport.value() == b""
+    clock.advance(61)
+    assert transport.value().startswith(b"HTTP/1.1 408")
+    assert layer.receive(["http.request"]) == (None, None)
