@@ -21,9 +21,11 @@ from twisted.web import resource, server
 
 from benchmarks.e2e import LOADGEN_DIR, results, targets
 from benchmarks.e2e.clients import NodeClient, run_node
-from benchmarks.e2e.procs import Child, rss_mb, wait_until
+from benchmarks.e2e.procs import Child, http_get, rss_mb, wait_until
+from benchmarks.e2e.stack import Stack
 from benchmarks.e2e.workloads import W6_BUCKET_MS, bounce_figures
 from channels.layers import conformance
+from tests.redis_harness import redis_server_path
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or not (LOADGEN_DIR / "node_modules" / "ws").is_dir(),
@@ -250,3 +252,34 @@ def test_child_stops_with_sigterm_and_reports_status(tmp_path: Path):
     assert rss_mb(child.pid) > 1
     assert child.stop() == -signal.SIGTERM
     assert not child.alive()
+
+
+@pytest.mark.skipif(redis_server_path() is None, reason="needs redis-server")
+def test_benchmark_app_on_the_real_stack(tmp_path: Path):
+    """The stack W1..W6 use: /hello/ through the worker, echo, group broadcast, clean stop."""
+    stack = Stack(tmp_path)
+    with stack:
+        assert http_get(f"{stack.http_url}/hello/") == (200, b"Hello, world!\n")
+        probe = run_node(
+            {"mode": "probe", "url": f"{stack.ws_url}/echo/", "timeout_ms": 10000, "max_s": 20}
+        )
+        assert probe["ok"], probe
+        broadcast = run_node(
+            {
+                "mode": "broadcast",
+                "url": f"{stack.ws_url}/broadcast/",
+                "clients": 5,
+                "messages": 3,
+                "rate_per_s": 10,
+                "drain_s": 10,
+                "max_s": 60,
+            }
+        )
+        assert broadcast["delivered"] == broadcast["expected"] == 15
+        assert stack.cpu()["daphne"] > 0
+        assert stack.redis_commands().get("evalsha", 0) > 0
+        pids = [stack.daphne.pid, stack.worker.pid]
+    for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
