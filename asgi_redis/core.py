@@ -85,7 +85,7 @@ from .entries import bundle_header, decode_entry, header_for
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
 from .popping import Visit, blocking_pop, pop
 from .scripts import UnsupportedRedis
-from .shard import Shard
+from .shard import CONNECTION_ERRORS, Shard
 from .sharding import RoundRobin, consistent_hash
 from .stats import channel_figures, global_figures
 
@@ -273,12 +273,12 @@ class RedisChannelLayer(BaseChannelLayer):
             if found is not None:
                 return found
         visits = self._plan(names, every_shard=block)
-        found = self._pop_pass(visits)
+        found, answering = self._pop_pass(visits)
         if found is not None:
             return found
         if not block:
             return None, None
-        return self._blocking_pop(visits)
+        return self._blocking_pop(answering)
 
     def _plan(self, names: list[str], every_shard: bool) -> list[Visit]:
         """Group the names by shard (L-25); normal names go to one or every shard."""
@@ -312,13 +312,28 @@ class RedisChannelLayer(BaseChannelLayer):
             return range(self.ring_size)
         return (self._receive_rotation.next(self.ring_size),)
 
-    def _pop_pass(self, visits: list[Visit]) -> tuple[str, dict] | None:
+    def _pop_pass(self, visits: list[Visit]) -> tuple[tuple[str, dict] | None, list[Visit]]:
+        """Pop from the first visit with a live entry; also return the visits that answered.
+
+        One unreachable shard must not stop a receive over several (L-62.5): its
+        failure is logged by the shard and the others are still served. Only
+        when no shard answers does the receive raise.
+        """
+        answering = []
+        failure = None
         for visit in visits:
-            popped = pop(visit, self.clock_check_interval)
+            try:
+                popped = pop(visit, self.clock_check_interval)
+            except CONNECTION_ERRORS as exc:
+                failure = failure or exc
+                continue
             if popped is not None:
                 index, entries = popped
-                return self._hand_out(visit.shard, visit.storages[index], entries)
-        return None
+                return self._hand_out(visit.shard, visit.storages[index], entries), answering
+            answering.append(visit)
+        if failure is not None and not answering:
+            raise failure
+        return None, answering
 
     def _blocking_pop(self, visits: list[Visit]) -> tuple[str | None, dict | None]:
         popped = blocking_pop(visits, self.blpop_timeout, self.shard_slice)

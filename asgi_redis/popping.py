@@ -22,7 +22,7 @@ import redis
 
 from . import scripts
 from .entries import DEADLINE_DIGITS
-from .shard import Shard
+from .shard import CONNECTION_ERRORS, Shard
 
 __all__ = ["Visit", "blocking_pop", "pop"]
 
@@ -96,7 +96,8 @@ def blocking_pop(
     rotates ``BLPOP`` over the shards in slices of `shard_slice` seconds, so a
     message on any shard is seen within ``(shards - 1) * shard_slice`` (see
     the design notes in `asgi_redis.core`). An entry that expired while it
-    waited is dropped and the wait goes on (A-27).
+    waited is dropped and the wait goes on (A-27). A shard that fails leaves
+    the rotation for the rest of the call; the last one's error is raised.
     """
     give_up = time.monotonic() + timeout
     turn = 0
@@ -107,7 +108,14 @@ def blocking_pop(
         visit = visits[turn % len(visits)]
         turn += 1
         wait = remaining if len(visits) == 1 else min(remaining, shard_slice)
-        reply = visit.shard.blpop(visit.keys, wait)
+        try:
+            reply = visit.shard.blpop(visit.keys, wait)
+        except CONNECTION_ERRORS:
+            if len(visits) == 1:
+                raise
+            # Logged by the shard; wait on the others for the rest of this call.
+            visits = [other for other in visits if other is not visit]
+            continue
         if reply is None:
             continue
         key, entry = reply

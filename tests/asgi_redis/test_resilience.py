@@ -134,3 +134,26 @@ def test_outage_does_not_use_up_connections(redis_server) -> None:
     redis_server.start()
     layer.send("mc", {"n": 2})
     assert layer.receive(["mc"]) == ("mc", {"n": 2})
+
+
+def test_one_dead_shard_does_not_stop_a_blocking_receive(redis_server_factory) -> None:
+    """L-62.5, A-12: with one of three shards down, a blocking receive over a normal
+    channel still gets a message waiting on a live shard (the outage is logged)."""
+    servers = [redis_server_factory() for _ in range(3)]
+    layer = RedisChannelLayer(hosts=[server.url for server in servers])
+    dead = layer._shards[0]
+    name = next(
+        f"dead.shard.{index}"
+        for index in range(100)
+        if layer._send_shard(f"dead.shard.{index}") is not dead
+    )
+    servers[0].kill()
+    layer.send(name, {"n": 1})
+    assert layer.receive([name], block=True) == (name, {"n": 1})
+    # Nothing waiting: the receive still returns after its timeout instead of raising.
+    assert layer.receive([name], block=True) == (None, None)
+    # With every shard down, the receive raises.
+    for server in servers[1:]:
+        server.kill()
+    with pytest.raises(redis.ConnectionError):
+        layer.receive([name], block=True)
