@@ -61,7 +61,9 @@ Design, and why it differs from the 1.x layer that layers.md sketches:
   through `shard.Shard`, which names the shard in connection errors and logs
   one WARNING / one INFO per outage; redis-py's own retries are switched off
   so a pop or send is never repeated blindly; scripts are reloaded on
-  ``NOSCRIPT``.
+  ``NOSCRIPT``; a stale pooled connection (server restarted) is reconnected
+  before use (`wire`). With several shards, a receive or group send keeps
+  serving the shards that answer and raises only for what it could not do.
 """
 
 from __future__ import annotations
@@ -417,14 +419,25 @@ class RedisChannelLayer(BaseChannelLayer):
         self._send_to_members(group, members, payload)
 
     def _send_to_members(self, group: str, members: list[str], payload: bytes) -> None:
-        """One `PUSH` per shard, one bundle per ``P!`` (A-93); skips counted and logged."""
+        """One `PUSH` per shard, one bundle per ``P!`` (A-93); skips counted and logged.
+
+        A shard that cannot be reached does not keep the members on other shards
+        from their copy; its error is raised once the others are served (L-62.3).
+        """
+        failure = None
         for shard, delivery in self._deliveries(members).items():
-            stored = shard.script(
-                scripts.PUSH, delivery.keys, (payload, self._expiry_ms, *delivery.args)
-            )
+            try:
+                stored = shard.script(
+                    scripts.PUSH, delivery.keys, (payload, self._expiry_ms, *delivery.args)
+                )
+            except CONNECTION_ERRORS as exc:
+                failure = failure or exc
+                continue
             for storage, copies, ok in zip(delivery.storages, delivery.copies, stored, strict=True):
                 if not ok:
                     self._skips.skipped(group, storage, copies)  # A-40
+        if failure is not None:
+            raise failure
 
     def _deliveries(self, members: list[str]) -> dict[Shard, _Delivery]:
         """Plan one `PUSH` per shard: one entry per normal member, one bundle per ``P!``."""

@@ -157,3 +157,23 @@ def test_one_dead_shard_does_not_stop_a_blocking_receive(redis_server_factory) -
         server.kill()
     with pytest.raises(redis.ConnectionError):
         layer.receive([name], block=True)
+
+
+def test_group_send_reaches_live_shards_then_raises(redis_server_factory) -> None:
+    """L-62.3: a group send with a member on a dead shard still delivers to the others
+    and then tells the sender."""
+    servers = [redis_server_factory() for _ in range(3)]
+    layer = RedisChannelLayer(hosts=[server.url for server in servers])
+    group_shard = layer._group_shard("gdead")
+    names = [f"gdead.m{index}?x" for index in range(60)]
+    dead = next(shard for shard in layer._shards if shard is not group_shard)
+    on_dead = [name for name in names if layer._send_shard(name) is dead]
+    alive = [name for name in names if layer._send_shard(name) is not dead]
+    assert on_dead and alive
+    for name in names:
+        layer.group_add("gdead", name)
+    servers[dead.index].kill()
+    with pytest.raises(redis.ConnectionError):
+        layer.send_group("gdead", {"v": 1})
+    for name in alive:
+        assert layer.receive([name]) == (name, {"v": 1})
