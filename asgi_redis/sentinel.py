@@ -11,6 +11,7 @@ L-62.3). A dropped connection mid-command is raised to the caller.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,10 @@ __all__ = ["RedisSentinelChannelLayer"]
 
 T = TypeVar("T")
 
+logger = logging.getLogger("asgi_redis")
+
+_FAILOVER_SIGNS = (*CONNECTION_ERRORS, redis.ReadOnlyError)
+
 # socket_* options also apply to the connections to the Sentinels (L-50).
 _SENTINEL_OPTIONS = (
     "socket_timeout",
@@ -37,13 +42,13 @@ _SENTINEL_OPTIONS = (
 
 
 def _nothing_ran(exc: Exception) -> bool:
-    """True when a failure happened before the command reached a server."""
-    if isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("READONLY"):
-        return True
-    text = str(exc)
-    # redis-py's connect() failures: "Error 111 connecting to host:port. ..." and
-    # "Timeout connecting to server"; a master lookup that found no master.
-    return "connecting to" in text or isinstance(exc, MasterNotFoundError)
+    """True when a failure proves the command did not run on a master.
+
+    A ``READONLY`` refusal (the server is a replica now), or a connection that
+    could not be made: redis-py's connect() failures read "Error 111 connecting
+    to host:port. ..." or "Timeout connecting to server".
+    """
+    return isinstance(exc, redis.ReadOnlyError) or "connecting to" in str(exc)
 
 
 class _Masters:
@@ -125,19 +130,36 @@ class SentinelShard(Shard):
             raise self.failed(exc, f"service {self.service!r} via Sentinels {self._sentinels}")
 
     def call(self, operation: Callable[[redis.Redis], T]) -> T:
-        for attempt in (1, 2):
-            client = self.client()
-            try:
-                result = operation(client)
-            except (*CONNECTION_ERRORS, redis.ReadOnlyError) as exc:
-                self._masters.forget(self.service)  # failover: ask Sentinel again
-                if attempt == 1 and _nothing_ran(exc):
-                    continue
+        client = self.client()
+        try:
+            result = operation(client)
+        except _FAILOVER_SIGNS as exc:
+            self._masters.forget(self.service)  # failover: ask Sentinel again
+            if not _nothing_ran(exc):
                 raise self.failed(exc, describe_client(client))
-            if not self._reachable:
-                self.answered(describe_client(client))
-            return result
-        raise AssertionError("unreachable")  # the loop returns or raises
+            logger.info(
+                "Redis service %r: master %s failed (%s); retrying on the master Sentinel "
+                "names now",
+                self.service,
+                describe_client(client),
+                exc,
+            )
+            return self._retry(operation)
+        if not self._reachable:
+            self.answered(describe_client(client))
+        return result
+
+    def _retry(self, operation: Callable[[redis.Redis], T]) -> T:
+        """The one retry of L-53, on a freshly looked-up master."""
+        client = self.client()
+        try:
+            result = operation(client)
+        except _FAILOVER_SIGNS as exc:
+            self._masters.forget(self.service)
+            raise self.failed(exc, describe_client(client))
+        if not self._reachable:
+            self.answered(describe_client(client))
+        return result
 
 
 class RedisSentinelChannelLayer(RedisChannelLayer):
