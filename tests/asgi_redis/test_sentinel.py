@@ -161,3 +161,26 @@ def test_readonly_master_is_looked_up_again(sentinel_cluster) -> None:
         sentinel_cluster.primary.port
     )
     assert layer.receive(["ro_test"]) == ("ro_test", {"n": 1})
+
+
+def test_connection_kwargs_reach_sentinels_and_masters(module_cluster) -> None:
+    """L-50: connection_kwargs go to master connections; socket_* also to Sentinels."""
+    layer = RedisSentinelChannelLayer(
+        hosts=[module_cluster.sentinel_address],
+        services=[module_cluster.service],
+        prefix="t-kwargs:",
+        connection_kwargs={"socket_timeout": 7, "socket_connect_timeout": 3, "db": 2},
+    )
+    sentinel_kwargs = layer._sentinel.sentinels[0].connection_pool.connection_kwargs
+    assert (sentinel_kwargs["socket_timeout"], sentinel_kwargs["socket_connect_timeout"]) == (7, 3)
+    assert sentinel_kwargs.get("db", 0) == 0  # only socket_* options go to Sentinels
+    master = layer.connection(0).connection_pool.connection_kwargs
+    assert (master["socket_timeout"], master["db"], master["port"]) == (
+        7,
+        2,
+        module_cluster.master_port(),
+    )
+    layer.send("kw", {"n": 1})
+    assert layer.receive(["kw"]) == ("kw", {"n": 1})
+    assert layer.connection(0).dbsize() >= 1  # stored in database 2
+    layer.flush()
