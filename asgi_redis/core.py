@@ -72,6 +72,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -243,23 +244,37 @@ class RedisChannelLayer(BaseChannelLayer):
         payload = self._payload(message, channel)
         storage = self.non_local_name(channel)
         capacity = self.get_capacity(storage)
-        stored = self._send_shard(storage).script(
-            scripts.PUSH,
+        shard = self._send_shard(storage)
+        stored, server_now = shard.script(
+            scripts.SEND,
             (self._list_key(storage),),
             (
                 payload,
                 self._expiry_ms,
+                self._deadline_text(shard),
                 *self._stats_args,
                 capacity,
                 storage,
-                1,
                 header_for(channel, storage),
             ),
         )
-        if not stored[0]:
+        if server_now >= 0:
+            shard.note_clock(server_now)
+        if not stored:
             raise self.ChannelFull(
                 f"Channel {storage!r} is full ({capacity} messages pending); retry later"
             )
+
+    def _deadline_text(self, shard: Shard) -> str:
+        """The new entry's deadline on the shard's clock (A-27).
+
+        Computed here from the measured clock offset, it spares the script a
+        ``TIME`` call and a number formatting; '' lets the script read ``TIME``
+        (and report it) when this process has not measured that clock lately.
+        """
+        if time.monotonic() - shard.clock_checked >= self.clock_check_interval:
+            return ""
+        return f"{int((time.time() + shard.clock_offset) * 1000) + self._expiry_ms:013d}"
 
     # -- receive (A-32, L-29, L-30) ------------------------------------------------
 

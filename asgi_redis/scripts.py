@@ -25,6 +25,7 @@ from .wire import execute
 __all__ = [
     "Script",
     "UnsupportedRedis",
+    "SEND",
     "PUSH",
     "POP",
     "GROUP_ADD",
@@ -88,8 +89,8 @@ local function push(key, capacity, entry, list_ttl_ms, now)
   return 1
 end
 
-local function deliver(key, capacity, name, copies, header, payload, expiry_ms, now, stats)
-  local entry = string.format('%013d', now + expiry_ms) .. header .. payload
+-- Store a ready entry and count the outcome (L-28, A-40).
+local function store(key, capacity, name, copies, entry, expiry_ms, now, stats)
   if push(key, capacity, entry, expiry_ms + 1000, now) == 1 then
     count(stats[1], name, 'messages_count', copies, stats[2], stats[3])
     return 1
@@ -98,14 +99,41 @@ local function deliver(key, capacity, name, copies, header, payload, expiry_ms, 
   return 0
 end
 
+local function deliver(key, capacity, name, copies, header, payload, expiry_ms, now, stats)
+  local entry = string.format('%013d', now + expiry_ms) .. header .. payload
+  return store(key, capacity, name, copies, entry, expiry_ms, now, stats)
+end
+
 local function live_members(group_key, group_expiry_ms, now)
   redis.call('ZREMRANGEBYSCORE', group_key, '-inf', '(' .. (now - group_expiry_ms))
   return redis.call('ZRANGE', group_key, 0, -1)
 end
 """
 
-# KEYS: list keys. ARGV: payload, expiry_ms, stats_prefix, channel stats TTL,
-# global stats TTL, then per key: capacity, storage name, copies, header.
+# One send (A-31, L-27, L-28), the hot path. KEYS: list key. ARGV: payload,
+# expiry_ms, deadline (13 digits on the shard's clock, computed by the client
+# from its measured clock offset; '' makes the script read TIME), stats_prefix,
+# channel stats TTL, global stats TTL, capacity, storage name, header.
+# Returns {1 stored / 0 full, server time in ms or -1 when the client's
+# deadline was used}.
+_SEND = """
+local expiry_ms = tonumber(ARGV[2])
+local now, reported, deadline_text = 0, -1, ARGV[3]
+if deadline_text == '' then
+  now = now_ms()
+  reported = now
+  deadline_text = string.format('%013d', now + expiry_ms)
+else
+  now = tonumber(deadline_text) - expiry_ms
+end
+local stored = store(KEYS[1], tonumber(ARGV[7]), ARGV[8], 1, deadline_text .. ARGV[9] .. ARGV[1],
+                     expiry_ms, now, {ARGV[4], ARGV[5], ARGV[6]})
+return {stored, reported}
+"""
+
+# Group deliveries on one shard. KEYS: list keys. ARGV: payload, expiry_ms,
+# stats_prefix, channel stats TTL, global stats TTL, then per key: capacity,
+# storage name, copies, header.
 # Returns 1 (stored) or 0 (full) per key.
 _PUSH = """
 local now = now_ms()
@@ -227,6 +255,7 @@ class Script:
         return f"Script({self.name!r}, sha={self.sha[:8]})"
 
 
+SEND = Script("send", _SEND)
 PUSH = Script("push", _PUSH)
 POP = Script("pop", _POP)
 GROUP_ADD = Script("group_add", _GROUP_ADD)

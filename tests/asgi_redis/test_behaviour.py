@@ -266,3 +266,19 @@ def test_receive_twisted_and_async_serve_buffered_messages_in_order(layer_on) ->
 
     got += asyncio.run(rest())
     assert got == [(f"buf!{index}", {"n": index}) for index in range(6)]
+
+
+def test_deadlines_are_on_the_server_clock(layer_on) -> None:
+    """A-27: the first send reads the server's TIME; later ones compute the deadline from
+    the measured clock offset; both land at server time + expiry."""
+    layer = layer_on(expiry=60)
+    client = layer.connection(0)
+    key = layer._list_key("dl")
+    for index in range(3):
+        layer.send("dl", {"n": index})
+    seconds, micros = client.time()
+    server_now_ms = seconds * 1000 + micros // 1000
+    for entry in client.lrange(key, 0, -1):
+        deadline = int(entry[:13])
+        assert abs(deadline - (server_now_ms + 60_000)) < 2_000
+    assert layer._shards[0].clock_checked > float("-inf")
