@@ -17,6 +17,7 @@ half-read.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from typing import Any
 
@@ -25,6 +26,7 @@ import redis
 __all__ = ["execute", "pack_command"]
 
 _DEFAULT = object()
+_free_lock = threading.Lock()
 # client -> (pid that made the connections, idle connections)
 _free: weakref.WeakKeyDictionary[redis.Redis, tuple[int, list]] = weakref.WeakKeyDictionary()
 
@@ -51,9 +53,12 @@ def _acquire(client: redis.Redis) -> tuple[list, Any]:
     pid = os.getpid()
     owner, free = _free.get(client, (None, None))
     if owner != pid:
-        # New client, or a forked child: never share the parent's sockets.
-        free = []
-        _free[client] = (pid, free)
+        with _free_lock:  # first use by several threads at once: one list for all
+            owner, free = _free.get(client, (None, None))
+            if owner != pid:
+                # New client, or a forked child: never share the parent's sockets.
+                free = []
+                _free[client] = (pid, free)
     try:
         connection = free.pop()
     except IndexError:
