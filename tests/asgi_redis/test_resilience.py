@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import redis
@@ -177,3 +181,40 @@ def test_group_send_reaches_live_shards_then_raises(redis_server_factory) -> Non
         layer.send_group("gdead", {"v": 1})
     for name in alive:
         assert layer.receive([name]) == (name, {"v": 1})
+
+
+FORK_SCRIPT = """
+import os, sys
+from asgi_redis import RedisChannelLayer
+layer = RedisChannelLayer(hosts=[sys.argv[1]], prefix="t-fork:")
+layer.flush()
+layer.send("fork.parent", {"n": 0})  # the parent now holds pooled connections
+pid = os.fork()
+if pid == 0:
+    # The child must open its own connections, not talk over the parent's sockets.
+    for index in range(200):
+        layer.send("fork.child", {"n": index})
+        assert layer.receive(["fork.child"]) == ("fork.child", {"n": index})
+    os._exit(0)
+for index in range(200):
+    layer.send("fork.parent", {"n": index + 1})
+    assert layer.receive(["fork.parent"])[0] == "fork.parent"
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_forked_child_does_not_share_connections(redis_server) -> None:
+    """L-62.2: a process forked after using the layer gets its own connections, so
+    parent and child can both keep working."""
+    root = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT, redis_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=root),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["child", "0"]
