@@ -6,6 +6,7 @@ import pytest
 
 from asgi_redis import RedisSentinelChannelLayer
 from channels.layers import conformance
+from tests.asgi_redis.test_conformance import RedisExtraChecks
 from tests.redis_harness import SentinelCluster, redis_server_path
 
 pytestmark = pytest.mark.redis
@@ -34,8 +35,9 @@ def sentinel_layer(request, module_cluster):
 
 
 @pytest.mark.usefixtures("sentinel_layer")
-class SentinelServicesTests(conformance.ConformanceTestCase):
-    """L-58: Sentinel with `services`, lookup on every operation."""
+class SentinelServicesTests(RedisExtraChecks, conformance.ConformanceTestCase):
+    """L-58: Sentinel with `services`, lookup on every operation, plus the statistics
+    values (L-41) and the Redis extra checks."""
 
     expiry_delay = 1.1
     capacity_limit = 5
