@@ -14,17 +14,12 @@ is never seen by workers on other machines.
 
 Routing (L-47):
 
-=====================  ===============================  ================
-operation              normal names                     ``?`` / ``!``
-=====================  ===============================  ================
-send                   IPC                              Redis
-receive, only normal   IPC, honouring ``block``         --
-receive, only ?/!      --                               Redis, ``block``
-receive, both          IPC non-blocking; if empty, Redis with ``block``
-new_channel, groups,   Redis                            Redis
-statistics
-flush                  both                             both
-=====================  ===============================  ================
+- ``send``: normal names through IPC; ``?`` and ``!`` names to Redis.
+- ``receive`` of only normal names: IPC, honouring ``block``; of only ``?``/``!``
+  names: Redis, honouring ``block``; of both: IPC without blocking, then, if that
+  was empty, Redis with ``block``.
+- ``new_channel``, groups and statistics: Redis.
+- ``flush``: both.
 
 Groups live in Redis, but a group send delivers each normal member through
 the IPC layer of the sending machine (L-48). Statistics count Redis traffic
