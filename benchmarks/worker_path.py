@@ -1,0 +1,213 @@
+"""Per-message CPU of `channels.worker.Worker.handle` on the in-memory layer (issue 9).
+
+Two paths, in one process, with no sockets and no Redis, so what is measured is the
+worker's own per-message cost (routing, signals, Message, consumer, handler, the reply's
+deferred send) plus the in-memory layer's small and constant send:
+
+- ``http``: an ``http.request`` for ``GET /hello/`` through the default `ViewConsumer` /
+  `AsgiHandler` to a Django view returning 14 bytes (as W1 of benchmarks/run.py);
+- ``ws``: a ``websocket.receive`` to a `WebsocketConsumer` echo routed on ``path``
+  (as W2).
+
+The settings mirror benchmarks/app (no middleware, no database, DEBUG off), with
+``channels`` the only app unless ``--with-auth`` adds contenttypes and auth as the e2e
+app does. Replies are drained from the reply channel between batches, outside the timed
+part. CPU time is `time.process_time` over each batch of ``--batch`` messages; the
+figure is the median over ``--rounds`` batches, in microseconds per message.
+
+    python benchmarks/worker_path.py                 # both paths, one JSON line each
+    python benchmarks/worker_path.py --profile http  # pyinstrument/cProfile of one path
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HELLO = b"Hello, world!\n"  # 14 bytes, as W1 asks
+REPLY_PREFIX = "daphne.response.bench!"
+REPLY = REPLY_PREFIX + "conn"
+
+
+def hello(request):
+    from django.http import HttpResponse
+
+    return HttpResponse(HELLO, content_type="text/plain")
+
+
+urlpatterns: list = []
+channel_routing: list = []
+
+
+def configure(with_auth: bool) -> None:
+    import django
+    from django.conf import settings
+    from django.urls import path
+
+    apps = ["channels"]
+    if with_auth:
+        apps = ["django.contrib.contenttypes", "django.contrib.auth", "channels"]
+    settings.configure(
+        SECRET_KEY="benchmark-only-not-a-secret",
+        DEBUG=False,
+        ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+        INSTALLED_APPS=apps,
+        MIDDLEWARE=[],
+        ROOT_URLCONF=__name__,
+        DATABASES={},
+        USE_TZ=True,
+        CHANNEL_LAYERS={
+            "default": {
+                "BACKEND": "channels.layers.inmemory.ChannelLayer",
+                "ROUTING": f"{__name__}.channel_routing",
+                # Room for one batch of replies between drains.
+                "CONFIG": {"capacity": 10_000},
+            }
+        },
+    )
+    django.setup()
+    from channels.generic.websockets import WebsocketConsumer
+
+    class EchoConsumer(WebsocketConsumer):
+        def receive(self, text=None, bytes=None, **kwargs):
+            self.send(text=text, bytes=bytes)
+
+    urlpatterns.append(path("hello/", hello))
+    channel_routing.append(EchoConsumer.as_route(path=r"^/echo/$"))
+
+
+def http_message() -> dict:
+    # What daphne sends for `GET /hello/` from wrk (A-75).
+    return {
+        "reply_channel": REPLY,
+        "http_version": "1.1",
+        "method": "GET",
+        "path": "/hello/",
+        "root_path": "",
+        "scheme": "http",
+        "query_string": b"",
+        "headers": [[b"host", b"127.0.0.1:8000"]],
+        "body": b"",
+        "client": ["127.0.0.1", 50000],
+        "server": ["127.0.0.1", 8000],
+    }
+
+
+def ws_message() -> dict:
+    # What daphne sends for one text frame on /echo/ (A-84).
+    return {"reply_channel": REPLY, "path": "/echo/", "order": 1, "text": "x" * 16}
+
+
+PATHS = {"http": ("http.request", http_message), "ws": ("websocket.receive", ws_message)}
+
+
+def make_worker():
+    from channels import DEFAULT_CHANNEL_LAYER, channel_layers
+    from channels.worker import Worker
+
+    layer = channel_layers[DEFAULT_CHANNEL_LAYER]
+    layer.router.check_default()
+    return layer, Worker(channel_layer=layer, signal_handlers=False)
+
+
+def drain(layer, expected: int) -> None:
+    got = 0
+    while True:
+        channel, _ = layer.receive([REPLY_PREFIX], block=False)
+        if channel is None:
+            break
+        got += 1
+    if got != expected:
+        raise RuntimeError(f"expected {expected} replies, drained {got}: the path broke")
+
+
+def measure(name: str, batch: int, rounds: int) -> dict:
+    layer, worker = make_worker()
+    channel, build = PATHS[name]
+    handle = worker.handle
+    per_message = []
+    for _ in range(rounds + 1):  # the first round warms up and is dropped
+        messages = [build() for _ in range(batch)]
+        started = time.process_time()
+        for content in messages:
+            handle(channel, content)
+        per_message.append((time.process_time() - started) / batch * 1e6)
+        drain(layer, batch)
+    per_message = per_message[1:]
+    return {
+        "path": name,
+        "cpu_us_per_message_median": round(statistics.median(per_message), 1),
+        "cpu_us_per_message_min": round(min(per_message), 1),
+        "batch": batch,
+        "rounds": rounds,
+    }
+
+
+def profile(name: str, batch: int) -> None:
+    import cProfile
+    import pstats
+
+    layer, worker = make_worker()
+    channel, build = PATHS[name]
+    for _ in range(2):
+        messages = [build() for _ in range(batch)]
+        for content in messages:
+            worker.handle(channel, content)
+        drain(layer, batch)
+    messages = [build() for _ in range(batch)]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for content in messages:
+        worker.handle(channel, content)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--path", choices=sorted(PATHS), action="append")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--with-auth", action="store_true", help="install contenttypes+auth")
+    parser.add_argument("--profile", choices=sorted(PATHS), help="cProfile one path instead")
+    args = parser.parse_args()
+    configure(args.with_auth)
+    if args.profile:
+        profile(args.profile, args.batch)
+        return
+    common = {
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": sys.version.split()[0],
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "with_auth": args.with_auth,
+    }
+    for name in args.path or ["http", "ws"]:
+        print(json.dumps({**measure(name, args.batch, args.rounds), **common}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
