@@ -296,9 +296,12 @@ class TestInbound:
     def test_create_update_delete(self, inbound):
         client = connected_client("ann")
 
-        send_frame(client, {"action": "create", "data": {"title": "new", "size": 7}})
+        send_frame(
+            client, {"action": "create", "data": {"title": "new", "size": 7, "secret": "x"}}
+        )
         note = Note.objects.get()
         assert (note.title, note.size) == ("new", 7)
+        assert note.secret == "", "fields outside `fields` are not set on create either"
 
         send_frame(
             client,
