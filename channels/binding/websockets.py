@@ -114,8 +114,9 @@ class WebsocketBinding(Binding):
     def create(self, data: dict[str, Any]) -> None:
         # Only the fields this binding exposes may be set from a client, as for update:
         # 1.1 let a create set any field (e.g. a flag the binding never sends).
-        allowed = {name: value for name, value in data.items() if self._field_allowed(name)}
-        self._hydrate(None, allowed).save()
+        if isinstance(data, dict):
+            data = {name: value for name, value in data.items() if self._field_allowed(name)}
+        self._hydrate(None, data).save()
 
     def update(self, pk: Any, data: dict[str, Any]) -> None:
         instance = self.model.objects.get(pk=pk)

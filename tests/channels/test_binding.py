@@ -297,11 +297,12 @@ class TestInbound:
         client = connected_client("ann")
 
         send_frame(
-            client, {"action": "create", "data": {"title": "new", "size": 7, "secret": "x"}}
+            client,
+            {"action": "create", "data": {"title": "new", "body": "b", "size": 7, "secret": "x"}},
         )
         note = Note.objects.get()
-        assert (note.title, note.size) == ("new", 7)
-        assert note.secret == "", "fields outside `fields` are not set on create either"
+        assert (note.title, note.body) == ("new", "b")
+        assert (note.size, note.secret) == (0, ""), "fields outside `fields` are not set"
 
         send_frame(
             client,
