@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import auth
-from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import SessionBase
 
 from .sessions import channel_and_http_session, channel_session, find_message, http_session
@@ -49,6 +48,11 @@ class _SessionRequest:
 
 def _user_for(session: SessionBase | None) -> Any:
     if session is None:
+        # Imported here, not at module level: the models need django.contrib.auth (and
+        # contenttypes) installed, and channels.generic imports this module, so a project
+        # without them could not otherwise import WebsocketConsumer.
+        from django.contrib.auth.models import AnonymousUser
+
         return AnonymousUser()
     return auth.get_user(_SessionRequest(session))
 
