@@ -1,14 +1,55 @@
 """Signals around consumers and workers (C-27)."""
 
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
 from django.db import close_old_connections
 from django.dispatch import Signal
+from django.dispatch.dispatcher import NONE_ID, _make_id
 
 __all__ = ["consumer_finished", "consumer_started", "worker_process_ready", "worker_ready"]
 
+
+class PerMessageSignal(Signal):
+    """A `Signal` sent around every message, remembering its receivers per sender class.
+
+    Django's own caching (``use_caching=True``) keys a `WeakKeyDictionary` by sender, so
+    ``send(sender=None)`` would raise; and without it every send re-filters the receiver
+    list under a lock. Here the filtered (still weak) list is kept only for senders that
+    are classes (the worker sends ``sender=Worker``), in the dict `Signal.connect` and
+    `disconnect` already clear under the lock; any other sender takes Django's path.
+    """
+
+    def _live_receivers(self, sender: Any) -> tuple[list, list]:
+        if not isinstance(sender, type) or self._dead_receivers:
+            return super()._live_receivers(sender)
+        receivers = self.sender_receivers_cache.get(sender)
+        if receivers is None:
+            with self.lock:
+                sender_key = _make_id(sender)
+                receivers = [
+                    (receiver, is_async)
+                    for (_, r_sender_key), receiver, is_async in self.receivers
+                    if r_sender_key in (NONE_ID, sender_key)
+                ]
+                self.sender_receivers_cache[sender] = receivers
+        sync_receivers = []
+        async_receivers = []
+        for receiver, is_async in receivers:
+            if isinstance(receiver, weakref.ReferenceType):
+                receiver = receiver()
+                if receiver is None:  # collected; connect/disconnect prune it
+                    continue
+            (async_receivers if is_async else sync_receivers).append(receiver)
+        return sync_receivers, async_receivers
+
+
 # Sent with ``environ={}`` before each consumer runs.
-consumer_started = Signal()
+consumer_started = PerMessageSignal()
 # Sent after each consumer, also when it raised.
-consumer_finished = Signal()
+consumer_finished = PerMessageSignal()
 # Sent by a Worker when its setup is done (sender = the worker).
 worker_ready = Signal()
 # Sent once per runworker process before `worker.ready()` (sender = the worker).

@@ -72,3 +72,67 @@ def test_generic_consumers_work_without_the_auth_app():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[{'accept': True}, {'text': 'HI'}] False"
+
+
+class _Sender:
+    pass
+
+
+class _OtherSender:
+    pass
+
+
+def test_consumer_signals_see_receivers_connected_and_disconnected_between_sends():
+    """C-27: the per-class receiver cache of consumer_started never hides a (dis)connect."""
+    from channels.signals import consumer_started
+
+    calls = []
+
+    def receiver(sender, **kwargs):
+        calls.append(sender)
+
+    consumer_started.send(sender=_Sender, environ={})  # fills the cache for _Sender
+    consumer_started.connect(receiver)
+    try:
+        consumer_started.send(sender=_Sender, environ={})
+        consumer_started.send(sender=None, environ={})  # not a class: Django's own path
+    finally:
+        assert consumer_started.disconnect(receiver) is True
+    consumer_started.send(sender=_Sender, environ={})
+    assert calls == [_Sender, None]
+
+
+def test_consumer_signals_respect_the_sender_filter_and_dead_receivers():
+    """C-27: a receiver bound to one sender class is not called for another; a collected
+    weakly connected receiver is not called."""
+    import gc
+
+    from channels.signals import consumer_finished
+
+    calls = []
+
+    class Holder:
+        def receiver(self, sender, **kwargs):
+            calls.append(("held", sender))
+
+    def only_sender(sender, **kwargs):
+        calls.append(("only", sender))
+
+    holder = Holder()
+    consumer_finished.connect(holder.receiver)
+    consumer_finished.connect(only_sender, sender=_Sender)
+    try:
+        consumer_finished.send(sender=_Sender)
+        consumer_finished.send(sender=_OtherSender)
+        del holder
+        gc.collect()
+        consumer_finished.send(sender=_Sender)
+        consumer_finished.send(sender=_OtherSender)
+    finally:
+        consumer_finished.disconnect(only_sender, sender=_Sender)
+    assert calls == [
+        ("held", _Sender),
+        ("only", _Sender),
+        ("held", _OtherSender),
+        ("only", _Sender),
+    ]
