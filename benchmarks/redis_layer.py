@@ -20,6 +20,19 @@ Workloads (one process, one thread, small messages):
   (one bundle entry, A-93) plus the 100 receives; messages delivered per second.
 - ``raw_group_fanout``: the same 100 copies with one pipelined ``RPUSH`` per
   member and 100 ``LPOP``s; messages delivered per second.
+- ``layer_sends``: ``send`` alone to a channel with room for every message
+  (emptied between rounds, outside the measurement): the cost daphne and the
+  worker pay per message sent.
+- ``layer_echo``: two threads playing daphne and a worker: one sends to a
+  normal channel and waits in a blocking ``receive`` on its ``P!``, the other
+  waits in a blocking ``receive`` on the normal channel and replies to
+  ``P!L``. Every receive finds its list empty and waits, as in the
+  end-to-end echo; one operation is one echo (two sends, two receives).
+
+Besides rates, each workload reports CPU microseconds per operation of this
+process (``time.process_time``) and of redis-server (``INFO cpu``), and Redis
+commands per operation (``INFO commandstats``, commands run inside Lua
+scripts included) (issue 9).
 
 Target (issue 3): ``layer_pairs`` at least 60% of ``raw_pairs``.
 """
@@ -33,6 +46,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,19 +117,55 @@ def raw_group_fanout(client: redis.Redis, count: int) -> int:
     return delivered
 
 
+def layer_sends(layer: RedisChannelLayer, count: int) -> int:
+    for _ in range(count):
+        layer.send("bench.sink", MESSAGE)
+    return count
+
+
+def layer_echo(layer: RedisChannelLayer, worker_layer: RedisChannelLayer, count: int) -> int:
+    """`count` echoes between this thread ("daphne") and a "worker" thread."""
+
+    def worker() -> None:
+        for _ in range(count):
+            channel, message = worker_layer.receive(["bench.echo"], block=True)
+            if channel is None:
+                raise RuntimeError("the worker waited in vain")
+            worker_layer.send(message["reply_channel"], message)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    message = {"text": "hello world", "reply_channel": "bench.daphne!conn"}
+    for _ in range(count):
+        layer.send("bench.echo", message)
+        if layer.receive(["bench.daphne!"], block=True)[0] is None:
+            raise RuntimeError("the echo was lost")
+    thread.join(timeout=30)
+    if thread.is_alive():
+        raise RuntimeError("the worker thread did not finish")
+    return count
+
+
 def server_cpu(client: redis.Redis) -> float:
     info = client.info("cpu")
     return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+
+
 def measure(
     operation: Callable[[int], int], count: int, client: redis.Redis
-) -> tuple[float, float, float]:
-    """Return (operations per second, client CPU us per op, redis-server CPU us per op).
+) -> tuple[float, float, float, dict[str, float]]:
+    """Return (operations per second, client CPU us per op, redis-server CPU us per op,
+    Redis commands per op).
 
     CPU time per operation hardly depends on how busy the machine is, so it
     shows the layer's cost where wall-clock rates swing with other load.
     """
+    calls_before = command_calls(client)
     server_before = server_cpu(client)
     cpu_before = time.process_time()
     started = time.perf_counter()
@@ -123,7 +173,14 @@ def measure(
     elapsed = time.perf_counter() - started
     client_us = (time.process_time() - cpu_before) / done * 1e6
     server_us = (server_cpu(client) - server_before) / done * 1e6
-    return done / elapsed, client_us, server_us
+    calls_after = command_calls(client)
+    # The INFO calls of the measurement itself are left out.
+    per_op = {
+        name: round((calls - calls_before.get(name, 0)) / done, 2)
+        for name, calls in sorted(calls_after.items())
+        if name != "info" and calls > calls_before.get(name, 0)
+    }
+    return done / elapsed, client_us, server_us, per_op
 
 
 def machine() -> str:
@@ -139,7 +196,15 @@ def run(pairs: int, rounds: int) -> dict:
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
         version = client.info("server")["redis_version"]
-        layer = RedisChannelLayer(hosts=[server.url], prefix="bench:", stats_prefix="bench-meta:")
+        layer = RedisChannelLayer(
+            hosts=[server.url],
+            prefix="bench:",
+            stats_prefix="bench-meta:",
+            channel_capacity={"bench.sink": 10 * pairs},
+        )
+        worker_layer = RedisChannelLayer(
+            hosts=[server.url], prefix="bench:", stats_prefix="bench-meta:"
+        )
         layer.flush()
         for index in range(FANOUT_MEMBERS):
             layer.group_add("bench.group", f"bench.fan!{index}")
@@ -149,16 +214,21 @@ def run(pairs: int, rounds: int) -> dict:
             "layer_process_pairs": lambda n: layer_process_pairs(layer, n),
             "raw_group_fanout": lambda n: raw_group_fanout(client, n),
             "layer_group_fanout": lambda n: layer_group_fanout(layer, n),
+            "layer_sends": lambda n: layer_sends(layer, n),
+            "layer_echo": lambda n: layer_echo(layer, worker_layer, n),
         }
         for operation in workloads.values():  # warm up connections and scripts
             operation(200)
         samples: dict[str, list[float]] = {name: [] for name in workloads}
         cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in workloads}
+        commands: dict[str, dict[str, float]] = {}
         for _ in range(rounds):
             for name, operation in workloads.items():
-                per_second, client_us, server_us = measure(operation, pairs, client)
+                per_second, client_us, server_us, per_op = measure(operation, pairs, client)
                 samples[name].append(per_second)
                 cpu[name].append((client_us, server_us))
+                commands[name] = per_op
+                client.delete("bench:{bench.sink}")  # outside the measurement
         layer.flush()
     result = {name: round(statistics.median(values)) for name, values in samples.items()}
     result["cpu_us_per_op"] = {
@@ -168,6 +238,7 @@ def run(pairs: int, rounds: int) -> dict:
         }
         for name, values in cpu.items()
     }
+    result["commands_per_op"] = commands
     pair_cpu = {
         name: sum(result["cpu_us_per_op"][name].values()) for name in ("raw_pairs", "layer_pairs")
     }
@@ -204,6 +275,8 @@ def write_results(result: dict, command: str, machine_text: str) -> None:
         f"{result['raw_group_fanout']} |",
         f"| layer send_group to {FANOUT_MEMBERS} members of one P!, messages delivered | "
         f"{result['layer_group_fanout']} |",
+        f"| layer sends alone | {result['layer_sends']} |",
+        f"| layer echoes between two threads, blocking receives | {result['layer_echo']} |",
         "",
         f"Layer pairs / raw pairs: **{result['ratio_pairs']:.0%}** "
         f"(target {TARGET_RATIO:.0%}: **{verdict}**). "
@@ -213,10 +286,12 @@ def write_results(result: dict, command: str, machine_text: str) -> None:
         "CPU per operation (median; microseconds of this process and of redis-server; a pair",
         "is one send plus one receive, a fan-out operation is one delivered message):",
         "",
-        "| workload | client CPU us/op | redis-server CPU us/op |",
-        "|---|---|---|",
+        "| workload | client CPU us/op | redis-server CPU us/op | Redis commands per op |",
+        "|---|---|---|---|",
         *(
-            f"| {name} | {values['client']} | {values['redis']} |"
+            f"| {name} | {values['client']} | {values['redis']} | "
+            + ", ".join(f"{cmd} {n:g}" for cmd, n in result["commands_per_op"][name].items())
+            + " |"
             for name, values in result["cpu_us_per_op"].items()
         ),
         "",
