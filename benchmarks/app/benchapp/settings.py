@@ -19,9 +19,7 @@ except KeyError:
 SECRET_KEY = "benchmark-only-not-a-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-# channels.generic imports channels.auth, which imports django.contrib.auth's models, so
-# these two apps must be installed even though nothing here touches a database.
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "channels"]
+INSTALLED_APPS = ["channels"]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "benchapp.urls"
 DATABASES: dict = {}
