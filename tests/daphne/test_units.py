@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from twisted.internet import error, task, threads
+from twisted.internet import error, task
 from twisted.python import failure
 from twisted.test import proto_helpers
 
@@ -191,37 +191,110 @@ def test_thread_reader_survives_errors_and_keeps_order(caplog):
     ] * 2
 
 
+class RecordingReactor:
+    """Stands in for the reactor: counts hand-overs and runs them on the calling thread."""
+
+    def __init__(self) -> None:
+        self.handovers = 0
+
+    def callFromThread(self, function, *args):
+        self.handovers += 1
+        function(*args)
+
+
+def read_with_thread_reader(layer, count: int) -> tuple[list[dict], RecordingReactor]:
+    reactor = RecordingReactor()
+    received: list[dict] = []
+    done = threading.Event()
+
+    def dispatch(channel, message):
+        received.append(message)
+        if len(received) == count:
+            done.set()
+
+    reader = ThreadReader(reactor, layer, "test.batch!", dispatch)
+    reader.start()
+    try:
+        assert done.wait(10)
+    finally:
+        reader.stop()
+        reader.thread.join(timeout=5)
+    assert not reader.thread.is_alive()
+    return received, reactor
+
+
+def test_thread_reader_hands_a_ready_batch_over_in_one_call():
+    """D-14 note, issue 9: what is ready after one blocking receive goes over in ONE
+    callFromThread, in FIFO order per connection (A-20)."""
+    layer = ChannelLayer(capacity=100)
+    for index in range(40):
+        layer.send(f"test.batch!c{index % 4}", {"n": index})
+    received, reactor = read_with_thread_reader(layer, 40)
+    assert reactor.handovers == 1
+    for connection in range(4):
+        assert [m["n"] for m in received if m["n"] % 4 == connection] == list(
+            range(connection, 40, 4)
+        )
+
+
+class FailsOnDrainLayer(ChannelLayer):
+    """The second non-blocking receive raises, as a backend going away would."""
+
+    nonblocking_calls = 0
+
+    def receive(self, channels, block=False):
+        if not block:
+            self.nonblocking_calls += 1
+            if self.nonblocking_calls == 2:
+                raise ConnectionError("backend unreachable")
+        return super().receive(channels, block=block)
+
+
+def test_thread_reader_keeps_what_it_popped_when_the_drain_fails(caplog):
+    """L-62.5: an error while draining hands over what was popped; nothing is lost."""
+    layer = FailsOnDrainLayer(capacity=100)
+    for index in range(5):
+        layer.send("test.batch!c", {"n": index})
+    with caplog.at_level(logging.ERROR, logger="daphne.server"):
+        received, reactor = read_with_thread_reader(layer, 5)
+    assert [m["n"] for m in received] == list(range(5))
+    assert reactor.handovers == 2
+    assert "Error trying to receive messages: backend unreachable" in caplog.messages
+
+
 class ThreadedTwistedLayer(ChannelLayer):
-    """The in-memory layer plus a `receive_twisted` (A-50) run in Twisted's thread pool."""
+    """The in-memory layer plus a `receive_twisted` (A-50) that must not be needed."""
 
     extensions = [*ChannelLayer.extensions, "twisted"]
 
     def receive_twisted(self, channels):
-        return threads.deferToThread(self.receive, channels, True)
+        raise AssertionError("daphne reads replies with its reader thread (issue 9)")
 
 
-def test_twisted_reader_mode_serves_requests():
-    """D-13 step 5, D-15: a layer listing `twisted` is read with receive_twisted."""
+def test_twisted_layer_is_read_by_the_reader_thread(caplog):
+    """D-13 step 5, D-15: a layer listing `twisted` logs native Twisted mode and is read by
+    the same batching reader thread (the D-14..D-16 note allows it)."""
     import http.client
 
     layer = ThreadedTwistedLayer()
-    with LiveServer(layer) as live:
-        responder = Responder(
-            layer,
-            ["http.request"],
-            lambda layer, channel, m: send_retrying(
-                layer, m["reply_channel"], {"status": 200, "content": b"twisted"}
-            ),
-        ).start()
-        try:
-            assert type(live.server.reader).__name__ == "TwistedReader"
-            connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
-            connection.request("GET", "/")
-            assert connection.getresponse().read() == b"twisted"
-            connection.close()
-        finally:
-            live.server.reader.stop()
-            responder.stop()
+    with caplog.at_level(logging.INFO, logger="daphne.server"):
+        with LiveServer(layer) as live:
+            responder = Responder(
+                layer,
+                ["http.request"],
+                lambda layer, channel, m: send_retrying(
+                    layer, m["reply_channel"], {"status": 200, "content": b"twisted"}
+                ),
+            ).start()
+            try:
+                assert isinstance(live.server.reader, ThreadReader)
+                connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+                connection.request("GET", "/")
+                assert connection.getresponse().read() == b"twisted"
+                connection.close()
+            finally:
+                responder.stop()
+    assert "Using native Twisted mode on channel layer" in caplog.messages
 
 
 def test_full_disconnect_channel_is_probed_not_hammered(caplog):
