@@ -277,23 +277,22 @@ def test_twisted_layer_is_read_by_the_reader_thread(caplog):
     import http.client
 
     layer = ThreadedTwistedLayer()
-    with caplog.at_level(logging.INFO, logger="daphne.server"):
-        with LiveServer(layer) as live:
-            responder = Responder(
-                layer,
-                ["http.request"],
-                lambda layer, channel, m: send_retrying(
-                    layer, m["reply_channel"], {"status": 200, "content": b"twisted"}
-                ),
-            ).start()
-            try:
-                assert isinstance(live.server.reader, ThreadReader)
-                connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
-                connection.request("GET", "/")
-                assert connection.getresponse().read() == b"twisted"
-                connection.close()
-            finally:
-                responder.stop()
+    with caplog.at_level(logging.INFO, logger="daphne.server"), LiveServer(layer) as live:
+        responder = Responder(
+            layer,
+            ["http.request"],
+            lambda layer, channel, m: send_retrying(
+                layer, m["reply_channel"], {"status": 200, "content": b"twisted"}
+            ),
+        ).start()
+        try:
+            assert isinstance(live.server.reader, ThreadReader)
+            connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+            connection.request("GET", "/")
+            assert connection.getresponse().read() == b"twisted"
+            connection.close()
+        finally:
+            responder.stop()
     assert "Using native Twisted mode on channel layer" in caplog.messages
 
 
