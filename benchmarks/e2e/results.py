@@ -74,6 +74,49 @@ def latest_records(path: Path = JSONL) -> dict[str, dict[str, Any]]:
     return latest
 
 
+HISTORY_FIGURES = {
+    "W1": ("requests_per_s", "req/s"),
+    "W2": ("messages_per_s", "msg/s"),
+    "W3": ("fanout_p99_ms", "p99 ms"),
+    "W4": ("connections_per_s", "conn/s"),
+    "W5": ("echo_beside_ratio", "beside/alone"),
+    "W6": ("first_echo_after_restart_s", "first echo s"),
+}
+
+
+def all_records(path: Path = JSONL) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def render_history(records: list[dict[str, Any]]) -> list[str]:
+    """One row per run: the headline figure of each workload, to show trend and noise."""
+    runs: dict[str, dict[str, Any]] = {}
+    for record in records:
+        run = runs.setdefault(record["run_id"], {"commit": record["machine"]["commit"]})
+        if record.get("error"):
+            run[record["workload"]] = "error"
+            continue
+        key, _ = HISTORY_FIGURES[record["workload"]]
+        run[record["workload"]] = _shown(record["result"].get(key))
+        run.setdefault("load", record.get("loadavg_before", ["?"])[0])
+    header = " | ".join(f"{w} {unit}" for w, (_, unit) in HISTORY_FIGURES.items())
+    lines = [
+        "## History",
+        "",
+        "The headline figure of each workload in every recorded run (load average before the",
+        "run's first workload beside it), oldest first.",
+        "",
+        f"| run | commit | load | {header} |",
+        "|---|---|---|" + "---|" * len(HISTORY_FIGURES),
+    ]
+    for run_id, run in runs.items():
+        cells = " | ".join(str(run.get(w, "")) for w in HISTORY_FIGURES)
+        lines.append(f"| {run_id} | {run['commit']} | {run.get('load', '')} | {cells} |")
+    return lines + [""]
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -157,5 +200,6 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
 
 
 def write_markdown() -> Path:
-    MARKDOWN.write_text(render(latest_records()))
+    history = "\n".join(render_history(all_records()))
+    MARKDOWN.write_text(render(latest_records()) + "\n" + history)
     return MARKDOWN

@@ -283,3 +283,33 @@ def test_benchmark_app_on_the_real_stack(tmp_path: Path):
         assert (
             not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
         )
+
+
+def test_history_has_one_row_per_run():
+    machine = {"commit": "abc1234"}
+    records = [
+        {
+            "workload": "W2",
+            "run_id": "r1",
+            "machine": machine,
+            "loadavg_before": [1.5, 1, 1],
+            "result": {"messages_per_s": 1500.0},
+        },
+        {"workload": "W4", "run_id": "r1", "machine": machine, "error": "daphne exited"},
+        {
+            "workload": "W2",
+            "run_id": "r2",
+            "machine": machine,
+            "loadavg_before": [0.5, 1, 1],
+            "result": {"messages_per_s": 2500.0},
+        },
+    ]
+    rows = [
+        line
+        for line in results.render_history(records)
+        if line.startswith("| r") and "commit" not in line
+    ]
+    assert rows == [
+        "| r1 | abc1234 | 1.5 |  | 1,500 |  | error |  |  |",
+        "| r2 | abc1234 | 0.5 |  | 2,500 |  |  |  |  |",
+    ]
