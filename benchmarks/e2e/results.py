@@ -178,8 +178,8 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
     lines += ["", "## CPU and Redis commands per message (W1, W2, W4)", ""]
     lines += [
         "CPU microseconds per request (W1), echo (W2) or connection (W4) in each process,",
-        "and Redis commands per message (Lua-internal calls included). These move little",
-        "with the machine's load, so they show progress between runs better than rates do.",
+        "and Redis commands per message (Lua-internal calls included). These move less than",
+        "rates with the machine's load (±30% seen), so they show progress between runs better.",
         "",
     ]
     for workload, cpu_key, commands_key in (
