@@ -2,12 +2,14 @@
 
 Design, and why it differs from the 1.x layer that layers.md sketches:
 
-- **One round trip per send.** A send is one Lua script (`scripts.PUSH`) that
-  checks capacity, appends the entry, refreshes the list's TTL and counts the
-  statistics (L-39..L-41). The payload is stored inline in the list entry
-  (`entries`), not under a separate key, so a receive is one round trip too
-  and nothing is left behind when the list expires (1.x: two keys per message
-  and a read+delete after every pop).
+- **One round trip per send.** A send is one Lua script (`scripts.SEND`) that
+  appends the entry (``RPUSH``, taken back if that passed the capacity),
+  refreshes the list's TTL and counts the statistics (L-39..L-41): four Redis
+  commands on the usual path, where 1.x-style counters took eight. The
+  payload is stored inline in the list entry (`entries`), not under a
+  separate key, so a receive is one round trip too and nothing is left behind
+  when the list expires (1.x: two keys per message and a read+delete after
+  every pop).
 - **Expiry without extra keys.** Each entry starts with its deadline on the
   shard's own clock (`TIME` inside the script). Receives drop expired entries
   (A-27); a send that finds the list full trims expired entries from the head
@@ -55,8 +57,14 @@ Design, and why it differs from the 1.x layer that layers.md sketches:
   shard per non-blocking call (rotating, L-25) and at every shard when
   blocking.
 - **Keys** sit under Redis Cluster hash tags: ``prefix{channel}`` for lists,
-  ``prefix:group:{group}`` for groups, ``stats_prefix{channel}:stat`` for
-  counters; every key starts with `prefix` or `stats_prefix` (L-23, L-42).
+  ``prefix:group:{group}`` for groups, the hash ``stats_prefix{channel}`` for a
+  channel's counters and ``stats_prefix#global#`` for the shard's; every key
+  starts with `prefix` or `stats_prefix` (L-23, L-42).
+- **Cheap statistics.** Counters are ``HINCRBY`` on those two hashes. A hash
+  gets its TTL when it is created and afterwards from each sender at most
+  once per `statistics_refresh_interval` (group sends always refresh), not on
+  every increment: an active channel's counters live on, an idle one's expire
+  within ``channel_statistics_expiry`` (L-21) as before.
 - **Resilience** (L-62): building the layer connects nothing; every call goes
   through `shard.Shard`, which names the shard in connection errors and logs
   one WARNING / one INFO per outage; redis-py's own retries are switched off
@@ -126,6 +134,11 @@ class RedisChannelLayer(BaseChannelLayer):
     prefetch = 64
     # Seconds between measurements of each shard's clock offset.
     clock_check_interval = 30.0
+    # Seconds between one sender's TTL refreshes of a channel's statistics hash
+    # (capped at a tenth of the statistics' TTLs); a new hash gets its TTL at once.
+    statistics_refresh_interval = 60.0
+    # Channels whose refresh times a layer remembers before forgetting them all.
+    statistics_refresh_memory = 10_000
 
     def __init__(
         self,
@@ -169,6 +182,13 @@ class RedisChannelLayer(BaseChannelLayer):
             self.channel_statistics_expiry,
             self.global_statistics_expiry,
         )
+        self._global_stats_hash = self._stats_hash(self.global_stats_key)
+        self._stats_refresh_interval = min(
+            self.statistics_refresh_interval,
+            self.channel_statistics_expiry / 10,
+            self.global_statistics_expiry / 10,
+        )
+        self._stats_refreshed: dict[str, float] = {}
         self._prepare_shards()
 
     def _parse_hosts(self, hosts: Sequence[Any] | None) -> list[Any]:
@@ -226,10 +246,11 @@ class RedisChannelLayer(BaseChannelLayer):
     def _group_key(self, group: str) -> str:
         return f"{self.prefix}:group:{{{group}}}"
 
-    def _stats_key(self, name: str, stat: str) -> str:
+    def _stats_hash(self, name: str) -> str:
+        """The hash of ``messages_count`` and ``channel_full_count`` for `name`."""
         if name == self.global_stats_key:
-            return f"{self.stats_prefix}{name}:{stat}"
-        return f"{self.stats_prefix}{{{name}}}:{stat}"
+            return f"{self.stats_prefix}{name}"
+        return f"{self.stats_prefix}{{{name}}}"
 
     # -- send (A-31, L-27, L-28) --------------------------------------------------
 
@@ -247,15 +268,16 @@ class RedisChannelLayer(BaseChannelLayer):
         shard = self._send_shard(storage)
         stored, server_now = shard.script(
             scripts.SEND,
-            (self._list_key(storage),),
+            (self._list_key(storage), self._stats_hash(storage), self._global_stats_hash),
             (
                 payload,
                 self._expiry_ms,
                 self._deadline_text(shard),
-                *self._stats_args,
                 capacity,
-                storage,
                 header_for(channel, storage),
+                self.channel_statistics_expiry,
+                self.global_statistics_expiry,
+                self._stats_refresh_due(storage),
             ),
         )
         if server_now >= 0:
@@ -264,6 +286,22 @@ class RedisChannelLayer(BaseChannelLayer):
             raise self.ChannelFull(
                 f"Channel {storage!r} is full ({capacity} messages pending); retry later"
             )
+
+    def _stats_refresh_due(self, storage: str) -> str:
+        """'1' when this sender should reset the TTLs of `storage`'s statistics, else ''.
+
+        Resetting them on every send cost two EXPIREs per message; once per
+        `statistics_refresh_interval` keeps an active channel's counters alive
+        just the same (L-39..L-41). Races between threads only add a refresh.
+        """
+        now = time.monotonic()
+        last = self._stats_refreshed.get(storage)
+        if last is not None and now - last < self._stats_refresh_interval:
+            return ""
+        if len(self._stats_refreshed) >= self.statistics_refresh_memory:
+            self._stats_refreshed.clear()  # many short-lived names: start over
+        self._stats_refreshed[storage] = now
+        return "1"
 
     def _deadline_text(self, shard: Shard) -> str:
         """The new entry's deadline on the shard's clock (A-27).
@@ -494,11 +532,7 @@ class RedisChannelLayer(BaseChannelLayer):
     # -- statistics (A-49, L-39..L-41) ----------------------------------------------------
 
     def global_statistics(self) -> dict[str, int]:
-        keys = [
-            self._stats_key(self.global_stats_key, "messages_count"),
-            self._stats_key(self.global_stats_key, "channel_full_count"),
-        ]
-        return global_figures(self._shards, keys)
+        return global_figures(self._shards, self._global_stats_hash)
 
     def channel_statistics(self, channel: str) -> dict[str, int]:
         self.valid_channel_name(channel)
@@ -507,11 +541,7 @@ class RedisChannelLayer(BaseChannelLayer):
             shards = [self._shards[consistent_hash(storage, self.ring_size)]]
         else:
             shards = self._shards
-        keys = (
-            self._list_key(storage),
-            self._stats_key(storage, "messages_count"),
-            self._stats_key(storage, "channel_full_count"),
-        )
+        keys = (self._list_key(storage), self._stats_hash(storage))
         return channel_figures(shards, keys, self._expiry_ms)
 
     # -- twisted and asyncio (A-50, A-51, L-43, L-61) ----------------------------------------

@@ -5,11 +5,12 @@ once and then run by SHA (L-44); `Script.run` reloads a script that a
 restarted server forgot (``NOSCRIPT``) and retries once, which is safe
 because a ``NOSCRIPT`` reply means nothing ran (L-62.2).
 
-Keys: a channel's list is ``prefix{channel}`` and its counters
-``stats_prefix{channel}:stat``, so a script working on one channel touches one
-Redis Cluster hash slot, apart from the shard-global counters
-(``stats_prefix#global#:stat``) and `GROUP_SEND`, which fans out to many
-lists and is only used on a single, non-cluster shard.
+Keys: a channel's list is ``prefix{channel}`` and its counters the hash
+``stats_prefix{channel}`` (fields ``messages_count``, ``channel_full_count``),
+so a script working on one channel touches one Redis Cluster hash slot, apart
+from the shard-global counters (hash ``stats_prefix#global#``) and
+`GROUP_SEND`, which fans out to many lists and is only used on a single,
+non-cluster shard.
 """
 
 from __future__ import annotations
@@ -69,39 +70,53 @@ local function trim_expired(key, now)
   end
 end
 
-local function count(stats_prefix, name, stat, amount, channel_ttl, global_ttl)
-  local channel_key = stats_prefix .. '{' .. name .. '}:' .. stat
-  redis.call('INCRBY', channel_key, amount)
-  redis.call('EXPIRE', channel_key, channel_ttl)
-  local global_key = stats_prefix .. '#global#:' .. stat
-  redis.call('INCRBY', global_key, amount)
-  redis.call('EXPIRE', global_key, global_ttl)
+-- Count `amount` under `stat` in a channel's statistics hash and the shard's
+-- global one (L-39..L-41). counters = {channel hash, global hash, channel TTL,
+-- global TTL, refresh}. A hash gets its TTL when it is new; after that only
+-- when the caller asks (`refresh`), which a sender does at most once a minute
+-- per channel: two EXPIREs per message were a quarter of a send's commands.
+local function count(counters, stat, amount)
+  if redis.call('HINCRBY', counters[1], stat, amount) == amount or counters[5] then
+    redis.call('EXPIRE', counters[1], counters[3])
+  end
+  if redis.call('HINCRBY', counters[2], stat, amount) == amount or counters[5] then
+    redis.call('EXPIRE', counters[2], counters[4])
+  end
+end
+
+-- The counters of storage name `name` for the group scripts, which build keys
+-- from the prefix and always refresh TTLs. stats = {stats_prefix, channel TTL, global TTL}.
+local function counters_of(stats, name)
+  return {stats[1] .. '{' .. name .. '}', stats[1] .. '#global#', stats[2], stats[3], true}
 end
 
 -- Append one entry unless the list holds `capacity` live entries (A-37).
+-- RPUSH first: its reply is the new length, so the usual, non-full send needs
+-- no LLEN; an entry pushed past capacity is taken back at once (atomic script).
 local function push(key, capacity, entry, list_ttl_ms, now)
-  if redis.call('LLEN', key) >= capacity then
+  if redis.call('RPUSH', key, entry) > capacity then
+    redis.call('RPOP', key)
     trim_expired(key, now)
     if redis.call('LLEN', key) >= capacity then return 0 end
+    redis.call('RPUSH', key, entry)
   end
-  redis.call('RPUSH', key, entry)
   redis.call('PEXPIRE', key, list_ttl_ms)
   return 1
 end
 
 -- Store a ready entry and count the outcome (L-28, A-40).
-local function store(key, capacity, name, copies, entry, expiry_ms, now, stats)
+local function store(key, capacity, counters, copies, entry, expiry_ms, now)
   if push(key, capacity, entry, expiry_ms + 1000, now) == 1 then
-    count(stats[1], name, 'messages_count', copies, stats[2], stats[3])
+    count(counters, 'messages_count', copies)
     return 1
   end
-  count(stats[1], name, 'channel_full_count', copies, stats[2], stats[3])
+  count(counters, 'channel_full_count', copies)
   return 0
 end
 
-local function deliver(key, capacity, name, copies, header, payload, expiry_ms, now, stats)
+local function deliver(key, capacity, counters, copies, header, payload, expiry_ms, now)
   local entry = string.format('%013d', now + expiry_ms) .. header .. payload
-  return store(key, capacity, name, copies, entry, expiry_ms, now, stats)
+  return store(key, capacity, counters, copies, entry, expiry_ms, now)
 end
 
 local function live_members(group_key, group_expiry_ms, now)
@@ -110,10 +125,11 @@ local function live_members(group_key, group_expiry_ms, now)
 end
 """
 
-# One send (A-31, L-27, L-28), the hot path. KEYS: list key. ARGV: payload,
-# expiry_ms, deadline (13 digits on the shard's clock, computed by the client
-# from its measured clock offset; '' makes the script read TIME), stats_prefix,
-# channel stats TTL, global stats TTL, capacity, storage name, header.
+# One send (A-31, L-27, L-28), the hot path. KEYS: list key, channel statistics
+# hash, global statistics hash. ARGV: payload, expiry_ms, deadline (13 digits on
+# the shard's clock, computed by the client from its measured clock offset; ''
+# makes the script read TIME), capacity, header, channel stats TTL, global stats
+# TTL, refresh ('1' to reset both TTLs, '' otherwise).
 # Returns {1 stored / 0 full, server time in ms or -1 when the client's
 # deadline was used}.
 _SEND = """
@@ -126,8 +142,9 @@ if deadline_text == '' then
 else
   now = tonumber(deadline_text) - expiry_ms
 end
-local stored = store(KEYS[1], tonumber(ARGV[7]), ARGV[8], 1, deadline_text .. ARGV[9] .. ARGV[1],
-                     expiry_ms, now, {ARGV[4], ARGV[5], ARGV[6]})
+local counters = {KEYS[2], KEYS[3], ARGV[6], ARGV[7], ARGV[8] == '1'}
+local stored = store(KEYS[1], tonumber(ARGV[4]), counters, 1, deadline_text .. ARGV[5] .. ARGV[1],
+                     expiry_ms, now)
 return {stored, reported}
 """
 
@@ -141,8 +158,8 @@ local stats = {ARGV[3], ARGV[4], ARGV[5]}
 local results = {}
 for i, key in ipairs(KEYS) do
   local base = 5 + (i - 1) * 4
-  results[i] = deliver(key, tonumber(ARGV[base + 1]), ARGV[base + 2], tonumber(ARGV[base + 3]),
-                       ARGV[base + 4], ARGV[1], tonumber(ARGV[2]), now, stats)
+  results[i] = deliver(key, tonumber(ARGV[base + 1]), counters_of(stats, ARGV[base + 2]),
+                       tonumber(ARGV[base + 3]), ARGV[base + 4], ARGV[1], tonumber(ARGV[2]), now)
 end
 return results
 """
@@ -201,8 +218,8 @@ for _, member in ipairs(members) do
       order[#order + 1] = storage
     end
     table.insert(bundles[storage], member)
-  elseif deliver(prefix .. '{' .. member .. '}', capacity, member, 1, 'M', payload,
-                 expiry_ms, now, stats) == 0 then
+  elseif deliver(prefix .. '{' .. member .. '}', capacity, counters_of(stats, member), 1, 'M',
+                 payload, expiry_ms, now) == 0 then
     skipped[#skipped + 1] = member
     skipped[#skipped + 1] = 1
   end
@@ -210,8 +227,8 @@ end
 for _, storage in ipairs(order) do
   local names = bundles[storage]
   local header = 'N' .. table.concat(names, ',') .. '|'
-  if deliver(prefix .. '{' .. storage .. '}', capacity, storage, #names, header, payload,
-             expiry_ms, now, stats) == 0 then
+  if deliver(prefix .. '{' .. storage .. '}', capacity, counters_of(stats, storage), #names,
+             header, payload, expiry_ms, now) == 0 then
     skipped[#skipped + 1] = storage
     skipped[#skipped + 1] = #names
   end
@@ -219,13 +236,14 @@ end
 return skipped
 """
 
-# KEYS: list key, channel messages_count key, channel channel_full_count key.
+# KEYS: list key, channel statistics hash.
 # Returns {messages_count, channel_full_count, pending, head deadline or -1, now}.
 _CHANNEL_STATS = """
 local head = redis.call('LINDEX', KEYS[1], 0)
 local head_deadline = -1
 if head then head_deadline = deadline(head) end
-return {tonumber(redis.call('GET', KEYS[2]) or 0), tonumber(redis.call('GET', KEYS[3]) or 0),
+local counts = redis.call('HMGET', KEYS[2], 'messages_count', 'channel_full_count')
+return {tonumber(counts[1] or 0), tonumber(counts[2] or 0),
         redis.call('LLEN', KEYS[1]), head_deadline, now_ms()}
 """
 

@@ -15,25 +15,25 @@ from .shard import Shard
 __all__ = ["channel_figures", "global_figures"]
 
 
-def global_figures(shards: Sequence[Shard], keys: list[str]) -> dict[str, int]:
+def global_figures(shards: Sequence[Shard], key: str) -> dict[str, int]:
     """L-39: ``messages_count`` and ``channel_full_count`` summed over `shards`.
 
-    `keys` are the shard-global counter keys of those two figures, in that order.
+    `key` is the hash of the shard-global counters.
     """
     totals = {"messages_count": 0, "channel_full_count": 0}
     for shard in shards:
-        sent, full = shard.call(lambda client: client.mget(keys))
+        sent, full = shard.command("HMGET", key, "messages_count", "channel_full_count")
         totals["messages_count"] += int(sent or 0)
         totals["channel_full_count"] += int(full or 0)
     return totals
 
 
 def channel_figures(
-    shards: Sequence[Shard], keys: tuple[str, str, str], expiry_ms: int
+    shards: Sequence[Shard], keys: tuple[str, str], expiry_ms: int
 ) -> dict[str, int]:
     """L-40: the four figures of one storage name over `shards`.
 
-    `keys` are the list key and the channel's two counter keys. The age of the
+    `keys` are the list key and the channel's counters hash. The age of the
     oldest pending entry comes from its deadline on the shard's own clock.
     """
     figures = {

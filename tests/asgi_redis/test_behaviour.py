@@ -282,3 +282,43 @@ def test_deadlines_are_on_the_server_clock(layer_on) -> None:
         deadline = int(entry[:13])
         assert abs(deadline - (server_now_ms + 60_000)) < 2_000
     assert layer._shards[0].clock_checked > float("-inf")
+
+
+def test_statistics_hashes_expire_and_active_ones_are_refreshed(layer_on) -> None:
+    """L-21, L-39..L-41: every statistics key gets a TTL when created (no key lives
+    forever), and a send after the refresh interval resets the TTL of a channel that
+    stays active; the counts are unaffected by the refresh schedule."""
+    layer = layer_on()
+    client = layer.connection(0)
+    layer.send("counted", {})
+    layer.send("counted", {})
+    stats_keys = {key.decode() for key in client.scan_iter(match=f"{layer.stats_prefix}*")}
+    assert stats_keys == {f"{layer.stats_prefix}{{counted}}", f"{layer.stats_prefix}#global#"}
+    channel_key = f"{layer.stats_prefix}{{counted}}"
+    global_key = f"{layer.stats_prefix}#global#"
+    assert 0 < client.ttl(channel_key) <= layer.channel_statistics_expiry
+    assert 0 < client.ttl(global_key) <= layer.global_statistics_expiry
+    # Pretend both TTLs ran low; a send after the refresh interval resets them.
+    client.expire(channel_key, 5)
+    client.expire(global_key, 5)
+    layer._stats_refresh_interval = 0
+    layer.send("counted", {})
+    assert client.ttl(channel_key) > 5
+    assert client.ttl(global_key) > 5
+    assert layer.channel_statistics("counted")["messages_count"] == 3
+    assert layer.global_statistics() == {"messages_count": 3, "channel_full_count": 0}
+
+
+def test_full_channel_keeps_its_entries_and_order(layer_on) -> None:
+    """A-37, L-28: a refused send leaves the full list exactly as it was (the entry
+    pushed past capacity is taken back), and the next accepted send lands last."""
+    layer = layer_on(capacity=2)
+    layer.send("tight", {"n": 1})
+    layer.send("tight", {"n": 2})
+    with pytest.raises(layer.ChannelFull):
+        layer.send("tight", {"n": 3})
+    assert layer.channel_statistics("tight")["messages_pending"] == 2
+    assert layer.receive(["tight"]) == ("tight", {"n": 1})
+    layer.send("tight", {"n": 4})
+    assert [layer.receive(["tight"])[1]["n"] for _ in range(2)] == [2, 4]
+    assert layer.receive(["tight"]) == (None, None)
