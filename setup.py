@@ -21,6 +21,7 @@ setup(
         "autobahn>=24.4",
         "msgpack>=1.0",
         "redis>=5.0",
+        "hiredis>=3.0",
     ],
     extras_require={
         "encryption": ["cryptography>=42"],

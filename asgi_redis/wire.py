@@ -12,13 +12,20 @@ checked as redis-py's pool does: one that is readable (the server closed it,
 e.g. a restart) is reconnected, so the next operation after a restart works
 (L-62.2). A connection that fails mid-command is disconnected, never reused
 half-read.
+
+Per call this costs one list pop and append, one ``poll`` for the stale
+check and the write and the read themselves: the free-list
+hangs on the client object (no weak-dictionary lookup), a fork is noticed
+through `os.register_at_fork` (no ``getpid`` per call), and an open
+connection is not routed through redis-py's connect-with-retry wrapper.
+With ``hiredis`` installed (a dependency) redis-py parses replies in C.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import threading
-import weakref
 from typing import Any
 
 import redis
@@ -27,50 +34,79 @@ __all__ = ["execute", "pack_command"]
 
 _DEFAULT = object()
 _free_lock = threading.Lock()
-# client -> (pid that made the connections, idle connections)
-_free: weakref.WeakKeyDictionary[redis.Redis, tuple[int, list]] = weakref.WeakKeyDictionary()
+# The attribute of a redis-py client holding ``(generation, idle connections)``.
+_FREE = "_asgi_redis_free"
+# Bumped in a forked child, so it never shares the parent's sockets.
+_generation = 0
+# The attribute of a redis-py connection holding ``(socket, poll object)``.
+_POLLER = "_asgi_redis_poller"
+
+
+def _forked() -> None:
+    global _generation
+    _generation += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def pack_command(args: tuple[Any, ...]) -> bytes:
     """RESP encoding of a command whose arguments are bytes, str or int."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if type(arg) is bytes:
-            data = arg
-        elif type(arg) is str:
-            data = arg.encode("utf-8")
-        elif type(arg) is int:
-            data = b"%d" % arg
-        else:
-            data = str(arg).encode("utf-8")
-        parts.append(b"$%d\r\n" % len(data))
-        parts.append(data)
-        parts.append(b"\r\n")
+        kind = type(arg)
+        if kind is str:
+            arg = arg.encode("utf-8")
+        elif kind is int:
+            arg = b"%d" % arg
+        elif kind is not bytes:
+            arg = str(arg).encode("utf-8")
+        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
     return b"".join(parts)
 
 
+def _free_list(client: redis.Redis) -> list:
+    owned = getattr(client, _FREE, None)
+    if owned is not None and owned[0] == _generation:
+        return owned[1]
+    with _free_lock:  # first use by several threads at once: one list for all
+        owned = getattr(client, _FREE, None)
+        if owned is None or owned[0] != _generation:
+            # New client, or a forked child: never share the parent's sockets.
+            owned = (_generation, [])
+            setattr(client, _FREE, owned)
+    return owned[1]
+
+
+def _is_stale(connection: Any, sock: Any) -> bool:
+    """Whether an idle connection has something to read: EOF from a restarted
+    server, or leftover data. Either way it cannot carry the next command.
+
+    One ``poll`` syscall with a poll object kept per socket (``select`` fails
+    on descriptors above 1024, which a daphne holding many sockets reaches).
+    """
+    poller = getattr(connection, _POLLER, None)
+    if poller is None or poller[0] is not sock:
+        poller = (sock, select.poll())
+        poller[1].register(sock, select.POLLIN)
+        setattr(connection, _POLLER, poller)
+    try:
+        return bool(poller[1].poll(0))
+    except OSError:
+        return True
+
+
 def _acquire(client: redis.Redis) -> tuple[list, Any]:
-    pid = os.getpid()
-    owner, free = _free.get(client, (None, None))
-    if owner != pid:
-        with _free_lock:  # first use by several threads at once: one list for all
-            owner, free = _free.get(client, (None, None))
-            if owner != pid:
-                # New client, or a forked child: never share the parent's sockets.
-                free = []
-                _free[client] = (pid, free)
+    free = _free_list(client)
     try:
         connection = free.pop()
     except IndexError:
         connection = client.connection_pool.make_connection()
     try:
-        connection.connect()  # no-op while connected
-        try:
-            stale = connection.can_read()
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            stale = True
-        if stale:
-            # EOF from a restarted server or leftover data: start afresh.
+        sock = connection._sock
+        if sock is None:
+            connection.connect()
+        elif _is_stale(connection, sock):
             connection.disconnect()
             connection.connect()
     except BaseException:
