@@ -48,7 +48,7 @@ urlpatterns: list = []
 channel_routing: list = []
 
 
-def configure(with_auth: bool) -> None:
+def configure(with_auth: bool, redis_url: str | None = None) -> None:
     import django
     from django.conf import settings
     from django.urls import path
@@ -65,14 +65,7 @@ def configure(with_auth: bool) -> None:
         ROOT_URLCONF=__name__,
         DATABASES={},
         USE_TZ=True,
-        CHANNEL_LAYERS={
-            "default": {
-                "BACKEND": "channels.layers.inmemory.ChannelLayer",
-                "ROUTING": f"{__name__}.channel_routing",
-                # Room for one batch of replies between drains.
-                "CONFIG": {"capacity": 10_000},
-            }
-        },
+        CHANNEL_LAYERS={"default": layer_config(redis_url)},
     )
     django.setup()
     from channels.generic.websockets import WebsocketConsumer
@@ -83,6 +76,22 @@ def configure(with_auth: bool) -> None:
 
     urlpatterns.append(path("hello/", hello))
     channel_routing.append(EchoConsumer.as_route(path=r"^/echo/$"))
+
+
+def layer_config(redis_url: str | None) -> dict:
+    if redis_url is None:
+        # Room for one batch of replies between drains.
+        return {
+            "BACKEND": "channels.layers.inmemory.ChannelLayer",
+            "ROUTING": f"{__name__}.channel_routing",
+            "CONFIG": {"capacity": 10_000},
+        }
+    # Defaults, as the e2e benchmark runs it.
+    return {
+        "BACKEND": "asgi_redis.RedisChannelLayer",
+        "ROUTING": f"{__name__}.channel_routing",
+        "CONFIG": {"hosts": [redis_url]},
+    }
 
 
 def http_message() -> dict:
@@ -169,7 +178,63 @@ def profile(name: str, batch: int) -> None:
     for content in messages:
         worker.handle(channel, content)
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(30)
+
+
+def drive(redis_url: str, name: str, in_flight: int, seconds: float) -> None:
+    """A child process playing daphne: `in_flight` messages outstanding, one more sent per
+    reply received on its process-specific prefix, for `seconds` (then it stops sending)."""
+    from asgi_redis import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[redis_url])
+    channel, build = PATHS[name]
+    replies = 0
+    deadline = time.monotonic() + seconds + 1
+    for n in range(in_flight):
+        layer.send(channel, {**build(), "reply_channel": f"{REPLY_PREFIX}{n}"})
+    measuring_from = None
+    while time.monotonic() < deadline:
+        got, reply = layer.receive([REPLY_PREFIX], block=True)
+        if got is None:
+            continue
+        now = time.monotonic()
+        if measuring_from is None and now >= deadline - seconds:  # 1 s warm-up
+            measuring_from, replies = now, 0
+        replies += 1
+        layer.send(channel, {**build(), "reply_channel": got})
+    print(json.dumps([replies, time.monotonic() - (measuring_from or deadline)]), flush=True)
+
+
+def closed_loop(name: str, redis_url: str, in_flight: int, seconds: float) -> dict:
+    """Worker.run on the Redis layer in this process, fed by `drive` in a child process:
+    replies/s and this process's CPU per message (the worker and its sender thread)."""
+    import resource
+    import threading
+
+    from channels.worker import Worker
+
+    layer, _ = make_worker()
+    worker = Worker(channel_layer=layer, signal_handlers=False, only_channels=[PATHS[name][0]])
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    command = [sys.executable, __file__, "--drive", redis_url, "--path", name]
+    command += ["--in-flight", str(in_flight), "--seconds", str(seconds)]
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    time.sleep(1)  # the driver's warm-up second (a benchmark, not a test)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    output, _ = driver.communicate(timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    replies, elapsed = json.loads(output)
+    worker.stop()
+    thread.join(10)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "path": name,
+        "mode": "redis closed loop",
+        "in_flight": in_flight,
+        "messages_per_s": round(replies / elapsed),
+        "worker_process_cpu_us_per_message": round(cpu / max(replies, 1) * 1e6, 1),
+    }
 
 
 def git_commit() -> str:
@@ -186,6 +251,10 @@ def git_commit() -> str:
         return "unknown"
 
 
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--path", choices=sorted(PATHS), action="append")
@@ -193,14 +262,43 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--with-auth", action="store_true", help="install contenttypes+auth")
     parser.add_argument("--profile", choices=sorted(PATHS), help="cProfile one path instead")
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="Worker.run on asgi_redis against a private redis-server, fed by a child process",
+    )
+    parser.add_argument("--in-flight", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--drive", metavar="REDIS_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.drive:
+        drive(args.drive, args.path[0], args.in_flight, args.seconds)
+        return
+    if args.redis and len(args.path or PATHS) > 1:
+        # One process per path: each gets a fresh layer, worker and redis-server.
+        for name in args.path or ["ws", "http"]:
+            command = [sys.executable, __file__, "--redis", "--path", name]
+            command += ["--in-flight", str(args.in_flight), "--seconds", str(args.seconds)]
+            subprocess.run(command, check=True, timeout=args.seconds + 120)
+        return
+    if args.redis:
+        from tests.redis_harness import RedisServer
+
+        server = RedisServer().start()
+        try:
+            configure(args.with_auth, server.url)
+            result = closed_loop(args.path[0], server.url, args.in_flight, args.seconds)
+            print(json.dumps({**result, "commit": git_commit(), "date": now()}), flush=True)
+        finally:
+            server.stop()
+        return
     configure(args.with_auth)
     if args.profile:
         profile(args.profile, args.batch)
         return
     common = {
         "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "date": now(),
         "python": sys.version.split()[0],
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "with_auth": args.with_auth,
