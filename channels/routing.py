@@ -165,6 +165,8 @@ class Include:
         for entry in self.routing:
             found = entry.match(message)
             if found is not None:
+                if not kwargs:  # the common case: no prefix kwargs to merge
+                    return found
                 consumer, entry_kwargs = found
                 return consumer, {**kwargs, **entry_kwargs}
         return None
