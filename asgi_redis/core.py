@@ -36,12 +36,16 @@ Design, and why it differs from the 1.x layer that layers.md sketches:
   are served from memory after checking each entry's deadline against the
   shard's clock. Normal and single-reader lists are never prefetched: other
   workers must be able to take their messages.
-- **Blocking receive never sleeps.** It first makes a non-blocking pass over
-  every shard holding one of the names (normal names on every shard: a worker
-  should not sit on an idle shard while another has work), then waits in
-  ``BLPOP``. With one shard that is a single ``BLPOP`` of `blpop_timeout`;
-  with several it rotates ``BLPOP`` over the shards in slices of
-  `shard_slice` seconds, so a message on any shard is seen within
+- **Blocking receive never sleeps.** On one shard it is a single blocking
+  pop of `blpop_timeout` (``BLMPOP``, which returns at once when an entry
+  waits and takes a whole batch from a ``P!`` list; ``BLPOP`` before Redis 7),
+  so an idle receiver pays one round trip per message, not a failed
+  non-blocking pop plus the wait. Only when the shard's clock offset is stale
+  does a non-blocking Lua pass (which measures it) come first. Over several
+  shards it first makes a non-blocking pass over every shard holding one of
+  the names (normal names on every shard: a worker should not sit on an idle
+  shard while another has work), then waits, rotating the blocking pop over
+  the shards in slices of `shard_slice` seconds, so a message on any shard is seen within
   ``(shards - 1) * shard_slice`` and the call still returns after about
   `blpop_timeout` (A-32). Cancelling parallel pops would need extra
   connections and a push-back of double pops that breaks FIFO; the rotation is
@@ -94,7 +98,7 @@ from .buffer import PrefetchBuffer
 from .codec import Codec, build_fernet
 from .entries import bundle_header, decode_entry, header_for
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
-from .popping import Visit, blocking_pop, pop
+from .popping import Visit, blocking_pop, can_wait_at_once, pop
 from .scripts import UnsupportedRedis
 from .shard import CONNECTION_ERRORS, Shard
 from .sharding import RoundRobin, consistent_hash
@@ -328,6 +332,8 @@ class RedisChannelLayer(BaseChannelLayer):
             if found is not None:
                 return found
         visits = self._plan(names, every_shard=block)
+        if block and can_wait_at_once(visits, self.clock_check_interval):
+            return self._blocking_pop(visits)  # returns at once when an entry waits
         found, answering = self._pop_pass(visits)
         if found is not None:
             return found
@@ -394,8 +400,8 @@ class RedisChannelLayer(BaseChannelLayer):
         popped = blocking_pop(visits, self.blpop_timeout, self.shard_slice)
         if popped is None:
             return None, None
-        visit, index, entry = popped
-        return self._hand_out(visit.shard, visit.storages[index], [entry])
+        visit, index, entries = popped
+        return self._hand_out(visit.shard, visit.storages[index], entries)
 
     def _hand_out(self, shard: Shard, storage: str, entries: list[bytes]) -> tuple[str, dict]:
         """Return the first message of `entries`; buffer the rest (process-specific only)."""

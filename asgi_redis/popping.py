@@ -24,7 +24,7 @@ from . import scripts
 from .entries import DEADLINE_DIGITS
 from .shard import CONNECTION_ERRORS, Shard
 
-__all__ = ["Visit", "blocking_pop", "pop"]
+__all__ = ["Visit", "blocking_pop", "can_wait_at_once", "pop"]
 
 
 @dataclass(slots=True)
@@ -87,10 +87,26 @@ def _pop_once(visit: Visit, clock_check_interval: float) -> tuple[int, list[byte
     return reply[1] - 1, reply[2:], True
 
 
+def can_wait_at_once(visits: list[Visit], clock_check_interval: float) -> bool:
+    """Whether a blocking receive may skip its non-blocking pass (one round trip, not two).
+
+    True for a single shard whose clock offset is fresh (the blocking pop's
+    entries are checked against it; a stale one needs the Lua pop's ``TIME``)
+    and whose lists all take the same number of entries per pop, since
+    ``BLMPOP``'s count applies to whichever list it pops.
+    """
+    if len(visits) != 1:
+        return False
+    visit = visits[0]
+    if time.monotonic() - visit.shard.clock_checked >= clock_check_interval:
+        return False
+    return min(visit.wants) == max(visit.wants)
+
+
 def blocking_pop(
     visits: list[Visit], timeout: float, shard_slice: float
-) -> tuple[Visit, int, bytes] | None:
-    """Wait up to `timeout` seconds for an entry with ``BLPOP``; never sleeps.
+) -> tuple[Visit, int, list[bytes]] | None:
+    """Wait up to `timeout` seconds for live entries (``BLMPOP``/``BLPOP``); never sleeps.
 
     With one shard this is one ``BLPOP`` for the whole time. With several it
     rotates ``BLPOP`` over the shards in slices of `shard_slice` seconds, so a
@@ -108,8 +124,10 @@ def blocking_pop(
         visit = visits[turn % len(visits)]
         turn += 1
         wait = remaining if len(visits) == 1 else min(remaining, shard_slice)
+        # A batch only when every list of the visit takes one (A-20: P! lists).
+        count = visit.wants[0] if min(visit.wants) == max(visit.wants) else 1
         try:
-            reply = visit.shard.blpop(visit.keys, wait)
+            reply = visit.shard.blocking_pop(visit.keys, wait, count)
         except CONNECTION_ERRORS:
             if len(visits) == 1:
                 raise
@@ -118,6 +136,7 @@ def blocking_pop(
             continue
         if reply is None:
             continue
-        key, entry = reply
-        if _live(visit.shard, [entry]):
-            return visit, visit.keys.index(key.decode("utf-8")), entry
+        key, entries = reply
+        entries = _live(visit.shard, entries)
+        if entries:
+            return visit, visit.keys.index(key.decode("utf-8")), entries

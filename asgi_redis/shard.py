@@ -50,8 +50,9 @@ class Shard:
         # Lua or buffered are checked against the server's clock through it (A-27).
         self.clock_offset = 0.0
         self.clock_checked = float("-inf")
-        # Whether the server has LMPOP (Redis 7); cleared on "unknown command".
+        # Whether the server has LMPOP / BLMPOP (Redis 7); cleared on "unknown command".
         self.has_lmpop = True
+        self.has_blmpop = True
 
     def client(self) -> redis.Redis:
         return self._client
@@ -76,9 +77,25 @@ class Shard:
     def command(self, *args: Any) -> Any:
         return self.call(lambda client: execute(client, *args))
 
-    def blpop(self, keys: Sequence[str], timeout: float) -> tuple[bytes, bytes] | None:
-        """BLPOP with its own socket read timeout above the server-side one (layers.md note)."""
-        return self.call(lambda client: blocking_pop(client, keys, timeout))
+    def blocking_pop(
+        self, keys: Sequence[str], timeout: float, count: int
+    ) -> tuple[bytes, list[bytes]] | None:
+        """``(key, up to count entries)`` from the first non-empty list, waiting up to `timeout`.
+
+        ``BLMPOP`` (Redis 7) takes a whole batch from a single-reader list in
+        the same round trip that waited for it; ``BLPOP`` (one entry) on older
+        servers. The socket's read timeout is set above the server-side one
+        (layers.md note), so an idle pop never fails on the client side.
+        """
+        if self.has_blmpop:
+            try:
+                return self.call(lambda client: _blmpop(client, keys, timeout, count))
+            except redis.ResponseError as exc:
+                if "unknown command" not in str(exc).lower():
+                    raise
+                self.has_blmpop = False  # Redis before 7
+        reply = self.call(lambda client: _blpop(client, keys, timeout))
+        return None if reply is None else (reply[0], [reply[1]])
 
     # -- health (L-62.4) ---------------------------------------------------------
 
@@ -101,7 +118,23 @@ class Shard:
             logger.info("Redis shard %d at %s answers again", self.index, address)
 
 
-def blocking_pop(client: redis.Redis, keys: Sequence[str], timeout: float) -> Any:
-    # redis-py's default socket timeout is shorter than a 5 s pop; give the read
-    # the pop's timeout plus a margin instead of failing idle pops.
+# redis-py's default socket timeout is shorter than a 5 s pop; the reads below
+# get the pop's timeout plus a margin instead of failing idle pops.
+
+
+def _blpop(client: redis.Redis, keys: Sequence[str], timeout: float) -> Any:
     return execute(client, "BLPOP", *keys, f"{max(timeout, 0.01):.3f}", read_timeout=timeout + 5)
+
+
+def _blmpop(client: redis.Redis, keys: Sequence[str], timeout: float, count: int) -> Any:
+    return execute(
+        client,
+        "BLMPOP",
+        f"{max(timeout, 0.01):.3f}",
+        len(keys),
+        *keys,
+        "LEFT",
+        "COUNT",
+        count,
+        read_timeout=timeout + 5,
+    )

@@ -36,3 +36,16 @@ def test_server_without_scripting_raises_unsupported_redis(server_without) -> No
     layer = RedisChannelLayer(hosts=[server_without.url])
     with pytest.raises(UnsupportedRedis, match="Redis 6.2 or newer"):
         layer.send("x", {})
+
+
+@pytest.mark.parametrize("server_without", ["BLMPOP"], indirect=True)
+def test_blocking_receive_without_blmpop_falls_back_to_blpop(server_without) -> None:
+    """L-29, L-44, A-19: without BLMPOP (before Redis 7) a blocking receive waits in BLPOP,
+    one entry at a time, and a process-specific channel still comes out in order."""
+    layer = RedisChannelLayer(hosts=[server_without.url])
+    layer.receive(["warm"])  # first receive measures the clock with the Lua pop
+    for index in range(3):
+        layer.send(f"reply.x!c{index}", {"n": index})
+    got = [layer.receive(["reply.x!"], block=True) for _ in range(3)]
+    assert got == [(f"reply.x!c{index}", {"n": index}) for index in range(3)]
+    assert layer._shards[0].has_blmpop is False
