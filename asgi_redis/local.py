@@ -33,7 +33,6 @@ from typing import Any
 
 from asgi_ipc import IPCChannelLayer
 
-from . import scripts
 from .core import RedisChannelLayer
 
 __all__ = ["RedisLocalChannelLayer"]
@@ -102,19 +101,10 @@ class RedisLocalChannelLayer(RedisChannelLayer):
         if local:
             self.local_layer.send_to_members(group, local, message)
         if remote:
-            self._send_remote(group, remote, message)
-
-    def _send_remote(self, group: str, members: list[str], message: dict) -> None:
-        # As RedisChannelLayer.send_group past its member lookup: one PUSH per
-        # shard, one bundle per P! (A-93), full members counted and logged.
-        payload = self._payload(message, f"group {group}")
-        for shard, delivery in self._deliveries(members).items():
-            stored = shard.script(
-                scripts.PUSH, delivery.keys, (payload, self._expiry_ms, *delivery.args)
-            )
-            for storage, copies, ok in zip(delivery.storages, delivery.copies, stored, strict=True):
-                if not ok:
-                    self._skips.skipped(group, storage, copies)
+            # The core's delivery: one PUSH per shard, one bundle per P! (A-93),
+            # full members counted and logged, unreachable shards raised
+            # after the others are served (L-62.3).
+            self._send_to_members(group, remote, self._payload(message, f"group {group}"))
 
     def flush(self) -> None:
         super().flush()
