@@ -15,8 +15,17 @@ app does. Replies are drained from the reply channel between batches, outside th
 part. CPU time is `time.process_time` over each batch of ``--batch`` messages; the
 figure is the median over ``--rounds`` batches, in microseconds per message.
 
+``--redis`` instead runs `Worker.run` (one thread, as runworker's default benchmark
+setup) on asgi_redis with its defaults against a private redis-server, fed by a driver
+child process playing daphne: ``--in-flight`` messages outstanding, one more sent per
+reply, for ``--seconds`` after a 1 s warm-up; it reports replies/s and this process's CPU
+per message (the worker plus any thread it starts).
+
     python benchmarks/worker_path.py                 # both paths, one JSON line each
-    python benchmarks/worker_path.py --profile http  # pyinstrument/cProfile of one path
+    python benchmarks/worker_path.py --profile http  # cProfile of one path (SORT=cumtime)
+    python benchmarks/worker_path.py --redis         # closed loop on Redis, both paths
+
+Results: benchmarks/results/worker_path.md.
 """
 
 from __future__ import annotations
