@@ -50,6 +50,12 @@ Design, and why it differs from the 1.x layer that layers.md sketches:
   `blpop_timeout` (A-32). Cancelling parallel pops would need extra
   connections and a push-back of double pops that breaks FIFO; the rotation is
   bounded and cheap (a handful of idle ``BLPOP`` replies per second).
+- **Batch sends.** `send_many(pairs)` sends several messages with one
+  `scripts.SEND_MANY` call per shard and reports each one's outcome (`None`,
+  `ChannelFull`, or the shard's connection error), for callers holding several
+  messages at once (daphne's frames from one reactor tick, a worker's queued
+  replies). It is an addition to the ASGI-1 API, offered only by the Redis
+  layers.
 - **Placement** (`sharding`): jump consistent hashing instead of 1.x's CRC32
   ranges, so adding a shard moves ~1/(n+1) of the names, not most of them.
   ``?``/``!`` names and groups sit on their hashed shard (L-25). A normal
@@ -287,9 +293,66 @@ class RedisChannelLayer(BaseChannelLayer):
         if server_now >= 0:
             shard.note_clock(server_now)
         if not stored:
-            raise self.ChannelFull(
-                f"Channel {storage!r} is full ({capacity} messages pending); retry later"
+            raise self._full(storage, capacity)
+
+    def _full(self, storage: str, capacity: int) -> Exception:
+        return self.ChannelFull(
+            f"Channel {storage!r} is full ({capacity} messages pending); retry later"
+        )
+
+    def send_many(self, messages: Iterable[tuple[str, dict]]) -> list[Exception | None]:
+        """Send several ``(channel, message)`` pairs with one round trip per shard.
+
+        Returns one result per pair, in order: `None` when stored, a
+        `ChannelFull` when that channel was full (A-37; counted as for `send`),
+        or the shard's `redis.ConnectionError` / `TimeoutError` for each
+        message of a shard that failed (such a message may or may not have
+        been stored, L-62.3). Every pair is validated first: a bad name or
+        message raises before anything is sent. Messages to one channel are
+        stored in the order given (A-19, A-25).
+        """
+        pairs = list(messages)
+        batches: dict[Shard, list[tuple[int, str, str, bytes]]] = {}
+        for position, (channel, message) in enumerate(pairs):
+            self.valid_channel_name(channel)
+            payload = self._payload(message, channel)
+            storage = self.non_local_name(channel)
+            batch = batches.setdefault(self._send_shard(storage), [])
+            batch.append((position, channel, storage, payload))
+        results: list[Exception | None] = [None] * len(pairs)
+        for shard, batch in batches.items():
+            try:
+                stored = self._send_batch(shard, batch)
+            except CONNECTION_ERRORS as exc:
+                for position, *_ in batch:
+                    results[position] = exc
+                continue
+            for (position, _, storage, _), ok in zip(batch, stored, strict=True):
+                if not ok:
+                    results[position] = self._full(storage, self.get_capacity(storage))
+        return results
+
+    def _send_batch(self, shard: Shard, batch: list[tuple[int, str, str, bytes]]) -> list[int]:
+        """Run `scripts.SEND_MANY` for one shard's part of `send_many`; 1/0 per message."""
+        keys = [self._global_stats_hash]
+        args: list[Any] = [
+            self._expiry_ms,
+            self._deadline_text(shard),
+            self.channel_statistics_expiry,
+            self.global_statistics_expiry,
+        ]
+        for _, channel, storage, payload in batch:
+            keys += (self._list_key(storage), self._stats_hash(storage))
+            args += (
+                payload,
+                self.get_capacity(storage),
+                header_for(channel, storage),
+                self._stats_refresh_due(storage),
             )
+        server_now, *stored = shard.script(scripts.SEND_MANY, keys, args)
+        if server_now >= 0:
+            shard.note_clock(server_now)
+        return stored
 
     def _stats_refresh_due(self, storage: str) -> str:
         """'1' when this sender should reset the TTLs of `storage`'s statistics, else ''.

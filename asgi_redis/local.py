@@ -92,6 +92,29 @@ class RedisLocalChannelLayer(RedisChannelLayer):
                 return found
         return super().receive(remote, block=block)
 
+    def send_many(self, messages: Iterable[tuple[str, dict]]) -> list[Exception | None]:
+        """As `RedisChannelLayer.send_many`, normal names through IPC (L-47).
+
+        The ``?``/``!`` pairs go to Redis first (validated before any is sent);
+        normal ones then go one by one to the local layer, a full one giving
+        its `ChannelFull` as the result.
+        """
+        pairs = list(messages)
+        results: list[Exception | None] = [None] * len(pairs)
+        remote = [
+            position for position, (channel, _) in enumerate(pairs) if not self._is_local(channel)
+        ]
+        sent = super().send_many(pairs[position] for position in remote)
+        for position, result in zip(remote, sent, strict=True):
+            results[position] = result
+        for position, (channel, message) in enumerate(pairs):
+            if self._is_local(channel):
+                try:
+                    self.local_layer.send(channel, message)
+                except self.ChannelFull as exc:
+                    results[position] = exc
+        return results
+
     def send_group(self, group: str, message: dict) -> None:
         """Members from Redis; normal ones served by the local IPC layer (L-48)."""
         self.valid_group_name(group)

@@ -27,6 +27,7 @@ __all__ = [
     "Script",
     "UnsupportedRedis",
     "SEND",
+    "SEND_MANY",
     "PUSH",
     "POP",
     "GROUP_ADD",
@@ -146,6 +147,31 @@ local counters = {KEYS[2], KEYS[3], ARGV[6], ARGV[7], ARGV[8] == '1'}
 local stored = store(KEYS[1], tonumber(ARGV[4]), counters, 1, deadline_text .. ARGV[5] .. ARGV[1],
                      expiry_ms, now)
 return {stored, reported}
+"""
+
+# Several sends on one shard (`RedisChannelLayer.send_many`), each as in SEND.
+# KEYS: global statistics hash, then per message: list key, channel statistics
+# hash. ARGV: expiry_ms, deadline (as in SEND), channel stats TTL, global stats
+# TTL, then per message: payload, capacity, header, refresh.
+# Returns {server time in ms or -1, then 1 stored / 0 full per message}.
+_SEND_MANY = """
+local expiry_ms = tonumber(ARGV[1])
+local now, reported, deadline_text = 0, -1, ARGV[2]
+if deadline_text == '' then
+  now = now_ms()
+  reported = now
+  deadline_text = string.format('%013d', now + expiry_ms)
+else
+  now = tonumber(deadline_text) - expiry_ms
+end
+local results = {reported}
+for i = 2, #KEYS, 2 do
+  local base = 4 + (i - 2) * 2
+  local counters = {KEYS[i + 1], KEYS[1], ARGV[3], ARGV[4], ARGV[base + 4] == '1'}
+  results[#results + 1] = store(KEYS[i], tonumber(ARGV[base + 2]), counters, 1,
+                                deadline_text .. ARGV[base + 3] .. ARGV[base + 1], expiry_ms, now)
+end
+return results
 """
 
 # Group deliveries on one shard. KEYS: list keys. ARGV: payload, expiry_ms,
@@ -274,6 +300,7 @@ class Script:
 
 
 SEND = Script("send", _SEND)
+SEND_MANY = Script("send_many", _SEND_MANY)
 PUSH = Script("push", _PUSH)
 POP = Script("pop", _POP)
 GROUP_ADD = Script("group_add", _GROUP_ADD)

@@ -23,6 +23,8 @@ Workloads (one process, one thread, small messages):
 - ``layer_sends``: ``send`` alone to a channel with room for every message
   (emptied between rounds, outside the measurement): the cost daphne and the
   worker pay per message sent.
+- ``layer_send_many``: the same sends through ``send_many`` in batches of
+  10 (one round trip per batch); one operation is one message.
 - ``layer_echo``: two threads playing daphne and a worker: one sends to a
   normal channel and waits in a blocking ``receive`` on its ``P!``, the other
   waits in a blocking ``receive`` on the normal channel and replies to
@@ -123,6 +125,14 @@ def layer_sends(layer: RedisChannelLayer, count: int) -> int:
     return count
 
 
+def layer_send_many(layer: RedisChannelLayer, count: int) -> int:
+    batch = [("bench.sink", MESSAGE)] * 10
+    for _ in range(count // len(batch)):
+        if any(layer.send_many(batch)):
+            raise RuntimeError("send_many refused a message")
+    return count // len(batch) * len(batch)
+
+
 def layer_echo(layer: RedisChannelLayer, worker_layer: RedisChannelLayer, count: int) -> int:
     """`count` echoes between this thread ("daphne") and a "worker" thread."""
 
@@ -215,6 +225,7 @@ def run(pairs: int, rounds: int) -> dict:
             "raw_group_fanout": lambda n: raw_group_fanout(client, n),
             "layer_group_fanout": lambda n: layer_group_fanout(layer, n),
             "layer_sends": lambda n: layer_sends(layer, n),
+            "layer_send_many": lambda n: layer_send_many(layer, n),
             "layer_echo": lambda n: layer_echo(layer, worker_layer, n),
         }
         for operation in workloads.values():  # warm up connections and scripts
@@ -276,6 +287,7 @@ def write_results(result: dict, command: str, machine_text: str) -> None:
         f"| layer send_group to {FANOUT_MEMBERS} members of one P!, messages delivered | "
         f"{result['layer_group_fanout']} |",
         f"| layer sends alone | {result['layer_sends']} |",
+        f"| layer sends through send_many, 10 per call | {result['layer_send_many']} |",
         f"| layer echoes between two threads, blocking receives | {result['layer_echo']} |",
         "",
         f"Layer pairs / raw pairs: **{result['ratio_pairs']:.0%}** "

@@ -1,0 +1,113 @@
+"""`send_many`: several sends in one round trip per shard, one outcome per message
+(A-19, A-25, A-37, A-40, L-27, L-28, L-39..L-41, L-47, L-62.3; issue 9)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from asgi_redis import RedisChannelLayer, RedisLocalChannelLayer
+from channels.layers.base import InvalidChannelName, MessageTooLarge
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_every_kind_of_channel_is_delivered_in_order(layer_on, shards) -> None:
+    """A-19, A-25, L-27: normal, single-reader and process-specific channels, several
+    messages each, come out in the order given; all results are None."""
+    layer = layer_on(shards=shards)
+    reply = layer.new_channel("reply?")
+    pairs = [
+        ("work", {"n": 1}),
+        ("daphne.x!c1", {"n": 2}),
+        (reply, {"n": 3}),
+        ("work", {"n": 4}),
+        ("daphne.x!c2", {"n": 5}),
+    ]
+    assert layer.send_many(pairs) == [None] * len(pairs)
+    assert [layer.receive(["work"], block=True)[1]["n"] for _ in range(2)] == [1, 4]
+    assert layer.receive([reply], block=True) == (reply, {"n": 3})
+    got = [layer.receive(["daphne.x!"], block=True) for _ in range(2)]
+    assert got == [("daphne.x!c1", {"n": 2}), ("daphne.x!c2", {"n": 5})]
+    assert layer.global_statistics() == {"messages_count": 5, "channel_full_count": 0}
+    assert layer.channel_statistics("work")["messages_count"] == 2
+
+
+def test_a_full_channel_is_reported_per_message_and_counted(layer_on) -> None:
+    """A-37, L-28, L-41: past capacity the result is ChannelFull for that message only;
+    refused messages count in channel_full_count, not messages_count."""
+    layer = layer_on(capacity=2)
+    results = layer.send_many(
+        [("tight", {"n": 1}), ("tight", {"n": 2}), ("tight", {"n": 3}), ("roomy", {"n": 4})]
+    )
+    assert results[:2] == [None, None]
+    assert isinstance(results[2], layer.ChannelFull)
+    assert "tight" in str(results[2])
+    assert results[3] is None
+    assert layer.channel_statistics("tight")["channel_full_count"] == 1
+    assert layer.global_statistics() == {"messages_count": 3, "channel_full_count": 1}
+    assert [layer.receive(["tight"])[1]["n"] for _ in range(2)] == [1, 2]
+
+
+def test_bad_input_raises_before_anything_is_sent(layer_on) -> None:
+    """A-31, A-92: an invalid name or an oversized message raises and nothing is sent."""
+    layer = layer_on()
+    with pytest.raises(InvalidChannelName):
+        layer.send_many([("fine", {}), ("bad name", {})])
+    with pytest.raises(MessageTooLarge):
+        layer.send_many([("fine", {}), ("fine", {"body": b"x" * (2 * 1024 * 1024)})])
+    assert layer.receive(["fine"]) == (None, None)
+    assert layer.send_many([]) == []
+
+
+def test_an_unreachable_shard_fails_only_its_own_messages(
+    redis_servers_session, redis_server
+) -> None:
+    """L-62.3: messages for a shard that is down get its ConnectionError as their result;
+    the other shard's messages are still delivered."""
+    layer = RedisChannelLayer(
+        hosts=[redis_servers_session[0].url, redis_server.url],
+        prefix="t-many:",
+        stats_prefix="t-many-meta:",
+    )
+    layer.flush()
+    names = [f"p{index}!" for index in range(12)]
+    down = {name for name in names if layer.consistent_hash(name) == 1}
+    assert down and len(down) < len(names)
+    redis_server.stop()
+    try:
+        results = layer.send_many([(f"{name}c", {"to": name}) for name in names])
+        for name, result in zip(names, results, strict=True):
+            if name in down:
+                assert isinstance(result, redis.ConnectionError)
+                assert str(redis_server.port) in str(result)
+            else:
+                assert result is None
+                assert layer.receive([name]) == (f"{name}c", {"to": name})
+    finally:
+        redis_server.start()
+        layer.flush()
+
+
+def test_local_layer_sends_normal_channels_through_ipc(redis_servers_session) -> None:
+    """L-47: in RedisLocalChannelLayer, send_many puts normal names in the local IPC
+    layer and ?/! names in Redis, each result in its place."""
+    layer = RedisLocalChannelLayer(
+        hosts=[redis_servers_session[0].url],
+        prefix="tmany:",
+        stats_prefix="tmany-meta:",
+        capacity=1,
+    )
+    layer.flush()
+    try:
+        results = layer.send_many(
+            [("local.work", {"n": 1}), ("reply.d!c", {"n": 2}), ("local.work", {"n": 3})]
+        )
+        assert results[:2] == [None, None]
+        assert isinstance(results[2], layer.ChannelFull)
+        assert layer.local_layer.receive(["local.work"]) == ("local.work", {"n": 1})
+        assert layer.receive(["reply.d!"], block=True) == ("reply.d!c", {"n": 2})
+        assert layer.global_statistics()["messages_count"] == 1  # Redis traffic only (L-48)
+    finally:
+        layer.flush()
