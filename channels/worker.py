@@ -49,9 +49,11 @@ class Worker:
 
     # A layer that ignores block=True may spin; pause this long after an instant miss.
     nonblocking_pause = 0.01
-    # L-62: retry a failing receive after 0.1 s, doubling up to 5 s.
+    # L-62: retry a failing receive after 0.1 s, doubling up to 1 s. C-31 says up to
+    # 5 s; a refused connect costs microseconds, and with 5 s a Redis back after 3.2 s
+    # would leave the worker idle until 6.3 s (issue 9, W6: echo within 1 s of a restart).
     receive_retry_first = 0.1
-    receive_retry_cap = 5.0
+    receive_retry_cap = 1.0
     # ConsumeLater re-sends on ChannelFull (C-32).
     requeue_tries = 10
     requeue_retry_cap = 0.05
