@@ -229,7 +229,7 @@ def test_reconnect_delays_grow_then_retries_run_out(blank_page):
         window.closes = 0;
         const socket = new channels.ReconnectingWebSocket(url, undefined, {
             minReconnectionDelay: 20, maxReconnectionDelay: 60,
-            reconnectionDelayGrowFactor: 1.3, maxRetries: 5, debug: true});
+            reconnectionDelayGrowFactor: 1.3, maxRetries: 6, debug: true});
         socket.onclose = () => { closes += 1; };
         socket.addEventListener("error", (e) => { if (e.code) errors.push(e.code); });
         window.socket = socket;
@@ -237,9 +237,10 @@ def test_reconnect_delays_grow_then_retries_run_out(blank_page):
         f"ws://127.0.0.1:{port}/",
     )
     blank_page.wait_for_function("() => errors.includes('EHOSTDOWN')", timeout=WAIT_MS)
-    assert blank_page.evaluate("() => closes") == 6  # the first try and 5 retries
+    assert blank_page.evaluate("() => closes") == 7  # the first try and 6 retries
     delays = [float(text.split()[-2]) for text in logs if "reconnect in" in text]
-    assert len(delays) == 5
+    # Six delays reach the cap whatever the random first one: 20 x 1.3**5 > 60.
+    assert len(delays) == 6
     assert 20 <= delays[0] < 40
     for previous, delay in zip(delays, delays[1:], strict=False):
         assert delay == pytest.approx(min(previous * 1.3, 60))
