@@ -20,6 +20,7 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.web import http
 from zope.interface import implementer
 
+from .deadlines import DeadlineSweep
 from .errors import ApplicationError, IllegalTransition
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NoPushProducer
@@ -461,6 +462,8 @@ class HTTPFactory(http.HTTPFactory):
         self.http_channels: set[HTTPChannel] = set()
         self.draining = False
         self._drained = None
+        # One timer for every WebSocket's connect/ping/lifetime deadline (D-24, D-43).
+        self.deadlines = DeadlineSweep(lambda: self.reactor)
         self.ws_factory = WebSocketFactory(self, protocols=ws_protocols, server="Daphne")
         self.ws_factory.setProtocolOptions(
             autoPingTimeout=ping_timeout,

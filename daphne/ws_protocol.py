@@ -2,9 +2,10 @@
 
 A connection moves CONNECTING → OPEN → CLOSED (or CONNECTING → CLOSED when refused);
 the handshake is held open until the application accepts or rejects (A-83).
-Each connection has one reactor timer that enforces the connect timeout, the
-keepalive ping and the lifetime limit (D-24, D-43), re-armed lazily so the
-per-message cost is one float assignment.
+Each connection has one deadline in the factory's `DeadlineSweep` (one reactor timer
+for all sockets) that enforces the connect timeout, the keepalive ping and the
+lifetime limit (D-24, D-43), re-armed lazily so the per-message cost is one float
+assignment.
 """
 
 from __future__ import annotations
@@ -73,7 +74,6 @@ class WebSocketProtocol(WebSocketServerProtocol):
     # Set by the HTTP hand-over (D-28); the raw bytes after "?".
     _raw_query_string = b""
     _socket_state = SocketState.CONNECTING
-    _timer = None
     _pending = None  # frames waiting for room on a full channel (A-89)
 
     def set_main_factory(self, main_factory: Any) -> None:
@@ -420,22 +420,16 @@ class WebSocketProtocol(WebSocketServerProtocol):
 
     def _arm_timer(self) -> None:
         deadline = self._next_deadline()
-        if deadline is None:
-            return
-        delay = max(deadline - self._now(), 0.0)
-        self._timer = self.main_factory.reactor.callLater(delay + 0.001, self._on_timer)
+        if deadline is not None:
+            self.main_factory.deadlines.schedule(self, deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            if timer.active():
-                timer.cancel()
+        if self.main_factory is not None:
+            self.main_factory.deadlines.cancel(self)
 
     def _on_timer(self) -> None:
-        self._timer = None
         self.check_timeouts()
-        if self._socket_state is not SocketState.CLOSED and self._timer is None:
+        if self._socket_state is not SocketState.CLOSED:
             self._arm_timer()
 
     def check_timeouts(self) -> None:
