@@ -53,6 +53,22 @@ def build_endpoint_description_strings(
     return endpoints
 
 
+# Twisted's default accept queue is 50: a burst of 200 handshakes (issue 9, W4/W5)
+# overflows it and leaves clients to SYN retries a second later. The kernel caps
+# this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+_BACKLOG_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl", "unix"})
+
+
+def with_listen_backlog(description: str) -> str:
+    """`description` with ``backlog=LISTEN_BACKLOG`` added for listening endpoint types
+    that take it, unless it names a backlog itself."""
+    kind = description.split(":", 1)[0].lower()
+    if kind not in _BACKLOG_ENDPOINTS or "backlog=" in description:
+        return description
+    return f"{description}:backlog={LISTEN_BACKLOG}"
+
+
 class Server:
     """The protocol server process (D-12, D-13)."""
 
@@ -196,7 +212,8 @@ class Server:
         self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_readers)
         for description in self.endpoints:
             logger.info("Listening on endpoint %s", description)
-            listener = serverFromString(self.reactor, description).listen(self.factory)
+            endpoint = serverFromString(self.reactor, with_listen_backlog(description))
+            listener = endpoint.listen(self.factory)
             listener.addErrback(self.on_listener_error)
             self.listeners.append(listener)
         return self.listeners

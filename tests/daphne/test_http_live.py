@@ -316,3 +316,28 @@ def test_access_log_lines():
     line = stream.getvalue().strip()
     assert line.startswith("127.0.0.1:")
     assert line.endswith('"GET /logged/?q=1" 201 2')
+
+
+def test_tcp_listener_has_a_large_accept_queue():
+    """issue 9 (W4/W5): TCP endpoints listen with backlog LISTEN_BACKLOG, not Twisted's 50,
+    so a 200-handshake burst is queued by the kernel instead of retried; an endpoint
+    naming its own backlog keeps it."""
+    import subprocess
+    from pathlib import Path
+
+    from daphne.server import LISTEN_BACKLOG, with_listen_backlog
+
+    assert with_listen_backlog("tcp:8000:backlog=7") == "tcp:8000:backlog=7"
+    assert with_listen_backlog("fd:fileno=3") == "fd:fileno=3"
+    with LiveServer() as live:
+        listing = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{live.port}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split()
+    # ss prints State, Recv-Q, Send-Q (the backlog of a listening socket), Local, Peer.
+    assert listing[0] == "LISTEN"
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert int(listing[2]) == min(LISTEN_BACKLOG, somaxconn)
