@@ -161,16 +161,21 @@ def server_cpu(client: redis.Redis) -> float:
     return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
-def command_calls(client: redis.Redis) -> dict[str, int]:
+def command_calls(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """``{command: (calls, usec)}`` from INFO commandstats."""
     stats = client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+    return {
+        name.removeprefix("cmdstat_"): (value["calls"], value["usec"])
+        for name, value in stats.items()
+    }
 
 
 def measure(
     operation: Callable[[int], int], count: int, client: redis.Redis
 ) -> tuple[float, float, float, dict[str, float]]:
     """Return (operations per second, client CPU us per op, redis-server CPU us per op,
-    Redis commands per op).
+    Redis commands per op plus ``evalsha_usec``: the server's time per EVALSHA call,
+    which excludes networking and so moves less with machine load than CPU).
 
     CPU time per operation hardly depends on how busy the machine is, so it
     shows the layer's cost where wall-clock rates swing with other load.
@@ -185,11 +190,16 @@ def measure(
     server_us = (server_cpu(client) - server_before) / done * 1e6
     calls_after = command_calls(client)
     # The INFO calls of the measurement itself are left out.
-    per_op = {
-        name: round((calls - calls_before.get(name, 0)) / done, 2)
-        for name, calls in sorted(calls_after.items())
-        if name != "info" and calls > calls_before.get(name, 0)
+    per_op: dict[str, float] = {
+        name: round((calls - calls_before.get(name, (0, 0))[0]) / done, 2)
+        for name, (calls, _) in sorted(calls_after.items())
+        if name != "info" and calls > calls_before.get(name, (0, 0))[0]
     }
+    evalsha_calls, evalsha_usec = calls_after.get("evalsha", (0, 0))
+    before_calls, before_usec = calls_before.get("evalsha", (0, 0))
+    if evalsha_calls > before_calls:
+        usec = (evalsha_usec - before_usec) / (evalsha_calls - before_calls)
+        per_op["evalsha_usec"] = round(usec, 1)
     return done / elapsed, client_us, server_us, per_op
 
 
@@ -298,7 +308,8 @@ def write_results(result: dict, command: str, machine_text: str) -> None:
         "CPU per operation (median; microseconds of this process and of redis-server; a pair",
         "is one send plus one receive, a fan-out operation is one delivered message):",
         "",
-        "| workload | client CPU us/op | redis-server CPU us/op | Redis commands per op |",
+        "| workload | client CPU us/op | redis-server CPU us/op | Redis commands per op "
+        "(`evalsha_usec`: server time per EVALSHA) |",
         "|---|---|---|---|",
         *(
             f"| {name} | {values['client']} | {values['redis']} | "
@@ -317,20 +328,27 @@ def write_results(result: dict, command: str, machine_text: str) -> None:
         "  shows how busy it was. Rounds are interleaved, so layer and baseline see the same",
         "  load, and the per-round samples below show the spread.",
         "- The raw baseline uses redis-py's public client API (`rpush`, `lpop`). The layer",
-        "  sends its commands through `asgi_redis/wire.py`: arguments packed directly and a",
-        "  per-client connection free-list. A profile of the first version (cProfile on the",
-        "  `layer_pairs` loop) showed half of the client CPU in redis-py's generic argument",
-        "  packer and in pool check-out/check-in with metrics recording; removing those is",
-        "  why the layer now outruns the raw baseline despite its Lua send.",
-        "- Server side, a Lua call costs about 10x a plain command (INFO commandstats: ~20 us",
-        "  per EVALSHA vs ~1.5 us per RPUSH on this machine), so receives use plain `LPOP` /",
-        "  `LMPOP` (`LPOP key 64` on a process-specific list) and only sends and group sends",
-        "  run Lua. Expired entries popped by plain commands are dropped in Python against",
-        "  the shard's clock, measured by a Lua call at most every 30 s; a send passes its",
-        "  deadline computed from that offset, sparing the script a `TIME` call.",
+        "  sends its commands through `asgi_redis/wire.py`: arguments packed directly, a",
+        "  per-client connection free-list, one `poll` as the stale-connection check, and",
+        "  `hiredis` (a dependency) parsing replies in C. A profile of the first version",
+        "  (cProfile on the `layer_pairs` loop) showed half of the client CPU in redis-py's",
+        "  generic argument packer and in pool check-out/check-in with metrics recording.",
+        "- Server side, a Lua call costs several times a plain command (INFO commandstats:",
+        "  ~5 us for an empty EVALSHA, ~2 us per call inside it, ~2 us per plain RPUSH),",
+        "  so a send's script runs four commands on the usual path (RPUSH, PEXPIRE and",
+        "  HINCRBY on the channel's and the shard's statistics hashes, whose TTLs are set",
+        "  on creation and refreshed once a minute per sender) and receives use plain",
+        "  `LPOP`/`LMPOP`, or one `BLMPOP` when blocking on one shard (`COUNT 64` on a",
+        "  process-specific list). Expired entries popped by plain commands are dropped in",
+        "  Python against the shard's clock, measured by a Lua call at most every 30 s.",
+        "- `send_many` runs a batch of sends in one script call per shard, so the script",
+        "  and round-trip overhead is paid once per batch (compare `layer_sends`).",
         "- Fan-out: the layer stores one bundle entry for 100 members of one `P!` (A-93) and",
         "  the reader takes up to 64 entries per pop, so a broadcast costs about 2 round",
         "  trips instead of 100 pushes and 100 pops.",
+        "- Before the issue 9 changes (commit 7fae20a, same benchmark, hiredis already",
+        "  installed): see the commit messages of the asgi_redis commits after it for",
+        "  per-item before/after figures.",
         "",
         "Per-round samples:",
         "",
