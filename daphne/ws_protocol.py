@@ -75,6 +75,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
     _raw_query_string = b""
     _socket_state = SocketState.CONNECTING
     _pending = None  # frames waiting for room on a full channel (A-89)
+    _connect_retry_delay: float | None = None  # set while websocket.connect waits for room
 
     def set_main_factory(self, main_factory: Any) -> None:
         self.main_factory = main_factory
@@ -158,13 +159,14 @@ class WebSocketProtocol(WebSocketServerProtocol):
                     break
         self.reply_channel = reply_channel
         factory.reply_protocols[reply_channel] = self
+        self.handshake_deferred = defer.Deferred()
         try:
             self.channel_layer.send("websocket.connect", self.request_info)
         except self.channel_layer.ChannelFull:
-            # A-89: refuse with 503 while the handshake is still pending.
-            self.muted = True
-            full_channels.full("websocket.connect", "refused a handshake with 503")
-            raise ConnectionDeny(503, "Connection queue at capacity")
+            # A-89: the outcome of a full connect channel is 503, but a burst of
+            # handshakes drains within milliseconds, so wait for room first (up to the
+            # connect timeout) instead of refusing at once (issue 9, W4/W5).
+            self._start_connect_retry()
         except Exception as error:  # the layer's backend errors have no common base class
             self.muted = True
             full_channels.failed("websocket.connect", "refused a handshake with 503", error)
@@ -172,9 +174,50 @@ class WebSocketProtocol(WebSocketServerProtocol):
         factory.log_action(
             "websocket", "connecting", {"path": request.path, "client": self._client_text()}
         )
-        self.handshake_deferred = defer.Deferred()
         self._arm_timer()
         return self.handshake_deferred
+
+    def _start_connect_retry(self) -> None:
+        # Muted until websocket.connect is delivered: a client leaving meanwhile must
+        # not send a websocket.disconnect for a connect nobody saw (A-85).
+        self.muted = True
+        self._connect_retry_delay = RETRY_FIRST_DELAY
+        self.main_factory.reactor.callLater(self._connect_retry_delay, self._retry_connect)
+
+    def _connect_retry_pending(self) -> bool:
+        return self._connect_retry_delay is not None
+
+    def _retry_connect(self) -> None:
+        if self._socket_state is not SocketState.CONNECTING or self.handshake_deferred.called:
+            self._connect_retry_delay = None  # the client left, or a stop refused it
+            return
+        layer = self.channel_layer
+        try:
+            layer.send("websocket.connect", self.request_info)
+        except layer.ChannelFull:
+            remaining = self.main_factory.websocket_connect_timeout - self.duration()
+            if remaining <= 0:
+                self._refuse_connect("Connection queue at capacity", None)
+                return
+            self._connect_retry_delay = min(self._connect_retry_delay * 2, RETRY_MAX_DELAY)
+            delay = min(self._connect_retry_delay, remaining)
+            self.main_factory.reactor.callLater(delay, self._retry_connect)
+            return
+        except Exception as error:  # the layer's backend errors have no common base class
+            self._refuse_connect("Channel layer unavailable", error)
+            return
+        self._connect_retry_delay = None
+        self.muted = False
+
+    def _refuse_connect(self, reason: str, error: BaseException | None) -> None:
+        """A-89: websocket.connect could not be delivered: refuse the handshake with 503."""
+        self._connect_retry_delay = None
+        if error is None:
+            full_channels.full("websocket.connect", "refused a handshake with 503")
+        else:
+            full_channels.failed("websocket.connect", "refused a handshake with 503", error)
+        self.handshake_deferred.errback(ConnectionDeny(503, reason))
+        self.cleanup()
 
     def _client_text(self) -> str | None:
         client = self.client_addr
@@ -449,6 +492,10 @@ class WebSocketProtocol(WebSocketServerProtocol):
         """Reject a handshake left pending too long; ping an idle socket (D-43)."""
         factory = self.main_factory
         if self._socket_state is SocketState.CONNECTING:
+            # While websocket.connect waits for room, its retry answers 503 at the
+            # connect timeout (A-89); the application never saw it, so no 403 here.
+            if self._connect_retry_pending():
+                return
             if self.duration() >= factory.websocket_connect_timeout:
                 self.serverReject()
         elif self._socket_state is SocketState.OPEN and self.state == self.STATE_OPEN:

@@ -197,9 +197,10 @@ def test_full_receive_channel_is_retried_in_order():
 
 
 def test_full_connect_channel_gives_503():
+    """A-89: a connect channel that stays full past the connect timeout → 503."""
     layer = ChannelLayer(channel_capacity={"websocket.connect": 1})
     layer.send("websocket.connect", {"filler": True})
-    with LiveServer(layer) as live:
+    with LiveServer(layer, websocket_connect_timeout=1) as live:
         assert handshake_status(live).startswith(b"HTTP/1.1 503")
 
 
