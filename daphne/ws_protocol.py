@@ -52,6 +52,13 @@ CLOSE_TRY_AGAIN_LATER = 1013
 _REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
 
 
+def _one_empty_payload(data_bytes: Any, data_text: Any) -> bool:
+    """Exactly one of bytes/text present and empty, the other absent or None."""
+    if data_bytes is None:
+        return data_text is not None and len(data_text) == 0
+    return data_text is None and len(data_bytes) == 0
+
+
 class SocketState(enum.Enum):
     CONNECTING = "connecting"
     OPEN = "open"
@@ -365,11 +372,19 @@ class WebSocketProtocol(WebSocketServerProtocol):
         if accept is False and connecting:
             self.serverReject()
             return
+        close = message.get("close")
+        if not connecting and not close and _one_empty_payload(data_bytes, data_text):
+            # Deviation from A-86, see docs/differences.rst: on an open socket a reply
+            # holding only an empty text or bytes sends one empty frame of that type
+            # (an echo of an empty message, Autobahn cases 1.1.1, 1.2.1, 6.1.1, 6.1.2).
+            # Combined with the other data key, with close, or during the handshake,
+            # empty still counts as absent.
+            self.serverSend(data_text if data_bytes is None else data_bytes, data_text is None)
+            return
         if data_bytes:
             self.serverSend(data_bytes, True)
         if data_text:
             self.serverSend(data_text, False)
-        close = message.get("close")
         if close:
             if self._socket_state is SocketState.CONNECTING and not self.handshake_deferred.called:
                 self.serverReject()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+import pytest
 from twisted.internet import error, task
 from twisted.python import failure
 from twisted.test import proto_helpers
@@ -374,3 +375,40 @@ def test_stalled_request_body_gets_408():
     clock.advance(61)
     assert transport.value().startswith(b"HTTP/1.1 408")
     assert layer.receive(["http.request"]) == (None, None)
+
+
+def open_socket(layer: ChannelLayer):
+    factory, protocol, transport, clock, message = websocket_connect(layer)
+    factory.dispatch_reply(message["reply_channel"], {"accept": True})
+    assert transport.value().startswith(b"HTTP/1.1 101")
+    transport.clear()
+    return factory, transport, message["reply_channel"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "written"),
+    [
+        ({"text": ""}, b"\x81\x00"),
+        ({"bytes": b""}, b"\x82\x00"),
+        ({"text": "", "bytes": None}, b"\x81\x00"),
+        ({"bytes": b"", "text": None, "close": False}, b"\x82\x00"),
+        ({"text": "", "bytes": b""}, b""),
+        ({"text": "", "bytes": b"x"}, b"\x82\x01x"),
+        ({"bytes": b"", "close": True}, b"\x88\x02\x03\xe8"),
+    ],
+)
+def test_empty_reply_on_an_open_socket(reply, written):
+    """Deviation from A-86, see docs/differences.rst: only an open socket's reply holding
+    exactly one empty text/bytes (the other absent or None) and no close sends one empty
+    frame; combined with other data or with close, empty still counts as absent."""
+    factory, transport, reply_channel = open_socket(ChannelLayer())
+    factory.dispatch_reply(reply_channel, reply)
+    assert transport.value() == written
+
+
+def test_empty_reply_during_the_handshake_counts_as_absent():
+    """A-86: while the handshake is pending an empty text neither accepts nor sends."""
+    layer = ChannelLayer()
+    factory, protocol, transport, clock, message = websocket_connect(layer)
+    factory.dispatch_reply(message["reply_channel"], {"text": ""})
+    assert transport.value() == b""
