@@ -103,28 +103,27 @@ def serve_autobahn(port: int) -> None:
 # Where daphne's time goes (py-spy), kept with the figures it explains.
 PROFILE_NOTES = """## Profile notes
 
-py-spy (`py-spy record --threads -r 200`) of the daphne process under the 100-client
-echo load, 8 s:
+py-spy (`py-spy record --gil -r 200`) of the daphne process under the 100-client
+echo load and under `wrk -c50`, 7 s each, at the commits of issue 9's daphne work:
 
-- Reactor thread ~95% busy: autobahn's frame parsing and writing is most of it
-  (`Connection.doRead` 58%, `doWrite` 20%), exactly what the plain Autobahn server
-  spends too. autobahn evaluates its debug-log arguments (`hltype`/`hlval`, 7%) even
-  with debug logging off; both servers pay that.
-- daphne's own per-message work is small: `onMessage` builds one dict and sends it
-  (13%, almost all inside the in-memory layer's `send`: snapshot copy, lock, notify);
-  replies arrive in batches (`ThreadReader._drain` wakes the reactor once per batch,
-  12%, nearly all in autobahn's `sendMessage`).
-- The difference to plain Autobahn is the layer hop: two thread hand-offs per message
-  (reactor -> responder thread -> reply reader thread) plus one `callFromThread` per
-  batch, all under one GIL. Measured apart: a send + blocking receive ping-pong
-  between two threads on the in-memory layer costs ~56 us CPU per round trip. CPU per
-  echoed message in one run: plain Autobahn ~100 us, daphne ~180 us (ratio ~0.55).
-- HTTP (py-spy under `wrk -c50`): the same layer hop dominates. Found and fixed:
-  nobody consumes `http.disconnect` here (nor in most deployments), so it stayed full
-  and every request logged a WARNING (7% of the reactor thread); full-channel
-  warnings are now merged per channel every 10 s. Also per connection instead of per
-  request: peer/host addresses (a getsockname syscall) and the TLS check. daphne skips
-  Twisted's query/form parsing and its per-request access-log formatting.
+- Before: autobahn formatted debug-log arguments on every frame although debug
+  logging is off (`hltype`/`hlval` via click styling in `dataReceived` and
+  `sendData`: 13% of daphne's GIL samples), built a cffi masker object per incoming
+  frame (`create_xor_masker`, 6.6%) and pretty-printed ~40 options per connection
+  (`pformat`, 2.6%). daphne now overrides `dataReceived`/`sendData` without the log
+  lines, unmasks frames < 1 KiB with one int XOR (`daphne.autobahn_costs`), and
+  defers the `pformat` to log rendering. Echo: 255 -> 140 us of daphne CPU per
+  message in that A/B (one run each; the box is noisy).
+- Replies: one reader thread for every layer; what one blocking receive plus
+  non-blocking drains return goes to the reactor with ONE `callFromThread`, and the
+  thread waits until the reactor ran the batch, so replies gather for one pop.
+- What is left on the echo path is mostly the layer hop: `Condition.notify` in the
+  in-memory layer's send (waking the responder thread; 12-25% of GIL samples) and
+  the layer's message copy (`snapshot`/`_copy_value`, ~10% on HTTP), plus
+  autobahn's frame parsing.
+- HTTP: per request the reply channel name (urandom + translate) and the HTTP
+  timeout (on the shared 1-s deadline sweep, no DelayedCall per request) got
+  cheaper; Twisted's header parsing (`lineReceived`) and the layer send lead.
 
 Memory: 5,000 idle WebSockets held by this daphne (Node `hold` client, 200 handshakes
 at a time, all 5,000 opened in 6.2 s) took its RSS from 50 MB to 113 MB, ~12.5 KB per
