@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -54,3 +55,28 @@ def sentinel_cluster() -> Iterator[SentinelCluster]:
     _require_redis()
     with SentinelCluster() as cluster:
         yield cluster
+
+
+_ISOLATED_LOGGERS = (
+    "django.channels",
+    "daphne.cli",
+    "daphne.server",
+    "daphne.http_protocol",
+    "daphne.ws_protocol",
+)
+
+
+@pytest.fixture(autouse=True)
+def _restore_channels_loggers() -> Iterator[None]:
+    """Undo `channels.log.setup_logger` (C-76) after each test.
+
+    runworker/runserver tests call it in-process; it stops propagation on the daphne
+    loggers, which would hide later tests' log records from ``caplog``.
+    """
+    loggers = [logging.getLogger(name) for name in _ISOLATED_LOGGERS]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
