@@ -139,7 +139,7 @@ def test_ipv6_address(database):
     try:
         line = proc.output.wait_for("Starting Channels development server at", timeout=60)
         assert f"http://[::1]:{port}/" in line
-        proc.output.wait_for("Listening on endpoint", timeout=30)
+        processes.wait_for_port(port, proc.process, timeout=30, output=proc.output, host="::1")
         response = requests.get(f"http://[::1]:{port}/hello/", timeout=TIMEOUT)
         assert response.text == "Hello World!"
     finally:

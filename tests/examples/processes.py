@@ -99,16 +99,20 @@ def start_command(
 
 
 def wait_for_port(
-    port: int, process: subprocess.Popen, timeout: float, output: Output | None = None
+    port: int,
+    process: subprocess.Popen,
+    timeout: float,
+    output: Output | None = None,
+    host: str = "127.0.0.1",
 ) -> None:
-    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+    """Wait until something accepts TCP connections on host:port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             printed = f"; output:\n{output.text()}" if output else ""
             raise ProcessFailed(f"{process.args} exited with {process.returncode}{printed}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             # Nothing to await here: the child gives no readiness signal of its own
