@@ -14,14 +14,8 @@ def _layer_for(alias: str, channel_layer: Any) -> Any:
     return channel_layer if channel_layer else channel_layers[alias]
 
 
-def _decode_name(name: str | bytes) -> str:
-    if isinstance(name, bytes):
-        return name.decode("ascii")
-    return name
-
-
-class Channel:
-    """A channel on a layer; `send` defers to the end of the running consumer (C-14, C-15)."""
+class _Named:
+    """A name on a layer: `name` (str, or ASCII bytes decoded) and `channel_layer` (C-14)."""
 
     __slots__ = ("channel_layer", "name")
 
@@ -31,8 +25,20 @@ class Channel:
         alias: str = DEFAULT_CHANNEL_LAYER,
         channel_layer: Any = None,
     ) -> None:
-        self.name = _decode_name(name)
+        self.name = name.decode("ascii") if isinstance(name, bytes) else name
         self.channel_layer = _layer_for(alias, channel_layer)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class Channel(_Named):
+    """A channel on a layer; `send` defers to the end of the running consumer (C-14, C-15)."""
+
+    __slots__ = ()
 
     def send(self, content: dict, immediately: bool = False) -> None:
         if not isinstance(content, dict):
@@ -42,26 +48,11 @@ class Channel:
         else:
             pending_message_store.append(self, content)
 
-    def __str__(self) -> str:
-        return self.name
 
-    def __repr__(self) -> str:
-        return f"<Channel {self.name}>"
-
-
-class Group:
+class Group(_Named):
     """A group on a layer: add/discard members and broadcast to them (C-16)."""
 
-    __slots__ = ("channel_layer", "name")
-
-    def __init__(
-        self,
-        name: str | bytes,
-        alias: str = DEFAULT_CHANNEL_LAYER,
-        channel_layer: Any = None,
-    ) -> None:
-        self.name = _decode_name(name)
-        self.channel_layer = _layer_for(alias, channel_layer)
+    __slots__ = ()
 
     def add(self, channel: Channel | str) -> None:
         if isinstance(channel, Channel):
@@ -81,12 +72,6 @@ class Group:
             self.channel_layer.send_group(self.name, content)
         else:
             pending_message_store.append(self, content)
-
-    def __str__(self) -> str:
-        return self.name
-
-    def __repr__(self) -> str:
-        return f"<Group {self.name}>"
 
 
 # Imported last: channels.message imports Channel from this module.
