@@ -32,18 +32,23 @@ def load_layer(alias: str) -> Any:
         raise CommandError(str(error)) from error
 
 
+def add_layer_argument(parser: Any) -> None:
+    """``--layer ALIAS``, shared by runworker and rundelay (C-75, C-77)."""
+    parser.add_argument(
+        "--layer",
+        action="store",
+        dest="layer",
+        default=DEFAULT_CHANNEL_LAYER,
+        help="Channel layer alias to use, if not the default.",
+    )
+
+
 class Command(BaseCommand):
     help = "Runs a Channels worker that handles messages from the channel layer."
 
     def add_arguments(self, parser: Any) -> None:
         super().add_arguments(parser)
-        parser.add_argument(
-            "--layer",
-            action="store",
-            dest="layer",
-            default=DEFAULT_CHANNEL_LAYER,
-            help="Channel layer alias to use, if not the default.",
-        )
+        add_layer_argument(parser)
         parser.add_argument(
             "--only-channels",
             action="append",

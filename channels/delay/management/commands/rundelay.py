@@ -6,10 +6,13 @@ from typing import Any
 
 from django.core.management import BaseCommand, CommandError
 
-from channels import DEFAULT_CHANNEL_LAYER
 from channels.delay.worker import Worker
 from channels.log import setup_logger
-from channels.management.commands.runworker import LOCAL_ONLY_ERROR, load_layer
+from channels.management.commands.runworker import (
+    LOCAL_ONLY_ERROR,
+    add_layer_argument,
+    load_layer,
+)
 
 
 class Command(BaseCommand):
@@ -17,13 +20,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         super().add_arguments(parser)
-        parser.add_argument(
-            "--layer",
-            action="store",
-            dest="layer",
-            default=DEFAULT_CHANNEL_LAYER,
-            help="Channel layer alias to use, if not the default.",
-        )
+        add_layer_argument(parser)
         parser.add_argument(
             "--sleep",
             action="store",
