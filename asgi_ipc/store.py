@@ -178,8 +178,13 @@ class Store:
             connection = self._connection
             if connection is None:  # closed at exit, yet a daemon thread carries on
                 connection = self._connection = self._open()
-            # Deferred is enough: holding the lock, nobody else is in a transaction.
-            connection.execute("BEGIN")
+            # IMMEDIATE, not deferred: a process SIGKILLed while holding the lock
+            # gives up its locks one file at a time, so ours can be free while its
+            # SQLite write lock on the -shm file is still held for a moment. Taking
+            # the write lock at BEGIN lets SQLite's busy handler wait that out; a
+            # deferred transaction upgrading from read to write would fail at once
+            # with "database is locked" (L-56.6).
+            connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
             except BaseException:
