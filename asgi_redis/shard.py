@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import redis
 
 from .scripts import Script
-from .wire import execute
+from .wire import execute, execute_packed, execute_pipeline, pack_command
 
-__all__ = ["Shard", "describe_client"]
+__all__ = ["Shard", "blmpop_args", "describe_client"]
 
 logger = logging.getLogger("asgi_redis")
 
@@ -77,8 +77,28 @@ class Shard:
     def command(self, *args: Any) -> Any:
         return self.call(lambda client: execute(client, *args))
 
+    def command_packed(self, packed: bytes) -> Any:
+        """Run one command packed by `wire.pack_command` (kept by a receive plan)."""
+        return self.call(lambda client: execute_packed(client, packed))
+
+    def pipeline(self, packed: Sequence[bytes], read_timeout: float | None = None) -> list[Any]:
+        """Run packed commands in one round trip; error replies come back as values.
+
+        A ``READONLY`` reply to the last command (this server became a replica)
+        is raised instead, so the Sentinel shard can retry the whole call on the
+        new master: a replica refuses every write of the pipeline alike.
+        """
+
+        def run(client: redis.Redis) -> list[Any]:
+            replies = execute_pipeline(client, packed, read_timeout)
+            if isinstance(replies[-1], redis.ReadOnlyError):
+                raise replies[-1]
+            return replies
+
+        return self.call(run)
+
     def blocking_pop(
-        self, keys: Sequence[str], timeout: float, count: int
+        self, keys: Sequence[str], timeout: float, count: int, packed: bytes | None = None
     ) -> tuple[bytes, list[bytes]] | None:
         """``(key, up to count entries)`` from the first non-empty list, waiting up to `timeout`.
 
@@ -86,10 +106,16 @@ class Shard:
         the same round trip that waited for it; ``BLPOP`` (one entry) on older
         servers. The socket's read timeout is set above the server-side one
         (layers.md note), so an idle pop never fails on the client side.
+        `packed` is that ``BLMPOP`` already packed (`blmpop_args`).
         """
         if self.has_blmpop:
+            if packed is None:
+                packed = pack_command(blmpop_args(keys, timeout, count))
+            read_timeout = timeout + 5
             try:
-                return self.call(lambda client: _blmpop(client, keys, timeout, count))
+                return self.call(
+                    lambda client: execute_packed(client, packed, read_timeout=read_timeout)
+                )
             except redis.ResponseError as exc:
                 if "unknown command" not in str(exc).lower():
                     raise
@@ -126,15 +152,6 @@ def _blpop(client: redis.Redis, keys: Sequence[str], timeout: float) -> Any:
     return execute(client, "BLPOP", *keys, f"{max(timeout, 0.01):.3f}", read_timeout=timeout + 5)
 
 
-def _blmpop(client: redis.Redis, keys: Sequence[str], timeout: float, count: int) -> Any:
-    return execute(
-        client,
-        "BLMPOP",
-        f"{max(timeout, 0.01):.3f}",
-        len(keys),
-        *keys,
-        "LEFT",
-        "COUNT",
-        count,
-        read_timeout=timeout + 5,
-    )
+def blmpop_args(keys: Sequence[str], timeout: float, count: int) -> tuple[Any, ...]:
+    """``BLMPOP`` waiting up to `timeout` seconds for up to `count` entries of `keys`."""
+    return ("BLMPOP", f"{max(timeout, 0.01):.3f}", len(keys), *keys, "LEFT", "COUNT", count)

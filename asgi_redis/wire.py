@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 
-__all__ = ["execute", "pack_command"]
+__all__ = ["execute", "execute_packed", "execute_pipeline", "pack_command"]
 
 _DEFAULT = object()
 _free_lock = threading.Lock()
@@ -123,14 +123,49 @@ def execute(client: redis.Redis, *args: Any, read_timeout: Any = _DEFAULT) -> An
     `read_timeout` overrides the socket timeout for this reply only (a blocking
     pop waits longer than redis-py's default socket timeout).
     """
+    return execute_packed(client, pack_command(args), read_timeout=read_timeout)
+
+
+def execute_packed(client: redis.Redis, packed: bytes, read_timeout: Any = _DEFAULT) -> Any:
+    """As `execute`, for a command packed by `pack_command` (callers keep hot ones)."""
     free, connection = _acquire(client)
     try:
-        connection.send_packed_command([pack_command(args)], check_health=False)
+        connection.send_packed_command((packed,), check_health=False)
         if read_timeout is _DEFAULT:
             return connection.read_response()
         return connection.read_response(timeout=read_timeout)
     except redis.ResponseError:
         raise  # the error reply was read whole; the connection is fine
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        free.append(connection)
+
+
+def execute_pipeline(
+    client: redis.Redis, packed: Any, read_timeout: float | None = None
+) -> list[Any]:
+    """Send packed commands in one write and return their replies in order.
+
+    An error reply is returned as its `redis.ResponseError` (it was read whole,
+    and the later replies are still read), so the caller decides per command.
+    `read_timeout`, when given, applies to the last reply (a blocking pop).
+    """
+    free, connection = _acquire(client)
+    try:
+        connection.send_packed_command((b"".join(packed),), check_health=False)
+        replies: list[Any] = []
+        last = len(packed) - 1
+        for index in range(last + 1):
+            try:
+                if index == last and read_timeout is not None:
+                    replies.append(connection.read_response(timeout=read_timeout))
+                else:
+                    replies.append(connection.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
     except BaseException:
         connection.disconnect()
         raise
