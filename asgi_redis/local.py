@@ -97,7 +97,9 @@ class RedisLocalChannelLayer(RedisChannelLayer):
 
         The ``?``/``!`` pairs go to Redis first (validated before any is sent);
         normal ones then go one by one to the local layer, a full one giving
-        its `ChannelFull` as the result.
+        its `ChannelFull` as the result. Once a local channel was full, its
+        later messages in the call are refused too, so none of them can
+        overtake the refused one (A-19, A-25), as in one Redis script.
         """
         pairs = list(messages)
         results: list[Exception | None] = [None] * len(pairs)
@@ -107,12 +109,16 @@ class RedisLocalChannelLayer(RedisChannelLayer):
         sent = super().send_many(pairs[position] for position in remote)
         for position, result in zip(remote, sent, strict=True):
             results[position] = result
+        full: dict[str, Exception] = {}
         for position, (channel, message) in enumerate(pairs):
             if self._is_local(channel):
+                if channel in full:
+                    results[position] = full[channel]
+                    continue
                 try:
                     self.local_layer.send(channel, message)
                 except self.ChannelFull as exc:
-                    results[position] = exc
+                    results[position] = full[channel] = exc
         return results
 
     def send_group(self, group: str, message: dict) -> None:

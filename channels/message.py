@@ -13,7 +13,13 @@ __all__ = ["Message", "PendingMessageStore", "pending_message_store"]
 
 
 class PendingMessageStore:
-    """Per-thread queue of sends made inside a consumer, flushed when it finishes (C-19)."""
+    """Per-thread queue of sends made inside a consumer, flushed when it finishes (C-19).
+
+    Consecutive `Channel` sends on a layer with ``send_many`` (the Redis layers) go
+    out in one call; each one that came back full is then retried as a lone send
+    would be. Other senders (groups, `Channel` subclasses, layers without
+    ``send_many``) are sent one by one, in queue order.
+    """
 
     # Bounds, as in 1.1 (A-89 note): give up on one message after `retry_time`
     # seconds; never wait longer than `retry_interval` between tries.
@@ -25,6 +31,7 @@ class PendingMessageStore:
 
     def prepare(self, **kwargs: Any) -> None:
         self.threadlocal.messages = []
+        self.threadlocal.held = False
 
     @property
     def active(self) -> bool:
@@ -34,32 +41,113 @@ class PendingMessageStore:
         self.threadlocal.messages.append((sender, message))
 
     def send_and_flush(self, **kwargs: Any) -> None:
-        messages = getattr(self.threadlocal, "messages", None)
-        if messages is None:
-            return
-        # Dropped first: sends below must go out at once, not back into this queue.
-        self.threadlocal.messages = None
-        for sender, message in messages:
-            self._send_with_retry(sender, message)
+        if getattr(self.threadlocal, "held", False):
+            return  # `hold`: the worker sends the queue itself, see `release`
+        messages = self.release()
+        if messages:
+            self.send_all(messages)
 
-    def _send_with_retry(self, sender: Any, message: dict) -> None:
+    # -- the worker's hand-over (C-19 as users see it; issue 9) ----------------
+
+    def hold(self) -> None:
+        """Keep this thread's queue past ``consumer_finished`` for `release`.
+
+        The worker calls it when a consumer returned normally, then sends the
+        queue together with its next receive. Sends made by later
+        ``consumer_finished`` receivers still join the queue, after the
+        consumer's own, so the order of everything sent stays as it was.
+        """
+        self.threadlocal.held = True
+
+    def release(self) -> list[tuple[Any, dict]] | None:
+        """Take this thread's queue (`None` when none is active) and deactivate it."""
+        messages = getattr(self.threadlocal, "messages", None)
+        # Dropped first: sends made while flushing go out at once, not back in here.
+        self.threadlocal.messages = None
+        self.threadlocal.held = False
+        return messages
+
+    # -- sending ---------------------------------------------------------------
+
+    @staticmethod
+    def batchable(sender: Any, layer: Any = None) -> bool:
+        """Whether `sender` is a plain `Channel` whose layer has ``send_many``
+        (and is `layer`, when given)."""
+        if type(sender) is not Channel:
+            return False
+        if layer is not None:
+            return sender.channel_layer is layer
+        return hasattr(sender.channel_layer, "send_many")
+
+    def send_all(self, messages: list[tuple[Any, dict]]) -> None:
+        """Send queued ``(sender, message)`` pairs in order (C-19).
+
+        Raises `RuntimeError` for a message whose channel stayed full for
+        `retry_time`, or the layer's error, at the first such message; the
+        messages after it are then not sent (as with one send at a time).
+        """
+        run: list[tuple[Any, dict]] = []
+        for sender, message in messages:
+            if self.batchable(sender):
+                if run and run[0][0].channel_layer is not sender.channel_layer:
+                    self.send_batch(run)
+                    run = []
+                run.append((sender, message))
+                continue
+            if run:
+                self.send_batch(run)
+                run = []
+            self._send_with_retry(sender, message)
+        if run:
+            self.send_batch(run)
+
+    def send_batch(self, pairs: list[tuple[Any, dict]]) -> None:
+        """Send `Channel` sends of one layer with one ``send_many``, then `settle` them."""
+        layer = pairs[0][0].channel_layer
+        try:
+            outcomes = layer.send_many([(sender.name, message) for sender, message in pairs])
+        except (TypeError, AssertionError, layer.MessageTooLarge):
+            # A message the layer refuses (bad name or content, too large: A-31, A-92):
+            # send_many raises before sending anything, so one at a time raises at that
+            # message, after sending the ones before it, as it did.
+            for sender, message in pairs:
+                self._send_with_retry(sender, message)
+            return
+        self.settle(pairs, outcomes)
+
+    def settle(self, pairs: list[tuple[Any, dict]], outcomes: list[Exception | None]) -> None:
+        """Act on ``send_many``'s outcomes for `pairs`, in order: retry the full ones,
+        raise the first error (the sends after it in `pairs` went out already)."""
+        for (sender, message), outcome in zip(pairs, outcomes, strict=True):
+            if outcome is None:
+                continue
+            if isinstance(outcome, sender.channel_layer.ChannelFull):
+                self._send_with_retry(sender, message, refused=True)
+            else:
+                raise outcome
+
+    def _send_with_retry(self, sender: Any, message: dict, refused: bool = False) -> None:
+        # `refused`: the first try already came back full (from a batch).
         deadline = time.monotonic() + self.retry_time
         delay = 0.001
         while True:
-            try:
-                sender.send(message, immediately=True)
-                return
-            except sender.channel_layer.ChannelFull:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise RuntimeError(
-                        f"Failed to send queued message to {sender.name} after retrying for "
-                        f"{self.retry_time}s: the channel stayed full. Run more consumers for "
-                        "it, raise the layer's capacity, or send with immediately=True and "
-                        "handle ChannelFull yourself."
-                    )
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, self.retry_interval)
+            if not refused:
+                try:
+                    sender.send(message, immediately=True)
+                    return
+                except sender.channel_layer.ChannelFull:
+                    pass
+            refused = False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(
+                    f"Failed to send queued message to {sender.name} after retrying for "
+                    f"{self.retry_time}s: the channel stayed full. Run more consumers for "
+                    "it, raise the layer's capacity, or send with immediately=True and "
+                    "handle ChannelFull yourself."
+                )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, self.retry_interval)
 
 
 pending_message_store = PendingMessageStore()

@@ -111,3 +111,32 @@ def test_local_layer_sends_normal_channels_through_ipc(redis_servers_session) ->
         assert layer.global_statistics()["messages_count"] == 1  # Redis traffic only (L-48)
     finally:
         layer.flush()
+
+
+def test_local_layer_never_lets_a_later_message_overtake_a_full_one(redis_servers_session):
+    """A-19, A-25: in RedisLocalChannelLayer, once a local channel came back full in a
+    call, its later messages are refused too, even if a reader freed room meanwhile."""
+    layer = RedisLocalChannelLayer(
+        hosts=[redis_servers_session[0].url],
+        prefix="tmany2:",
+        stats_prefix="tmany2-meta:",
+        capacity=1,
+    )
+    layer.flush()
+    real_send = layer.local_layer.send
+
+    def send_then_drain(channel, message):
+        try:
+            real_send(channel, message)
+        except layer.ChannelFull:
+            layer.local_layer.receive([channel])  # a reader frees the slot right after
+            raise
+
+    layer.local_layer.send = send_then_drain
+    try:
+        results = layer.send_many([("x", {"n": 1}), ("x", {"n": 2}), ("x", {"n": 3})])
+        assert results[0] is None
+        assert all(isinstance(result, layer.ChannelFull) for result in results[1:])
+        assert layer.receive(["x"]) == (None, None)
+    finally:
+        layer.flush()

@@ -105,3 +105,124 @@ def test_store_is_per_thread():
     thread.start()
     thread.join(5)
     assert seen == [False] and store.active
+
+
+# -- layers with send_many: one call per run of Channel sends (C-19, issue 9) ----------
+
+
+@pytest.fixture
+def redis_wrapper(redis_server):
+    from asgi_redis import RedisChannelLayer
+    from channels.asgi import ChannelLayerWrapper
+
+    layer = RedisChannelLayer(hosts=[redis_server.url], capacity=1)
+    calls = []
+    real = layer.send_many
+
+    def counting(pairs):
+        pairs = list(pairs)
+        calls.append([channel for channel, _ in pairs])
+        return real(pairs)
+
+    layer.send_many = counting
+    wrapper = ChannelLayerWrapper(layer, "default", [])
+    wrapper.send_many_calls = calls
+    return wrapper
+
+
+@pytest.mark.redis
+def test_store_sends_runs_of_channel_sends_with_one_send_many(redis_wrapper):
+    """C-19: queue order kept across a group send between two runs of channel sends."""
+    from channels import Group
+
+    layer = redis_wrapper
+    layer.channel_layer.capacity = 10
+    Group("g", channel_layer=layer).add("a")
+    store = PendingMessageStore()
+    store.prepare()
+    store.append(Channel("a", channel_layer=layer), {"n": 1})
+    store.append(Channel("b", channel_layer=layer), {"n": 2})
+    store.append(Group("g", channel_layer=layer), {"n": 3})
+    store.append(Channel("a", channel_layer=layer), {"n": 4})
+    store.send_and_flush()
+    assert not store.active
+    assert layer.send_many_calls == [["a", "b"], ["a"]]
+    assert [layer.receive(["a"])[1]["n"] for _ in range(3)] == [1, 3, 4]
+    assert layer.receive(["b"]) == ("b", {"n": 2})
+
+
+@pytest.mark.redis
+def test_store_retries_the_full_ones_of_a_batch_in_order(redis_wrapper):
+    """C-19: a reply refused as full inside send_many is retried until the reader frees a
+    slot; the other channel's message went out at once; per-channel order holds."""
+    layer = redis_wrapper
+    Channel("full", channel_layer=layer).send({"n": 1})
+    store = PendingMessageStore()
+    store.prepare()
+    store.append(Channel("full", channel_layer=layer), {"n": 2})
+    store.append(Channel("other", channel_layer=layer), {"n": 3})
+    got = []
+
+    def reader():
+        got.append(layer.receive(["other"], block=True))
+        got.append(layer.receive(["full"], block=True))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    store.send_and_flush()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert got == [("other", {"n": 3}), ("full", {"n": 1})]
+    assert layer.receive(["full"]) == ("full", {"n": 2})
+    assert layer.send_many_calls == [["full", "other"]]
+
+
+@pytest.mark.redis
+def test_store_gives_up_on_a_full_batch_member_with_runtime_error(redis_wrapper):
+    class Impatient(PendingMessageStore):
+        retry_time = 0
+
+    layer = redis_wrapper
+    Channel("full", channel_layer=layer).send({"n": 1})
+    store = Impatient()
+    store.prepare()
+    store.append(Channel("other", channel_layer=layer), {"n": 2})
+    store.append(Channel("full", channel_layer=layer), {"n": 3})
+    with pytest.raises(RuntimeError, match="Failed to send queued message to full"):
+        store.send_and_flush()
+    assert not store.active
+    assert layer.receive(["other"]) == ("other", {"n": 2})
+    assert layer.receive(["full"]) == ("full", {"n": 1})
+    assert layer.receive(["full"]) == (None, None)
+
+
+@pytest.mark.redis
+def test_store_with_a_bad_message_sends_the_ones_before_it(redis_wrapper):
+    """C-19, A-6: as one send at a time did: the messages before a refused one go out."""
+    from channels.layers.base import UnsupportedMessageValue
+
+    layer = redis_wrapper
+    store = PendingMessageStore()
+    store.prepare()
+    store.append(Channel("a", channel_layer=layer), {"n": 1})
+    store.append(Channel("a", channel_layer=layer), {"n": object()})
+    store.append(Channel("b", channel_layer=layer), {"n": 3})
+    with pytest.raises(UnsupportedMessageValue):
+        store.send_and_flush()
+    assert layer.receive(["a"]) == ("a", {"n": 1})
+    assert layer.receive(["a", "b"]) == (None, None)
+
+
+@pytest.mark.redis
+def test_store_raises_the_layers_connection_error(redis_server, redis_wrapper):
+    """L-62: a Redis that went away fails the flush with its connection error."""
+    import redis
+
+    layer = redis_wrapper
+    redis_server.kill()
+    store = PendingMessageStore()
+    store.prepare()
+    store.append(Channel("a", channel_layer=layer), {"n": 1})
+    with pytest.raises(redis.ConnectionError):
+        store.send_and_flush()
+    assert not store.active
