@@ -97,14 +97,23 @@ from typing import Any
 
 import redis
 
-from channels.layers.base import BaseChannelLayer, FullSkipReporter
+from channels.layers.base import BaseChannelLayer, FullSkipReporter, ReceiveFailed
 
 from . import scripts
 from .buffer import PrefetchBuffer
 from .codec import Codec, build_fernet
 from .entries import bundle_header, decode_entry, header_for
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
-from .popping import Visit, blocking_pop, can_wait_at_once, pop
+from .popping import (
+    Visit,
+    blocking_pop,
+    can_wait_at_once,
+    live_entries,
+    packed_plain_pop,
+    packed_wait,
+    plain_pop_result,
+    pop,
+)
 from .scripts import UnsupportedRedis
 from .shard import CONNECTION_ERRORS, Shard
 from .sharding import RoundRobin, consistent_hash
@@ -113,6 +122,10 @@ from .stats import channel_figures, global_figures
 __all__ = ["RedisChannelLayer", "UnsupportedRedis"]
 
 logger = logging.getLogger("asgi_redis")
+
+
+# One message of a `send_many`: (position in the call, channel, storage name, payload).
+_Queued = tuple[int, str, str, bytes]
 
 
 @dataclass(slots=True)
@@ -329,28 +342,49 @@ class RedisChannelLayer(BaseChannelLayer):
         stored in the order given (A-19, A-25).
         """
         pairs = list(messages)
-        batches: dict[Shard, list[tuple[int, str, str, bytes]]] = {}
-        for position, (channel, message) in enumerate(pairs):
-            self.valid_channel_name(channel)
-            payload = self._payload(message, channel)
-            storage = self.non_local_name(channel)
-            batch = batches.setdefault(self._send_shard(storage), [])
-            batch.append((position, channel, storage, payload))
         results: list[Exception | None] = [None] * len(pairs)
-        for shard, batch in batches.items():
+        for shard, batch in self._batches(pairs).items():
             try:
                 stored = self._send_batch(shard, batch)
             except CONNECTION_ERRORS as exc:
                 for position, *_ in batch:
                     results[position] = exc
                 continue
-            for (position, _, storage, _), ok in zip(batch, stored, strict=True):
-                if not ok:
-                    results[position] = self._full(storage, self.get_capacity(storage))
+            self._note_full(batch, stored, results)
         return results
 
-    def _send_batch(self, shard: Shard, batch: list[tuple[int, str, str, bytes]]) -> list[int]:
+    def _batches(self, pairs: list[tuple[str, dict]]) -> dict[Shard, list[_Queued]]:
+        """Validate and pack every pair (raising before anything is sent), by shard."""
+        batches: dict[Shard, list[_Queued]] = {}
+        for position, (channel, message) in enumerate(pairs):
+            self.valid_channel_name(channel)
+            payload = self._payload(message, channel)
+            storage = self.non_local_name(channel)
+            batch = batches.setdefault(self._send_shard(storage), [])
+            batch.append((position, channel, storage, payload))
+        return batches
+
+    def _note_full(
+        self, batch: list[_Queued], stored: list[int], results: list[Exception | None]
+    ) -> None:
+        for (position, _, storage, _), ok in zip(batch, stored, strict=True):
+            if not ok:
+                results[position] = self._full(storage, self.get_capacity(storage))
+
+    def _send_batch(self, shard: Shard, batch: list[_Queued]) -> list[int]:
         """Run `scripts.SEND_MANY` for one shard's part of `send_many`; 1/0 per message."""
+        keys, args = self._send_many_arguments(shard, batch)
+        return self._sent(shard, shard.script(scripts.SEND_MANY, keys, args))
+
+    def _sent(self, shard: Shard, reply: list[int]) -> list[int]:
+        server_now, *stored = reply
+        if server_now >= 0:
+            shard.note_clock(server_now)
+        return stored
+
+    def _send_many_arguments(
+        self, shard: Shard, batch: list[_Queued]
+    ) -> tuple[list[str], list[Any]]:
         keys = [self._global_stats_hash]
         args: list[Any] = [
             self._expiry_ms,
@@ -366,10 +400,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 header_for(channel, storage),
                 self._stats_refresh_due(storage),
             )
-        server_now, *stored = shard.script(scripts.SEND_MANY, keys, args)
-        if server_now >= 0:
-            shard.note_clock(server_now)
-        return stored
+        return keys, args
 
     def _stats_refresh_due(self, storage: str) -> str:
         """'1' when this sender should reset the TTLs of `storage`'s statistics, else ''.
@@ -404,6 +435,11 @@ class RedisChannelLayer(BaseChannelLayer):
         self, channels: Iterable[str], block: bool = False
     ) -> tuple[str | None, dict | None]:
         names, visits = self._receive_order(channels)
+        return self._receive_from(names, visits, block)
+
+    def _receive_from(
+        self, names: list[str], visits: list[Visit] | None, block: bool
+    ) -> tuple[str | None, dict | None]:
         if not names:
             return None, None
         if self._buffer:
@@ -420,6 +456,161 @@ class RedisChannelLayer(BaseChannelLayer):
         if not block:
             return None, None
         return self._blocking_pop(answering)
+
+    def send_many_then_receive(
+        self, messages: Iterable[tuple[str, dict]], channels: Iterable[str], block: bool = False
+    ) -> tuple[list[Exception | None], tuple[str | None, dict | None]]:
+        """`send_many`, then `receive`, in one round trip when one shard holds it all.
+
+        As `BaseChannelLayer.send_many_then_receive` (outcomes as `send_many`
+        gives them; every pair and name is checked before anything is sent;
+        `ReceiveFailed` when the receive fails after the sends). When the
+        messages and the names sit on the same single shard, the ``SEND_MANY``
+        script and the pop (``LMPOP``, or ``BLMPOP`` when blocking) go out in one
+        pipeline on one connection: a worker's replies and its next message
+        cost one round trip instead of two. Otherwise (several shards, a stale
+        clock offset, a message already buffered) it sends, then receives.
+        An error reply to the script other than ``NOSCRIPT`` (e.g. Redis out
+        of memory) is each message's outcome, since the pop may have taken an
+        entry that must still be handed out.
+        """
+        names, visits = self._receive_order(channels)
+        pairs = list(messages)
+        batches = self._batches(pairs)
+        outcomes: list[Exception | None] = [None] * len(pairs)
+        if names and visits is not None and len(batches) <= 1:
+            visit = visits[0]
+            if not batches or visit.shard in batches:
+                pipelined = self._pipelined(visit, batches.get(visit.shard), outcomes, block)
+                if pipelined is not None:
+                    return outcomes, pipelined
+                if not self._pipeline_sent(batches):
+                    outcomes = self._send_batches(batches, outcomes)
+                return outcomes, self._receive_after(outcomes, names, visits, block)
+        outcomes = self._send_batches(batches, outcomes)
+        return outcomes, self._receive_after(outcomes, names, visits, block)
+
+    def _send_batches(
+        self, batches: dict[Shard, list[_Queued]], outcomes: list[Exception | None]
+    ) -> list[Exception | None]:
+        for shard, batch in batches.items():
+            try:
+                stored = self._send_batch(shard, batch)
+            except CONNECTION_ERRORS as exc:
+                for position, *_ in batch:
+                    outcomes[position] = exc
+                continue
+            self._note_full(batch, stored, outcomes)
+        return outcomes
+
+    def _receive_after(
+        self,
+        outcomes: list[Exception | None],
+        names: list[str],
+        visits: list[Visit] | None,
+        block: bool,
+    ) -> tuple[str | None, dict | None]:
+        try:
+            return self._receive_from(names, visits, block)
+        except (redis.RedisError, UnsupportedRedis) as error:
+            raise ReceiveFailed(outcomes, error) from error
+
+    def _pipeline_sent(self, batches: dict[Shard, list[_Queued]]) -> bool:
+        # `_pipelined` returns None before sending anything, or after a pipeline
+        # whose sends went out: it marks the batch as done by emptying it.
+        return all(not batch for batch in batches.values())
+
+    def _pipelined(
+        self,
+        visit: Visit,
+        batch: list[_Queued] | None,
+        outcomes: list[Exception | None],
+        block: bool,
+    ) -> tuple[str | None, dict | None] | None:
+        """Send `batch` and pop from `visit` in one pipeline on its shard.
+
+        Returns the received pair, or `None` when the pipeline could not do the
+        receive: before sending anything when it does not apply (a stale clock
+        offset, a pop that needs Lua, a message waiting in the buffer), or after
+        sending when the pop must be redone (an older Redis, expired entries);
+        then `batch` has been emptied, and its outcomes are in `outcomes`.
+        """
+        shard = visit.shard
+        if self._buffer or time.monotonic() - shard.clock_checked >= self.clock_check_interval:
+            return None
+        if block:
+            if not can_wait_at_once([visit], self.clock_check_interval):
+                return None
+            pop = packed_wait(visit, self.blpop_timeout)
+        else:
+            pop = packed_plain_pop(visit)
+        if not pop:
+            return None
+        commands = [pop]
+        if batch:
+            keys, args = self._send_many_arguments(shard, batch)
+            commands.insert(0, scripts.SEND_MANY.packed(keys, args))
+        started = time.monotonic()
+        try:
+            replies = shard.pipeline(commands, self.blpop_timeout + 5 if block else None)
+        except redis.RedisError as error:
+            for position, *_ in batch or ():
+                outcomes[position] = error
+            raise ReceiveFailed(outcomes, error) from error
+        if batch:
+            self._settle_pipelined(shard, batch, replies[0], outcomes)
+            batch.clear()
+        reply = replies[-1]
+        if isinstance(reply, redis.ResponseError):
+            if "unknown command" not in str(reply).lower():
+                raise ReceiveFailed(outcomes, reply) from reply
+            # Redis before 7: no LMPOP / BLMPOP; the usual receive knows what to do.
+            shard.has_lmpop = shard.has_blmpop = False
+            visit.forget_packed()
+            return None
+        if block:
+            if reply is None:
+                return None, None  # the wait ran out
+            key, entries = reply
+            index = visit.keys.index(key.decode("utf-8"))
+        else:
+            popped = plain_pop_result(visit, reply)
+            if popped is None:
+                return None, None
+            index, entries = popped
+        entries = live_entries(shard, entries)
+        if entries:
+            return self._hand_out(shard, visit.storages[index], entries)
+        # Only expired entries (A-27): they are gone; look again for what is left of
+        # the wait (a blocking receive) or once more (a non-blocking one).
+        if not block:
+            return None
+        remaining = self.blpop_timeout - (time.monotonic() - started)
+        try:
+            popped = blocking_pop([visit], max(remaining, 0), self.shard_slice)
+        except redis.RedisError as error:
+            raise ReceiveFailed(outcomes, error) from error
+        if popped is None:
+            return None, None
+        visit, index, entries = popped
+        return self._hand_out(visit.shard, visit.storages[index], entries)
+
+    def _settle_pipelined(
+        self, shard: Shard, batch: list[_Queued], reply: Any, outcomes: list[Exception | None]
+    ) -> None:
+        """Outcomes of the pipeline's ``SEND_MANY``; rerun it if the server forgot it."""
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            # A restarted or flushed server: nothing ran; this loads it (L-62.2).
+            try:
+                reply = shard.script(scripts.SEND_MANY, *self._send_many_arguments(shard, batch))
+            except CONNECTION_ERRORS as exc:
+                reply = exc
+        if isinstance(reply, Exception):
+            error = scripts.unsupported(reply) if isinstance(reply, redis.ResponseError) else reply
+            for position, *_ in batch:
+                outcomes[position] = error
+            return
+        self._note_full(batch, self._sent(shard, reply), outcomes)
 
     def _receive_order(self, channels: Iterable[str]) -> tuple[list[str], list[Visit] | None]:
         """The validated names in this call's order (A-28), and their visits when the

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgi_ipc import IPCChannelLayer
+from channels.layers.base import BaseChannelLayer
 
 from .core import RedisChannelLayer
 
@@ -120,6 +121,13 @@ class RedisLocalChannelLayer(RedisChannelLayer):
                 except self.ChannelFull as exc:
                     results[position] = full[channel] = exc
         return results
+
+    def send_many_then_receive(
+        self, messages: Iterable[tuple[str, dict]], channels: Iterable[str], block: bool = False
+    ) -> tuple[list[Exception | None], tuple[str | None, dict | None]]:
+        """`send_many`, then `receive`, each routed as above (L-47): the base
+        class's way, since normal names do not travel through Redis at all."""
+        return BaseChannelLayer.send_many_then_receive(self, messages, channels, block)
 
     def send_group(self, group: str, message: dict) -> None:
         """Members from Redis; normal ones served by the local IPC layer (L-48)."""

@@ -32,6 +32,7 @@ __all__ = [
     "can_wait_at_once",
     "live_entries",
     "packed_plain_pop",
+    "packed_wait",
     "plain_pop_args",
     "plain_pop_result",
     "pop",
@@ -193,7 +194,7 @@ def blocking_pop(
                 # command is packed once per visit (a fraction of a millisecond
                 # sooner than `remaining` changes nothing a caller can see).
                 reply = visit.shard.blocking_pop(
-                    visit.keys, timeout, visit.batch(), packed=_packed_wait(visit, timeout)
+                    visit.keys, timeout, visit.batch(), packed=packed_wait(visit, timeout)
                 )
             else:
                 reply = visit.shard.blocking_pop(visit.keys, wait, visit.batch())
@@ -211,7 +212,7 @@ def blocking_pop(
             return visit, visit.keys.index(key.decode("utf-8")), entries
 
 
-def _packed_wait(visit: Visit, timeout: float) -> bytes | None:
+def packed_wait(visit: Visit, timeout: float) -> bytes | None:
     """The packed ``BLMPOP`` of `timeout` seconds for `visit`; `None` without BLMPOP."""
     if not visit.shard.has_blmpop:
         return None

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from .wire import execute
+from .wire import execute, pack_command
 
 __all__ = [
     "Script",
@@ -281,6 +281,10 @@ class Script:
         self.name = name
         self.source = _PRELUDE + body
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
+
+    def packed(self, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
+        """The ``EVALSHA`` of this script packed for a pipeline (`wire.execute_pipeline`)."""
+        return pack_command(("EVALSHA", self.sha, len(keys), *keys, *args))
 
     def run(self, client: redis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
-from .message import Message
+from .layers.base import ReceiveFailed
+from .message import Message, pending_message_store
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing
 
@@ -77,6 +78,13 @@ class Worker:
         self.in_job = False
         # Set to interrupt the retry wait after a failing receive.
         self._stop = threading.Event()
+        # The last consumer and the sends it queued, when `handle` left them for the
+        # next receive to carry (`_replies_then_receive`).
+        self._replies: tuple[Any, list[tuple[Any, dict]]] | None = None
+        # Layers with send_many (Redis) can send the replies with the next receive;
+        # only the receive loop does (`handle` called alone flushes them as ever).
+        self._hands_over_replies = hasattr(channel_layer, "send_many")
+        self._looping = False
 
     # -- setup --------------------------------------------------------------
 
@@ -138,13 +146,27 @@ class Worker:
         A failing layer (L-62) is logged once per outage and retried with a growing
         delay; a layer refusing our arguments is a bug and raises.
         """
+        self._looping = True
+        try:
+            self._receive_loop(channels, handle)
+        finally:
+            self._looping = False
+            if self._replies is not None:  # stopped right after a message: send its replies
+                self._send_replies()
+
+    def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
         outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
         failing = False
         while not self.termed:
             started = time.monotonic()
             try:
-                channel, content = receive(channels, block=True)
+                if self._replies is None:
+                    channel, content = receive(channels, block=True)
+                else:
+                    channel, content = self._replies_then_receive(channels)
+                    if channel is None and not self.termed:
+                        channel, content = receive(channels, block=True)
             except (TypeError, AssertionError):
                 # The layer refused our arguments (e.g. an invalid channel name in the
                 # routing, A-13): a bug to report, not an outage to wait out.
@@ -172,7 +194,64 @@ class Worker:
             try:
                 handle(channel, content)
             finally:
-                self.in_job = False
+                # Still busy while the replies wait for the next receive to carry them:
+                # a shutdown signal then lets them go out first (C-31).
+                self.in_job = self._replies is not None
+
+    def _replies_then_receive(self, channels: list[str]) -> tuple[str | None, dict | None]:
+        """Send the last consumer's replies and look for the next message in one layer
+        call (one Redis round trip), non-blocking: a worker under load finds its next
+        message there; an idle one then blocks in a plain receive, where a shutdown
+        signal can end it at once.
+
+        C-19 as users see it: every reply is sent before the next message is handled;
+        a full one is retried (retry_time / retry_interval) and a failure logged as
+        the consumer's error, as when `consumer_finished` flushed them.
+        """
+        consumer, queued = self._replies
+        self._replies = None
+        layer = self.channel_layer
+        try:
+            if not all(pending_message_store.batchable(sender, layer) for sender, _ in queued):
+                # Groups, other layers, Channel subclasses: the flush as it always was.
+                self._send_replies(consumer, queued)
+                return None, None
+            pairs = [(sender.name, message) for sender, message in queued]
+            try:
+                outcomes, received = layer.send_many_then_receive(pairs, channels, block=False)
+            except ReceiveFailed as failed:
+                self._settle_replies(consumer, queued, failed.outcomes)
+                raise failed.error from None  # the receive's outage (L-62)
+            except (TypeError, AssertionError, layer.MessageTooLarge):
+                # A reply the layer refuses (or a bad channel name, which the plain
+                # receive then raises): nothing was sent; one at a time, as before.
+                self._send_replies(consumer, queued)
+                return None, None
+            self._settle_replies(consumer, queued, outcomes)
+            return received
+        finally:
+            self.in_job = False
+
+    def _settle_replies(
+        self, consumer: Any, queued: list[tuple[Any, dict]], outcomes: list[Exception | None]
+    ) -> None:
+        try:
+            pending_message_store.settle(queued, outcomes)
+        except Exception:  # logged as when consumer_finished flushed the replies
+            logger.exception(
+                "Error processing message with consumer %s:", name_that_thing(consumer)
+            )
+
+    def _send_replies(self, consumer: Any = None, queued: list | None = None) -> None:
+        if queued is None:
+            consumer, queued = self._replies
+            self._replies = None
+        try:
+            pending_message_store.send_all(queued)
+        except Exception:
+            logger.exception(
+                "Error processing message with consumer %s:", name_that_thing(consumer)
+            )
 
     def handle(self, channel: str, content: dict) -> None:
         """Route and run one message; never raises for a consumer's error (C-31, C-32)."""
@@ -190,12 +269,24 @@ class Worker:
         consumer, kwargs = match
         if self.callback:
             self._guarded(self.callback, lambda message: self.callback(channel, message), message)
+        hand_over = self._hands_over_replies and self._looping
         try:
             consumer_started.send(sender=self.__class__, environ={})
             try:
                 consumer(message, **kwargs)
+                if hand_over:
+                    # Returned normally: its replies go out with the next receive. After
+                    # an exception they are flushed here as always, before the
+                    # exception's own handling (a DenyConnection's close) sends.
+                    pending_message_store.hold()
             finally:
-                consumer_finished.send(sender=self.__class__)
+                try:
+                    consumer_finished.send(sender=self.__class__)
+                finally:
+                    if hand_over:
+                        queued = pending_message_store.release()
+                        if queued:
+                            self._replies = (consumer, queued)
         except DenyConnection:
             self._guarded(consumer, self._deny, message)
         except ChannelSocketException as error:

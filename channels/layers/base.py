@@ -27,6 +27,7 @@ __all__ = [
     "InvalidGroupName",
     "InvalidMessage",
     "MessageTooLarge",
+    "ReceiveFailed",
     "UnsupportedMessageValue",
     "FullSkipReporter",
 ]
@@ -51,6 +52,20 @@ class ChannelFull(Exception):
 
 class MessageTooLarge(Exception):
     """The message is bigger than the layer's `max_message_size` (A-92)."""
+
+
+class ReceiveFailed(Exception):
+    """The receive of `BaseChannelLayer.send_many_then_receive` failed after its sends.
+
+    `outcomes` holds the sends' outcomes, one per message (as `send_many`
+    returns them), so the caller can still retry the full ones; `error` (also
+    the ``__cause__``) is the receive's own error.
+    """
+
+    def __init__(self, outcomes: list[Exception | None], error: Exception) -> None:
+        super().__init__(f"Receive failed after sending {len(outcomes)} message(s): {error}")
+        self.outcomes = outcomes
+        self.error = error
 
 
 class InvalidChannelName(TypeError):
@@ -263,6 +278,54 @@ class BaseChannelLayer:
         self, channels: Iterable[str], block: bool = False
     ) -> tuple[str | None, dict | None]:
         raise NotImplementedError
+
+    def send_many_then_receive(
+        self, messages: Iterable[tuple[str, dict]], channels: Iterable[str], block: bool = False
+    ) -> tuple[list[Exception | None], tuple[str | None, dict | None]]:
+        """Send ``(channel, message)`` pairs, then `receive` on `channels` (issue 9).
+
+        An extension of ASGI-1 for a worker that has replies to send before its
+        next receive: a layer that can do both in one round trip overrides it
+        (`asgi_redis.RedisChannelLayer`); this default sends, then receives, so
+        every layer offers it. Returns ``(outcomes, (channel, message))`` with
+        one outcome per pair, in order: `None` when stored, a `ChannelFull`
+        when that channel was full (A-37), or (layers with ``send_many``) the
+        backend error of a message that may not have been stored (L-62.3).
+
+        A bad name in `channels` raises before anything is sent. A receive that
+        fails after the sends raises `ReceiveFailed`, carrying the outcomes.
+        Without ``send_many`` the messages are sent one at a time: once a
+        channel was full, its later messages are refused too, so none
+        overtakes another (A-19, A-25); a send that fails otherwise (a bad
+        message, A-31) raises at once, the messages before it having been sent.
+        """
+        names = self.receive_names(channels)
+        pairs = list(messages)
+        send_many = getattr(self, "send_many", None)
+        outcomes = send_many(pairs) if send_many is not None else self._send_each(pairs)
+        try:
+            received = self.receive(names, block=block)
+        except Exception as error:  # any backend failure; the names were checked above
+            raise ReceiveFailed(outcomes, error) from error
+        return outcomes, received
+
+    def _send_each(self, pairs: list[tuple[str, dict]]) -> list[Exception | None]:
+        for channel, _ in pairs:
+            self.valid_channel_name(channel)
+        outcomes: list[Exception | None] = []
+        full: dict[str, Exception] = {}
+        for channel, message in pairs:
+            if channel in full:
+                outcomes.append(full[channel])
+                continue
+            try:
+                self.send(channel, message)
+            except self.ChannelFull as exc:
+                full[channel] = exc
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     def receive_many(self, channels: Iterable[str], block: bool = False):
         """Deprecated alias of `receive` kept for Channels 1.x code (A-33)."""

@@ -270,6 +270,59 @@ class ConformanceTestCase(unittest.TestCase):
         message["value"][0] = 4
         self.assertEqual(self.receive(["mas_test"]), ("mas_test", {"value": [1, 2, 3]}))
 
+    # -- send_many_then_receive (an extension every layer has; issue 9) ---------
+
+    def test_send_many_then_receive(self) -> None:
+        """Sends in order, one outcome each, then a receive like `receive`."""
+        layer = self.channel_layer
+        layer.send("smr_in", {"value": "waiting"})
+        pairs = [("smr_out", {"n": 1}), ("smr_out", {"n": 2}), ("smr_out2", {"n": 3})]
+        outcomes, received = layer.send_many_then_receive(pairs, ["smr_in"])
+        self.assertEqual(outcomes, [None, None, None])
+        if received[0] is None:  # several shards: a non-blocking look may miss (L-26)
+            received = self.receive(["smr_in"])
+        self.assertEqual(received, ("smr_in", {"value": "waiting"}))
+        self.assertEqual([self.receive(["smr_out"])[1]["n"] for _ in range(2)], [1, 2])
+        self.assertEqual(self.receive(["smr_out2"]), ("smr_out2", {"n": 3}))
+
+    def test_send_many_then_receive_nothing_waiting(self) -> None:
+        outcomes, received = self.channel_layer.send_many_then_receive([], ["smr_empty"])
+        self.assertEqual((outcomes, received), ([], (None, None)))
+        outcomes, received = self.channel_layer.send_many_then_receive(
+            [("smr_other", {"n": 1})], ["smr_empty"]
+        )
+        self.assertEqual((outcomes, received), ([None], (None, None)))
+
+    def test_send_many_then_receive_own_message(self) -> None:
+        """The sends happen before the receive: a process-specific message sent in the
+        call comes back from it (blocking, where the layer blocks)."""
+        outcomes, received = self.channel_layer.send_many_then_receive(
+            [("smr_proc!a", {"value": "mine"})], ["smr_proc!"], block=self.blocking_receive
+        )
+        self.assertEqual(outcomes, [None])
+        self.assertEqual(received, ("smr_proc!a", {"value": "mine"}))
+
+    def test_send_many_then_receive_full(self) -> None:
+        """A-37: a full channel's messages come back as ChannelFull, the others are sent."""
+        limit = self.skip_without_capacity()
+        layer = self.channel_layer
+        for _ in range(limit):
+            layer.send("smr_full!x", {"hey": "there"})
+        pairs = [("smr_full!x", {"n": 1}), ("smr_room!x", {"n": 2}), ("smr_full!x", {"n": 3})]
+        outcomes, received = layer.send_many_then_receive(pairs, ["smr_room!"])
+        self.assertIsInstance(outcomes[0], layer.ChannelFull)
+        self.assertIsNone(outcomes[1])
+        self.assertIsInstance(outcomes[2], layer.ChannelFull)
+        self.assertEqual(received, ("smr_room!x", {"n": 2}))
+
+    def test_send_many_then_receive_bad_name(self) -> None:
+        """A-13: a bad name to receive on raises (a TypeError) before anything is sent."""
+        with self.assertRaises(TypeError):
+            self.channel_layer.send_many_then_receive([("smr_bad", {"n": 1})], ["bad name"])
+        with self.assertRaises(TypeError):
+            self.channel_layer.send_many_then_receive([("smr_bad", {"n": 1})], "smr_bad")
+        self.assertEqual(self.receive(["smr_bad"]), (None, None))
+
     # -- A-94 .. A-99 ----------------------------------------------------------
 
     def test_blocking_receive(self) -> None:
