@@ -107,6 +107,12 @@ class RedisLocalChannelLayer(RedisChannelLayer):
         remote = [
             position for position, (channel, _) in enumerate(pairs) if not self._is_local(channel)
         ]
+        local_layer = self.local_layer
+        for channel, message in pairs:
+            if self._is_local(channel):
+                # Checked before anything is sent, as for the Redis pairs.
+                local_layer.valid_channel_name(channel)
+                local_layer.check_size(*local_layer.snapshot(message), channel)
         sent = super().send_many(pairs[position] for position in remote)
         for position, result in zip(remote, sent, strict=True):
             results[position] = result

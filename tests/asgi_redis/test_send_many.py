@@ -140,3 +140,21 @@ def test_local_layer_never_lets_a_later_message_overtake_a_full_one(redis_server
         assert layer.receive(["x"]) == (None, None)
     finally:
         layer.flush()
+
+
+def test_local_layer_checks_every_pair_before_sending(redis_servers_session):
+    """A-31, A-92: a bad local message raises before the Redis pairs are sent."""
+    layer = RedisLocalChannelLayer(
+        hosts=[redis_servers_session[0].url], prefix="tmany3:", stats_prefix="tmany3-meta:"
+    )
+    layer.flush()
+    try:
+        with pytest.raises(MessageTooLarge):
+            layer.send_many(
+                [("reply.d!c", {"n": 1}), ("local.work", {"body": b"x" * (2 * 1024 * 1024)})]
+            )
+        with pytest.raises(InvalidChannelName):
+            layer.send_many([("reply.d!c", {"n": 1}), ("bad name", {})])
+        assert layer.receive(["reply.d!"]) == (None, None)
+    finally:
+        layer.flush()
