@@ -7,7 +7,10 @@ channel found full is not hammered with sends whose only outcome is another drop
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .outbox import Outbox
 
 __all__ = ["FullChannelReporter", "send_best_effort"]
 
@@ -78,27 +81,39 @@ class FullChannelReporter:
 
 
 def send_best_effort(
-    layer: Any, channel: str, message: dict, what: str, reporter: FullChannelReporter
-) -> bool:
-    """Send a message the protocol may drop (disconnects, A-89); True if it was stored.
+    outbox: Outbox, channel: str, message: dict, what: str, reporter: FullChannelReporter
+) -> None:
+    """Send a message the protocol may drop (disconnects, A-89) through `outbox`.
 
     A full channel is reported (merged); a layer that cannot reach its backend (Redis
     down, L-62) is logged with the error, so connection teardown never fails on it.
 
     A channel found full is not tried again for `reporter.probe_interval` seconds: such
-    a message would only be dropped, and on a networked layer each try is a blocking
-    round trip on the reactor thread (an ``http.disconnect`` nobody consumes stays full
-    for good). Skipped messages are counted in the warning, not by the layer.
+    a message would only be dropped, and on a networked layer each try costs a round
+    trip (an ``http.disconnect`` nobody consumes stays full for good). Skipped
+    messages are counted in the warning, not by the layer.
     """
     if reporter.recently_full(channel):
         reporter.full(channel, what)
-        return False
-    try:
-        layer.send(channel, message)
-        return True
-    except layer.ChannelFull:
-        reporter.found_full(channel)
-        reporter.full(channel, what)
-    except Exception as error:  # the layer's backend errors have no common base class
-        reporter.failed(channel, what, error)
-    return False
+        return
+    outbox.send(channel, message, _BestEffort(outbox.channel_layer, what, reporter))
+
+
+class _BestEffort:
+    """The outcome callback of `send_best_effort`: report a drop, never raise."""
+
+    __slots__ = ("layer", "what", "reporter")
+
+    def __init__(self, layer: Any, what: str, reporter: FullChannelReporter) -> None:
+        self.layer = layer
+        self.what = what
+        self.reporter = reporter
+
+    def __call__(self, channel: str, message: dict, error: BaseException | None) -> None:
+        if error is None:
+            return
+        if isinstance(error, self.layer.ChannelFull):
+            self.reporter.found_full(channel)
+            self.reporter.full(channel, self.what)
+        else:  # the layer's backend errors have no common base class
+            self.reporter.failed(channel, self.what, error)

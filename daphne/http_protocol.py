@@ -24,6 +24,7 @@ from .deadlines import DeadlineSweep
 from .errors import ApplicationError, IllegalTransition
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NoPushProducer
+from .outbox import Outbox
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .utils import parse_x_forwarded_for
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
@@ -195,23 +196,38 @@ class WebRequest(http.Request):
             "client": self.client_addr,
             "server": self.server_addr,
         }
-        layer = self.factory.channel_layer
+        factory = self.factory
         if more_body:
             # D-63: the rest of a large body follows on a single-reader channel.
             content.seek(len(body))
-            message["body_channel"] = layer.new_channel("http.request.body?")
-        try:
-            layer.send("http.request", message)
-        except layer.ChannelFull:
+            message["body_channel"] = factory.channel_layer.new_channel("http.request.body?")
+        factory.outbox.send("http.request", message, self._request_sent)
+
+    def _request_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of the ``http.request`` send (at once, or from the outbox's flush)."""
+        if error is None:
+            body_channel = message.get("body_channel")
+            if body_channel is not None:
+                self._body_pump = BodyPump(self, body_channel)
+                if self._disconnected:
+                    # Gone before the request was even stored: the consumer still waits
+                    # for the body, so tell it (C-35).
+                    self._body_pump.client_gone()
+                else:
+                    self._body_pump.pump()
+            return
+        if isinstance(error, self.factory.channel_layer.ChannelFull):
             # D-31, A-76.
             full_channels.full("http.request", "answered 503")
             self.basic_error(
                 503, b"Service Unavailable", "Request queue full.", close_connection=True
             )
             return
-        if more_body:
-            self._body_pump = BodyPump(self, message["body_channel"])
-            self._body_pump.pump()
+        # D-27: anything else (the layer's MessageTooLarge, its backend unreachable) is a
+        # 500, as when `process` raised it.
+        logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
+        if self._response_state is ResponseState.WAITING:
+            self.basic_error(500, b"Internal Server Error", "HTTP processing error")
 
     # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
 
@@ -356,7 +372,7 @@ class WebRequest(http.Request):
         if self._decoded_path is None:
             return
         send_best_effort(
-            factory.channel_layer,
+            factory.outbox,
             "http.disconnect",
             {"reply_channel": self.reply_channel, "path": self._decoded_path},
             "dropped a disconnect",
@@ -439,7 +455,9 @@ class HTTPFactory(http.HTTPFactory):
         super().__init__(timeout=None)
         if send_channel is None:
             raise AssertionError("send_channel must be the process-specific prefix ending in '!'")
-        self.channel_layer = channel_layer
+        # Every layer send of every connection, batched per reactor tick (issue 9); the
+        # outbox holds the layer (`channel_layer` below).
+        self.outbox = Outbox(channel_layer, lambda: self.reactor)
         self.action_logger = action_logger
         self.send_channel = send_channel
         self.timeout = timeout
@@ -475,6 +493,14 @@ class HTTPFactory(http.HTTPFactory):
         )
         self.ws_factory.protocol = WebSocketProtocol
         self.ws_factory.reply_protocols = self.reply_protocols
+
+    @property
+    def channel_layer(self) -> Any:
+        return self.outbox.channel_layer
+
+    @channel_layer.setter
+    def channel_layer(self, layer: Any) -> None:
+        self.outbox.channel_layer = layer
 
     # -- connections ---------------------------------------------------------------
 

@@ -74,5 +74,9 @@ class BodyPump:
             return
         self.stop()
         send_best_effort(
-            self.layer, self.channel, {"closed": True}, "dropped a client-gone chunk", full_channels
+            self.request.factory.outbox,
+            self.channel,
+            {"closed": True},
+            "dropped a client-gone chunk",
+            full_channels,
         )

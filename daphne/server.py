@@ -210,6 +210,8 @@ class Server:
             logger.info("Using busy-loop synchronous mode on channel layer")
             self.reactor.callWhenRunning(self.backend_reader_sync)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_readers)
+        # Sends queued in the last tick (disconnects of dropped connections) still go out.
+        self.reactor.addSystemEventTrigger("before", "shutdown", self._drain_outbox)
         for description in self.endpoints:
             logger.info("Listening on endpoint %s", description)
             endpoint = serverFromString(self.reactor, with_listen_backlog(description))
@@ -248,6 +250,13 @@ class Server:
     def _stop_readers(self) -> None:
         if self.reader is not None:
             self.reader.stop()
+
+    def _drain_outbox(self) -> None:
+        if self.factory is not None:
+            try:
+                self.factory.outbox.drain()
+            except Exception:
+                logger.exception("Error sending the last queued messages")
 
     # -- graceful stop (D-17) --------------------------------------------------------
 
@@ -295,5 +304,6 @@ class Server:
         if self._drain_timer is not None and self._drain_timer.active():
             self._drain_timer.cancel()
         self.factory.drop_all()
+        self._drain_outbox()
         self._stop_readers()
         self._stopping.callback(None)

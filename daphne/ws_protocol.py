@@ -83,6 +83,11 @@ class WebSocketProtocol(WebSocketServerProtocol):
     _socket_state = SocketState.CONNECTING
     _pending = None  # frames waiting for room on a full channel (A-89)
     _connect_retry_delay: float | None = None  # set while websocket.connect waits for room
+    # Messages handed to the outbox whose outcome is not known yet, and the
+    # websocket.disconnect that waits for them: it must not overtake a frame the layer
+    # may still refuse (A-19), nor follow a connect the layer refused (A-85).
+    _in_flight = 0
+    _disconnect_waiting: dict | None = None
 
     def set_main_factory(self, main_factory: Any) -> None:
         self.main_factory = main_factory
@@ -167,22 +172,33 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.reply_channel = reply_channel
         factory.reply_protocols[reply_channel] = self
         self.handshake_deferred = defer.Deferred()
-        try:
-            self.channel_layer.send("websocket.connect", self.request_info)
-        except self.channel_layer.ChannelFull:
-            # A-89: the outcome of a full connect channel is 503, but a burst of
-            # handshakes drains within milliseconds, so wait for room first (up to the
-            # connect timeout) instead of refusing at once (issue 9, W4/W5).
-            self._start_connect_retry()
-        except Exception as error:  # the layer's backend errors have no common base class
-            self.muted = True
-            full_channels.failed("websocket.connect", "refused a handshake with 503", error)
-            raise ConnectionDeny(503, "Channel layer unavailable")
+        self._in_flight += 1
+        factory.outbox.send("websocket.connect", self.request_info, self._connect_sent, self)
+        if self.handshake_deferred.called:
+            return self.handshake_deferred  # refused at once: the layer is unreachable
         factory.log_action(
             "websocket", "connecting", {"path": request.path, "client": self._client_text()}
         )
         self._arm_timer()
         return self.handshake_deferred
+
+    def _connect_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of the first ``websocket.connect`` send."""
+        self._in_flight -= 1
+        if error is None:
+            pass
+        elif isinstance(error, self.channel_layer.ChannelFull):
+            # A-89: the outcome of a full connect channel is 503, but a burst of
+            # handshakes drains within milliseconds, so wait for room first (up to the
+            # connect timeout) instead of refusing at once (issue 9, W4/W5).
+            self._start_connect_retry()
+        else:  # the layer's backend errors have no common base class
+            self.muted = True
+            if self._socket_state is SocketState.CONNECTING and not self.handshake_deferred.called:
+                self._refuse_connect("Channel layer unavailable", error)
+            else:
+                full_channels.failed("websocket.connect", "refused a handshake with 503", error)
+        self._settled()
 
     def _start_connect_retry(self) -> None:
         # Muted until websocket.connect is delivered: a client leaving meanwhile must
@@ -276,20 +292,51 @@ class WebSocketProtocol(WebSocketServerProtocol):
         if self._pending:
             self._pending.append((channel, message))
             return
-        layer = self.channel_layer
-        try:
-            layer.send(channel, message)
-        except layer.ChannelFull:
-            # A-89: keep order, stop reading so TCP pushes back, retry from a timer.
-            self._hold(channel, message, RETRY_GIVE_UP)
-        except layer.MessageTooLarge:
-            # D-40, D-65: the envelope pushed the frame over the layer's limit.
-            self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
-        except Exception as error:  # the layer's backend errors have no common base class
-            # The layer lost its backend (Redis restarting, L-62): hold the frames and
-            # retry, so a short outage closes no socket.
-            full_channels.failed(channel, "holding frames until the layer is back", error)
-            self._hold(channel, message, BACKEND_GIVE_UP)
+        self._in_flight += 1
+        self.main_factory.outbox.send(channel, message, self._frame_sent, self)
+
+    def _frame_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of a `_send_or_queue` send, in the order the frames came."""
+        self._in_flight -= 1
+        if error is not None and not self.muted:
+            layer = self.channel_layer
+            if self._pending:
+                # An earlier frame of this connection was refused in the same flush
+                # (the outbox gave this one the same error without sending it).
+                self._pending.append((channel, message))
+            elif isinstance(error, layer.ChannelFull):
+                # A-89: keep order, stop reading so TCP pushes back, retry from a timer.
+                self._hold(channel, message, RETRY_GIVE_UP)
+            elif isinstance(error, layer.MessageTooLarge):
+                # D-40, D-65: the envelope pushed the frame over the layer's limit.
+                self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
+            else:  # the layer's backend errors have no common base class
+                # The layer lost its backend (Redis restarting, L-62): hold the frames
+                # and retry, so a short outage closes no socket.
+                full_channels.failed(channel, "holding frames until the layer is back", error)
+                self._hold(channel, message, BACKEND_GIVE_UP)
+        self._settled()
+
+    def _settled(self) -> None:
+        """Send the disconnect that waited for this connection's sends in flight."""
+        if self._in_flight or self._disconnect_waiting is None:
+            return
+        message, self._disconnect_waiting = self._disconnect_waiting, None
+        if self.muted:
+            return  # the connect was refused, or the socket closed for a too-large frame
+        if self._pending:
+            self._pending.append(("websocket.disconnect", message))
+        else:
+            self._send_disconnect(message)
+
+    def _send_disconnect(self, message: dict) -> None:
+        send_best_effort(
+            self.main_factory.outbox,
+            "websocket.disconnect",
+            message,
+            "dropped a disconnect",
+            full_channels,
+        )
 
     def _hold(self, channel: str, message: dict, give_up_after: float) -> None:
         self._pending = collections.deque([(channel, message)])
@@ -440,14 +487,10 @@ class WebSocketProtocol(WebSocketServerProtocol):
             }
             if self._pending:
                 self._pending.append(("websocket.disconnect", message))
+            elif self._in_flight:
+                self._disconnect_waiting = message
             else:
-                send_best_effort(
-                    self.channel_layer,
-                    "websocket.disconnect",
-                    message,
-                    "dropped a disconnect",
-                    full_channels,
-                )
+                self._send_disconnect(message)
         self.main_factory.log_action(
             "websocket", "disconnected", {"path": self.request.path, "client": self._client_text()}
         )

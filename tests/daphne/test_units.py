@@ -341,6 +341,7 @@ def test_twisted_layer_is_read_by_the_reader_thread(caplog):
 def test_full_disconnect_channel_is_probed_not_hammered(caplog):
     """A full http.disconnect is tried at most once per probe interval (A-89 drop)."""
     from daphne.full_channels import send_best_effort
+    from daphne.outbox import Outbox
 
     class CountingLayer(ChannelLayer):
         sends = 0
@@ -351,16 +352,16 @@ def test_full_disconnect_channel_is_probed_not_hammered(caplog):
 
     clock = task.Clock()
     layer = CountingLayer(channel_capacity={"http.disconnect": 1})
+    outbox = Outbox(layer, lambda: clock)
     reporter = FullChannelReporter(logging.getLogger("test.daphne.probe"), clock.seconds)
-    results = [
-        send_best_effort(layer, "http.disconnect", {"n": n}, "dropped", reporter) for n in range(10)
-    ]
-    assert results == [True] + [False] * 9
+    for n in range(10):
+        send_best_effort(outbox, "http.disconnect", {"n": n}, "dropped", reporter)
     assert layer.sends == 2  # the stored one and one ChannelFull; the rest skipped
+    assert layer.receive(["http.disconnect"]) == ("http.disconnect", {"n": 0})
     clock.advance(0.2)
-    layer.receive(["http.disconnect"])
-    assert send_best_effort(layer, "http.disconnect", {"n": 10}, "dropped", reporter)
+    send_best_effort(outbox, "http.disconnect", {"n": 10}, "dropped", reporter)
     assert layer.sends == 3
+    assert layer.receive(["http.disconnect"]) == ("http.disconnect", {"n": 10})
 
 
 def test_stalled_request_body_gets_408():

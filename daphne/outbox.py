@@ -1,0 +1,178 @@
+"""The server's outgoing layer sends: one batched call per reactor tick (issue 9).
+
+Every message daphne puts on the channel layer (``http.request``, ``websocket.*``,
+``http.disconnect``, a request body's client-gone chunk) goes through the factory's
+`Outbox` with a callback that receives the outcome: ``None`` when stored, else the
+exception the layer's ``send`` would have raised (``ChannelFull``, ``MessageTooLarge``,
+a backend's connection error).
+
+A layer with ``send_many(pairs)`` (asgi_redis) gets the sends of one reactor tick in
+ONE call, made on the reactor thread from a ``callLater(0)`` scheduled when the queue
+becomes non-empty: with a networked layer each ``send`` was a blocking round trip on
+the reactor thread (28% of daphne's CPU under W2 echo load), and the reactor reads
+every ready socket before it runs timed calls, so one tick's frames share one round
+trip. A layer without ``send_many`` (in-memory, IPC) is sent to at once and the
+callback runs before `Outbox.send` returns, as D-53/D-54 require of ``dataReceived``.
+
+Callbacks always run on the reactor thread, in the order the messages were queued.
+
+Order per sender (A-19, A-25): messages queued with the same `key` reach the layer in
+queue order. A batch goes to the layer in queue order, so the only way a later message
+of a sender could overtake an earlier one is the earlier one failing while the later
+one is stored. ``send_many`` runs one atomic script per shard, so a full channel or an
+unreachable shard refuses every later message to that channel in the same call; where
+the outbox splits a flush into several calls (`MAX_BATCH`, or one ``send`` per message
+after ``send_many`` refused a bad message), later messages of a sender that already
+failed are not sent and get the same error, so the sender retries them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["Outbox", "Sent", "MAX_BATCH"]
+
+logger = logging.getLogger("daphne.server")
+
+# The outcome callback: (channel, message, None or the error the layer raised).
+Sent = Callable[[str, dict, BaseException | None], None]
+
+# Messages per send_many call: bounds one Redis script's run time (and the time other
+# clients of that Redis wait behind it) when a tick queues thousands of messages.
+MAX_BATCH = 512
+
+
+class Outbox:
+    """Queues a reactor tick's layer sends and sends them with one ``send_many``."""
+
+    def __init__(self, channel_layer: Any, get_reactor: Callable[[], Any]) -> None:
+        self._get_reactor = get_reactor
+        self._queue: list[tuple[str, dict, Sent, object]] = []
+        self._flush_call: Any = None
+        self.channel_layer = channel_layer
+
+    @property
+    def channel_layer(self) -> Any:
+        return self._channel_layer
+
+    @channel_layer.setter
+    def channel_layer(self, layer: Any) -> None:
+        # Tests swap a factory's layer after building it; what is queued goes first.
+        if self._queue:
+            self.flush()
+        self._channel_layer = layer
+        # A capability, not a type check: any layer offering send_many is batched.
+        self.batching = callable(getattr(layer, "send_many", None))
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def send(self, channel: str, message: dict, sent: Sent, key: object = None) -> None:
+        """Send `message` to `channel`; `sent(channel, message, error)` gets the outcome.
+
+        `key` names the sender whose messages must keep their order (a connection);
+        ``None`` for a message that is independent of every other.
+        """
+        if not self.batching:
+            try:
+                self.channel_layer.send(channel, message)
+            except Exception as error:  # the outcome goes to the sender, whatever it is
+                sent(channel, message, error)
+                return
+            sent(channel, message, None)
+            return
+        self._queue.append((channel, message, sent, key))
+        if self._flush_call is None:
+            self._flush_call = self._get_reactor().callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """Send everything queued now and run the callbacks.
+
+        What the callbacks queue (a disconnect that waited for its frames) waits for
+        the next tick's flush, with that tick's other messages.
+        """
+        call, self._flush_call = self._flush_call, None
+        if call is not None and call.active():
+            call.cancel()
+        queue, self._queue = self._queue, []
+        failed: dict[object, BaseException] = {}
+        if len(queue) <= MAX_BATCH:
+            self._send_batch(queue, failed)
+            return
+        for start in range(0, len(queue), MAX_BATCH):
+            self._send_batch(queue[start : start + MAX_BATCH], failed)
+
+    def drain(self, rounds: int = 10) -> None:
+        """Flush until nothing is queued, for a stop that will run no more ticks (D-17).
+
+        Bounded: a sender could queue again from every callback.
+        """
+        for _ in range(rounds):
+            if not self._queue:
+                return
+            self.flush()
+
+    def _send_batch(
+        self, batch: list[tuple[str, dict, Sent, object]], failed: dict[object, BaseException]
+    ) -> None:
+        results = self._results(batch, failed)
+        for (channel, message, sent, key), error in zip(batch, results, strict=True):
+            if error is not None and key is not None:
+                failed.setdefault(key, error)
+            try:
+                sent(channel, message, error)
+            except Exception:
+                # One connection's broken handler must not lose the others' outcomes.
+                logger.exception("Error handling the outcome of a send to %s", channel)
+
+    def _results(
+        self, batch: list[tuple[str, dict, Sent, object]], failed: dict[object, BaseException]
+    ) -> list[BaseException | None]:
+        """One result per message: sent with send_many, or one by one when it refuses."""
+        results: list[BaseException | None] = [None] * len(batch)
+        if failed:  # only after an earlier slice of this flush had a refusal
+            todo = []
+            for position, (_, _, _, key) in enumerate(batch):
+                if key is not None and key in failed:
+                    results[position] = failed[key]  # its sender retries it after the failure
+                else:
+                    todo.append(position)
+            if not todo:
+                return results
+            pairs = [(batch[position][0], batch[position][1]) for position in todo]
+        else:
+            todo = range(len(batch))
+            pairs = [(channel, message) for channel, message, _, _ in batch]
+        try:
+            outcomes = self.channel_layer.send_many(pairs)
+        except Exception:
+            # send_many validates every message before sending any: one bad message
+            # (MessageTooLarge, an invalid name) refused the lot. Send one at a time
+            # so only that message's sender hears about it.
+            self._send_each(batch, todo, results, dict(failed))
+            return results
+        for position, outcome in zip(todo, outcomes, strict=True):
+            results[position] = outcome
+        return results
+
+    def _send_each(
+        self,
+        batch: list[tuple[str, dict, Sent, object]],
+        todo: Sequence[int],
+        results: list[BaseException | None],
+        failed: dict[object, BaseException],
+    ) -> None:
+        send = self.channel_layer.send
+        for position in todo:
+            channel, message, _, key = batch[position]
+            if key is not None and key in failed:
+                results[position] = failed[key]
+                continue
+            try:
+                send(channel, message)
+            except Exception as error:  # reported to the sender as its outcome
+                results[position] = error
+                if key is not None:
+                    failed[key] = error
