@@ -308,8 +308,13 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 # keep order, stop reading so TCP pushes back, retry from a timer.
                 self._hold(channel, message, RETRY_GIVE_UP)
             elif isinstance(error, layer.MessageTooLarge):
-                # D-40, D-65: the envelope pushed the frame over the layer's limit.
-                self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
+                # D-40, D-65: the envelope pushed the frame over the layer's limit. A
+                # socket that began closing in the same tick finishes its closing
+                # handshake: aborting it would lose the close frame already sent.
+                if self.state == self.STATE_OPEN:
+                    self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
+                else:
+                    self.muted = True
             else:  # the layer's backend errors have no common base class
                 # The layer lost its backend (Redis restarting, L-62): hold the frames
                 # and retry, so a short outage closes no socket.

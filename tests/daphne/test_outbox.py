@@ -530,3 +530,22 @@ def test_a_stop_sends_what_the_outbox_still_holds(redis_server):
     server._stop_requested()  # the second signal: drop everything and send what is queued
     assert [m["text"] for m in drain(layer, "websocket.receive")] == ["last"]
     assert len(factory.outbox) == 0
+
+
+def test_a_too_large_frame_refused_after_its_socket_began_closing(redis_server):
+    """D-65 in a flush that comes after the application closed the socket in the same
+    tick: the socket is muted and its closing handshake goes on instead of an abort."""
+    layer = RedisChannelLayer(hosts=[redis_server.url])
+    factory, clock = http_factory(layer)
+    ws, transport, reply_channel = websocket_open(factory, clock, layer)
+    layer.max_message_size = 150
+    ws.dataReceived(client_frame(b"x" * 120))
+    factory.dispatch_reply(reply_channel, {"close": True})
+    clock.advance(0)
+    assert transport.value() == b"\x88\x02\x03\xe8"  # the application's close, nothing else
+    assert not transport.disconnected  # not aborted: waiting for the client's close
+    ws.dataReceived(b"\x88\x82\x00\x00\x00\x00\x03\xe8")
+    ws.connectionLost(failure.Failure(error.ConnectionDone()))
+    clock.advance(0)
+    assert drain(layer, "websocket.receive") == []
+    assert drain(layer, "websocket.disconnect") == []  # muted, as after a 1009 close
