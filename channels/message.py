@@ -41,10 +41,17 @@ class PendingMessageStore:
         self.threadlocal.messages.append((sender, message))
 
     def send_and_flush(self, **kwargs: Any) -> None:
-        if getattr(self.threadlocal, "held", False):
+        local = self.threadlocal
+        if getattr(local, "held", False):
             return  # `hold`: the worker sends the queue itself, see `release`
-        messages = self.release()
-        if messages:
+        messages = getattr(local, "messages", None)
+        if messages is None:
+            return
+        # Dropped first: sends below must go out at once, not back into this queue.
+        local.messages = None
+        if len(messages) == 1:
+            self._send_with_retry(*messages[0])  # the usual single reply: nothing to batch
+        elif messages:
             self.send_all(messages)
 
     # -- the worker's hand-over (C-19 as users see it; issue 9) ----------------
@@ -77,7 +84,7 @@ class PendingMessageStore:
             return False
         if layer is not None:
             return sender.channel_layer is layer
-        return hasattr(sender.channel_layer, "send_many")
+        return _has_send_many(sender.channel_layer)
 
     def send_all(self, messages: list[tuple[Any, dict]]) -> None:
         """Send queued ``(sender, message)`` pairs in order (C-19).
@@ -148,6 +155,21 @@ class PendingMessageStore:
                 )
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, self.retry_interval)
+
+
+# Whether a layer (usually a ChannelLayerWrapper, whose failed attribute lookups raise
+# inside __getattr__: microseconds per message) has send_many, per layer object.
+_send_many_layers: dict[Any, bool] = {}
+
+
+def _has_send_many(layer: Any) -> bool:
+    known = _send_many_layers.get(layer)
+    if known is None:
+        known = hasattr(layer, "send_many")
+        if len(_send_many_layers) >= 64:
+            _send_many_layers.clear()  # many short-lived layers (tests): start over
+        _send_many_layers[layer] = known
+    return known
 
 
 pending_message_store = PendingMessageStore()
