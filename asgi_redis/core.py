@@ -892,7 +892,7 @@ class RedisChannelLayer(BaseChannelLayer):
         from twisted.internet import defer, threads
 
         def start() -> Any:
-            names = self.receive_names(channels)
+            names = self._receive_plan(channels).names  # validated once per list (A-13)
             found = self._take_buffered(names) if self._buffer else None
             if found is not None:
                 return found
@@ -905,7 +905,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
         A message already buffered from a ``P!`` batch is returned directly.
         """
-        names = self.receive_names(channels)
+        names = self._receive_plan(channels).names  # validated once per list (A-13)
         found = self._take_buffered(names) if self._buffer else None
         if found is not None:
             return found
