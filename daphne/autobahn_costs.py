@@ -14,6 +14,12 @@ and `lazy_pformat()` swaps ``pformat`` for a lazy formatter only around autobahn
 whenever a logger actually formats it. The per-frame debug lines in ``dataReceived``
 and ``sendData`` are avoided by overriding those methods in
 `daphne.ws_protocol.WebSocketProtocol` instead.
+
+The same eager formatting costs every connection about 18 ``click.style`` calls
+(``hltype``/``hlval`` for the debug lines of connectionMade, processHandshake,
+_onConnect, the handshake's sendData and connectionLost; issue 9 W4). autobahn only
+passes their results as arguments of log calls, so `install()` also gives both
+websocket modules lazy versions that style the text when a line is rendered.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import pprint
 from collections.abc import Iterator
 from typing import Any
 
+import autobahn.twisted.websocket as autobahn_twisted
+import autobahn.util as autobahn_util
 import autobahn.websocket.protocol as autobahn_protocol
 
 # Below this payload size the int-based masker is cheaper than building autobahn's
@@ -85,9 +93,36 @@ class LazyPrettyFormat:
         return format(str(self), spec)
 
 
+class LazyCall:
+    """``function(*args)`` as text, computed only when a log line renders it."""
+
+    __slots__ = ("_function", "_args")
+
+    def __init__(self, function: Any, *args: Any) -> None:
+        self._function = function
+        self._args = args
+
+    def __str__(self) -> str:
+        return str(self._function(*self._args))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def lazy_hltype(obj: Any) -> LazyCall:
+    return LazyCall(autobahn_util.hltype, obj)
+
+
+def lazy_hlval(val: Any, color: str = "white", bold: bool = True) -> LazyCall:
+    return LazyCall(autobahn_util.hlval, val, color, bold)
+
+
 def install() -> None:
-    """Replace autobahn's masker factory (idempotent)."""
+    """Replace autobahn's masker factory and debug-line stylers (idempotent)."""
     autobahn_protocol.create_xor_masker = create_xor_masker
+    for module in (autobahn_protocol, autobahn_twisted):
+        module.hltype = lazy_hltype
+        module.hlval = lazy_hlval
 
 
 @contextlib.contextmanager

@@ -52,3 +52,26 @@ def test_lazy_pformat_renders_in_full_and_is_scoped():
     assert f"\n{lazy}" == "\n" + pprint.pformat(options)
     assert autobahn_protocol.pformat is pprint.pformat
     assert str(autobahn_protocol.Timings()) == pprint.pformat({})
+
+
+def test_debug_line_stylers_are_lazy_and_render_as_autobahns():
+    """issue 9 W4: hltype/hlval style text only when a log line is rendered."""
+    import autobahn.twisted.websocket as autobahn_twisted
+    import autobahn.util as autobahn_util
+
+    import daphne.ws_protocol  # noqa: F401  (installs on import)
+
+    for module in (autobahn_protocol, autobahn_twisted):
+        assert module.hltype is autobahn_costs.lazy_hltype
+        assert module.hlval is autobahn_costs.lazy_hlval
+    func = autobahn_protocol.WebSocketServerProtocol.processHandshake
+    line = "{func} at byte {end}: {peer:>30}"
+    assert line.format(
+        func=autobahn_costs.lazy_hltype(func),
+        end=autobahn_costs.lazy_hlval(42),
+        peer=autobahn_costs.lazy_hlval("tcp:127.0.0.1:5000", color="green", bold=False),
+    ) == line.format(
+        func=autobahn_util.hltype(func),
+        end=autobahn_util.hlval(42),
+        peer=autobahn_util.hlval("tcp:127.0.0.1:5000", color="green", bold=False),
+    )
