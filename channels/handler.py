@@ -25,6 +25,7 @@ from django.urls import set_script_prefix
 from django.utils.functional import cached_property
 
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
+from .message import pending_message_store
 
 __all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer"]
 
@@ -285,7 +286,15 @@ class AsgiHandler(base.BaseHandler):
 
 
 class ViewConsumer:
-    """Consumer that serves ``http.request`` with Django's views (C-40)."""
+    """Consumer that serves ``http.request`` with Django's views (C-40).
+
+    Each reply is sent at once (a streaming response reaches the client as it is
+    produced), except the last one when the worker's receive loop holds the
+    pending-message store (a layer with ``send_many``): that one is queued, ahead
+    of anything the view queued, with this consumer's retry policy, and the
+    worker stores it with its next receive, before it handles another message
+    (one Redis round trip per request instead of two; issue 9).
+    """
 
     handler_class = AsgiHandler
     # Backoff bounds while the reply channel is full (A-89 note).
@@ -307,21 +316,47 @@ class ViewConsumer:
                 "an http.request must carry one (A-75)"
             )
         replies = self.handler(message)
+        carry = pending_message_store.holding
+        last = None
         try:
             for reply in replies:
+                if last is not None:
+                    # A handler that went on after more_content=False: send in order.
+                    earlier, last = last, None
+                    if not self._send(reply_channel, earlier):
+                        return
+                if carry and not reply.get("more_content", False):
+                    last = reply  # the response's end; the generator finishes next
+                    continue
                 if not self._send(reply_channel, reply):
                     return
         finally:
+            if last is not None:
+                # Queued before anything else leaves (also when the view's
+                # request_finished receivers raised), as it was sent before them.
+                self._queue_last(reply_channel, last)
             # Runs response.close() also when we gave up part-way.
             replies.close()
 
-    def _send(self, channel: Any, reply: dict) -> bool:
-        try:
-            channel.send(reply, immediately=True)
-            return True
-        except channel.channel_layer.ChannelFull:
-            pass
+    def _queue_last(self, channel: Any, reply: dict) -> None:
+        if pending_message_store.holding:
+            pending_message_store.append(channel, reply, retry=self._send_queued, first=True)
+        else:  # the store was reset under us (a nested consumer_started): as ever
+            self._send(channel, reply)
+
+    def _send_queued(self, channel: Any, reply: dict, refused: bool) -> None:
+        """`Retry` for the queued last reply: C-40's policy, not the store's."""
+        self._send(channel, reply, refused)
+
+    def _send(self, channel: Any, reply: dict, refused: bool = False) -> bool:
+        # `refused`: a first try (the worker's batched send) already came back full.
         layer = channel.channel_layer
+        if not refused:
+            try:
+                channel.send(reply, immediately=True)
+                return True
+            except layer.ChannelFull:
+                pass
         timeout = self.reply_timeout
         if timeout is None:
             timeout = getattr(layer, "expiry", 60)

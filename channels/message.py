@@ -5,11 +5,18 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .signals import consumer_finished, consumer_started
 
 __all__ = ["Message", "PendingMessageStore", "pending_message_store"]
+
+# ``retry(sender, message, refused)``: sends `message` now (or, when `refused`, after a
+# first wait), retrying while the channel is full with its own policy (`PendingMessageStore`).
+Retry = Callable[[Any, dict, bool], None]
+# A queued send: (Channel or Group, message, its Retry or None for the store's policy).
+Entry = tuple[Any, dict, Retry | None]
 
 
 class PendingMessageStore:
@@ -19,6 +26,12 @@ class PendingMessageStore:
     out in one call; each one that came back full is then retried as a lone send
     would be. Other senders (groups, `Channel` subclasses, layers without
     ``send_many``) are sent one by one, in queue order.
+
+    Queue entries are ``(sender, message, retry)``. `retry` is `None` for the
+    store's own policy (`retry_time`, `retry_interval`, then `RuntimeError`), or a
+    `Retry` callable ``retry(sender, message, refused)`` that sends the message
+    with its own policy: `ViewConsumer` queues a response's last message so, with
+    C-40's (issue 9).
     """
 
     # Bounds, as in 1.1 (A-89 note): give up on one message after `retry_time`
@@ -37,8 +50,22 @@ class PendingMessageStore:
     def active(self) -> bool:
         return getattr(self.threadlocal, "messages", None) is not None
 
-    def append(self, sender: Any, message: dict) -> None:
-        self.threadlocal.messages.append((sender, message))
+    @property
+    def holding(self) -> bool:
+        """True while the worker's receive loop will send this thread's queue itself
+        (`hold`): a consumer may then queue what it would send at its very end."""
+        return getattr(self.threadlocal, "held", False)
+
+    def append(
+        self, sender: Any, message: dict, retry: Retry | None = None, first: bool = False
+    ) -> None:
+        """Queue `message` for `sender`: last, or (`first`) ahead of everything queued,
+        for a message that would have been sent before them; `retry` as in the class
+        docstring."""
+        if first:
+            self.threadlocal.messages.insert(0, (sender, message, retry))
+        else:
+            self.threadlocal.messages.append((sender, message, retry))
 
     def send_and_flush(self, **kwargs: Any) -> None:
         local = self.threadlocal
@@ -50,7 +77,7 @@ class PendingMessageStore:
         # Dropped first: sends below must go out at once, not back into this queue.
         local.messages = None
         if len(messages) == 1:
-            self._send_with_retry(*messages[0])  # the usual single reply: nothing to batch
+            self.send_one(*messages[0])  # the usual single reply: nothing to batch
         elif messages:
             self.send_all(messages)
 
@@ -59,14 +86,19 @@ class PendingMessageStore:
     def hold(self) -> None:
         """Keep this thread's queue past ``consumer_finished`` for `release`.
 
-        The worker calls it when a consumer returned normally, then sends the
-        queue together with its next receive. Sends made by later
-        ``consumer_finished`` receivers still join the queue, after the
+        The worker's receive loop calls it before running a consumer (after
+        ``consumer_started``) and `unhold` if the consumer raises; after a normal
+        return it sends the queue together with its next receive. Sends made by
+        later ``consumer_finished`` receivers still join the queue, after the
         consumer's own, so the order of everything sent stays as it was.
         """
         self.threadlocal.held = True
 
-    def release(self) -> list[tuple[Any, dict]] | None:
+    def unhold(self) -> None:
+        """Undo `hold`: ``consumer_finished`` flushes the queue as usual."""
+        self.threadlocal.held = False
+
+    def release(self) -> list[Entry] | None:
         """Take this thread's queue (`None` when none is active) and deactivate it."""
         messages = getattr(self.threadlocal, "messages", None)
         # Dropped first: sends made while flushing go out at once, not back in here.
@@ -86,52 +118,65 @@ class PendingMessageStore:
             return sender.channel_layer is layer
         return _has_send_many(sender.channel_layer)
 
-    def send_all(self, messages: list[tuple[Any, dict]]) -> None:
-        """Send queued ``(sender, message)`` pairs in order (C-19).
+    def send_all(self, messages: list[Entry]) -> None:
+        """Send queued ``(sender, message, retry)`` entries in order (C-19).
 
         Raises `RuntimeError` for a message whose channel stayed full for
-        `retry_time`, or the layer's error, at the first such message; the
-        messages after it are then not sent (as with one send at a time).
+        `retry_time` (or what its own `retry` raises), or the layer's error, at
+        the first such message; the messages after it are then not sent (as with
+        one send at a time).
         """
-        run: list[tuple[Any, dict]] = []
-        for sender, message in messages:
+        run: list[Entry] = []
+        for entry in messages:
+            sender = entry[0]
             if self.batchable(sender):
                 if run and run[0][0].channel_layer is not sender.channel_layer:
                     self.send_batch(run)
                     run = []
-                run.append((sender, message))
+                run.append(entry)
                 continue
             if run:
                 self.send_batch(run)
                 run = []
-            self._send_with_retry(sender, message)
+            self.send_one(*entry)
         if run:
             self.send_batch(run)
 
-    def send_batch(self, pairs: list[tuple[Any, dict]]) -> None:
+    def send_batch(self, entries: list[Entry]) -> None:
         """Send `Channel` sends of one layer with one ``send_many``, then `settle` them."""
-        layer = pairs[0][0].channel_layer
+        layer = entries[0][0].channel_layer
         try:
-            outcomes = layer.send_many([(sender.name, message) for sender, message in pairs])
+            outcomes = layer.send_many([(entry[0].name, entry[1]) for entry in entries])
         except (TypeError, AssertionError, layer.MessageTooLarge):
             # A message the layer refuses (bad name or content, too large: A-31, A-92):
             # send_many raises before sending anything, so one at a time raises at that
             # message, after sending the ones before it, as it did.
-            for sender, message in pairs:
-                self._send_with_retry(sender, message)
+            for entry in entries:
+                self.send_one(*entry)
             return
-        self.settle(pairs, outcomes)
+        self.settle(entries, outcomes)
 
-    def settle(self, pairs: list[tuple[Any, dict]], outcomes: list[Exception | None]) -> None:
-        """Act on ``send_many``'s outcomes for `pairs`, in order: retry the full ones,
-        raise the first error (the sends after it in `pairs` went out already)."""
-        for (sender, message), outcome in zip(pairs, outcomes, strict=True):
+    def settle(self, entries: list[Entry], outcomes: list[Exception | None]) -> None:
+        """Act on ``send_many``'s outcomes for `entries`, in order: retry the full ones,
+        raise the first error (the sends after it in `entries` went out already)."""
+        for (sender, message, retry), outcome in zip(entries, outcomes, strict=True):
             if outcome is None:
                 continue
             if isinstance(outcome, sender.channel_layer.ChannelFull):
-                self._send_with_retry(sender, message, refused=True)
+                self.send_one(sender, message, retry, refused=True)
             else:
                 raise outcome
+
+    def send_one(
+        self, sender: Any, message: dict, retry: Retry | None = None, refused: bool = False
+    ) -> None:
+        """Send one queued message now, retrying while its channel is full with its
+        `retry` (the store's policy when `None`); `refused`: a first try (in a batch)
+        already came back full."""
+        if retry is None:
+            self._send_with_retry(sender, message, refused)
+        else:
+            retry(sender, message, refused)
 
     def _send_with_retry(self, sender: Any, message: dict, refused: bool = False) -> None:
         # `refused`: the first try already came back full (from a batch).

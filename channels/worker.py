@@ -19,7 +19,7 @@ from typing import Any
 
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
-from .message import Message, pending_message_store
+from .message import Entry, Message, pending_message_store
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing
 
@@ -80,7 +80,7 @@ class Worker:
         self._stop = threading.Event()
         # The last consumer and the sends it queued, when `handle` left them for the
         # next receive to carry (`_replies_then_receive`).
-        self._replies: tuple[Any, list[tuple[Any, dict]]] | None = None
+        self._replies: tuple[Any, list[Entry]] | None = None
         # Layers with send_many (Redis) can send the replies with the next receive;
         # only the receive loop does (`handle` called alone flushes them as ever).
         self._hands_over_replies = hasattr(channel_layer, "send_many")
@@ -206,17 +206,20 @@ class Worker:
 
         C-19 as users see it: every reply is sent before the next message is handled;
         a full one is retried (retry_time / retry_interval) and a failure logged as
-        the consumer's error, as when `consumer_finished` flushed them.
+        the consumer's error, as when `consumer_finished` flushed them. A reply queued
+        with its own retry policy (a view's last response message, C-40) is retried
+        with that one.
         """
         consumer, queued = self._replies
         self._replies = None
         layer = self.channel_layer
         try:
-            if not all(pending_message_store.batchable(sender, layer) for sender, _ in queued):
+            batchable = pending_message_store.batchable
+            if not all(batchable(entry[0], layer) for entry in queued):
                 # Groups, other layers, Channel subclasses: the flush as it always was.
                 self._send_replies(consumer, queued)
                 return None, None
-            pairs = [(sender.name, message) for sender, message in queued]
+            pairs = [(entry[0].name, entry[1]) for entry in queued]
             try:
                 outcomes, received = layer.send_many_then_receive(pairs, channels, block=False)
             except ReceiveFailed as failed:
@@ -233,7 +236,7 @@ class Worker:
             self.in_job = False
 
     def _settle_replies(
-        self, consumer: Any, queued: list[tuple[Any, dict]], outcomes: list[Exception | None]
+        self, consumer: Any, queued: list[Entry], outcomes: list[Exception | None]
     ) -> None:
         try:
             pending_message_store.settle(queued, outcomes)
@@ -273,12 +276,19 @@ class Worker:
         try:
             consumer_started.send(sender=self.__class__, environ={})
             try:
-                consumer(message, **kwargs)
                 if hand_over:
-                    # Returned normally: its replies go out with the next receive. After
-                    # an exception they are flushed here as always, before the
-                    # exception's own handling (a DenyConnection's close) sends.
+                    # Held from the start, so a consumer can see (`holding`) that what
+                    # it queues goes out with the next receive (ViewConsumer's last
+                    # reply, C-40).
                     pending_message_store.hold()
+                try:
+                    consumer(message, **kwargs)
+                except BaseException:
+                    if hand_over:
+                        # Flushed at consumer_finished as always, before the
+                        # exception's own handling (a DenyConnection's close) sends.
+                        pending_message_store.unhold()
+                    raise
             finally:
                 try:
                     consumer_finished.send(sender=self.__class__)
