@@ -33,7 +33,7 @@ setup(
             "cryptography>=42",
             "websocket-client>=1.7",
             "kosoku>=0.1",
-            "Twisted[tls]>=24.3",  # daphne's ssl: endpoint tests
+            "Twisted[tls,http2]>=24.3",  # daphne's ssl: endpoint and HTTP/2 tests
             "requests>=2.31",
             "ruff>=0.6",
             "playwright>=1.40",  # browser tests drive the system Chromium, no browser download

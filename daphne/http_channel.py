@@ -1,5 +1,6 @@
-"""The HTTP/1.1 connection: Twisted's parser plus daphne's edge limits (D-64) and the
-WebSocket hand-over's bookkeeping (D-28)."""
+"""The HTTP connection: Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64) and the
+WebSocket hand-over's bookkeeping (D-28), behind the wrapper that switches to Twisted's
+HTTP/2 when ALPN picks ``h2`` (D-25)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,35 @@ from zope.interface import implementer
 
 from .utils import transport_addresses
 
-__all__ = ["HTTPChannel", "NoPushProducer"]
+__all__ = ["HTTPChannel", "NegotiatingChannel", "NoPushProducer", "connection_facts"]
+
+
+def connection_facts(channel: Any) -> tuple[list | None, list | None, str]:
+    """``(client, server, scheme)`` of the connection a request arrived on (D-27).
+
+    Daphne's HTTP/1.1 channel computes them once per connection; an HTTP/2 stream
+    (Twisted's ``H2Stream``) answers for its connection's transport.
+    """
+    addresses = getattr(channel, "addresses", None)
+    if addresses is not None:
+        return addresses[0], addresses[1], channel.scheme
+    client, server = transport_addresses(channel)
+    return client, server, "https" if channel.isSecure() else "http"
+
+
+class NegotiatingChannel(http._GenericHTTPChannelProtocol):
+    """Twisted's HTTP/1.1-or-HTTP/2 wrapper, telling daphne's channel when ALPN chose h2.
+
+    Twisted then replaces the HTTP/1.1 channel with its ``H2Connection`` without
+    ever calling the old channel's ``connectionLost``: left alone, it would stay in
+    the factory's connection set for good and be aborted at stop.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        before = self._channel
+        super().dataReceived(data)
+        if self._channel is not before and isinstance(before, HTTPChannel):
+            before.replaced_by_http2()
 
 
 @implementer(IPushProducer)
@@ -157,6 +186,12 @@ class HTTPChannel(http.HTTPChannel):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.refuse(400, b"Bad Request")
+
+    def replaced_by_http2(self) -> None:
+        """ALPN chose h2: Twisted's H2Connection serves the connection from now on (D-25)."""
+        self._stop_head_timer()
+        self._stop_body_timer()
+        self.factory.http_channels.discard(self)
 
     # -- D-28: WebSocket hand-over ------------------------------------------------
 

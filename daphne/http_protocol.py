@@ -23,7 +23,7 @@ from zope.interface import implementer
 from .deadlines import DeadlineSweep
 from .errors import ApplicationError, IllegalTransition
 from .full_channels import FullChannelReporter, send_best_effort
-from .http_channel import HTTPChannel, NoPushProducer
+from .http_channel import HTTPChannel, NegotiatingChannel, NoPushProducer, connection_facts
 from .outbox import Outbox
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .utils import parse_x_forwarded_for
@@ -103,11 +103,21 @@ class WebRequest(http.Request):
         limit = self.factory.http_max_body_size
         if limit and self._body_received > limit:
             # D-64: a chunked body that grows past the limit.
-            self.channel.refuse(413, b"Payload Too Large")
+            self._refuse_body()
             return
         super().handleContentChunk(data)
 
+    def _refuse_body(self) -> None:
+        refuse = getattr(self.channel, "refuse", None)
+        if refuse is not None:  # HTTP/1.1: answer and close the connection
+            refuse(413, b"Payload Too Large")
+        elif self._response_state is ResponseState.WAITING:
+            # HTTP/2: answer on this stream alone; the connection's other streams go on.
+            self.basic_error(413, b"Payload Too Large", "The request body is too large")
+
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._response_state is not ResponseState.WAITING:
+            return  # an HTTP/2 stream already refused for its body (D-64)
         # Twisted's version also parses the query string and form bodies into
         # `args`; daphne forwards raw bytes, so that work is skipped.
         self.content.seek(0, 0)
@@ -135,8 +145,7 @@ class WebRequest(http.Request):
     def _process(self) -> None:
         factory = self.factory
         self.request_start = factory.reactor.seconds()
-        self.client_addr, self.server_addr = self.channel.addresses
-        self.client_scheme = self.channel.scheme
+        self.client_addr, self.server_addr, self.client_scheme = connection_facts(self.channel)
         if factory.proxy_forwarded_address_header:
             self.client_addr, self.client_scheme = parse_x_forwarded_for(
                 self.requestHeaders,
@@ -506,9 +515,10 @@ class HTTPFactory(http.HTTPFactory):
 
     def buildProtocol(self, addr: Any) -> Any:
         try:
-            channel = HTTPChannel()
-            channel.requestFactory = WebRequest
-            wrapper = http._GenericHTTPChannelProtocol(channel)
+            wrapper = NegotiatingChannel(HTTPChannel())
+            # Set on the wrapper, not the channel: ALPN's switch to HTTP/2 builds
+            # its H2Connection with the wrapper's factory (D-25).
+            wrapper.requestFactory = WebRequest
             wrapper.factory = self
             wrapper.callLater = self.reactor.callLater
             wrapper.timeOut = None
