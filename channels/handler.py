@@ -34,6 +34,21 @@ channels_logger = logging.getLogger("django.channels")
 
 # Header names that WSGI (and so Django) keeps without the HTTP_ prefix.
 _UNPREFIXED_HEADERS = {"content-length": "CONTENT_LENGTH", "content-type": "CONTENT_TYPE"}
+# META key per raw header name: clients send the same few names on every request.
+_META_KEYS: dict[bytes, str] = {}
+# Names come from clients: bound the cache, starting over when it is full.
+_META_KEYS_MAX = 1024
+
+
+def _meta_key(name: bytes) -> str:
+    text = name.decode("latin1")
+    key = _UNPREFIXED_HEADERS.get(text)
+    if key is None:
+        key = "HTTP_" + text.upper().replace("-", "_")
+    if len(_META_KEYS) >= _META_KEYS_MAX:
+        _META_KEYS.clear()
+    _META_KEYS[name] = key
+    return key
 
 
 class AsgiRequest(http.HttpRequest):
@@ -101,11 +116,11 @@ class AsgiRequest(http.HttpRequest):
                 for name, value in headers.items()
             ]
             content["headers"] = headers
+        keys = _META_KEYS
         for name, value in headers:
-            name = name.decode("latin1")
-            key = _UNPREFIXED_HEADERS.get(name)
+            key = keys.get(name)
             if key is None:
-                key = "HTTP_" + name.upper().replace("-", "_")
+                key = _meta_key(name)
             value = value.decode("latin1")
             if key in meta:
                 value = meta[key] + "," + value
@@ -187,7 +202,7 @@ class AsgiHandler(base.BaseHandler):
 
     def __call__(self, message: Any) -> Iterator[dict]:
         """Yield the ``http.response`` messages answering `message`; lazy (C-36)."""
-        set_script_prefix(message.get("root_path", "") or "")
+        set_script_prefix(message.content.get("root_path", "") or "")
         signals.request_started.send(sender=self.__class__, message=message)
         try:
             request = self.request_class(message)
@@ -245,6 +260,15 @@ class AsgiHandler(base.BaseHandler):
         if not response.streaming:
             # A FileResponse forced non-streaming raises AttributeError here (C-38).
             content = response.content
+            if len(content) <= cls.chunk_size:
+                # The usual response: one message, without chunk_bytes' generator.
+                yield {
+                    "status": response.status_code,
+                    "headers": headers,
+                    "content": content,
+                    "more_content": False,
+                }
+                return
             first = True
             for chunk, last in cls.chunk_bytes(content):
                 message = {"content": chunk, "more_content": not last}

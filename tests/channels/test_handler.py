@@ -138,6 +138,27 @@ def test_meta_headers_client_server_and_root_path(layer):
     assert request.is_secure() and request.get_host() == "localhost"
 
 
+def test_meta_keys_stay_right_when_names_repeat_and_the_key_cache_fills(layer, monkeypatch):
+    """C-34: header names are converted once and remembered (issue 9); case variants,
+    the unprefixed names and a cache that filled up and started over give the same META."""
+    from channels import handler as handler_module
+
+    monkeypatch.setattr(handler_module, "_META_KEYS_MAX", 4)
+    monkeypatch.setattr(handler_module, "_META_KEYS", {})
+    headers = [
+        [b"X-Thing", b"a"],
+        [b"x-thing", b"b"],
+        [b"content-type", b"text/plain"],
+        [b"content-length", b"0"],
+    ] + [[f"x-h{n}".encode(), str(n).encode()] for n in range(6)]
+    for _ in range(2):
+        meta = AsgiRequest(request_message(layer, headers=headers)).META
+        assert meta["HTTP_X_THING"] == "a,b"
+        assert meta["CONTENT_TYPE"] == "text/plain" and meta["CONTENT_LENGTH"] == "0"
+        assert [meta[f"HTTP_X_H{n}"] for n in range(6)] == [str(n) for n in range(6)]
+    assert len(handler_module._META_KEYS) <= 4
+
+
 def test_unknown_charset_is_ignored(layer):
     """C-34: an unknown charset leaves the default encoding."""
     request = AsgiRequest(
