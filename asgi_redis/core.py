@@ -883,6 +883,18 @@ class RedisChannelLayer(BaseChannelLayer):
 
     # -- twisted and asyncio (A-50, A-51, L-43, L-61) ----------------------------------------
 
+    def receive_buffered(self, channels: Iterable[str]) -> tuple[str | None, dict | None]:
+        """A message this process has popped already (from a ``P!`` batch), or ``(None, None)``.
+
+        Never a round trip: for a reader draining what its blocking receive brought
+        (daphne's reply reader), whose closing non-blocking ``receive`` would
+        otherwise ask Redis and usually find nothing (issue 9). An addition to the
+        ASGI-1 API, like `send_many`.
+        """
+        names = self._receive_plan(channels).names  # validated once per list (A-13)
+        found = self._take_buffered(names) if self._buffer else None
+        return found if found is not None else (None, None)
+
     def receive_twisted(self, channels: Iterable[str]) -> Any:
         """A `Deferred` firing with a blocking `receive` run in Twisted's thread pool.
 

@@ -98,10 +98,19 @@ class ThreadReader:
             pass
 
     def _drain_ready(self, receive: Callable, channels: list[str], batch: Batch) -> None:
-        """Append what a non-blocking receive still returns, up to MAX_BATCH."""
+        """Append what a non-blocking receive still returns, up to MAX_BATCH.
+
+        A layer that keeps popped messages in memory (asgi_redis's ``receive_buffered``)
+        is drained from there only: asking the server once more would cost a round
+        trip per batch that usually finds nothing, and the next blocking receive
+        takes whatever arrived meanwhile anyway.
+        """
+        take = getattr(self.channel_layer, "receive_buffered", None) or (
+            lambda channels: receive(channels, block=False)
+        )
         while len(batch) < MAX_BATCH:
             try:
-                channel, message = receive(channels, block=False)
+                channel, message = take(channels)
             except Exception as error:
                 # Hand over what was popped already (nothing accepted is lost); the
                 # blocking receive that follows meets the error again and backs off.

@@ -152,6 +152,31 @@ def test_prefetched_messages_expire_in_the_buffer(layer_on) -> None:
     assert layer.receive(["pf!"]) == (None, None)
 
 
+def test_receive_buffered_serves_only_what_was_popped(layer_on) -> None:
+    """receive_buffered: a P! batch's rest comes from memory, and nothing else ever does.
+
+    Counted on the server: draining the batch this way costs no command at all
+    (daphne's reply reader relies on that, issue 9).
+    """
+    layer = layer_on()
+    for index in range(3):
+        layer.send(f"rb!{index}", {"n": index})
+    assert layer.receive_buffered(["rb!"]) == (None, None)  # nothing popped yet
+    assert layer.receive(["rb!"], block=True) == ("rb!0", {"n": 0})
+    client = layer.connection(0)
+    before = client.info("stats")["total_commands_processed"]
+    assert layer.receive_buffered(["rb!"]) == ("rb!1", {"n": 1})
+    assert layer.receive_buffered(["rb!"]) == ("rb!2", {"n": 2})
+    assert layer.receive_buffered(["rb!"]) == (None, None)
+    # Only the INFO call itself was processed in between.
+    assert client.info("stats")["total_commands_processed"] == before + 1
+    layer.send("rb!3", {"n": 3})
+    assert layer.receive_buffered(["rb!"]) == (None, None)  # on the server, not popped
+    assert layer.receive(["rb!"]) == ("rb!3", {"n": 3})
+    with pytest.raises(InvalidChannelName):
+        layer.receive_buffered(["bad name!"])
+
+
 def test_bundle_copies_are_independent(layer_on) -> None:
     """A-8: each member of a bundle gets its own object."""
     layer = layer_on()
