@@ -19,24 +19,11 @@ from channels.handler import ViewConsumer
 from channels.message import Message, pending_message_store
 from channels.worker import Worker
 from tests.channels.helpers import fresh_layer
-from tests.channels.test_worker import Records
 from tests.channels.test_worker_replies import llen, redis_layer, run, stop
 
 pytestmark = pytest.mark.redis
 
 REPLY_PREFIX = "daphne.r!"
-
-
-@pytest.fixture
-def records():
-    handler = Records()
-    logger = logging.getLogger("django.channels")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 @pytest.fixture

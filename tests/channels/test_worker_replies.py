@@ -17,21 +17,8 @@ from channels.asgi import ChannelLayerWrapper
 from channels.exceptions import DenyConnection
 from channels.message import pending_message_store
 from channels.worker import Worker
-from tests.channels.test_worker import Records
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def records():
-    handler = Records()
-    logger = logging.getLogger("django.channels")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 def redis_layer(server, routes, **options):
