@@ -342,16 +342,7 @@ class RedisChannelLayer(BaseChannelLayer):
         stored in the order given (A-19, A-25).
         """
         pairs = list(messages)
-        results: list[Exception | None] = [None] * len(pairs)
-        for shard, batch in self._batches(pairs).items():
-            try:
-                stored = self._send_batch(shard, batch)
-            except CONNECTION_ERRORS as exc:
-                for position, *_ in batch:
-                    results[position] = exc
-                continue
-            self._note_full(batch, stored, results)
-        return results
+        return self._send_batches(self._batches(pairs), [None] * len(pairs))
 
     def _batches(self, pairs: list[tuple[str, dict]]) -> dict[Shard, list[_Queued]]:
         """Validate and pack every pair (raising before anything is sent), by shard."""
