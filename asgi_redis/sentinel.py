@@ -77,6 +77,10 @@ class _Masters:
                 self._by_service[service] = client
         return client
 
+    def clients(self) -> list[redis.Redis]:
+        with self._lock:
+            return list(self._by_address.values())
+
     def forget(self, service: str) -> None:
         with self._lock:
             self._by_service.pop(service, None)
@@ -224,6 +228,9 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
                     shards = self._build_sentinel_shards()
                     self.__dict__["_sentinel_shards"] = shards
         return shards
+
+    def _open_clients(self) -> list[redis.Redis]:
+        return [*self._masters.clients(), *self._sentinel.sentinels]
 
     def _build_sentinel_shards(self) -> list[Shard]:
         services = self.services or self._discover_services()

@@ -110,6 +110,16 @@ def _is_stale(connection: Any, sock: Any) -> bool:
         return True
 
 
+def close_connections(client: redis.Redis) -> None:
+    """Disconnect `client`'s idle connections: this module's and its pool's.
+
+    A connection taken again later reconnects (`_acquire`).
+    """
+    for connection in list(_free_list(client)):
+        connection.disconnect()
+    client.connection_pool.disconnect()
+
+
 def _acquire(client: redis.Redis) -> tuple[list, Any]:
     free = _free_list(client)
     try:

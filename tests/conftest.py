@@ -80,3 +80,28 @@ def _restore_channels_loggers() -> Iterator[None]:
         lg.handlers[:] = handlers
         lg.setLevel(level)
         lg.propagate = propagate
+
+
+@pytest.fixture(autouse=True)
+def _close_redis_clients(monkeypatch) -> Iterator[None]:
+    """Close every redis-py client a test built (its layers' included) when it ends.
+
+    Left to the garbage collector, a socket may be finalised while still open in
+    the middle of some later test, whose ``filterwarnings = error`` then fails it
+    with an unrelated ResourceWarning. A client used again later reconnects.
+    """
+    import redis
+
+    built: list[redis.Redis] = []
+    original = redis.Redis.__init__
+
+    def record(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(redis.Redis, "__init__", record)
+    yield
+    from asgi_redis.wire import close_connections
+
+    for client in built:
+        close_connections(client)

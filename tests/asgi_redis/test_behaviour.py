@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import redis
 from cryptography.fernet import InvalidToken
 
 from channels.layers.base import InvalidChannelName
@@ -175,6 +176,31 @@ def test_receive_buffered_serves_only_what_was_popped(layer_on) -> None:
     assert layer.receive(["rb!"]) == ("rb!3", {"n": 3})
     with pytest.raises(InvalidChannelName):
         layer.receive_buffered(["bad name!"])
+
+
+def test_close_drops_connections_and_the_layer_reconnects(layer_on, redis_server) -> None:
+    """close(): the server sees this layer's connections go; the next call reconnects."""
+    from asgi_redis import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[redis_server.url])
+    layer.send("closing", {"n": 1})
+    with redis.Redis.from_url(redis_server.url) as watcher:
+
+        def clients() -> int:
+            return watcher.info("clients")["connected_clients"]
+
+        def clients_become(count: int) -> bool:
+            # The server notices a closed socket on its own schedule: bounded look.
+            give_up = time.monotonic() + 5
+            while clients() != count and time.monotonic() < give_up:
+                time.sleep(0.01)
+            return clients() == count
+
+        with_layer = clients()
+        layer.close()
+        assert clients_become(with_layer - 1)
+        assert layer.receive(["closing"]) == ("closing", {"n": 1})
+        assert clients() == with_layer
 
 
 def test_bundle_copies_are_independent(layer_on) -> None:

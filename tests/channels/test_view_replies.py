@@ -92,7 +92,8 @@ def test_response_is_stored_before_the_next_request_is_handled(redis_server, fin
         assert reply["status"] == 200 and reply["content"] == b"Hello World!"
         assert reply["more_content"] is False
     assert len(started) == len(finished) == 10
-    stats = redis.Redis.from_url(redis_server.url).info("commandstats")
+    with redis.Redis.from_url(redis_server.url) as client:
+        stats = client.info("commandstats")
     # The test's send_many, the first receive's Lua pop (it measures the clock) and one
     # SEND_MANY per response; the next pop went with it as a plain LPOP.
     assert stats["cmdstat_evalsha"]["calls"] == 1 + 1 + 10
