@@ -61,6 +61,17 @@ local function deadline(entry)
   return tonumber(string.sub(entry, 1, 13))
 end
 
+-- A send's clock: (now, server time to report or -1, new entries' deadline text).
+-- The client computes the deadline from its measured clock offset; '' makes the
+-- script read TIME and report it.
+local function send_clock(expiry_ms, deadline_text)
+  if deadline_text == '' then
+    local now = now_ms()
+    return now, now, string.format('%013d', now + expiry_ms)
+  end
+  return tonumber(deadline_text) - expiry_ms, -1, deadline_text
+end
+
 -- Drop expired entries from the head (A-27). Only called when the list looks
 -- full, so the common send never copies the head entry into Lua.
 local function trim_expired(key, now)
@@ -135,14 +146,7 @@ end
 # deadline was used}.
 _SEND = """
 local expiry_ms = tonumber(ARGV[2])
-local now, reported, deadline_text = 0, -1, ARGV[3]
-if deadline_text == '' then
-  now = now_ms()
-  reported = now
-  deadline_text = string.format('%013d', now + expiry_ms)
-else
-  now = tonumber(deadline_text) - expiry_ms
-end
+local now, reported, deadline_text = send_clock(expiry_ms, ARGV[3])
 local counters = {KEYS[2], KEYS[3], ARGV[6], ARGV[7], ARGV[8] == '1'}
 local stored = store(KEYS[1], tonumber(ARGV[4]), counters, 1, deadline_text .. ARGV[5] .. ARGV[1],
                      expiry_ms, now)
@@ -156,14 +160,7 @@ return {stored, reported}
 # Returns {server time in ms or -1, then 1 stored / 0 full per message}.
 _SEND_MANY = """
 local expiry_ms = tonumber(ARGV[1])
-local now, reported, deadline_text = 0, -1, ARGV[2]
-if deadline_text == '' then
-  now = now_ms()
-  reported = now
-  deadline_text = string.format('%013d', now + expiry_ms)
-else
-  now = tonumber(deadline_text) - expiry_ms
-end
+local now, reported, deadline_text = send_clock(expiry_ms, ARGV[2])
 local results = {reported}
 for i = 2, #KEYS, 2 do
   local base = 4 + (i - 2) * 2

@@ -11,7 +11,6 @@ import logging
 import threading
 
 import pytest
-import redis
 from django.core.signals import request_finished, request_started
 
 from channels import Channel, route
@@ -19,7 +18,7 @@ from channels.handler import ViewConsumer
 from channels.message import Message, pending_message_store
 from channels.worker import Worker
 from tests.channels.helpers import fresh_layer
-from tests.channels.test_worker_replies import llen, redis_layer, run, stop
+from tests.channels.test_worker_replies import commandstats, llen, redis_layer, run, stop
 
 pytestmark = pytest.mark.redis
 
@@ -92,8 +91,7 @@ def test_response_is_stored_before_the_next_request_is_handled(redis_server, fin
         assert reply["status"] == 200 and reply["content"] == b"Hello World!"
         assert reply["more_content"] is False
     assert len(started) == len(finished) == 10
-    with redis.Redis.from_url(redis_server.url) as client:
-        stats = client.info("commandstats")
+    stats = commandstats(redis_server)
     # The test's send_many, the first receive's Lua pop (it measures the clock) and one
     # SEND_MANY per response; the next pop went with it as a plain LPOP.
     assert stats["cmdstat_evalsha"]["calls"] == 1 + 1 + 10

@@ -41,6 +41,11 @@ def stop(worker, thread):
     assert not thread.is_alive()
 
 
+def commandstats(server) -> dict:
+    with redis.Redis.from_url(server.url) as client:
+        return client.info("commandstats")
+
+
 def llen(server, channel):
     with redis.Redis.from_url(server.url) as client:
         return client.llen(f"asgi:{{{channel}}}")
@@ -70,8 +75,7 @@ def test_replies_land_before_the_next_message_is_handled(redis_server):
     assert stored_before == [2 * n for n in range(10)]
     got = [layer.receive(["test.out"])[1] for _ in range(20)]
     assert got == [item for n in range(10) for item in ({"n": n}, {"n2": n})]
-    with redis.Redis.from_url(redis_server.url) as client:
-        stats = client.info("commandstats")
+    stats = commandstats(redis_server)
     # One SEND_MANY per message for its two replies (plus the test's send_many and the
     # first receive's Lua pop, which measures the clock), and the next pop went with
     # them (LPOP in the same pipeline) instead of a blocking receive of its own.
