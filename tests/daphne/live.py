@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,8 +26,16 @@ Handler = Callable[[ChannelLayer, str, dict], None]
 class Responder:
     """A worker stand-in: one thread calling `handler(layer, channel, message)`."""
 
-    def __init__(self, layer: ChannelLayer, channels: Iterable[str], handler: Handler) -> None:
+    def __init__(
+        self,
+        layer: ChannelLayer,
+        channels: Iterable[str],
+        handler: Handler,
+        survive_layer_errors: bool = False,
+    ) -> None:
         self.layer = layer
+        # For a layer on a Redis the test restarts: a failed receive is retried.
+        self.survive_layer_errors = survive_layer_errors
         # A private channel whose message wakes the thread for stop().
         self.wake_channel = self.layer.new_channel("test.responder.stop?")
         self.channels = [*channels, self.wake_channel]
@@ -41,7 +50,13 @@ class Responder:
 
     def _run(self) -> None:
         while not self.stopping.is_set():
-            channel, message = self.layer.receive(self.channels, block=True)
+            try:
+                channel, message = self.layer.receive(self.channels, block=True)
+            except Exception:
+                if not self.survive_layer_errors:
+                    raise
+                self.stopping.wait(0.05)  # Redis away: bounded retry until stop()
+                continue
             if channel is None or channel == self.wake_channel:
                 continue
             try:
@@ -51,12 +66,41 @@ class Responder:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.layer.send(self.wake_channel, {})
-        self.thread.join(timeout=5)
+        try:
+            self.layer.send(self.wake_channel, {})
+        except Exception:
+            if not self.survive_layer_errors:
+                raise
+            # Redis gone: the blocking receive ends by its own timeout (A-32).
+        self.thread.join(timeout=10)
         if self.thread.is_alive():
-            raise RuntimeError("responder thread did not stop within 5 s")
+            raise RuntimeError("responder thread did not stop within 10 s")
         if self.errors:
             raise self.errors[0]
+
+
+def echo_worker(layer: Any, channel: str, message: dict) -> None:
+    """A `Responder` handler standing in for a worker on any layer: HTTP answers
+    ``hello <path>``, WebSocket connects are accepted and text frames echoed.
+
+    Replies are retried (bounded) while the reply channel is full or the layer's
+    Redis restarts, as a real worker's would be.
+    """
+    if channel == "http.request":
+        reply = {"status": 200, "content": b"hello " + message["path"].encode()}
+    elif channel == "websocket.connect":
+        reply = {"accept": True}
+    elif channel == "websocket.receive":
+        reply = {"text": message["text"]}
+    else:
+        return
+    for _ in range(200):
+        try:
+            layer.send(message["reply_channel"], reply)
+            return
+        except Exception:  # full, or Redis restarting
+            time.sleep(0.02)
+    raise RuntimeError(f"could not reply on {message['reply_channel']} within 4 s")
 
 
 class LiveServer:

@@ -27,7 +27,7 @@ from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
 from daphne.outbox import MAX_BATCH, Outbox
 from daphne.tests import factories
-from tests.daphne.live import LiveServer, recv_response_head
+from tests.daphne.live import LiveServer, Responder, echo_worker, recv_response_head
 
 pytestmark = pytest.mark.redis
 
@@ -305,57 +305,20 @@ def test_in_memory_layer_stays_synchronous():
 # -- live: real sockets, daphne's reactor thread, a worker thread --------------------
 
 
-class Worker:
-    """Echo worker on its own RedisChannelLayer; survives Redis going away."""
-
-    def __init__(self, url: str, channels: list[str]) -> None:
-        self.layer = RedisChannelLayer(hosts=[url])
-        # A message here wakes the blocking receive for stop().
-        self.wake_channel = self.layer.new_channel("test.worker.stop?")
-        self.channels = [*channels, self.wake_channel]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="test-worker", daemon=True)
-        self.thread.start()
-
-    def _reply(self, channel: str, message: dict) -> None:
-        for _ in range(200):
-            try:
-                self.layer.send(channel, message)
-                return
-            except Exception:  # full, or Redis restarting: retry, bounded
-                self.stopping.wait(0.02)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                channel, message = self.layer.receive(self.channels, block=True)
-            except Exception:  # Redis away in the restart test; retry
-                self.stopping.wait(0.05)
-                continue
-            if channel == "http.request":
-                self._reply(message["reply_channel"], {"status": 200, "content": b"ok"})
-            elif channel == "websocket.connect":
-                self._reply(message["reply_channel"], {"accept": True})
-            elif channel == "websocket.receive":
-                self._reply(message["reply_channel"], {"text": message["text"]})
-
-    def stop(self) -> None:
-        self.stopping.set()
-        try:
-            self.layer.send(self.wake_channel, {})
-        except Exception:  # Redis already gone: the receive ends by its own timeout
-            pass
-        self.thread.join(timeout=15)
-
-
 @pytest.fixture
 def redis_live(redis_server) -> Iterator[Callable[..., LiveServer]]:
-    started: list[tuple[LiveServer, Worker]] = []
+    started: list[tuple[LiveServer, Responder]] = []
 
     def start(channels: list[str], **layer_options: Any) -> LiveServer:
         layer = CountingLayer(hosts=[redis_server.url], **layer_options)
         live = LiveServer(layer).start()
-        started.append((live, Worker(redis_server.url, channels)))
+        worker = Responder(
+            RedisChannelLayer(hosts=[redis_server.url]),
+            channels,
+            echo_worker,
+            survive_layer_errors=True,
+        )
+        started.append((live, worker.start()))
         return live
 
     yield start
@@ -412,7 +375,7 @@ def test_many_clients_frames_in_one_tick_arrive_in_order(redis_live):
             assert [ws.recv() for _ in range(5)] == [f"{index}-{n}" for n in range(5)]
         for connection in http_clients:
             response = connection.getresponse()
-            assert (response.status, response.read()) == (200, b"ok")
+            assert (response.status, response.read()) == (200, b"hello /hello/")
         assert max(live.layer.batches) > 1  # at least one flush carried several
     finally:
         ws_close(*clients)

@@ -16,53 +16,13 @@ from pathlib import Path
 import pytest
 import websocket
 
+from asgi_redis import RedisChannelLayer
+from tests.daphne.live import Responder, echo_worker
 from tests.redis_harness import free_port
 
 pytestmark = pytest.mark.redis
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Worker:
-    """Echo worker on its own RedisChannelLayer (same configuration as daphne's)."""
-
-    def __init__(self, url: str) -> None:
-        from asgi_redis import RedisChannelLayer
-
-        self.layer = RedisChannelLayer(hosts=[url])
-        self.stopping = threading.Event()
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _reply(self, channel: str, message: dict) -> None:
-        for _ in range(100):
-            try:
-                self.layer.send(channel, message)
-                return
-            except self.layer.ChannelFull:
-                self.stopping.wait(0.01)
-
-    def _run(self) -> None:
-        channels = ["http.request", "websocket.connect", "websocket.receive"]
-        while not self.stopping.is_set():
-            try:
-                channel, message = self.layer.receive(channels, block=True)
-            except Exception as error:  # Redis away during the restart test; keep going
-                self.errors.append(error)
-                self.stopping.wait(0.1)
-                continue
-            if channel == "http.request":
-                body = b"hello " + message["path"].encode()
-                self._reply(message["reply_channel"], {"status": 200, "content": body})
-            elif channel == "websocket.connect":
-                self._reply(message["reply_channel"], {"accept": True})
-            elif channel == "websocket.receive":
-                self._reply(message["reply_channel"], {"text": message["text"]})
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=10)
 
 
 class DaphneOnRedis:
@@ -123,7 +83,12 @@ class DaphneOnRedis:
 @pytest.fixture(params=["twisted-reader", "thread-reader"])
 def stack(request, tmp_path, redis_server):
     options = ["--force-sync"] if request.param == "thread-reader" else []
-    worker = Worker(redis_server.url)
+    worker = Responder(
+        RedisChannelLayer(hosts=[redis_server.url]),
+        ["http.request", "websocket.connect", "websocket.receive"],
+        echo_worker,
+        survive_layer_errors=True,
+    ).start()
     daphne = DaphneOnRedis(tmp_path, redis_server.url, *options)
     yield daphne, worker, redis_server
     daphne.close()
