@@ -44,12 +44,15 @@ Design, and why it differs from the 1.x layer that layers.md sketches:
   does a non-blocking Lua pass (which measures it) come first. Over several
   shards it first makes a non-blocking pass over every shard holding one of
   the names (normal names on every shard: a worker should not sit on an idle
-  shard while another has work), then waits, rotating the blocking pop over
-  the shards in slices of `shard_slice` seconds, so a message on any shard is seen within
-  ``(shards - 1) * shard_slice`` and the call still returns after about
-  `blpop_timeout` (A-32). Cancelling parallel pops would need extra
-  connections and a push-back of double pops that breaks FIFO; the rotation is
-  bounded and cheap (a handful of idle ``BLPOP`` replies per second).
+  shard while another has work, and a busy layer is served by the pass
+  alone), then blocks on all of them at once: one ``BLMPOP`` per shard, each
+  on a connection of its own, sent together and watched with one ``poll``,
+  so a message on any shard is seen as soon as it arrives (A-32; no polling
+  floor, unlike a rotation of short pops over the shards). The first shard
+  with live entries wins; the other pops are cancelled with ``CLIENT
+  UNBLOCK``, and entries one of them popped in the race go back to the head
+  of their list in their order (`popping`). A shard that fails leaves the
+  wait; the receive raises only when every shard failed (L-62.5).
 - **Batch sends.** `send_many(pairs)` sends several messages with one
   `scripts.SEND_MANY` call per shard and reports each one's outcome (`None`,
   `ChannelFull`, or the shard's connection error), for callers holding several
@@ -164,8 +167,6 @@ class RedisChannelLayer(BaseChannelLayer):
 
     # A-34: 12 random letters in the Redis layers.
     new_channel_suffix_length = 12
-    # Seconds a blocking receive waits on one shard before trying the next.
-    shard_slice = 0.1
     # Entries one pop may take from a process-specific list (single reader).
     prefetch = 64
     # Seconds between measurements of each shard's clock offset.
@@ -579,7 +580,7 @@ class RedisChannelLayer(BaseChannelLayer):
             return None
         remaining = self.blpop_timeout - (time.monotonic() - started)
         try:
-            popped = blocking_pop([visit], max(remaining, 0), self.shard_slice)
+            popped = blocking_pop([visit], max(remaining, 0))
         except redis.RedisError as error:
             raise ReceiveFailed(outcomes, error) from error
         if popped is None:
@@ -720,7 +721,8 @@ class RedisChannelLayer(BaseChannelLayer):
         return None, answering
 
     def _blocking_pop(self, visits: list[Visit]) -> tuple[str | None, dict | None]:
-        popped = blocking_pop(visits, self.blpop_timeout, self.shard_slice)
+        """Wait up to `blpop_timeout` on every shard of `visits` at once (A-32, L-62.5)."""
+        popped = blocking_pop(visits, self.blpop_timeout)
         if popped is None:
             return None, None
         visit, index, entries = popped

@@ -153,6 +153,11 @@ class SentinelShard(Shard):
             self.answered(describe_client(client))
         return result
 
+    def lost(self, client: redis.Redis, exc: Exception) -> Exception:
+        """As `Shard.lost`; the service's master is looked up again next time (L-53)."""
+        self._masters.forget(self.service)
+        return super().lost(client, exc)
+
     def _retry(self, operation: Callable[[redis.Redis], T]) -> T:
         """The one retry of L-53, on a freshly looked-up master."""
         client = self.client()

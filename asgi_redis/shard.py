@@ -20,7 +20,7 @@ import redis
 from .scripts import Script
 from .wire import execute, execute_packed, execute_pipeline, pack_command
 
-__all__ = ["Shard", "blmpop_args", "describe_client"]
+__all__ = ["Shard", "blmpop_args", "blpop_args", "describe_client"]
 
 logger = logging.getLogger("asgi_redis")
 
@@ -125,6 +125,10 @@ class Shard:
 
     # -- health (L-62.4) ---------------------------------------------------------
 
+    def lost(self, client: redis.Redis, exc: Exception) -> Exception:
+        """`failed` for an error met on `client` outside `call` (a wait on several shards)."""
+        return self.failed(exc, describe_client(client))
+
     def failed(self, exc: Exception, address: str) -> Exception:
         """Log the first failure and return `exc` re-made to name the shard's address."""
         with self._lock:
@@ -149,7 +153,12 @@ class Shard:
 
 
 def _blpop(client: redis.Redis, keys: Sequence[str], timeout: float) -> Any:
-    return execute(client, "BLPOP", *keys, f"{max(timeout, 0.01):.3f}", read_timeout=timeout + 5)
+    return execute(client, *blpop_args(keys, timeout), read_timeout=timeout + 5)
+
+
+def blpop_args(keys: Sequence[str], timeout: float) -> tuple[Any, ...]:
+    """``BLPOP`` (one entry, before Redis 7) waiting up to `timeout` seconds on `keys`."""
+    return ("BLPOP", *keys, f"{max(timeout, 0.01):.3f}")
 
 
 def blmpop_args(keys: Sequence[str], timeout: float, count: int) -> tuple[Any, ...]:

@@ -19,10 +19,16 @@ hangs on the client object (no weak-dictionary lookup), a fork is noticed
 through `os.register_at_fork` (no ``getpid`` per call), and an open
 connection is not routed through redis-py's connect-with-retry wrapper.
 With ``hiredis`` installed (a dependency) redis-py parses replies in C.
+
+A blocking receive over several shards waits on one connection per shard at
+once: `take` a connection, `send_blocking` the pop without reading, watch
+them all with a `ReplyWatch`, `read_reply` the one that answers, and
+`give_back` every connection afterwards (a failed one disconnected).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import threading
@@ -30,7 +36,18 @@ from typing import Any
 
 import redis
 
-__all__ = ["execute", "execute_packed", "execute_pipeline", "pack_command"]
+__all__ = [
+    "ReplyWatch",
+    "execute",
+    "execute_packed",
+    "execute_pipeline",
+    "give_back",
+    "pack_command",
+    "read_reply",
+    "reply_ready",
+    "send_blocking",
+    "take",
+]
 
 try:
     from hiredis import pack_command as _hiredis_pack
@@ -45,6 +62,9 @@ _FREE = "_asgi_redis_free"
 _generation = 0
 # The attribute of a redis-py connection holding ``(socket, poll object)``.
 _POLLER = "_asgi_redis_poller"
+# The attribute of a redis-py connection holding ``(socket, CLIENT ID reply)``:
+# the id belongs to one socket, since a reconnect makes a new server-side client.
+_CLIENT_ID = "_asgi_redis_client_id"
 
 
 def _forked() -> None:
@@ -195,3 +215,113 @@ def execute_pipeline(
         raise
     finally:
         free.append(connection)
+
+
+# -- replies read later: a wait on several shards at once ---------------------------
+
+
+_PACKED_CLIENT_ID = pack_command(("CLIENT", "ID"))
+
+
+def take(client: redis.Redis) -> Any:
+    """A connected connection of `client` for the caller alone, until `give_back`."""
+    return _acquire(client)[1]
+
+
+def give_back(client: redis.Redis, connection: Any) -> None:
+    """Return a connection from `take`: its reply read whole, or disconnected."""
+    _free_list(client).append(connection)
+
+
+def send_blocking(connection: Any, packed: bytes, read_timeout: float) -> int:
+    """Send `packed` (a blocking pop) without reading its reply; return the client id.
+
+    The id is what ``CLIENT UNBLOCK`` on another connection needs to cancel
+    the pop. It is asked once per socket, in the same write as the first pop
+    (its reply comes at once, before the pop's), and kept on the connection.
+    Any failure leaves the connection disconnected: a pop may be pending on it.
+    """
+    known = getattr(connection, _CLIENT_ID, None)
+    sock = connection._sock
+    try:
+        if known is not None and known[0] is sock:
+            connection.send_packed_command((packed,), check_health=False)
+            return known[1]
+        connection.send_packed_command((_PACKED_CLIENT_ID + packed,), check_health=False)
+        client_id = connection.read_response(timeout=read_timeout)
+    except BaseException:
+        connection.disconnect()
+        raise
+    setattr(connection, _CLIENT_ID, (sock, client_id))
+    return client_id
+
+
+def read_reply(connection: Any, timeout: float) -> Any:
+    """Read the reply of a command sent earlier, waiting at most `timeout` seconds.
+
+    An error reply is raised as `redis.ResponseError` with the connection still
+    usable (the reply was read whole); any other failure disconnects it.
+    """
+    try:
+        return connection.read_response(timeout=timeout)
+    except redis.ResponseError:
+        raise
+    except BaseException:
+        connection.disconnect()
+        raise
+
+
+def reply_ready(connection: Any, timeout: float = 0) -> bool:
+    """Whether a reply (or the server's close) can be read, waiting up to `timeout` s.
+
+    redis-py's `Connection.can_read` first looks at what is already above the
+    socket: bytes in the parser's buffer (the hiredis reader's) and decrypted
+    bytes held by a TLS socket, which ``poll`` on the socket cannot see; then
+    it polls the socket. A closed socket counts as ready: reading it raises.
+    It would reconnect a disconnected connection, which must not happen to
+    one whose reply is awaited (the reply would never come), hence the guard.
+    """
+    if connection._sock is None:
+        return True  # disconnected: `read_reply` raises the connection error
+    try:
+        return connection.can_read(timeout=timeout)
+    except redis.ConnectionError:
+        return True
+
+
+class ReplyWatch:
+    """Connections awaiting a reply, watched together by one ``poll`` object.
+
+    ``select.poll``, not ``select.select``: a daphne holds more than 1024
+    descriptors. Each connection comes with an owner, which `ready` returns.
+    """
+
+    def __init__(self) -> None:
+        self._poll = select.poll()
+        self._watched: dict[int, tuple[Any, Any]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._watched)
+
+    def add(self, connection: Any, owner: Any) -> int:
+        """Watch `connection` (connected) for `owner`; return the key for `discard`."""
+        descriptor = connection._sock.fileno()
+        self._poll.register(descriptor, select.POLLIN)
+        self._watched[descriptor] = (connection, owner)
+        return descriptor
+
+    def discard(self, descriptor: int) -> None:
+        if self._watched.pop(descriptor, None) is not None:
+            self._poll.unregister(descriptor)
+
+    def owners(self) -> list[Any]:
+        return [owner for _, owner in self._watched.values()]
+
+    def ready(self, timeout: float) -> list[Any]:
+        """Owners whose connection has a reply (or a failure) to read; [] after `timeout` s."""
+        watched = self._watched.values()
+        buffered = [owner for connection, owner in watched if reply_ready(connection)]
+        if buffered:
+            return buffered
+        events = self._poll.poll(max(0, math.ceil(timeout * 1000)))
+        return [self._watched[fd][1] for fd, _ in events if fd in self._watched]
