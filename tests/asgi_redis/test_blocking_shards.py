@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from asgi_redis import RedisChannelLayer
+from asgi_redis import RedisChannelLayer, RedisSentinelChannelLayer
 from asgi_redis.popping import Visit, blocking_pop
 from tests.redis_harness import RedisServer, redis_server_path
 
@@ -247,3 +247,18 @@ def test_without_blmpop_the_wait_uses_blpop(layer_on) -> None:
     finally:
         for server in servers:
             server.close()
+
+
+def test_sentinel_shards_wait_together(sentinel_cluster) -> None:
+    """L-50, A-32: a Sentinel layer's shards (here two naming the same service, so both
+    are its master) take part in the wait on several shards like fixed servers."""
+    hosts = [sentinel_cluster.sentinel_address]
+    service = sentinel_cluster.service
+    receiver = RedisSentinelChannelLayer(hosts=hosts, services=[service, service])
+    receiver.blpop_timeout = LONG_WAIT
+    sender = RedisSentinelChannelLayer(hosts=hosts, services=[service, service])
+    receiving = Receiving(receiver, ["sentinel.wait"])
+    until(lambda: len(blocked(receiver, 0)) == 2, "a pop blocked for each shard on the master")
+    sender.send("sentinel.wait", {"n": 1})
+    assert receiving.result() == ("sentinel.wait", {"n": 1})
+    until(lambda: blocked_nowhere(receiver), "the other pop cancelled")
