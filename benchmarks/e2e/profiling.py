@@ -16,6 +16,10 @@ from benchmarks.e2e.procs import BenchmarkError
 from benchmarks.e2e.stack import Stack
 
 TOP = 30
+# Samples per second. py-spy's default of 100 leaves a few hundred GIL samples per
+# workload, too few for the flat profiles seen here; py-spy itself then costs more
+# CPU, so profiled runs are for shares, not for rates.
+RATE = 500
 
 
 class Recording:
@@ -37,7 +41,8 @@ class Recording:
             for mode, flags in self.MODES.items():
                 raw = out_dir / f"profile-{label}-{name}-{mode}.txt"
                 self.outputs[f"{name}-{mode}"] = raw
-                argv = ["py-spy", "record", "--nonblocking", "--format", "raw", *flags]
+                argv = ["py-spy", "record", "--nonblocking", "--rate", str(RATE), "--format", "raw"]
+                argv += flags
                 argv += ["--duration", str(duration_s), "--pid", str(child.pid)]
                 self.processes.append(
                     subprocess.Popen(
@@ -65,17 +70,24 @@ class Recording:
         return summaries
 
 
-def _frame_name(frame: str) -> tuple[str, str]:
-    """'func (path/to/file.py:123)' -> ('file.py:func', 'path/to/file.py')."""
+def _frame_name(frame: str) -> tuple[str, str, str]:
+    """'func (pkg/mod/file.py:123)' -> ('mod/file.py:func', 'mod/file.py', 'pkg').
+
+    py-spy gives paths from the package root (``twisted/internet/base.py``) and a
+    bare file name for the standard library (``threading.py``), whose "package"
+    is then that file.
+    """
     function, _, location = frame.partition(" (")
     path = location.rstrip(")").rsplit(":", 1)[0]
-    short = "/".join(Path(path).parts[-2:])
-    return f"{short}:{function}", short
+    parts = Path(path).parts
+    short = "/".join(parts[-2:])
+    return f"{short}:{function}", short, parts[0] if parts else path
 
 
 def summarise(collapsed: str) -> str:
     self_by_function: Counter[str] = Counter()
     self_by_file: Counter[str] = Counter()
+    self_by_package: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     for line in collapsed.splitlines():
@@ -89,6 +101,7 @@ def summarise(collapsed: str) -> str:
             continue
         self_by_function[frames[-1][0]] += count
         self_by_file[frames[-1][1]] += count
+        self_by_package[frames[-1][2]] += count
         for name in {f[0] for f in frames}:
             inclusive[name] += count
     if total == 0:
@@ -101,6 +114,7 @@ def summarise(collapsed: str) -> str:
 
     lines = [f"{total} samples (non-idle)", ""]
     lines += table("self time by function", self_by_function)
+    lines += table("self time by package", self_by_package)
     lines += table("self time by file", self_by_file)
     lines += table("inclusive time by function", inclusive)
     return "\n".join(lines)
