@@ -120,6 +120,7 @@ from .popping import (
 from .scripts import UnsupportedRedis
 from .shard import CONNECTION_ERRORS, Shard
 from .sharding import RoundRobin, consistent_hash
+from .socket_receive import SocketReceive, SocketReceiveUnsupported
 from .stats import channel_figures, global_figures
 from .wire import close_connections
 
@@ -888,6 +889,22 @@ class RedisChannelLayer(BaseChannelLayer):
         names = self._receive_plan(channels).names  # validated once per list (A-13)
         found = self._take_buffered(names) if self._buffer else None
         return found if found is not None else (None, None)
+
+    def socket_receive(self, channels: Iterable[str]) -> SocketReceive:
+        """A receive on `channels` that an event loop drives from a socket (`SocketReceive`).
+
+        For daphne's reply reader: the reactor watches the socket of a blocking
+        pop instead of a thread blocking in `receive` (issue 9). The names must
+        sit on one shard (a ``P!`` prefix always does); raises
+        `SocketReceiveUnsupported` otherwise, or without hiredis, BLMPOP or with
+        TLS, and the shard's connection error when Redis is unreachable.
+        Messages this instance buffered from earlier receives are not seen by
+        it. An addition to the ASGI-1 API, like `send_many`.
+        """
+        names, visits = self._receive_order(channels)
+        if not names or visits is None or len(visits) != 1:
+            raise SocketReceiveUnsupported("the names are not all on one shard")
+        return SocketReceive(self, visits[0], self.blpop_timeout)
 
     def receive_twisted(self, channels: Iterable[str]) -> Any:
         """A `Deferred` firing with a blocking `receive` run in Twisted's thread pool.

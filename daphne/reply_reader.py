@@ -1,7 +1,13 @@
 """Pulls reply messages off the process-specific prefix and hands them to the reactor
 (D-14, D-15, A-20, A-50).
 
-`ThreadReader` runs ONE long-lived thread for every layer (also those listing the
+`ReactorReader` (native Twisted mode, D-15) is used when the layer offers
+`socket_receive` (asgi_redis): the reactor watches the socket of a blocking pop
+and parses replies as they arrive, with no thread in between (issue 9: each
+thread hand-over cost two wake-ups under the GIL). Every other layer, and
+``--force-sync``, gets `ThreadReader`.
+
+`ThreadReader` runs ONE long-lived thread (also for other layers listing the
 `twisted` extension: a `receive_twisted` costs a thread-pool hop and a Deferred chain
 per message, issue 9). The thread blocks in ``receive([prefix], block=True)``; once
 that returns, it drains whatever else is ready with non-blocking receives (a layer
@@ -122,15 +128,118 @@ class ThreadReader:
 
     def _dispatch_batch(self, batch: Batch) -> None:
         try:
-            self._dispatch_each(batch)
+            dispatch_each(self.dispatch, batch)
         finally:
             self._dispatched.set()
 
-    def _dispatch_each(self, batch: Batch) -> None:
-        dispatch = self.dispatch
-        for channel, message in batch:
-            try:
-                dispatch(channel, message)
-            except Exception as error:
-                # D-14: a bad reply (or a bug handling it) must not stop the others.
-                logger.error("HTTP/WS send decode error: %s", error, exc_info=True)
+
+def dispatch_each(dispatch: Dispatch, batch: Batch) -> None:
+    """Hand each reply to `dispatch`; one that fails is logged, the others still go."""
+    for channel, message in batch:
+        try:
+            dispatch(channel, message)
+        except Exception as error:
+            # D-14: a bad reply (or a bug handling it) must not stop the others.
+            logger.error("HTTP/WS send decode error: %s", error, exc_info=True)
+
+
+class ReactorReader:
+    """The reactor reads replies from the layer's socket (`socket_receive`); no thread.
+
+    Registered with `reactor.addReader`: the reactor calls `doRead` when the
+    socket of the pending blocking pop is readable. A failure (Redis down, a
+    restart) closes that receive, logs, and opens a new one after a growing
+    delay of at most 1 s (L-62.5); nothing here blocks the reactor except the
+    connect of a new receive.
+    """
+
+    def __init__(self, reactor: Any, channel_layer: Any, prefix: str, dispatch: Dispatch) -> None:
+        self.reactor = reactor
+        self.channel_layer = channel_layer
+        self.prefix = prefix
+        self.dispatch = dispatch
+        self.stopping = False
+        self._receive: Any = None
+        self._retry: Any = None
+        self._error_delay = ERROR_FIRST_DELAY
+
+    @classmethod
+    def open(
+        cls, reactor: Any, channel_layer: Any, prefix: str, dispatch: Dispatch
+    ) -> ReactorReader | None:
+        """A started reader, or `None` when the layer cannot receive on a socket."""
+        if not hasattr(channel_layer, "socket_receive"):
+            return None
+        reader = cls(reactor, channel_layer, prefix, dispatch)
+        try:
+            reader._receive = channel_layer.socket_receive([prefix])
+        except NotImplementedError:
+            return None  # e.g. TLS to Redis: the thread reader serves it
+        except Exception as error:
+            reader._failed(error)  # Redis down at start: retried like any failure
+            return reader
+        reactor.addReader(reader)
+        return reader
+
+    def stop(self) -> None:
+        """Stop reading (from the reactor thread); a pending pop's connection is closed."""
+        self.stopping = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._close()
+
+    # -- IReadDescriptor ------------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self._receive.fileno() if self._receive is not None else -1
+
+    def doRead(self) -> None:
+        try:
+            batch = self._receive.read()
+        except Exception as error:
+            self._failed(error)
+            return
+        self._error_delay = ERROR_FIRST_DELAY
+        if batch:
+            dispatch_each(self.dispatch, batch)
+
+    def connectionLost(self, reason: Any) -> None:
+        self._close()
+
+    def logPrefix(self) -> str:
+        return "daphne-reply-reader"
+
+    # -- failures and reconnects ---------------------------------------------------------
+
+    def _failed(self, error: BaseException) -> None:
+        # L-62.5: e.g. Redis is down. Log, wait, retry; never give up.
+        logger.error("Error trying to receive messages: %s", error)
+        self._close()
+        if not self.stopping:
+            self._retry = self.reactor.callLater(self._error_delay, self._reopen)
+            self._error_delay = min(self._error_delay * 2, ERROR_MAX_DELAY)
+
+    def _reopen(self) -> None:
+        self._retry = None
+        if self.stopping:
+            return
+        try:
+            self._receive = self.channel_layer.socket_receive([self.prefix])
+        except Exception as error:
+            self._failed(error)
+            return
+        self.reactor.addReader(self)
+
+    def _close(self) -> None:
+        receive, self._receive = self._receive, None
+        if receive is not None:
+            self._remove_reader(receive)
+            receive.close()
+
+    def _remove_reader(self, receive: Any) -> None:
+        # Removed while `fileno` still names the open socket, so the reactor finds it.
+        self._receive = receive
+        try:
+            self.reactor.removeReader(self)
+        finally:
+            self._receive = None

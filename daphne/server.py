@@ -16,7 +16,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import STDLibLogObserver, globalLogBeginner
 
 from .http_protocol import HTTP2_AVAILABLE, HTTPFactory
-from .reply_reader import ThreadReader
+from .reply_reader import ReactorReader, ThreadReader
 
 __all__ = ["Server", "build_endpoint_description_strings", "NotAChannelLayer"]
 
@@ -231,13 +231,18 @@ class Server:
         self.reader.start()
 
     def backend_reader_twisted(self) -> None:
-        """D-15 for a layer listing `twisted`: the same reader thread as D-14.
+        """D-15 for a layer listing `twisted`: the reactor reads the layer's socket.
 
-        `receive_twisted` would cost a thread-pool hop and a Deferred chain per reply
-        (issue 9 profile); one blocking thread handing batches over is cheaper and the
-        D-14..D-16 note allows it. The mode's log line (D-13 step 5) is kept.
+        A layer offering `socket_receive` (asgi_redis) is read by `ReactorReader`,
+        with no thread at all; any other gets the reader thread of D-14.
+        `receive_twisted` would cost a thread-pool hop and a Deferred chain per
+        reply (issue 9 profile); the D-14..D-16 note allows either.
         """
-        self.backend_reader_sync()
+        self.reader = ReactorReader.open(
+            self.reactor, self.channel_layer, self.send_channel, self.factory.dispatch_reply
+        )
+        if self.reader is None:
+            self.backend_reader_sync()
 
     def timeout_checker(self) -> None:
         """Run every connection's timeout checks once (D-16); per-connection timers

@@ -26,6 +26,7 @@ from asgi_redis import RedisChannelLayer
 from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
 from daphne.outbox import MAX_BATCH, Outbox
+from daphne.reply_reader import ReactorReader
 from daphne.tests import factories
 from tests.daphne.live import LiveServer, Responder, echo_worker, recv_response_head
 
@@ -512,3 +513,18 @@ def test_a_too_large_frame_refused_after_its_socket_began_closing(redis_server):
     clock.advance(0)
     assert drain(layer, "websocket.receive") == []
     assert drain(layer, "websocket.disconnect") == []  # muted, as after a 1009 close
+
+
+def test_replies_are_read_by_the_reactor_without_a_thread(redis_live):
+    """D-15 on asgi_redis: the reactor watches the layer's socket (`socket_receive`)."""
+    live = redis_live(["http.request"])
+    assert isinstance(live.server.reader, ReactorReader)
+    assert "daphne-reply-reader" not in [thread.name for thread in threading.enumerate()]
+    connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=15)
+    try:
+        for index in range(3):
+            connection.request("GET", f"/r/{index}/")
+            response = connection.getresponse()
+            assert (response.status, response.read()) == (200, f"hello /r/{index}/".encode())
+    finally:
+        connection.close()
