@@ -43,6 +43,8 @@ logger = logging.getLogger("asgi_redis")
 
 _TIME = pack_command(("TIME",))
 _CLOCK, _POP = "clock", "pop"
+# Error replies of a master turned replica (a blocked pop is unblocked with the second).
+_FAILOVER_REPLIES = ("READONLY", "UNBLOCKED")
 
 
 class SocketReceiveUnsupported(NotImplementedError):
@@ -111,7 +113,11 @@ class SocketReceive:
 
     def _take(self, kind: str, reply: Any, messages: list[tuple[str, dict]]) -> None:
         if isinstance(reply, hiredis.ReplyError):
-            raise redis.ResponseError(str(reply))
+            error = redis.ResponseError(str(reply))
+            if str(reply).startswith(_FAILOVER_REPLIES):
+                # This server became a replica: a Sentinel shard looks up its master again.
+                raise self._lost(error)
+            raise error
         if kind == _CLOCK:
             seconds, microseconds = reply
             self._shard.note_clock(int(seconds) * 1000 + int(microseconds) // 1000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
 from asgi_redis import RedisSentinelChannelLayer
 from channels.layers import conformance
@@ -186,3 +187,31 @@ def test_connection_kwargs_reach_sentinels_and_masters(module_cluster) -> None:
     assert layer.receive(["kw"]) == ("kw", {"n": 1})
     assert layer.connection(0).dbsize() >= 1  # stored in database 2
     layer.flush()
+
+
+@pytest.mark.slow
+def test_socket_receive_follows_a_failover(sentinel_cluster) -> None:
+    """L-53 for daphne's reactor reader: the receive on the old master fails, a new one
+    (daphne opens it after its retry delay) reads from the promoted replica."""
+    from tests.asgi_redis.test_socket_receive import PREFIX, read_until
+
+    layer = RedisSentinelChannelLayer(
+        hosts=[sentinel_cluster.sentinel_address],
+        services=[sentinel_cluster.service],
+        sentinel_refresh_interval=60,
+    )
+    receive = layer.socket_receive([PREFIX])
+    layer.send(f"{PREFIX}before", {"n": 1})
+    assert read_until(receive, 1) == [(f"{PREFIX}before", {"n": 1})]
+
+    sentinel_cluster.fail_over()
+
+    with pytest.raises(redis.RedisError):
+        read_until(receive, 1, timeout=30)
+    receive.close()
+    receive = layer.socket_receive([PREFIX])
+    try:
+        layer.send(f"{PREFIX}after", {"n": 2})
+        assert read_until(receive, 1) == [(f"{PREFIX}after", {"n": 2})]
+    finally:
+        receive.close()
