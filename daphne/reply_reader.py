@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet import threads
+
 logger = logging.getLogger("daphne.server")
 
 ERROR_FIRST_DELAY = 0.1
@@ -223,11 +225,21 @@ class ReactorReader:
         self._retry = None
         if self.stopping:
             return
-        try:
-            self._receive = self.channel_layer.socket_receive([self.prefix])
-        except Exception as error:
-            self._failed(error)
+        # Connected in a thread: a Redis that drops packets instead of refusing can
+        # keep a connect waiting for the OS's timeout, which must not freeze the reactor.
+        opening = threads.deferToThreadPool(
+            self.reactor,
+            self.reactor.getThreadPool(),
+            self.channel_layer.socket_receive,
+            [self.prefix],
+        )
+        opening.addCallbacks(self._opened, lambda failure: self._failed(failure.value))
+
+    def _opened(self, receive: Any) -> None:
+        if self.stopping:
+            receive.close()
             return
+        self._receive = receive
         self.reactor.addReader(self)
 
     def _close(self) -> None:
