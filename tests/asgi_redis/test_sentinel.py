@@ -193,7 +193,7 @@ def test_connection_kwargs_reach_sentinels_and_masters(module_cluster) -> None:
 def test_socket_receive_follows_a_failover(sentinel_cluster) -> None:
     """L-53 for daphne's reactor reader: the receive on the old master fails, a new one
     (daphne opens it after its retry delay) reads from the promoted replica."""
-    from tests.asgi_redis.test_socket_receive import PREFIX, read_until
+    from tests.asgi_redis.test_socket_receive import PREFIX, read_until, receiving
 
     layer = RedisSentinelChannelLayer(
         hosts=[sentinel_cluster.sentinel_address],
@@ -209,9 +209,6 @@ def test_socket_receive_follows_a_failover(sentinel_cluster) -> None:
     with pytest.raises(redis.RedisError):
         read_until(receive, 1, timeout=30)
     receive.close()
-    receive = layer.socket_receive([PREFIX])
-    try:
+    with receiving(layer) as receive:
         layer.send(f"{PREFIX}after", {"n": 2})
         assert read_until(receive, 1) == [(f"{PREFIX}after", {"n": 2})]
-    finally:
-        receive.close()

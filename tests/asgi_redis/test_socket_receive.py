@@ -7,8 +7,11 @@ blocking `receive` gives them (A-20, A-27, A-93) and failures must name the shar
 
 from __future__ import annotations
 
+import contextlib
 import select
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -19,6 +22,16 @@ from asgi_redis.socket_receive import SocketReceiveUnsupported
 pytestmark = pytest.mark.redis
 
 PREFIX = "daphne.response.sock!"
+
+
+@contextlib.contextmanager
+def receiving(layer: RedisChannelLayer) -> Iterator[Any]:
+    """A `socket_receive` on `PREFIX`, closed afterwards."""
+    receive = layer.socket_receive([PREFIX])
+    try:
+        yield receive
+    finally:
+        receive.close()
 
 
 def read_until(receive, count: int, timeout: float = 10) -> list[tuple[str, dict]]:
@@ -38,8 +51,7 @@ def read_until(receive, count: int, timeout: float = 10) -> list[tuple[str, dict
 def test_messages_sent_while_it_waits_arrive_in_order(layer_on):
     """A-20: every reply on the prefix, in the order sent, with its full name."""
     layer = layer_on()
-    receive = layer.socket_receive([PREFIX])
-    try:
+    with receiving(layer) as receive:
         assert receive.read() == []  # nothing yet: never blocks
         for n in range(5):
             layer.send(f"{PREFIX}c{n % 2}", {"n": n})
@@ -50,8 +62,6 @@ def test_messages_sent_while_it_waits_arrive_in_order(layer_on):
         # The pop is sent again after each answer: later messages arrive too.
         layer.send(f"{PREFIX}late", {"n": 99})
         assert read_until(receive, 1) == [(f"{PREFIX}late", {"n": 99})]
-    finally:
-        receive.close()
 
 
 def test_a_group_bundle_becomes_one_message_per_member(layer_on):
@@ -60,16 +70,13 @@ def test_a_group_bundle_becomes_one_message_per_member(layer_on):
     members = [f"{PREFIX}m{n}" for n in range(3)]
     for member in members:
         layer.group_add("sockets", member)
-    receive = layer.socket_receive([PREFIX])
-    try:
+    with receiving(layer) as receive:
         layer.send_group("sockets", {"text": "hi"})
         messages = read_until(receive, 3)
         assert sorted(name for name, _ in messages) == members
         assert all(message == {"text": "hi"} for _, message in messages)
         messages[0][1]["text"] = "changed"  # each member has its own dict (A-8)
         assert messages[1][1] == {"text": "hi"}
-    finally:
-        receive.close()
 
 
 def test_expired_entries_are_dropped(layer_on):
@@ -77,12 +84,9 @@ def test_expired_entries_are_dropped(layer_on):
     layer = layer_on(expiry=1)
     layer.send(f"{PREFIX}old", {"n": 1})
     time.sleep(1.2)  # the message's lifetime, not synchronisation
-    receive = layer.socket_receive([PREFIX])
-    try:
+    with receiving(layer) as receive:
         layer.send(f"{PREFIX}new", {"n": 2})
         assert read_until(receive, 1) == [(f"{PREFIX}new", {"n": 2})]
-    finally:
-        receive.close()
 
 
 def test_the_shard_clock_is_measured_when_stale(layer_on):
@@ -91,13 +95,10 @@ def test_the_shard_clock_is_measured_when_stale(layer_on):
     layer = layer_on()
     shard = layer._shards[0]
     shard.clock_checked = float("-inf")
-    receive = layer.socket_receive([PREFIX])
-    try:
+    with receiving(layer) as receive:
         layer.send(f"{PREFIX}x", {"n": 1})
         assert read_until(receive, 1) == [(f"{PREFIX}x", {"n": 1})]
         assert shard.clock_checked > time.monotonic() - 60
-    finally:
-        receive.close()
 
 
 def test_names_on_several_shards_are_refused(layer_on):
@@ -119,9 +120,6 @@ def test_a_killed_server_is_a_connection_error_naming_the_shard(redis_server):
     with pytest.raises(redis.ConnectionError):
         layer.socket_receive([PREFIX])  # still down: the connect fails
     redis_server.restart()
-    receive = layer.socket_receive([PREFIX])
-    try:
+    with receiving(layer) as receive:
         layer.send(f"{PREFIX}back", {"n": 1})
         assert read_until(receive, 1) == [(f"{PREFIX}back", {"n": 1})]
-    finally:
-        receive.close()
