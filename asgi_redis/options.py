@@ -93,6 +93,10 @@ def sentinel_addresses(hosts: Any) -> list[tuple[str, int]]:
     return addresses
 
 
+# Seconds a connect to a Redis server may take (L-62), unless connection_kwargs says.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
 def client_kwargs(connection_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Keyword arguments for every redis-py client of the layer (L-18, L-20, L-62)."""
     if connection_kwargs is None:
@@ -116,4 +120,7 @@ def client_kwargs(connection_kwargs: Mapping[str, Any] | None) -> dict[str, Any]
     # L-62.3: redis-py retries failed commands by default, which could repeat a
     # pop or a send that already took effect. The layer decides what to retry.
     kwargs.setdefault("retry", Retry(NoBackoff(), 0))
+    # redis-py before 6 waits for a connect without limit (the OS gives up after about
+    # two minutes on a host that drops packets); daphne connects on its reactor thread.
+    kwargs.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
     return kwargs

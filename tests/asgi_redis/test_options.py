@@ -75,6 +75,13 @@ def test_connection_kwargs_reach_clients() -> None:
         assert kwargs["retry"].get_retries() == 0
 
 
+def test_connects_are_bounded_by_default() -> None:
+    """L-62: an unreachable host that drops packets fails the connect within 5 s."""
+    layer = RedisChannelLayer(hosts=[("h1", 1)])
+    kwargs = layer.connection(0).connection_pool.connection_kwargs
+    assert kwargs["socket_connect_timeout"] == 5.0
+
+
 @pytest.mark.parametrize(
     ("options", "error", "text"),
     [
