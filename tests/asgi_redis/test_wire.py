@@ -1,0 +1,68 @@
+"""`asgi_redis.wire`: packing commands must survive a signal handler that raises.
+
+A worker's SIGTERM while idle raises SystemExit from its handler (C-31); hiredis's C
+packer, which ran handlers inside itself, crashed the process with SIGSEGV when that
+happened there (seen as exit status -11 in tests/channels/test_runworker.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from asgi_redis.wire import pack_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Raises from a SIGALRM handler every 100 µs while packing: each raise lands inside
+# the try (the handler disarms itself), so the script ends with status 0 unless the
+# packer crashes the interpreter.
+SIGNAL_STORM = """
+import signal, sys
+sys.path.insert(0, sys.argv[1])
+from asgi_redis.wire import pack_command
+
+class Stop(Exception):
+    pass
+
+armed = False
+
+def handler(signo, frame):
+    global armed
+    if armed:
+        armed = False
+        raise Stop
+
+signal.signal(signal.SIGALRM, handler)
+args = ("EVALSHA", "a" * 40, 3, "k1", "k2", "k3", b"x" * 100, 1, 2)
+stopped = 0
+signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)
+for _ in range(100_000):
+    try:
+        armed = True
+        pack_command(args)
+        armed = False
+    except Stop:
+        stopped += 1
+signal.setitimer(signal.ITIMER_REAL, 0)
+print(stopped)
+"""
+
+
+def test_pack_command_encodes_resp() -> None:
+    assert pack_command(("SET", "k", b"v\r\n", 12)) == (
+        b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n$2\r\n12\r\n"
+    )
+    assert pack_command(("X", "é")) == b"*2\r\n$1\r\nX\r\n$2\r\n\xc3\xa9\r\n"
+
+
+def test_a_raising_signal_handler_never_crashes_the_packer() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_STORM, str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) > 0  # the handler did interrupt packing
