@@ -147,18 +147,3 @@ def test_process_specific_batches_are_buffered_with_a_cached_plan(layer_on) -> N
     layer.send("daphne.r!c10", {"n": 10})
     got = sorted(layer.receive(["work", "daphne.r!"], block=True) for _ in range(2))
     assert got == [("daphne.r!c10", {"n": 10}), ("work", {"w": 1})]
-
-
-def test_commands_are_packed_the_same_with_or_without_hiredis(monkeypatch) -> None:
-    """The C packer (hiredis) and the Python one give identical RESP bytes."""
-    from asgi_redis import wire
-
-    cases = [
-        ("GET", "k"),
-        ("SET", "k", b"\x00\xff", 5, -3),
-        ("BLMPOP", "5.000", 2, "a", "b", "LEFT", "COUNT", 64),
-        ("X", "\u00fcn\u00ef", 2**63 - 1),
-    ]
-    packed = [wire.pack_command(case) for case in cases]
-    monkeypatch.setattr(wire, "_hiredis_pack", None)
-    assert [wire.pack_command(case) for case in cases] == packed

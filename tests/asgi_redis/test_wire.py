@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hiredis
+
 from asgi_redis.wire import pack_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,10 +52,17 @@ print(stopped)
 """
 
 
-def test_pack_command_encodes_resp() -> None:
-    assert pack_command(("SET", "k", b"v\r\n", 12)) == (
-        b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n$2\r\n12\r\n"
-    )
+def test_pack_command_encodes_resp_as_hiredis_does() -> None:
+    """hiredis's packer (a dependency) as the reference for the bytes."""
+    cases = [
+        ("GET", "k"),
+        ("SET", "k", b"\x00\xff", 5, -3),
+        ("SET", "k", b"v\r\n", 12),
+        ("BLMPOP", "5.000", 2, "a", "b", "LEFT", "COUNT", 64),
+        ("X", "\u00fcn\u00ef", 2**63 - 1),
+    ]
+    for case in cases:
+        assert pack_command(case) == hiredis.pack_command(case)
     assert pack_command(("X", "é")) == b"*2\r\n$1\r\nX\r\n$2\r\n\xc3\xa9\r\n"
 
 
