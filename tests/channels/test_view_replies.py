@@ -18,7 +18,7 @@ from channels.handler import ViewConsumer
 from channels.message import Message, pending_message_store
 from channels.worker import Worker
 from tests.channels.helpers import fresh_layer
-from tests.channels.test_worker_replies import commandstats, llen, redis_layer, run, stop
+from tests.channels.test_worker_replies import commandstats, llen, redis_layer, running_worker
 
 pytestmark = pytest.mark.redis
 
@@ -77,12 +77,10 @@ def test_response_is_stored_before_the_next_request_is_handled(redis_server, fin
     layer = redis_layer(redis_server, [route("http.request", consumer)])
     layer.send_many([("http.request", request(n)) for n in range(10)])
     request_started.connect(on_started)
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
     try:
-        assert done.wait(15)
+        with running_worker(layer):
+            assert done.wait(15)
     finally:
-        stop(worker, thread)
         request_started.disconnect(on_started)
     assert stored_before == list(range(10))
     got = replies(layer, 10)
@@ -120,12 +118,8 @@ def test_streaming_response_sends_early_chunks_at_once_and_carries_the_end(redis
             ("http.request", request(1)),
         ]
     )
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         assert done.wait(15)
-    finally:
-        stop(worker, thread)
     assert seen_at_second == [4]
     got = [reply for _, reply in replies(layer, 5)]
     assert [reply.get("content") for reply in got[:4]] == [
@@ -156,12 +150,10 @@ def test_what_the_request_finished_receivers_queue_follows_the_response(redis_se
     layer = redis_layer(redis_server, [route("http.request", consumer)])
     layer.send("http.request", request(0))
     request_finished.connect(after)
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
     try:
-        assert done.wait(15)
+        with running_worker(layer):
+            assert done.wait(15)
     finally:
-        stop(worker, thread)
         request_finished.disconnect(after)
     got = [reply for _, reply in replies(layer, 2)]
     assert got[0]["content"] == b"Hello World!" and got[1] == {"after": True}
@@ -177,13 +169,11 @@ def test_a_raising_request_finished_receiver_still_lets_the_response_out(redis_s
     layer = redis_layer(redis_server, [route("http.request", ViewConsumer())])
     layer.send("http.request", request(0))
     request_finished.connect(broken)
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
     try:
-        assert records.wait_for("Error processing message with consumer")
-        ((_, reply),) = replies(layer, 1)
+        with running_worker(layer):
+            assert records.wait_for("Error processing message with consumer")
+            ((_, reply),) = replies(layer, 1)
     finally:
-        stop(worker, thread)
         request_finished.disconnect(broken)
     assert reply["content"] == b"Hello World!"
 
@@ -229,9 +219,7 @@ def test_a_full_reply_channel_is_retried_with_the_views_policy(redis_server, rec
     layer = redis_layer(redis_server, routes, channel_capacity={f"{REPLY_PREFIX}*": 1})
     layer.send(f"{REPLY_PREFIX}c9", {"blocker": True})
     layer.send_many([("http.request", request(0)), ("http.request", request(1))])
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         # Ten refusals take over 0.1 s of the view's backoff: far past the store's bound.
         with refusals["changed"]:
             assert refusals["changed"].wait_for(lambda: refusals["count"] >= 10, 15)
@@ -241,8 +229,6 @@ def test_a_full_reply_channel_is_retried_with_the_views_policy(redis_server, rec
         assert channel == f"{REPLY_PREFIX}c0" and reply["content"] == b"Hello World!"
         channel, reply = replies(layer, 1)[0]
         assert channel == f"{REPLY_PREFIX}c1"
-    finally:
-        stop(worker, thread)
     assert handled == [0, 1]
     assert not records.messages(logging.ERROR) and not records.messages(logging.WARNING)
 
@@ -271,14 +257,10 @@ def test_a_reply_channel_that_stays_full_is_abandoned_with_a_warning(
     layer = redis_layer(redis_server, routes, channel_capacity={f"{REPLY_PREFIX}*": 1})
     layer.send(f"{REPLY_PREFIX}c9", {"blocker": True})
     layer.send_many([("http.request", request(0)), ("http.request", request(1))])
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         assert records.wait_for(f"Reply channel {REPLY_PREFIX}c0 stayed full")
         assert second.wait(15)
         assert records.wait_for(f"Reply channel {REPLY_PREFIX}c1 stayed full")
-    finally:
-        stop(worker, thread)
     assert len(finished) == 2  # response.close() ran for both
     assert not records.messages(logging.ERROR)
     warnings = records.messages(logging.WARNING)
@@ -304,17 +286,13 @@ def test_redis_killed_while_the_response_is_carried_is_survived(redis_server, re
 
     layer = redis_layer(redis_server, [route("http.request", consumer)])
     layer.send("http.request", request(0))
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         assert killed.wait(15)
         assert records.wait_for("Cannot receive from channel layer")
         redis_server.start()
         layer.send("http.request", request(1))
         channel, reply = replies(layer, 1)[0]
         assert channel == f"{REPLY_PREFIX}c1" and reply["content"] == b"Hello World!"
-    finally:
-        stop(worker, thread)
     assert handled == [0, 1]
     errors = records.messages(logging.ERROR)
     assert any(m.startswith("Error processing message with consumer") for m in errors)
@@ -349,12 +327,8 @@ def test_a_layer_without_send_many_is_not_held():
 
     with fresh_layer([route("http.request", consumer)]) as layer:
         layer.send("http.request", request(0))
-        worker = Worker(layer, signal_handlers=False)
-        thread = run(worker)
-        try:
+        with running_worker(layer):
             assert done.wait(15)
             ((_, reply),) = replies(layer, 1)
-        finally:
-            stop(worker, thread)
     assert holding == [False, True]
     assert reply["content"] == b"Hello World!"

@@ -6,8 +6,10 @@ Every test runs `Worker.run` on a real `RedisChannelLayer` against a private red
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -35,10 +37,17 @@ def run(worker):
     return thread
 
 
-def stop(worker, thread):
-    worker.stop()
-    thread.join(15)
-    assert not thread.is_alive()
+@contextlib.contextmanager
+def running_worker(layer) -> Iterator[Worker]:
+    """A worker running in a thread; stopped and joined (bounded) on leaving."""
+    worker = Worker(layer, signal_handlers=False)
+    thread = run(worker)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(15)
+        assert not thread.is_alive()
 
 
 def commandstats(server) -> dict:
@@ -66,12 +75,8 @@ def test_replies_land_before_the_next_message_is_handled(redis_server):
 
     layer = redis_layer(redis_server, [route("test.in", consumer)], capacity=1000)
     layer.send_many([("test.in", {"n": n}) for n in range(10)])
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         assert done.wait(15)
-    finally:
-        stop(worker, thread)
     assert stored_before == [2 * n for n in range(10)]
     got = [layer.receive(["test.out"])[1] for _ in range(20)]
     assert got == [item for n in range(10) for item in ({"n": n}, {"n2": n})]
@@ -100,16 +105,12 @@ def test_a_full_reply_is_retried_before_the_next_message(redis_server):
     layer = redis_layer(redis_server, routes, channel_capacity={"test.out": 1})
     layer.send("test.out", {"n": 0})  # full before the worker starts
     layer.send_many([("test.in", {"n": 1}), ("test.in", {"n": 2})])
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         # Message 1's reply is refused and retried; message 2 waits for it.
         assert layer.receive(["test.out"], block=True) == ("test.out", {"n": 0})
         assert layer.receive(["test.out"], block=True) == ("test.out", {"n": 1})
         assert second.wait(15)
         assert layer.receive(["test.out"], block=True) == ("test.out", {"n": 2})
-    finally:
-        stop(worker, thread)
     assert handled == [1, 2]
 
 
@@ -130,13 +131,9 @@ def test_a_reply_that_stays_full_is_reported_and_the_worker_goes_on(
     layer = redis_layer(redis_server, routes, channel_capacity={"test.out": 1})
     layer.send("test.out", {"n": 0})
     layer.send_many([("test.in", {"n": 1}), ("test.in", {"n": 2})])
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         assert second.wait(15)
         assert records.wait_for("Error processing message with consumer")
-    finally:
-        stop(worker, thread)
     errors = [r for r in records.records if r.levelno == logging.ERROR]
     assert errors[0].getMessage().startswith("Error processing message with consumer")
     assert "Failed to send queued message to test.out after retrying" in str(errors[0].exc_info[1])
@@ -161,17 +158,13 @@ def test_redis_failing_while_replies_are_sent_is_survived_and_logged(redis_serve
 
     layer = redis_layer(redis_server, [route("test.in", consumer)])
     layer.send("test.in", {"n": 1})
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         assert killed.wait(15)
         assert records.wait_for("Cannot receive from channel layer")
         redis_server.start()
         layer.send("test.in", {"n": 2})
         assert after.wait(20)
         assert layer.receive(["test.out"], block=True) == ("test.out", {"n": 2})
-    finally:
-        stop(worker, thread)
     assert handled == [1, 2]
     errors = [r.getMessage() for r in records.records if r.levelno == logging.ERROR]
     assert any(m.startswith("Error processing message with consumer") for m in errors)
@@ -209,13 +202,9 @@ def test_group_sends_among_replies_keep_their_order(redis_server):
     layer = redis_layer(redis_server, [route("test.in", consumer)])
     layer.group_add("g", "member")
     layer.send("test.in", {})
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         assert done.wait(15)
         got = [layer.receive(["member"], block=True)[1]["n"] for _ in range(3)]
-    finally:
-        stop(worker, thread)
     assert got == [1, 2, 3]
 
 
@@ -231,13 +220,9 @@ def test_replies_before_a_deny_go_out_before_the_close(redis_server):
 
     layer = redis_layer(redis_server, [route("websocket.connect", consumer)])
     layer.send("websocket.connect", {"reply_channel": "daphne.w!c", "path": "/"})
-    worker = Worker(layer, signal_handlers=False)
-    thread = run(worker)
-    try:
+    with running_worker(layer):
         assert done.wait(15)
         got = [layer.receive(["daphne.w!"], block=True) for _ in range(2)]
-    finally:
-        stop(worker, thread)
     assert got == [("daphne.w!c", {"text": "bye"}), ("daphne.w!c", {"close": True})]
 
 
