@@ -198,18 +198,25 @@ def test_expired_entry_is_dropped_and_the_wait_goes_on(layer_on) -> None:
     until(lambda: blocked_nowhere(receiver), "every other pop cancelled")
 
 
+def blocked_on_every_server(servers: list, label: str) -> tuple:
+    """A receiver on `servers` waiting (pops seen blocked on each) for a name on the
+    second one: ``(receiver, sender, name, receiving)``."""
+    hosts = [server.url for server in servers]
+    receiver = RedisChannelLayer(hosts=hosts)
+    receiver.blpop_timeout = LONG_WAIT
+    sender = RedisChannelLayer(hosts=hosts)
+    name = name_on(sender, 1, label)
+    receiving = Receiving(receiver, [name])
+    until(lambda: blocked_everywhere(receiver), "a pop blocked on every shard")
+    return receiver, sender, name, receiving
+
+
 def test_dead_shard_leaves_the_wait_and_the_others_serve(redis_server_factory) -> None:
     """L-62.5: a shard whose server dies during the wait leaves it; a message on another
     shard is still received. When every shard dies, the receive raises the connection
     error of one of them, naming its address (L-62.1)."""
     servers = [redis_server_factory() for _ in range(3)]
-    hosts = [server.url for server in servers]
-    receiver = RedisChannelLayer(hosts=hosts)
-    receiver.blpop_timeout = LONG_WAIT
-    sender = RedisChannelLayer(hosts=hosts)
-    name = name_on(sender, 1, "dying")
-    receiving = Receiving(receiver, [name])
-    until(lambda: blocked_everywhere(receiver), "a pop blocked on every shard")
+    receiver, sender, name, receiving = blocked_on_every_server(servers, "dying")
     servers[0].kill()
     sender.send(name, {"n": 1})
     assert receiving.result() == (name, {"n": 1})
@@ -233,13 +240,7 @@ def test_without_blmpop_the_wait_uses_blpop(layer_on) -> None:
     try:
         for server in servers:
             server.start()
-        hosts = [server.url for server in servers]
-        receiver = RedisChannelLayer(hosts=hosts)
-        receiver.blpop_timeout = LONG_WAIT
-        sender = RedisChannelLayer(hosts=hosts)
-        name = name_on(sender, 1, "old")
-        receiving = Receiving(receiver, [name])
-        until(lambda: blocked_everywhere(receiver), "a pop blocked on every shard")
+        receiver, sender, name, receiving = blocked_on_every_server(servers, "old")
         sender.send(name, {"n": 1})
         assert receiving.result() == (name, {"n": 1})
         assert [shard.has_blmpop for shard in receiver._shards] == [False, False]
