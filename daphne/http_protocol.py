@@ -48,6 +48,10 @@ except ImportError:
 _LETTER_TABLE = bytes((string.ascii_letters * 5)[:256], "ascii")
 
 
+# Seconds autobahn's handshake timer waits beyond the connect timeout (issue 14).
+HANDSHAKE_TIMEOUT_MARGIN = 3
+
+
 def _letters(count: int) -> str:
     return os.urandom(count).translate(_LETTER_TABLE).decode("ascii")
 
@@ -471,7 +475,6 @@ class HTTPFactory(http.HTTPFactory):
         self.send_channel = send_channel
         self.timeout = timeout
         self.websocket_timeout = websocket_timeout
-        self.websocket_connect_timeout = websocket_connect_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.ws_protocols = ws_protocols
@@ -483,6 +486,8 @@ class HTTPFactory(http.HTTPFactory):
         self.websocket_max_message_size = websocket_max_message_size
         self.http_max_body_size = http_max_body_size
         self.websocket_handshake_timeout = websocket_handshake_timeout
+        self.ws_factory = None
+        self.websocket_connect_timeout = websocket_connect_timeout
         self.reply_protocols: dict[str, WebRequest | WebSocketProtocol] = {}
         self.http_channels: set[HTTPChannel] = set()
         self.draining = False
@@ -493,7 +498,7 @@ class HTTPFactory(http.HTTPFactory):
         self.ws_factory.setProtocolOptions(
             autoPingTimeout=ping_timeout,
             allowNullOrigin=True,
-            openHandshakeTimeout=websocket_handshake_timeout,
+            openHandshakeTimeout=self.autobahn_handshake_timeout(),
             maxMessagePayloadSize=websocket_max_message_size,
             maxFramePayloadSize=websocket_max_message_size,
             # Protocol errors get a close frame (1002/1007/1009) before the TCP
@@ -502,6 +507,30 @@ class HTTPFactory(http.HTTPFactory):
         )
         self.ws_factory.protocol = WebSocketProtocol
         self.ws_factory.reply_protocols = self.reply_protocols
+
+    @property
+    def websocket_connect_timeout(self) -> int | float:
+        return self._websocket_connect_timeout
+
+    @websocket_connect_timeout.setter
+    def websocket_connect_timeout(self, seconds: int | float) -> None:
+        # Read at request time like the other attributes (D-18): autobahn's timer follows.
+        self._websocket_connect_timeout = seconds
+        if self.ws_factory is not None:
+            self.ws_factory.openHandshakeTimeout = self.autobahn_handshake_timeout()
+
+    def autobahn_handshake_timeout(self) -> float:
+        """autobahn's opening-handshake timeout: never before the connect timeout.
+
+        autobahn drops a handshake still open after it (no HTTP answer, a bare 1006 in
+        the browser); the application's decision is bounded by
+        `websocket_connect_timeout` instead, which answers 403 (issue 14; D-43 took the
+        smaller of the two). The margin covers the deadline sweep's 1 s resolution.
+        """
+        return max(
+            self.websocket_handshake_timeout,
+            self._websocket_connect_timeout + HANDSHAKE_TIMEOUT_MARGIN,
+        )
 
     @property
     def channel_layer(self) -> Any:

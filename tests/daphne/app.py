@@ -2,8 +2,9 @@
 
 Run as ``python -m tests.daphne.app <daphne arguments> tests.daphne.app:channel_layer``.
 It prints ``READY <port>`` once every endpoint listens. The worker echoes
-WebSocket frames, answers ``GET /slow/<seconds>/`` after that long (simulated
-work) and everything else at once with ``ok``.
+WebSocket frames (leaving connects to ``/silent/`` unanswered), answers
+``GET /slow/<seconds>/`` after that long (simulated work) and everything else at
+once with ``ok``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _worker() -> None:
             else:
                 _send(reply, {"status": 200, "content": b"ok"})
         elif channel == "websocket.connect":
-            _send(reply, {"accept": True})
+            if message["path"] != "/silent/":  # /silent/: never answered (issue 14)
+                _send(reply, {"accept": True})
         elif message.get("text") is not None:
             _send(reply, {"text": message["text"]})
         else:
