@@ -9,6 +9,7 @@ import sys
 from typing import Any, NoReturn
 
 from .access import AccessLogGenerator
+from .errors import ListenFailed
 from .server import NotAChannelLayer, Server, build_endpoint_description_strings
 from .utils import InvalidAllowedIP, parse_allowed_ips
 
@@ -243,6 +244,9 @@ class CommandLineInterface:
             self.server.run()
         except NotAChannelLayer as error:
             # D-62: Server.run refuses an object that is not a channel layer.
+            raise StartupError(str(error), 1)
+        except ListenFailed as error:
+            # D-62, issue 14: e.g. "cannot listen on 127.0.0.1:8000: address already in use".
             raise StartupError(str(error), 1)
 
     def _allowed_ips(self, args: argparse.Namespace) -> list | None:

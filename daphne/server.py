@@ -13,12 +13,14 @@ from typing import Any
 import twisted.plugins
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.logger import STDLibLogObserver, globalLogBeginner
 
+from .errors import ListenFailed
 from .http_protocol import HTTP2_AVAILABLE, HTTPFactory
 from .reply_reader import ReactorReader, ThreadReader
 
-__all__ = ["Server", "build_endpoint_description_strings", "NotAChannelLayer"]
+__all__ = ["Server", "build_endpoint_description_strings", "NotAChannelLayer", "ListenFailed"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,23 @@ def build_endpoint_description_strings(
 # this at net.core.somaxconn.
 LISTEN_BACKLOG = 1024
 _BACKLOG_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl", "unix"})
+
+
+def listen_failure(description: str, error: BaseException) -> ListenFailed:
+    """The `ListenFailed` for `error` raised listening on `description` (issue 14)."""
+    if isinstance(error, CannotListenError):
+        socket_error = error.socketError
+        host = error.interface
+        if host is None:  # a UNIX socket: Twisted puts the path in `port`
+            address = str(error.port)
+        else:
+            host = host or "0.0.0.0"
+            address = f"[{host}]:{error.port}" if ":" in host else f"{host}:{error.port}"
+        reason = getattr(socket_error, "strerror", None) or str(socket_error)
+        reason = reason[:1].lower() + reason[1:]
+        return ListenFailed(description, address, reason, getattr(socket_error, "errno", None))
+    reason = str(error) or type(error).__name__
+    return ListenFailed(description, description, reason, getattr(error, "errno", None))
 
 
 def with_listen_backlog(description: str) -> str:
@@ -147,11 +166,19 @@ class Server:
         self.reader = None
         self._stopping = None  # Deferred of a graceful stop in progress
         self._drain_timer = None
+        # The first endpoint that could not listen; `run()` raises it (issue 14).
+        self.listen_error: ListenFailed | None = None
+        self._running = False
 
     # -- running -------------------------------------------------------------------
 
     def run(self) -> None:
-        """Start everything and run the reactor until stopped (D-13)."""
+        """Start everything and run the reactor until stopped (D-13).
+
+        Raises `ListenFailed` when an endpoint cannot listen (port taken, no
+        permission), before serving anything or, for an endpoint that fails later,
+        once the reactor stopped: the server never runs without one of its endpoints.
+        """
         self.check_channel_layer()
         if self.verbosity <= 1:
             globalLogBeginner.beginLoggingTo([lambda event: None], redirectStandardIO=False)
@@ -159,10 +186,16 @@ class Server:
             globalLogBeginner.beginLoggingTo(
                 [STDLibLogObserver(name="daphne.server")], redirectStandardIO=False
             )
+        self._running = True
         self.start()
+        if self.listen_error is not None:
+            self._stop_listening()
+            raise self.listen_error
         if self.signal_handlers:
             self.reactor.callWhenRunning(self._install_signal_handlers)
         self.reactor.run(installSignalHandlers=self.signal_handlers)
+        if self.listen_error is not None:
+            raise self.listen_error
 
     def check_channel_layer(self) -> None:
         """Refuse a layer without callable send/receive before listening (D-62)."""
@@ -214,14 +247,26 @@ class Server:
         self.reactor.addSystemEventTrigger("before", "shutdown", self._drain_outbox)
         for description in self.endpoints:
             logger.info("Listening on endpoint %s", description)
-            endpoint = serverFromString(self.reactor, with_listen_backlog(description))
-            listener = endpoint.listen(self.factory)
-            listener.addErrback(self.on_listener_error)
+            try:
+                endpoint = serverFromString(self.reactor, with_listen_backlog(description))
+                listener = endpoint.listen(self.factory)
+            except Exception as error:  # e.g. an unknown endpoint type in -e
+                listener = defer.fail(error)
+            listener.addErrback(self.on_listener_error, description)
             self.listeners.append(listener)
         return self.listeners
 
-    def on_listener_error(self, failure: Any) -> None:
-        logger.error(failure.getErrorMessage())
+    def on_listener_error(self, failure: Any, description: str = "") -> None:
+        """An endpoint cannot listen. Under `run()` the server stops and `run()` raises
+        `ListenFailed`; a server only `start()`-ed (tests) logs it at ERROR, as in 1.4."""
+        error = listen_failure(description, failure.value)
+        if not self._running:
+            logger.error("%s", error)
+            return
+        if self.listen_error is None:
+            self.listen_error = error
+        if self.reactor.running:
+            self.reactor.stop()
 
     def backend_reader_sync(self) -> None:
         """Start the reader thread (D-14 as the note before it describes)."""
@@ -288,10 +333,7 @@ class Server:
         if self._stopping is not None:
             return self._stopping
         self._stopping = defer.Deferred()
-        for listener in self.listeners:
-            port = getattr(listener, "result", None)
-            if port is not None and hasattr(port, "stopListening"):
-                port.stopListening()
+        self._stop_listening()
         factory = self.factory
         drained = defer.Deferred()
         count = len(factory.in_flight_requests())
@@ -302,6 +344,12 @@ class Server:
         self._drain_timer = self.reactor.callLater(self.graceful_timeout, self._finish_stop)
         factory.start_drain(drained)
         return self._stopping
+
+    def _stop_listening(self) -> None:
+        for listener in self.listeners:
+            port = getattr(listener, "result", None)
+            if port is not None and hasattr(port, "stopListening"):
+                port.stopListening()
 
     def _finish_stop(self) -> None:
         if self._stopping is None or self._stopping.called:
