@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import Any, NoReturn
 
+from . import __version__
 from .access import AccessLogGenerator
 from .errors import ListenFailed
 from .server import NotAChannelLayer, Server, build_endpoint_description_strings
@@ -36,6 +37,41 @@ class _OneLineParser(argparse.ArgumentParser):
         raise StartupError(message, 2)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (when it has a meaningful one) and keeps the epilog's
+    line breaks (issue 14)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and default is not None
+            and default is not False
+            and default not in ("", [])
+            and default is not argparse.SUPPRESS
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+EPILOG = """\
+examples:
+  daphne myproject.asgi:channel_layer
+  daphne -b 0.0.0.0 -p 8000 myproject.asgi:channel_layer
+  daphne -u /run/daphne.sock --proxy-headers myproject.asgi:channel_layer
+
+myproject/asgi.py must define the channel layer (not Django's ASGI application):
+  import os
+  os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
+  from channels.asgi import get_channel_layer
+  channel_layer = get_channel_layer()
+
+Run workers next to it with: python manage.py runworker
+"""
+
+
 def _non_negative(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -49,11 +85,30 @@ class CommandLineInterface:
     description = "Django HTTP/WebSocket server"
 
     def __init__(self) -> None:
-        self.parser = _OneLineParser(prog="daphne", description=self.description)
+        self.parser = _OneLineParser(
+            prog="daphne",
+            description=self.description,
+            epilog=EPILOG,
+            formatter_class=_HelpFormatter,
+        )
         self.server = None
         add = self.parser.add_argument
-        add("-p", "--port", type=int, help="Port number to listen on", default=None)
-        add("-b", "--bind", dest="host", help="The host/address to bind to", default=None)
+        add("--version", action="version", version=f"daphne {__version__}")
+        add(
+            "-p",
+            "--port",
+            type=int,
+            help=f"Port number to listen on (default: {DEFAULT_PORT} when no other endpoint "
+            "option is given)",
+            default=None,
+        )
+        add(
+            "-b",
+            "--bind",
+            dest="host",
+            help=f"The host/address to bind to (default: {DEFAULT_HOST})",
+            default=None,
+        )
         add("-u", "--unix-socket", dest="unix_socket", help="Bind to a UNIX socket rather than TCP")
         add("--fd", type=int, dest="file_descriptor", help="Bind to a file descriptor")
         add(
@@ -68,31 +123,42 @@ class CommandLineInterface:
         add(
             "-t",
             "--http-timeout",
+            metavar="SECONDS",
             type=_non_negative,
             default=120,
             help="How long to wait for worker server before timing out HTTP connections",
         )
-        add("--access-log", help="Where to write the access log (- for stdout, the default)")
+        add(
+            "--access-log",
+            help="Where to write the access log (- for stdout, the default at verbosity 1 and up)",
+        )
         add(
             "--ping-interval",
+            metavar="SECONDS",
             type=_non_negative,
             default=20,
             help="The number of seconds a WebSocket must be idle before a keepalive ping is sent",
         )
         add(
             "--ping-timeout",
+            metavar="SECONDS",
             type=_non_negative,
             default=30,
             help="The number of seconds before a WebSocket is closed if no response to a ping",
         )
         add(
             "--websocket_timeout",
+            "--websocket-timeout",
+            metavar="SECONDS",
             type=int,
             default=None,
-            help="Maximum time to allow a websocket to be connected. -1 for infinite.",
+            help="Maximum time to allow a websocket to be connected. -1 for infinite. "
+            "(default: the layer's group_expiry, or 86400)",
         )
         add(
             "--websocket_connect_timeout",
+            "--websocket-connect-timeout",
+            metavar="SECONDS",
             type=_non_negative,
             default=5,
             help="Maximum time to wait for the application to accept or reject a WebSocket",
@@ -132,6 +198,7 @@ class CommandLineInterface:
         )
         add(
             "--websocket-max-message-size",
+            metavar="BYTES",
             dest="websocket_max_message_size",
             type=_non_negative,
             default=1048576,
@@ -139,6 +206,7 @@ class CommandLineInterface:
         )
         add(
             "--http-max-body-size",
+            metavar="BYTES",
             dest="http_max_body_size",
             type=_non_negative,
             default=0,
@@ -146,6 +214,7 @@ class CommandLineInterface:
         )
         add(
             "--graceful-timeout",
+            metavar="SECONDS",
             dest="graceful_timeout",
             type=_non_negative,
             default=10,

@@ -146,6 +146,13 @@ class TestServerArguments:
         assert server.proxy_forwarded_port_header == "X-Forwarded-Port"
         assert server.proxy_forwarded_proto_header == "X-Forwarded-Proto"
 
+    def test_hyphenated_spellings_of_the_underscore_options(self):
+        """Issue 14: ``--websocket-timeout`` is the natural spelling; the 1.x underscore
+        names stay (D-6)."""
+        server = self.build("--websocket-timeout", "-1", "--websocket-connect-timeout", "9")
+        assert server.websocket_timeout == -1
+        assert server.websocket_connect_timeout == 9
+
     def test_access_log_file(self, tmp_path):
         log = tmp_path / "access.log"
         server = self.build("--access-log", str(log))
@@ -163,6 +170,32 @@ class TestServerArguments:
         )
         server.action_logger.stream.close()
         assert log.read_text().endswith('"GET /x" 200 3\n')
+
+
+def test_version():
+    """Issue 14: ``daphne --version``."""
+    result = run_daphne("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "daphne 1.4.2"
+
+
+def test_help_shows_defaults_usage_example_and_the_asgi_snippet():
+    """Issue 14: ``--help`` shows the defaults, an example and what asgi.py must hold."""
+    result = run_daphne("--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for fragment in [
+        "(default: 120)",  # --http-timeout
+        "(default: 5)",  # --websocket_connect_timeout
+        "(default: 10)",  # --graceful-timeout
+        "(default: 1048576)",  # --websocket-max-message-size
+        "(default: 127.0.0.1)",
+        "--websocket_timeout SECONDS, --websocket-timeout SECONDS",
+        "daphne myproject.asgi:channel_layer",
+        "from channels.asgi import get_channel_layer",
+        "channel_layer = get_channel_layer()",
+    ]:
+        assert fragment in text, fragment
 
 
 def test_fd_endpoint_plugin_is_found():
