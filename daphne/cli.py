@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from typing import Any, NoReturn
@@ -11,6 +10,13 @@ from typing import Any, NoReturn
 from . import __version__
 from .access import AccessLogGenerator
 from .errors import ListenFailed
+from .loading import (
+    LayerLoadError,
+    is_process_local,
+    load_channel_layer,
+    not_a_layer_message,
+    process_local_message,
+)
 from .server import NotAChannelLayer, Server, build_endpoint_description_strings
 from .utils import InvalidAllowedIP, parse_allowed_ips
 
@@ -83,6 +89,9 @@ class CommandLineInterface:
     """Parses arguments, loads the layer and builds the `Server` (D-5)."""
 
     description = "Django HTTP/WebSocket server"
+    # The in-memory layer cannot reach workers in other processes, so it is refused;
+    # a program running daphne and its workers in one process may set this (tests).
+    allow_process_local_layer = False
 
     def __init__(self) -> None:
         self.parser = _OneLineParser(
@@ -311,9 +320,9 @@ class CommandLineInterface:
         )
         try:
             self.server.run()
-        except NotAChannelLayer as error:
+        except NotAChannelLayer:
             # D-62: Server.run refuses an object that is not a channel layer.
-            raise StartupError(str(error), 1)
+            raise StartupError(not_a_layer_message(args.channel_layer, channel_layer), 1)
         except ListenFailed as error:
             # D-62, issue 14: e.g. "cannot listen on 127.0.0.1:8000: address already in use".
             raise StartupError(str(error), 1)
@@ -329,22 +338,11 @@ class CommandLineInterface:
             raise StartupError(str(error), 2)
 
     def _load_layer(self, path: str) -> Any:
-        """Import ``module:object.path`` with the current directory first on sys.path (D-6)."""
-        if ":" not in path:
-            raise StartupError(
-                f"channel layer {path!r} must look like path.to.module:object.path", 1
-            )
-        sys.path.insert(0, ".")
-        module_path, object_path = path.split(":", 1)
+        """Import ``module:object.path`` (D-6); errors say what to write (issue 14)."""
         try:
-            layer = importlib.import_module(module_path)
-            for part in object_path.split("."):
-                layer = getattr(layer, part)
-        except (ImportError, AttributeError) as error:
-            raise StartupError(f"cannot load channel layer {path!r}: {error}", 1)
-        except Exception as error:
-            # Any exception raised by the project's module while importing it.
-            raise StartupError(
-                f"cannot load channel layer {path!r}: {type(error).__name__}: {error}", 1
-            )
+            layer = load_channel_layer(path)
+        except LayerLoadError as error:
+            raise StartupError(str(error), 1)
+        if is_process_local(layer) and not self.allow_process_local_layer:
+            raise StartupError(process_local_message(path), 1)
         return layer

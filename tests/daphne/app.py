@@ -69,6 +69,8 @@ def main(argv: list[str]) -> None:
 
     threading.Thread(target=_worker, name="worker", daemon=True).start()
     cli = CommandLineInterface()
+    # daphne and its worker share this process, so the in-memory layer reaches it.
+    cli.allow_process_local_layer = True
     reactor.callWhenRunning(_announce, cli)
     cli.run(argv)
 
