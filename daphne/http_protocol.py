@@ -16,17 +16,19 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from twisted.internet.interfaces import IProtocolNegotiationFactory
-from twisted.protocols.policies import ProtocolWrapper
 from twisted.web import http
 from zope.interface import implementer
 
 from .deadlines import DeadlineSweep
+from .draining import DrainingFactory
 from .errors import ApplicationError, IllegalTransition
 from .full_channels import FullChannelReporter, send_best_effort
-from .http_channel import HTTPChannel, NegotiatingChannel, NoPushProducer, connection_facts
+from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
+from .layer_health import LayerHealth
 from .outbox import Outbox
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .utils import parse_x_forwarded_for
+from .ws_handover import upgrade_to_websocket
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
 
 __all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]
@@ -48,6 +50,10 @@ except ImportError:
 _LETTER_TABLE = bytes((string.ascii_letters * 5)[:256], "ascii")
 
 
+# Retry-After (seconds) on a 503 for an unreachable layer or a stopping server.
+RETRY_AFTER = 5
+# LayerHealth activity of the request sends.
+SENDING = "sending http.request"
 # Seconds autobahn's handshake timer waits beyond the connect timeout (issue 14).
 HANDSHAKE_TIMEOUT_MARGIN = 3
 
@@ -219,6 +225,8 @@ class WebRequest(http.Request):
     def _request_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
         """The outcome of the ``http.request`` send (at once, or from the outbox's flush)."""
         if error is None:
+            if self.factory.layer_health.down:
+                self.factory.layer_health.ok(SENDING)
             body_channel = message.get("body_channel")
             if body_channel is not None:
                 self._body_pump = BodyPump(self, body_channel)
@@ -236,54 +244,33 @@ class WebRequest(http.Request):
                 503, b"Service Unavailable", "Request queue full.", close_connection=True
             )
             return
-        # D-27: anything else (the layer's MessageTooLarge, its backend unreachable) is a
-        # 500, as when `process` raised it.
-        logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
-        if self._response_state is ResponseState.WAITING:
+        if self._response_state is not ResponseState.WAITING:
+            return
+        if isinstance(error, self.factory.channel_layer.MessageTooLarge):
+            # D-27: as when `process` raised it.
+            logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
             self.basic_error(500, b"Internal Server Error", "HTTP processing error")
+            return
+        # The layer's backend is unreachable (Redis down): 503 with Retry-After is what
+        # proxies and clients act on, 500 was not (issue 14). Logged once per outage.
+        self.factory.layer_health.failed(SENDING, error)
+        self.basic_error(
+            503,
+            b"Service Unavailable",
+            "The channel layer is unreachable; try again shortly.",
+            retry_after=RETRY_AFTER,
+        )
 
     # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
 
     def _upgrade_to_websocket(self, query_string: bytes) -> None:
-        for name, _ in self.requestHeaders.getAllRawHeaders():
-            if b"_" in name:
-                # D-27: a handshake with "_" in a header name is refused outright.
-                self.basic_error(
-                    400,
-                    b"Bad Request",
-                    "Header names must not contain underscores.",
-                    close_connection=True,
-                )
-                return
-        protocol = self.factory.ws_factory.buildProtocol(self.transport.getPeer())
-        if not protocol:
-            logger.warning("Could not make WebSocket protocol")
-            self.basic_error(500, b"Internal Server Error", "Could not make WebSocket protocol")
-            return
-        protocol._raw_query_string = query_string
-        protocol.set_main_factory(self.factory)
-        channel = self.channel
-        transport, self.transport = self.transport, None
-        if isinstance(transport, ProtocolWrapper):
-            transport.wrappedProtocol = protocol  # TLS wraps the connection's protocol
-        else:
-            transport.protocol = protocol
-        pending = channel.hand_over(protocol)
-        if getattr(transport, "producer", None) is channel:
-            # autobahn unregisters "its" producer when it drops the connection.
-            transport.unregisterProducer()
-            transport.registerProducer(NoPushProducer(), True)
-        protocol.makeConnection(transport)
-        lines = [b"%s %s HTTP/1.1\r\n" % (self.method, self.uri)]
-        for name, values in self.requestHeaders.getAllRawHeaders():
-            lines.append(b"%s: %s\r\n" % (name, b",".join(values)))
-        lines.append(b"\r\n")
+        upgrade_to_websocket(self, query_string)
+
+    def handed_over(self) -> None:
+        """The connection now belongs to a WebSocket: this request is done (D-28)."""
         self.factory.reply_protocols.pop(self.reply_channel, None)
         self.reply_channel = None
         self._response_state = ResponseState.FINISHED
-        protocol.dataReceived(b"".join(lines) + self.content.read() + pending)
-        # Twisted pauses a channel's transport while a request is outstanding.
-        transport.resumeProducing()
 
     # -- response side (D-34, D-35) ------------------------------------------------
 
@@ -384,6 +371,9 @@ class WebRequest(http.Request):
             return
         if self._decoded_path is None:
             return
+        if factory.layer_health.down:
+            # A-89 drops it anyway; the outage is logged once already (issue 14).
+            return
         send_best_effort(
             factory.outbox,
             "http.disconnect",
@@ -396,6 +386,21 @@ class WebRequest(http.Request):
 
     def _cancel_timeout(self) -> None:
         self.factory.deadlines.cancel(self)
+
+    def waiting_for_response(self) -> bool:
+        return self._response_state is ResponseState.WAITING
+
+    def refuse_for_stop(self) -> None:
+        """D-17 step 4: the server stops before the application answered (issue 14)."""
+        if self._body_pump is not None:
+            self._body_pump.stop()
+        self.basic_error(
+            503,
+            b"Service Unavailable",
+            "The server is restarting; try again shortly.",
+            close_connection=True,
+            retry_after=RETRY_AFTER,
+        )
 
     def check_timeout(self) -> None:
         """503 when the application did not start a response in time (D-24)."""
@@ -411,12 +416,20 @@ class WebRequest(http.Request):
             )
 
     def basic_error(
-        self, status: int, status_text: bytes, body: str, *, close_connection: bool = False
+        self,
+        status: int,
+        status_text: bytes,
+        body: str,
+        *,
+        close_connection: bool = False,
+        retry_after: int | None = None,
     ) -> None:
         """Answer with a small HTML error page (D-32)."""
         title = "{} {}".format(status, status_text.decode("ascii"))
         page = self.error_template.format(title=title, body=body)
         headers = [(b"Content-Type", b"text/html; charset=utf-8")]
+        if retry_after is not None:
+            headers.append((b"Retry-After", str(retry_after).encode("ascii")))
         if close_connection:
             headers.append((b"Connection", b"close"))
             if self.channel is not None:
@@ -433,10 +446,12 @@ class WebRequest(http.Request):
 
 
 @implementer(IProtocolNegotiationFactory)
-class HTTPFactory(http.HTTPFactory):
+class HTTPFactory(DrainingFactory, http.HTTPFactory):
     """Builds HTTP connections and routes reply messages to them (D-18..D-25)."""
 
     protocol = None  # buildProtocol below makes the protocols
+    request_class = WebRequest
+    websocket_class = WebSocketProtocol
     # D-64: limits on the request head.
     max_header_size = 16384
     max_header_count = 100
@@ -471,6 +486,8 @@ class HTTPFactory(http.HTTPFactory):
         # Every layer send of every connection, batched per reactor tick (issue 9); the
         # outbox holds the layer (`channel_layer` below).
         self.outbox = Outbox(channel_layer, lambda: self.reactor)
+        # One ERROR per outage of the layer, one INFO when it is back (issue 14).
+        self.layer_health = LayerHealth(channel_layer)
         self.action_logger = action_logger
         self.send_channel = send_channel
         self.timeout = timeout
@@ -490,8 +507,6 @@ class HTTPFactory(http.HTTPFactory):
         self.websocket_connect_timeout = websocket_connect_timeout
         self.reply_protocols: dict[str, WebRequest | WebSocketProtocol] = {}
         self.http_channels: set[HTTPChannel] = set()
-        self.draining = False
-        self._drained = None
         # One timer for every WebSocket's connect/ping/lifetime deadline (D-24, D-43).
         self.deadlines = DeadlineSweep(lambda: self.reactor)
         self.ws_factory = WebSocketFactory(self, protocols=ws_protocols, server="Daphne")
@@ -539,6 +554,7 @@ class HTTPFactory(http.HTTPFactory):
     @channel_layer.setter
     def channel_layer(self, layer: Any) -> None:
         self.outbox.channel_layer = layer
+        self.layer_health = LayerHealth(layer)
 
     # -- connections ---------------------------------------------------------------
 
@@ -603,46 +619,3 @@ class HTTPFactory(http.HTTPFactory):
                 protocol.check_timeout()
             elif isinstance(protocol, WebSocketProtocol):
                 protocol.check_timeouts()
-
-    # -- graceful stop (D-17) ----------------------------------------------------
-
-    def in_flight_requests(self) -> list[WebRequest]:
-        return [
-            p
-            for p in self.reply_protocols.values()
-            if isinstance(p, WebRequest) and p.request_start is not None
-        ]
-
-    def websockets(self) -> list[WebSocketProtocol]:
-        return [p for p in self.reply_protocols.values() if isinstance(p, WebSocketProtocol)]
-
-    def start_drain(self, drained: Any) -> int:
-        """Begin D-17 steps 2-3; fire `drained` (a Deferred) when nothing is left."""
-        self.draining = True
-        self._drained = drained
-        for protocol in self.websockets():
-            protocol.close_going_away()
-        for channel in list(self.http_channels):
-            channel.drain()
-        count = len(self.in_flight_requests())
-        self.request_finished()
-        return count
-
-    def request_finished(self) -> None:
-        drained = self._drained
-        if drained is None or drained.called:
-            return
-        # Connections finish closing (their last bytes flushed) before the drain ends.
-        if not self.http_channels and not self.websockets():
-            self._drained = None
-            drained.callback(None)
-
-    def drop_all(self) -> None:
-        """D-17 step 4: drop every remaining connection."""
-        for protocol in list(self.reply_protocols.values()):
-            transport = protocol.transport
-            if transport is not None:
-                transport.abortConnection()
-        for channel in list(self.http_channels):
-            if channel.transport is not None:
-                channel.transport.abortConnection()

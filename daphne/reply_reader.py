@@ -15,7 +15,8 @@ that prefetches several entries per round trip, like asgi_redis on a ``!`` list,
 them in a local buffer) and hands the whole batch to the reactor with ONE
 `callFromThread`. Reader errors (a layer that lost its backend) are logged and
 retried after a growing delay of at most 1 s; the thread never exits on its own and
-never spins.
+never spins. An outage is logged once at ERROR naming the layer and once at INFO when
+it is over (`LayerHealth`, issue 14), not at every retry.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import threads
+
+from .layer_health import LayerHealth
 
 logger = logging.getLogger("daphne.server")
 
@@ -46,15 +49,25 @@ HAND_OVER_WAIT = 0.5
 Dispatch = Callable[[str, dict], None]
 Batch = list[tuple[str, dict]]
 
+RECEIVING = "trying to receive messages"
+
 
 class ThreadReader:
     """One thread blocking on the process prefix; the reactor gets batches (D-14 note)."""
 
-    def __init__(self, reactor: Any, channel_layer: Any, prefix: str, dispatch: Dispatch) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        channel_layer: Any,
+        prefix: str,
+        dispatch: Dispatch,
+        health: LayerHealth | None = None,
+    ) -> None:
         self.reactor = reactor
         self.channel_layer = channel_layer
         self.prefix = prefix
         self.dispatch = dispatch
+        self.health = health or LayerHealth(channel_layer)
         self.stopping = threading.Event()
         self._dispatched = threading.Event()
         self.thread = threading.Thread(target=self._run, name="daphne-reply-reader", daemon=True)
@@ -72,16 +85,19 @@ class ThreadReader:
         channels = [self.prefix]
         error_delay = ERROR_FIRST_DELAY
         empty_delay = 0.0
+        health = self.health
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
                 channel, message = receive(channels, block=True)
             except Exception as error:
-                # L-62.5: e.g. Redis is down. Log, wait, retry; never exit.
-                logger.error("Error trying to receive messages: %s", error)
+                # L-62.5: e.g. Redis is down. Log (once per outage), wait, retry; never exit.
+                health.failed(RECEIVING, error)
                 self.stopping.wait(error_delay)
                 error_delay = min(error_delay * 2, ERROR_MAX_DELAY)
                 continue
+            if health.down:
+                health.ok(RECEIVING)
             error_delay = ERROR_FIRST_DELAY
             if channel is None:
                 if time.monotonic() - started < EMPTY_FAST_RETURN:
@@ -122,7 +138,7 @@ class ThreadReader:
             except Exception as error:
                 # Hand over what was popped already (nothing accepted is lost); the
                 # blocking receive that follows meets the error again and backs off.
-                logger.error("Error trying to receive messages: %s", error)
+                self.health.failed(RECEIVING, error)
                 return
             if channel is None:
                 return
@@ -155,11 +171,19 @@ class ReactorReader:
     connect of a new receive.
     """
 
-    def __init__(self, reactor: Any, channel_layer: Any, prefix: str, dispatch: Dispatch) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        channel_layer: Any,
+        prefix: str,
+        dispatch: Dispatch,
+        health: LayerHealth | None = None,
+    ) -> None:
         self.reactor = reactor
         self.channel_layer = channel_layer
         self.prefix = prefix
         self.dispatch = dispatch
+        self.health = health or LayerHealth(channel_layer)
         self.stopping = False
         self._receive: Any = None
         self._retry: Any = None
@@ -167,12 +191,17 @@ class ReactorReader:
 
     @classmethod
     def open(
-        cls, reactor: Any, channel_layer: Any, prefix: str, dispatch: Dispatch
+        cls,
+        reactor: Any,
+        channel_layer: Any,
+        prefix: str,
+        dispatch: Dispatch,
+        health: LayerHealth | None = None,
     ) -> ReactorReader | None:
         """A started reader, or `None` when the layer cannot receive on a socket."""
         if not hasattr(channel_layer, "socket_receive"):
             return None
-        reader = cls(reactor, channel_layer, prefix, dispatch)
+        reader = cls(reactor, channel_layer, prefix, dispatch, health)
         try:
             reader._receive = channel_layer.socket_receive([prefix])
         except NotImplementedError:
@@ -214,8 +243,8 @@ class ReactorReader:
     # -- failures and reconnects ---------------------------------------------------------
 
     def _failed(self, error: BaseException) -> None:
-        # L-62.5: e.g. Redis is down. Log, wait, retry; never give up.
-        logger.error("Error trying to receive messages: %s", error)
+        # L-62.5: e.g. Redis is down. Log (once per outage), wait, retry; never give up.
+        self.health.failed(RECEIVING, error)
         self._close()
         if not self.stopping:
             self._retry = self.reactor.callLater(self._error_delay, self._reopen)
@@ -241,6 +270,7 @@ class ReactorReader:
             return
         self._receive = receive
         self.reactor.addReader(self)
+        self.health.ok(RECEIVING)
 
     def _close(self) -> None:
         receive, self._receive = self._receive, None

@@ -55,6 +55,9 @@ def build_endpoint_description_strings(
     return endpoints
 
 
+# Seconds the last step of a graceful stop waits for its 503 answers to be written.
+ANSWER_FLUSH_TIMEOUT = 1.0
+
 # Twisted's default accept queue is 50: a burst of 200 handshakes (issue 9, W4/W5)
 # overflows it and leaves clients to SYN retries a second later. The kernel caps
 # this at net.core.somaxconn.
@@ -166,6 +169,7 @@ class Server:
         self.reader = None
         self._stopping = None  # Deferred of a graceful stop in progress
         self._drain_timer = None
+        self._finishing = False
         # The first endpoint that could not listen; `run()` raises it (issue 14).
         self.listen_error: ListenFailed | None = None
         self._running = False
@@ -271,7 +275,11 @@ class Server:
     def backend_reader_sync(self) -> None:
         """Start the reader thread (D-14 as the note before it describes)."""
         self.reader = ThreadReader(
-            self.reactor, self.channel_layer, self.send_channel, self.factory.dispatch_reply
+            self.reactor,
+            self.channel_layer,
+            self.send_channel,
+            self.factory.dispatch_reply,
+            self.factory.layer_health,
         )
         self.reader.start()
 
@@ -284,7 +292,11 @@ class Server:
         reply (issue 9 profile); the D-14..D-16 note allows either.
         """
         self.reader = ReactorReader.open(
-            self.reactor, self.channel_layer, self.send_channel, self.factory.dispatch_reply
+            self.reactor,
+            self.channel_layer,
+            self.send_channel,
+            self.factory.dispatch_reply,
+            self.factory.layer_health,
         )
         if self.reader is None:
             self.backend_reader_sync()
@@ -352,10 +364,35 @@ class Server:
                 port.stopListening()
 
     def _finish_stop(self) -> None:
-        if self._stopping is None or self._stopping.called:
+        """D-17 step 4. Requests still waiting for the application get 503 (issue 14):
+        their connections close once that is written (bounded by `ANSWER_FLUSH_TIMEOUT`),
+        everything else is dropped at once."""
+        if self._stopping is None or self._stopping.called or self._finishing:
             return
+        self._finishing = True
         if self._drain_timer is not None and self._drain_timer.active():
             self._drain_timer.cancel()
+        factory = self.factory
+        closing = factory.answer_waiting()
+        if closing:
+            logger.info(
+                "Stopping: answered %d HTTP request%s still waiting for the application with 503",
+                len(closing),
+                "" if len(closing) == 1 else "s",
+            )
+        factory.drop_all(keep=closing)
+        if not closing:
+            self._stopped()
+            return
+        flushed = defer.Deferred()
+        timer = self.reactor.callLater(ANSWER_FLUSH_TIMEOUT, flushed.callback, None)
+        flushed.addCallback(lambda _: timer.cancel() if timer.active() else None)
+        flushed.addBoth(lambda _: self._stopped())
+        factory.notify_when_idle(flushed)
+
+    def _stopped(self) -> None:
+        if self._stopping.called:
+            return
         self.factory.drop_all()
         self._drain_outbox()
         self._stop_readers()

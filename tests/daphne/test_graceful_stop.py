@@ -24,6 +24,7 @@ def start_slow_request(port: int, seconds: float) -> tuple[threading.Thread, dic
             response = connection.getresponse()
             result["status"] = response.status
             result["connection"] = response.getheader("Connection")
+            result["retry_after"] = response.getheader("Retry-After")
             result["body"] = response.read()
         except (OSError, http.client.HTTPException) as error:
             result["error"] = error
@@ -62,15 +63,22 @@ def test_sigterm_drains_http_closes_websockets_1001_and_exits():
 
 
 @pytest.mark.slow
-def test_graceful_timeout_drops_what_is_left():
+def test_graceful_timeout_answers_waiting_requests_503():
+    """D-17 step 4, issue 14: a request the application did not answer in time gets
+    503 (with Retry-After and Connection: close) and one INFO line, not a dropped
+    connection."""
     with DaphneProcess("-p", "0", "--graceful-timeout", "1") as daphne:
         thread, result = start_slow_request(daphne.port, 30)
         daphne.wait_for("SLOW STARTED")
         daphne.signal(signal.SIGINT)
+        daphne.wait_for("Stopping: answered 1 HTTP request still waiting for the application")
         assert daphne.wait(timeout=20) == 0
         thread.join(timeout=10)
-        assert "status" not in result
-        assert isinstance(result.get("error"), (OSError, http.client.HTTPException))
+        assert result.get("status") == 503, result
+        assert b"restarting" in result["body"]
+        assert result["connection"] == "close"
+        assert result["retry_after"] == "5"
+        assert not [line for line in daphne.output if " ERROR " in line or " WARNING " in line]
 
 
 @pytest.mark.slow
@@ -83,4 +91,4 @@ def test_second_signal_stops_at_once():
         daphne.signal(signal.SIGTERM)
         assert daphne.wait(timeout=15) == 0
         thread.join(timeout=10)
-        assert "status" not in result
+        assert result.get("status") == 503, result  # step 4, reached at once

@@ -1,0 +1,86 @@
+"""One ERROR when the channel layer goes away, one INFO when it is back (issue 14).
+
+While Redis is down every receive and every request send fails; logging each failure
+(once a second, forever, naming no server) buries the one fact the operator needs:
+which layer, at which address, since when. `LayerHealth` logs the first failure of
+each activity ("trying to receive messages", "sending requests") at ERROR with the layer's
+description, stays quiet while it keeps failing, and logs INFO when it works again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["LayerHealth", "describe_layer", "redact_url"]
+
+logger = logging.getLogger("daphne.server")
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password (``redis://:secret@host`` → ``redis://***@host``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    netloc = f"{user}:***@{host}" if parts.password is not None else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def describe_layer(layer: Any) -> str:
+    """``module.Class`` of the layer, its alias if it has one, and its servers' URLs."""
+    kind = type(layer)
+    text = f"{kind.__module__}.{kind.__qualname__}"
+    alias = getattr(layer, "alias", None)
+    if isinstance(alias, str):
+        text += f" {alias!r}"
+    hosts = getattr(layer, "hosts", None)
+    if isinstance(hosts, (list, tuple)) and hosts:
+        text += " at " + ", ".join(redact_url(str(host)) for host in hosts)
+    return text
+
+
+class LayerHealth:
+    """Tracks whether each activity on the layer currently fails; logs the changes."""
+
+    def __init__(self, layer: Any, log: logging.Logger = logger) -> None:
+        self.description = describe_layer(layer)
+        self.log = log
+        self._failing: set[str] = set()
+        self._lock = threading.Lock()  # the reader thread and the reactor both report
+        # True while any activity fails: lets the hot path skip `ok` in one check.
+        self.down = False
+
+    def failed(self, activity: str, error: BaseException) -> None:
+        """`activity` failed with `error`; logged at ERROR only when it worked before.
+
+        Worded ``Error <activity>: <error> (...)``, so the reader's line still starts
+        as D-14 words it (``Error trying to receive messages: ...``).
+        """
+        with self._lock:
+            if activity in self._failing:
+                return
+            self._failing.add(activity)
+            self.down = True
+        self.log.error(
+            "Error %s: %s (channel layer %s is unreachable; retrying, and logging again "
+            "only when it is back)",
+            activity,
+            error,
+            self.description,
+        )
+
+    def ok(self, activity: str) -> None:
+        """`activity` worked; logged at INFO when it had failed."""
+        with self._lock:
+            if activity not in self._failing:
+                return
+            self._failing.discard(activity)
+            self.down = bool(self._failing)
+        self.log.info("Channel layer %s is reachable again (%s works)", self.description, activity)
