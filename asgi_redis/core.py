@@ -103,6 +103,7 @@ import redis
 from channels.layers.base import BaseChannelLayer, FullSkipReporter, ReceiveFailed
 
 from . import scripts
+from .announcements import RedisAnnouncements
 from .buffer import PrefetchBuffer
 from .codec import Codec, build_fernet
 from .entries import bundle_header, decode_entry, header_for
@@ -155,7 +156,7 @@ class _Delivery:
     args: list[Any] = field(default_factory=list)
 
 
-class RedisChannelLayer(BaseChannelLayer):
+class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
     """ASGI-1 channel layer on Redis, sharded over `hosts` (L-18)."""
 
     extensions = ["groups", "flush", "statistics", "twisted", "asyncio"]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .announce import announcing
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
 from .message import Entry, Message, pending_message_store
@@ -138,7 +139,10 @@ class Worker:
             logger.error("No channels to listen on: the routing and the channel filters leave none")
             return
         logger.info("Listening on channels %s", ", ".join(sorted(channels)))
-        self.receive_loop(channels, self.handle)
+        # Issue 14: the layer learns what the workers route (daphne skips unrouted
+        # http.disconnect messages).
+        with announcing(self.channel_layer, channels):
+            self.receive_loop(channels, self.handle)
 
     def receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         """Block on `channels` and pass each message to `handle` until stopped (C-31).

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .announcements import LocalAnnouncements
 from .base import BaseChannelLayer, FullSkipReporter
 
 __all__ = ["ChannelLayer", "channel_layer"]
@@ -50,7 +51,7 @@ class _Counters:
     touched: float = field(default_factory=time.monotonic)
 
 
-class ChannelLayer(BaseChannelLayer):
+class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
     """In-memory layer for one process (L-8). Thread-safe."""
 
     extensions = ["groups", "flush", "statistics"]
