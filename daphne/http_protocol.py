@@ -27,6 +27,7 @@ from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
 from .layer_health import LayerHealth
 from .outbox import Outbox
 from .request_body import BODY_CHUNK_SIZE, BodyPump
+from .routed import RoutedChannels
 from .utils import parse_x_forwarded_for
 from .ws_handover import upgrade_to_websocket
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
@@ -371,8 +372,9 @@ class WebRequest(http.Request):
             return
         if self._decoded_path is None:
             return
-        if factory.layer_health.down:
-            # A-89 drops it anyway; the outage is logged once already (issue 14).
+        if factory.layer_health.down or not factory.routed.http_disconnect:
+            # Issue 14: nothing would consume it (the workers announced their routing),
+            # or the layer is unreachable and A-89 drops it anyway (logged once).
             return
         send_best_effort(
             factory.outbox,
@@ -488,6 +490,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         self.outbox = Outbox(channel_layer, lambda: self.reactor)
         # One ERROR per outage of the layer, one INFO when it is back (issue 14).
         self.layer_health = LayerHealth(channel_layer)
+        # Whether workers route http.disconnect; `Server` keeps it up to date.
+        self.routed = RoutedChannels(channel_layer)
         self.action_logger = action_logger
         self.send_channel = send_channel
         self.timeout = timeout
@@ -555,6 +559,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     def channel_layer(self, layer: Any) -> None:
         self.outbox.channel_layer = layer
         self.layer_health = LayerHealth(layer)
+        self.routed = RoutedChannels(layer)
 
     # -- connections ---------------------------------------------------------------
 

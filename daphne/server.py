@@ -246,6 +246,7 @@ class Server:
         else:
             logger.info("Using busy-loop synchronous mode on channel layer")
             self.reactor.callWhenRunning(self.backend_reader_sync)
+        self.reactor.callWhenRunning(self.factory.routed.start, self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_readers)
         # Sends queued in the last tick (disconnects of dropped connections) still go out.
         self.reactor.addSystemEventTrigger("before", "shutdown", self._drain_outbox)
@@ -312,6 +313,8 @@ class Server:
     def _stop_readers(self) -> None:
         if self.reader is not None:
             self.reader.stop()
+        if self.factory is not None:
+            self.factory.routed.stop()
 
     def _drain_outbox(self) -> None:
         if self.factory is not None:

@@ -149,8 +149,7 @@ class LiveServer:
                 if port is not None and hasattr(port, "stopListening"):
                     stopped.append(defer.maybeDeferred(port.stopListening))
             self.server.factory.drop_all()
-            if self.server.reader is not None:
-                self.server.reader.stop()
+            self.server._stop_readers()  # the reply reader and the routing refresh
             return defer.gatherResults(stopped)
 
         for sock in self.sockets:
