@@ -26,6 +26,9 @@ class RoutedChannels:
     """The cached answer to "does any worker listen on http.disconnect?"."""
 
     refresh_interval = 5.0
+    # While no worker has announced (daphne started first, as runserver does), ask
+    # more often, so the unconsumed channel does not fill up in the meantime.
+    unknown_refresh_interval = 1.0
 
     def __init__(self, channel_layer: Any) -> None:
         self.channel_layer = channel_layer
@@ -34,6 +37,7 @@ class RoutedChannels:
         self._reactor: Any = None
         self._call: Any = None
         self._stopped = False
+        self._known = False
 
     def start(self, reactor: Any) -> None:
         """Refresh now and every `refresh_interval` s, if the layer can tell at all."""
@@ -61,6 +65,7 @@ class RoutedChannels:
 
     def update(self, announced: frozenset[str] | None) -> None:
         """Take the layer's answer (None: no worker announced anything)."""
+        self._known = announced is not None
         wanted = announced is None or "http.disconnect" in announced
         if wanted != self.http_disconnect:
             logger.debug(
@@ -75,4 +80,5 @@ class RoutedChannels:
 
     def _schedule(self, _: Any) -> None:
         if not self._stopped and self._reactor.running:
-            self._call = self._reactor.callLater(self.refresh_interval, self._refresh)
+            interval = self.refresh_interval if self._known else self.unknown_refresh_interval
+            self._call = self._reactor.callLater(interval, self._refresh)
