@@ -24,13 +24,14 @@ from .draining import DrainingFactory
 from .errors import ApplicationError, IllegalTransition
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
-from .layer_health import LayerHealth
+from .layer_health import HealthReporter, LayerHealth
 from .outbox import Outbox
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .routed import RoutedChannels
 from .utils import parse_x_forwarded_for
 from .ws_handover import upgrade_to_websocket
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
+from .ws_protocol import full_channels as ws_full_channels
 
 __all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]
 
@@ -55,6 +56,7 @@ _LETTER_TABLE = bytes((string.ascii_letters * 5)[:256], "ascii")
 RETRY_AFTER = 5
 # LayerHealth activity of the request sends.
 SENDING = "sending http.request"
+WS_SENDING = "sending WebSocket messages"
 # Seconds autobahn's handshake timer waits beyond the connect timeout (issue 14).
 HANDSHAKE_TIMEOUT_MARGIN = 3
 
@@ -372,16 +374,16 @@ class WebRequest(http.Request):
             return
         if self._decoded_path is None:
             return
-        if factory.layer_health.down or not factory.routed.http_disconnect:
+        if not factory.routed.http_disconnect or factory.layer_health.failing(SENDING):
             # Issue 14: nothing would consume it (the workers announced their routing),
-            # or the layer is unreachable and A-89 drops it anyway (logged once).
+            # or requests cannot reach the layer and A-89 drops it anyway (logged once).
             return
         send_best_effort(
             factory.outbox,
             "http.disconnect",
             {"reply_channel": self.reply_channel, "path": self._decoded_path},
             "dropped a disconnect",
-            full_channels,
+            factory.http_reporter,
         )
 
     # -- timeouts and errors -------------------------------------------------------
@@ -488,10 +490,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         # Every layer send of every connection, batched per reactor tick (issue 9); the
         # outbox holds the layer (`channel_layer` below).
         self.outbox = Outbox(channel_layer, lambda: self.reactor)
-        # One ERROR per outage of the layer, one INFO when it is back (issue 14).
-        self.layer_health = LayerHealth(channel_layer)
-        # Whether workers route http.disconnect; `Server` keeps it up to date.
-        self.routed = RoutedChannels(channel_layer)
+        self._watch_layer(channel_layer)
         self.action_logger = action_logger
         self.send_channel = send_channel
         self.timeout = timeout
@@ -558,7 +557,14 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     @channel_layer.setter
     def channel_layer(self, layer: Any) -> None:
         self.outbox.channel_layer = layer
+        self._watch_layer(layer)
+
+    def _watch_layer(self, layer: Any) -> None:
+        # One ERROR per outage of the layer, one INFO when it is back (issue 14).
         self.layer_health = LayerHealth(layer)
+        self.http_reporter = HealthReporter(full_channels, self.layer_health, SENDING)
+        self.ws_reporter = HealthReporter(ws_full_channels, self.layer_health, WS_SENDING)
+        # Whether workers route http.disconnect; `Server` keeps it up to date.
         self.routed = RoutedChannels(layer)
 
     # -- connections ---------------------------------------------------------------

@@ -14,7 +14,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["LayerHealth", "describe_layer", "redact_url"]
+__all__ = ["HealthReporter", "LayerHealth", "describe_layer", "redact_url"]
 
 logger = logging.getLogger("daphne.server")
 
@@ -76,6 +76,9 @@ class LayerHealth:
             self.description,
         )
 
+    def failing(self, activity: str) -> bool:
+        return activity in self._failing
+
     def ok(self, activity: str) -> None:
         """`activity` worked; logged at INFO when it had failed."""
         with self._lock:
@@ -84,3 +87,33 @@ class LayerHealth:
             self._failing.discard(activity)
             self.down = bool(self._failing)
         self.log.info("Channel layer %s is reachable again (%s works)", self.description, activity)
+
+
+class HealthReporter:
+    """A `FullChannelReporter` stand-in for `send_best_effort` and the protocols: full
+    channels still go to `reporter` (merged warnings, A-89), but a layer that cannot
+    reach its backend goes to `health` (one ERROR per outage) under `activity`."""
+
+    __slots__ = ("reporter", "health", "activity")
+
+    def __init__(self, reporter: Any, health: LayerHealth, activity: str) -> None:
+        self.reporter = reporter
+        self.health = health
+        self.activity = activity
+
+    def recently_full(self, channel: str) -> bool:
+        return self.reporter.recently_full(channel)
+
+    def found_full(self, channel: str) -> None:
+        self.reporter.found_full(channel)
+
+    def full(self, channel: str, what: str) -> None:
+        self.reporter.full(channel, what)
+
+    def failed(self, channel: str, what: str, error: BaseException) -> None:
+        self.health.failed(self.activity, error)
+
+    def worked(self) -> None:
+        """A send of this activity worked: INFO if the layer had been reported down."""
+        if self.health.down:
+            self.health.ok(self.activity)

@@ -186,7 +186,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         """The outcome of the first ``websocket.connect`` send."""
         self._in_flight -= 1
         if error is None:
-            pass
+            self.main_factory.ws_reporter.worked()
         elif isinstance(error, self.channel_layer.ChannelFull):
             # A-89: the outcome of a full connect channel is 503, but a burst of
             # handshakes drains within milliseconds, so wait for room first (up to the
@@ -197,7 +197,9 @@ class WebSocketProtocol(WebSocketServerProtocol):
             if self._socket_state is SocketState.CONNECTING and not self.handshake_deferred.called:
                 self._refuse_connect("Channel layer unavailable", error)
             else:
-                full_channels.failed("websocket.connect", "refused a handshake with 503", error)
+                self.main_factory.ws_reporter.failed(
+                    "websocket.connect", "refused a handshake with 503", error
+                )
         self._settled()
 
     def _start_connect_retry(self) -> None:
@@ -238,7 +240,9 @@ class WebSocketProtocol(WebSocketServerProtocol):
         if error is None:
             full_channels.full("websocket.connect", "refused a handshake with 503")
         else:
-            full_channels.failed("websocket.connect", "refused a handshake with 503", error)
+            self.main_factory.ws_reporter.failed(
+                "websocket.connect", "refused a handshake with 503", error
+            )
         self.handshake_deferred.errback(ConnectionDeny(503, reason))
         self.cleanup()
 
@@ -318,7 +322,9 @@ class WebSocketProtocol(WebSocketServerProtocol):
             else:  # the layer's backend errors have no common base class
                 # The layer lost its backend (Redis restarting, L-62): hold the frames
                 # and retry, so a short outage closes no socket.
-                full_channels.failed(channel, "holding frames until the layer is back", error)
+                self.main_factory.ws_reporter.failed(
+                    channel, "holding frames until the layer is back", error
+                )
                 self._hold(channel, message, BACKEND_GIVE_UP)
         self._settled()
 
@@ -340,7 +346,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
             "websocket.disconnect",
             message,
             "dropped a disconnect",
-            full_channels,
+            self.main_factory.ws_reporter,
         )
 
     def _hold(self, channel: str, message: dict, give_up_after: float) -> None:
@@ -365,7 +371,9 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 return
             except Exception as error:  # ChannelFull, or the backend is still away
                 if not isinstance(error, layer.ChannelFull):
-                    full_channels.failed(channel, "holding frames until the layer is back", error)
+                    self.main_factory.ws_reporter.failed(
+                        channel, "holding frames until the layer is back", error
+                    )
                 if self._now() >= self._retry_deadline:
                     self._give_up_pending()
                     return
@@ -376,6 +384,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
             self._retry_deadline = self._now() + self._give_up_after
             self._retry_delay = RETRY_FIRST_DELAY
         self._pending = None
+        self.main_factory.ws_reporter.worked()  # INFO if the layer had been reported down
         if self.transport is not None and self._socket_state is SocketState.OPEN:
             self.transport.resumeProducing()
 

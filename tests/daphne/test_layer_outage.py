@@ -9,6 +9,7 @@ import http.client
 import time
 
 import pytest
+import websocket
 
 from asgi_redis import RedisChannelLayer
 from daphne.layer_health import describe_layer, redact_url
@@ -47,14 +48,18 @@ def test_outage_gives_503_and_one_error_then_one_info(tmp_path, redis_server, mo
     options = ["--force-sync"] if mode == "thread-reader" else []
     worker = Responder(
         RedisChannelLayer(hosts=[redis_server.url]),
-        ["http.request"],
+        ["http.request", "websocket.connect", "websocket.receive"],
         echo_worker,
         survive_layer_errors=True,
     ).start()
     daphne = DaphneOnRedis(tmp_path, redis_server.url, *options)
     try:
         assert get(daphne.port, "/before/").status == 200
+        ws = websocket.create_connection(f"ws://127.0.0.1:{daphne.port}/ws/", timeout=30)
+        ws.send("before")
+        assert ws.recv() == "before"
         redis_server.kill()
+        ws.send("held")  # held by daphne until the layer is back (L-62)
         # Requests during the outage, for long enough that the reader retried often.
         statuses = set()
         retry_after = set()
@@ -69,6 +74,8 @@ def test_outage_gives_503_and_one_error_then_one_info(tmp_path, redis_server, mo
         deadline = time.monotonic() + 30
         while get(daphne.port, "/after/").status != 200:
             assert time.monotonic() < deadline, "".join(daphne.stderr)
+        assert ws.recv() == "held"
+        ws.close()
         deadline = time.monotonic() + 30
         while not any("reachable again (trying to receive" in x for x in daphne.stderr):
             assert time.monotonic() < deadline, "".join(daphne.stderr)
@@ -77,13 +84,14 @@ def test_outage_gives_503_and_one_error_then_one_info(tmp_path, redis_server, mo
         daphne.close()
         worker.stop()
     errors = [line for line in daphne.stderr if " ERROR " in line]
-    assert len(errors) == 2, "".join(daphne.stderr)
+    assert len(errors) == 3, "".join(daphne.stderr)
     for line in errors:
         assert f"RedisChannelLayer at {redis_server.url} is unreachable" in line
     assert {"Error trying to receive messages: " in e for e in errors} == {True, False}
     assert {"Error sending http.request: " in e for e in errors} == {True, False}
+    assert {"Error sending WebSocket messages: " in e for e in errors} == {True, False}
     infos = [line for line in daphne.stderr if "is reachable again" in line]
-    assert len(infos) == 2, "".join(daphne.stderr)
+    assert len(infos) == 3, "".join(daphne.stderr)
     # asgi_redis's own one line per shard outage (L-62.4) is the only warning.
     warnings = [line for line in daphne.stderr if " WARNING " in line]
     assert len(warnings) <= 1 and all("Redis shard 0" in x for x in warnings), warnings
