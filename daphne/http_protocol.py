@@ -21,6 +21,7 @@ from zope.interface import implementer
 
 from .deadlines import DeadlineSweep
 from .draining import DrainingFactory
+from .error_page import ERROR_TEMPLATE
 from .errors import ApplicationError, IllegalTransition
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
@@ -29,7 +30,7 @@ from .outbox import Outbox
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .routed import RoutedChannels
 from .utils import parse_x_forwarded_for
-from .ws_handover import upgrade_to_websocket
+from .ws_handover import handshake_timeout, upgrade_to_websocket
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
 from .ws_protocol import full_channels as ws_full_channels
 
@@ -57,8 +58,6 @@ RETRY_AFTER = 5
 # LayerHealth activity of the request sends.
 SENDING = "sending http.request"
 WS_SENDING = "sending WebSocket messages"
-# Seconds autobahn's handshake timer waits beyond the connect timeout (issue 14).
-HANDSHAKE_TIMEOUT_MARGIN = 3
 
 
 def _letters(count: int) -> str:
@@ -83,15 +82,7 @@ _RESPONSE_TRANSITIONS = {
 class WebRequest(http.Request):
     """One HTTP request: sends ``http.request`` and writes the reply messages (D-26..D-37)."""
 
-    error_template = (
-        "<html><head><title>{title}</title>"
-        "<style>body {{ font-family: sans-serif; margin: 0; padding: 0; }}"
-        " h1 {{ padding: 0.6em 0 0.2em 20px; color: #896868; margin: 0; }}"
-        " p {{ padding: 0 0 0.3em 20px; margin: 0; }}"
-        " footer {{ padding: 1em 0 0.3em 20px; color: #999; font-size: 80%;"
-        " font-style: italic; }}</style></head>"
-        "<body><h1>{title}</h1><p>{body}</p><footer>Daphne</footer></body></html>"
-    )
+    error_template = ERROR_TEMPLATE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -538,17 +529,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
             self.ws_factory.openHandshakeTimeout = self.autobahn_handshake_timeout()
 
     def autobahn_handshake_timeout(self) -> float:
-        """autobahn's opening-handshake timeout: never before the connect timeout.
-
-        autobahn drops a handshake still open after it (no HTTP answer, a bare 1006 in
-        the browser); the application's decision is bounded by
-        `websocket_connect_timeout` instead, which answers 403 (issue 14; D-43 took the
-        smaller of the two). The margin covers the deadline sweep's 1 s resolution.
-        """
-        return max(
-            self.websocket_handshake_timeout,
-            self._websocket_connect_timeout + HANDSHAKE_TIMEOUT_MARGIN,
-        )
+        return handshake_timeout(self.websocket_handshake_timeout, self.websocket_connect_timeout)
 
     @property
     def channel_layer(self) -> Any:

@@ -14,9 +14,23 @@ from twisted.protocols.policies import ProtocolWrapper
 
 from .http_channel import NoPushProducer
 
-__all__ = ["upgrade_to_websocket"]
+__all__ = ["handshake_timeout", "upgrade_to_websocket"]
 
 logger = logging.getLogger("daphne.http_protocol")
+
+# Seconds autobahn's handshake timer waits beyond the connect timeout (issue 14).
+HANDSHAKE_TIMEOUT_MARGIN = 3
+
+
+def handshake_timeout(autobahn_timeout: float, connect_timeout: float) -> float:
+    """autobahn's opening-handshake timeout: never before the connect timeout.
+
+    autobahn drops a handshake still open after it (no HTTP answer, a bare 1006 in the
+    browser); the application's decision is bounded by ``websocket_connect_timeout``
+    instead, which answers 403 (issue 14; D-43 took the smaller of the two). The margin
+    covers the deadline sweep's 1 s resolution.
+    """
+    return max(autobahn_timeout, connect_timeout + HANDSHAKE_TIMEOUT_MARGIN)
 
 
 def upgrade_to_websocket(request: Any, query_string: bytes) -> None:
