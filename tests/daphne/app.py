@@ -36,6 +36,8 @@ def _answer_slow(reply: str, seconds: float) -> None:
 
 def _worker() -> None:
     channels = ["http.request", "websocket.connect", "websocket.receive"]
+    # As a real worker does (issue 14): nobody here consumes http.disconnect.
+    channel_layer.announce_channels("tests.daphne.app", channels, 24 * 3600)
     while True:
         channel, message = channel_layer.receive(channels, block=True)
         if channel is None:
