@@ -80,6 +80,9 @@ class ChannelAnnouncer:
                     channels = sorted(self._channels)
                     if not channels:
                         self._thread = None  # the next `add` starts a new thread
+                        # Forget the layer (the registry would keep every layer alive).
+                        if self._registry.get(id(self.layer)) is self:
+                            del self._registry[id(self.layer)]
                 try:
                     self.layer.announce_channels(self.announcer, channels, self.ttl)
                 except Exception as error:  # the backend is down: next refresh retries

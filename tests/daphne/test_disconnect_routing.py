@@ -19,6 +19,7 @@ import redis
 from twisted.test import proto_helpers
 
 from channels import route
+from channels.announce import ChannelAnnouncer
 from channels.asgi import ChannelLayerWrapper
 from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
@@ -160,3 +161,13 @@ def test_daphne_on_redis_follows_the_workers_routing(tmp_path, redis_server, rou
         daphne.close()
         client.close()
     assert not [line for line in daphne.stderr if " WARNING " in line or " ERROR " in line]
+
+
+def test_stopped_workers_leave_no_announcer_behind():
+    layer = ChannelLayer()
+    layer.blocking_timeout = 0.1
+    with running_worker(layer, [route("http.request", lambda message: None)]):
+        wait_for(lambda: layer.announced_channels() is not None)
+        assert ChannelAnnouncer.for_layer(layer) is ChannelAnnouncer.for_layer(layer)
+    wait_for(lambda: id(layer) not in ChannelAnnouncer._registry)
+    assert layer.announced_channels() is None
