@@ -11,8 +11,10 @@ settings are only read when the project's module already imported them.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
+import pkgutil
 import sys
 from typing import Any
 
@@ -58,10 +60,27 @@ def _layer_aliases() -> list[str] | None:
     return sorted(layers) if isinstance(layers, dict) else None
 
 
+def _module_hint(module_path: str, error: ImportError) -> str:
+    """``; did you mean x.y?`` when `module_path` itself is missing and a sibling module
+    has a close name (found without importing anything)."""
+    if not isinstance(error, ModuleNotFoundError) or error.name != module_path:
+        return ""
+    package, _, name = module_path.rpartition(".")
+    try:
+        search = importlib.import_module(package).__path__ if package else sys.path
+    except Exception:  # the package itself is missing or broken: nothing to suggest
+        return ""
+    siblings = [info.name for info in pkgutil.iter_modules(search)]
+    close = difflib.get_close_matches(name, siblings, n=1)
+    if not close:
+        return ""
+    return f"; did you mean {package + '.' if package else ''}{close[0]}?"
+
+
 def _import_error(path: str, module_path: str, error: Exception) -> LayerLoadError:
     text = f"cannot load channel layer {path!r}: {type(error).__name__}: {error}"
     if isinstance(error, ImportError):
-        text = f"cannot load channel layer {path!r}: {error}"
+        text = f"cannot load channel layer {path!r}: {error}{_module_hint(module_path, error)}"
     elif isinstance(error, KeyError):
         # channels' get_channel_layer("alias") with an alias CHANNEL_LAYERS lacks.
         aliases = _layer_aliases()

@@ -115,6 +115,11 @@ def test_misspelled_alias_names_the_aliases_that_exist(project):
     assert "get_channel_layer()" in line
 
 
+def test_misspelled_module_suggests_the_one_that_exists(project):
+    line = daphne_in(project, "myproject.asgii:channel_layer")
+    assert line.endswith("No module named 'myproject.asgii'; did you mean myproject.asgi?")
+
+
 def test_module_without_colon_suggests_the_attribute(project):
     line = daphne_in(project, "myproject.good")
     assert line.endswith("did you mean myproject.good:channel_layer?")
