@@ -14,11 +14,13 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
+from .log import describe_layer
 from .message import Entry, Message, pending_message_store
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing
@@ -43,6 +45,42 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = self.first
+
+
+class LayerHealth:
+    """Whether receiving from a layer fails, shared by every worker on that layer, so
+    an outage is logged once (ERROR) and its end once (INFO) per process, not once per
+    thread (L-62, issue 14)."""
+
+    _by_layer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    _registry_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failing = False
+
+    @classmethod
+    def of(cls, layer: Any) -> LayerHealth:
+        with cls._registry_lock:
+            try:
+                health = cls._by_layer.get(layer)
+                if health is None:
+                    health = cls._by_layer[layer] = cls()
+            except TypeError:  # not weak-referenceable: this worker's own
+                health = cls()
+        return health
+
+    def failed(self) -> bool:
+        """Record a failure; True if it starts an outage."""
+        with self._lock:
+            started, self._failing = not self._failing, True
+        return started
+
+    def recovered(self) -> bool:
+        """Record a success; True if it ends an outage."""
+        with self._lock:
+            ended, self._failing = self._failing, False
+        return ended
 
 
 class Worker:
@@ -85,6 +123,8 @@ class Worker:
         # only the receive loop does (`handle` called alone flushes them as ever).
         self._hands_over_replies = hasattr(channel_layer, "send_many")
         self._looping = False
+        # Whether run() logs "Listening on channels": once per group (issue 14).
+        self.announce = True
 
     # -- setup --------------------------------------------------------------
 
@@ -137,7 +177,8 @@ class Worker:
             # Receiving on nothing returns at once: the loop would only spin.
             logger.error("No channels to listen on: the routing and the channel filters leave none")
             return
-        logger.info("Listening on channels %s", ", ".join(sorted(channels)))
+        if self.announce:
+            logger.info("Listening on channels %s", ", ".join(sorted(channels)))
         self.receive_loop(channels, self.handle)
 
     def receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
@@ -157,6 +198,7 @@ class Worker:
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
         outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
+        health = LayerHealth.of(self.channel_layer)
         failing = False
         while not self.termed:
             started = time.monotonic()
@@ -172,17 +214,21 @@ class Worker:
                 # routing, A-13): a bug to report, not an outage to wait out.
                 raise
             except Exception as error:  # any backend failure (L-62)
-                if not failing:
+                if not failing and health.failed():
                     logger.error(
-                        "Cannot receive from channel layer %s: %s; retrying",
-                        self.channel_layer,
+                        "Cannot receive from channel layer %s: %s. Retrying until it answers.",
+                        describe_layer(self.channel_layer),
                         error,
                     )
-                    failing = True
+                failing = True
                 self._stop.wait(outage.next())
                 continue
             if failing:
-                logger.info("Receiving from channel layer %s works again", self.channel_layer)
+                if health.recovered():
+                    logger.info(
+                        "Receiving from channel layer %s works again",
+                        describe_layer(self.channel_layer),
+                    )
                 failing = False
                 outage.reset()
             if channel is None:
@@ -361,6 +407,8 @@ class WorkerGroup(Worker):
         super().__init__(*args, **kwargs)
         sub_kwargs = dict(kwargs, signal_handlers=False)
         self.workers = [Worker(*args, **sub_kwargs) for _ in range(n_threads - 1)]
+        for worker in self.workers:
+            worker.announce = False  # one "Listening on channels" line, the group's
         self.threads: list[threading.Thread] = []
         self._signals_seen = 0
 
@@ -406,5 +454,8 @@ class WorkerGroup(Worker):
                 thread.join()
 
 
-class _GroupStopping(Exception):
-    """Raised by the group's signal handler to leave the main thread's receive."""
+class _GroupStopping(BaseException):
+    """Raised by the group's signal handler to leave the main thread's receive.
+
+    Not an `Exception`: the receive loop takes those for a layer outage, and a clean
+    stop would be logged as one (an ERROR with an empty reason, issue 14)."""

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
+import os
 import sys
 import threading
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.management import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
-from django.core.servers.basehttp import WSGIServer
+from django.db import connections
 from django.utils import autoreload
 
 from channels import DEFAULT_CHANNEL_LAYER
-from channels.asgi import channel_layers
+from channels.asgi import InvalidChannelLayerError, channel_layers
+from channels.checks import misspelt_settings
 from channels.handler import ViewConsumer
 from channels.log import setup_logger
 from channels.management.commands.runworker import load_layer
@@ -25,12 +29,33 @@ from channels.worker import Worker
 # C-79: one worker thread per request in flight is enough for development.
 WORKER_THREADS = 4
 
+# Django's runserver words for a port it cannot listen on (issue 14).
+LISTEN_ERRORS = {
+    errno.EACCES: "You don't have permission to access that port.",
+    errno.EADDRINUSE: "That port is already in use.",
+    errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
+}
+
+
+class _DaphneServer:
+    """`Command.server_cls`: ``daphne.server.Server`` (C-79), imported on first access.
+
+    Importing daphne's server installs Twisted's reactor, which no process that merely
+    loads this module (every Django process does, through C-6) should do. Tests and
+    projects replace the attribute (``mock.patch("...runserver.Command.server_cls")``),
+    and assigning it on an instance (the WSGI fallback) shadows it as any class
+    attribute.
+    """
+
+    def __get__(self, instance: Any, owner: type | None = None) -> type:
+        from daphne.server import Server
+
+        return Server
+
 
 class Command(RunserverCommand):
     protocol = "http"
-    # The ASGI server class; None means daphne.server.Server, imported only when the
-    # server starts because importing it installs Twisted's reactor.
-    asgi_server_cls: type | None = None
+    server_cls = _DaphneServer()
 
     def add_arguments(self, parser: Any) -> None:
         super().add_arguments(parser)
@@ -74,22 +99,58 @@ class Command(RunserverCommand):
 
     def inner_run(self, *args: Any, **options: Any) -> None:
         autoreload.raise_last_exception()
-        if not options.get("use_asgi", True) or DEFAULT_CHANNEL_LAYER not in channel_layers:
+        fallback = None if options.get("use_asgi", True) else "--noasgi"
+        if fallback is None and not self._has_default_layer():
+            fallback = self._no_layer_reason()
+            # One line saying why WebSockets will get 404 (issue 14).
+            self.stderr.write(
+                f"{fallback}: running Django's plain WSGI server; WebSocket requests will "
+                f"get 404. Configure CHANNEL_LAYERS['{DEFAULT_CHANNEL_LAYER}'] to run Channels."
+            )
+        if fallback is not None:
             # Plain Django: restore its WSGI server class and run its loop.
-            self.server_cls = WSGIServer
+            self.server_cls = RunserverCommand.server_cls
             return RunserverCommand.inner_run(self, *args, **options)
-        self.channel_layer = load_layer(DEFAULT_CHANNEL_LAYER)
-        self.channel_layer.router.check_default(http_consumer=self.get_consumer(**options))
         if not options.get("skip_checks"):
+            # Before the layer is built: a bad CHANNEL_LAYERS is explained by the
+            # channels.* checks rather than by the first error building it hits.
             self.stdout.write("Performing system checks...\n\n")
             self.check(display_num_errors=True)
+        self.channel_layer = load_layer(DEFAULT_CHANNEL_LAYER)
+        self.channel_layer.router.check_default(http_consumer=self.get_consumer(**options))
         self.check_migrations()
+        for connection in connections.all(initialized_only=True):
+            connection.close()
         self._print_banner(options)
         if options.get("run_worker", True):
             count = WORKER_THREADS if options.get("use_threading", True) else 1
-            for _ in range(count):
-                WorkerThread(self.channel_layer, self.logger).start()
+            for index in range(count):
+                WorkerThread(self.channel_layer, self.logger, announce=index == 0).start()
         self._run_server(options)
+
+    @staticmethod
+    def _has_default_layer() -> bool:
+        try:
+            return DEFAULT_CHANNEL_LAYER in channel_layers
+        except InvalidChannelLayerError as error:  # CHANNEL_LAYERS is not a dict (C-88)
+            raise CommandError(str(error)) from error
+
+    @staticmethod
+    def _no_layer_reason() -> str:
+        """Why there is no default layer, in a few words, for the fallback line."""
+        configs = getattr(settings, "CHANNEL_LAYERS", None)
+        if configs:
+            return (
+                f"CHANNEL_LAYERS has no {DEFAULT_CHANNEL_LAYER!r} layer "
+                f"(only {', '.join(repr(alias) for alias in configs)})"
+            )
+        misspelt = misspelt_settings()
+        if misspelt:
+            wrong, right = misspelt[0]
+            return f"CHANNEL_LAYERS is not set ({wrong} is; did you mean {right}?)"
+        if configs is None:
+            return "CHANNEL_LAYERS is not set"
+        return "CHANNEL_LAYERS is empty"
 
     def _print_banner(self, options: dict[str, Any]) -> None:
         addr = f"[{self.addr}]" if self._raw_ipv6 else self.addr
@@ -105,12 +166,11 @@ class Command(RunserverCommand):
 
     def _run_server(self, options: dict[str, Any]) -> None:
         # Imported here: daphne is only needed when this server actually runs.
-        from daphne.server import Server, build_endpoint_description_strings
+        from daphne.server import build_endpoint_description_strings
 
-        server_cls = self.asgi_server_cls or Server
         endpoints = build_endpoint_description_strings(host=self.addr, port=int(self.port))
         try:
-            server_cls(
+            server = self.server_cls(
                 channel_layer=self.channel_layer,
                 endpoints=endpoints,
                 signal_handlers=not options.get("use_reloader", True),
@@ -119,13 +179,49 @@ class Command(RunserverCommand):
                 ws_protocols=getattr(settings, "CHANNELS_WS_PROTOCOLS", None),
                 root_path=getattr(settings, "FORCE_SCRIPT_NAME", "") or "",
                 websocket_handshake_timeout=self.websocket_handshake_timeout,
-            ).run()
+            )
+            self._exit_if_listening_fails(server)
+            server.run()
             self.logger.debug("Daphne exited")
         except KeyboardInterrupt:
             shutdown_message = options.get("shutdown_message", "")
             if shutdown_message:
                 self.stdout.write(shutdown_message)
             return
+        except Exception as error:
+            text = listen_error_text(error)
+            if text is None:
+                raise
+            self._listen_failed(text)
+
+    def _exit_if_listening_fails(self, server: Any) -> None:
+        """Exit as Django's runserver does when daphne cannot listen (issue 14).
+
+        daphne's `Server.start` adds ``self.on_listener_error`` as the errback of each
+        endpoint's listen Deferred, and logs the failure there; the server then runs
+        on, listening on nothing. The errback is looked up on the instance, so
+        replacing it here catches a failed listen as it happens (the original's log
+        line would only repeat the error line). A server that
+        raises instead (from `run`) is handled by the caller; anything without
+        daphne's `listeners` (a mock, another server class) is left alone.
+        """
+        original = getattr(server, "on_listener_error", None)
+        if not isinstance(getattr(server, "listeners", None), list) or not callable(original):
+            return
+
+        def on_listener_error(failure: Any) -> None:
+            error = getattr(failure, "value", failure)
+            self._listen_failed(listen_error_text(error) or str(error))
+
+        server.on_listener_error = on_listener_error
+
+    def _listen_failed(self, text: str) -> None:
+        self.stderr.write(f"Error: {text}")
+        self.stderr.flush()
+        sys.stdout.flush()
+        # As Django's runserver: sys.exit does not end the process from the reloader's
+        # thread (where this runs when reloading).
+        os._exit(1)
 
     def get_consumer(self, *args: Any, **options: Any) -> ViewConsumer:
         """`StaticFilesConsumer` when static files are served, else `ViewConsumer` (C-79)."""
@@ -173,17 +269,42 @@ _WS_ACTIONS = {
 }
 
 
-class WorkerThread(threading.Thread):
-    """A daemon thread running a `Worker` without signal handlers (C-81)."""
+def listen_error_text(error: BaseException | None) -> str | None:
+    """Django's words for a server that could not listen, else None.
 
-    def __init__(self, channel_layer: Any, logger: logging.Logger) -> None:
+    Recognises Twisted's ``CannotListenError`` (by its ``socketError``) and an
+    `OSError` with one of `LISTEN_ERRORS`' numbers, also as the cause or context of
+    another exception.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        socket_error = getattr(error, "socketError", None)
+        if type(error).__name__ == "CannotListenError" and socket_error is not None:
+            return LISTEN_ERRORS.get(getattr(socket_error, "errno", None), str(error))
+        if isinstance(error, OSError) and error.errno in LISTEN_ERRORS:
+            return LISTEN_ERRORS[error.errno]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class WorkerThread(threading.Thread):
+    """A daemon thread running a `Worker` without signal handlers (C-81).
+
+    With ``announce=False`` its worker does not log "Listening on channels": runserver's
+    threads all listen on the same channels, and one line says so (issue 14).
+    """
+
+    def __init__(self, channel_layer: Any, logger: logging.Logger, announce: bool = True) -> None:
         super().__init__(daemon=True)
         self.channel_layer = channel_layer
         self.logger = logger
+        self.announce = announce
 
     def run(self) -> None:
         self.logger.debug("Worker thread running")
         worker = Worker(channel_layer=self.channel_layer, signal_handlers=False)
+        worker.announce = self.announce
         worker.ready()
         worker.run()
         self.logger.debug("Worker thread exited")
