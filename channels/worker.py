@@ -216,7 +216,7 @@ class Worker:
             except Exception as error:  # any backend failure (L-62)
                 if not failing and health.failed():
                     logger.error(
-                        "Cannot receive from channel layer %s: %s. Retrying until it answers.",
+                        "Cannot receive from channel layer %s (%s); retrying until it answers",
                         describe_layer(self.channel_layer),
                         error,
                     )
