@@ -12,7 +12,6 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.management import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import connections
 from django.utils import autoreload
@@ -132,8 +131,10 @@ class Command(RunserverCommand):
     def _has_default_layer() -> bool:
         try:
             return DEFAULT_CHANNEL_LAYER in channel_layers
-        except InvalidChannelLayerError as error:  # CHANNEL_LAYERS is not a dict (C-88)
-            raise CommandError(str(error)) from error
+        except InvalidChannelLayerError:
+            # CHANNEL_LAYERS is not a dict (C-88): not a fallback but a mistake, which
+            # the checks (channels.E001) or else building the layer report.
+            return True
 
     @staticmethod
     def _no_layer_reason() -> str:
