@@ -164,6 +164,10 @@ def test_no_default_layer_runs_djangos_server(database):
         proc.output.wait_for("Starting development server at", timeout=60)
         processes.wait_for_port(port, proc.process, timeout=30, output=proc.output)
         assert requests.get(f"http://127.0.0.1:{port}/hello/", timeout=TIMEOUT).ok
+        # Issue 14: one line says why this is Django's server, and the check agrees.
+        text = proc.output.text()
+        assert text.count("CHANNEL_LAYERS is empty: running Django's plain WSGI server") == 1
+        assert "(channels.W001) CHANNEL_LAYERS is empty" in text
     finally:
         proc.stop()
 

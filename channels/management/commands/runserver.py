@@ -104,7 +104,8 @@ class Command(RunserverCommand):
             # One line saying why WebSockets will get 404 (issue 14).
             self.stderr.write(
                 f"{fallback}: running Django's plain WSGI server; WebSocket requests will "
-                f"get 404. Configure CHANNEL_LAYERS['{DEFAULT_CHANNEL_LAYER}'] to run Channels."
+                f"get 404. Configure CHANNEL_LAYERS['{DEFAULT_CHANNEL_LAYER}'] to run Channels.",
+                style_func=self.style.WARNING,
             )
         if fallback is not None:
             # Plain Django: restore its WSGI server class and run its loop.
@@ -145,10 +146,9 @@ class Command(RunserverCommand):
                 f"CHANNEL_LAYERS has no {DEFAULT_CHANNEL_LAYER!r} layer "
                 f"(only {', '.join(repr(alias) for alias in configs)})"
             )
-        misspelt = misspelt_settings()
+        misspelt = [wrong for wrong, meant in misspelt_settings() if meant == "CHANNEL_LAYERS"]
         if misspelt:
-            wrong, right = misspelt[0]
-            return f"CHANNEL_LAYERS is not set ({wrong} is; did you mean {right}?)"
+            return f"CHANNEL_LAYERS is not set ({misspelt[0]} is; did you mean CHANNEL_LAYERS?)"
         if configs is None:
             return "CHANNEL_LAYERS is not set"
         return "CHANNEL_LAYERS is empty"
