@@ -4,18 +4,21 @@ One handler and one format (`daphne.logfmt.LOG_FORMAT`, shared with the ``daphne
 command) for everything runworker, runserver and rundelay print: Channels' own logger,
 daphne's, and the channel layers' (``asgi_redis``, ``asgi_ipc``, the in-memory layer),
 whose lines would otherwise go to Python's last-resort handler, without time or level,
-or not appear at all (INFO).
+or not appear at all (INFO). `describe_layer` and `LayerHealth` word and deduplicate the
+worker's outage lines.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from daphne.logfmt import LOG_FORMAT
 
-__all__ = ["describe_layer", "handler", "setup_logger"]
+__all__ = ["LayerHealth", "describe_layer", "handler", "setup_logger"]
 
 handler = logging.StreamHandler()
 
@@ -83,3 +86,39 @@ def _without_password(host: Any) -> str:
     user, colon, _ = userinfo.partition(":")
     credentials = f"{user}:***@" if colon and user else "***@"
     return urlunsplit(parts._replace(netloc=credentials + address))
+
+
+class LayerHealth:
+    """Whether receiving from a layer fails, shared by every worker on that layer, so
+    an outage is logged once (ERROR) and its end once (INFO) per process, not once per
+    thread (L-62, issue 14)."""
+
+    _by_layer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    _registry_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failing = False
+
+    @classmethod
+    def of(cls, layer: Any) -> LayerHealth:
+        with cls._registry_lock:
+            try:
+                health = cls._by_layer.get(layer)
+                if health is None:
+                    health = cls._by_layer[layer] = cls()
+            except TypeError:  # not weak-referenceable: this worker's own
+                health = cls()
+        return health
+
+    def failed(self) -> bool:
+        """Record a failure; True if it starts an outage."""
+        with self._lock:
+            started, self._failing = not self._failing, True
+        return started
+
+    def recovered(self) -> bool:
+        """Record a success; True if it ends an outage."""
+        with self._lock:
+            ended, self._failing = self._failing, False
+        return ended

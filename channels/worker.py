@@ -14,13 +14,12 @@ import signal
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
-from .log import describe_layer
+from .log import LayerHealth, describe_layer
 from .message import Entry, Message, pending_message_store
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing
@@ -45,42 +44,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = self.first
-
-
-class LayerHealth:
-    """Whether receiving from a layer fails, shared by every worker on that layer, so
-    an outage is logged once (ERROR) and its end once (INFO) per process, not once per
-    thread (L-62, issue 14)."""
-
-    _by_layer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-    _registry_lock = threading.Lock()
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._failing = False
-
-    @classmethod
-    def of(cls, layer: Any) -> LayerHealth:
-        with cls._registry_lock:
-            try:
-                health = cls._by_layer.get(layer)
-                if health is None:
-                    health = cls._by_layer[layer] = cls()
-            except TypeError:  # not weak-referenceable: this worker's own
-                health = cls()
-        return health
-
-    def failed(self) -> bool:
-        """Record a failure; True if it starts an outage."""
-        with self._lock:
-            started, self._failing = not self._failing, True
-        return started
-
-    def recovered(self) -> bool:
-        """Record a success; True if it ends an outage."""
-        with self._lock:
-            ended, self._failing = self._failing, False
-        return ended
 
 
 class Worker:
