@@ -500,3 +500,27 @@ def test_runserver_options_reach_server_cls(mocked_server, mocked_thread):
         False,
     ]
     assert mocked_thread.return_value.start.call_count == 4
+
+
+def test_one_log_format_comes_from_daphne_without_django():
+    """Issue 14: the shared format lives in ``daphne.logfmt``, importable with no Django
+    (daphne runs without it, ARCHITECTURE.md); channels.log formats with it (C-76)."""
+    import logging
+
+    import channels.log
+    from daphne.logfmt import LOG_FORMAT, formatter
+
+    channels.log.setup_logger("tests.logfmt_probe")
+    assert channels.log.handler.formatter._fmt == LOG_FORMAT == formatter()._fmt
+    record = logging.LogRecord("daphne.server", logging.INFO, "/x/server.py", 1, "hi", (), None)
+    assert LOG_LINE.match(formatter().format(record))
+    code = "import sys; sys.modules['django'] = None; import daphne.logfmt; print('ok')"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=e2e.REPO,
+        env=processes.example_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "ok", done.stderr
