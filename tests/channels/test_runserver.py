@@ -365,6 +365,16 @@ def test_port_in_use_is_djangos_error(database, reload):
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
+def test_address_not_on_this_machine_is_djangos_error(database):
+    """Issue 14: an address no interface has (TEST-NET-1) → Django's words, status 1."""
+    code, stdout, stderr = run_to_exit(
+        e2e.e2e_env(database), "runserver", "--noreload", f"192.0.2.1:{free_port()}"
+    )
+    assert code == 1, stdout + stderr
+    assert stderr.rstrip().endswith("Error: That IP address can't be assigned to."), stderr
+
+
 def settings_module(tmp_path, name, body):
     """A settings module `name` in `tmp_path`: the e2e settings plus `body`."""
     (tmp_path / f"{name}.py").write_text(
