@@ -88,8 +88,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 f"CHANNEL_LAYERS has no {DEFAULT_CHANNEL_LAYER!r} layer "
                 f"(only {', '.join(repr(alias) for alias in configs)}): runserver runs "
                 "Django's plain WSGI server and runworker needs --layer.",
-                hint=_did_you_mean(str(next(iter(configs))), [DEFAULT_CHANNEL_LAYER])
-                or f"Name the layer runserver and runworker use {DEFAULT_CHANNEL_LAYER!r}.",
+                hint=_default_hint(configs),
                 id="channels.W003",
             )
         )
@@ -221,6 +220,14 @@ def _check_routing(alias: str, routing: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _default_hint(configs: dict) -> str:
+    aliases = [str(alias) for alias in configs]
+    close = difflib.get_close_matches(DEFAULT_CHANNEL_LAYER, aliases, n=1, cutoff=0.6)
+    if close:
+        return f"Did you mean {DEFAULT_CHANNEL_LAYER!r} instead of {close[0]!r}?"
+    return f"Name the layer runserver and runworker use {DEFAULT_CHANNEL_LAYER!r}."
 
 
 def _did_you_mean(word: str, choices: Any) -> str | None:

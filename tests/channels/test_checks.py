@@ -85,10 +85,15 @@ def test_not_a_dict():
 
 def test_no_default_alias():
     """W003: layers, but none called "default" → runserver falls back; hint the spelling."""
-    with override_settings(CHANNEL_LAYERS={"defualt": GOOD}):
+    with override_settings(CHANNEL_LAYERS={"redis": GOOD, "defualt": GOOD}):
         message = only(channels_messages())
-    assert message.id == "channels.W003" and "'defualt'" in message.msg
-    assert message.hint == "Did you mean 'default'?"
+    assert message.id == "channels.W003" and "(only 'redis', 'defualt')" in message.msg
+    assert message.hint == "Did you mean 'default' instead of 'defualt'?"
+    with override_settings(CHANNEL_LAYERS={"redis": GOOD}):
+        assert (
+            only(channels_messages()).hint
+            == "Name the layer runserver and runworker use 'default'."
+        )
 
 
 @pytest.mark.parametrize(
