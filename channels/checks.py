@@ -136,7 +136,7 @@ def _check_layer(alias: str, config: Any) -> list[CheckMessage]:
             Error(
                 f"No ROUTING specified for {alias}.",
                 hint="Add 'ROUTING': a dotted path to a routing list, such as "
-                "'myproject.routing.channel_routing', or [] for a layer without consumers.",
+                "'myproject.routing.channel_routing'.",
                 id="channels.E005",
             )
         )
