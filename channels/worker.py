@@ -20,6 +20,7 @@ from typing import Any
 from .announce import announcing
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
+from .log import LayerHealth, describe_layer
 from .message import Entry, Message, pending_message_store
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing
@@ -86,6 +87,8 @@ class Worker:
         # only the receive loop does (`handle` called alone flushes them as ever).
         self._hands_over_replies = hasattr(channel_layer, "send_many")
         self._looping = False
+        # Whether run() logs "Listening on channels": once per group (issue 14).
+        self.log_listening = True
 
     # -- setup --------------------------------------------------------------
 
@@ -138,7 +141,8 @@ class Worker:
             # Receiving on nothing returns at once: the loop would only spin.
             logger.error("No channels to listen on: the routing and the channel filters leave none")
             return
-        logger.info("Listening on channels %s", ", ".join(sorted(channels)))
+        if self.log_listening:
+            logger.info("Listening on channels %s", ", ".join(sorted(channels)))
         # Issue 14: the layer learns what the workers route (daphne skips unrouted
         # http.disconnect messages).
         with announcing(self.channel_layer, channels):
@@ -161,6 +165,7 @@ class Worker:
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
         outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
+        health = LayerHealth.of(self.channel_layer)
         failing = False
         while not self.termed:
             started = time.monotonic()
@@ -176,17 +181,21 @@ class Worker:
                 # routing, A-13): a bug to report, not an outage to wait out.
                 raise
             except Exception as error:  # any backend failure (L-62)
-                if not failing:
+                if not failing and health.failed():
                     logger.error(
-                        "Cannot receive from channel layer %s: %s; retrying",
-                        self.channel_layer,
+                        "Cannot receive from channel layer %s (%s); retrying until it answers",
+                        describe_layer(self.channel_layer),
                         error,
                     )
-                    failing = True
+                failing = True
                 self._stop.wait(outage.next())
                 continue
             if failing:
-                logger.info("Receiving from channel layer %s works again", self.channel_layer)
+                if health.recovered():
+                    logger.info(
+                        "Receiving from channel layer %s works again",
+                        describe_layer(self.channel_layer),
+                    )
                 failing = False
                 outage.reset()
             if channel is None:
@@ -365,6 +374,8 @@ class WorkerGroup(Worker):
         super().__init__(*args, **kwargs)
         sub_kwargs = dict(kwargs, signal_handlers=False)
         self.workers = [Worker(*args, **sub_kwargs) for _ in range(n_threads - 1)]
+        for worker in self.workers:
+            worker.log_listening = False  # one "Listening on channels" line, the group's
         self.threads: list[threading.Thread] = []
         self._signals_seen = 0
 
@@ -410,5 +421,8 @@ class WorkerGroup(Worker):
                 thread.join()
 
 
-class _GroupStopping(Exception):
-    """Raised by the group's signal handler to leave the main thread's receive."""
+class _GroupStopping(BaseException):
+    """Raised by the group's signal handler to leave the main thread's receive.
+
+    Not an `Exception`: the receive loop takes those for a layer outage, and a clean
+    stop would be logged as one (an ERROR with an empty reason, issue 14)."""

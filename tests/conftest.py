@@ -63,6 +63,9 @@ _ISOLATED_LOGGERS = (
     "daphne.server",
     "daphne.http_protocol",
     "daphne.ws_protocol",
+    "asgi_redis",
+    "asgi_ipc",
+    "channels.layers",
 )
 
 

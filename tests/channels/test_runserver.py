@@ -1,21 +1,28 @@
 """``manage.py runserver``: daphne + worker threads in one process (C-78..C-81, C-6).
 
 Real runserver processes on the in-memory layer answer HTTP and WebSocket, serve static
-files in DEBUG, log each request, reload on a code change and stop on SIGINT.
+files in DEBUG, log each request, reload on a code change and stop on SIGINT. The first
+hour's mistakes (issue 14) get Django's answers: a port in use, a missing or misspelt
+CHANNEL_LAYERS. 1.x tests that mock ``Command.server_cls`` keep working (C-79, issue 13).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 import requests
 import websocket
+from django.core.management import call_command
+from django.test import override_settings
 
 from channels.management.commands.runserver import Command, WorkerThread
 from tests.channels import e2e
@@ -23,6 +30,26 @@ from tests.examples import processes
 from tests.redis_harness import free_port
 
 TIMEOUT = 15
+# Every log line the commands print, daphne's included, has this one shape (issue 14):
+# "2026-12-03 09:41:17,301 - INFO - worker - Listening on channels ...".
+LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (DEBUG|INFO|WARNING|ERROR) - \w+ - \S"
+)
+# runserver's access lines keep their C-80 form.
+ACCESS_LINE = re.compile(r"^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\] (HTTP|WebSocket) ")
+
+
+# Django's own console logging (django.request in DEBUG) is Django's, as under its runserver.
+DJANGO_LINE = re.compile(r"^Not Found: /")
+
+
+def assert_one_log_format(lines: list[str]) -> None:
+    odd = [
+        line
+        for line in lines
+        if not (LOG_LINE.match(line) or ACCESS_LINE.match(line) or DJANGO_LINE.match(line))
+    ]
+    assert not odd, odd
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +111,14 @@ def test_runserver_serves_http_websocket_and_static(database):
 
         proc.process.send_signal(signal.SIGINT)
         assert proc.process.wait(timeout=TIMEOUT) == 0
+        proc.output.close()
+        text = proc.output.text()
+        # Issue 14: four worker threads, one "Listening" line; everything after the
+        # banner is a log line of the one format or an access line; no alarms.
+        assert text.count("Listening on channels") == 1
+        after_banner = text.split("Quit the server with CONTROL-C.\n", 1)[1]
+        assert_one_log_format(after_banner.splitlines())
+        assert " - WARNING - " not in text and " - ERROR - " not in text
     finally:
         proc.stop()
 
@@ -114,6 +149,8 @@ def test_noasgi_runs_djangos_wsgi_server(database):
         response = requests.get(f"http://127.0.0.1:{port}/hello/", timeout=TIMEOUT)
         assert response.text == "Hello World!"
         assert "WSGIServer" in response.headers.get("Server", "")
+        # Asked for explicitly: no explanation printed (issue 14).
+        assert "plain WSGI server" not in proc.output.text()
     finally:
         proc.stop()
 
@@ -127,6 +164,10 @@ def test_no_default_layer_runs_djangos_server(database):
         proc.output.wait_for("Starting development server at", timeout=60)
         processes.wait_for_port(port, proc.process, timeout=30, output=proc.output)
         assert requests.get(f"http://127.0.0.1:{port}/hello/", timeout=TIMEOUT).ok
+        # Issue 14: one line says why this is Django's server, and the check agrees.
+        text = proc.output.text()
+        assert text.count("CHANNEL_LAYERS is empty: running Django's plain WSGI server") == 1
+        assert "(channels.W001) CHANNEL_LAYERS is empty" in text
     finally:
         proc.stop()
 
@@ -282,3 +323,214 @@ def test_worker_thread_serves_messages():
         thread.start()
         layer.send("test.in", {})
         assert handled.wait(10)
+
+
+# -- the first hour's mistakes (issue 14) and 1.x's mocked server_cls (issue 13) ------
+
+
+def run_to_exit(env, *args, timeout=90):
+    """Run ``django-admin <args>`` to its end in its own session (the reloader's child
+    included), killing the whole session if it outlives `timeout`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "django", *args],
+        cwd=e2e.REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+        raise AssertionError(f"{args} did not exit; output:\n{stdout}{stderr}")
+    return process.returncode, stdout, stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reload", [False, True], ids=["noreload", "reloader"])
+def test_port_in_use_is_djangos_error(database, reload):
+    """Issue 14: a taken port → Django's "Error: That port is already in use." and
+    exit status 1, as Django's runserver (not a server left running on nothing)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["runserver", f"127.0.0.1:{port}"] + ([] if reload else ["--noreload"])
+        code, stdout, stderr = run_to_exit(e2e.e2e_env(database), *args)
+    assert code == 1, stdout + stderr
+    assert stderr.rstrip().endswith("Error: That port is already in use."), stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_address_not_on_this_machine_is_djangos_error(database):
+    """Issue 14: an address no interface has (TEST-NET-1) → Django's words, status 1."""
+    code, stdout, stderr = run_to_exit(
+        e2e.e2e_env(database), "runserver", "--noreload", f"192.0.2.1:{free_port()}"
+    )
+    assert code == 1, stdout + stderr
+    assert stderr.rstrip().endswith("Error: That IP address can't be assigned to."), stderr
+
+
+def settings_module(tmp_path, name, body):
+    """A settings module `name` in `tmp_path`: the e2e settings plus `body`."""
+    (tmp_path / f"{name}.py").write_text(
+        "from tests.testproject.e2e_settings import *  # noqa: F403\n" + body
+    )
+
+
+def env_with_settings(database, tmp_path, name):
+    env = e2e.e2e_env(database)
+    env["DJANGO_SETTINGS_MODULE"] = name
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    return env
+
+
+@pytest.mark.slow
+def test_misspelt_channel_layers_says_why_it_falls_back(database, tmp_path):
+    """Issue 14 / C-82: CHANNELS_LAYERS instead of CHANNEL_LAYERS → Django's server, and
+    one stderr line saying so and why; the check names the setting to use (W002)."""
+    settings_module(
+        tmp_path,
+        "misspelt_settings",
+        "CHANNELS_LAYERS = CHANNEL_LAYERS\ndel CHANNEL_LAYERS\n",
+    )
+    env = env_with_settings(database, tmp_path, "misspelt_settings")
+    port, proc = start_runserver(env, "--noreload")
+    try:
+        proc.output.wait_for("Starting development server at", timeout=60)
+        text = proc.output.text()
+        line = (
+            "CHANNEL_LAYERS is not set (CHANNELS_LAYERS is; did you mean CHANNEL_LAYERS?): "
+            "running Django's plain WSGI server; WebSocket requests will get 404. "
+            "Configure CHANNEL_LAYERS['default'] to run Channels.\n"
+        )
+        assert text.count(line) == 1, text
+        assert "(channels.W002) The setting CHANNELS_LAYERS is not a Channels setting" in text
+    finally:
+        proc.stop()
+
+
+@pytest.mark.slow
+def test_bad_backend_stops_runserver_with_the_check(database, tmp_path):
+    """Issue 14: an unimportable BACKEND is reported by the channels.E004 check before
+    anything starts, with Python's import error."""
+    settings_module(
+        tmp_path,
+        "bad_backend_settings",
+        'CHANNEL_LAYERS["default"]["BACKEND"] = "asgi_redis.RedisLayer"\n',
+    )
+    env = env_with_settings(database, tmp_path, "bad_backend_settings")
+    code, stdout, stderr = run_to_exit(env, "runserver", "--noreload", f"{free_port()}")
+    assert code != 0
+    assert (
+        "(channels.E004) Cannot import BACKEND 'asgi_redis.RedisLayer' specified for default"
+        in stderr
+    )
+    assert "Starting Channels development server" not in stdout
+
+
+def test_server_cls_is_daphnes_server_imported_lazily():
+    """C-79: ``Command.server_cls`` is ``daphne.server.Server``; loading the command (every
+    Django process does, C-6) does not import it, which would install Twisted's reactor."""
+    from daphne.server import Server
+
+    assert Command.server_cls is Server
+    code = (
+        "import sys, django; django.setup(); "
+        "import channels.management.commands.runserver; "
+        "print('twisted.internet.reactor' in sys.modules, 'daphne.server' in sys.modules)"
+    )
+    env = processes.example_env(DJANGO_SETTINGS_MODULE="tests.testproject.settings")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=e2e.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == ["False", "False"], done.stdout + done.stderr
+
+
+@pytest.mark.django_db
+@override_settings(ALLOWED_HOSTS=["*"])
+@mock.patch("channels.management.commands.runserver.sys.stdout", new_callable=io.StringIO)
+@mock.patch("channels.management.commands.runserver.Command.server_cls")
+def test_runserver_builds_server_cls_1x(mocked_server, mock_stdout):
+    """C-79 / issue 13, as 1.x's own test: a mocked ``server_cls`` is what runserver
+    builds, with exactly these keywords, and runs (no real daphne on :8000)."""
+    call_command("runserver", "--noreload", "--noworker")
+    mocked_server.assert_called_with(
+        endpoints=["tcp:port=8000:interface=127.0.0.1"],
+        signal_handlers=True,
+        http_timeout=60,
+        action_logger=mock.ANY,
+        channel_layer=mock.ANY,
+        ws_protocols=None,
+        root_path="",
+        websocket_handshake_timeout=5,
+    )
+    mocked_server.return_value.run.assert_called_once_with()
+    assert "Starting Channels development server at http://127.0.0.1:8000/" in (
+        mock_stdout.getvalue()
+    )
+
+
+@pytest.mark.django_db
+@override_settings(
+    ALLOWED_HOSTS=["*"], CHANNELS_WS_PROTOCOLS=["graphql-ws"], FORCE_SCRIPT_NAME="/app"
+)
+@mock.patch("channels.management.commands.runserver.WorkerThread")
+@mock.patch("channels.management.commands.runserver.Command.server_cls")
+def test_runserver_options_reach_server_cls(mocked_server, mocked_thread):
+    """C-79: options and settings become server_cls keywords; four worker threads, one of
+    which announces what it listens on (issue 14)."""
+    call_command(
+        "runserver",
+        "127.0.0.1:8123",
+        "--noreload",
+        "--http_timeout",
+        "7",
+        "--websocket_handshake_timeout",
+        "3",
+        stdout=io.StringIO(),
+    )
+    kwargs = mocked_server.call_args.kwargs
+    assert kwargs["endpoints"] == ["tcp:port=8123:interface=127.0.0.1"]
+    assert kwargs["http_timeout"] == 7 and kwargs["websocket_handshake_timeout"] == 3
+    assert kwargs["ws_protocols"] == ["graphql-ws"] and kwargs["root_path"] == "/app"
+    assert [c.kwargs["log_listening"] for c in mocked_thread.call_args_list] == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert mocked_thread.return_value.start.call_count == 4
+
+
+def test_one_log_format_comes_from_daphne_without_django():
+    """Issue 14: the shared format lives in ``daphne.logfmt``, importable with no Django
+    (daphne runs without it, ARCHITECTURE.md); channels.log formats with it (C-76)."""
+    import logging
+
+    import channels.log
+    from daphne.logfmt import LOG_FORMAT, formatter
+
+    channels.log.setup_logger("tests.logfmt_probe")
+    assert channels.log.handler.formatter._fmt == LOG_FORMAT == formatter()._fmt
+    record = logging.LogRecord("daphne.server", logging.INFO, "/x/server.py", 1, "hi", (), None)
+    assert LOG_LINE.match(formatter().format(record))
+    code = "import sys; sys.modules['django'] = None; import daphne.logfmt; print('ok')"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=e2e.REPO,
+        env=processes.example_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "ok", done.stderr

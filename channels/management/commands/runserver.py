@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
+import os
 import sys
 import threading
 from typing import Any
@@ -11,26 +13,49 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.management.commands.runserver import Command as RunserverCommand
-from django.core.servers.basehttp import WSGIServer
+from django.db import connections
 from django.utils import autoreload
 
 from channels import DEFAULT_CHANNEL_LAYER
-from channels.asgi import channel_layers
+from channels.asgi import InvalidChannelLayerError, channel_layers
+from channels.checks import misspelt_settings
 from channels.handler import ViewConsumer
 from channels.log import setup_logger
 from channels.management.commands.runworker import load_layer
 from channels.staticfiles import StaticFilesConsumer
 from channels.worker import Worker
+from daphne.errors import ListenFailed
 
 # C-79: one worker thread per request in flight is enough for development.
 WORKER_THREADS = 4
 
+# Django's runserver words for a port it cannot listen on (issue 14).
+LISTEN_ERRORS = {
+    errno.EACCES: "You don't have permission to access that port.",
+    errno.EADDRINUSE: "That port is already in use.",
+    errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
+}
+
+
+class _DaphneServer:
+    """`Command.server_cls`: ``daphne.server.Server`` (C-79), imported on first access.
+
+    Importing daphne's server installs Twisted's reactor, which no process that merely
+    loads this module (every Django process does, through C-6) should do. Tests and
+    projects replace the attribute (``mock.patch("...runserver.Command.server_cls")``),
+    and assigning it on an instance (the WSGI fallback) shadows it as any class
+    attribute.
+    """
+
+    def __get__(self, instance: Any, owner: type | None = None) -> type:
+        from daphne.server import Server
+
+        return Server
+
 
 class Command(RunserverCommand):
     protocol = "http"
-    # The ASGI server class; None means daphne.server.Server, imported only when the
-    # server starts because importing it installs Twisted's reactor.
-    asgi_server_cls: type | None = None
+    server_cls = _DaphneServer()
 
     def add_arguments(self, parser: Any) -> None:
         super().add_arguments(parser)
@@ -74,22 +99,60 @@ class Command(RunserverCommand):
 
     def inner_run(self, *args: Any, **options: Any) -> None:
         autoreload.raise_last_exception()
-        if not options.get("use_asgi", True) or DEFAULT_CHANNEL_LAYER not in channel_layers:
+        fallback = None if options.get("use_asgi", True) else "--noasgi"
+        if fallback is None and not self._has_default_layer():
+            fallback = self._no_layer_reason()
+            # One line saying why WebSockets will get 404 (issue 14).
+            self.stderr.write(
+                f"{fallback}: running Django's plain WSGI server; WebSocket requests will "
+                f"get 404. Configure CHANNEL_LAYERS['{DEFAULT_CHANNEL_LAYER}'] to run Channels.",
+                style_func=self.style.WARNING,
+            )
+        if fallback is not None:
             # Plain Django: restore its WSGI server class and run its loop.
-            self.server_cls = WSGIServer
+            self.server_cls = RunserverCommand.server_cls
             return RunserverCommand.inner_run(self, *args, **options)
-        self.channel_layer = load_layer(DEFAULT_CHANNEL_LAYER)
-        self.channel_layer.router.check_default(http_consumer=self.get_consumer(**options))
         if not options.get("skip_checks"):
+            # Before the layer is built: a bad CHANNEL_LAYERS is explained by the
+            # channels.* checks rather than by the first error building it hits.
             self.stdout.write("Performing system checks...\n\n")
             self.check(display_num_errors=True)
+        self.channel_layer = load_layer(DEFAULT_CHANNEL_LAYER)
+        self.channel_layer.router.check_default(http_consumer=self.get_consumer(**options))
         self.check_migrations()
+        for connection in connections.all(initialized_only=True):
+            connection.close()
         self._print_banner(options)
         if options.get("run_worker", True):
             count = WORKER_THREADS if options.get("use_threading", True) else 1
-            for _ in range(count):
-                WorkerThread(self.channel_layer, self.logger).start()
+            for index in range(count):
+                WorkerThread(self.channel_layer, self.logger, log_listening=index == 0).start()
         self._run_server(options)
+
+    @staticmethod
+    def _has_default_layer() -> bool:
+        try:
+            return DEFAULT_CHANNEL_LAYER in channel_layers
+        except InvalidChannelLayerError:
+            # CHANNEL_LAYERS is not a dict (C-88): not a fallback but a mistake, which
+            # the checks (channels.E001) or else building the layer report.
+            return True
+
+    @staticmethod
+    def _no_layer_reason() -> str:
+        """Why there is no default layer, in a few words, for the fallback line."""
+        configs = getattr(settings, "CHANNEL_LAYERS", None)
+        if configs:
+            return (
+                f"CHANNEL_LAYERS has no {DEFAULT_CHANNEL_LAYER!r} layer "
+                f"(only {', '.join(repr(alias) for alias in configs)})"
+            )
+        misspelt = [wrong for wrong, meant in misspelt_settings() if meant == "CHANNEL_LAYERS"]
+        if misspelt:
+            return f"CHANNEL_LAYERS is not set ({misspelt[0]} is; did you mean CHANNEL_LAYERS?)"
+        if configs is None:
+            return "CHANNEL_LAYERS is not set"
+        return "CHANNEL_LAYERS is empty"
 
     def _print_banner(self, options: dict[str, Any]) -> None:
         addr = f"[{self.addr}]" if self._raw_ipv6 else self.addr
@@ -105,12 +168,11 @@ class Command(RunserverCommand):
 
     def _run_server(self, options: dict[str, Any]) -> None:
         # Imported here: daphne is only needed when this server actually runs.
-        from daphne.server import Server, build_endpoint_description_strings
+        from daphne.server import build_endpoint_description_strings
 
-        server_cls = self.asgi_server_cls or Server
         endpoints = build_endpoint_description_strings(host=self.addr, port=int(self.port))
         try:
-            server_cls(
+            server = self.server_cls(
                 channel_layer=self.channel_layer,
                 endpoints=endpoints,
                 signal_handlers=not options.get("use_reloader", True),
@@ -119,13 +181,25 @@ class Command(RunserverCommand):
                 ws_protocols=getattr(settings, "CHANNELS_WS_PROTOCOLS", None),
                 root_path=getattr(settings, "FORCE_SCRIPT_NAME", "") or "",
                 websocket_handshake_timeout=self.websocket_handshake_timeout,
-            ).run()
+            )
+            server.run()
             self.logger.debug("Daphne exited")
         except KeyboardInterrupt:
             shutdown_message = options.get("shutdown_message", "")
             if shutdown_message:
                 self.stdout.write(shutdown_message)
             return
+        except ListenFailed as error:
+            # daphne's Server.run() raises it before serving (issue 14); Django's words.
+            self._listen_failed(LISTEN_ERRORS.get(error.errno, str(error)))
+
+    def _listen_failed(self, text: str) -> None:
+        self.stderr.write(f"Error: {text}")
+        self.stderr.flush()
+        sys.stdout.flush()
+        # As Django's runserver: sys.exit does not end the process from the reloader's
+        # thread (where this runs when reloading).
+        os._exit(1)
 
     def get_consumer(self, *args: Any, **options: Any) -> ViewConsumer:
         """`StaticFilesConsumer` when static files are served, else `ViewConsumer` (C-79)."""
@@ -174,16 +248,24 @@ _WS_ACTIONS = {
 
 
 class WorkerThread(threading.Thread):
-    """A daemon thread running a `Worker` without signal handlers (C-81)."""
+    """A daemon thread running a `Worker` without signal handlers (C-81).
 
-    def __init__(self, channel_layer: Any, logger: logging.Logger) -> None:
+    With ``log_listening=False`` its worker does not log "Listening on channels": runserver's
+    threads all listen on the same channels, and one line says so (issue 14).
+    """
+
+    def __init__(
+        self, channel_layer: Any, logger: logging.Logger, log_listening: bool = True
+    ) -> None:
         super().__init__(daemon=True)
         self.channel_layer = channel_layer
         self.logger = logger
+        self.log_listening = log_listening
 
     def run(self) -> None:
         self.logger.debug("Worker thread running")
         worker = Worker(channel_layer=self.channel_layer, signal_handlers=False)
+        worker.log_listening = self.log_listening
         worker.ready()
         worker.run()
         self.logger.debug("Worker thread exited")
