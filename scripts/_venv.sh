@@ -13,7 +13,7 @@
 VENV="${CHANNELS_VENV:-$PWD/.venv}"
 STAMP="$VENV/.channels-install-stamp"
 
-_say() { echo "${0##*/}: $*" >&2; }
+_say() { echo "scripts/${0##*/}: $*" >&2; }
 
 # The first Python 3.11+ among $PYTHON, python3, python3.13, python3.12, python3.11.
 _find_python() {
