@@ -163,6 +163,29 @@ def test_changed_packaging_files_reinstall(installed) -> None:
     assert stamp.read_text().split()[0] == key
 
 
+def test_docs_command_adds_the_docs_extra_and_builds_with_w(installed) -> None:
+    """scripts/docs (README's Documentation section) reuses the venv, adds the docs extra
+    and builds docs/_build/html with warnings as errors."""
+    env, tmp_path, _ = installed
+    index = processes.REPO / "docs" / "_build" / "html" / "index.html"
+    index.unlink(missing_ok=True)
+    done = subprocess.run(
+        [str(processes.REPO / "scripts" / "docs")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "creating the project virtualenv" not in done.stderr
+    assert "installing the project with [docs]" in done.stderr
+    assert "scripts/docs: built docs/_build/html/index.html" in done.stderr
+    assert index.is_file()
+    stamp = tmp_path / "venv" / ".channels-install-stamp"
+    assert stamp.read_text().split()[1:] == ["docs"]
+
+
 @pytest.fixture
 def world_readable_dir() -> Iterator[Path]:
     """A directory an unprivileged user can read (pytest's tmp_path is private to root)."""
