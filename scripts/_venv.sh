@@ -70,8 +70,13 @@ use_venv() {
     if ! _venv_usable; then
         python="$(_find_python)" || exit 1
         _ensure_venv_module "$python" || exit 1
-        [ -e "$VENV" ] && _say "recreating $VENV (its python does not run or is older than 3.11)"
-        rm -rf "$VENV"
+        if [ -e "$VENV/pyvenv.cfg" ]; then
+            _say "recreating $VENV (its python does not run or is older than 3.11)"
+            rm -rf "$VENV"
+        elif [ -e "$VENV" ] && [ -n "$(ls -A "$VENV")" ]; then
+            _say "$VENV exists but is not a virtualenv; move it away or set CHANNELS_VENV"
+            exit 1
+        fi
         _say "creating the project virtualenv $VENV with $python"
         "$python" -m venv "$VENV" || {
             _say "could not create $VENV with $python -m venv"

@@ -91,9 +91,9 @@ def stopped(name: str, status: int = 0) -> NoReturn:
     """Say the service stopped and end the process at once.
 
     ``receive_async`` and ``receive_twisted`` run the blocking receive in a thread, which
-    would hold the exit for up to the layer's wait (a few seconds); only idle services
-    get here, so no task is cut short (a message popped in that instant is lost, as the
-    layer's contract is at most once, and the client times out).
+    would hold the exit for up to the layer's wait (a few seconds). Only a service with
+    no task in hand gets here, so no task is cut short (a message popped in that instant
+    is lost: the layer's contract is at most once, and the client times out).
     """
     print(f"service {name} stopped", flush=True)
     logging.shutdown()

@@ -168,3 +168,28 @@ def test_unreachable_redis_is_one_line_naming_the_url(script: str) -> None:
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"{script}: cannot reach Redis at {url} (")
     assert lines[0].endswith("); start it or set CHANNELS_REDIS_URL")
+
+
+@pytest.mark.parametrize("script", SERVICE_SCRIPTS)
+def test_service_losing_redis_says_so_and_exits_1(script: str) -> None:
+    """Issue 14: Redis going away under a running service ends it with a line saying so."""
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed; .ci/run installs it")
+    with RedisServer() as redis:
+        env = processes.example_env(CHANNELS_REDIS_URL=redis.url)
+        process, output = processes.start([script], SERVICES_DIR, env)
+        try:
+            output.wait_for(" ready on services.tasks", timeout=30)
+        except BaseException:
+            processes.stop([process])
+            output.close()
+            raise
+    try:
+        line = output.wait_for("lost the connection to Redis", timeout=60)
+        assert process.wait(timeout=30) == 1
+    finally:
+        processes.stop([process])
+        output.close()
+    assert line.startswith(f"{script}: lost the connection to Redis (")
+    assert line.rstrip().endswith("); check CHANNELS_REDIS_URL")
+    assert "Traceback" not in output.text()
