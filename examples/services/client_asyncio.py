@@ -1,4 +1,4 @@
-"""asyncio client: many requests in flight, answers awaited with ``receive_async`` (A-51)."""
+"""asyncio client: many requests in flight, answers awaited with ``receive_async``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tasks import REPLY_PATTERN, TASK_CHANNEL, make_layer, make_request
 
 
 async def ask(layer, request_id: int, n: int, timeout: float) -> dict | None:
-    # new_channel and send are quick Redis round trips (A-26); only the wait is async.
+    # new_channel and send are quick Redis round trips; only the wait is async.
     reply_channel = layer.new_channel(REPLY_PATTERN)
     layer.send(TASK_CHANNEL, make_request(request_id, n, reply_channel))
 
@@ -29,7 +29,7 @@ async def ask(layer, request_id: int, n: int, timeout: float) -> dict | None:
 async def run(args) -> list[dict | None]:
     layer = make_layer()
     if "asyncio" not in layer.extensions:
-        raise SystemExit(f"{layer} has no asyncio extension (A-35)")
+        raise SystemExit(f"{layer} has no asyncio extension")
     slots = asyncio.Semaphore(args.concurrency)
 
     async def limited(request_id: int) -> dict | None:

@@ -14,7 +14,7 @@ def ask(layer, request_id: int, n: int, timeout: float) -> dict | None:
     layer.send(TASK_CHANNEL, make_request(request_id, n, reply_channel))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        # Blocks until the answer arrives or the layer's own wait ends.
+        # Blocks until the answer arrives or the layer's own wait ends.
         channel, message = layer.receive([reply_channel], block=True)
         if channel is not None:
             return message

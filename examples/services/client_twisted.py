@@ -1,4 +1,4 @@
-"""Twisted client: many requests in flight, answers awaited with ``receive_twisted`` (A-50)."""
+"""Twisted client: many requests in flight, answers awaited with ``receive_twisted``."""
 
 from __future__ import annotations
 
@@ -20,10 +20,7 @@ def ask(reactor, layer, request_id: int, n: int, timeout: float):
 
 
 @defer.inlineCallbacks
-def run(reactor, args):
-    layer = make_layer()
-    if "twisted" not in layer.extensions:
-        raise SystemExit(f"{layer} has no twisted extension (A-35)")
+def run(reactor, args, layer):
     slots = defer.DeferredSemaphore(args.concurrency)
     requests = [
         slots.run(ask, reactor, layer, i, args.n + i, args.timeout) for i in range(args.count)
@@ -36,7 +33,10 @@ def run(reactor, args):
 
 def main() -> None:
     args = parse_args(__doc__)
-    task.react(run, [args])  # runs the reactor until run() finishes, then exits
+    layer = make_layer()  # outside the reactor: a Redis problem is one line, not a traceback
+    if "twisted" not in layer.extensions:
+        raise SystemExit(f"{layer} has no twisted extension")
+    task.react(run, [args, layer])  # runs the reactor until run() finishes, then exits
 
 
 if __name__ == "__main__":

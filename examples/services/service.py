@@ -1,8 +1,8 @@
 """A service process: block on ``receive()`` for tasks, answer on each reply channel.
 
 Run several (``python service.py & python service.py &``); they share the work, also with
-the asyncio and Twisted services. SIGTERM or Ctrl-C lets the current task finish, then the
-process exits.
+the asyncio and Twisted services. SIGTERM or Ctrl-C stops an idle service at once; one
+busy with a task finishes it first. Either way it prints ``service <name> stopped``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,12 @@ from __future__ import annotations
 import logging
 import signal
 
-from tasks import TASK_CHANNEL, make_layer, reply, service_name
+import redis
+from tasks import TASK_CHANNEL, lost_redis, make_layer, reply, service_name
+
+
+class Stop(BaseException):
+    """Raised by the signal handler to end an idle service's blocking receive."""
 
 
 class Service:
@@ -18,18 +23,27 @@ class Service:
         self.layer = make_layer()
         self.name = service_name()
         self.stopping = False
+        self.busy = False
 
     def stop(self, signum: int, frame: object) -> None:
-        # The blocking receive returns within its bounded wait (about 5 s on Redis,
-        # A-32), so the loop notices the flag without being interrupted mid-task.
         self.stopping = True
+        if not self.busy:
+            raise Stop  # interrupts the blocking receive: nothing is in hand
 
     def run(self) -> None:
         print(f"service {self.name} ready on {TASK_CHANNEL} (plain loop)", flush=True)
-        while not self.stopping:
-            channel, request = self.layer.receive([TASK_CHANNEL], block=True)
-            if channel is not None:
-                reply(self.layer, request, self.name)
+        try:
+            while not self.stopping:
+                channel, request = self.layer.receive([TASK_CHANNEL], block=True)
+                if channel is not None:
+                    self.busy = True
+                    reply(self.layer, request, self.name)
+                    self.busy = False
+        except Stop:
+            pass
+        except (redis.RedisError, OSError) as error:
+            raise lost_redis(error) from None
+        print(f"service {self.name} stopped", flush=True)
 
 
 def main() -> None:

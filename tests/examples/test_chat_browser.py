@@ -36,7 +36,7 @@ def chat_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with RedisServer() as redis:
         settings_env = {
             "CHAT_CHANNEL_LAYER": "redis",
-            "CHAT_REDIS_HOSTS": redis.url,
+            "CHANNELS_REDIS_URL": redis.url,
             "CHAT_DATABASE": str(database),
             "CHAT_DEBUG": "1",  # runworker serves the page's static files
         }

@@ -32,7 +32,7 @@ def todo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with RedisServer() as redis:
         settings_env = {
             "TODO_CHANNEL_LAYER": "redis",
-            "TODO_REDIS_HOSTS": redis.url,
+            "CHANNELS_REDIS_URL": redis.url,
             "TODO_DATABASE": str(database),
             "TODO_DEBUG": "1",
         }

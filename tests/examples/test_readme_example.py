@@ -67,3 +67,37 @@ def test_demo_users_talk_on_runserver(example_url: str, browser) -> None:
     finally:
         alice_context.close()
         bob_context.close()
+
+
+def test_login_page_names_the_demo_users(example_url: str) -> None:
+    """Issue 14: the login page says how to log in when the demo users exist."""
+    import requests
+
+    page = requests.get(f"{example_url}/login/", timeout=30)
+    assert page.status_code == 200
+    assert "Demo users alice / bob, password <code>channels-demo</code>." in page.text
+
+
+def test_unknown_room_redirects_to_the_list_saying_so(example_url: str) -> None:
+    """Issue 14: a stale room link gives the room list and a message, not Django's 404."""
+    import requests
+
+    with requests.Session() as session:
+        session.get(f"{example_url}/login/", timeout=30)
+        logged_in = session.post(
+            f"{example_url}/login/",
+            data={
+                "username": "alice",
+                "password": "channels-demo",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{example_url}/login/"},
+            timeout=30,
+        )
+        assert logged_in.url == f"{example_url}/"
+        page = session.get(f"{example_url}/rooms/no-such-room/", timeout=30)
+    assert page.status_code == 200
+    assert [r.status_code for r in page.history] == [302]
+    assert page.url == f"{example_url}/"
+    assert "There is no room “no-such-room”. Pick one below or create it." in page.text
+    assert "Lobby" in page.text

@@ -1,9 +1,11 @@
-"""examples/services: channels without Django, against a private Redis (issue 8).
+"""examples/services: channels without Django, against a private Redis (issues 8, 14).
 
 Three service processes (a plain blocking ``receive()`` loop A-32, asyncio via
 ``receive_async`` A-51, Twisted via ``receive_twisted`` A-50) share the requests of the
 three clients written the same three ways; every request is answered exactly once on its
-``new_channel`` reply channel (A-12, A-24).
+``new_channel`` reply channel (A-12, A-24). Issue 14: the Redis URL is ``CHANNELS_REDIS_URL``
+with no default; unset or unreachable, every script says so in one line and exits 1; on
+SIGTERM a service says it stopped and exits 0.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.examples import processes
-from tests.redis_harness import RedisServer, redis_server_path
+from tests.redis_harness import RedisServer, free_port, redis_server_path
 
 pytestmark = pytest.mark.redis
 
@@ -45,7 +47,7 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def env(redis: RedisServer) -> dict[str, str]:
-    return processes.example_env(SERVICES_REDIS_HOSTS=redis.url)
+    return processes.example_env(CHANNELS_REDIS_URL=redis.url)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +64,10 @@ def services(env: dict[str, str]) -> Iterator[list[str]]:
         codes = processes.stop(process for process, _ in started)
         for _, output in started:
             output.close()
-    # SIGTERM lets the current task finish and the loop end: a clean exit, not a kill.
+    # SIGTERM stops an idle service (a busy one after its task): a clean exit, not a kill.
     assert codes == [0] * SERVICE_COUNT
+    for name, (_, output) in zip(names, started, strict=True):
+        assert f"service {name} stopped\n" in output.lines, output.text()
 
 
 def run_client(script: str, env: dict[str, str], count: int, concurrency: int) -> dict:
@@ -122,3 +126,70 @@ def test_bad_request_gets_a_refusal_naming_the_fix(services: list[str], redis: R
         channel, message = layer.receive([reply], block=True)
     assert channel == reply
     assert message == {"id": "x", "error": f"n must be an int from 0 to {tasks.MAX_N}"}
+
+
+ALL_SCRIPTS = [*SERVICE_SCRIPTS, "client_sync.py", "client_asyncio.py", "client_twisted.py"]
+
+
+def run_script(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, script, "--count", "1"]
+        if script.startswith("client")
+        else [sys.executable, script],
+        cwd=SERVICES_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("script", ALL_SCRIPTS)
+def test_unset_redis_url_is_one_line_naming_the_variable(script: str) -> None:
+    """Issue 14: no default Redis (a shared db 0 is someone else's); say what to set."""
+    env = processes.example_env()
+    env.pop("CHANNELS_REDIS_URL", None)
+    done = run_script(script, env)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"{script}: set CHANNELS_REDIS_URL to the Redis database this example may use, "
+        "e.g. CHANNELS_REDIS_URL=redis://127.0.0.1:6379/5 (comma-separate several to shard)"
+    ]
+
+
+@pytest.mark.parametrize("script", ALL_SCRIPTS)
+def test_unreachable_redis_is_one_line_naming_the_url(script: str) -> None:
+    """Issue 14: no 67-line traceback without Redis, but the URL and what to do."""
+    url = f"redis://127.0.0.1:{free_port()}/3"  # nothing listens there
+    done = run_script(script, processes.example_env(CHANNELS_REDIS_URL=url))
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"{script}: cannot reach Redis at {url} (")
+    assert lines[0].endswith("); start it or set CHANNELS_REDIS_URL")
+
+
+@pytest.mark.parametrize("script", SERVICE_SCRIPTS)
+def test_service_losing_redis_says_so_and_exits_1(script: str) -> None:
+    """Issue 14: Redis going away under a running service ends it with a line saying so."""
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed; .ci/run installs it")
+    with RedisServer() as redis:
+        env = processes.example_env(CHANNELS_REDIS_URL=redis.url)
+        process, output = processes.start([script], SERVICES_DIR, env)
+        try:
+            output.wait_for(" ready on services.tasks", timeout=30)
+        except BaseException:
+            processes.stop([process])
+            output.close()
+            raise
+    try:
+        line = output.wait_for("lost the connection to Redis", timeout=60)
+        assert process.wait(timeout=30) == 1
+    finally:
+        processes.stop([process])
+        output.close()
+    assert line.startswith(f"{script}: lost the connection to Redis (")
+    assert line.rstrip().endswith("); check CHANNELS_REDIS_URL")
+    assert "Traceback" not in output.text()

@@ -3,9 +3,9 @@
 Each connection joins the room's group on connect, so one ``Group.send`` reaches every
 open socket of the room, wherever its daphne runs. The logged-in Django user is copied
 from the HTTP session (the cookie sent with the WebSocket handshake) into the channel
-session on connect (``channel_session_user_from_http``, C-51), so the receive and
+session on connect (``channel_session_user_from_http``), so the receive and
 disconnect consumers, which run later and possibly in another worker process, know who
-is talking (``channel_session_user``, C-50). ``enforce_ordering`` (C-45) makes a
+is talking (``channel_session_user``). ``enforce_ordering`` makes a
 connection's messages run in the order the browser sent them, even with many workers.
 """
 
@@ -33,14 +33,14 @@ def _send_json(channel, event: dict) -> None:
 def ws_connect(message, room_slug: str) -> None:
     """Accept logged-in users into an existing room and send them its recent history."""
     if not message.user.is_authenticated:
-        raise DenyConnection  # the worker refuses the handshake (C-32)
+        raise DenyConnection  # the worker refuses the handshake
     room = Room.objects.filter(slug=room_slug).first()
     if room is None:
         raise DenyConnection
     message.reply_channel.send({"accept": True})
     Group(room.group_name).add(message.reply_channel)
     message.channel_session["room"] = room.slug
-    # Sends made inside a consumer leave when it finishes, in order (C-19): the browser
+    # Sends made inside a consumer leave when it finishes, in order: the browser
     # gets the accept, then the history, then the presence event.
     history = [m.as_event() for m in room.recent_messages()]
     _send_json(message.reply_channel, {"type": "history", "messages": history})

@@ -19,7 +19,7 @@ class Room(models.Model):
 
     @property
     def group_name(self) -> str:
-        """The channel-layer group every open WebSocket of this room belongs to (A-14)."""
+        """The channel-layer group every open WebSocket of this room belongs to."""
         return f"chat-room-{self.slug}"
 
     def recent_messages(self) -> list["Message"]:

@@ -1,4 +1,4 @@
-"""The channel layer that daphne serves (C-13): ``daphne chat_example.asgi:channel_layer``."""
+"""The channel layer that daphne serves: ``daphne chat_example.asgi:channel_layer``."""
 
 import os
 

@@ -1,7 +1,7 @@
 """Channel routing: WebSocket traffic under /ws/rooms/<slug>/ goes to the chat consumers.
 
 HTTP requests are not routed here: ``http.request`` falls through to Django's views via
-the default route that runserver and runworker add (C-21).
+the default route that runserver and runworker add.
 """
 
 from chat import consumers
@@ -15,6 +15,6 @@ room_routes = [
 ]
 
 channel_routing = [
-    # The named group becomes the consumers' ``room_slug`` keyword (C-23, C-25).
+    # The named group becomes the consumers' ``room_slug`` keyword.
     include(room_routes, path=r"^/ws/rooms/(?P<room_slug>[-\w]+)/$"),
 ]

@@ -7,9 +7,10 @@ Environment variables (all optional):
     ``redis``: ``asgi_redis.RedisChannelLayer``, for ``daphne`` + ``manage.py runworker``.
     ``ipc``: ``asgi_ipc.IPCChannelLayer`` (shared memory), the same on one machine without
     Redis; ``CHAT_IPC_PREFIX`` (default ``chat``) names the shared store.
-``CHAT_REDIS_HOSTS``
-    Comma-separated Redis URLs for the ``redis`` layer (default ``redis://127.0.0.1:6379/0``);
-    several URLs shard the layer.
+``CHANNELS_REDIS_URL``
+    Required with ``redis``: the Redis database to use, e.g. ``redis://127.0.0.1:6379/5``;
+    comma-separate several URLs to shard the layer. No default (a guess would write into
+    another program's database 0).
 ``CHAT_DATABASE``
     Path of the SQLite database (default ``db.sqlite3`` next to ``manage.py``).
 ``CHAT_DEBUG``
@@ -83,7 +84,7 @@ DATABASES = {
 }
 
 # Sessions live in the database so that daphne, runworker and every worker thread see
-# the same session; channel sessions (C-43) use the same engine by default.
+# the same session; channel sessions use the same engine by default.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 LOGIN_URL = "login"
@@ -102,15 +103,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ROUTING = "chat_example.routing.channel_routing"
 
 
+def _redis_hosts() -> list[str]:
+    """``CHANNELS_REDIS_URL``, comma-separated; no default, so no shared database 0 is used."""
+    urls = os.environ.get("CHANNELS_REDIS_URL", "").split(",")
+    hosts = [url.strip() for url in urls if url.strip()]
+    if not hosts:
+        raise ImproperlyConfigured(
+            "CHAT_CHANNEL_LAYER=redis needs CHANNELS_REDIS_URL, the Redis database this "
+            "example may use, "
+            "e.g. CHANNELS_REDIS_URL=redis://127.0.0.1:6379/5 (comma-separate several URLs "
+            "to shard). There is no default, so the example never writes into a database "
+            "another program uses."
+        )
+    return hosts
+
+
 def _channel_layer(kind: str) -> dict:
     if kind == "inmemory":
         return {"BACKEND": "channels.layers.inmemory.ChannelLayer", "ROUTING": ROUTING}
     if kind == "redis":
-        hosts = os.environ.get("CHAT_REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(",")
         return {
             "BACKEND": "asgi_redis.RedisChannelLayer",
             "ROUTING": ROUTING,
-            "CONFIG": {"hosts": hosts},
+            "CONFIG": {"hosts": _redis_hosts()},
         }
     if kind == "ipc":
         return {

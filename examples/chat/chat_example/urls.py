@@ -7,7 +7,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("rooms/<slug:slug>/", views.room, name="room"),
     path("signup/", views.signup, name="signup"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

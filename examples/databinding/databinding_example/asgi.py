@@ -1,4 +1,4 @@
-"""``daphne databinding_example.asgi:channel_layer`` (C-13)."""
+"""``daphne databinding_example.asgi:channel_layer``."""
 
 import os
 

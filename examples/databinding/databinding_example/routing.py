@@ -1,4 +1,4 @@
-"""One multiplexed WebSocket at /binding/ carries every bound model's stream (C-57)."""
+"""One multiplexed WebSocket at /binding/ carries every bound model's stream."""
 
 from todo.bindings import Demultiplexer
 

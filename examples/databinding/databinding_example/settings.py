@@ -1,8 +1,8 @@
 """Settings of the data-binding example.
 
-``TODO_CHANNEL_LAYER`` (``inmemory``, the default, for runserver; or ``redis`` with
-``TODO_REDIS_HOSTS``, comma-separated URLs, for daphne + runworker) and ``TODO_DATABASE``
-(SQLite path) work like the chat example's variables.
+``TODO_CHANNEL_LAYER`` (``inmemory``, the default, for runserver; or ``redis`` for daphne +
+runworker, with ``CHANNELS_REDIS_URL`` naming the Redis database, required, no default)
+and ``TODO_DATABASE`` (SQLite path) work like the chat example's variables.
 """
 
 import os
@@ -71,15 +71,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ROUTING = "databinding_example.routing.channel_routing"
 
 
+def _redis_hosts() -> list[str]:
+    """``CHANNELS_REDIS_URL``, comma-separated; no default, so no shared database 0 is used."""
+    urls = os.environ.get("CHANNELS_REDIS_URL", "").split(",")
+    hosts = [url.strip() for url in urls if url.strip()]
+    if not hosts:
+        raise ImproperlyConfigured(
+            "TODO_CHANNEL_LAYER=redis needs CHANNELS_REDIS_URL, the Redis database this "
+            "example may use, "
+            "e.g. CHANNELS_REDIS_URL=redis://127.0.0.1:6379/5 (comma-separate several URLs "
+            "to shard). There is no default, so the example never writes into a database "
+            "another program uses."
+        )
+    return hosts
+
+
 def _channel_layer(kind: str) -> dict:
     if kind == "inmemory":
         return {"BACKEND": "channels.layers.inmemory.ChannelLayer", "ROUTING": ROUTING}
     if kind == "redis":
-        hosts = os.environ.get("TODO_REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(",")
         return {
             "BACKEND": "asgi_redis.RedisChannelLayer",
             "ROUTING": ROUTING,
-            "CONFIG": {"hosts": hosts},
+            "CONFIG": {"hosts": _redis_hosts()},
         }
     raise ImproperlyConfigured(
         f"TODO_CHANNEL_LAYER={kind!r} is not supported: use 'inmemory' or 'redis'."

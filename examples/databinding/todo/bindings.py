@@ -1,4 +1,4 @@
-"""Data binding for ``Item``: every change goes to the ``todo`` group, live (C-59..C-62).
+"""Data binding for ``Item``: every change goes to the ``todo`` group, live.
 
 Outbound: any save or delete of an ``Item``, in any process, sends
 ``{"stream": "items", "payload": {"action", "pk", "data", "model"}}`` to the group.
@@ -25,7 +25,7 @@ class ItemBinding(WebsocketBinding):
 
     def has_permission(self, user, action, pk):
         # A shared demo list: everyone may edit. A real application checks ``user``
-        # (set from the session because bindings use channel_session_user, C-59).
+        # (set from the session because bindings use channel_session_user).
         return True
 
 
