@@ -224,6 +224,23 @@ class WSClientTests(ChannelTestCase):
         assert b"sessionid=" not in second["headers"]["cookie"]
         assert b"flavour=mint" in second["headers"]["cookie"]
 
+    def test_cookie_header_parses_back_with_django(self):
+        """C-69: the cookie header, read back by Django's own parser (as 1.x tests do),
+        gives `get_cookies()`, special characters included."""
+        from django.http.cookie import parse_cookie
+
+        client = WSClient()
+        client.set_cookie("foo", "not-bar")
+        client.set_cookie("foo", "bar")
+        client.set_cookie("qux", "qu;x")
+        cookie_dict = parse_cookie(client.headers["cookie"].decode("ascii"))
+        assert client.get_cookies() == cookie_dict
+        assert cookie_dict == {
+            "foo": "bar",
+            "qux": "qu;x",
+            "sessionid": client.get_cookies()["sessionid"],
+        }
+
     def test_set_header(self):
         """C-69: set_header adds headers; the cookie header is refused."""
         client = WSClient()
