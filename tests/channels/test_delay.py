@@ -8,6 +8,7 @@ open on their own connections, hence `transactional_db`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -446,3 +447,39 @@ class DelayWorkerInsideTestCaseTests(ChannelTestCase):
         worker.termed = 1
         worker.run()
         self.assertEqual(self.get_next_message("test", require=True).content, {"n": 2})
+
+
+class DelayedMessageAsIn1xTests(ChannelTestCase):
+    """C-73 (issue 13): the model used the way 1.x tests use it: `delay` given to the
+    constructor, plain JSON content, `send()` leaving the instance without a pk."""
+
+    def message(self, delay: int) -> DelayedMessage:
+        message = DelayedMessage(
+            content=json.dumps({"test": "value"}), channel_name="test", delay=delay
+        )
+        message.save()
+        return message
+
+    def test_delay_given_to_the_constructor(self):
+        message = self.message(1000)
+        self.assertEqual(message.delay, 1000)
+        self.assertEqual(DelayedMessage.objects.is_due().count(), 0)
+        self.message(0)
+        self.assertEqual(DelayedMessage.objects.is_due().count(), 1)
+
+    def test_send_deletes_the_row_and_clears_the_pk(self):
+        message = self.message(0)
+        message.send()
+        self.assertIsNone(message.pk)
+        self.assertFalse(DelayedMessage.objects.exists())
+        self.assertEqual(self.get_next_message("test", require=True).content, {"test": "value"})
+
+    def test_send_to_a_full_channel_keeps_the_message(self):
+        channel = Channel("test")
+        for _ in range(channel.channel_layer.capacity):
+            channel.send({"test": "value"}, immediately=True)
+        message = self.message(0)
+        message.send()
+        self.assertEqual(DelayedMessage.objects.count(), 1)
+        self.assertEqual(DelayedMessage.objects.is_due().count(), 0)
+        self.assertEqual(message.delay, 1000)
