@@ -3,7 +3,8 @@
 The worker runs for real: in a thread on an in-memory layer for the timing and validation
 checks, and as a `manage.py rundelay` subprocess on a private Redis for the restart check.
 Rows live in the SQLite test database, which the worker's threads (and the subprocess)
-open on their own connections, hence `transactional_db`.
+open on their own connections, hence `transactional_db`. The `ChannelTestCase` classes at
+the end run the worker in the test's own thread and transaction, as 1.x tests do (C-74).
 """
 
 from __future__ import annotations
