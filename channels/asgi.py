@@ -72,7 +72,9 @@ class ChannelLayerManager:
                 f"{what} for {name} must be a dict, not {type(config).__name__}"
             )
         backend_class = self._import_backend(name, alias_config)
-        if not alias_config.get("ROUTING"):
+        # C-10: only a missing key is refused; any value, an empty list included, is a
+        # routing (test settings commonly use "ROUTING": []).
+        if "ROUTING" not in alias_config:
             raise InvalidChannelLayerError(f"No ROUTING specified for {name}")
         path = alias_config["BACKEND"]
         try:

@@ -188,7 +188,7 @@ class WebRequest(http.Request):
                 root_path = self.unquote(values[0])
                 continue
             for value in values:
-                headers.append([lower, value])
+                headers.append((lower, value))  # D-29, A-73: tuples, as in 1.4
         return headers, root_path
 
     def _send_request(self, query_string: bytes) -> None:

@@ -55,11 +55,16 @@ class DelayedMessage(models.Model):
 
     @property
     def delay(self) -> int:
-        """Milliseconds from now until the due date (negative once due)."""
+        """The delay in ms last set on this instance (as 1.x); for a row read from the
+        database, the milliseconds from now until its due date (negative once due)."""
+        delay = self.__dict__.get("_delay")
+        if delay is not None:
+            return delay
         return int((self.due_date - timezone.now()) / timedelta(milliseconds=1))
 
     @delay.setter
     def delay(self, milliseconds: int) -> None:
+        self._delay = milliseconds
         self.due_date = timezone.now() + timedelta(milliseconds=milliseconds)
 
     def send(self, channel_layer: Any = None, requeue_delay: int = 1000) -> bool:
@@ -78,6 +83,7 @@ class DelayedMessage(models.Model):
         claimed, _ = DelayedMessage.objects.filter(pk=self.pk).delete()
         if not claimed:
             return False  # another delay server sent it already
+        self.pk = None  # the row is gone, as after Model.delete() (1.x tests check this)
         return self.deliver(channel_layer, requeue_delay)
 
     def deliver(self, channel_layer: Any, requeue_delay: int = 1000) -> bool:

@@ -1,23 +1,35 @@
 """The delay server's loop: store ``asgi.delay`` requests, send them when due (C-74, A-91).
 
-Two threads, neither polling: the calling thread blocks on ``receive(["asgi.delay"])`` and
-stores requests as they arrive (those already waiting together, in one transaction); a
-sender thread sleeps on a condition until the next database check and sends every due
-message. Checks happen at most once per ``database_sleep_duration``; when the earliest
-known due date falls between two periodic checks, the next check is moved to that date, so
-a lone message goes out when it is due rather than up to a period late. Either way a
-message goes out no later than one period (plus the database work) after it is due.
+Everything that touches the database, storing requests and sending due messages, runs
+in the thread that calls ``run()``. Django gives each thread its own connection, so this
+is what lets the worker run inside a test's transaction (1.x tests do, and call ``run()``
+repeatedly on one instance; each call reads ``termed`` once per pass of its loop, and
+starts with a check for due messages, as 1.1 did).
+
+No polling: the blocking ``receive`` on ``asgi.delay`` runs in a helper thread, one call
+at a time, and the loop waits for its result only until the next database check is due.
+So a layer whose blocking receive lasts longer than ``database_sleep_duration`` (Redis:
+about 5 s, A-32) delays no send, and requests are stored as they arrive. At most one
+received request is ever outside both the layer and the database; when ``run()`` ends it
+waits for the receive in flight and stores what it returns.
+
+Checks happen at most once per ``database_sleep_duration``; when the earliest known due
+date falls between two periodic checks, the next check is moved to that date, so a lone
+message goes out when it is due rather than up to a period late. Either way a message
+goes out no later than one period (plus the database work) after it is due.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from datetime import datetime, timedelta
+import time
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, close_old_connections, connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from ..worker import Backoff
@@ -39,13 +51,16 @@ class InvalidDelayRequest(ValueError):
 class Worker(ChannelsWorker):
     """Runs the delay server on ``channel_layer`` (C-74).
 
-    Signal handling is the channel worker's (C-31): SIGTERM/SIGINT while idle exit at once,
-    while storing requests exit after them; the sender thread finishes sending the batch
-    it has claimed before the process ends.
+    Signal handling is the channel worker's (C-31): SIGTERM/SIGINT while idle exit at
+    once (after the receive in flight returned, so its request is not lost), while
+    storing or sending exit after that.
     """
 
-    # Requests stored (and due messages claimed) per database transaction, at most.
+    # Due messages claimed per database transaction, at most.
     store_batch_size = 100
+    # How long the end of run() waits for the receive in flight (layers bound a blocking
+    # receive to a few seconds, A-32).
+    receive_wait_at_exit = 15.0
 
     def __init__(
         self,
@@ -55,43 +70,110 @@ class Worker(ChannelsWorker):
     ) -> None:
         super().__init__(channel_layer, signal_handlers=signal_handlers)
         self.database_sleep_duration = database_sleep_duration
-        self.sender = DueMessageSender(
-            channel_layer, database_sleep_duration, batch_size=self.store_batch_size
-        )
-
-    def stop(self) -> None:
-        super().stop()
-        self.sender.stop()
+        # Valid requests received but not yet stored (the database failed), oldest first.
+        self._unsaved: list[DelayedMessage] = []
 
     def run(self) -> None:
-        """Store requests until stopped, with due messages sent from a second thread."""
+        """Store requests and send due messages, in this thread, until stopped."""
         if self.signal_handlers:
             self.install_signal_handler()
         logger.info("Listening on asgi.delay")
-        self.sender.start()
+        receiver = _Receiver(self.channel_layer)
+        schedule = _CheckSchedule(self.database_sleep_duration)
+        outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
+        store_retry = Backoff(self.receive_retry_first, self.receive_retry_cap)
+        retry_store_at = 0.0
+        failing = False
         try:
-            self.receive_loop([DELAY_CHANNEL], self._drain_and_store)
+            # `termed` is read once per pass: 1.x tests count passes through it.
+            while not self.termed:
+                if schedule.is_due():
+                    self.in_job = True
+                    try:
+                        schedule.checked(self.send_due())
+                    finally:
+                        self.in_job = False
+                if self._unsaved:
+                    # The database failed: retry the store (checks go on meanwhile) and
+                    # take no more requests off the layer until it works.
+                    wait = min(retry_store_at - time.monotonic(), schedule.time_left())
+                    if wait > 0:
+                        self._stop.wait(wait)
+                    if time.monotonic() >= retry_store_at:
+                        if self._save_unsaved(schedule):
+                            store_retry.reset()
+                        else:
+                            retry_store_at = time.monotonic() + store_retry.next()
+                    continue
+                try:
+                    content = receiver.result(schedule.time_left())
+                except (TypeError, AssertionError):
+                    raise  # the layer refused our arguments: a bug, not an outage
+                except Exception as error:  # any backend failure (L-62)
+                    if not failing:
+                        logger.error(
+                            "Cannot receive from channel layer %s: %s; retrying",
+                            self.channel_layer,
+                            error,
+                        )
+                        failing = True
+                    self._stop.wait(min(outage.next(), schedule.time_left()))
+                    continue
+                if failing:
+                    logger.info("Receiving from channel layer %s works again", self.channel_layer)
+                    failing = False
+                    outage.reset()
+                if content is None:
+                    continue
+                self.in_job = True
+                try:
+                    if not self._accept(content, schedule):
+                        retry_store_at = time.monotonic() + store_retry.next()
+                finally:
+                    self.in_job = False
         finally:
-            self.sender.stop()
-            # Bounded: the sender has at most one claimed batch left to send.
-            self.sender.join(timeout=30)
+            self._finish(receiver, schedule)
 
-    def _drain_and_store(self, channel: str, first: dict[str, Any]) -> None:
-        """Store ``first`` with whatever else is already waiting, in one transaction.
+    def _finish(self, receiver: _Receiver, schedule: _CheckSchedule) -> None:
+        """Store the request of the receive in flight, if any; report what is lost."""
+        content = receiver.close(self.receive_wait_at_exit)
+        if content is not None:
+            self._accept(content, schedule)
+        if self._unsaved:
+            names = ", ".join(sorted({message.channel_name for message in self._unsaved}))
+            logger.error(
+                "%d delayed message(s) for %s lost: the database could not store them "
+                "before the delay server stopped",
+                len(self._unsaved),
+                names,
+            )
+            self._unsaved = []
 
-        Under a burst this makes one database commit per batch instead of per message.
-        A receive error while draining propagates (to the outage handling) only after
-        the messages already received are stored.
-        """
-        batch = [first]
+    # -- storing --------------------------------------------------------------
+
+    def _accept(self, content: dict[str, Any], schedule: _CheckSchedule) -> bool:
+        """Validate and store one request; False if the database failed (kept to retry)."""
         try:
-            while len(batch) < self.store_batch_size:
-                channel, content = self.channel_layer.receive([DELAY_CHANNEL], block=False)
-                if channel is None:
-                    break
-                batch.append(content)
-        finally:
-            self.store_many(batch)
+            message = self.build(content)
+        except (InvalidDelayRequest, ValidationError, TypeError) as error:
+            # TypeError covers an invalid channel name (A-13) and unsupported content.
+            logger.error("Discarding invalid asgi.delay message: %s", error)
+            return True
+        self._unsaved.append(message)
+        return self._save_unsaved(schedule)
+
+    def _save_unsaved(self, schedule: _CheckSchedule) -> bool:
+        messages = self._unsaved
+        try:
+            self._save(messages)
+        except DatabaseError as error:
+            names = ", ".join(sorted({message.channel_name for message in messages}))
+            logger.error("Cannot store delayed message(s) for %s (retrying): %s", names, error)
+            _drop_unusable_connections()
+            return False
+        self._unsaved = []
+        schedule.stored(min(message.due_date for message in messages))
+        return True
 
     def store(self, content: dict[str, Any]) -> DelayedMessage | None:
         """Store one request; an invalid one is logged and discarded (C-74, A-91)."""
@@ -99,51 +181,29 @@ class Worker(ChannelsWorker):
         return stored[0] if stored else None
 
     def store_many(self, contents: list[dict[str, Any]]) -> list[DelayedMessage]:
-        """Store valid requests in one transaction; invalid ones are logged and dropped."""
+        """Store valid requests in one transaction; invalid ones are logged and dropped.
+
+        A database error propagates (``run()`` keeps such requests and retries).
+        """
         messages = []
         for content in contents:
             try:
                 messages.append(self.build(content))
             except (InvalidDelayRequest, ValidationError, TypeError) as error:
-                # TypeError covers an invalid channel name (A-13) and unsupported content.
                 logger.error("Discarding invalid asgi.delay message: %s", error)
-        if not messages or not self._save(messages):
-            return []
+        if messages:
+            self._save(messages)
+        return messages
+
+    def _save(self, messages: list[DelayedMessage]) -> None:
+        with transaction.atomic():
+            DelayedMessage.objects.bulk_create(messages)
         for message in messages:
             logger.debug(
                 "Stored delayed message for %s due %s",
                 message.channel_name,
                 message.due_date.isoformat(),
             )
-        self.sender.notify_due(min(message.due_date for message in messages))
-        return messages
-
-    def _save(self, messages: list[DelayedMessage]) -> bool:
-        """Save, retrying while the database fails; False only if stopped meanwhile.
-
-        The requests are already taken off the layer, so giving up would lose them.
-        """
-        backoff = Backoff(self.receive_retry_first, self.receive_retry_cap)
-        while True:
-            try:
-                with transaction.atomic():
-                    DelayedMessage.objects.bulk_create(messages)
-                return True
-            except DatabaseError as error:
-                names = ", ".join(sorted({message.channel_name for message in messages}))
-                if self.termed:
-                    logger.error(
-                        "%d delayed message(s) for %s lost: cannot store them (%s) while "
-                        "shutting down",
-                        len(messages),
-                        names,
-                        error,
-                    )
-                    return False
-                logger.error("Cannot store delayed message(s) for %s (retrying): %s", names, error)
-                # Drops a connection the error left unusable, so the retry reconnects.
-                close_old_connections()
-                self._stop.wait(backoff.next())
 
     def build(self, content: dict[str, Any]) -> DelayedMessage:
         """A validated, unsaved ``DelayedMessage`` for an A-90 request."""
@@ -169,100 +229,165 @@ class Worker(ChannelsWorker):
         message.full_clean()
         return message
 
+    # -- sending --------------------------------------------------------------
 
-class DueMessageSender(threading.Thread):
-    """Sends due messages; sleeps on a condition between database checks (C-74)."""
+    def send_due(self) -> datetime | None:
+        """Send every due message from this thread; return the earliest due date left.
 
-    def __init__(self, channel_layer: Any, period: float, batch_size: int = 100) -> None:
-        super().__init__(name="channels-delay-sender", daemon=True)
-        self.channel_layer = channel_layer
-        self.period = timedelta(seconds=period)
-        self.batch_size = batch_size
-        self._condition = threading.Condition()
-        self._stopping = False
-        # Earliest due date known to be stored; None when unknown or nothing is pending.
-        self._next_due: datetime | None = None
-        # Earliest due date notified while a check runs, which its query may have missed.
-        self._noticed_due: datetime | None = None
-
-    def notify_due(self, due_date: datetime) -> None:
-        """A message due at ``due_date`` was stored; wake up for it if it is earliest."""
-        with self._condition:
-            self._noticed_due = _earliest(self._noticed_due, due_date)
-            if self._next_due is None or due_date < self._next_due:
-                self._next_due = due_date
-                self._condition.notify()
-
-    def stop(self) -> None:
-        with self._condition:
-            self._stopping = True
-            self._condition.notify()
-
-    def run(self) -> None:
-        last_check: datetime | None = None
+        Each batch of rows is claimed (deleted) in one transaction before its messages
+        are sent, so a message goes out at most once (A-91); a full channel stores it
+        again a second later (C-73). A database error is logged; the rows stay stored
+        for the next check.
+        """
+        _drop_unusable_connections()
         try:
-            while self._wait_for_check(last_check):
-                last_check = timezone.now()
-                try:
-                    self._send_due()
-                except DatabaseError as error:
-                    # Rows stay stored; the next check (one period on) tries again.
-                    logger.error("Cannot read delayed messages (retrying): %s", error)
-        finally:
-            connections.close_all()  # this thread's connections only
-
-    def _wait_for_check(self, last_check: datetime | None) -> bool:
-        """Block until the next check is due; False once stopping."""
-        with self._condition:
-            while not self._stopping:
-                remaining = (self._next_check(last_check) - timezone.now()).total_seconds()
-                if remaining <= 0:
-                    return True
-                self._condition.wait(remaining)
-            return False
-
-    def _next_check(self, last_check: datetime | None) -> datetime:
-        if last_check is None:
-            return timezone.now()  # first check at start: messages pending from before
-        periodic = last_check + self.period
-        due = self._next_due
-        # Move the periodic check later (never earlier, so never more often than once a
-        # period) to land on a due date that falls before the check after it. Rows this
-        # server stored are then sent at most a period late; rows another process wrote
-        # (unknown here) at most two.
-        if due is not None and periodic < due < periodic + self.period:
-            return due
-        return periodic
-
-    def _send_due(self) -> None:
-        with self._condition:
-            self._noticed_due = None
-        close_old_connections()
-        while not self._is_stopping():
-            claimed = DelayedMessage.objects.claim_due(self.batch_size)
-            for message in claimed:
-                try:
-                    message.deliver(self.channel_layer)
-                except Exception as error:  # stored again by deliver(); logged
-                    logger.error(
-                        "Cannot send delayed message to %s (retrying later): %s",
-                        message.channel_name,
-                        error,
-                    )
-            if len(claimed) < self.batch_size:
-                break
-        earliest = DelayedMessage.objects.order_by("due_date").values_list("due_date", flat=True)[
-            :1
-        ]
-        with self._condition:
-            self._next_due = _earliest(earliest[0] if earliest else None, self._noticed_due)
-
-    def _is_stopping(self) -> bool:
-        with self._condition:
-            return self._stopping
+            while True:
+                claimed = DelayedMessage.objects.claim_due(self.store_batch_size)
+                for message in claimed:
+                    try:
+                        message.deliver(self.channel_layer)
+                    except Exception as error:  # stored again by deliver()
+                        logger.error(
+                            "Cannot send delayed message to %s (retrying later): %s",
+                            message.channel_name,
+                            error,
+                        )
+                if len(claimed) < self.store_batch_size:
+                    break
+            return (
+                DelayedMessage.objects.order_by("due_date")
+                .values_list("due_date", flat=True)
+                .first()
+            )
+        except DatabaseError as error:
+            logger.error("Cannot read delayed messages (retrying): %s", error)
+            _drop_unusable_connections()
+            return None
 
 
-def _earliest(first: datetime | None, second: datetime | None) -> datetime | None:
-    if first is None or second is None:
-        return first or second
-    return min(first, second)
+class _CheckSchedule:
+    """When the next check for due messages happens, on the monotonic clock (C-74).
+
+    The first check is at once (rows left by an earlier run go out), then one per
+    ``period``, moved later (never earlier) onto a known due date that falls before the
+    check after it.
+    """
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.last_check: float | None = None
+        self.next_check = time.monotonic()
+        # Earliest due date known to be stored; None when unknown or nothing is pending.
+        self.next_due: datetime | None = None
+
+    def is_due(self) -> bool:
+        return time.monotonic() >= self.next_check
+
+    def time_left(self) -> float:
+        return max(0.0, self.next_check - time.monotonic())
+
+    def checked(self, earliest: datetime | None) -> None:
+        self.last_check = time.monotonic()
+        self.next_due = earliest
+        self._plan()
+
+    def stored(self, due_date: datetime) -> None:
+        if self.next_due is None or due_date < self.next_due:
+            self.next_due = due_date
+            self._plan()
+
+    def _plan(self) -> None:
+        if self.last_check is None:
+            return  # the first check is still to come
+        periodic = self.last_check + self.period
+        self.next_check = periodic
+        if self.next_due is not None:
+            due_in = (self.next_due - timezone.now()).total_seconds()
+            # A millisecond late, so the check (on the database's clock) finds it due.
+            due_at = time.monotonic() + due_in + 0.001
+            # Rows this server stored are then sent at most a period late; rows another
+            # process wrote (unknown here) at most two.
+            if periodic < due_at < periodic + self.period:
+                self.next_check = due_at
+
+
+class _Receiver:
+    """Blocking receives on ``asgi.delay`` in a helper thread, one call at a time.
+
+    Only the layer is used there, never the database. A new one (and thread) per
+    ``run()``, so ``run()`` can be called again.
+    """
+
+    # A layer that ignores block=True returns at once; pause this long so as not to spin.
+    nonblocking_pause = 0.01
+
+    def __init__(self, channel_layer: Any) -> None:
+        self.channel_layer = channel_layer
+        self._requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[Any, BaseException | None]] = queue.SimpleQueue()
+        self._closing = threading.Event()
+        self._pending = False
+        self._thread = threading.Thread(
+            target=self._serve, name="channels-delay-receive", daemon=True
+        )
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while self._requests.get():
+            started = time.monotonic()
+            try:
+                channel, content = self.channel_layer.receive([DELAY_CHANNEL], block=True)
+            except BaseException as error:
+                self._results.put((None, error))
+                continue
+            if channel is None and time.monotonic() - started < self.nonblocking_pause / 10:
+                self._closing.wait(self.nonblocking_pause)
+            self._results.put((content if channel is not None else None, None))
+
+    def result(self, timeout: float) -> dict[str, Any] | None:
+        """The next request, or None if none arrived within ``timeout`` seconds.
+
+        A receive still running then is kept for the next call. Raises what the
+        layer's receive raised.
+        """
+        if not self._pending:
+            self._requests.put(True)
+            self._pending = True
+        try:
+            content, error = self._results.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self._pending = False
+        if error is not None:
+            raise error
+        return content
+
+    def close(self, timeout: float) -> dict[str, Any] | None:
+        """Stop the thread; return the request the receive in flight brought, if any."""
+        self._closing.set()
+        self._requests.put(False)
+        if not self._pending:
+            return None
+        try:
+            content, error = self._results.get(timeout=timeout)
+        except queue.Empty:
+            logger.error(
+                "The channel layer's receive did not return within %.0f s; a request it "
+                "brings later is lost",
+                timeout,
+            )
+            return None
+        self._pending = False
+        if error is not None:
+            logger.error("Cannot receive from channel layer %s: %s", self.channel_layer, error)
+        return content
+
+
+def _drop_unusable_connections() -> None:
+    """``close_old_connections`` for connections outside a transaction.
+
+    Closing one inside an atomic block (a test case's) would break that transaction.
+    """
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()

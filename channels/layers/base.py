@@ -226,8 +226,9 @@ class BaseChannelLayer:
     def snapshot(self, message: Any) -> tuple[dict, int]:
         """Validate `message` and return ``(independent copy, size upper bound)``.
 
-        The copy shares only immutable values with the caller's dict (A-8);
-        tuples become lists, as they do through a serializing layer. The bound is
+        The copy shares only immutable values with the caller's dict (A-8). As with
+        ``copy.deepcopy`` a tuple stays a tuple (L-6), shared when it holds only
+        immutable values; serializing layers turn it into a list. The bound is
         never below the msgpack encoding's length, so a small bound proves the
         message fits without encoding it (A-92).
         """
@@ -410,6 +411,7 @@ def _copy_value(value: Any) -> tuple[Any, int]:
     if kind is list or kind is tuple:
         copy = []
         size = 5
+        shared = True
         for index, item in enumerate(value):
             try:
                 item_copy, item_size = _copy_value(item)
@@ -417,8 +419,13 @@ def _copy_value(value: Any) -> tuple[Any, int]:
                 bad.keys.append(f"[{index}]")
                 raise
             copy.append(item_copy)
+            shared = shared and item_copy is item
             size += item_size
-        return copy, size
+        if kind is list:
+            return copy, size
+        # L-6: deepcopy semantics; a tuple of immutable values (a header pair) is itself
+        # immutable, so it is kept rather than rebuilt.
+        return (value if shared else tuple(copy)), size
     # Subclasses (e.g. Django's SafeString) are accepted as their base type.
     for base in (str, bytes, int, float, dict, list, tuple):
         if isinstance(value, base):

@@ -317,12 +317,18 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
 
 
 def _deep_copy(value: Any) -> Any:
-    """Copy a validated message: only dicts and lists are mutable in it."""
+    """Copy a validated message like ``copy.deepcopy`` (L-6): dicts and lists are
+    copied, a tuple stays a tuple (the same one when it holds only immutable values)."""
     kind = type(value)
     if kind is dict:
         return {key: _deep_copy(item) for key, item in value.items()}
     if kind is list:
         return [_deep_copy(item) for item in value]
+    if kind is tuple:
+        items = [_deep_copy(item) for item in value]
+        if all(copied is item for copied, item in zip(items, value, strict=True)):
+            return value
+        return tuple(items)
     return value
 
 

@@ -64,38 +64,51 @@ class WSClient(Client):
         return self._session
 
     def receive(self, json: bool = True) -> Any:
-        """The next reply: its JSON-decoded `text`, the raw `text` with ``json=False``,
-        the whole content when it has no text, or None when there is no reply."""
+        """The next reply's `text` (JSON-decoded when `json` and a str), or the whole
+        content when it has no `text`, or None when there is no reply (C-69, as 1.x)."""
         content = super().receive()
         if content is None:
             return None
-        text = content.get("text")
-        if not isinstance(text, str):
+        if "text" not in content:
             return content
-        return _decode_json(text) if json else text
+        text = content["text"]
+        if json and isinstance(text, str):
+            return _decode_json(text)
+        return text
 
     def send(self, to: str, content: dict = {}, text: Any = None, path: str = "/") -> None:  # noqa: B006
-        self.channel_layer.send(to, self._get_content(to, content, text, path))
+        """Send to channel `to`, filling in the defaults of `_get_content`.
+
+        Only ``websocket.connect`` carries the query string of `path` (A-83); other
+        channels get the path without it.
+        """
+        if to != "websocket.connect":
+            path = path.partition("?")[0]
+        self.channel_layer.send(to, self._get_content(content, text, path))
         # The session cookie is only offered on the first message, as a browser
         # only sends cookies with the handshake.
         self._session_cookie = False
 
-    def _get_content(self, to: str, content: dict, text: Any, path: str) -> dict:
+    def _get_content(self, content: dict = {}, text: Any = None, path: str = "/") -> dict:  # noqa: B006
+        """A copy of `content` with `reply_channel`, `path`, `query_string` (when `path`
+        holds a ``?``), `headers`, `order` (ordered clients) and `text` filled in (C-69).
+
+        1.x tests call this directly, so its name, signature and defaults stay.
+        """
         content = copy.deepcopy(content)
         content.setdefault("reply_channel", self.reply_channel)
-        path, _, query_string = path.partition("?")
-        content.setdefault("path", path)
-        if to == "websocket.connect":
-            # A-83: only the connect message carries the query string.
+        if "?" in path:
+            path, _, query_string = path.partition("?")
             content.setdefault("query_string", query_string)
+        content.setdefault("path", path)
         content.setdefault("headers", self.headers)
         if self._ordered:
             if "order" in content:
                 raise ValueError('Do not set "order" manually on a WSClient(ordered=True)')
             content["order"] = self.order
             self.order += 1
-        if text is None:
-            text = content.get("text")
+        # As 1.x: an empty `text` argument falls back to the content's own.
+        text = text or content.get("text")
         if text is not None:
             content["text"] = text if isinstance(text, str) else json.dumps(text)
         return content

@@ -74,7 +74,18 @@ class TestHTTPRequestSpec(testcases.ASGIHTTPTestCase):
         request_headers = [("MYCUSTOMHEADER", "   foobar    ")]
         message = factories.message_for_request("GET", "/", headers=request_headers)
         self.assert_valid_http_request_message(message, "GET", "/", request_headers=request_headers)
-        self.assertIn([b"mycustomheader", b"foobar"], message["headers"])
+        # D-29, A-73: daphne gives a list of tuples (1.4 tests compare exactly this).
+        self.assertEqual(message["headers"], [(b"mycustomheader", b"foobar")])
+
+    def test_header_pairs_are_tuples(self):
+        """D-29, A-73, L-6 (issue 13): one (name, value) tuple per value, in order."""
+        request_headers = [("Host", "example.com"), ("Accept", "a"), ("Accept", "b")]
+        message = factories.message_for_request("GET", "/", headers=request_headers)
+        self.assertEqual(
+            message["headers"],
+            [(b"host", b"example.com"), (b"accept", b"a"), (b"accept", b"b")],
+        )
+        self.assertEqual(len(set(message["headers"])), 3)
 
     def test_duplicate_headers_keep_order(self):
         request_headers = [("Accept", "text/html"), ("Accept", "application/json")]

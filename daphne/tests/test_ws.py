@@ -144,3 +144,35 @@ class TestHandshake(testcases.ASGIWebSocketTestCase):
         _, disconnect = layer.receive(["websocket.disconnect"])
         self.assertEqual(disconnect["order"], 3)
         self.assertEqual(disconnect["code"], 1000)
+
+
+class TestConnectHeaders(testcases.ASGIWebSocketTestCase):
+    def test_headers_are_a_list_of_tuples(self):
+        """D-38, A-73, L-6 (issue 13): 1.4 tests compare the sorted pairs with tuples."""
+        connection = WebSocketConnection()
+        message = connection.receive(
+            b"GET /chat HTTP/1.1\r\n"
+            b"Host: somewhere.com\r\n"
+            b"Upgrade: websocket\r\n"
+            b"Connection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"
+            b"Sec-WebSocket-Protocol: chat, superchat\r\n"
+            b"Sec-WebSocket-Version: 13\r\n"
+            b"Origin: http://example.com\r\n"
+            b"\r\n"
+        )
+        self.assertEqual(message["path"], "/chat")
+        self.assertEqual(message["query_string"], b"")
+        self.assertEqual(
+            sorted(message["headers"]),
+            [
+                (b"connection", b"Upgrade"),
+                (b"host", b"somewhere.com"),
+                (b"origin", b"http://example.com"),
+                (b"sec-websocket-key", b"x3JJHMbDL1EzLkh9GBhXDw=="),
+                (b"sec-websocket-protocol", b"chat, superchat"),
+                (b"sec-websocket-version", b"13"),
+                (b"upgrade", b"websocket"),
+            ],
+        )
+        self.assertTrue(message["reply_channel"].startswith("test!"))

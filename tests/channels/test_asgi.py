@@ -113,6 +113,45 @@ def test_bad_settings_fail_early_with_alias(config, message):
         assert isinstance(info.value.__cause__, (TypeError, ValueError))
 
 
+@pytest.mark.parametrize("routing", [[], (), {}])
+def test_empty_routing_is_a_routing(routing):
+    """C-10 (issue 13): only a missing ROUTING key is refused; an empty routing, common
+    in test settings as ``"ROUTING": []``, builds a wrapper with no routes, as in 1.x."""
+    manager = ChannelLayerManager()
+    with layers(default={"BACKEND": INMEMORY, "ROUTING": routing, "TEST_CONFIG": {}}):
+        wrapper = manager["default"]
+        assert wrapper.routing is routing
+        assert wrapper.router.channels == set()
+        assert manager.make_test_backend("default").routing is routing
+
+
+@pytest.mark.django_db
+def test_channel_test_case_runs_with_empty_routing():
+    """C-10, C-67 (issue 13): a project whose settings say ``"ROUTING": []`` can run its
+    ChannelTestCase tests (the empty routing was refused before their first line)."""
+    import unittest
+
+    from channels import Channel, channel_layers
+    from channels.test import ChannelTestCase
+
+    class EmptyRoutingTests(ChannelTestCase):
+        def test_send_and_get(self):
+            Channel("st_test").send({"n": 1})
+            self.assertEqual(self.get_next_message("st_test", require=True).content, {"n": 1})
+
+    saved = channel_layers.backends.pop("default", None)
+    try:
+        with layers(default={"BACKEND": INMEMORY, "ROUTING": []}):
+            result = unittest.TestResult()
+            unittest.TestSuite([EmptyRoutingTests("test_send_and_get")]).run(result)
+    finally:
+        channel_layers.backends.pop("default", None)
+        if saved is not None:
+            channel_layers.set("default", saved)
+    assert result.testsRun == 1
+    assert result.wasSuccessful(), result.errors + result.failures
+
+
 def test_channel_layers_not_a_dict():
     """C-88: CHANNEL_LAYERS itself must be a dict."""
     manager = ChannelLayerManager()

@@ -3,11 +3,13 @@
 The worker runs for real: in a thread on an in-memory layer for the timing and validation
 checks, and as a `manage.py rundelay` subprocess on a private Redis for the restart check.
 Rows live in the SQLite test database, which the worker's threads (and the subprocess)
-open on their own connections, hence `transactional_db`.
+open on their own connections, hence `transactional_db`. The `ChannelTestCase` classes at
+the end run the worker in the test's own thread and transaction, as 1.x tests do (C-74).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -25,7 +27,7 @@ from channels.delay.content import decode_content, encode_content
 from channels.delay.models import DelayedMessage
 from channels.delay.worker import Worker
 from channels.layers.inmemory import ChannelLayer
-from channels.test import TransactionChannelTestCase
+from channels.test import ChannelTestCase, TransactionChannelTestCase
 from tests.channels.helpers import fresh_layer
 from tests.testproject.testapp.live import LiveProject
 
@@ -354,3 +356,131 @@ class DelayWithChannelTestCase(TransactionChannelTestCase):
         self.assertTrue(due.deliver(channel_layers["default"]))
         self.assertEqual(self.get_next_message("dest", require=True).content, ALL_TYPES)
         self.assertFalse(DelayedMessage.objects.exists())
+
+
+class CountedPassesWorker(Worker):
+    """The 1.x tests' worker: ``termed = n`` lets ``run()`` make n passes of its loop."""
+
+    def get_termed(self):
+        if not self._passes:
+            return True
+        self._passes -= 1
+        return False
+
+    def set_termed(self, value):
+        self._passes = value
+
+    termed = property(get_termed, set_termed)
+
+
+def make_due() -> None:
+    """Move every stored message's due date to now (instead of waiting for it)."""
+    DelayedMessage.objects.update(due_date=timezone.now())
+
+
+class DelayWorkerInsideTestCaseTests(ChannelTestCase):
+    """C-74 (issue 13): the worker runs inside a test's transaction, sends due messages
+    from the thread calling run(), and run() can be called again on the same instance,
+    one pass per read of `termed`, as the 1.x test suite drives it."""
+
+    def worker(self, passes: int) -> CountedPassesWorker:
+        worker = CountedPassesWorker(channel_layers["default"], signal_handlers=False)
+        worker.termed = passes
+        return worker
+
+    def test_invalid_message_is_not_stored(self):
+        Channel("asgi.delay").send({"test": "value"}, immediately=True)
+        with self.assertLogs("django.channels", logging.ERROR) as logs:
+            self.worker(1).run()
+        self.assertIn("missing key(s) channel, content, delay", logs.output[0])
+        self.assertEqual(DelayedMessage.objects.count(), 0)
+        self.assertIsNone(self.get_next_message("asgi.delay"))
+
+    def test_delay_message_stored_then_sent_by_a_second_run(self):
+        Channel("asgi.delay").send(
+            {"channel": "test", "delay": 60_000, "content": {"test": "value"}}, immediately=True
+        )
+        worker = self.worker(1)
+        worker.run()
+        self.assertEqual(DelayedMessage.objects.count(), 1)
+        self.assertIsNone(self.get_next_message("test"))
+
+        make_due()
+        worker.termed = 1
+        worker.run()  # the same instance again; it sees this test's uncommitted rows
+        self.assertEqual(DelayedMessage.objects.count(), 0)
+        message = self.get_next_message("test", require=True)
+        self.assertEqual(message.content, {"test": "value"})
+
+    def test_channel_full_requeues_instead_of_dropping(self):
+        """C-73, C-74: more due messages than the destination holds (capacity 10)."""
+        request = {"channel": "test", "delay": 60_000, "content": {"test": "value"}}
+        for _ in range(10):
+            Channel("asgi.delay").send(request, immediately=True)
+        self.worker(10).run()
+        Channel("asgi.delay").send(request, immediately=True)
+        worker = self.worker(1)
+        worker.run()
+        self.assertEqual(DelayedMessage.objects.count(), 11)
+
+        make_due()
+        worker.termed = 1
+        before = timezone.now()
+        worker.run()
+        self.assertEqual(DelayedMessage.objects.count(), 1)
+        for _ in range(10):
+            self.get_next_message("test", require=True)
+        self.assertIsNone(self.get_next_message("test"))
+        [requeued] = DelayedMessage.objects.all()
+        self.assertGreaterEqual(requeued.due_date, before + timedelta(seconds=1))
+
+    def test_each_run_checks_for_due_messages_first(self):
+        """Rows due before run() are sent on its first pass, even right after another run."""
+        DelayedMessage.objects.create(
+            channel_name="test", content=encode_content({"n": 1}), due_date=timezone.now()
+        )
+        worker = self.worker(1)
+        worker.run()
+        self.assertEqual(self.get_next_message("test", require=True).content, {"n": 1})
+        DelayedMessage.objects.create(
+            channel_name="test", content=encode_content({"n": 2}), due_date=timezone.now()
+        )
+        worker.termed = 1
+        worker.run()
+        self.assertEqual(self.get_next_message("test", require=True).content, {"n": 2})
+
+
+class DelayedMessageAsIn1xTests(ChannelTestCase):
+    """C-73 (issue 13): the model used the way 1.x tests use it: `delay` given to the
+    constructor, plain JSON content, `send()` leaving the instance without a pk."""
+
+    def message(self, delay: int) -> DelayedMessage:
+        message = DelayedMessage(
+            content=json.dumps({"test": "value"}), channel_name="test", delay=delay
+        )
+        message.save()
+        return message
+
+    def test_delay_given_to_the_constructor(self):
+        message = self.message(1000)
+        self.assertEqual(message.delay, 1000)
+        self.assertEqual(DelayedMessage.objects.is_due().count(), 0)
+        self.message(0)
+        self.assertEqual(DelayedMessage.objects.is_due().count(), 1)
+
+    def test_send_deletes_the_row_and_clears_the_pk(self):
+        message = self.message(0)
+        message.send()
+        self.assertIsNone(message.pk)
+        self.assertFalse(DelayedMessage.objects.exists())
+        self.assertEqual(self.get_next_message("test", require=True).content, {"test": "value"})
+
+    def test_send_to_a_full_channel_keeps_the_message(self):
+        channel = Channel("test")
+        for _ in range(channel.channel_layer.capacity):
+            channel.send({"test": "value"}, immediately=True)
+        message = self.message(0)
+        message.send()
+        self.assertEqual(DelayedMessage.objects.count(), 1)
+        self.assertEqual(DelayedMessage.objects.is_due().count(), 0)
+        self.assertEqual(message.delay, 1000)

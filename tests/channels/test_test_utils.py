@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
 import unittest
@@ -223,6 +224,23 @@ class WSClientTests(ChannelTestCase):
         assert b"sessionid=" not in second["headers"]["cookie"]
         assert b"flavour=mint" in second["headers"]["cookie"]
 
+    def test_cookie_header_parses_back_with_django(self):
+        """C-69: the cookie header, read back by Django's own parser (as 1.x tests do),
+        gives `get_cookies()`, special characters included."""
+        from django.http.cookie import parse_cookie
+
+        client = WSClient()
+        client.set_cookie("foo", "not-bar")
+        client.set_cookie("foo", "bar")
+        client.set_cookie("qux", "qu;x")
+        cookie_dict = parse_cookie(client.headers["cookie"].decode("ascii"))
+        assert client.get_cookies() == cookie_dict
+        assert cookie_dict == {
+            "foo": "bar",
+            "qux": "qu;x",
+            "sessionid": client.get_cookies()["sessionid"],
+        }
+
     def test_set_header(self):
         """C-69: set_header adds headers; the cookie header is refused."""
         client = WSClient()
@@ -301,6 +319,81 @@ class WSClientTests(ChannelTestCase):
         assert client.receive(json=False) == '{"k": 1}'
         Channel(client.reply_channel).send({"bytes": b"\x00"})
         assert client.receive() == {"bytes": b"\x00"}
+
+    def test_receive_returns_the_text_value_of_any_type(self):
+        """C-69 (issue 13): as 1.x, a reply with `text` gives that value whatever its
+        type, JSON-decoded only when it is a str; without `text`, the whole content."""
+        client = WSClient()
+        Channel(client.reply_channel).send({"text": {"key1": ["val1"]}, "other": 1})
+        assert client.receive() == {"key1": ["val1"]}
+        Channel(client.reply_channel).send({"text": ["a", 1]})
+        assert client.receive(json=False) == ["a", 1]
+        Channel(client.reply_channel).send({"text": "2"})
+        assert client.receive() == 2
+        Channel(client.reply_channel).send({"text": "not json", "close": True})
+        assert client.receive(json=False) == "not json"
+        Channel(client.reply_channel).send({"accept": True})
+        assert client.receive(json=False) == {"accept": True}
+
+    def test_get_content_keeps_the_1x_signature(self):
+        """C-69 (issue 13): 1.x tests call `_get_content(content={}, text=None, path="/")`
+        directly; defaults are filled in without naming a channel."""
+        parameters = inspect.signature(WSClient._get_content).parameters
+        assert list(parameters) == ["self", "content", "text", "path"]
+        assert [parameters[name].default for name in ("content", "text", "path")] == [
+            {},
+            None,
+            "/",
+        ]
+        client = WSClient()
+        content = client._get_content()
+        assert content["path"] == "/"
+        assert content["reply_channel"] == client.reply_channel
+        assert "query_string" not in content and "text" not in content
+        assert b"sessionid" in content["headers"]["cookie"]
+        content = client._get_content(text={"key": "value"}, path="/my/path")
+        assert content["text"] == '{"key": "value"}'
+        assert content["path"] == "/my/path"
+        content = client._get_content(content={"path": "/my_path"}, text={"path": "hi"})
+        assert (content["path"], content["text"]) == ("/my_path", '{"path": "hi"}')
+
+    def test_get_content_splits_any_query_string(self):
+        """C-69 (issue 13): `_get_content` sets `query_string` whenever `path` holds a ?."""
+        content = WSClient()._get_content(path="/my/path?test=1&token=2")
+        assert content["path"] == "/my/path"
+        assert content["query_string"] == "test=1&token=2"
+
+    def test_get_content_text_fallback_and_order(self):
+        """C-69: an empty `text` argument falls back to the content's (as 1.x); ordered
+        clients number from `order`, which tests may set."""
+        client = WSClient(ordered=True)
+        assert client._get_content({"text": "kept"}, text="")["text"] == "kept"
+        assert "text" not in client._get_content(text="")
+        client.order = 5
+        assert client._get_content()["order"] == 5
+        assert client._get_content()["order"] == 6
+
+    def test_get_params_reach_the_consumer_on_connect_only(self):
+        """C-69, A-83 (issue 13): the 1.x test's flow: a consumer builds an AsgiRequest
+        from the socket message and replies with its GET as (non-str) `text`."""
+        from channels.handler import AsgiRequest
+
+        def consumer(message):
+            message.content["method"] = "FAKE"
+            message.reply_channel.send({"text": dict(AsgiRequest(message).GET)})
+
+        client = WSClient(ordered=True)
+        with apply_routes(
+            [
+                route("websocket.receive", consumer, path=r"^/test"),
+                route("websocket.connect", consumer, path=r"^/test"),
+            ]
+        ):
+            path = "/test?key1=val1&key2=val2&key1=val3"
+            client.send_and_consume("websocket.connect", path=path, check_accept=False)
+            assert client.receive() == {"key2": ["val2"], "key1": ["val1", "val3"]}
+            client.send_and_consume("websocket.receive", path=path)
+            assert client.receive() == {}
 
     def test_check_accept(self):
         """C-69: consuming websocket.connect requires exactly {"accept": True}."""

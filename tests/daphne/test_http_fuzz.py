@@ -105,7 +105,7 @@ def test_requests_round_trip_over_sockets(live, parts):
     assert seen["path"] == unquote(path)
     assert seen["query_string"] == query
     assert seen["body"] == body
-    expected = [[n.lower().encode(), v.encode()] for n, v in headers]
+    expected = [(n.lower().encode(), v.encode()) for n, v in headers]  # tuples (D-29, L-6)
     got = [h for h in seen["headers"] if h[0].decode() not in SPECIAL_HEADERS]
     assert sorted(got) == sorted(expected)
 

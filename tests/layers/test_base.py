@@ -192,7 +192,8 @@ def test_unsupported_values_name_type_and_path(message, path) -> None:
 
 
 def test_supported_values_round_trip() -> None:
-    """A-6: every allowed type comes back unchanged (tuples as lists)."""
+    """A-6, L-6: every allowed type comes back unchanged; the in-memory layer keeps a
+    tuple a tuple (deep-copy semantics, as 1.x), with its mutable items copied."""
     layer = ChannelLayer()
     message = {
         "b": b"\x00\x01",
@@ -206,7 +207,9 @@ def test_supported_values_round_trip() -> None:
     }
     layer.send("a", message)
     _, received = layer.receive(["a"])
-    assert received == {**message, "l": [1, [2]]}
+    assert received == message
+    assert type(received["l"]) is tuple
+    assert received["l"][1] is not message["l"][1]
     assert received["t"] is True
 
 
