@@ -17,6 +17,7 @@ from .loading import (
     not_a_layer_message,
     process_local_message,
 )
+from .logfmt import LOG_FORMAT
 from .server import NotAChannelLayer, Server, build_endpoint_description_strings
 from .utils import InvalidAllowedIP, parse_allowed_ips
 
@@ -256,7 +257,7 @@ class CommandLineInterface:
         verbosity = min(max(args.verbosity, 0), 2)
         logging.basicConfig(
             level={0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}[verbosity],
-            format="%(asctime)-15s %(levelname)-8s %(message)s",
+            format=LOG_FORMAT,  # one format with runworker/runserver (issue 14)
         )
         access_log_stream = None
         if args.access_log:

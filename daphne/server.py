@@ -244,7 +244,7 @@ class Server:
             logger.info("Using native Twisted mode on channel layer")
             self.reactor.callWhenRunning(self.backend_reader_twisted)
         else:
-            logger.info("Using busy-loop synchronous mode on channel layer")
+            logger.info("Reading replies from the channel layer in a background thread")
             self.reactor.callWhenRunning(self.backend_reader_sync)
         self.reactor.callWhenRunning(self.factory.routed.start, self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_readers)

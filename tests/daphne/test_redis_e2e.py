@@ -97,7 +97,11 @@ def stack(request, tmp_path, redis_server):
 
 def test_http_and_websocket_round_trips(stack):
     daphne, worker, _ = stack
-    mode = "Using native Twisted mode" if "--force-sync" not in daphne.proc.args else "busy-loop"
+    mode = (
+        "Using native Twisted mode"
+        if "--force-sync" not in daphne.proc.args
+        else "in a background thread"
+    )
     assert any(mode in line for line in daphne.stderr)
     connection = http.client.HTTPConnection("127.0.0.1", daphne.port, timeout=20)
     try:
