@@ -24,7 +24,7 @@ from .deadlines import DeadlineSweep
 from .errors import ApplicationError, IllegalTransition
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NegotiatingChannel, NoPushProducer, connection_facts
-from .outbox import Outbox
+from .outbox import Outbox, OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .utils import parse_x_forwarded_for
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
@@ -225,7 +225,7 @@ class WebRequest(http.Request):
                 else:
                     self._body_pump.pump()
             return
-        if isinstance(error, self.factory.channel_layer.ChannelFull):
+        if isinstance(error, (self.factory.channel_layer.ChannelFull, OutboxFull)):
             # D-31, A-76.
             full_channels.full("http.request", "answered 503")
             self.basic_error(
@@ -439,6 +439,8 @@ class HTTPFactory(http.HTTPFactory):
     head_timeout = 60
     # A request body that stops arriving for this long gets 408 (not in 1.4).
     body_idle_timeout = 60
+    # Seconds a connection may stay over max_outbound_buffer before it is closed.
+    outbound_full_timeout = 5
 
     def __init__(
         self,
@@ -459,6 +461,7 @@ class HTTPFactory(http.HTTPFactory):
         forwarded_allow_ips: list | None = None,
         websocket_max_message_size: int = 1048576,
         http_max_body_size: int = 0,
+        max_outbound_buffer: int = 1048576,
     ) -> None:
         # Twisted's idle timer resets on every read; D-64's head timer replaces it.
         super().__init__(timeout=None)
@@ -482,6 +485,9 @@ class HTTPFactory(http.HTTPFactory):
         self.forwarded_allow_ips = forwarded_allow_ips
         self.websocket_max_message_size = websocket_max_message_size
         self.http_max_body_size = http_max_body_size
+        # Issue 15 (`backpressure`): bytes a client may leave unread (0 = no limit).
+        self.max_outbound_buffer = max_outbound_buffer
+        self.outbound_overflows = 0
         self.websocket_handshake_timeout = websocket_handshake_timeout
         self.reply_protocols: dict[str, WebRequest | WebSocketProtocol] = {}
         self.http_channels: set[HTTPChannel] = set()

@@ -22,10 +22,14 @@ from autobahn.twisted.websocket import (
     WebSocketServerProtocol,
 )
 from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from . import autobahn_costs
+from .backpressure import cancel_outbound_timer, check_outbound
 from .errors import ApplicationError, IllegalTransition
-from .full_channels import FullChannelReporter, send_best_effort
+from .full_channels import FullChannelReporter, send_reliably
+from .outbox import OutboxFull
 from .utils import parse_x_forwarded_for, transport_addresses
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
@@ -46,10 +50,15 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_NO_STATUS = 1005
 CLOSE_ABNORMAL = 1006
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
 
 _REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
+
+# Why a socket stopped reading from its client (bits of `_read_blocks`).
+_HELD = 1  # frames wait for room on the layer (A-89)
+_WRITE_FULL = 2  # the transport's outbound buffer is full (issue 15)
 
 
 def _one_empty_payload(data_bytes: Any, data_text: Any) -> bool:
@@ -72,8 +81,10 @@ _SOCKET_TRANSITIONS = {
 }
 
 
+@implementer(IPushProducer)
 class WebSocketProtocol(WebSocketServerProtocol):
-    """One WebSocket connection (D-38)."""
+    """One WebSocket connection (D-38); the transport's producer after the hand-over, so
+    a client that stops reading stops being read (issue 15, `backpressure`)."""
 
     muted = False
     reply_channel = None
@@ -88,6 +99,12 @@ class WebSocketProtocol(WebSocketServerProtocol):
     # may still refuse (A-19), nor follow a connect the layer refused (A-85).
     _in_flight = 0
     _disconnect_waiting: dict | None = None
+    _read_blocks = 0  # _HELD | _WRITE_FULL
+    _outbound_timer: Any = None
+    _local_close_code: int | None = None  # the code daphne closed with, for the disconnect
+    # The HTTP channel that handed this connection over; released at close so neither
+    # keeps the other alive (issue 15).
+    _http_channel: Any = None
 
     def set_main_factory(self, main_factory: Any) -> None:
         self.main_factory = main_factory
@@ -119,11 +136,63 @@ class WebSocketProtocol(WebSocketServerProtocol):
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if sync or chopsize or self.send_queue or self.state != self.STATE_OPEN:
             super().sendData(data, sync, chopsize)
+        else:
+            self.transport.write(data)
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+            if self.logOctets:
+                self.logTxOctets(data, False)
+        if self._read_blocks & _WRITE_FULL:
+            check_outbound(self, self.main_factory)
+
+    # -- flow control (issue 15) -------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: stop reading from the client meanwhile."""
+        self._block_reading(_WRITE_FULL)
+        if self.main_factory is not None:
+            check_outbound(self, self.main_factory)
+
+    def resumeProducing(self) -> None:
+        cancel_outbound_timer(self)
+        self._unblock_reading(_WRITE_FULL)
+
+    def stopProducing(self) -> None:
+        cancel_outbound_timer(self)
+
+    def _block_reading(self, reason: int) -> None:
+        if not self._read_blocks and self.transport is not None:
+            self.transport.pauseProducing()
+        self._read_blocks |= reason
+
+    def _unblock_reading(self, reason: int) -> None:
+        if not self._read_blocks & reason:
             return
-        self.transport.write(data)
-        self.trafficStats.outgoingOctetsWireLevel += len(data)
-        if self.logOctets:
-            self.logTxOctets(data, False)
+        self._read_blocks &= ~reason
+        if (
+            not self._read_blocks
+            and self.transport is not None
+            and self._socket_state is not SocketState.CLOSED
+        ):
+            self.transport.resumeProducing()
+
+    def outbound_overflow(self) -> None:
+        """The client has not read its replies: close with 1008 and drop (backpressure)."""
+        self._local_close_code = CLOSE_POLICY_VIOLATION
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, isReply=False)
+        # The close frame sits behind what the client does not read: abort, which
+        # frees the buffer now (autobahn's close timeout would hold it a while).
+        self.dropConnection(abort=True)
+
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        cancel_outbound_timer(self)
+        channel, self._http_channel = self._http_channel, None
+        if channel is not None:
+            channel.released()
+        # autobahn resolves is_closed with the protocol itself: a cycle that kept every
+        # closed socket (and its unsent data) alive until a full garbage collection.
+        self.is_closed = defer.succeed(None)
 
     # -- handshake (D-38) ------------------------------------------------------------
 
@@ -214,23 +283,31 @@ class WebSocketProtocol(WebSocketServerProtocol):
         if self._socket_state is not SocketState.CONNECTING or self.handshake_deferred.called:
             self._connect_retry_delay = None  # the client left, or a stop refused it
             return
-        layer = self.channel_layer
-        try:
-            layer.send("websocket.connect", self.request_info)
-        except layer.ChannelFull:
+        self._in_flight += 1
+        self.main_factory.outbox.send(
+            "websocket.connect", self.request_info, self._connect_retried, self
+        )
+
+    def _connect_retried(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of a retried ``websocket.connect`` (through the outbox, issue 15)."""
+        self._in_flight -= 1
+        if error is None:
+            self._connect_retry_delay = None
+            self.muted = False  # delivered: a disconnect may follow now (A-85)
+        elif self._socket_state is not SocketState.CONNECTING or self.handshake_deferred.called:
+            self._connect_retry_delay = None  # gone meanwhile: nothing was delivered
+        elif not isinstance(error, self.channel_layer.ChannelFull):
+            # The layer's backend errors have no common base class; OutboxFull too.
+            self._refuse_connect("Channel layer unavailable", error)
+        else:
             remaining = self.main_factory.websocket_connect_timeout - self.duration()
             if remaining <= 0:
                 self._refuse_connect("Connection queue at capacity", None)
-                return
-            self._connect_retry_delay = min(self._connect_retry_delay * 2, RETRY_MAX_DELAY)
-            delay = min(self._connect_retry_delay, remaining)
-            self.main_factory.reactor.callLater(delay, self._retry_connect)
-            return
-        except Exception as error:  # the layer's backend errors have no common base class
-            self._refuse_connect("Channel layer unavailable", error)
-            return
-        self._connect_retry_delay = None
-        self.muted = False
+            else:
+                self._connect_retry_delay = min(self._connect_retry_delay * 2, RETRY_MAX_DELAY)
+                delay = min(self._connect_retry_delay, remaining)
+                self.main_factory.reactor.callLater(delay, self._retry_connect)
+        self._settled()
 
     def _refuse_connect(self, reason: str, error: BaseException | None) -> None:
         """A-89: websocket.connect could not be delivered: refuse the handshake with 503."""
@@ -315,6 +392,11 @@ class WebSocketProtocol(WebSocketServerProtocol):
                     self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
                 else:
                     self.muted = True
+            elif isinstance(error, OutboxFull):
+                # The layer has not answered for a while and daphne holds all it may
+                # for it (issue 15): refuse like a full channel, 1013.
+                full_channels.failed(channel, "closed a socket with 1013", error)
+                self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
             else:  # the layer's backend errors have no common base class
                 # The layer lost its backend (Redis restarting, L-62): hold the frames
                 # and retry, so a short outage closes no socket.
@@ -335,12 +417,17 @@ class WebSocketProtocol(WebSocketServerProtocol):
             self._send_disconnect(message)
 
     def _send_disconnect(self, message: dict) -> None:
-        send_best_effort(
-            self.main_factory.outbox,
+        # Retried until the layer's expiry rather than dropped: a lost disconnect
+        # leaves the socket in its groups for group_expiry (issue 15).
+        factory = self.main_factory
+        send_reliably(
+            factory.outbox,
+            factory.reactor,
             "websocket.disconnect",
             message,
             "dropped a disconnect",
             full_channels,
+            getattr(self.channel_layer, "expiry", 60),
         )
 
     def _hold(self, channel: str, message: dict, give_up_after: float) -> None:
@@ -348,36 +435,42 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self._retry_delay = RETRY_FIRST_DELAY
         self._give_up_after = give_up_after
         self._retry_deadline = self._now() + give_up_after
-        if self.transport is not None:
-            self.transport.pauseProducing()
+        self._block_reading(_HELD)
         self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
 
     def _retry_pending(self) -> None:
-        layer = self.channel_layer
+        """Send the first held message again, through the outbox (never blocking)."""
+        if not self._pending:
+            return
+        channel, message = self._pending[0]
+        self.main_factory.outbox.send(channel, message, self._retried, self)
+
+    def _retried(self, channel: str, message: dict, error: BaseException | None) -> None:
         pending = self._pending
-        while pending:
-            channel, message = pending[0]
-            try:
-                layer.send(channel, message)
-            except layer.MessageTooLarge:
-                self._pending = None
-                self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
-                return
-            except Exception as error:  # ChannelFull, or the backend is still away
-                if not isinstance(error, layer.ChannelFull):
-                    full_channels.failed(channel, "holding frames until the layer is back", error)
-                if self._now() >= self._retry_deadline:
-                    self._give_up_pending()
-                    return
-                self._retry_delay = min(self._retry_delay * 2, self._max_delay(error))
-                self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
-                return
+        if not pending or pending[0][1] is not message:
+            return  # given up (closed) meanwhile
+        layer = self.channel_layer
+        if error is None:
             pending.popleft()
             self._retry_deadline = self._now() + self._give_up_after
             self._retry_delay = RETRY_FIRST_DELAY
-        self._pending = None
-        if self.transport is not None and self._socket_state is SocketState.OPEN:
-            self.transport.resumeProducing()
+            if pending:
+                self._retry_pending()
+                return
+            self._pending = None
+            self._unblock_reading(_HELD)
+            return
+        if isinstance(error, layer.MessageTooLarge):
+            self._pending = None
+            self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
+            return
+        if not isinstance(error, layer.ChannelFull):  # the backend is still away
+            full_channels.failed(channel, "holding frames until the layer is back", error)
+        if self._now() >= self._retry_deadline:
+            self._give_up_pending()
+            return
+        self._retry_delay = min(self._retry_delay * 2, self._max_delay(error))
+        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
 
     def _max_delay(self, error: BaseException) -> float:
         # A full channel frees up within milliseconds; a backend comes back in seconds.
@@ -389,13 +482,17 @@ class WebSocketProtocol(WebSocketServerProtocol):
             self._give_up_after,
             self.reply_channel,
         )
-        self._pending = None
+        pending, self._pending = self._pending, None
+        for channel, message in pending or ():
+            if channel == "websocket.disconnect":
+                self._send_disconnect(message)  # the client is gone: keep trying that one
         self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
 
     def _mute_and_close(self, code: int, reason: str) -> None:
         self.muted = True
+        self._read_blocks = 0
         if self.transport is not None:
-            self.transport.resumeProducing()
+            self.transport.resumeProducing()  # the client's close frame must be read
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=code, isReply=False)
         else:
@@ -481,12 +578,14 @@ class WebSocketProtocol(WebSocketServerProtocol):
         if self.reply_channel is None:
             return  # autobahn refused the handshake before onConnect (D-44)
         self.cleanup()
-        if not self.muted:
+        # Muted while a retried websocket.connect is in flight: whether a disconnect is
+        # owed depends on its outcome (`_connect_retried`, then `_settled`).
+        if not self.muted or (self._connect_retry_pending() and self._in_flight):
+            if code is None:
+                code = self._local_close_code or (CLOSE_NO_STATUS if wasClean else CLOSE_ABNORMAL)
             message = {
                 "reply_channel": self.reply_channel,
-                "code": code
-                if code is not None
-                else (CLOSE_NO_STATUS if wasClean else CLOSE_ABNORMAL),
+                "code": code,
                 "path": self.decoded_path,
                 "order": self.packets_received + 1,
             }

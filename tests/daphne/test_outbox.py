@@ -45,6 +45,18 @@ class CountingLayer(RedisChannelLayer):
         self.batches.append(len(pairs))
         return super().send_many(pairs)
 
+    def socket_sender(self) -> Any:
+        """Live daphne sends without waiting (issue 15): count those batches too."""
+        sender = super().socket_sender()
+        submit = sender.submit
+
+        def counting(pairs: Any, done: Any) -> Any:
+            self.batches.append(len(pairs))
+            return submit(pairs, done)
+
+        sender.submit = counting
+        return sender
+
 
 class Outcomes:
     """An outbox callback recording ``(channel, message, error)`` in call order."""
