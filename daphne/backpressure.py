@@ -28,6 +28,8 @@ logger = logging.getLogger("daphne.server")
 
 # Above limit x this, a connection is closed at once rather than after the grace time.
 HARD_LIMIT_FACTOR = 4
+# `_outbound_timer` of a connection closed for its buffer: counted once.
+_CLOSED = object()
 
 
 def buffered_bytes(transport: Any) -> int:
@@ -52,7 +54,7 @@ def check_outbound(connection: Any, factory: Any) -> None:
     `connection` has ``transport``, ``_outbound_timer`` and ``outbound_overflow()``.
     """
     limit = factory.max_outbound_buffer
-    if not limit or connection.transport is None:
+    if not limit or connection.transport is None or connection._outbound_timer is _CLOSED:
         return
     size = buffered_bytes(connection.transport)
     if size <= limit:
@@ -68,7 +70,10 @@ def check_outbound(connection: Any, factory: Any) -> None:
 
 
 def cancel_outbound_timer(connection: Any) -> None:
-    timer, connection._outbound_timer = connection._outbound_timer, None
+    timer = connection._outbound_timer
+    if timer is _CLOSED:
+        return
+    connection._outbound_timer = None
     if timer is not None and timer.active():
         timer.cancel()
 
@@ -84,6 +89,7 @@ def _expired(connection: Any, factory: Any) -> None:
 
 def _overflow(connection: Any, factory: Any, size: int) -> None:
     cancel_outbound_timer(connection)
+    connection._outbound_timer = _CLOSED
     factory.outbound_overflows += 1
     logger.debug(
         "Closing a connection whose client does not read: %d bytes buffered (limit %d)",

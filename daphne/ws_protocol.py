@@ -541,6 +541,8 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 self.serverClose(close)
 
     def serverSend(self, content: bytes | str, binary: bool = False) -> None:
+        if self._local_close_code is not None and self.state != self.STATE_OPEN:
+            return  # closed for a client that does not read (issue 15): nothing to add
         if self._socket_state is SocketState.CONNECTING:
             self.serverAccept()
         self.last_data = self._now()
@@ -581,8 +583,10 @@ class WebSocketProtocol(WebSocketServerProtocol):
         # Muted while a retried websocket.connect is in flight: whether a disconnect is
         # owed depends on its outcome (`_connect_retried`, then `_settled`).
         if not self.muted or (self._connect_retry_pending() and self._in_flight):
-            if code is None:
-                code = self._local_close_code or (CLOSE_NO_STATUS if wasClean else CLOSE_ABNORMAL)
+            if self._local_close_code is not None:
+                code = self._local_close_code  # aborted by daphne: the peer never answered
+            elif code is None:
+                code = CLOSE_NO_STATUS if wasClean else CLOSE_ABNORMAL
             message = {
                 "reply_channel": self.reply_channel,
                 "code": code,
