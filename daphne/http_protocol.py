@@ -209,7 +209,7 @@ class WebRequest(http.Request):
         if more_body:
             # D-63: the rest of a large body follows on a single-reader channel.
             content.seek(len(body))
-            message["body_channel"] = factory.channel_layer.new_channel("http.request.body?")
+            message["body_channel"] = factory.outbox.new_channel("http.request.body?")
         factory.outbox.send("http.request", message, self._request_sent)
 
     def _request_sent(self, channel: str, message: dict, error: BaseException | None) -> None:

@@ -10,7 +10,6 @@ assignment.
 
 from __future__ import annotations
 
-import collections
 import enum
 import logging
 from typing import Any
@@ -28,37 +27,33 @@ from zope.interface import implementer
 from . import autobahn_costs
 from .backpressure import cancel_outbound_timer, check_outbound
 from .errors import ApplicationError, IllegalTransition
-from .full_channels import FullChannelReporter, send_reliably
+from .full_channels import send_reliably
 from .outbox import OutboxFull
 from .utils import parse_x_forwarded_for, transport_addresses
+from .ws_flow import (
+    _WRITE_FULL,
+    BACKEND_GIVE_UP,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
+    RETRY_FIRST_DELAY,
+    RETRY_GIVE_UP,
+    RETRY_MAX_DELAY,
+    FlowControl,
+    HeldFrames,
+    full_channels,
+)
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
 logger = logging.getLogger(__name__)
 autobahn_costs.install()
-full_channels = FullChannelReporter(logger)
-
-# A-89: after ChannelFull a frame is retried from ~1 ms, doubling to 50 ms; after
-# this many seconds without progress the socket is closed with 1013.
-RETRY_FIRST_DELAY = 0.001
-RETRY_MAX_DELAY = 0.05
-RETRY_GIVE_UP = 5.0
-# Frames held while the layer's backend is unreachable, before closing with 1013.
-BACKEND_GIVE_UP = 30.0
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_NO_STATUS = 1005
 CLOSE_ABNORMAL = 1006
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN_LATER = 1013
 
 _REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
-
-# Why a socket stopped reading from its client (bits of `_read_blocks`).
-_HELD = 1  # frames wait for room on the layer (A-89)
-_WRITE_FULL = 2  # the transport's outbound buffer is full (issue 15)
 
 
 def _one_empty_payload(data_bytes: Any, data_text: Any) -> bool:
@@ -82,7 +77,7 @@ _SOCKET_TRANSITIONS = {
 
 
 @implementer(IPushProducer)
-class WebSocketProtocol(WebSocketServerProtocol):
+class WebSocketProtocol(FlowControl, HeldFrames, WebSocketServerProtocol):
     """One WebSocket connection (D-38); the transport's producer after the hand-over, so
     a client that stops reading stops being read (issue 15, `backpressure`)."""
 
@@ -92,16 +87,12 @@ class WebSocketProtocol(WebSocketServerProtocol):
     # Set by the HTTP hand-over (D-28); the raw bytes after "?".
     _raw_query_string = b""
     _socket_state = SocketState.CONNECTING
-    _pending = None  # frames waiting for room on a full channel (A-89)
     _connect_retry_delay: float | None = None  # set while websocket.connect waits for room
     # Messages handed to the outbox whose outcome is not known yet, and the
     # websocket.disconnect that waits for them: it must not overtake a frame the layer
     # may still refuse (A-19), nor follow a connect the layer refused (A-85).
     _in_flight = 0
     _disconnect_waiting: dict | None = None
-    _read_blocks = 0  # _HELD | _WRITE_FULL
-    _outbound_timer: Any = None
-    _local_close_code: int | None = None  # the code daphne closed with, for the disconnect
     # The HTTP channel that handed this connection over; released at close so neither
     # keeps the other alive (issue 15).
     _http_channel: Any = None
@@ -143,46 +134,6 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 self.logTxOctets(data, False)
         if self._read_blocks & _WRITE_FULL:
             check_outbound(self, self.main_factory)
-
-    # -- flow control (issue 15) -------------------------------------------------------
-
-    def pauseProducing(self) -> None:
-        """The transport's buffer is full: stop reading from the client meanwhile."""
-        self._block_reading(_WRITE_FULL)
-        if self.main_factory is not None:
-            check_outbound(self, self.main_factory)
-
-    def resumeProducing(self) -> None:
-        cancel_outbound_timer(self)
-        self._unblock_reading(_WRITE_FULL)
-
-    def stopProducing(self) -> None:
-        cancel_outbound_timer(self)
-
-    def _block_reading(self, reason: int) -> None:
-        if not self._read_blocks and self.transport is not None:
-            self.transport.pauseProducing()
-        self._read_blocks |= reason
-
-    def _unblock_reading(self, reason: int) -> None:
-        if not self._read_blocks & reason:
-            return
-        self._read_blocks &= ~reason
-        if (
-            not self._read_blocks
-            and self.transport is not None
-            and self._socket_state is not SocketState.CLOSED
-        ):
-            self.transport.resumeProducing()
-
-    def outbound_overflow(self) -> None:
-        """The client has not read its replies: close with 1008 and drop (backpressure)."""
-        self._local_close_code = CLOSE_POLICY_VIOLATION
-        if self.state == self.STATE_OPEN:
-            self.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, isReply=False)
-        # The close frame sits behind what the client does not read: abort, which
-        # frees the buffer now (autobahn's close timeout would hold it a while).
-        self.dropConnection(abort=True)
 
     def connectionLost(self, reason: Any) -> None:
         super().connectionLost(reason)
@@ -429,64 +380,6 @@ class WebSocketProtocol(WebSocketServerProtocol):
             full_channels,
             getattr(self.channel_layer, "expiry", 60),
         )
-
-    def _hold(self, channel: str, message: dict, give_up_after: float) -> None:
-        self._pending = collections.deque([(channel, message)])
-        self._retry_delay = RETRY_FIRST_DELAY
-        self._give_up_after = give_up_after
-        self._retry_deadline = self._now() + give_up_after
-        self._block_reading(_HELD)
-        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
-
-    def _retry_pending(self) -> None:
-        """Send the first held message again, through the outbox (never blocking)."""
-        if not self._pending:
-            return
-        channel, message = self._pending[0]
-        self.main_factory.outbox.send(channel, message, self._retried, self)
-
-    def _retried(self, channel: str, message: dict, error: BaseException | None) -> None:
-        pending = self._pending
-        if not pending or pending[0][1] is not message:
-            return  # given up (closed) meanwhile
-        layer = self.channel_layer
-        if error is None:
-            pending.popleft()
-            self._retry_deadline = self._now() + self._give_up_after
-            self._retry_delay = RETRY_FIRST_DELAY
-            if pending:
-                self._retry_pending()
-                return
-            self._pending = None
-            self._unblock_reading(_HELD)
-            return
-        if isinstance(error, layer.MessageTooLarge):
-            self._pending = None
-            self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
-            return
-        if not isinstance(error, layer.ChannelFull):  # the backend is still away
-            full_channels.failed(channel, "holding frames until the layer is back", error)
-        if self._now() >= self._retry_deadline:
-            self._give_up_pending()
-            return
-        self._retry_delay = min(self._retry_delay * 2, self._max_delay(error))
-        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
-
-    def _max_delay(self, error: BaseException) -> float:
-        # A full channel frees up within milliseconds; a backend comes back in seconds.
-        return RETRY_MAX_DELAY if isinstance(error, self.channel_layer.ChannelFull) else 1.0
-
-    def _give_up_pending(self) -> None:
-        logger.warning(
-            "The channel layer refused frames for %s s; closing %s with 1013",
-            self._give_up_after,
-            self.reply_channel,
-        )
-        pending, self._pending = self._pending, None
-        for channel, message in pending or ():
-            if channel == "websocket.disconnect":
-                self._send_disconnect(message)  # the client is gone: keep trying that one
-        self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
 
     def _mute_and_close(self, code: int, reason: str) -> None:
         self.muted = True
