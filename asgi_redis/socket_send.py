@@ -43,6 +43,8 @@ logger = logging.getLogger("asgi_redis")
 # Outcome of each message of a batch: None when stored, else the error `send` raises.
 Results = list[BaseException | None]
 Done = Callable[[Results], None]
+# Error replies after which the connection is replaced.
+_RECONNECT_REPLIES = ("READONLY", "NOSCRIPT")
 # Replies to bytes written on a pipe: called with the reply or the connection's error.
 _Answer = Callable[[Any], None]
 
@@ -159,9 +161,11 @@ class ShardPipe:
             if reply is False:
                 return
             if isinstance(reply, hiredis.ReplyError):
-                if str(reply).startswith("READONLY"):
-                    # The master became a replica: a Sentinel shard looks it up again.
-                    self.fail(self._lost(redis.ReadOnlyError(str(reply))))
+                if str(reply).startswith(_RECONNECT_REPLIES):
+                    # The master became a replica (a Sentinel shard looks it up again),
+                    # or the scripts were flushed: a new connection loads them again.
+                    # Nothing ran for such a reply; the senders hear a connection error.
+                    self.fail(self._lost(redis.ConnectionError(str(reply))))
                     return
                 reply = redis.ResponseError(str(reply))
             _run(self._answers.popleft(), reply)
