@@ -208,7 +208,10 @@ class HTTPChannel(http.HTTPChannel):
         protocol._http_channel = self
         self.factory.http_channels.discard(self)
         transport = self.transport
-        if transport is not None and getattr(transport, "producer", None) is self:
+        if transport is not None and (
+            getattr(transport, "producer", None) is self  # TCP, UNIX
+            or getattr(getattr(transport, "_producer", None), "_producer", None) is self  # TLS
+        ):
             transport.unregisterProducer()
             transport.registerProducer(protocol, True)
         pending = b"".join(self._dataBuffer)

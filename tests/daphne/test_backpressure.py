@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import socket
+import ssl
 import threading
 import weakref
 from collections.abc import Callable
@@ -288,4 +289,32 @@ def test_closed_websockets_are_freed_at_once_without_the_garbage_collector():
             assert alive == []
     finally:
         gc.enable()
+        worker.stop()
+
+
+def test_over_tls_a_client_pushed_to_without_reading_is_closed_too(tmp_path):
+    """Issue 15 over TLS: the WebSocket is the TLS transport's producer as well, and
+    the bytes TLS holds count toward the limit."""
+    from tests.daphne.test_tls import self_signed
+
+    key, cert = self_signed(tmp_path)
+    endpoint = f"ssl:port=0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    recorder = Recorder()
+    layer = ChannelLayer()
+    worker = Responder(layer, ["websocket.connect", "websocket.disconnect"], pusher(200, recorder))
+    worker.start()
+    try:
+        with LiveServer(layer, endpoint=endpoint, max_outbound_buffer=LIMIT) as live:
+            ws = websocket.create_connection(
+                f"wss://127.0.0.1:{live.port}/ws/",
+                timeout=5,
+                sockopt=SMALL_RCVBUF,
+                sslopt={"cert_reqs": ssl.CERT_NONE},
+            )
+            try:
+                assert wait_for(lambda: recorder.codes == [1008])
+                assert live.factory.outbound_overflows == 1
+            finally:
+                ws.shutdown()
+    finally:
         worker.stop()
