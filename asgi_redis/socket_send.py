@@ -234,6 +234,12 @@ class SocketSender:
     def __init__(self, layer: Any) -> None:
         if hiredis is None:
             raise SocketSendUnsupported("hiredis is not installed")
+        hosts = getattr(layer, "hosts", None) or []
+        if layer._client_kwargs.get("ssl") or any(
+            isinstance(host, str) and host.startswith("rediss:") for host in hosts
+        ):
+            # A TLS socket keeps decrypted bytes that its descriptor does not show.
+            raise SocketSendUnsupported("the connections use TLS")
         self._layer = layer
         self.pipes = {shard: ShardPipe(shard) for shard in layer._shards}
 

@@ -26,9 +26,11 @@ logger = logging.getLogger("daphne.server")
 class PipeWatch:
     """One `ShardPipe` watched by the reactor while it is open."""
 
-    def __init__(self, reactor: Any, pipe: Any) -> None:
+    def __init__(self, reactor: Any, pipe: Any, unsupported: Any = None) -> None:
         self.reactor = reactor
         self.pipe = pipe
+        # Called when connecting shows sockets cannot be used (TLS found late).
+        self.unsupported = unsupported
         self._fd = -1  # the descriptor registered with the reactor, -1 for none
         self._writing = False
         pipe.on_close = self._unwatch
@@ -52,6 +54,8 @@ class PipeWatch:
 
     def _not_opened(self, failure: Any) -> None:
         self.pipe.state = "new"
+        if isinstance(failure.value, NotImplementedError) and self.unsupported is not None:
+            self.unsupported()
         self.pipe.fail(failure.value)  # every queued message hears the error
 
     def _update(self) -> None:

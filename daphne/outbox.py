@@ -228,8 +228,18 @@ class Outbox:
         for pipe in pipes:
             watch = self._watches.get(pipe)
             if watch is None:
-                watch = self._watches[pipe] = PipeWatch(self._get_reactor(), pipe)
+                watch = self._watches[pipe] = PipeWatch(
+                    self._get_reactor(), pipe, self._sockets_unsupported
+                )
             watch.ensure()
+
+    def _sockets_unsupported(self) -> None:
+        """Connecting found the layer's sockets unusable here: blocking send_many from now
+        on (what waits hears the error and is retried by its sender)."""
+        logger.info(
+            "The channel layer's connections cannot be watched; sending with blocking calls"
+        )
+        self._sender = None
 
     def _answered(self, results: list[BaseException | None]) -> None:
         batch, self._in_flight = self._in_flight, None

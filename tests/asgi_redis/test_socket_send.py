@@ -124,3 +124,13 @@ def test_batches_over_two_shards_answer_once_both_did(redis_server_factory):
         assert layer.receive([name])[1] == {"name": name}
     sender.close()
     layer.close()
+
+
+def test_tls_connections_are_not_sent_to_on_sockets():
+    """A TLS socket keeps decrypted bytes its descriptor does not show: refused up front,
+    so daphne keeps the blocking send_many (issue 15)."""
+    from asgi_redis.socket_send import SocketSendUnsupported
+
+    layer = RedisChannelLayer(hosts=["rediss://127.0.0.1:1/0"])
+    with pytest.raises(SocketSendUnsupported, match="TLS"):
+        layer.socket_sender()
