@@ -125,3 +125,31 @@ def test_a_burst_of_drops_is_reported_with_its_true_count(caplog):
         clock.advance(reporter.interval * 3)
         assert len(caplog.records) == 2  # nothing more to report: no further lines
     assert reporter.totals == {("full", "websocket.disconnect"): 400}
+
+
+def test_a_disconnect_is_retried_until_room_and_dropped_only_after_the_expiry():
+    """Issue 15: send_reliably retries a full channel with a growing back-off; the
+    message arrives once there is room, and is dropped (and counted) only when the
+    give-up time has passed."""
+    from channels.layers.inmemory import ChannelLayer
+    from daphne.full_channels import send_reliably
+    from daphne.outbox import Outbox
+
+    clock = task.Clock()
+    layer = ChannelLayer(capacity=1)
+    outbox = Outbox(layer, lambda: clock)
+    reporter = FullChannelReporter(logging.getLogger("test.daphne.reliable"), clock.seconds, clock)
+    layer.send("websocket.disconnect", {"n": 0})  # full
+    send_reliably(outbox, clock, "websocket.disconnect", {"n": 1}, "dropped", reporter, 60)
+    clock.advance(5)  # still full: retried meanwhile, never dropped
+    assert reporter.totals == {}
+    assert layer.receive(["websocket.disconnect"])[1] == {"n": 0}  # room now
+    clock.advance(1.5)  # the next retry (back-off capped at 1 s) stores it
+    assert layer.receive(["websocket.disconnect"])[1] == {"n": 1}
+    layer.send("websocket.disconnect", {"n": 2})  # full again, and stays so
+    send_reliably(outbox, clock, "websocket.disconnect", {"n": 3}, "dropped", reporter, 3)
+    for _ in range(10):
+        clock.advance(1)
+    assert reporter.totals == {("full", "websocket.disconnect"): 1}
+    assert layer.receive(["websocket.disconnect"])[1] == {"n": 2}
+    assert layer.receive(["websocket.disconnect"]) == (None, None)
