@@ -182,3 +182,23 @@ def wait_for(predicate, timeout: float = 10) -> bool:
             return True
         done.wait(0.02)
     return predicate()
+
+
+def test_the_outbox_connects_to_a_hung_redis_without_blocking_the_reactor(stack):
+    """Issue 15: the outbox's first connection is made during the stall (connecting
+    waits for Redis's answer to the client's handshake): it happens off the reactor,
+    and the request queued behind it is answered once Redis is back."""
+    live, redis = stack
+    with stopped(redis):
+        waiting = start_request(live.port, "/first/")  # the outbox's first send
+        assert wait_for(lambda: reactor_call(live, lambda: live.factory.outbox.pending_bytes))
+        for _ in range(3):
+            reactor_call(live, lambda: None)
+        bad = socket.create_connection(("127.0.0.1", live.port), timeout=1)
+        try:
+            bad.sendall(MALFORMED)
+            assert recv_response_head(bad).startswith(b"HTTP/1.1 400")
+        finally:
+            bad.close()
+    assert recv_response_head(waiting).startswith(b"HTTP/1.1 200")
+    waiting.close()
