@@ -118,6 +118,10 @@ class FullChannelReporter:
         reactor = self._reactor
         if reactor is None:
             from twisted.internet import reactor
+            from twisted.python.threadable import isInIOThread
+
+            if not isInIOThread():
+                return  # not the reactor's thread (a test's clock): the next drop logs it
         try:
             self._flush_call = reactor.callLater(max(delay, 0.0), self.flush)
         except Exception:  # no reactor to run it: the next drop logs the count
