@@ -122,6 +122,7 @@ from .scripts import UnsupportedRedis
 from .shard import CONNECTION_ERRORS, Shard
 from .sharding import RoundRobin, consistent_hash
 from .socket_receive import SocketReceive, SocketReceiveUnsupported
+from .socket_send import SocketSender
 from .stats import channel_figures, global_figures
 from .wire import close_connections
 
@@ -906,6 +907,13 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         if not names or visits is None or len(visits) != 1:
             raise SocketReceiveUnsupported("the names are not all on one shard")
         return SocketReceive(self, visits[0], self.blpop_timeout)
+
+    def socket_sender(self) -> SocketSender:
+        """A `send_many` that writes to sockets of its own and returns at once, for an
+        event loop that must never wait on Redis (daphne, issue 15; `socket_send`).
+        Raises `SocketSendUnsupported` without hiredis. An addition to the ASGI-1 API.
+        """
+        return SocketSender(self)
 
     def receive_twisted(self, channels: Iterable[str]) -> Any:
         """A `Deferred` firing with a blocking `receive` run in Twisted's thread pool.

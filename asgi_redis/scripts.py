@@ -34,6 +34,7 @@ __all__ = [
     "GROUP_MEMBERS",
     "GROUP_SEND",
     "CHANNEL_STATS",
+    "pack_load",
 ]
 
 
@@ -298,6 +299,12 @@ class Script:
 
     def __repr__(self) -> str:
         return f"Script({self.name!r}, sha={self.sha[:8]})"
+
+
+def pack_load(script: Script) -> bytes:
+    """``SCRIPT LOAD`` of `script`, packed: sent first on a connection that then runs it
+    by SHA without waiting for replies (`socket_send`)."""
+    return pack_command(("SCRIPT", "LOAD", script.source))
 
 
 SEND = Script("send", _SEND)

@@ -1,7 +1,15 @@
 """Messages the layer refused for lack of room, or could not take at all (A-89).
 
-Drops are logged at WARNING, merged to one line per channel at most every 10 s, and a
-channel found full is not hammered with sends whose only outcome is another drop.
+Drops are counted (`FullChannelReporter.totals`) and logged at WARNING as one summary
+line per channel and interval: the first drop at once, the rest of the interval's with
+their true count when the interval ends (a reactor timer, so a burst that is never
+followed by another drop is still reported, issue 15). A channel found full is not
+hammered with sends whose only outcome is another drop (`send_best_effort`).
+
+``websocket.disconnect`` is not dropped on a full channel: `send_reliably` retries it
+from a reactor timer with a growing back-off until the layer's message expiry, so a
+burst of closes (a restart, a load balancer reset) cannot leave sockets in their groups
+for ``group_expiry`` (issue 15).
 """
 
 from __future__ import annotations
@@ -12,7 +20,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .outbox import Outbox
 
-__all__ = ["FullChannelReporter", "send_best_effort"]
+__all__ = ["FullChannelReporter", "send_best_effort", "send_reliably"]
+
+# send_reliably's back-off: from ~1 ms, doubling, at most this many seconds.
+RELIABLE_FIRST_DELAY = 0.001
+RELIABLE_MAX_DELAY = 1.0
 
 
 class FullChannelReporter:
@@ -27,13 +39,17 @@ class FullChannelReporter:
     # Seconds a channel found full is not tried again by `send_best_effort`.
     probe_interval = 0.1
 
-    def __init__(self, logger: Any, clock: Any = None) -> None:
+    def __init__(self, logger: Any, clock: Any = None, reactor: Any = None) -> None:
         self.logger = logger
         self.clock = clock or time.monotonic
+        self._reactor = reactor  # for the end-of-interval line; Twisted's by default
         # channel -> [time of last line, drops since]
         self._state: dict[str, list] = {}
         # channel -> when a send last raised ChannelFull
         self._found_full: dict[str, float] = {}
+        # (kind, channel) -> messages dropped since start, whatever was logged
+        self.totals: dict[tuple[str, str], int] = {}
+        self._flush_call: Any = None
 
     def found_full(self, channel: str) -> None:
         self._found_full[channel] = self.clock()
@@ -43,41 +59,73 @@ class FullChannelReporter:
         return found is not None and self.clock() - found < self.probe_interval
 
     def full(self, channel: str, what: str) -> None:
-        now = self.clock()
-        state = self._state.get(channel)
-        if state is None:
-            state = self._state[channel] = [now - self.interval, 0]
-        state[1] += 1
-        if now - state[0] < self.interval:
-            return
-        count, state[0], state[1] = state[1], now, 0
-        self.logger.warning(
-            "%s is full: %s (%d time%s since the last report)",
-            channel,
-            what,
-            count,
-            "" if count == 1 else "s",
-        )
+        self._count("full", channel, what, None)
 
     def failed(self, channel: str, what: str, error: BaseException) -> None:
         """The layer raised something else (its backend is down): same merging, ERROR."""
+        self._count("error", channel, what, error)
+
+    def _count(self, kind: str, channel: str, what: str, error: BaseException | None) -> None:
+        key = (kind, channel)
+        self.totals[key] = self.totals.get(key, 0) + 1
         now = self.clock()
-        key = "error:" + channel
         state = self._state.get(key)
         if state is None:
-            state = self._state[key] = [now - self.interval, 0]
+            state = self._state[key] = [now - self.interval, 0, what, error]
         state[1] += 1
+        state[2], state[3] = what, error
         if now - state[0] < self.interval:
+            self._schedule_flush(state[0] + self.interval - now)
             return
+        self._log(key, state, now)
+
+    def _log(self, key: tuple[str, str], state: list, now: float) -> None:
         count, state[0], state[1] = state[1], now, 0
-        self.logger.error(
-            "Cannot send to %s: %s: %s (%d time%s since the last report)",
-            channel,
-            what,
-            error,
-            count,
-            "" if count == 1 else "s",
-        )
+        kind, channel = key
+        plural = "" if count == 1 else "s"
+        if kind == "full":
+            self.logger.warning(
+                "%s is full: %s (%d time%s since the last report)", channel, state[2], count, plural
+            )
+        else:
+            self.logger.error(
+                "Cannot send to %s: %s: %s (%d time%s since the last report)",
+                channel,
+                state[2],
+                state[3],
+                count,
+                plural,
+            )
+
+    def flush(self) -> None:
+        """Log every count still waiting for the end of its interval (the timer's job)."""
+        self._flush_call = None
+        now = self.clock()
+        waiting = False
+        for key, state in self._state.items():
+            if not state[1]:
+                continue
+            if now - state[0] >= self.interval:
+                self._log(key, state, now)
+            else:
+                waiting = True
+        if waiting:
+            self._schedule_flush(self.interval)
+
+    def _schedule_flush(self, delay: float) -> None:
+        if self._flush_call is not None:
+            return
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+            from twisted.python.threadable import isInIOThread
+
+            if not isInIOThread():
+                return  # not the reactor's thread (a test's clock): the next drop logs it
+        try:
+            self._flush_call = reactor.callLater(max(delay, 0.0), self.flush)
+        except Exception:  # no reactor to run it: the next drop logs the count
+            self._flush_call = None
 
 
 def send_best_effort(
@@ -117,3 +165,52 @@ class _BestEffort:
             self.reporter.full(channel, self.what)
         else:  # the layer's backend errors have no common base class
             self.reporter.failed(channel, self.what, error)
+
+
+def send_reliably(
+    outbox: Outbox,
+    reactor: Any,
+    channel: str,
+    message: dict,
+    what: str,
+    reporter: FullChannelReporter,
+    give_up_after: float,
+) -> None:
+    """Send through `outbox`, retrying a refusal (full channel, layer unreachable, the
+    outbox full) with a growing back-off for up to `give_up_after` seconds (the layer's
+    message expiry): only then is the message dropped, and counted (issue 15)."""
+    retry = _Reliable(outbox, reactor, what, reporter, reactor.seconds() + give_up_after)
+    outbox.send(channel, message, retry)
+
+
+class _Reliable:
+    """The outcome callback of `send_reliably`."""
+
+    __slots__ = ("outbox", "reactor", "what", "reporter", "deadline", "delay")
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        reactor: Any,
+        what: str,
+        reporter: FullChannelReporter,
+        deadline: float,
+    ) -> None:
+        self.outbox = outbox
+        self.reactor = reactor
+        self.what = what
+        self.reporter = reporter
+        self.deadline = deadline
+        self.delay = RELIABLE_FIRST_DELAY
+
+    def __call__(self, channel: str, message: dict, error: BaseException | None) -> None:
+        if error is None:
+            return
+        if self.reactor.seconds() + self.delay > self.deadline:
+            if isinstance(error, self.outbox.channel_layer.ChannelFull):
+                self.reporter.full(channel, self.what)
+            else:
+                self.reporter.failed(channel, self.what, error)
+            return
+        self.reactor.callLater(self.delay, self.outbox.send, channel, message, self)
+        self.delay = min(self.delay * 2, RELIABLE_MAX_DELAY)

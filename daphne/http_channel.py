@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.web import http
 from zope.interface import implementer
 
+from .backpressure import cancel_outbound_timer, check_outbound
 from .utils import transport_addresses
 
 __all__ = ["HTTPChannel", "NegotiatingChannel", "NoPushProducer", "connection_facts"]
@@ -66,8 +67,9 @@ class HTTPChannel(http.HTTPChannel):
     _body_active = 0.0
     _refused = False
     # The WebSocket protocol this connection was handed to (D-28); bytes the
-    # parser still holds are forwarded to it.
+    # parser still holds are forwarded to it. Cleared when that socket closes.
     _upgraded_to = None
+    _outbound_timer = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -196,15 +198,65 @@ class HTTPChannel(http.HTTPChannel):
     # -- D-28: WebSocket hand-over ------------------------------------------------
 
     def hand_over(self, protocol: Any) -> bytes:
-        """Detach from the transport for `protocol`; return bytes already read past the head."""
+        """Detach from the transport for `protocol`; return bytes already read past the head.
+
+        `protocol` becomes the transport's producer, so the transport's pause (its
+        buffer is full) reaches it (issue 15).
+        """
         self._stop_head_timer()
         self._upgraded_to = protocol
+        protocol._http_channel = self
         self.factory.http_channels.discard(self)
+        transport = self.transport
+        if transport is not None and (
+            getattr(transport, "producer", None) is self  # TCP, UNIX
+            or getattr(getattr(transport, "_producer", None), "_producer", None) is self  # TLS
+        ):
+            transport.unregisterProducer()
+            transport.registerProducer(protocol, True)
         pending = b"".join(self._dataBuffer)
         self._dataBuffer = []
         return pending
 
+    def released(self) -> None:
+        """The WebSocket this connection was handed to closed: drop every reference
+        between them and the upgrade's request, so they are freed at once (issue 15)."""
+        self._upgraded_to = None
+        for request in self.requests:
+            request.channel = None
+        self.requests = []
+        self._dataBuffer = []
+
+    # -- bounded outbound buffer (issue 15) -------------------------------------------
+
+    # Twisted's channel already stops reading while the transport's buffer is full
+    # (`_waitingForTransport`); a response the application streams faster than the
+    # client reads is bounded here.
+
+    def pauseProducing(self) -> None:
+        super().pauseProducing()
+        check_outbound(self, self.factory)
+
+    def resumeProducing(self) -> None:
+        cancel_outbound_timer(self)
+        super().resumeProducing()
+
+    def writeSequence(self, iovec: list) -> None:
+        super().writeSequence(iovec)
+        if self._waitingForTransport:
+            check_outbound(self, self.factory)
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self._waitingForTransport:
+            check_outbound(self, self.factory)
+
+    def outbound_overflow(self) -> None:
+        """The client has not read the response: abort, freeing what is buffered."""
+        self.transport.abortConnection()
+
     def connectionLost(self, reason: Any) -> None:
+        cancel_outbound_timer(self)
         self._stop_head_timer()
         self._stop_body_timer()
         self.factory.http_channels.discard(self)

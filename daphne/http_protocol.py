@@ -26,7 +26,7 @@ from .errors import ApplicationError, IllegalTransition
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
 from .layer_health import HealthReporter, LayerHealth
-from .outbox import Outbox
+from .outbox import Outbox, OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .routed import RoutedChannels
 from .utils import parse_x_forwarded_for
@@ -213,7 +213,7 @@ class WebRequest(http.Request):
         if more_body:
             # D-63: the rest of a large body follows on a single-reader channel.
             content.seek(len(body))
-            message["body_channel"] = factory.channel_layer.new_channel("http.request.body?")
+            message["body_channel"] = factory.outbox.new_channel("http.request.body?")
         factory.outbox.send("http.request", message, self._request_sent)
 
     def _request_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
@@ -231,7 +231,7 @@ class WebRequest(http.Request):
                 else:
                     self._body_pump.pump()
             return
-        if isinstance(error, self.factory.channel_layer.ChannelFull):
+        if isinstance(error, (self.factory.channel_layer.ChannelFull, OutboxFull)):
             # D-31, A-76.
             full_channels.full("http.request", "answered 503")
             self.basic_error(
@@ -453,6 +453,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     head_timeout = 60
     # A request body that stops arriving for this long gets 408 (not in 1.4).
     body_idle_timeout = 60
+    # Seconds a connection may stay over max_outbound_buffer before it is closed.
+    outbound_full_timeout = 5
 
     def __init__(
         self,
@@ -473,6 +475,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         forwarded_allow_ips: list | None = None,
         websocket_max_message_size: int = 1048576,
         http_max_body_size: int = 0,
+        max_outbound_buffer: int = 1048576,
     ) -> None:
         # Twisted's idle timer resets on every read; D-64's head timer replaces it.
         super().__init__(timeout=None)
@@ -496,6 +499,9 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         self.forwarded_allow_ips = forwarded_allow_ips
         self.websocket_max_message_size = websocket_max_message_size
         self.http_max_body_size = http_max_body_size
+        # Issue 15 (`backpressure`): bytes a client may leave unread (0 = no limit).
+        self.max_outbound_buffer = max_outbound_buffer
+        self.outbound_overflows = 0
         self.websocket_handshake_timeout = websocket_handshake_timeout
         self.ws_factory = None
         self.websocket_connect_timeout = websocket_connect_timeout

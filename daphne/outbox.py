@@ -24,17 +24,36 @@ unreachable shard refuses every later message to that channel in the same call; 
 the outbox splits a flush into several calls (`MAX_BATCH`, or one ``send`` per message
 after ``send_many`` refused a bad message), later messages of a sender that already
 failed are not sent and get the same error, so the sender retries them in order.
+
+Never waiting on the network (issue 15): a blocking ``send_many`` on the reactor thread
+froze every connection while Redis hung (SIGSTOP, a network stall). A layer offering
+``socket_sender()`` (asgi_redis with hiredis, no TLS) is sent to without waiting: the
+batch is written to sockets of the outbox's own (`layer_pipes`) and its outcomes arrive
+when the reactor sees the replies. One batch is in flight at a time; what is queued
+meanwhile goes as the next batch when the answer comes, so batches grow with the load
+as before, and a sender's later messages are failed with the same error when an
+earlier one was refused (they were queued before its callback ran). The bytes queued
+and in flight are bounded (`Outbox.limit`): past it a message is refused at once with
+`OutboxFull`, which protocols answer as a full channel (503, close 1013), so nothing
+accepted is lost silently and a hung Redis cannot grow daphne without bound. A layer
+without it (or a reactor without descriptors, such as tests' ``task.Clock``) gets the
+blocking ``send_many`` of the tick as before.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import string
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Outbox", "Sent", "MAX_BATCH"]
+from .layer_pipes import PipeWatch, pump_until_answered
+
+__all__ = ["Outbox", "OutboxFull", "Sent", "MAX_BATCH"]
 
 logger = logging.getLogger("daphne.server")
+_random = random.SystemRandom()
 
 # The outcome callback: (channel, message, None or the error the layer raised).
 Sent = Callable[[str, dict, BaseException | None], None]
@@ -42,15 +61,41 @@ Sent = Callable[[str, dict, BaseException | None], None]
 # Messages per send_many call: bounds one Redis script's run time (and the time other
 # clients of that Redis wait behind it) when a tick queues thousands of messages.
 MAX_BATCH = 512
+# Seconds a stop waits for the layer to answer the last sends (D-17).
+DRAIN_TIMEOUT = 2.0
+# Bytes counted for a message beyond its payload (names, headers, envelope).
+MESSAGE_OVERHEAD = 256
+
+
+class OutboxFull(Exception):
+    """The channel layer is not answering and daphne holds as much for it as it may."""
+
+
+def message_size(message: dict) -> int:
+    """A cheap estimate of a message's size: its payload plus a fixed overhead."""
+    size = MESSAGE_OVERHEAD
+    for key in ("bytes", "text", "body", "content"):
+        value = message.get(key)
+        if value:
+            size += len(value)
+    return size
 
 
 class Outbox:
     """Queues a reactor tick's layer sends and sends them with one ``send_many``."""
 
+    # Bytes (`message_size`) queued and in flight at most while the layer is slow to
+    # answer; beyond it `send` refuses with `OutboxFull` (issue 15).
+    limit = 16 * 1024 * 1024
+
     def __init__(self, channel_layer: Any, get_reactor: Callable[[], Any]) -> None:
         self._get_reactor = get_reactor
         self._queue: list[tuple[str, dict, Sent, object]] = []
         self._flush_call: Any = None
+        self._pending_bytes = 0
+        self._in_flight: list[tuple[str, dict, Sent, object]] | None = None
+        self._watches: dict[Any, PipeWatch] = {}
+        self.refused = 0  # messages refused with OutboxFull
         self.channel_layer = channel_layer
 
     @property
@@ -65,6 +110,36 @@ class Outbox:
         self._channel_layer = layer
         # A capability, not a type check: any layer offering send_many is batched.
         self.batching = callable(getattr(layer, "send_many", None))
+        self._sender: Any = None  # the layer's socket sender, made at the first send
+        self._sender_checked = False
+
+    def _socket_sender(self) -> Any:
+        if not self._sender_checked:
+            self._sender_checked = True
+            make = getattr(self._channel_layer, "socket_sender", None)
+            reactor = self._get_reactor()
+            if make is not None and hasattr(reactor, "addReader"):
+                try:
+                    self._sender = make()
+                except NotImplementedError:  # e.g. no hiredis: the blocking send_many
+                    self._sender = None
+        return self._sender
+
+    def new_channel(self, pattern: str) -> str:
+        """The layer's `new_channel(pattern)`, without its round trip when sends go on
+        sockets: its check that the name holds no messages is a blocking call, and
+        12 random letters (2^68 names) do not collide in practice (A-34, issue 15)."""
+        if self._sender is None and self._socket_sender() is None:
+            return self._channel_layer.new_channel(pattern)
+        length = getattr(self._channel_layer, "new_channel_suffix_length", 12)
+        name = pattern + "".join(_random.choices(string.ascii_letters, k=length))
+        self._channel_layer.valid_channel_name(name)
+        return name
+
+    @property
+    def pending_bytes(self) -> int:
+        """Estimated bytes queued or waiting for the layer's answer."""
+        return self._pending_bytes
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -83,6 +158,24 @@ class Outbox:
                 return
             sent(channel, message, None)
             return
+        if self._sender is not None or self._socket_sender() is not None:
+            size = message_size(message)
+            if self._pending_bytes + size > self.limit:
+                self.refused += 1
+                sent(
+                    channel,
+                    message,
+                    OutboxFull(
+                        f"The channel layer is not answering: "
+                        f"{self._pending_bytes} bytes are waiting for it"
+                    ),
+                )
+                return
+            self._pending_bytes += size
+            self._queue.append((channel, message, sent, key))
+            if self._flush_call is None and self._in_flight is None:
+                self._flush_call = self._get_reactor().callLater(0, self.flush)
+            return
         self._queue.append((channel, message, sent, key))
         if self._flush_call is None:
             self._flush_call = self._get_reactor().callLater(0, self.flush)
@@ -96,6 +189,9 @@ class Outbox:
         call, self._flush_call = self._flush_call, None
         if call is not None and call.active():
             call.cancel()
+        if self._sender is not None:
+            self._flush_to_sockets()
+            return
         queue, self._queue = self._queue, []
         failed: dict[object, BaseException] = {}
         if len(queue) <= MAX_BATCH:
@@ -107,12 +203,77 @@ class Outbox:
     def drain(self, rounds: int = 10) -> None:
         """Flush until nothing is queued, for a stop that will run no more ticks (D-17).
 
-        Bounded: a sender could queue again from every callback.
+        Bounded: a sender could queue again from every callback, and a layer sent to
+        without waiting gets `DRAIN_TIMEOUT` seconds to answer.
         """
         for _ in range(rounds):
+            if self._sender is not None and self._in_flight is not None:
+                pump_until_answered(list(self._watches.values()), DRAIN_TIMEOUT)
+                if self._in_flight is not None:
+                    return  # the layer does not answer; the stop goes on
             if not self._queue:
                 return
             self.flush()
+
+    # -- without waiting (issue 15) ---------------------------------------------------
+
+    def _flush_to_sockets(self) -> None:
+        if self._in_flight is not None or not self._queue:
+            return  # the next batch goes when the one in flight is answered
+        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        self._in_flight = batch
+        pipes = self._sender.submit(
+            [(channel, message) for channel, message, _, _ in batch], self._answered
+        )
+        for pipe in pipes:
+            watch = self._watches.get(pipe)
+            if watch is None:
+                watch = self._watches[pipe] = PipeWatch(
+                    self._get_reactor(), pipe, self._sockets_unsupported
+                )
+            watch.ensure()
+
+    def _sockets_unsupported(self) -> None:
+        """Connecting found the layer's sockets unusable here: blocking send_many from now
+        on (what waits hears the error and is retried by its sender)."""
+        logger.info(
+            "The channel layer's connections cannot be watched; sending with blocking calls"
+        )
+        self._sender = None
+
+    def _answered(self, results: list[BaseException | None]) -> None:
+        batch, self._in_flight = self._in_flight, None
+        self._pending_bytes -= sum(message_size(message) for _, message, _, _ in batch)
+        queued = len(self._queue)
+        failed: dict[object, BaseException] = {}
+        self._run_callbacks(batch, results, failed)
+        if failed and queued:
+            # Queued before these callbacks ran: a refused sender's later messages
+            # get the same error unsent, so it retries them in order (A-19).
+            earlier, later = self._queue[:queued], self._queue[queued:]
+            keep, refused = [], []
+            for item in earlier:
+                (refused if item[3] is not None and item[3] in failed else keep).append(item)
+            if refused:
+                self._queue = keep + later
+                self._pending_bytes -= sum(message_size(item[1]) for item in refused)
+                self._run_callbacks(refused, [failed[item[3]] for item in refused], {})
+        if self._queue and self._flush_call is None:
+            self._flush_call = self._get_reactor().callLater(0, self.flush)
+
+    def _run_callbacks(
+        self,
+        batch: list[tuple[str, dict, Sent, object]],
+        results: Sequence[BaseException | None],
+        failed: dict[object, BaseException],
+    ) -> None:
+        for (channel, message, sent, key), error in zip(batch, results, strict=True):
+            if error is not None and key is not None:
+                failed.setdefault(key, error)
+            try:
+                sent(channel, message, error)
+            except Exception:
+                logger.exception("Error handling the outcome of a send to %s", channel)
 
     def _send_batch(
         self, batch: list[tuple[str, dict, Sent, object]], failed: dict[object, BaseException]

@@ -19,6 +19,8 @@ BODY_CHUNK_SIZE = 1024 * 1024
 RETRY_FIRST_DELAY = 0.001
 RETRY_MAX_DELAY = 0.05
 
+_NOT_YET = object()
+
 
 class BodyPump:
     """Sends the rest of a large request body as Request Body Chunks (D-63, A-78).
@@ -37,22 +39,58 @@ class BodyPump:
         self.pending: dict | None = None
         self.call = None
         self.done = False
+        self._sending = False  # a chunk's outcome is awaited
+        self._inside_send = False
 
     def pump(self) -> None:
+        """Send chunks through the outbox (never waiting on the layer, issue 15).
+
+        A layer answering before `send` returns (in-memory) is sent to in a loop, not
+        recursively; otherwise `_sent` goes on when the outcome arrives.
+        """
         self.call = None
-        while not self.done:
+        if self.done or self._sending:
+            return
+        self._sending = True
+        while True:
             if self.pending is None:
                 self.pending = self._next_chunk()
-            try:
-                self.layer.send(self.channel, self.pending)
-            except self.layer.ChannelFull:
-                self.call = self.reactor.callLater(self.delay, self.pump)
-                self.delay = min(self.delay * 2, RETRY_MAX_DELAY)
-                return
-            self.delay = RETRY_FIRST_DELAY
-            if not self.pending["more_content"]:
-                self.done = True
-            self.pending = None
+            self._inside_send = True
+            self._outcome: Any = _NOT_YET
+            self.request.factory.outbox.send(self.channel, self.pending, self._sent, self)
+            self._inside_send = False
+            if self._outcome is _NOT_YET:
+                return  # `_sent` goes on
+            if not self._advance(self._outcome):
+                break
+        self._sending = False
+
+    def _sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        if self._inside_send:
+            self._outcome = error
+            return
+        self._sending = False
+        if self.done or message is not self.pending:
+            return  # stopped meanwhile (timeout, client gone)
+        if self._advance(error):
+            self.pump()
+
+    def _advance(self, error: BaseException | None) -> bool:
+        """Account for the last chunk's outcome; True when the next one goes now."""
+        if self.done:
+            return False
+        if error is not None:
+            # A full channel (A-89), or the layer not answering: retry from a timer
+            # until the request's HTTP timeout stops the pump.
+            self.call = self.reactor.callLater(self.delay, self.pump)
+            self.delay = min(self.delay * 2, RETRY_MAX_DELAY)
+            return False
+        self.delay = RETRY_FIRST_DELAY
+        more = self.pending["more_content"]
+        self.pending = None
+        if not more:
+            self.done = True
+        return more
 
     def _next_chunk(self) -> dict:
         content = self.request.content

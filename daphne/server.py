@@ -121,6 +121,7 @@ class Server:
         websocket_max_message_size: int = 1048576,
         http_max_body_size: int = 0,
         graceful_timeout: int | float = 10,
+        max_outbound_buffer: int = 1048576,
     ) -> None:
         self.channel_layer = channel_layer
         self.endpoints = endpoints or []
@@ -163,6 +164,7 @@ class Server:
         self.websocket_max_message_size = websocket_max_message_size
         self.http_max_body_size = http_max_body_size
         self.graceful_timeout = graceful_timeout
+        self.max_outbound_buffer = max_outbound_buffer
         self.listeners: list[defer.Deferred] = []
         self.reactor = reactor
         self.factory = None
@@ -235,6 +237,7 @@ class Server:
             forwarded_allow_ips=self.forwarded_allow_ips,
             websocket_max_message_size=self.websocket_max_message_size,
             http_max_body_size=self.http_max_body_size,
+            max_outbound_buffer=self.max_outbound_buffer,
         )
         if HTTP2_AVAILABLE:
             logger.info("HTTP/2 support enabled")

@@ -10,7 +10,6 @@ assignment.
 
 from __future__ import annotations
 
-import collections
 import enum
 import logging
 from typing import Any
@@ -22,32 +21,37 @@ from autobahn.twisted.websocket import (
     WebSocketServerProtocol,
 )
 from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from . import autobahn_costs
+from .backpressure import cancel_outbound_timer, check_outbound
 from .errors import ApplicationError, IllegalTransition
-from .full_channels import FullChannelReporter, send_best_effort
+from .full_channels import send_reliably
+from .outbox import OutboxFull
 from .utils import parse_x_forwarded_for, transport_addresses
+from .ws_flow import (
+    _WRITE_FULL,
+    BACKEND_GIVE_UP,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
+    RETRY_FIRST_DELAY,
+    RETRY_GIVE_UP,
+    RETRY_MAX_DELAY,
+    FlowControl,
+    HeldFrames,
+    full_channels,
+)
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
 logger = logging.getLogger(__name__)
 autobahn_costs.install()
-full_channels = FullChannelReporter(logger)
-
-# A-89: after ChannelFull a frame is retried from ~1 ms, doubling to 50 ms; after
-# this many seconds without progress the socket is closed with 1013.
-RETRY_FIRST_DELAY = 0.001
-RETRY_MAX_DELAY = 0.05
-RETRY_GIVE_UP = 5.0
-# Frames held while the layer's backend is unreachable, before closing with 1013.
-BACKEND_GIVE_UP = 30.0
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_NO_STATUS = 1005
 CLOSE_ABNORMAL = 1006
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN_LATER = 1013
 
 _REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
 
@@ -72,8 +76,10 @@ _SOCKET_TRANSITIONS = {
 }
 
 
-class WebSocketProtocol(WebSocketServerProtocol):
-    """One WebSocket connection (D-38)."""
+@implementer(IPushProducer)
+class WebSocketProtocol(FlowControl, HeldFrames, WebSocketServerProtocol):
+    """One WebSocket connection (D-38); the transport's producer after the hand-over, so
+    a client that stops reading stops being read (issue 15, `backpressure`)."""
 
     muted = False
     reply_channel = None
@@ -81,13 +87,15 @@ class WebSocketProtocol(WebSocketServerProtocol):
     # Set by the HTTP hand-over (D-28); the raw bytes after "?".
     _raw_query_string = b""
     _socket_state = SocketState.CONNECTING
-    _pending = None  # frames waiting for room on a full channel (A-89)
     _connect_retry_delay: float | None = None  # set while websocket.connect waits for room
     # Messages handed to the outbox whose outcome is not known yet, and the
     # websocket.disconnect that waits for them: it must not overtake a frame the layer
     # may still refuse (A-19), nor follow a connect the layer refused (A-85).
     _in_flight = 0
     _disconnect_waiting: dict | None = None
+    # The HTTP channel that handed this connection over; released at close so neither
+    # keeps the other alive (issue 15).
+    _http_channel: Any = None
 
     def set_main_factory(self, main_factory: Any) -> None:
         self.main_factory = main_factory
@@ -119,11 +127,23 @@ class WebSocketProtocol(WebSocketServerProtocol):
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if sync or chopsize or self.send_queue or self.state != self.STATE_OPEN:
             super().sendData(data, sync, chopsize)
-            return
-        self.transport.write(data)
-        self.trafficStats.outgoingOctetsWireLevel += len(data)
-        if self.logOctets:
-            self.logTxOctets(data, False)
+        else:
+            self.transport.write(data)
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+            if self.logOctets:
+                self.logTxOctets(data, False)
+        if self._read_blocks & _WRITE_FULL:
+            check_outbound(self, self.main_factory)
+
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        cancel_outbound_timer(self)
+        channel, self._http_channel = self._http_channel, None
+        if channel is not None:
+            channel.released()
+        # autobahn resolves is_closed with the protocol itself: a cycle that kept every
+        # closed socket (and its unsent data) alive until a full garbage collection.
+        self.is_closed = defer.succeed(None)
 
     # -- handshake (D-38) ------------------------------------------------------------
 
@@ -186,7 +206,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         """The outcome of the first ``websocket.connect`` send."""
         self._in_flight -= 1
         if error is None:
-            self.main_factory.ws_reporter.worked()
+            self.main_factory.ws_reporter.worked()  # INFO if the layer had been reported down
         elif isinstance(error, self.channel_layer.ChannelFull):
             # A-89: the outcome of a full connect channel is 503, but a burst of
             # handshakes drains within milliseconds, so wait for room first (up to the
@@ -216,23 +236,31 @@ class WebSocketProtocol(WebSocketServerProtocol):
         if self._socket_state is not SocketState.CONNECTING or self.handshake_deferred.called:
             self._connect_retry_delay = None  # the client left, or a stop refused it
             return
-        layer = self.channel_layer
-        try:
-            layer.send("websocket.connect", self.request_info)
-        except layer.ChannelFull:
+        self._in_flight += 1
+        self.main_factory.outbox.send(
+            "websocket.connect", self.request_info, self._connect_retried, self
+        )
+
+    def _connect_retried(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of a retried ``websocket.connect`` (through the outbox, issue 15)."""
+        self._in_flight -= 1
+        if error is None:
+            self._connect_retry_delay = None
+            self.muted = False  # delivered: a disconnect may follow now (A-85)
+        elif self._socket_state is not SocketState.CONNECTING or self.handshake_deferred.called:
+            self._connect_retry_delay = None  # gone meanwhile: nothing was delivered
+        elif not isinstance(error, self.channel_layer.ChannelFull):
+            # The layer's backend errors have no common base class; OutboxFull too.
+            self._refuse_connect("Channel layer unavailable", error)
+        else:
             remaining = self.main_factory.websocket_connect_timeout - self.duration()
             if remaining <= 0:
                 self._refuse_connect("Connection queue at capacity", None)
-                return
-            self._connect_retry_delay = min(self._connect_retry_delay * 2, RETRY_MAX_DELAY)
-            delay = min(self._connect_retry_delay, remaining)
-            self.main_factory.reactor.callLater(delay, self._retry_connect)
-            return
-        except Exception as error:  # the layer's backend errors have no common base class
-            self._refuse_connect("Channel layer unavailable", error)
-            return
-        self._connect_retry_delay = None
-        self.muted = False
+            else:
+                self._connect_retry_delay = min(self._connect_retry_delay * 2, RETRY_MAX_DELAY)
+                delay = min(self._connect_retry_delay, remaining)
+                self.main_factory.reactor.callLater(delay, self._retry_connect)
+        self._settled()
 
     def _refuse_connect(self, reason: str, error: BaseException | None) -> None:
         """A-89: websocket.connect could not be delivered: refuse the handshake with 503."""
@@ -319,6 +347,11 @@ class WebSocketProtocol(WebSocketServerProtocol):
                     self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
                 else:
                     self.muted = True
+            elif isinstance(error, OutboxFull):
+                # The layer has not answered for a while and daphne holds all it may
+                # for it (issue 15): refuse like a full channel, 1013.
+                self.main_factory.ws_reporter.failed(channel, "closed a socket with 1013", error)
+                self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
             else:  # the layer's backend errors have no common base class
                 # The layer lost its backend (Redis restarting, L-62): hold the frames
                 # and retry, so a short outage closes no socket.
@@ -341,70 +374,24 @@ class WebSocketProtocol(WebSocketServerProtocol):
             self._send_disconnect(message)
 
     def _send_disconnect(self, message: dict) -> None:
-        send_best_effort(
-            self.main_factory.outbox,
+        # Retried until the layer's expiry rather than dropped: a lost disconnect
+        # leaves the socket in its groups for group_expiry (issue 15).
+        factory = self.main_factory
+        send_reliably(
+            factory.outbox,
+            factory.reactor,
             "websocket.disconnect",
             message,
             "dropped a disconnect",
-            self.main_factory.ws_reporter,
+            factory.ws_reporter,
+            getattr(self.channel_layer, "expiry", 60),
         )
-
-    def _hold(self, channel: str, message: dict, give_up_after: float) -> None:
-        self._pending = collections.deque([(channel, message)])
-        self._retry_delay = RETRY_FIRST_DELAY
-        self._give_up_after = give_up_after
-        self._retry_deadline = self._now() + give_up_after
-        if self.transport is not None:
-            self.transport.pauseProducing()
-        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
-
-    def _retry_pending(self) -> None:
-        layer = self.channel_layer
-        pending = self._pending
-        while pending:
-            channel, message = pending[0]
-            try:
-                layer.send(channel, message)
-            except layer.MessageTooLarge:
-                self._pending = None
-                self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
-                return
-            except Exception as error:  # ChannelFull, or the backend is still away
-                if not isinstance(error, layer.ChannelFull):
-                    self.main_factory.ws_reporter.failed(
-                        channel, "holding frames until the layer is back", error
-                    )
-                if self._now() >= self._retry_deadline:
-                    self._give_up_pending()
-                    return
-                self._retry_delay = min(self._retry_delay * 2, self._max_delay(error))
-                self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
-                return
-            pending.popleft()
-            self._retry_deadline = self._now() + self._give_up_after
-            self._retry_delay = RETRY_FIRST_DELAY
-        self._pending = None
-        self.main_factory.ws_reporter.worked()  # INFO if the layer had been reported down
-        if self.transport is not None and self._socket_state is SocketState.OPEN:
-            self.transport.resumeProducing()
-
-    def _max_delay(self, error: BaseException) -> float:
-        # A full channel frees up within milliseconds; a backend comes back in seconds.
-        return RETRY_MAX_DELAY if isinstance(error, self.channel_layer.ChannelFull) else 1.0
-
-    def _give_up_pending(self) -> None:
-        logger.warning(
-            "The channel layer refused frames for %s s; closing %s with 1013",
-            self._give_up_after,
-            self.reply_channel,
-        )
-        self._pending = None
-        self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
 
     def _mute_and_close(self, code: int, reason: str) -> None:
         self.muted = True
+        self._read_blocks = 0
         if self.transport is not None:
-            self.transport.resumeProducing()
+            self.transport.resumeProducing()  # the client's close frame must be read
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=code, isReply=False)
         else:
@@ -453,6 +440,8 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 self.serverClose(close)
 
     def serverSend(self, content: bytes | str, binary: bool = False) -> None:
+        if self._local_close_code is not None and self.state != self.STATE_OPEN:
+            return  # closed for a client that does not read (issue 15): nothing to add
         if self._socket_state is SocketState.CONNECTING:
             self.serverAccept()
         self.last_data = self._now()
@@ -490,12 +479,16 @@ class WebSocketProtocol(WebSocketServerProtocol):
         if self.reply_channel is None:
             return  # autobahn refused the handshake before onConnect (D-44)
         self.cleanup()
-        if not self.muted:
+        # Muted while a retried websocket.connect is in flight: whether a disconnect is
+        # owed depends on its outcome (`_connect_retried`, then `_settled`).
+        if not self.muted or (self._connect_retry_pending() and self._in_flight):
+            if self._local_close_code is not None:
+                code = self._local_close_code  # aborted by daphne: the peer never answered
+            elif code is None:
+                code = CLOSE_NO_STATUS if wasClean else CLOSE_ABNORMAL
             message = {
                 "reply_channel": self.reply_channel,
-                "code": code
-                if code is not None
-                else (CLOSE_NO_STATUS if wasClean else CLOSE_ABNORMAL),
+                "code": code,
                 "path": self.decoded_path,
                 "order": self.packets_received + 1,
             }

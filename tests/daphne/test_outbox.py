@@ -45,6 +45,18 @@ class CountingLayer(RedisChannelLayer):
         self.batches.append(len(pairs))
         return super().send_many(pairs)
 
+    def socket_sender(self) -> Any:
+        """Live daphne sends without waiting (issue 15): count those batches too."""
+        sender = super().socket_sender()
+        submit = sender.submit
+
+        def counting(pairs: Any, done: Any) -> Any:
+            self.batches.append(len(pairs))
+            return submit(pairs, done)
+
+        sender.submit = counting
+        return sender
+
 
 class Outcomes:
     """An outbox callback recording ``(channel, message, error)`` in call order."""
@@ -528,3 +540,32 @@ def test_replies_are_read_by_the_reactor_without_a_thread(redis_live):
             assert (response.status, response.read()) == (200, f"hello /r/{index}/".encode())
     finally:
         connection.close()
+
+
+# -- sends written without waiting (issue 15) ------------------------------------------
+
+
+def test_a_stop_waits_briefly_for_the_layer_to_answer_what_is_in_flight(redis_live, redis_server):
+    """D-17 with socket sends: a stop that runs no more reactor ticks still gets the
+    answer for what the outbox wrote, and sends what it still queued."""
+    live = redis_live(["http.request"])
+    connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=15)
+    connection.request("GET", "/warm/")  # the outbox's connection to Redis is open
+    assert connection.getresponse().read() == b"hello /warm/"
+    connection.close()
+    outcomes = Outcomes()
+
+    def queue_and_stop() -> None:
+        outbox = live.factory.outbox
+        assert outbox._sender is not None  # sending on sockets
+        for n in range(3):
+            outbox.send("test.drained", {"n": n}, outcomes)
+        outbox.flush()  # the first batch is in flight; later sends wait behind it
+        outbox.send("test.drained", {"n": 3}, outcomes)
+        outbox.drain()
+
+    live.call(queue_and_stop)
+    assert outcomes.errors() == [None] * 4
+    layer = RedisChannelLayer(hosts=[redis_server.url])
+    assert [m["n"] for m in drain(layer, "test.drained")] == [0, 1, 2, 3]
+    layer.close()
