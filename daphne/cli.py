@@ -223,6 +223,15 @@ class CommandLineInterface:
             help="Largest HTTP request body in bytes (0 = no limit)",
         )
         add(
+            "--max-outbound-buffer",
+            "--max_outbound_buffer",
+            metavar="BYTES",
+            dest="max_outbound_buffer",
+            type=_non_negative,
+            default=1048576,
+            help="Unsent bytes a client may leave unread before it is closed (0 = no limit)",
+        )
+        add(
             "--graceful-timeout",
             metavar="SECONDS",
             dest="graceful_timeout",
@@ -317,6 +326,7 @@ class CommandLineInterface:
             forwarded_allow_ips=forwarded_allow_ips,
             websocket_max_message_size=args.websocket_max_message_size,
             http_max_body_size=args.http_max_body_size,
+            max_outbound_buffer=args.max_outbound_buffer,
             graceful_timeout=args.graceful_timeout,
         )
         try:

@@ -99,6 +99,7 @@ class TestServerArguments:
         assert server.ping_interval == 20 and server.ping_timeout == 30
         assert server.websocket_max_message_size == 1048576
         assert server.http_max_body_size == 0
+        assert server.max_outbound_buffer == 1048576  # issue 15
         assert server.graceful_timeout == 10
         assert server.proxy_forwarded_address_header is None
         assert server.forwarded_allow_ips is None
@@ -126,6 +127,8 @@ class TestServerArguments:
             "10",
             "--http-max-body-size",
             "20",
+            "--max-outbound-buffer",
+            "30",
             "--graceful-timeout",
             "0",
             "-v",
@@ -141,6 +144,7 @@ class TestServerArguments:
         assert server.force_sync
         assert server.websocket_max_message_size == 10
         assert server.http_max_body_size == 20
+        assert server.max_outbound_buffer == 30
         assert server.graceful_timeout == 0
         assert server.action_logger is None  # verbosity 0 without --access-log
         assert server.proxy_forwarded_port_header == "X-Forwarded-Port"
