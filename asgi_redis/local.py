@@ -35,6 +35,7 @@ from asgi_ipc import IPCChannelLayer
 from channels.layers.base import BaseChannelLayer
 
 from .core import RedisChannelLayer
+from .socket_send import SocketSendUnsupported
 
 __all__ = ["RedisLocalChannelLayer"]
 
@@ -148,6 +149,12 @@ class RedisLocalChannelLayer(RedisChannelLayer):
             # full members counted and logged (A-40), unreachable shards raised
             # after the others are served (L-62.3).
             self._send_to_members(group, remote, self._payload(message, f"group {group}"))
+
+    def socket_sender(self) -> Any:
+        """Not offered: normal names travel through IPC, which the socket sender
+        cannot reach, so daphne keeps the blocking `send_many` (IPC sends do not
+        wait on the network; issue 15)."""
+        raise SocketSendUnsupported("RedisLocalChannelLayer sends normal channels through IPC")
 
     def flush(self) -> None:
         super().flush()
