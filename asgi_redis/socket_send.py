@@ -30,6 +30,7 @@ import redis
 
 from . import scripts
 from .shard import Shard, describe_client
+from .wire import own_connection
 
 try:
     import hiredis
@@ -80,7 +81,7 @@ class ShardPipe:
         hand the result to `opened` on the loop.
         """
         client = self.shard.client()
-        connection = client.connection_pool.make_connection()
+        connection = own_connection(client)
         try:
             connection.connect()  # address, AUTH, database: the client's own
         except redis.RedisError as exc:

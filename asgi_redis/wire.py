@@ -42,6 +42,7 @@ __all__ = [
     "execute_packed",
     "execute_pipeline",
     "give_back",
+    "own_connection",
     "pack_command",
     "read_reply",
     "reply_ready",
@@ -120,6 +121,19 @@ def _is_stale(connection: Any, sock: Any) -> bool:
         return bool(poller[1].poll(0))
     except OSError:
         return True
+
+
+def own_connection(client: redis.Redis) -> Any:
+    """A new, unconnected connection with `client`'s settings that its pool does not count.
+
+    For a socket held outside the pool (`socket_send`, `socket_receive`): made by the
+    pool, each reconnect after an outage would use up one of its ``max_connections``
+    for good (`make_connection` counts, and nothing gives the slot back), until every
+    send failed with "Too many connections" (issue 15). A Sentinel pool's
+    ``connection_kwargs`` carry its master lookup, so this follows failovers too.
+    """
+    pool = client.connection_pool
+    return pool.connection_class(**pool.connection_kwargs)
 
 
 def close_connections(client: redis.Redis) -> None:

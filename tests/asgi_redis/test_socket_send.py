@@ -110,6 +110,32 @@ def test_a_lost_connection_fails_what_waits_and_the_next_batch_reconnects(redis_
     layer.close()
 
 
+def test_failed_connects_and_reconnects_use_no_pool_slots(redis_server):
+    """Issue 15, L-62: a pipe's connection lives outside the client's pool, so an outage
+    longer than the pool's ``max_connections`` connect attempts, or as many
+    reconnects, leaves sends working once Redis answers (they used to fail for good
+    with "Too many connections")."""
+    layer = RedisChannelLayer(hosts=[redis_server.url])
+    sender = layer.socket_sender()
+    (pipe,) = sender.pipes.values()
+    pool = layer._shards[0].client().connection_pool
+    pool.max_connections = 3  # the same exhaustion as at 100, in fewer (slow) attempts
+    redis_server.stop()
+    for _ in range(pool.max_connections + 5):
+        with pytest.raises(redis.ConnectionError):
+            pipe.connect()
+    redis_server.start()
+    for _ in range(pool.max_connections + 5):
+        pipe.opened(pipe.connect())
+        pipe.fail(redis.ConnectionError("dropped by the test"))  # as a lost connection
+    outcomes = Outcomes()
+    drive(sender.submit([("sock.slots", {"n": 1})], outcomes))
+    assert outcomes.results == [None]
+    assert layer.receive(["sock.slots"])[1] == {"n": 1}
+    sender.close()
+    layer.close()
+
+
 def test_batches_over_two_shards_answer_once_both_did(redis_server_factory):
     servers = [redis_server_factory(), redis_server_factory()]
     layer = RedisChannelLayer(hosts=[server.url for server in servers])
