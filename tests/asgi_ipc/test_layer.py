@@ -115,6 +115,20 @@ def test_backing_files_are_named_from_the_prefix(prefix) -> None:
     assert os.stat(store_directory()).st_mode & 0o777 == 0o700
 
 
+def test_prefix_with_characters_1x_accepted(prefix) -> None:
+    """L-55, issue 13: a 1.x prefix with ':' or spaces works (only '/' cannot name a file)."""
+    odd = f"{prefix}:my app.é"
+    try:
+        layer = make(odd)
+        layer.send("a", {"n": 1})
+        assert make(odd).receive(["a"]) == ("a", {"n": 1})
+        assert str(layer) == f"IPCChannelLayer(prefix={odd})"
+        assert f"{odd}-messages" in os.listdir(store_directory())
+    finally:
+        make(odd).flush()
+        remove_store(odd)
+
+
 # -- memory bounds (L-56.4, L-57) ----------------------------------------------------------
 
 
