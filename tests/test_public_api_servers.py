@@ -168,11 +168,6 @@ VALUES = [
     ("D-38", _ws + "muted", False),
     ("D-64", _http + "HTTPFactory.max_header_size", 16384),
     ("D-64", _http + "HTTPFactory.max_header_count", 100),
-    (
-        "A-2",
-        "channels.layers.inmemory.channel_layer.__class__",
-        Ref("channels.layers.inmemory.ChannelLayer"),
-    ),
     ("A-52", "channels.layers.base.BaseChannelLayer.extensions", []),
     ("A-92", "channels.layers.base.BaseChannelLayer.max_message_size", 1114112),
     ("A-54", "channels.layers.conformance.ConformanceTestCase.channel_layer", None),
@@ -410,3 +405,10 @@ def test_layer_api_exception_types():
     with pytest.warns(DeprecationWarning):
         assert layer.receive_many(["a"]) == (None, None)
     assert static_kind("channels.layers.inmemory.ChannelLayer.send") == "method"
+
+
+def test_inmemory_module_instance():
+    """A-2, L-8: channels.layers.inmemory has a ready-made `channel_layer` instance."""
+    from channels.layers import inmemory
+
+    assert isinstance(inmemory.channel_layer, inmemory.ChannelLayer)
