@@ -412,3 +412,37 @@ def test_inmemory_module_instance():
     from channels.layers import inmemory
 
     assert isinstance(inmemory.channel_layer, inmemory.ChannelLayer)
+
+
+def test_return_values():
+    """Issue 13: return values the spec states (A-7, A-41, A-53, D-11, C-7, C-10, C-39)."""
+    from unittest import mock
+
+    from channels.asgi import ChannelLayerManager, ChannelLayerWrapper
+    from channels.handler import AsgiHandler
+    from channels.layers.inmemory import ChannelLayer
+    from channels.message import Message
+    from channels.routing import Router, null_consumer, route
+    from channels.utils import name_that_thing
+    from daphne.server import build_endpoint_description_strings
+
+    layer = ChannelLayer()
+    assert layer.send("a", {"n": 1}) is None
+    assert layer.receive(["a"]) == ("a", {"n": 1})
+    assert layer.receive(["a"]) == (None, None)
+    assert layer.group_add("g", "a") is None and layer.group_discard("g", "a") is None
+    assert layer.non_local_name("p!l") == "p!" and layer.non_local_name("p") == "p"
+    assert layer.valid_channel_name("a!x") is True and layer.valid_group_name("g") is True
+    assert isinstance(layer.new_channel("n?"), str)
+    assert build_endpoint_description_strings() == []
+    assert name_that_thing(mock.Mock()) == "<mock>"
+    assert name_that_thing(name_that_thing) == "channels.utils.name_that_thing"
+    assert list(AsgiHandler.chunk_bytes(b"")) == [(b"", True)]
+    assert null_consumer() is None
+    manager = ChannelLayerManager()
+    wrapper = ChannelLayerWrapper(layer, "audit", [])
+    router = Router([route("a", null_consumer)])
+    assert router.match(Message({"x": 1}, "a", wrapper)) == (null_consumer, {})
+    assert router.match(Message({"x": 1}, "b", wrapper)) is None
+    assert manager.set("audit", wrapper) is None
+    assert manager.set("audit", wrapper) is wrapper
