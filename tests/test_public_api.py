@@ -650,3 +650,80 @@ def test_differences_page_lists_every_audited_name():
     tables = SIGNATURES + VALUES + servers.SIGNATURES + servers.VALUES
     missing = [path for _, path, _ in tables if f"``{path.rsplit('.', 1)[1]}" not in page]
     assert missing == []
+
+
+class _CountedWorker(resolve("channels.worker.Worker")):
+    """A Worker whose `termed` allows a fixed number of loops, the way 1.x tests drive one."""
+
+    def _get_termed(self):
+        if not self._loops:
+            return True
+        self._loops -= 1
+        return False
+
+    def _set_termed(self, value):
+        self._loops = value
+
+    termed = property(_get_termed, _set_termed)
+
+
+class WorkerDrivenLikeOneX(resolve("channels.test.ChannelTestCase")):
+    """C-28, C-31, C-32: 1.x tests replace `termed` with a counting property and the
+    wrapper's `send` with a Mock, then run the worker in the test's thread."""
+
+    def _run(self, consumer, loops):
+        from unittest import mock
+
+        from channels import Channel, route
+        from channels.asgi import channel_layers
+
+        Channel("audit").send({"test": "test"}, immediately=True)
+        wrapper = channel_layers["default"]
+        wrapper.router.add_route(route("audit", consumer))
+        wrapper.send = mock.Mock(side_effect=wrapper.channel_layer.send)
+        worker = _CountedWorker(wrapper, signal_handlers=False)
+        worker.termed = loops
+        worker.run()
+        return wrapper.send
+
+    def test_normal_run(self):
+        from unittest import mock
+
+        consumer = mock.Mock()
+        send = self._run(consumer, loops=2)
+        assert consumer.call_count == 1
+        assert send.call_count == 0
+
+    def test_consume_later_is_sent_again_through_the_wrapper(self):
+        from channels.exceptions import ConsumeLater
+
+        calls = []
+
+        def consumer(message, **kwargs):
+            calls.append(message.content)
+            if len(calls) == 1:
+                raise ConsumeLater()
+
+        send = self._run(consumer, loops=2)
+        assert len(calls) == 2
+        assert send.call_count == 1
+
+    def test_worker_group_keeps_its_sub_workers(self):
+        from channels.asgi import channel_layers
+        from channels.worker import WorkerGroup
+
+        group = WorkerGroup(channel_layers["default"], n_threads=4, signal_handlers=False)
+        assert len(group.workers) == 3
+        assert not any(worker.signal_handlers for worker in group.workers)
+
+
+def test_worker_filters_without_a_layer():
+    """C-29: 1.x tests build `Worker(None, only_channels=..., exclude_channels=...)` just to
+    call apply_channel_filters."""
+    from channels.worker import Worker
+
+    worker = Worker(None, only_channels=["yes.*", "maybe.*"], exclude_channels=["maybe.no.*"])
+    assert worker.apply_channel_filters(["yes.1", "no.1", "maybe.a", "maybe.no.b"]) == [
+        "yes.1",
+        "maybe.a",
+    ]
