@@ -727,3 +727,23 @@ def test_worker_filters_without_a_layer():
         "yes.1",
         "maybe.a",
     ]
+
+
+def test_channel_and_group_instances_can_be_patched():
+    """C-14, C-16: like 1.x's plain objects, a Channel or Group takes instance attributes, so
+    tests can patch one instance's `send`."""
+    from unittest import mock
+
+    from channels import Channel, Group
+    from channels.layers.inmemory import ChannelLayer
+
+    layer = ChannelLayer()
+    channel, group = Channel("a", channel_layer=layer), Group("g", channel_layer=layer)
+    with mock.patch.object(channel, "send") as send, mock.patch.object(group, "send") as shout:
+        channel.send({"x": 1})
+        group.send({"x": 2})
+    send.assert_called_once_with({"x": 1})
+    shout.assert_called_once_with({"x": 2})
+    assert layer.receive(["a"]) == (None, None)
+    channel.note = "kept"
+    assert channel.note == "kept"
