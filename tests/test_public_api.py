@@ -747,3 +747,22 @@ def test_channel_and_group_instances_can_be_patched():
     assert layer.receive(["a"]) == (None, None)
     channel.note = "kept"
     assert channel.note == "kept"
+
+
+def test_routing_objects_expose_their_parts():
+    """C-20, C-21, C-23, C-25: 1.x tests read `router.root.routing[i].consumer` (runworker's
+    test finds the StaticFilesConsumer that way) and a route's channels and filters."""
+    import re
+
+    from channels.routing import Include, Router, null_consumer, route
+    from channels.staticfiles import StaticFilesConsumer
+
+    router = Router([])
+    router.check_default(http_consumer=StaticFilesConsumer())
+    assert isinstance(router.root, Include)
+    assert isinstance(router.root.routing[0].consumer, StaticFilesConsumer)
+    assert router.root.routing[0].channel_names() == {"http.request"}
+    chat = route("websocket.connect", null_consumer, path=r"^/chat/$")
+    assert chat.consumer is null_consumer and set(chat.channels) == {"websocket.connect"}
+    assert isinstance(chat.filters["path"], re.Pattern)
+    assert isinstance(Include([chat], path=r"^/x").prefixes["path"], re.Pattern)
