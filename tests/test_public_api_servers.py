@@ -446,3 +446,27 @@ def test_return_values():
     assert router.match(Message({"x": 1}, "b", wrapper)) is None
     assert manager.set("audit", wrapper) is None
     assert manager.set("audit", wrapper) is wrapper
+
+
+def test_no_module_imports_retired_packages():
+    """C-1, A-1, D-4, L-4: no project module imports six, django.utils.six, distutils or asgiref
+    (asgiref 3's name belongs to Django; the ASGI-1 code lives in channels.layers)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    banned = ("six", "django.utils.six", "distutils", "asgiref")
+    offenders = []
+    for package in ("channels", "daphne", "asgi_redis", "asgi_ipc"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    if any(name == b or name.startswith(b + ".") for b in banned):
+                        offenders.append(f"{path.relative_to(root)}: {name}")
+    assert offenders == []
