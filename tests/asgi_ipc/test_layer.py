@@ -307,3 +307,16 @@ def test_store_of_another_version_is_reset(prefix, caplog) -> None:
     assert "schema version 99" in caplog.text
     layer.send("reset", {"ok": 2})
     assert layer.receive(["reset"]) == ("reset", {"ok": 2})
+
+
+def test_layer_leaves_the_global_random_state_alone(prefix) -> None:
+    """A-28, A-34: shuffles and new names come from the layers' own generator, so seeded
+    application code and test tools (hypothesis) see the `random` module untouched."""
+    import random
+
+    layer = make(prefix)
+    state = random.getstate()
+    layer.send("a", {"n": 1})
+    assert layer.receive(["b", "a", "c"]) == ("a", {"n": 1})
+    assert layer.new_channel("fresh?").startswith("fresh?")
+    assert random.getstate() == state
