@@ -36,6 +36,7 @@ setup(
             "Twisted[tls,http2]>=24.3",  # daphne's ssl: endpoint and HTTP/2 tests
             "requests>=2.31",
             "ruff>=0.6",
+            "tox>=4",  # tox.ini: py311/py312/py313, lint, docs
             "playwright>=1.40",  # browser tests drive the system Chromium, no browser download
         ],
         "docs": ["sphinx>=7"],
@@ -51,5 +52,7 @@ setup(
         "Framework :: Django :: 5.2",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
     ],
 )

@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgpack
 
-from channels.layers.base import BaseChannelLayer, FullSkipReporter
+from channels.layers.base import BaseChannelLayer, FullSkipReporter, layer_random
 
 from . import groups, queues
 from .store import Store, open_store, valid_prefix
@@ -101,7 +100,7 @@ class IPCChannelLayer(BaseChannelLayer):
         names = self.receive_names(channels)
         if not names:
             return None, None
-        random.shuffle(names)  # A-28
+        layer_random.shuffle(names)  # A-28; the layers' own generator, not the global one
         if not block:
             with self._store().transaction() as db:
                 found = queues.pop_first(db, names, time.time())

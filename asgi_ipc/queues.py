@@ -62,10 +62,12 @@ def room(db: sqlite3.Connection, storage: str, now: float, capacity: int) -> Roo
     """
     pending, used, waiters = db.execute(
         "SELECT (SELECT count(*) FROM (SELECT 1 FROM messages "
-        "WHERE storage = ?1 AND deadline > ?2 LIMIT ?3)), "
+        "WHERE storage = :storage AND deadline > :now LIMIT :capacity)), "
         "(SELECT bytes FROM message_usage), "
-        "(SELECT group_concat(waiter, ' ') FROM waiters WHERE storage = ?1)",
-        (storage, now, capacity),
+        "(SELECT group_concat(waiter, ' ') FROM waiters WHERE storage = :storage)",
+        # Named parameters from a mapping: numbered ones (?1) with a sequence are deprecated
+        # in Python 3.12 and an error from 3.14.
+        {"storage": storage, "now": now, "capacity": capacity},
     ).fetchone()
     return Room(pending >= capacity, used, waiters.split(" ") if waiters else [])
 

@@ -29,7 +29,6 @@ import atexit
 import contextlib
 import logging
 import os
-import re
 import sqlite3
 import sys
 import tempfile
@@ -48,7 +47,9 @@ SCHEMA_VERSION = 1
 # Bytes a write-ahead log is truncated to after a checkpoint (L-56.4).
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
-_PREFIX = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$", re.ASCII)
+# Longest prefix in UTF-8 bytes: file names are `{prefix}-wake-{12 letters}`, kept far below
+# the usual 255-byte limit.
+_MAX_PREFIX_BYTES = 100
 
 _MESSAGES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -111,10 +112,13 @@ class InvalidPrefix(ValueError):
 def valid_prefix(prefix: object) -> str:
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-    if not _PREFIX.match(prefix):
+    # Any prefix a 1.x layer accepted (POSIX IPC names) works: only what cannot be part of
+    # one file name is refused.
+    too_long = len(os.fsencode(prefix)) > _MAX_PREFIX_BYTES
+    if not prefix or "/" in prefix or "\x00" in prefix or too_long:
         raise InvalidPrefix(
-            f"prefix {prefix!r} is invalid: it names files, so use 1-100 ASCII letters, "
-            "digits, '-', '_' or '.'"
+            f"prefix {prefix!r} is invalid: it names files, so use 1-{_MAX_PREFIX_BYTES} bytes "
+            "without '/' (e.g. 'asgi' or 'myproject')"
         )
     return prefix
 

@@ -15,9 +15,11 @@ def _layer_for(alias: str, channel_layer: Any) -> Any:
 
 
 class _Named:
-    """A name on a layer: `name` (str, or ASCII bytes decoded) and `channel_layer` (C-14)."""
+    """A name on a layer: `name` (str, or ASCII bytes decoded) and `channel_layer` (C-14).
 
-    __slots__ = ("channel_layer", "name")
+    No ``__slots__``: as in 1.x, code may set attributes on these objects and tests patch
+    methods of one instance (``mock.patch.object(message.reply_channel, "send")``).
+    """
 
     def __init__(
         self,
@@ -38,8 +40,6 @@ class _Named:
 class Channel(_Named):
     """A channel on a layer; `send` defers to the end of the running consumer (C-14, C-15)."""
 
-    __slots__ = ()
-
     def send(self, content: dict, immediately: bool = False) -> None:
         if not isinstance(content, dict):
             raise TypeError(f"You can only send dicts as content on channels, not {content!r}")
@@ -51,8 +51,6 @@ class Channel(_Named):
 
 class Group(_Named):
     """A group on a layer: add/discard members and broadcast to them (C-16)."""
-
-    __slots__ = ()
 
     def add(self, channel: Channel | str) -> None:
         if isinstance(channel, Channel):

@@ -357,8 +357,13 @@ class BaseChannelLayer:
         return f"{type(self).__name__}()"
 
 
+# The layers' own generator: drawing names and shuffles from the `random` module's global one
+# would move a state that applications and test tools (seeded tests, hypothesis) rely on.
+layer_random = random.Random()
+
+
 def random_letters(count: int) -> str:
-    return "".join(random.choices(string.ascii_letters, k=count))
+    return "".join(layer_random.choices(string.ascii_letters, k=count))
 
 
 class _BadValue(Exception):

@@ -115,6 +115,20 @@ def test_backing_files_are_named_from_the_prefix(prefix) -> None:
     assert os.stat(store_directory()).st_mode & 0o777 == 0o700
 
 
+def test_prefix_with_characters_1x_accepted(prefix) -> None:
+    """L-55, issue 13: a 1.x prefix with ':' or spaces works (only '/' cannot name a file)."""
+    odd = f"{prefix}:my app.é"
+    try:
+        layer = make(odd)
+        layer.send("a", {"n": 1})
+        assert make(odd).receive(["a"]) == ("a", {"n": 1})
+        assert str(layer) == f"IPCChannelLayer(prefix={odd})"
+        assert f"{odd}-messages" in os.listdir(store_directory())
+    finally:
+        make(odd).flush()
+        remove_store(odd)
+
+
 # -- memory bounds (L-56.4, L-57) ----------------------------------------------------------
 
 
@@ -293,3 +307,16 @@ def test_store_of_another_version_is_reset(prefix, caplog) -> None:
     assert "schema version 99" in caplog.text
     layer.send("reset", {"ok": 2})
     assert layer.receive(["reset"]) == ("reset", {"ok": 2})
+
+
+def test_layer_leaves_the_global_random_state_alone(prefix) -> None:
+    """A-28, A-34: shuffles and new names come from the layers' own generator, so seeded
+    application code and test tools (hypothesis) see the `random` module untouched."""
+    import random
+
+    layer = make(prefix)
+    state = random.getstate()
+    layer.send("a", {"n": 1})
+    assert layer.receive(["b", "a", "c"]) == ("a", {"n": 1})
+    assert layer.new_channel("fresh?").startswith("fresh?")
+    assert random.getstate() == state
