@@ -162,8 +162,9 @@ class apply_routes:
     them, or a list of lists (each becomes an `include`).
     """
 
-    def __init__(self, routes: Any, aliases: list[str] | None = None) -> None:
+    def __init__(self, routes: Any, aliases: list[str] | None = [DEFAULT_CHANNEL_LAYER]) -> None:  # noqa: B006 (C-70's default; copied, never mutated)
         self.routes = routes
+        # None is taken as the default alias too; the list is copied.
         self.aliases = list(aliases) if aliases is not None else [DEFAULT_CHANNEL_LAYER]
         self._saved: list[dict[str, tuple[Any, Router]]] = []
 

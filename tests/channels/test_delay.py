@@ -9,6 +9,7 @@ the end run the worker in the test's own thread and transaction, as 1.x tests do
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -310,9 +311,13 @@ class TestRundelayCommand:
         with pytest.raises(CommandError, match="cannot span multiple processes"):
             call_command("rundelay")
 
-    def test_rejects_a_non_positive_sleep(self, layer):
-        with pytest.raises(CommandError, match="--sleep"):
-            call_command("rundelay", "--sleep", "0")
+    def test_a_non_positive_sleep_warns_as_1x_accepted_it(self, layer):
+        """Issue 13: 1.x checked continuously for --sleep 0; a warning, not an error
+        (the in-memory layer is then refused as ever)."""
+        stderr = io.StringIO()
+        with pytest.raises(CommandError, match="cannot span multiple processes"):
+            call_command("rundelay", "--sleep", "0", stderr=stderr)
+        assert "--sleep 0.0 is too short: checking every 0.01 s" in stderr.getvalue()
 
 
 @pytest.mark.redis

@@ -105,6 +105,19 @@ def test_second_signal_exits_at_once(database, redis, layer):
         proc.stop()
 
 
+def test_threads_below_one_warns_and_runs_one_thread(database, redis, layer):
+    """C-77, issue 13: 1.x ran one worker for ``--threads 0``; so does this, with a
+    warning (stricter validation would be a difference 1.x code can observe)."""
+    proc = e2e.start_worker(e2e.e2e_env(database, redis.url), "--threads", "0")
+    try:
+        proc.output.wait_for("Listening on channels", timeout=60)
+        assert "--threads 0 is less than 1: running 1 thread" in proc.output.text()
+        layer.send("test.hold", {"n": 1})
+        receive_one(layer, "test.started")  # the one thread handles messages
+    finally:
+        proc.stop()
+
+
 def test_channel_filters_and_verbosity(database, redis, layer):
     """C-29/C-77: --only-channels / --exclude-channels; -v 2 logs each channel."""
     proc = e2e.start_worker(

@@ -82,7 +82,9 @@ class Command(BaseCommand):
             self.channel_layer.router.check_default()
         self.n_threads = options.get("threads", 1)
         if self.n_threads < 1:
-            raise CommandError(f"--threads must be at least 1, not {self.n_threads}")
+            # 1.x ran one worker; stricter than that would be a difference 1.x code sees.
+            self.stderr.write(f"--threads {self.n_threads} is less than 1: running 1 thread")
+            self.n_threads = 1
         self.logger.info(
             "Running worker against channel layer %s (%d thread%s)",
             self.channel_layer,

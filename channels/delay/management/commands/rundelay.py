@@ -14,6 +14,9 @@ from channels.management.commands.runworker import (
     load_layer,
 )
 
+# The shortest period between checks for due messages (seconds).
+MIN_SLEEP = 0.01
+
 
 class Command(BaseCommand):
     help = "Stores asgi.delay messages and sends each to its channel when its delay is over."
@@ -32,16 +35,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.logger = setup_logger("django.channels", options.get("verbosity", 1))
-        if options["sleep"] <= 0:
-            raise CommandError(
-                f"--sleep must be a positive number of seconds, not {options['sleep']}"
-            )
+        sleep = options["sleep"]
+        if sleep < MIN_SLEEP:
+            # 1.x checked continuously; a short positive period does that without spinning.
+            self.stderr.write(f"--sleep {sleep} is too short: checking every {MIN_SLEEP} s")
+            sleep = MIN_SLEEP
         # C-75: the same loading and refusal as runworker's (C-77, C-88).
         channel_layer = load_layer(options["layer"])
         if channel_layer.local_only():
             raise CommandError(LOCAL_ONLY_ERROR)
         self.logger.info("Running delay against channel layer %s", channel_layer)
         try:
-            Worker(channel_layer=channel_layer, database_sleep_duration=options["sleep"]).run()
+            Worker(channel_layer=channel_layer, database_sleep_duration=sleep).run()
         except KeyboardInterrupt:
             pass
