@@ -92,7 +92,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +99,7 @@ from typing import Any
 
 import redis
 
-from channels.layers.base import BaseChannelLayer, FullSkipReporter, ReceiveFailed
+from channels.layers.base import BaseChannelLayer, FullSkipReporter, ReceiveFailed, layer_random
 
 from . import scripts
 from .announcements import RedisAnnouncements
@@ -215,7 +214,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         self._codec = Codec(fernet, expiry)
         self._client_kwargs = client_kwargs(connection_kwargs)
         self.hosts = self._parse_hosts(hosts)
-        self._normal_offset = random.randrange(1 << 16)
+        self._normal_offset = layer_random.randrange(1 << 16)
         self._receive_rotation = RoundRobin()
         self._buffer = PrefetchBuffer()
         self._skips = FullSkipReporter(logger)
@@ -259,7 +258,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
     def connection(self, index: int | None) -> redis.Redis:
         """The redis-py client of shard `index`, or of a random shard for `None`."""
         if index is None:
-            index = random.randrange(self.ring_size)
+            index = layer_random.randrange(self.ring_size)
         if not isinstance(index, int) or not 0 <= index < self.ring_size:
             raise ValueError(
                 f"There are only {self.ring_size} shards (0 to {self.ring_size - 1}), not {index!r}"
@@ -614,9 +613,9 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         plan = self._receive_plan(channels)
         orders = plan.orders
         if orders:
-            return orders[random.randrange(len(orders))] if len(orders) > 1 else orders[0]
+            return orders[layer_random.randrange(len(orders))] if len(orders) > 1 else orders[0]
         names = list(plan.names)
-        random.shuffle(names)  # A-28
+        layer_random.shuffle(names)  # A-28
         return names, None
 
     def _receive_plan(self, channels: Iterable[str]) -> _ReceivePlan:
@@ -647,7 +646,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         # Every rotation of one shuffled order: each name comes first in as many
         # receives as any other, so a busy channel cannot starve a quiet one (A-28).
         shuffled = list(names)
-        random.shuffle(shuffled)
+        layer_random.shuffle(shuffled)
         orders = []
         for start in range(len(shuffled)):
             order = shuffled[start:] + shuffled[:start]
@@ -692,7 +691,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
                 for index in normal_shards:
                     add(index, name, 1)
         order = list(visits.values())
-        random.shuffle(order)
+        layer_random.shuffle(order)
         return order
 
     def _normal_receive_shards(self, every_shard: bool) -> Sequence[int]:

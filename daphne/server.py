@@ -20,6 +20,9 @@ from .errors import ListenFailed
 from .http_protocol import HTTP2_AVAILABLE, HTTPFactory
 from .reply_reader import ReactorReader, ThreadReader
 
+# Its own generator: the global one may be seeded or driven by tests (hypothesis).
+_random = random.Random()
+
 __all__ = ["Server", "build_endpoint_description_strings", "NotAChannelLayer", "ListenFailed"]
 
 logger = logging.getLogger(__name__)
@@ -217,7 +220,7 @@ class Server:
         """Build the factory, start the reply reader and listen; for use in a running reactor
         too (tests). Returns the listener Deferreds."""
         self.send_channel = (
-            "daphne.response." + "".join(random.choices(string.ascii_letters, k=10)) + "!"
+            "daphne.response." + "".join(_random.choices(string.ascii_letters, k=10)) + "!"
         )
         self.factory = HTTPFactory(
             self.channel_layer,

@@ -8,7 +8,6 @@ that the matching `send` notifies (L-12): no polling.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .announcements import LocalAnnouncements
-from .base import BaseChannelLayer, FullSkipReporter
+from .base import BaseChannelLayer, FullSkipReporter, layer_random
 
 __all__ = ["ChannelLayer", "channel_layer"]
 
@@ -111,7 +110,7 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
         names = self.receive_names(channels)
         if not names:
             return None, None
-        random.shuffle(names)
+        layer_random.shuffle(names)
         deadline = None
         with self._lock:
             while True:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import random
 import string
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from django.test.testcases import TestCase, TransactionTestCase
 from .. import DEFAULT_CHANNEL_LAYER
 from ..asgi import ChannelLayerWrapper, channel_layers
 from ..exceptions import ChannelSocketException
+from ..layers.base import layer_random
 from ..layers.inmemory import ChannelLayer as InMemoryChannelLayer
 from ..message import Message
 from ..routing import Router, include
@@ -88,7 +88,7 @@ class Client:
 
     def __init__(self, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
         self.alias = alias
-        self.reply_channel = alias + "".join(random.choices(string.ascii_letters, k=5))
+        self.reply_channel = alias + "".join(layer_random.choices(string.ascii_letters, k=5))
 
     @property
     def channel_layer(self) -> ChannelLayerWrapper:
