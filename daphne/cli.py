@@ -238,8 +238,7 @@ class CommandLineInterface:
             dest="http_body_timeout",
             type=_non_negative,
             default=120,
-            help="Seconds a request body may take to arrive in all; slower gets 408 "
-            "(0 = no limit)",
+            help="Seconds a request body may take to arrive in all; slower gets 408 (0 = no limit)",
         )
         add(
             "--max-connections",

@@ -198,6 +198,8 @@ class HTTPChannel(http.HTTPChannel):
 
     def allContentReceived(self) -> None:
         self._stop_body_timer()
+        if self._refused:
+            return  # refused in allHeadersReceived, and the request has no body
         super().allContentReceived()
 
     def allHeadersReceived(self) -> None:

@@ -46,16 +46,18 @@ def transport_addresses(transport: Any) -> tuple[list | None, list | None]:
     return None, None
 
 
-def _text(value: Any, name: bytes) -> str:
+def _text(value: Any, name: str | bytes) -> str:
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
-            raise UndecodableHeader(f"the {name.decode('latin-1')} header is not UTF-8")
+            if isinstance(name, bytes):
+                name = name.decode("latin-1")
+            raise UndecodableHeader(f"the {name} header is not UTF-8")
     return value
 
 
-def _all_entries(value: Any, name: bytes) -> list[str]:
+def _all_entries(value: Any, name: str | bytes) -> list[str]:
     """Every comma-separated entry of every line of a header, in order (RFC 9110 §5.3:
     several lines mean the same as one line joined with commas)."""
     lines = value if isinstance(value, list) else [value]
@@ -151,14 +153,14 @@ def parse_x_forwarded_for(
     if networks is None:
         # D-50, 1.4: the left-most entry of the first line (every peer trusted; only safe
         # when the proxy alone can reach daphne, and the proxy overwrites the header).
-        address = _text(_first(headers[address_key]), address_key).split(",")[0].strip()
+        address = _text(_first(headers[address_key]), address_header_name).split(",")[0].strip()
         port_value = _first_of(headers, port_header_name)
         proto_value = _first_of(headers, proto_header_name)
     else:
         # D-66, issue 15: the right-most entry across all lines that is not itself a
         # trusted proxy is what the outermost trusted proxy saw (a proxy such as
         # HAProxy adds its own line after the client's); all trusted → the left-most.
-        entries = _all_entries(headers[address_key], address_key)
+        entries = _all_entries(headers[address_key], address_header_name)
         hop = len(entries) - 1
         while hop > 0 and _trusted(entries[hop], networks):
             hop -= 1
@@ -185,7 +187,7 @@ def _first_of(headers: dict[bytes, Any], name: str | bytes | None) -> str | None
     key = _lower_bytes(name)
     if key not in headers:
         return None
-    return _text(_first(headers[key]), key)
+    return _text(_first(headers[key]), name)
 
 
 def _hop_value(headers: dict[bytes, Any], name: str | bytes | None, hop: int, hops: int) -> Any:
@@ -200,5 +202,5 @@ def _hop_value(headers: dict[bytes, Any], name: str | bytes | None, hop: int, ho
     key = _lower_bytes(name)
     if key not in headers:
         return None
-    entries = _all_entries(headers[key], key)
+    entries = _all_entries(headers[key], name)
     return entries[hop] if len(entries) == hops else entries[-1]
