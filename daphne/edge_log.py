@@ -32,15 +32,18 @@ _ERROR_LEVELS = frozenset({LogLevel.error, LogLevel.critical})
 
 
 class MergedLog:
-    """Logs at `level`, merged per key to one line every `interval` seconds with a count."""
+    """Logs at `level`, merged per key to one line every `interval` seconds with a count.
+
+    Used from the reactor's thread only (`TwistedErrors` hands events over to it).
+    """
 
     interval = 10.0
 
     def __init__(self, logger: logging.Logger, level: int, reactor: Any = None) -> None:
         self.logger = logger
         self.level = level
-        self.clock = time.monotonic
         self._reactor = reactor
+        self.clock = time.monotonic if reactor is None else reactor.seconds
         # key -> [time of the last line, events since, message of the latest]
         self._state: dict[str, list] = {}
         self.totals: dict[str, int] = {}
@@ -88,35 +91,35 @@ class MergedLog:
         reactor = self._reactor
         if reactor is None:
             from twisted.internet import reactor
-        self._flush_call = True  # claimed; the real DelayedCall replaces it
-        if threadable.isInIOThread():
-            self._flush_call = reactor.callLater(delay, self.flush)
-        else:  # Twisted logs from its thread pool too
-            reactor.callFromThread(self._schedule_from_reactor, reactor, delay)
-
-    def _schedule_from_reactor(self, reactor: Any, delay: float) -> None:
         self._flush_call = reactor.callLater(delay, self.flush)
 
 
 class TwistedErrors:
     """Twisted log observer: errors to a `MergedLog` at ERROR, the rest to `fallback`."""
 
-    def __init__(self, merged: MergedLog, fallback: Callable[[dict], None] | None = None) -> None:
+    def __init__(
+        self,
+        merged: MergedLog,
+        fallback: Callable[[dict], None] | None = None,
+        reactor: Any = None,
+    ) -> None:
         self.merged = merged
         self.fallback = fallback
+        self.reactor = reactor
+
+    def _report(self, key: str, message: str) -> None:
+        if self.reactor is None or threadable.ioThread is None or threadable.isInIOThread():
+            self.merged.report(key, message)
+        else:  # Twisted logs from its thread pool too; MergedLog lives in the reactor
+            self.reactor.callFromThread(self.merged.report, key, message)
 
     def __call__(self, event: dict) -> None:
         failure = event.get("log_failure")
         log_format = event.get("log_format") or ""
         if failure is not None or event.get("log_level") in _ERROR_LEVELS:
-            self.merged.report(self._key(event, failure), self._describe(event, failure))
+            self._report(self._key(event, failure), self._describe(event, failure))
         elif log_format.startswith(ACCEPT_FAILURES):
-            self.merged.report(
-                "accept",
-                "Cannot accept connections: "
-                + _safe_format(event)
-                + " (too many open files? raise the limit, ulimit -n, or set --max-connections)",
-            )
+            self._report("accept", _accept_failure(event))
         elif self.fallback is not None:
             self.fallback(event)
 
@@ -131,6 +134,17 @@ class TwistedErrors:
         if failure is not None:
             text = f"{text}: {failure.type.__name__}: {failure.getErrorMessage()}"
         return f"Twisted ({event.get('log_namespace', '?')}): {text}"
+
+
+def _accept_failure(event: dict) -> str:
+    error = event.get("acceptError", "EMFILE")  # the recovery line names no error
+    if error in ("EMFILE", "ENFILE"):
+        return (
+            f"Cannot accept connections: too many open files ({error}); new connections "
+            "are closed unanswered. Raise the file limit (ulimit -n) or set "
+            "--max-connections below it"
+        )
+    return f"Cannot accept connections: accept() failed with {error}"
 
 
 def _safe_format(event: dict) -> str:

@@ -40,7 +40,6 @@ __all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]
 
 logger = logging.getLogger(__name__)
 full_channels = FullChannelReporter(logger)
-cap_log = MergedLog(logger, logging.WARNING)
 
 try:  # D-25: HTTP/2 needs Twisted's http2 and tls extras.
     from twisted.web._http2 import H2Connection  # noqa: F401
@@ -482,6 +481,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         self.max_connections = max_connections
         self.open_connections = 0
         self.refused_connections = 0
+        self.cap_log = MergedLog(logger, logging.WARNING)
         self.websocket_handshake_timeout = websocket_handshake_timeout
         self.ws_factory = None
         self.websocket_connect_timeout = websocket_connect_timeout
@@ -587,7 +587,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     def connection_refused(self) -> None:
         """A connection over `max_connections` gets 503: counted, logged merged (issue 15)."""
         self.refused_connections += 1
-        cap_log.report(
+        self.cap_log.report(
             "max_connections",
             f"{self.max_connections} connections open (max_connections): new ones get 503",
         )

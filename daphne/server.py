@@ -196,7 +196,8 @@ class Server:
         # D-13: Twisted's log goes to stdlib logging at verbosity 2, nowhere below; its
         # errors and accept failures reach it at ERROR at every verbosity, merged (issue 15).
         fallback = STDLibLogObserver(name="daphne.server") if self.verbosity > 1 else None
-        observer = TwistedErrors(MergedLog(logger, logging.ERROR, self.reactor), fallback)
+        merged = MergedLog(logger, logging.ERROR, self.reactor)
+        observer = TwistedErrors(merged, fallback, self.reactor)
         globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
         self._running = True
         self.start()
