@@ -118,6 +118,9 @@ class TwistedErrors:
         log_format = event.get("log_format") or ""
         if failure is not None or event.get("log_level") in _ERROR_LEVELS:
             self._report(self._key(event, failure), self._describe(event, failure))
+            if failure is not None:
+                # Each one's traceback, shown at verbosity 2 (DEBUG) only.
+                self.merged.logger.debug("%s", failure.getTraceback())
         elif log_format.startswith(ACCEPT_FAILURES):
             self._report("accept", _accept_failure(event))
         elif self.fallback is not None:

@@ -272,6 +272,8 @@ class HTTPChannel(http.HTTPChannel):
         self._stop_head_timer()
         self._stop_body_timer()
         self.factory.http_channels.discard(self)
+        if self._over_cap:
+            self.transport.loseConnection()  # over max_connections (issue 15)
 
     # -- D-28: WebSocket hand-over ------------------------------------------------
 
