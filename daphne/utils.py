@@ -61,7 +61,8 @@ def _all_entries(value: Any, name: str | bytes) -> list[str]:
     """Every comma-separated entry of every line of a header, in order (RFC 9110 §5.3:
     several lines mean the same as one line joined with commas)."""
     lines = value if isinstance(value, list) else [value]
-    return [entry.strip() for line in lines for entry in _text(line, name).split(",")]
+    entries = (entry.strip() for line in lines for entry in _text(line, name).split(","))
+    return [entry for entry in entries if entry]  # "a,,b" and a trailing comma add nothing
 
 
 def _lower_bytes(name: Any) -> bytes:
@@ -161,6 +162,8 @@ def parse_x_forwarded_for(
         # trusted proxy is what the outermost trusted proxy saw (a proxy such as
         # HAProxy adds its own line after the client's); all trusted → the left-most.
         entries = _all_entries(headers[address_key], address_header_name)
+        if not entries:
+            return original_addr, original_scheme  # an empty header names nobody
         hop = len(entries) - 1
         while hop > 0 and _trusted(entries[hop], networks):
             hop -= 1

@@ -23,7 +23,13 @@ from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
 from daphne.request_checks import host_problem
 from daphne.utils import UndecodableHeader, parse_x_forwarded_for
-from tests.daphne.live import LiveServer, Responder, recv_until_closed, send_retrying
+from tests.daphne.live import (
+    LiveServer,
+    Responder,
+    recv_response_head,
+    recv_until_closed,
+    send_retrying,
+)
 
 
 class Recorder:
@@ -91,6 +97,32 @@ def test_forged_first_line_is_not_believed_through_a_trusted_proxy(serve):
     assert message["scheme"] == "http"
 
 
+def test_forged_first_line_is_not_believed_for_websockets_either():
+    """Issue 15 item 4, D-38 step 4: the hand-over replays the lines joined, and the
+    WebSocket's client is the same right-most untrusted entry."""
+    seen: queue.Queue[dict] = queue.Queue()
+
+    def accept(layer, channel, message):
+        if channel == "websocket.connect":
+            seen.put(message)
+            send_retrying(layer, message["reply_channel"], {"accept": True})
+
+    with LiveServer(ChannelLayer(), **PROXY, forwarded_allow_ips=["127.0.0.1"]) as live:
+        responder = Responder(live.layer, ["websocket.connect"], accept).start()
+        try:
+            sock = live.connect()
+            sock.sendall(
+                b"GET /ws/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"
+                b"Sec-WebSocket-Version: 13\r\nX-Forwarded-For: 6.6.6.6\r\n"
+                b"X-Forwarded-For: 198.51.100.7\r\n\r\n"
+            )
+            assert recv_response_head(sock).startswith(b"HTTP/1.1 101")
+            assert seen.get(timeout=10)["client"] == ["198.51.100.7", 0]
+        finally:
+            responder.stop()
+
+
 def test_port_and_proto_of_the_chosen_hop():
     """Issue 15 item 4: one X-Forwarded-Port/-Proto entry per X-Forwarded-For entry →
     the chosen hop's; otherwise the right-most (set by the proxy nearest daphne)."""
@@ -109,6 +141,12 @@ def test_port_and_proto_of_the_chosen_hop():
         headers, original_addr=["10.0.0.1", 80], forwarded_allow_ips=["10.0.0.0/8"]
     )
     assert (addr, scheme) == (["5.6.7.8", 9999], "https")
+    # Empty entries name nobody; an empty header changes nothing.
+    trusted = {"original_addr": ["10.0.0.1", 80], "forwarded_allow_ips": ["10.0.0.0/8"]}
+    headers = {b"X-Forwarded-For": [b"1.2.3.4,", b" , 10.0.0.2"]}
+    assert parse_x_forwarded_for(headers, **trusted) == (["1.2.3.4", 0], None)
+    headers = {b"X-Forwarded-For": [b" , "]}
+    assert parse_x_forwarded_for(headers, **trusted) == (["10.0.0.1", 80], None)
 
 
 def test_without_an_allow_list_the_first_line_is_used_as_in_1_4():
