@@ -86,8 +86,9 @@ class HTTPChannel(http.HTTPChannel):
     # parser still holds are forwarded to it. Cleared when that socket closes.
     _upgraded_to = None
     _outbound_timer = None
-    # Counted in `factory.open_connections` (issue 15, max_connections).
+    # Counted in `factory.open_connections`, or over `max_connections` (issue 15).
     _counted = False
+    _over_cap = False
     # Issue 15: a request body must be complete by this reactor time (0: no deadline).
     _body_deadline = 0.0
 
@@ -134,8 +135,6 @@ class HTTPChannel(http.HTTPChannel):
             self.refuse(408, b"Request Timeout")
         else:
             self.transport.loseConnection()
-
-    _over_cap = False
 
     def uncount(self) -> None:
         """The connection (or the WebSocket or HTTP/2 one it became) closed."""

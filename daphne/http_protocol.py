@@ -476,7 +476,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         self.max_outbound_buffer = max_outbound_buffer
         self.outbound_overflows = 0
         # Issue 15: a request body's total deadline (0 = none); the open-connection cap
-        # (0 = none) and the connections refused for it (`edge_limits`).
+        # (0 = none), the connections open and those refused for it (`http_channel`).
         self.http_body_timeout = http_body_timeout
         self.max_connections = max_connections
         self.open_connections = 0
