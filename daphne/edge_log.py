@@ -13,7 +13,6 @@ interval. Everything else Twisted logs goes to ``fallback`` (stdlib logging at v
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,14 +39,25 @@ class MergedLog:
     interval = 10.0
 
     def __init__(self, logger: logging.Logger, level: int, reactor: Any = None) -> None:
+        """`reactor`: the reactor (or a `task.Clock`), a function returning it (read
+        when needed, like `HTTPFactory.reactor`), or None for Twisted's global one."""
         self.logger = logger
         self.level = level
-        self._reactor = reactor
-        self.clock = time.monotonic if reactor is None else reactor.seconds
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            self._reactor = lambda: global_reactor
+        elif callable(reactor):
+            self._reactor = reactor
+        else:
+            self._reactor = lambda: reactor
         # key -> [time of the last line, events since, message of the latest]
         self._state: dict[str, list] = {}
         self.totals: dict[str, int] = {}
         self._flush_call: Any = None
+
+    def clock(self) -> float:
+        return self._reactor().seconds()
 
     def report(self, key: str, message: str) -> None:
         """Count one event; log it now if its key logged nothing this interval."""
@@ -88,10 +98,7 @@ class MergedLog:
     def _schedule_flush(self, delay: float) -> None:
         if self._flush_call is not None:
             return
-        reactor = self._reactor
-        if reactor is None:
-            from twisted.internet import reactor
-        self._flush_call = reactor.callLater(delay, self.flush)
+        self._flush_call = self._reactor().callLater(delay, self.flush)
 
 
 class TwistedErrors:

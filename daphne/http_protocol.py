@@ -481,7 +481,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         self.max_connections = max_connections
         self.open_connections = 0
         self.refused_connections = 0
-        self.cap_log = MergedLog(logger, logging.WARNING)
+        self.cap_log = MergedLog(logger, logging.WARNING, lambda: self.reactor)
         self.websocket_handshake_timeout = websocket_handshake_timeout
         self.ws_factory = None
         self.websocket_connect_timeout = websocket_connect_timeout
@@ -589,7 +589,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         self.refused_connections += 1
         self.cap_log.report(
             "max_connections",
-            f"{self.max_connections} connections open (max_connections): new ones get 503",
+            f"max_connections ({self.max_connections}) reached: a new connection gets 503",
         )
 
     def log_action(self, protocol: str, action: str, details: dict) -> None:

@@ -170,7 +170,7 @@ def test_connections_over_the_cap_get_503_and_are_counted(capped, caplog):
             assert recv_until_closed(sock).startswith(b"HTTP/1.1 503")
     assert capped.call(lambda: capped.factory.refused_connections) == 3
     cap_lines = [m for m in caplog.messages if "max_connections" in m]
-    assert cap_lines == ["2 connections open (max_connections): new ones get 503"]
+    assert cap_lines == ["max_connections (2) reached: a new connection gets 503"]
     first.close()
     capped.sockets.remove(first)
     assert open_connections_become(capped, 1)  # the close reaches the reactor later
@@ -192,3 +192,37 @@ def test_websockets_count_until_they_close(capped):
     sock.close()
     capped.sockets.remove(sock)
     assert open_connections_become(capped, 0)
+
+
+def test_a_silent_connection_over_the_cap_gets_503_after_the_wait_by_clock(caplog):
+    """Issue 15 item 7: a connection over max_connections that sends nothing is
+    answered 503 after OVER_CAP_WAIT seconds; refusals in one interval are one WARNING,
+    the rest counted in a second line when the interval ends."""
+    from twisted.test import proto_helpers
+
+    from daphne.http_channel import OVER_CAP_WAIT
+    from daphne.http_protocol import HTTPFactory
+
+    clock = task.Clock()
+    factory = HTTPFactory(ChannelLayer(), send_channel="test!", max_connections=1)
+    factory.reactor = clock
+    transports = []
+    with caplog.at_level(logging.WARNING, logger="daphne"):
+        for _ in range(4):
+            protocol = factory.buildProtocol(("127.0.0.1", 0))
+            transport = proto_helpers.StringTransport()
+            protocol.makeConnection(transport)
+            transports.append(transport)
+        assert factory.open_connections == 1
+        assert factory.refused_connections == 3
+        assert all(t.value() == b"" for t in transports)
+        clock.advance(OVER_CAP_WAIT)
+        assert transports[0].value() == b""  # within the cap: waits for its request
+        for transport in transports[1:]:
+            assert transport.value().startswith(b"HTTP/1.1 503 Service Unavailable")
+            assert transport.disconnecting
+        clock.advance(factory.cap_log.interval)
+    assert caplog.messages == [
+        "max_connections (1) reached: a new connection gets 503",
+        "max_connections (1) reached: a new connection gets 503 (2 times in 10 s)",
+    ]
