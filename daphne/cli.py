@@ -232,6 +232,24 @@ class CommandLineInterface:
             help="Unsent bytes a client may leave unread before it is closed (0 = no limit)",
         )
         add(
+            "--http-body-timeout",
+            "--http_body_timeout",
+            metavar="SECONDS",
+            dest="http_body_timeout",
+            type=_non_negative,
+            default=120,
+            help="Seconds a request body may take to arrive in all; slower gets 408 (0 = no limit)",
+        )
+        add(
+            "--max-connections",
+            "--max_connections",
+            metavar="N",
+            dest="max_connections",
+            type=_non_negative,
+            default=0,
+            help="Open connections beyond which new ones get 503 (0 = no limit)",
+        )
+        add(
             "--graceful-timeout",
             metavar="SECONDS",
             dest="graceful_timeout",
@@ -328,6 +346,8 @@ class CommandLineInterface:
             http_max_body_size=args.http_max_body_size,
             max_outbound_buffer=args.max_outbound_buffer,
             graceful_timeout=args.graceful_timeout,
+            http_body_timeout=args.http_body_timeout,
+            max_connections=args.max_connections,
         )
         try:
             self.server.run()

@@ -4,6 +4,7 @@ HTTP/2 when ALPN picks ``h2`` (D-25)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
@@ -11,9 +12,16 @@ from twisted.web import http
 from zope.interface import implementer
 
 from .backpressure import cancel_outbound_timer, check_outbound
+from .request_checks import host_problem
 from .utils import transport_addresses
 
 __all__ = ["HTTPChannel", "NegotiatingChannel", "NoPushProducer", "connection_facts"]
+
+logger = logging.getLogger("daphne.http_protocol")
+
+# Seconds a connection over `max_connections` may take to send its request before its
+# 503 is written anyway (issue 15).
+OVER_CAP_WAIT = 2.0
 
 
 def connection_facts(channel: Any) -> tuple[list | None, list | None, str]:
@@ -37,11 +45,19 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
     the factory's connection set for good and be aborted at stop.
     """
 
+    _http1 = None  # the HTTP/1.1 channel ALPN's switch to h2 replaced
+
     def dataReceived(self, data: bytes) -> None:
         before = self._channel
         super().dataReceived(data)
         if self._channel is not before and isinstance(before, HTTPChannel):
             before.replaced_by_http2()
+            self._http1 = before
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._http1 is not None:
+            self._http1.uncount()  # the HTTP/2 connection it became is gone
+        super().connectionLost(reason)
 
 
 @implementer(IPushProducer)
@@ -70,6 +86,11 @@ class HTTPChannel(http.HTTPChannel):
     # parser still holds are forwarded to it. Cleared when that socket closes.
     _upgraded_to = None
     _outbound_timer = None
+    # Counted in `factory.open_connections`, or over `max_connections` (issue 15).
+    _counted = False
+    _over_cap = False
+    # Issue 15: a request body must be complete by this reactor time (0: no deadline).
+    _body_deadline = 0.0
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -80,7 +101,21 @@ class HTTPChannel(http.HTTPChannel):
         # Per connection, not per request: both need syscalls or interface checks.
         self.addresses = transport_addresses(self.transport)
         self.scheme = "https" if self.isSecure() else "http"
+        if factory.max_connections and factory.open_connections >= factory.max_connections:
+            # Issue 15: over the cap. Answered 503 when the request's first bytes arrive
+            # (closing with them unread would reset the connection and lose the answer),
+            # or after OVER_CAP_WAIT seconds of silence.
+            self._over_cap = True
+            factory.connection_refused()
+            self._head_timer = self.callLater(OVER_CAP_WAIT, self._refuse_over_cap)
+            return
+        self._counted = True
+        factory.open_connections += 1
         self._start_head_timer()
+
+    def _refuse_over_cap(self) -> None:
+        self._head_timer = None
+        self.refuse(503, b"Service Unavailable")
 
     # -- D-64: the request head must arrive within `head_timeout` --------------
 
@@ -101,8 +136,17 @@ class HTTPChannel(http.HTTPChannel):
         else:
             self.transport.loseConnection()
 
+    def uncount(self) -> None:
+        """The connection (or the WebSocket or HTTP/2 one it became) closed."""
+        if self._counted:
+            self._counted = False
+            self.factory.open_connections -= 1
+
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
+            return
+        if self._over_cap:
+            self._refuse_over_cap()
             return
         if not self._handlingRequest:
             self._head_bytes += len(data)
@@ -123,8 +167,14 @@ class HTTPChannel(http.HTTPChannel):
     def _start_body_timer(self) -> None:
         # Without it a client could hold a connection forever by trickling a body,
         # since Twisted's own idle timer is replaced by the head timer.
-        self._body_active = self.factory.reactor.seconds()
-        self._body_timer = self.callLater(self.factory.body_idle_timeout, self._body_idle_check)
+        factory = self.factory
+        now = self._body_active = factory.reactor.seconds()
+        total = factory.http_body_timeout
+        self._body_deadline = now + total if total else 0.0
+        first = factory.body_idle_timeout
+        if total:
+            first = min(first, total)
+        self._body_timer = self.callLater(first, self._body_idle_check)
 
     def _stop_body_timer(self) -> None:
         if self._body_timer is not None and self._body_timer.active():
@@ -133,20 +183,36 @@ class HTTPChannel(http.HTTPChannel):
 
     def _body_idle_check(self) -> None:
         self._body_timer = None
-        idle = self.factory.reactor.seconds() - self._body_active
-        timeout = self.factory.body_idle_timeout
-        if idle >= timeout:
+        now = self.factory.reactor.seconds()
+        next_check = self._body_active + self.factory.body_idle_timeout
+        deadline = self._body_deadline
+        if deadline:
+            # Issue 15: a body trickled a byte at a time resets the idle timer forever;
+            # the whole body must arrive within `http_body_timeout` of its start.
+            next_check = min(next_check, deadline)
+        if now >= next_check:
             self.refuse(408, b"Request Timeout")
         else:
-            self._body_timer = self.callLater(timeout - idle, self._body_idle_check)
+            self._body_timer = self.callLater(next_check - now, self._body_idle_check)
 
     def allContentReceived(self) -> None:
         self._stop_body_timer()
+        if self._refused:
+            return  # refused in allHeadersReceived, and the request has no body
         super().allContentReceived()
 
     def allHeadersReceived(self) -> None:
         self._stop_head_timer()
-        limit = self.factory.http_max_body_size
+        factory = self.factory
+        hosts = self.requests[-1].requestHeaders.getRawHeaders(b"host")
+        if hosts is not None or factory.require_host:
+            problem = host_problem(hosts, self._version)
+            if problem is not None:
+                # RFC 9112 §3.2 (issue 15): no (HTTP/1.1), several, or a malformed Host.
+                logger.debug("Bad request from %s: %s", self.addresses[0], problem)
+                self.refuse(400, b"Bad Request")
+                return
+        limit = factory.http_max_body_size
         if limit and self.length is not None and self.length > limit:
             # D-64: refused before a byte of the body is read (and before Twisted
             # would answer "Expect: 100-continue").
@@ -184,16 +250,29 @@ class HTTPChannel(http.HTTPChannel):
         self.transport.loseConnection()
 
     def _respondToBadRequestAndDisconnect(self) -> None:
-        self.refuse(400, b"Bad Request")
+        if (
+            self._receivedHeaderSize > self.totalHeadersSize
+            or self._receivedHeaderCount > self.maxHeaders
+        ):
+            # Issue 15: RFC 6585 §5, the header section is too large.
+            self.refuse(431, b"Request Header Fields Too Large")
+        else:
+            self.refuse(400, b"Bad Request")
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self.refuse(400, b"Bad Request")
+        if self._HTTPChannel__first_line:
+            # Issue 15: the request line alone is too long: RFC 9110 §15.5.15.
+            self.refuse(414, b"URI Too Long")
+        else:
+            self.refuse(431, b"Request Header Fields Too Large")
 
     def replaced_by_http2(self) -> None:
         """ALPN chose h2: Twisted's H2Connection serves the connection from now on (D-25)."""
         self._stop_head_timer()
         self._stop_body_timer()
         self.factory.http_channels.discard(self)
+        if self._over_cap:
+            self.transport.loseConnection()  # over max_connections (issue 15)
 
     # -- D-28: WebSocket hand-over ------------------------------------------------
 
@@ -221,6 +300,7 @@ class HTTPChannel(http.HTTPChannel):
     def released(self) -> None:
         """The WebSocket this connection was handed to closed: drop every reference
         between them and the upgrade's request, so they are freed at once (issue 15)."""
+        self.uncount()
         self._upgraded_to = None
         for request in self.requests:
             request.channel = None
@@ -256,6 +336,7 @@ class HTTPChannel(http.HTTPChannel):
         self.transport.abortConnection()
 
     def connectionLost(self, reason: Any) -> None:
+        self.uncount()
         cancel_outbound_timer(self)
         self._stop_head_timer()
         self._stop_body_timer()

@@ -8,7 +8,6 @@ dispatches into (D-22).
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import string
@@ -21,13 +20,16 @@ from zope.interface import implementer
 
 from .deadlines import DeadlineSweep
 from .draining import DrainingFactory
+from .edge_log import MergedLog
 from .error_page import ERROR_TEMPLATE
-from .errors import ApplicationError, IllegalTransition
+from .errors import ApplicationError
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
 from .layer_health import HealthReporter, LayerHealth
 from .outbox import Outbox, OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
+from .request_checks import BAD_HEADER_ERRORS, request_headers
+from .response_state import ResponseState, transition
 from .routed import RoutedChannels
 from .utils import parse_x_forwarded_for
 from .ws_handover import handshake_timeout, upgrade_to_websocket
@@ -62,21 +64,6 @@ WS_SENDING = "sending WebSocket messages"
 
 def _letters(count: int) -> str:
     return os.urandom(count).translate(_LETTER_TABLE).decode("ascii")
-
-
-class ResponseState(enum.Enum):
-    """Where a request's response is (the reply side of one HTTP request)."""
-
-    WAITING = "waiting for the application's Response"
-    STREAMING = "streaming Response Chunks"
-    FINISHED = "finished"
-
-
-# Allowed transitions: event -> (from states, to state).
-_RESPONSE_TRANSITIONS = {
-    "start": ({ResponseState.WAITING}, ResponseState.STREAMING),
-    "finish": ({ResponseState.WAITING, ResponseState.STREAMING}, ResponseState.FINISHED),
-}
 
 
 class WebRequest(http.Request):
@@ -140,6 +127,12 @@ class WebRequest(http.Request):
     def process(self) -> None:
         try:
             self._process()
+        except BAD_HEADER_ERRORS as error:
+            # Issue 15: a header daphne reads is unreadable: the client's fault, 400.
+            logger.debug("Bad request from %s: %s", self.client_addr, error)
+            self._decoded_path = None  # no http.request went out: no http.disconnect
+            if self._response_state is ResponseState.WAITING:
+                self.basic_error(400, b"Bad Request", str(error), close_connection=True)
         except Exception:
             # D-27: anything unexpected (the layer's MessageTooLarge included) is a 500.
             logger.exception("HTTP processing error for %s", self.reply_channel)
@@ -176,23 +169,8 @@ class WebRequest(http.Request):
         factory.deadlines.schedule(self, self.request_start + factory.timeout, self.check_timeout)
         self._send_request(query_string)
 
-    def _headers(self) -> tuple[list, str]:
-        """``(header pairs, root_path)`` per D-29."""
-        headers = []
-        root_path = self.factory.root_path
-        for name, values in self.requestHeaders.getAllRawHeaders():
-            lower = name.lower()
-            if b"_" in lower:
-                continue  # CVE-2015-0219: "_" and "-" collide in WSGI-style names
-            if lower == b"daphne-root-path":
-                root_path = self.unquote(values[0])
-                continue
-            for value in values:
-                headers.append((lower, value))  # D-29, A-73: tuples, as in 1.4
-        return headers, root_path
-
     def _send_request(self, query_string: bytes) -> None:
-        headers, root_path = self._headers()
+        headers, root_path = request_headers(self.requestHeaders, self.factory.root_path)
         content = self.content
         body = content.read(BODY_CHUNK_SIZE)
         more_body = bool(content.read(1))
@@ -268,15 +246,6 @@ class WebRequest(http.Request):
 
     # -- response side (D-34, D-35) ------------------------------------------------
 
-    def _transition(self, event: str) -> None:
-        allowed, target = _RESPONSE_TRANSITIONS[event]
-        if self._response_state not in allowed:
-            raise IllegalTransition(
-                f"Cannot {event} the response of {self.reply_channel}: it is "
-                f"{self._response_state.value}"
-            )
-        self._response_state = target
-
     def serverResponse(self, message: dict) -> None:
         """Write one Response or Response Chunk message (A-79, A-80)."""
         state = self._response_state
@@ -306,7 +275,7 @@ class WebRequest(http.Request):
             if isinstance(name, str):
                 name = name.encode("latin-1")
             add(name, value)
-        self._transition("start")
+        self._response_state = transition(self, "start")
         self._got_response_start = True
         self._cancel_timeout()
         self.setResponseCode(status)
@@ -318,7 +287,7 @@ class WebRequest(http.Request):
 
     def finish(self) -> None:
         if self._response_state is not ResponseState.FINISHED:
-            self._transition("finish")
+            self._response_state = transition(self, "finish")
         self._cancel_timeout()
         self._send_disconnect()
         super().finish()
@@ -455,6 +424,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     body_idle_timeout = 60
     # Seconds a connection may stay over max_outbound_buffer before it is closed.
     outbound_full_timeout = 5
+    # RFC 9112 §3.2: HTTP/1.1 requests without Host get 400 (`Server` sets it, issue 15).
+    require_host = False
 
     def __init__(
         self,
@@ -476,6 +447,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         websocket_max_message_size: int = 1048576,
         http_max_body_size: int = 0,
         max_outbound_buffer: int = 1048576,
+        http_body_timeout: int | float = 120,
+        max_connections: int = 0,
     ) -> None:
         # Twisted's idle timer resets on every read; D-64's head timer replaces it.
         super().__init__(timeout=None)
@@ -502,6 +475,13 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         # Issue 15 (`backpressure`): bytes a client may leave unread (0 = no limit).
         self.max_outbound_buffer = max_outbound_buffer
         self.outbound_overflows = 0
+        # Issue 15: a request body's total deadline (0 = none); the open-connection cap
+        # (0 = none), the connections open and those refused for it (`http_channel`).
+        self.http_body_timeout = http_body_timeout
+        self.max_connections = max_connections
+        self.open_connections = 0
+        self.refused_connections = 0
+        self.cap_log = MergedLog(logger, logging.WARNING, lambda: self.reactor)
         self.websocket_handshake_timeout = websocket_handshake_timeout
         self.ws_factory = None
         self.websocket_connect_timeout = websocket_connect_timeout
@@ -603,6 +583,14 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
             protocol.dispatch_reply(message)
         else:
             raise ValueError("Unknown protocol class")
+
+    def connection_refused(self) -> None:
+        """A connection over `max_connections` gets 503: counted, logged merged (issue 15)."""
+        self.refused_connections += 1
+        self.cap_log.report(
+            "max_connections",
+            f"max_connections ({self.max_connections}) reached: a new connection gets 503",
+        )
 
     def log_action(self, protocol: str, action: str, details: dict) -> None:
         if self.action_logger:

@@ -16,6 +16,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import STDLibLogObserver, globalLogBeginner
 
+from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
 from .http_protocol import HTTP2_AVAILABLE, HTTPFactory
 from .reply_reader import ReactorReader, ThreadReader
@@ -125,6 +126,8 @@ class Server:
         http_max_body_size: int = 0,
         graceful_timeout: int | float = 10,
         max_outbound_buffer: int = 1048576,
+        http_body_timeout: int | float = 120,
+        max_connections: int = 0,
     ) -> None:
         self.channel_layer = channel_layer
         self.endpoints = endpoints or []
@@ -168,6 +171,10 @@ class Server:
         self.http_max_body_size = http_max_body_size
         self.graceful_timeout = graceful_timeout
         self.max_outbound_buffer = max_outbound_buffer
+        # Issue 15: seconds a request body may take in all (0 = no limit), and the
+        # open connections beyond which new ones get 503 (0 = no limit).
+        self.http_body_timeout = http_body_timeout
+        self.max_connections = max_connections
         self.listeners: list[defer.Deferred] = []
         self.reactor = reactor
         self.factory = None
@@ -189,12 +196,12 @@ class Server:
         once the reactor stopped: the server never runs without one of its endpoints.
         """
         self.check_channel_layer()
-        if self.verbosity <= 1:
-            globalLogBeginner.beginLoggingTo([lambda event: None], redirectStandardIO=False)
-        else:
-            globalLogBeginner.beginLoggingTo(
-                [STDLibLogObserver(name="daphne.server")], redirectStandardIO=False
-            )
+        # D-13: Twisted's log goes to stdlib logging at verbosity 2, nowhere below; its
+        # errors and accept failures reach it at ERROR at every verbosity, merged (issue 15).
+        fallback = STDLibLogObserver(name="daphne.server") if self.verbosity > 1 else None
+        merged = MergedLog(logger, logging.ERROR, self.reactor)
+        observer = TwistedErrors(merged, fallback, self.reactor)
+        globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
         self._running = True
         self.start()
         if self.listen_error is not None:
@@ -241,7 +248,12 @@ class Server:
             websocket_max_message_size=self.websocket_max_message_size,
             http_max_body_size=self.http_max_body_size,
             max_outbound_buffer=self.max_outbound_buffer,
+            http_body_timeout=self.http_body_timeout,
+            max_connections=self.max_connections,
         )
+        # RFC 9112 §3.2 (issue 15): HTTP/1.1 without Host gets 400. `HTTPFactory` alone
+        # keeps 1.4's leniency, which its protocol-level tests rely on (D-53).
+        self.factory.require_host = True
         if HTTP2_AVAILABLE:
             logger.info("HTTP/2 support enabled")
         else:

@@ -8,13 +8,23 @@ from typing import Any
 
 from twisted.web.http_headers import Headers
 
-__all__ = ["header_value", "parse_x_forwarded_for", "parse_allowed_ips", "InvalidAllowedIP"]
+__all__ = [
+    "header_value",
+    "parse_x_forwarded_for",
+    "parse_allowed_ips",
+    "InvalidAllowedIP",
+    "UndecodableHeader",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class InvalidAllowedIP(ValueError):
     """An entry of ``--forwarded-allow-ips`` is neither an IP address nor a network."""
+
+
+class UndecodableHeader(ValueError):
+    """A forwarded header daphne must read is not UTF-8; the request gets 400 (issue 15)."""
 
 
 def header_value(headers: dict, header_name: Any) -> str:
@@ -34,6 +44,25 @@ def transport_addresses(transport: Any) -> tuple[list | None, list | None]:
     if hasattr(peer, "host") and hasattr(peer, "port") and hasattr(host, "host"):
         return [str(peer.host), peer.port], [str(host.host), host.port]
     return None, None
+
+
+def _text(value: Any, name: str | bytes) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            if isinstance(name, bytes):
+                name = name.decode("latin-1")
+            raise UndecodableHeader(f"the {name} header is not UTF-8")
+    return value
+
+
+def _all_entries(value: Any, name: str | bytes) -> list[str]:
+    """Every comma-separated entry of every line of a header, in order (RFC 9110 §5.3:
+    several lines mean the same as one line joined with commas)."""
+    lines = value if isinstance(value, list) else [value]
+    entries = (entry.strip() for line in lines for entry in _text(line, name).split(","))
+    return [entry for entry in entries if entry]  # "a,,b" and a trailing comma add nothing
 
 
 def _lower_bytes(name: Any) -> bytes:
@@ -122,27 +151,59 @@ def parse_x_forwarded_for(
         if original_addr and not _trusted(original_addr[0], networks):
             return original_addr, original_scheme
 
-    entries = [entry.strip() for entry in header_value(headers, address_key).split(",")]
     if networks is None:
-        address = entries[0]
+        # D-50, 1.4: the left-most entry of the first line (every peer trusted; only safe
+        # when the proxy alone can reach daphne, and the proxy overwrites the header).
+        address = _text(_first(headers[address_key]), address_header_name).split(",")[0].strip()
+        port_value = _first_of(headers, port_header_name)
+        proto_value = _first_of(headers, proto_header_name)
     else:
-        # D-66: the right-most entry not itself a trusted proxy is what the outermost
-        # trusted proxy saw; all trusted → the left-most.
-        untrusted = [entry for entry in entries if not _trusted(entry, networks)]
-        address = untrusted[-1] if untrusted else entries[0]
+        # D-66, issue 15: the right-most entry across all lines that is not itself a
+        # trusted proxy is what the outermost trusted proxy saw (a proxy such as
+        # HAProxy adds its own line after the client's); all trusted → the left-most.
+        entries = _all_entries(headers[address_key], address_header_name)
+        if not entries:
+            return original_addr, original_scheme  # an empty header names nobody
+        hop = len(entries) - 1
+        while hop > 0 and _trusted(entries[hop], networks):
+            hop -= 1
+        address = entries[hop]
+        port_value = _hop_value(headers, port_header_name, hop, len(entries))
+        proto_value = _hop_value(headers, proto_header_name, hop, len(entries))
     result_addr = [address, 0]
-
-    if port_header_name:
-        port_key = _lower_bytes(port_header_name)
-        if port_key in headers:
-            port_value = header_value(headers, port_key)
-            try:
-                result_addr[1] = int(port_value)
-            except ValueError:
-                pass  # D-50: a non-integer port header is ignored
-    scheme = original_scheme
-    if proto_header_name:
-        proto_key = _lower_bytes(proto_header_name)
-        if proto_key in headers:
-            scheme = header_value(headers, proto_key)
+    if port_value is not None:
+        try:
+            result_addr[1] = int(port_value)
+        except ValueError:
+            pass  # D-50: a non-integer port header is ignored
+    scheme = original_scheme if proto_value is None else proto_value
     return result_addr, scheme
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) else value
+
+
+def _first_of(headers: dict[bytes, Any], name: str | bytes | None) -> str | None:
+    if not name:
+        return None
+    key = _lower_bytes(name)
+    if key not in headers:
+        return None
+    return _text(_first(headers[key]), name)
+
+
+def _hop_value(headers: dict[bytes, Any], name: str | bytes | None, hop: int, hops: int) -> Any:
+    """The X-Forwarded-Port/-Proto entry of the chosen X-Forwarded-For hop (issue 15).
+
+    When the header lists one entry per X-Forwarded-For entry (every proxy appended
+    one), the entry at the same position; otherwise the right-most entry, the one set by
+    the proxy nearest daphne, which is trusted (a client's forgery comes before it).
+    """
+    if not name:
+        return None
+    key = _lower_bytes(name)
+    if key not in headers:
+        return None
+    entries = _all_entries(headers[key], name)
+    return entries[hop] if len(entries) == hops else entries[-1]

@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class DaphneProcess:
     """``python -m tests.daphne.app <args>``; output lines are collected by threads."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, preexec_fn=None) -> None:
         self.args = [*args, "tests.daphne.app:channel_layer"]
+        # Run in the child before daphne starts (e.g. resource.setrlimit, issue 15).
+        self.preexec_fn = preexec_fn
         self.lines: queue.Queue[tuple[str, str]] = queue.Queue()
         self.output: list[str] = []
         self.proc: subprocess.Popen | None = None
@@ -31,6 +33,7 @@ class DaphneProcess:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=self.preexec_fn,
         )
         for name, stream in (("out", self.proc.stdout), ("err", self.proc.stderr)):
             threading.Thread(target=self._pump, args=(name, stream), daemon=True).start()

@@ -217,8 +217,6 @@ def test_client_disconnect_mid_response_sends_disconnect_and_server_keeps_servin
         b"GARBAGE\r\n\r\n",
         b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
         b"GET / HTTP/1.1\r\nBad Name: v\r\n\r\n",
-        b"GET / HTTP/1.1\r\n" + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n",
-        b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n",
         b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n",
     ],
     ids=[
@@ -231,12 +229,11 @@ def test_client_disconnect_mid_response_sends_disconnect_and_server_keeps_servin
         "request-line",
         "header-no-colon",
         "header-bad-name",
-        "head-too-large",
-        "too-many-headers",
         "non-ascii-path",
     ],
 )
 def test_malformed_requests_get_400_and_nothing_reaches_the_layer(request_bytes):
+    """D-64. Heads too large get 431 now: test_edge_hardening (issue 15)."""
     layer = ChannelLayer()
     with LiveServer(layer) as live:
         sock = live.connect()

@@ -370,9 +370,10 @@ def test_full_disconnect_channel_is_probed_not_hammered(caplog):
 
 
 def test_stalled_request_body_gets_408():
-    """A body that stops arriving for body_idle_timeout → 408; a trickling one is fine."""
+    """A body that stops arriving for body_idle_timeout → 408; a trickling one is fine
+    without a total deadline (http_body_timeout=0; issue 15 adds that deadline)."""
     layer = ChannelLayer()
-    factory, protocol, transport, clock = connect(layer)
+    factory, protocol, transport, clock = connect(layer, http_body_timeout=0)
     protocol.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
     for _ in range(5):
         clock.advance(50)
