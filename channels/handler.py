@@ -9,19 +9,23 @@ request, so everything that can be is resolved at construction.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
 from io import BytesIO
-from typing import Any
+from typing import IO, Any
 
 from django import http
 from django.conf import settings
 from django.core import signals
+from django.core.exceptions import RequestDataTooBig
 from django.core.handlers import base
 from django.http import FileResponse, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.urls import set_script_prefix
+from django.utils.encoding import repercent_broken_unicode
 from django.utils.functional import cached_property
 
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
@@ -72,7 +76,11 @@ class AsgiRequest(http.HttpRequest):
         self.resolver_match = None
         content = message.content
         path = content["path"]
-        self.path = path.decode("utf-8") if isinstance(path, bytes) else path
+        if isinstance(path, bytes):
+            # As Django's WSGIRequest (get_path_info): bytes that are not UTF-8 are
+            # percent-encoded, never a UnicodeDecodeError (issue 15 item 8).
+            path = repercent_broken_unicode(path).decode()
+        self.path = path
         self.script_name = content.get("root_path", "") or ""
         if self.script_name and self.path.startswith(self.script_name):
             self.path_info = self.path[len(self.script_name) :]
@@ -81,14 +89,14 @@ class AsgiRequest(http.HttpRequest):
         self.method = content["method"].upper()
         self.META = self._build_meta(content)
         self._set_content_type_params(self.META)
-        body = self._read_body(content)
-        self._body = body
-        self._stream = BytesIO(body)
+        self._read_body(content)
 
     def _build_meta(self, content: dict) -> dict[str, Any]:
         query_string = content.get("query_string", b"")
         if isinstance(query_string, bytes):
-            query_string = query_string.decode("utf-8")
+            # As in a WSGI environ: the raw bytes as latin-1, which never fails; `GET`
+            # turns them back into bytes for QueryDict (issue 15 item 8).
+            query_string = query_string.decode("latin-1")
         meta: dict[str, Any] = {
             "REQUEST_METHOD": self.method,
             "QUERY_STRING": query_string,
@@ -127,29 +135,78 @@ class AsgiRequest(http.HttpRequest):
             meta[key] = value
         return meta
 
-    def _read_body(self, content: dict) -> bytes:
-        body = content.get("body", b"")
-        body_channel = content.get("body_channel")
-        if not body_channel:
-            return self._check_body(body)
-        parts = [body]
-        layer = self.message.channel_layer
-        deadline = time.monotonic() + self.body_receive_timeout
-        while True:
-            # A blocking receive returns within the layer's bounded wait (A-32).
-            _, chunk = layer.receive([body_channel], block=True)
-            if chunk is None:
+    def _read_body(self, content: dict) -> None:
+        """Set `_stream` (and `_body` when it is at hand) per C-35 and Django's limits.
+
+        A body that came whole in the message is kept as is when it is within
+        ``DATA_UPLOAD_MAX_MEMORY_SIZE``; over it, ``request.body`` raises
+        `RequestDataTooBig` (400) as in Django, while uploads still parse from the
+        stream. A body on `body_channel` is spooled as it arrives (in memory up to
+        ``FILE_UPLOAD_MAX_MEMORY_SIZE``, then to ``FILE_UPLOAD_TEMP_DIR``), never
+        held twice; one that Django would refuse anyway (not ``multipart/form-data``
+        and over the limit) is not read at all (issue 15 item 5).
+        """
+        body = self._check_body(content.get("body", b""))
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if not content.get("body_channel"):
+            if limit is None or len(body) <= limit:
+                self._body = body
+            self._stream = BytesIO(body)  # shares `body`'s buffer: no copy
+            return
+        if limit is not None and self.content_type != "multipart/form-data":
+            try:
+                declared = int(self.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                self._stream = _RefusedBody(declared)
+                return
+        else:
+            limit = None  # uploads: Django's parser applies its own limits
+        self._stream = self._spool_body(content["body_channel"], body, limit)
+
+    def _spool_body(
+        self, body_channel: str, body: bytes, limit: int | None
+    ) -> IO[bytes] | _RefusedBody:
+        """Receive the rest of the body into a spooled file (C-35); stop past `limit`."""
+        spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (closed by request.close)
+            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE,
+            mode="w+b",
+            dir=settings.FILE_UPLOAD_TEMP_DIR,
+        )
+        try:
+            size = len(body)
+            spool.write(body)
+            layer = self.message.channel_layer
+            deadline = time.monotonic() + self.body_receive_timeout
+            while True:
+                if limit is not None and size > limit:
+                    # A body without (or with a low) Content-Length that outgrew the
+                    # limit: Django would refuse it, so the rest is not read.
+                    spool.close()
+                    return _RefusedBody(size)
+                # A blocking receive returns within the layer's bounded wait (A-32).
+                _, chunk = layer.receive([body_channel], block=True)
+                if chunk is None:
+                    if time.monotonic() >= deadline:
+                        raise RequestTimeout()
+                    continue
+                if chunk.get("closed", False):
+                    raise RequestAborted()
+                more = chunk.get("more_content", False)
+                part = self._check_body(chunk.get("content", b""))
+                spool.write(part)
+                size += len(part)
+                del part, chunk  # the spool holds the only copy
+                if not more:
+                    break
                 if time.monotonic() >= deadline:
                     raise RequestTimeout()
-                continue
-            if chunk.get("closed", False):
-                raise RequestAborted()
-            parts.append(chunk.get("content", b""))
-            if not chunk.get("more_content", False):
-                break
-            if time.monotonic() >= deadline:
-                raise RequestTimeout()
-        return self._check_body(b"".join(part for part in parts if part))
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
 
     @staticmethod
     def _check_body(body: Any) -> bytes:
@@ -162,7 +219,14 @@ class AsgiRequest(http.HttpRequest):
 
     @cached_property
     def GET(self) -> QueryDict:
-        return QueryDict(self.META["QUERY_STRING"], encoding=self._encoding)
+        # As Django's WSGIRequest: QueryDict decodes the bytes as UTF-8, falling back
+        # to latin-1 for clients that send neither (issue 15 item 8).
+        query_string = self.META["QUERY_STRING"]
+        try:
+            raw = query_string.encode("latin-1")
+        except UnicodeEncodeError:  # a str query_string (legacy) beyond latin-1
+            raw = query_string.encode("utf-8")
+        return QueryDict(raw, encoding=self._encoding)
 
     def _get_post(self) -> QueryDict:
         if not hasattr(self, "_post"):
@@ -183,6 +247,41 @@ class AsgiRequest(http.HttpRequest):
     @cached_property
     def COOKIES(self) -> dict[str, str]:
         return http.parse_cookie(self.META.get("HTTP_COOKIE", ""))
+
+    def close(self) -> None:
+        """Also close the body's stream: a spooled body may be a temporary file."""
+        super().close()
+        self._stream.close()
+
+
+class _RefusedBody:
+    """The stream of a body the worker did not read: Django would refuse it anyway.
+
+    Its size shows through ``seek(0, SEEK_END)``, so ``request.body`` raises
+    `RequestDataTooBig` (a 400, as in Django) before reading; a direct ``read()``
+    raises it too (issue 15 item 5).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.size if whence == os.SEEK_END else 0
+
+    def read(self, *args: Any) -> bytes:
+        raise RequestDataTooBig(
+            f"Request body of {self.size} bytes exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE "
+            f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE}); the worker did not read it. Raise the "
+            "setting (or set it to None) to accept larger bodies."
+        )
+
+    readline = read
+
+    def close(self) -> None:
+        pass
 
 
 class _ResponseLaterMarker(HttpResponse):
