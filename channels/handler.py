@@ -29,7 +29,7 @@ from django.utils.encoding import repercent_broken_unicode
 from django.utils.functional import cached_property
 
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
-from .message import pending_message_store
+from .message import layer_out_of_memory, pending_message_store
 
 __all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer"]
 
@@ -346,6 +346,31 @@ class AsgiHandler(base.BaseHandler):
             return super()._get_response(request)
         except ResponseLater:
             return _ResponseLaterMarker()
+        except Exception as error:
+            if not layer_out_of_memory(error):
+                raise
+            return self.out_of_memory_response(request, error)
+
+    # Seconds a client is asked to wait before retrying after a 503 (issue 15).
+    out_of_memory_retry_after = 5
+
+    def out_of_memory_response(self, request: AsgiRequest, error: Exception) -> HttpResponse:
+        """503 for a view that failed because a channel layer (Redis) is out of
+        memory: the service is unavailable for now, not broken (issue 15 item 9)."""
+        channels_logger.warning(
+            "Channel layer out of memory while handling %s %s (%s); answered 503. "
+            "Raise Redis's maxmemory, run more consumers or lower the layer's capacity.",
+            request.method,
+            request.path,
+            error,
+        )
+        response = HttpResponse(
+            "503 Service Unavailable: the channel layer is out of memory; try again shortly.",
+            status=503,
+            content_type="text/plain",
+        )
+        response["Retry-After"] = str(self.out_of_memory_retry_after)
+        return response
 
     @classmethod
     def encode_response(cls, response: HttpResponse) -> Iterator[dict]:
@@ -473,13 +498,20 @@ class ViewConsumer:
 
     def _send(self, channel: Any, reply: dict, refused: bool = False) -> bool:
         # `refused`: a first try (the worker's batched send) already came back full.
+        # A layer out of memory (issue 15) is waited out like a full channel: memory
+        # comes back as messages are consumed or expire.
         layer = channel.channel_layer
+        out_of_memory = False
         if not refused:
             try:
                 channel.send(reply, immediately=True)
                 return True
             except layer.ChannelFull:
                 pass
+            except Exception as error:
+                if not layer_out_of_memory(error):
+                    raise
+                out_of_memory = True
         timeout = self.reply_timeout
         if timeout is None:
             timeout = getattr(layer, "expiry", 60)
@@ -488,12 +520,20 @@ class ViewConsumer:
         while True:
             remaining = give_up - time.monotonic()
             if remaining <= 0:
-                channels_logger.warning(
-                    "Reply channel %s stayed full for %ss; abandoning the response "
-                    "(its reader is gone or stuck)",
-                    channel.name,
-                    timeout,
-                )
+                if out_of_memory:
+                    channels_logger.warning(
+                        "Channel layer stayed out of memory for %ss; abandoning the "
+                        "response on %s. Raise Redis's maxmemory or run more consumers.",
+                        timeout,
+                        channel.name,
+                    )
+                else:
+                    channels_logger.warning(
+                        "Reply channel %s stayed full for %ss; abandoning the response "
+                        "(its reader is gone or stuck)",
+                        channel.name,
+                        timeout,
+                    )
                 return False
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, self.max_retry_delay)
@@ -501,4 +541,8 @@ class ViewConsumer:
                 channel.send(reply, immediately=True)
                 return True
             except layer.ChannelFull:
-                continue
+                out_of_memory = False
+            except Exception as error:
+                if not layer_out_of_memory(error):
+                    raise
+                out_of_memory = True

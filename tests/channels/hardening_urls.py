@@ -7,6 +7,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from channels.auth import close_sockets_on_logout
+from tests.channels.oom_urls import urlpatterns as oom_urlpatterns
 from tests.testproject.urls import urlpatterns as project_urlpatterns
 
 # A project connects the receiver in its AppConfig.ready(); the URLconf is imported in
@@ -31,4 +32,5 @@ urlpatterns = [
     *project_urlpatterns,
     path("logout/", logout_view),
     path("upload/", upload_view),
+    *oom_urlpatterns,
 ]
