@@ -222,6 +222,8 @@ class AsgiRequest(http.HttpRequest):
         # As Django's WSGIRequest: QueryDict decodes the bytes as UTF-8, falling back
         # to latin-1 for clients that send neither (issue 15 item 8).
         query_string = self.META["QUERY_STRING"]
+        if query_string.isascii():  # the usual, percent-encoded query: nothing to redo
+            return QueryDict(query_string, encoding=self._encoding)
         try:
             raw = query_string.encode("latin-1")
         except UnicodeEncodeError:  # a str query_string (legacy) beyond latin-1
