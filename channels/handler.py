@@ -9,23 +9,27 @@ request, so everything that can be is resolved at construction.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
 from io import BytesIO
-from typing import Any
+from typing import IO, Any
 
 from django import http
 from django.conf import settings
 from django.core import signals
+from django.core.exceptions import RequestDataTooBig
 from django.core.handlers import base
 from django.http import FileResponse, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.urls import set_script_prefix
+from django.utils.encoding import repercent_broken_unicode
 from django.utils.functional import cached_property
 
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
-from .message import pending_message_store
+from .message import layer_out_of_memory, pending_message_store
 
 __all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer"]
 
@@ -72,7 +76,11 @@ class AsgiRequest(http.HttpRequest):
         self.resolver_match = None
         content = message.content
         path = content["path"]
-        self.path = path.decode("utf-8") if isinstance(path, bytes) else path
+        if isinstance(path, bytes):
+            # As Django's WSGIRequest (get_path_info): bytes that are not UTF-8 are
+            # percent-encoded, never a UnicodeDecodeError (issue 15 item 8).
+            path = repercent_broken_unicode(path).decode()
+        self.path = path
         self.script_name = content.get("root_path", "") or ""
         if self.script_name and self.path.startswith(self.script_name):
             self.path_info = self.path[len(self.script_name) :]
@@ -81,14 +89,14 @@ class AsgiRequest(http.HttpRequest):
         self.method = content["method"].upper()
         self.META = self._build_meta(content)
         self._set_content_type_params(self.META)
-        body = self._read_body(content)
-        self._body = body
-        self._stream = BytesIO(body)
+        self._read_body(content)
 
     def _build_meta(self, content: dict) -> dict[str, Any]:
         query_string = content.get("query_string", b"")
         if isinstance(query_string, bytes):
-            query_string = query_string.decode("utf-8")
+            # As in a WSGI environ: the raw bytes as latin-1, which never fails; `GET`
+            # turns them back into bytes for QueryDict (issue 15 item 8).
+            query_string = query_string.decode("latin-1")
         meta: dict[str, Any] = {
             "REQUEST_METHOD": self.method,
             "QUERY_STRING": query_string,
@@ -127,29 +135,78 @@ class AsgiRequest(http.HttpRequest):
             meta[key] = value
         return meta
 
-    def _read_body(self, content: dict) -> bytes:
-        body = content.get("body", b"")
-        body_channel = content.get("body_channel")
-        if not body_channel:
-            return self._check_body(body)
-        parts = [body]
-        layer = self.message.channel_layer
-        deadline = time.monotonic() + self.body_receive_timeout
-        while True:
-            # A blocking receive returns within the layer's bounded wait (A-32).
-            _, chunk = layer.receive([body_channel], block=True)
-            if chunk is None:
+    def _read_body(self, content: dict) -> None:
+        """Set `_stream` (and `_body` when it is at hand) per C-35 and Django's limits.
+
+        A body that came whole in the message is kept as is when it is within
+        ``DATA_UPLOAD_MAX_MEMORY_SIZE``; over it, ``request.body`` raises
+        `RequestDataTooBig` (400) as in Django, while uploads still parse from the
+        stream. A body on `body_channel` is spooled as it arrives (in memory up to
+        ``FILE_UPLOAD_MAX_MEMORY_SIZE``, then to ``FILE_UPLOAD_TEMP_DIR``), never
+        held twice; one that Django would refuse anyway (not ``multipart/form-data``
+        and over the limit) is not read at all (issue 15 item 5).
+        """
+        body = self._check_body(content.get("body", b""))
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if not content.get("body_channel"):
+            if limit is None or len(body) <= limit:
+                self._body = body
+            self._stream = BytesIO(body)  # shares `body`'s buffer: no copy
+            return
+        if limit is not None and self.content_type != "multipart/form-data":
+            try:
+                declared = int(self.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                self._stream = _RefusedBody(declared)
+                return
+        else:
+            limit = None  # uploads: Django's parser applies its own limits
+        self._stream = self._spool_body(content["body_channel"], body, limit)
+
+    def _spool_body(
+        self, body_channel: str, body: bytes, limit: int | None
+    ) -> IO[bytes] | _RefusedBody:
+        """Receive the rest of the body into a spooled file (C-35); stop past `limit`."""
+        spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (closed by request.close)
+            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE,
+            mode="w+b",
+            dir=settings.FILE_UPLOAD_TEMP_DIR,
+        )
+        try:
+            size = len(body)
+            spool.write(body)
+            layer = self.message.channel_layer
+            deadline = time.monotonic() + self.body_receive_timeout
+            while True:
+                if limit is not None and size > limit:
+                    # A body without (or with a low) Content-Length that outgrew the
+                    # limit: Django would refuse it, so the rest is not read.
+                    spool.close()
+                    return _RefusedBody(size)
+                # A blocking receive returns within the layer's bounded wait (A-32).
+                _, chunk = layer.receive([body_channel], block=True)
+                if chunk is None:
+                    if time.monotonic() >= deadline:
+                        raise RequestTimeout()
+                    continue
+                if chunk.get("closed", False):
+                    raise RequestAborted()
+                more = chunk.get("more_content", False)
+                part = self._check_body(chunk.get("content", b""))
+                spool.write(part)
+                size += len(part)
+                del part, chunk  # the spool holds the only copy
+                if not more:
+                    break
                 if time.monotonic() >= deadline:
                     raise RequestTimeout()
-                continue
-            if chunk.get("closed", False):
-                raise RequestAborted()
-            parts.append(chunk.get("content", b""))
-            if not chunk.get("more_content", False):
-                break
-            if time.monotonic() >= deadline:
-                raise RequestTimeout()
-        return self._check_body(b"".join(part for part in parts if part))
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
 
     @staticmethod
     def _check_body(body: Any) -> bytes:
@@ -162,7 +219,16 @@ class AsgiRequest(http.HttpRequest):
 
     @cached_property
     def GET(self) -> QueryDict:
-        return QueryDict(self.META["QUERY_STRING"], encoding=self._encoding)
+        # As Django's WSGIRequest: QueryDict decodes the bytes as UTF-8, falling back
+        # to latin-1 for clients that send neither (issue 15 item 8).
+        query_string = self.META["QUERY_STRING"]
+        if query_string.isascii():  # the usual, percent-encoded query: nothing to redo
+            return QueryDict(query_string, encoding=self._encoding)
+        try:
+            raw = query_string.encode("latin-1")
+        except UnicodeEncodeError:  # a str query_string (legacy) beyond latin-1
+            raw = query_string.encode("utf-8")
+        return QueryDict(raw, encoding=self._encoding)
 
     def _get_post(self) -> QueryDict:
         if not hasattr(self, "_post"):
@@ -183,6 +249,41 @@ class AsgiRequest(http.HttpRequest):
     @cached_property
     def COOKIES(self) -> dict[str, str]:
         return http.parse_cookie(self.META.get("HTTP_COOKIE", ""))
+
+    def close(self) -> None:
+        """Also close the body's stream: a spooled body may be a temporary file."""
+        super().close()
+        self._stream.close()
+
+
+class _RefusedBody:
+    """The stream of a body the worker did not read: Django would refuse it anyway.
+
+    Its size shows through ``seek(0, SEEK_END)``, so ``request.body`` raises
+    `RequestDataTooBig` (a 400, as in Django) before reading; a direct ``read()``
+    raises it too (issue 15 item 5).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.size if whence == os.SEEK_END else 0
+
+    def read(self, *args: Any) -> bytes:
+        raise RequestDataTooBig(
+            f"Request body of {self.size} bytes exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE "
+            f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE}); the worker did not read it. Raise the "
+            "setting (or set it to None) to accept larger bodies."
+        )
+
+    readline = read
+
+    def close(self) -> None:
+        pass
 
 
 class _ResponseLaterMarker(HttpResponse):
@@ -247,6 +348,31 @@ class AsgiHandler(base.BaseHandler):
             return super()._get_response(request)
         except ResponseLater:
             return _ResponseLaterMarker()
+        except Exception as error:
+            if not layer_out_of_memory(error):
+                raise
+            return self.out_of_memory_response(request, error)
+
+    # Seconds a client is asked to wait before retrying after a 503 (issue 15).
+    out_of_memory_retry_after = 5
+
+    def out_of_memory_response(self, request: AsgiRequest, error: Exception) -> HttpResponse:
+        """503 for a view that failed because a channel layer (Redis) is out of
+        memory: the service is unavailable for now, not broken (issue 15 item 9)."""
+        channels_logger.warning(
+            "Channel layer out of memory while handling %s %s (%s); answered 503. "
+            "Raise Redis's maxmemory, run more consumers or lower the layer's capacity.",
+            request.method,
+            request.path,
+            error,
+        )
+        response = HttpResponse(
+            "503 Service Unavailable: the channel layer is out of memory; try again shortly.",
+            status=503,
+            content_type="text/plain",
+        )
+        response["Retry-After"] = str(self.out_of_memory_retry_after)
+        return response
 
     @classmethod
     def encode_response(cls, response: HttpResponse) -> Iterator[dict]:
@@ -374,13 +500,20 @@ class ViewConsumer:
 
     def _send(self, channel: Any, reply: dict, refused: bool = False) -> bool:
         # `refused`: a first try (the worker's batched send) already came back full.
+        # A layer out of memory (issue 15) is waited out like a full channel: memory
+        # comes back as messages are consumed or expire.
         layer = channel.channel_layer
+        out_of_memory = False
         if not refused:
             try:
                 channel.send(reply, immediately=True)
                 return True
             except layer.ChannelFull:
                 pass
+            except Exception as error:
+                if not layer_out_of_memory(error):
+                    raise
+                out_of_memory = True
         timeout = self.reply_timeout
         if timeout is None:
             timeout = getattr(layer, "expiry", 60)
@@ -389,12 +522,20 @@ class ViewConsumer:
         while True:
             remaining = give_up - time.monotonic()
             if remaining <= 0:
-                channels_logger.warning(
-                    "Reply channel %s stayed full for %ss; abandoning the response "
-                    "(its reader is gone or stuck)",
-                    channel.name,
-                    timeout,
-                )
+                if out_of_memory:
+                    channels_logger.warning(
+                        "Channel layer stayed out of memory for %ss; abandoning the "
+                        "response on %s. Raise Redis's maxmemory or run more consumers.",
+                        timeout,
+                        channel.name,
+                    )
+                else:
+                    channels_logger.warning(
+                        "Reply channel %s stayed full for %ss; abandoning the response "
+                        "(its reader is gone or stuck)",
+                        channel.name,
+                        timeout,
+                    )
                 return False
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, self.max_retry_delay)
@@ -402,4 +543,8 @@ class ViewConsumer:
                 channel.send(reply, immediately=True)
                 return True
             except layer.ChannelFull:
-                continue
+                out_of_memory = False
+            except Exception as error:
+                if not layer_out_of_memory(error):
+                    raise
+                out_of_memory = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -10,13 +11,35 @@ from typing import Any
 
 from .signals import consumer_finished, consumer_started
 
-__all__ = ["Message", "PendingMessageStore", "pending_message_store"]
+__all__ = ["Message", "PendingMessageStore", "layer_out_of_memory", "pending_message_store"]
 
 # ``retry(sender, message, refused)``: sends `message` now (or, when `refused`, after a
 # first wait), retrying while the channel is full with its own policy (`PendingMessageStore`).
 Retry = Callable[[Any, dict, bool], None]
 # A queued send: (Channel or Group, message, its Retry or None for the store's policy).
 Entry = tuple[Any, dict, Retry | None]
+
+
+def layer_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is a channel layer refusing a write for lack of memory (issue 15).
+
+    Redis with ``maxmemory`` and ``maxmemory-policy noeviction`` refuses writes with
+    ``OOM command not allowed ...``, which redis-py raises as ``OutOfMemoryError`` (a
+    ``ResponseError``). Like a full channel, it passes when memory is freed (messages
+    consumed or expired), so a send may wait for it. A layer's own exception class can
+    say the same with a true ``layer_out_of_memory`` attribute. Checked only after a
+    send failed: redis is looked up among the loaded modules, never imported.
+    """
+    if getattr(error, "layer_out_of_memory", False):
+        return True
+    redis = sys.modules.get("redis")
+    if redis is None:
+        return False
+    exceptions = redis.exceptions
+    out_of_memory = getattr(exceptions, "OutOfMemoryError", None)
+    if out_of_memory is not None and isinstance(error, out_of_memory):
+        return True
+    return isinstance(error, exceptions.ResponseError) and str(error).startswith("OOM ")
 
 
 class PendingMessageStore:
@@ -154,6 +177,11 @@ class PendingMessageStore:
             for entry in entries:
                 self.send_one(*entry)
             return
+        except Exception as error:
+            if not layer_out_of_memory(error):
+                raise
+            # Refused for memory before storing anything (issue 15): each one's outcome.
+            outcomes = [error] * len(entries)
         self.settle(entries, outcomes)
 
     def settle(self, entries: list[Entry], outcomes: list[Exception | None]) -> None:
@@ -162,7 +190,11 @@ class PendingMessageStore:
         for (sender, message, retry), outcome in zip(entries, outcomes, strict=True):
             if outcome is None:
                 continue
-            if isinstance(outcome, sender.channel_layer.ChannelFull):
+            if isinstance(outcome, sender.channel_layer.ChannelFull) or (
+                retry is not None and layer_out_of_memory(outcome)
+            ):
+                # A message with its own policy (a view's response, C-40) also waits
+                # out a layer that is out of memory (issue 15).
                 self.send_one(sender, message, retry, refused=True)
             else:
                 raise outcome

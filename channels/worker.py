@@ -21,7 +21,7 @@ from .announce import announcing
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
 from .log import LayerHealth, describe_layer
-from .message import Entry, Message, pending_message_store
+from .message import Entry, Message, layer_out_of_memory, pending_message_store
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing
 
@@ -242,6 +242,13 @@ class Worker:
                 # A reply the layer refuses (or a bad channel name, which the plain
                 # receive then raises): nothing was sent; one at a time, as before.
                 self._send_replies(consumer, queued)
+                return None, None
+            except Exception as error:
+                if not layer_out_of_memory(error):
+                    raise
+                # Issue 15: the sends were refused for memory before anything was
+                # received; each one's outcome, so a view's reply waits it out (C-40).
+                self._settle_replies(consumer, queued, [error] * len(queued))
                 return None, None
             self._settle_replies(consumer, queued, outcomes)
             return received
