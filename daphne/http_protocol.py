@@ -289,6 +289,9 @@ class WebRequest(http.Request):
         if self._response_state is not ResponseState.FINISHED:
             self._response_state = transition(self, "finish")
         self._cancel_timeout()
+        if self._body_pump is not None:
+            # Answered: the rest of the body has no reader (a refused upload, issue 15).
+            self._body_pump.stop()
         self._send_disconnect()
         super().finish()
         self._log_complete()

@@ -176,6 +176,26 @@ def test_large_body_chunks_retried_and_client_gone_chunk():
     assert layer.receive([message["body_channel"]]) == (None, None)
 
 
+def test_answered_request_sends_no_more_body_chunks():
+    """Issue 15 (item 5), D-63: a response before the body was read (the worker refused
+    it) stops the chunks: nothing more is queued on the body channel."""
+    layer = ChannelLayer(channel_capacity={"http.request.body*": 1})
+    factory, protocol, transport, clock = connect(layer)
+    body = b"a" * (1024 * 1024) + b"b" * (1024 * 1024) + b"c" * (1024 * 1024)
+    protocol.dataReceived(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    _, message = layer.receive(["http.request"])
+    body_channel = message["body_channel"]
+    factory.dispatch_reply(message["reply_channel"], {"status": 400, "content": b"too big"})
+    assert transport.value().startswith(b"HTTP/1.1 400")
+    _, first = layer.receive([body_channel])  # sent before the answer
+    assert first["more_content"] is True
+    clock.advance(1)  # the pump would have retried the next chunk by now
+    assert layer.receive([body_channel]) == (None, None)
+    protocol.connectionLost(failure.Failure(error.ConnectionDone()))
+
+
 def test_full_channel_reporter_merges_lines(caplog):
     """A-89: drops are logged, but at most one line per channel per interval."""
     clock = task.Clock()
