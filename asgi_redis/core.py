@@ -112,6 +112,7 @@ from .popping import (
     Visit,
     blocking_pop,
     can_wait_at_once,
+    count_expired,
     live_entries,
     packed_plain_pop,
     packed_wait,
@@ -217,7 +218,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         self.hosts = self._parse_hosts(hosts)
         self._normal_offset = random.randrange(1 << 16)
         self._receive_rotation = RoundRobin()
-        self._buffer = PrefetchBuffer()
+        self._buffer = PrefetchBuffer(self._buffer_expired)
         self._skips = FullSkipReporter(logger)
         self._expiry_ms = expiry * 1000
         self._group_expiry_ms = group_expiry * 1000
@@ -241,7 +242,12 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     def _prepare_shards(self) -> None:
         """Build every client now (L-22); building one does not connect (L-62.1)."""
-        self._shards  # noqa: B018
+        for shard in self._shards:
+            shard.expired.configure(*self._stats_args, self.expiry)
+
+    def _buffer_expired(self, storage: str, count: int) -> None:
+        shard = self._shards[consistent_hash(storage, self.ring_size)]
+        shard.expired.dropped_messages(storage, count)  # counted with the next write
 
     @functools.cached_property
     def _shards(self) -> list[Shard]:
@@ -574,7 +580,8 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
             if popped is None:
                 return None, None
             index, entries = popped
-        entries = live_entries(shard, entries)
+        entries = live_entries(shard, visit.storages[index], entries)
+        count_expired(shard)
         if entries:
             return self._hand_out(shard, visit.storages[index], entries)
         # Only expired entries (A-27): they are gone; look again for what is left of
@@ -866,7 +873,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
     # -- statistics (A-49, L-39..L-41) ----------------------------------------------------
 
     def global_statistics(self) -> dict[str, int]:
-        return global_figures(self._shards, self._global_stats_hash)
+        return global_figures(self._shards, self._global_stats_hash)  # also counts drops
 
     def channel_statistics(self, channel: str) -> dict[str, int]:
         self.valid_channel_name(channel)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from .expiry import ExpiredMessages
 from .scripts import Script
 from .wire import execute, execute_packed, execute_pipeline, pack_command
 
@@ -53,6 +54,8 @@ class Shard:
         # Whether the server has LMPOP / BLMPOP (Redis 7); cleared on "unknown command".
         self.has_lmpop = True
         self.has_blmpop = True
+        # Messages found expired on this shard: counted and logged (`expiry`).
+        self.expired = ExpiredMessages(index)
 
     def client(self) -> redis.Redis:
         return self._client
