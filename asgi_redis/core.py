@@ -107,6 +107,7 @@ from .announcements import RedisAnnouncements
 from .buffer import PrefetchBuffer
 from .codec import Codec, build_fernet
 from .entries import bundle_header, decode_entry, header_for
+from .errors import LayerOutOfMemory
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
 from .popping import (
     Visit,
@@ -346,9 +347,10 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
         Returns one result per pair, in order: `None` when stored, a
         `ChannelFull` when that channel was full (A-37; counted as for `send`),
-        or the shard's `redis.ConnectionError` / `TimeoutError` for each
-        message of a shard that failed (such a message may or may not have
-        been stored, L-62.3). Every pair is validated first: a bad name or
+        `LayerOutOfMemory` for each message of a shard out of memory (none
+        stored), or the shard's `redis.ConnectionError` / `TimeoutError` for
+        each message of a shard that failed (such a message may or may not
+        have been stored, L-62.3). Every pair is validated first: a bad name or
         message raises before anything is sent. Messages to one channel are
         stored in the order given (A-19, A-25).
         """
@@ -498,7 +500,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         for shard, batch in batches.items():
             try:
                 stored = self._send_batch(shard, batch)
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, LayerOutOfMemory) as exc:
                 for position, *_ in batch:
                     outcomes[position] = exc
                 continue
@@ -606,10 +608,12 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
             # A restarted or flushed server: nothing ran; this loads it (L-62.2).
             try:
                 reply = shard.script(scripts.SEND_MANY, *self._send_many_arguments(shard, batch))
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, redis.ResponseError) as exc:
                 reply = exc
+        if isinstance(reply, redis.ResponseError):
+            reply = scripts.unsupported(reply, shard.client())  # e.g. LayerOutOfMemory
         if isinstance(reply, Exception):
-            error = scripts.unsupported(reply) if isinstance(reply, redis.ResponseError) else reply
+            error = reply
             for position, *_ in batch:
                 outcomes[position] = error
             return
@@ -824,7 +828,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
                 stored = shard.script(
                     scripts.PUSH, delivery.keys, (payload, self._expiry_ms, *delivery.args)
                 )
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, LayerOutOfMemory) as exc:
                 failure = failure or exc
                 continue
             for storage, copies, ok in zip(delivery.storages, delivery.copies, stored, strict=True):

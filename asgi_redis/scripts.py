@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from .errors import UnsupportedRedis, refusal
 from .wire import execute, pack_command
 
 __all__ = [
@@ -38,18 +39,10 @@ __all__ = [
 ]
 
 
-class UnsupportedRedis(Exception):
-    """The Redis server lacks a command this layer needs (L-28, L-44)."""
-
-
-def unsupported(exc: redis.ResponseError) -> Exception:
-    """`UnsupportedRedis` for an ``unknown command`` reply, else `exc` itself (L-28)."""
-    if "unknown command" in str(exc).lower():
-        return UnsupportedRedis(
-            f"The Redis server does not support a command this layer needs ({exc}); "
-            "use Redis 6.2 or newer (tested with 7.x)"
-        )
-    return exc
+def unsupported(exc: redis.ResponseError, client: redis.Redis | None = None) -> Exception:
+    """`UnsupportedRedis` for ``unknown command`` (L-28), `LayerOutOfMemory` for ``OOM``,
+    else `exc` itself (`errors.refusal`)."""
+    return refusal(exc, client)
 
 
 _PRELUDE = """
@@ -276,7 +269,10 @@ local now = now_ms()
 local stats = {ARGV[3], ARGV[4], ARGV[5]}
 local payload, expiry_ms = ARGV[1], tonumber(ARGV[2])
 local prefix, capacity = ARGV[7], tonumber(ARGV[8])
-local members = live_members(KEYS[1], tonumber(ARGV[6]), now)
+-- Read first, prune last: the first write is then a push, which Redis refuses when
+-- out of memory (a script that wrote already may write on), so nothing is stored.
+local oldest = now - tonumber(ARGV[6])
+local members = redis.call('ZRANGE', KEYS[1], oldest, '+inf', 'BYSCORE')
 local bundles, order, skipped = {}, {}, {}
 for _, member in ipairs(members) do
   local bang = string.find(member, '!', 1, true)
@@ -302,6 +298,7 @@ for _, storage in ipairs(order) do
     skipped[#skipped + 1] = #names
   end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. oldest)
 return skipped
 """
 
@@ -333,13 +330,14 @@ class Script:
 
     def run(self, client: redis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
-            return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            # A restarted or flushed server forgot the script; nothing ran (L-62.2).
-            execute(client, "SCRIPT", "LOAD", self.source)
-            return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
+            try:
+                return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                # A restarted or flushed server forgot the script; nothing ran (L-62.2).
+                execute(client, "SCRIPT", "LOAD", self.source)
+                return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
         except redis.ResponseError as exc:
-            error = unsupported(exc)
+            error = refusal(exc, client)  # UnsupportedRedis, LayerOutOfMemory
             if error is exc:
                 raise
             raise error from exc

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from .errors import describe_client
 from .expiry import ExpiredMessages
 from .scripts import Script
 from .wire import execute, execute_packed, execute_pipeline, pack_command
@@ -28,14 +29,6 @@ logger = logging.getLogger("asgi_redis")
 T = TypeVar("T")
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-
-
-def describe_client(client: redis.Redis) -> str:
-    """``host:port`` (or the socket path) of a client, for messages."""
-    kwargs = client.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return f"unix:{kwargs['path']}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
 class Shard:

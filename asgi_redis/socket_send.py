@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from . import scripts
+from .errors import refusal
 from .shard import Shard, describe_client
 
 try:
@@ -167,7 +168,7 @@ class ShardPipe:
                     # Nothing ran for such a reply; the senders hear a connection error.
                     self.fail(self._lost(redis.ConnectionError(str(reply))))
                     return
-                reply = redis.ResponseError(str(reply))
+                reply = refusal(redis.ResponseError(str(reply)), self._client)  # e.g. OOM
             _run(self._answers.popleft(), reply)
         if self._reader.gets() is not False:  # a reply nobody asked for: out of step
             self.fail(self._lost(redis.ConnectionError("Unexpected reply from Redis")))
