@@ -19,6 +19,7 @@ import redis
 
 from .errors import describe_client
 from .expiry import ExpiredMessages
+from .restarts import watch_restarts
 from .scripts import Script
 from .wire import execute, execute_packed, execute_pipeline, pack_command
 
@@ -49,6 +50,8 @@ class Shard:
         self.has_blmpop = True
         # Messages found expired on this shard: counted and logged (`expiry`).
         self.expired = ExpiredMessages(index)
+        # Restarts of its server, noticed on connecting (`restarts`; fixed address only).
+        self.restarts = watch_restarts(self, client) if client is not None else None
 
     def client(self) -> redis.Redis:
         return self._client
