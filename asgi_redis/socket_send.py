@@ -30,7 +30,7 @@ import redis
 
 from . import scripts
 from .errors import refusal
-from .shard import Shard, describe_client
+from .shard import CONNECTION_ERRORS, Shard, describe_client
 
 try:
     import hiredis
@@ -106,7 +106,8 @@ class ShardPipe:
         self._answers.appendleft(self._loaded)
 
     def _loaded(self, reply: Any) -> None:
-        if isinstance(reply, BaseException):
+        # A lost connection is the shard's outage, logged once by it (L-62.4).
+        if isinstance(reply, BaseException) and not isinstance(reply, CONNECTION_ERRORS):
             logger.error("Cannot load the send script on shard %d: %s", self.shard.index, reply)
 
     # -- the caller's loop ------------------------------------------------------------
