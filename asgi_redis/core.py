@@ -85,6 +85,10 @@ Design, and why it differs from the 1.x layer that layers.md sketches:
   ``NOSCRIPT``; a stale pooled connection (server restarted) is reconnected
   before use (`wire`). With several shards, a receive or group send keeps
   serving the shards that answer and raises only for what it could not do.
+  A new connection reads the server's run id, so a restart (which empties a
+  Redis without persistence) is logged and counted (`restarts`); Redis out of
+  memory raises `errors.LayerOutOfMemory`; messages discarded because they
+  expired are counted in ``expired_count`` and logged merged (`expiry`).
 """
 
 from __future__ import annotations
@@ -108,6 +112,7 @@ from .buffer import PrefetchBuffer
 from .codec import Codec, build_fernet
 from .entries import bundle_header, decode_entry, header_for
 from .errors import LayerOutOfMemory
+from .flushing import delete_matching, glob_escape
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
 from .popping import (
     Visit,
@@ -870,9 +875,9 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     def flush(self) -> None:
         self._buffer.clear()
-        patterns = [_glob_escape(self.prefix) + "*", _glob_escape(self.stats_prefix) + "*"]
+        patterns = [glob_escape(self.prefix) + "*", glob_escape(self.stats_prefix) + "*"]
         for shard in self._shards:
-            shard.call(functools.partial(_delete_matching, patterns=patterns))
+            shard.call(functools.partial(delete_matching, patterns=patterns))
 
     # -- statistics (A-49, L-39..L-41) ----------------------------------------------------
 
@@ -970,20 +975,3 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     def __str__(self) -> str:
         return f"{type(self).__name__}(hosts={self.hosts!r})"
-
-
-def _glob_escape(text: str) -> str:
-    """Escape Redis glob characters so a prefix matches only itself."""
-    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
-
-
-def _delete_matching(client: redis.Redis, patterns: list[str]) -> None:
-    for pattern in patterns:
-        batch = []
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)

@@ -4,7 +4,9 @@ Every Redis call of the layer goes through `Shard.call`, which gives
 connection errors the shard's address (L-62.1) and logs one WARNING when the
 shard stops answering and one INFO when it answers again (L-62.4). Nothing is
 retried here: a pop or a send that failed on the wire may have taken effect
-(L-62.3).
+(L-62.3). A shard also keeps its expired-message accounting (`expiry`) and,
+for a fixed address, the run id its connections check on connecting
+(`restarts`).
 """
 
 from __future__ import annotations
