@@ -30,7 +30,7 @@ import redis
 from .entries import decode_entry
 from .popping import Visit
 from .shard import blmpop_args, describe_client
-from .wire import pack_command
+from .wire import own_connection, pack_command
 
 try:
     import hiredis
@@ -73,7 +73,7 @@ class SocketReceive:
         self._packed_pop = pack_command(blmpop_args(visit.keys, timeout, visit.batch()))
         self._expected: collections.deque[str] = collections.deque()
         self._reader = hiredis.Reader()
-        connection = self._client.connection_pool.make_connection()
+        connection = own_connection(self._client)  # not counted by the pool
         try:
             connection.connect()  # address, TLS, AUTH, database: the client's own
         except redis.RedisError as exc:

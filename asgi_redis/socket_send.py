@@ -31,6 +31,7 @@ import redis
 from . import scripts
 from .errors import refusal
 from .shard import CONNECTION_ERRORS, Shard, describe_client
+from .wire import own_connection
 
 try:
     import hiredis
@@ -81,7 +82,7 @@ class ShardPipe:
         hand the result to `opened` on the loop.
         """
         client = self.shard.client()
-        connection = client.connection_pool.make_connection()
+        connection = own_connection(client)  # not counted by the pool
         try:
             connection.connect()  # address, AUTH, database: the client's own
         except redis.RedisError as exc:

@@ -38,6 +38,7 @@ import redis
 
 __all__ = [
     "ReplyWatch",
+    "own_connection",
     "execute",
     "execute_packed",
     "execute_pipeline",
@@ -151,6 +152,18 @@ def _acquire(client: redis.Redis) -> tuple[list, Any]:
         free.append(connection)
         raise
     return free, connection
+
+
+def own_connection(client: redis.Redis) -> Any:
+    """A new, unconnected connection with `client`'s settings that its pool does not count.
+
+    For a connection its user closes itself (`socket_receive`, `socket_send`): made
+    with ``make_connection`` every one counted against the pool's
+    ``max_connections`` (100) and was never counted down, so after 100 reconnects
+    (a long outage, or many short ones) no new one could be made at all.
+    """
+    pool = client.connection_pool
+    return pool.connection_class(**pool.connection_kwargs)
 
 
 def execute(client: redis.Redis, *args: Any, read_timeout: Any = _DEFAULT) -> Any:

@@ -128,3 +128,52 @@ def test_kill_and_restart_under_load_logs_three_lines(redis_server_factory, capl
     assert len(restarted) == 1 and port in restarted[0], shown
     assert len(shown) == 3, shown
     layer.close()
+
+
+def test_socket_receive_and_sender_log_once_per_outage(redis_server, caplog):
+    """daphne's socket paths (socket_receive.py, socket_send.py): an open receive and an
+    open send pipe losing the server, then many reconnect attempts during the outage,
+    make one WARNING; the first successful connection makes one INFO. Over 100 failed
+    connects on one client must not exhaust its pool (they were counted against
+    redis-py's max_connections of 100 and never released: no reconnect after that)."""
+    from .test_socket_receive import read_until
+    from .test_socket_send import Outcomes, drive
+
+    layer = RedisChannelLayer(hosts=[redis_server.url])
+    prefix = "daphne.response.out!"
+    sender = layer.socket_sender()
+    drive(sender.submit([(prefix + "a", {"n": 0})], Outcomes()))
+    receive = layer.socket_receive([prefix])
+    assert read_until(receive, 1) == [(prefix + "a", {"n": 0})]
+    with caplog.at_level(logging.DEBUG, logger="asgi_redis"):
+        redis_server.kill()
+        with pytest.raises(redis.ConnectionError):
+            read_until(receive, 1)
+        receive.close()
+        [pipe] = sender.pipes.values()
+        outcomes = Outcomes()
+        sender.submit([(prefix + "b", {"n": 1})], outcomes)
+        pipe.read()  # the closed connection fails what waited on it
+        for _ in range(60):  # daphne's reconnect attempts during the outage (120 connects)
+            with pytest.raises(redis.ConnectionError):
+                layer.socket_receive([prefix])
+            with pytest.raises(redis.ConnectionError):
+                pipe.connect()
+        redis_server.start()
+        receive = layer.socket_receive([prefix])
+        outcomes = Outcomes()
+        drive(sender.submit([(prefix + "c", {"n": 2})], outcomes))
+        assert outcomes.results == [None]
+        assert read_until(receive, 1) == [(prefix + "c", {"n": 2})]
+    receive.close()
+    sender.close()
+    layer.close()
+    records = [r for r in caplog.records if r.name.startswith("asgi_redis")]
+    shown = [(r.levelname, r.getMessage()) for r in records if r.levelno >= logging.INFO]
+    assert not [r for r in records if r.exc_info], shown
+    levels = [level for level, _ in shown]
+    assert levels.count("ERROR") == 0, shown
+    assert sum("unreachable" in m for _, m in shown) == 1, shown
+    assert sum("answers again" in m for _, m in shown) == 1, shown
+    assert sum("restarted (run id changed)" in m for _, m in shown) == 1, shown
+    assert len(shown) == 3, shown
