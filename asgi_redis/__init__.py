@@ -7,11 +7,14 @@ and is imported on first access.
 from typing import Any
 
 from .core import RedisChannelLayer, UnsupportedRedis
+from .errors import LayerOutOfMemory, LayerUnavailable
 from .sentinel import RedisSentinelChannelLayer
 
 __version__ = "1.4.3.dev0"
 
 __all__ = [
+    "LayerOutOfMemory",
+    "LayerUnavailable",
     "RedisChannelLayer",
     "RedisLocalChannelLayer",
     "RedisSentinelChannelLayer",

@@ -85,6 +85,10 @@ Design, and why it differs from the 1.x layer that layers.md sketches:
   ``NOSCRIPT``; a stale pooled connection (server restarted) is reconnected
   before use (`wire`). With several shards, a receive or group send keeps
   serving the shards that answer and raises only for what it could not do.
+  A new connection reads the server's run id, so a restart (which empties a
+  Redis without persistence) is logged and counted (`restarts`); Redis out of
+  memory raises `errors.LayerOutOfMemory`; messages discarded because they
+  expired are counted in ``expired_count`` and logged merged (`expiry`).
 """
 
 from __future__ import annotations
@@ -106,11 +110,14 @@ from .announcements import RedisAnnouncements
 from .buffer import PrefetchBuffer
 from .codec import Codec, build_fernet
 from .entries import bundle_header, decode_entry, header_for
+from .errors import LayerOutOfMemory
+from .flushing import delete_matching, glob_escape
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
 from .popping import (
     Visit,
     blocking_pop,
     can_wait_at_once,
+    count_expired,
     live_entries,
     packed_plain_pop,
     packed_wait,
@@ -216,7 +223,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         self.hosts = self._parse_hosts(hosts)
         self._normal_offset = layer_random.randrange(1 << 16)
         self._receive_rotation = RoundRobin()
-        self._buffer = PrefetchBuffer()
+        self._buffer = PrefetchBuffer(self._buffer_expired)
         self._skips = FullSkipReporter(logger)
         self._expiry_ms = expiry * 1000
         self._group_expiry_ms = group_expiry * 1000
@@ -240,7 +247,12 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     def _prepare_shards(self) -> None:
         """Build every client now (L-22); building one does not connect (L-62.1)."""
-        self._shards  # noqa: B018
+        for shard in self._shards:
+            shard.expired.configure(*self._stats_args, self.expiry)
+
+    def _buffer_expired(self, storage: str, count: int) -> None:
+        shard = self._shards[consistent_hash(storage, self.ring_size)]
+        shard.expired.dropped_messages(storage, count)  # counted with the next write
 
     @functools.cached_property
     def _shards(self) -> list[Shard]:
@@ -339,9 +351,10 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
         Returns one result per pair, in order: `None` when stored, a
         `ChannelFull` when that channel was full (A-37; counted as for `send`),
-        or the shard's `redis.ConnectionError` / `TimeoutError` for each
-        message of a shard that failed (such a message may or may not have
-        been stored, L-62.3). Every pair is validated first: a bad name or
+        `LayerOutOfMemory` for each message of a shard out of memory (none
+        stored), or the shard's `redis.ConnectionError` / `TimeoutError` for
+        each message of a shard that failed (such a message may or may not
+        have been stored, L-62.3). Every pair is validated first: a bad name or
         message raises before anything is sent. Messages to one channel are
         stored in the order given (A-19, A-25).
         """
@@ -491,7 +504,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         for shard, batch in batches.items():
             try:
                 stored = self._send_batch(shard, batch)
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, LayerOutOfMemory) as exc:
                 for position, *_ in batch:
                     outcomes[position] = exc
                 continue
@@ -573,7 +586,8 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
             if popped is None:
                 return None, None
             index, entries = popped
-        entries = live_entries(shard, entries)
+        entries = live_entries(shard, visit.storages[index], entries)
+        count_expired(shard)
         if entries:
             return self._hand_out(shard, visit.storages[index], entries)
         # Only expired entries (A-27): they are gone; look again for what is left of
@@ -598,10 +612,12 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
             # A restarted or flushed server: nothing ran; this loads it (L-62.2).
             try:
                 reply = shard.script(scripts.SEND_MANY, *self._send_many_arguments(shard, batch))
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, redis.ResponseError) as exc:
                 reply = exc
+        if isinstance(reply, redis.ResponseError):
+            reply = scripts.unsupported(reply, shard.client())  # e.g. LayerOutOfMemory
         if isinstance(reply, Exception):
-            error = scripts.unsupported(reply) if isinstance(reply, redis.ResponseError) else reply
+            error = reply
             for position, *_ in batch:
                 outcomes[position] = error
             return
@@ -816,7 +832,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
                 stored = shard.script(
                     scripts.PUSH, delivery.keys, (payload, self._expiry_ms, *delivery.args)
                 )
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, LayerOutOfMemory) as exc:
                 failure = failure or exc
                 continue
             for storage, copies, ok in zip(delivery.storages, delivery.copies, stored, strict=True):
@@ -858,14 +874,14 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     def flush(self) -> None:
         self._buffer.clear()
-        patterns = [_glob_escape(self.prefix) + "*", _glob_escape(self.stats_prefix) + "*"]
+        patterns = [glob_escape(self.prefix) + "*", glob_escape(self.stats_prefix) + "*"]
         for shard in self._shards:
-            shard.call(functools.partial(_delete_matching, patterns=patterns))
+            shard.call(functools.partial(delete_matching, patterns=patterns))
 
     # -- statistics (A-49, L-39..L-41) ----------------------------------------------------
 
     def global_statistics(self) -> dict[str, int]:
-        return global_figures(self._shards, self._global_stats_hash)
+        return global_figures(self._shards, self._global_stats_hash)  # also counts drops
 
     def channel_statistics(self, channel: str) -> dict[str, int]:
         self.valid_channel_name(channel)
@@ -958,20 +974,3 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     def __str__(self) -> str:
         return f"{type(self).__name__}(hosts={self.hosts!r})"
-
-
-def _glob_escape(text: str) -> str:
-    """Escape Redis glob characters so a prefix matches only itself."""
-    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
-
-
-def _delete_matching(client: redis.Redis, patterns: list[str]) -> None:
-    for pattern in patterns:
-        batch = []
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)

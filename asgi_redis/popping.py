@@ -32,6 +32,7 @@ from .wire import pack_command
 __all__ = [
     "Visit",
     "blocking_pop",
+    "count_expired",
     "can_wait_at_once",
     "live_entries",
     "packed_plain_pop",
@@ -75,23 +76,38 @@ class Visit:
         self.packed_wait = None
 
 
-def _live(shard: Shard, entries: list[bytes]) -> list[bytes]:
+def _live(shard: Shard, storage: str, entries: list[bytes]) -> list[bytes]:
+    """`entries` whose deadline has not passed; the others are counted and logged
+    (`expiry`: one round trip, only when something expired)."""
     server_now_ms = (time.time() + shard.clock_offset) * 1000
-    return [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) > server_now_ms]
+    live = [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) > server_now_ms]
+    if len(live) != len(entries):
+        gone = [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) <= server_now_ms]
+        shard.expired.dropped(storage, gone)  # counted by `count_expired`
+    return live
+
+
+def count_expired(shard: Shard) -> None:
+    """Count (one round trip) and log what this receive dropped as expired, if anything."""
+    if shard.expired.uncounted:
+        shard.expired.write(shard)
 
 
 def pop(visit: Visit, clock_check_interval: float) -> tuple[int, list[bytes]] | None:
     """Pop from the first list of `visit` holding live entries."""
-    while True:
-        popped = _pop_once(visit, clock_check_interval)
-        if popped is None:
-            return None
-        index, entries, checked = popped
-        if not checked:
-            entries = _live(visit.shard, entries)
-            if not entries:
-                continue  # all expired (A-27): they are gone, look again
-        return index, entries
+    try:
+        while True:
+            popped = _pop_once(visit, clock_check_interval)
+            if popped is None:
+                return None
+            index, entries, checked = popped
+            if not checked:
+                entries = _live(visit.shard, visit.storages[index], entries)
+                if not entries:
+                    continue  # all expired (A-27): they are gone, look again
+            return index, entries
+    finally:
+        count_expired(visit.shard)
 
 
 def _pop_once(visit: Visit, clock_check_interval: float) -> tuple[int, list[bytes], bool] | None:
@@ -110,11 +126,14 @@ def _pop_once(visit: Visit, clock_check_interval: float) -> tuple[int, list[byte
             else:
                 popped = plain_pop_result(visit, reply)
                 return None if popped is None else (*popped, False)
-    reply = shard.script(scripts.POP, visit.keys, visit.wants)
+    reply = shard.script(scripts.POP, visit.keys, (*visit.wants, *shard.expired.stats_args))
     shard.note_clock(reply[0])
-    if len(reply) == 1:
+    expired = reply[1]
+    for at in range(0, len(expired), 2):  # counted by the script; logged here
+        shard.expired.counted(visit.storages[expired[at] - 1], expired[at + 1])
+    if len(reply) == 2:
         return None
-    return reply[1] - 1, reply[2:], True
+    return reply[2] - 1, reply[3:], True
 
 
 def plain_pop_args(visit: Visit) -> tuple[Any, ...] | None:
@@ -151,9 +170,10 @@ def plain_pop_result(visit: Visit, reply: Any) -> tuple[int, list[bytes]] | None
     return visit.keys.index(reply[0].decode("utf-8")), reply[1]
 
 
-def live_entries(shard: Shard, entries: list[bytes]) -> list[bytes]:
-    """The entries whose deadline (on the shard's clock) has not passed (A-27)."""
-    return _live(shard, entries)
+def live_entries(shard: Shard, storage: str, entries: list[bytes]) -> list[bytes]:
+    """The entries of `storage` whose deadline (on the shard's clock) has not passed
+    (A-27); the others are counted as expired."""
+    return _live(shard, storage, entries)
 
 
 def can_wait_at_once(visits: list[Visit], clock_check_interval: float) -> bool:
@@ -181,9 +201,13 @@ def blocking_pop(visits: list[Visit], timeout: float) -> tuple[Visit, int, list[
     and the wait goes on (A-27). A shard that fails leaves the wait; only when
     every shard failed is the last error raised (L-62.5).
     """
-    if len(visits) == 1:
-        return _wait_on_one(visits[0], timeout)
-    return _wait_on_shards(visits, timeout)
+    try:
+        if len(visits) == 1:
+            return _wait_on_one(visits[0], timeout)
+        return _wait_on_shards(visits, timeout)
+    finally:
+        for visit in visits:
+            count_expired(visit.shard)
 
 
 def _wait_on_one(visit: Visit, timeout: float) -> tuple[Visit, int, list[bytes]] | None:
@@ -206,9 +230,10 @@ def _wait_on_one(visit: Visit, timeout: float) -> tuple[Visit, int, list[bytes]]
         if reply is None:
             continue
         key, entries = reply
-        entries = _live(visit.shard, entries)
+        index = visit.keys.index(key.decode("utf-8"))
+        entries = _live(visit.shard, visit.storages[index], entries)
         if entries:
-            return visit, visit.keys.index(key.decode("utf-8")), entries
+            return visit, index, entries
 
 
 # -- waiting on several shards at once (A-32, L-25, L-62.5) -------------------------
@@ -399,7 +424,9 @@ def _popped(pending: _Pending, reply: Any) -> tuple[int, list[bytes]]:
     """``(list index, live entries)`` of a pop's reply (entries may be empty, A-27)."""
     key, popped = reply
     entries = popped if pending.blmpop else [popped]
-    return pending.visit.keys.index(key.decode("utf-8")), _live(pending.visit.shard, entries)
+    visit = pending.visit
+    index = visit.keys.index(key.decode("utf-8"))
+    return index, _live(visit.shard, visit.storages[index], entries)
 
 
 def _cancel(pending: _Pending) -> tuple[int, list[bytes]] | None:

@@ -6,7 +6,7 @@ restarted server forgot (``NOSCRIPT``) and retries once, which is safe
 because a ``NOSCRIPT`` reply means nothing ran (L-62.2).
 
 Keys: a channel's list is ``prefix{channel}`` and its counters the hash
-``stats_prefix{channel}`` (fields ``messages_count``, ``channel_full_count``),
+``stats_prefix{channel}`` (fields ``messages_count``, ``channel_full_count``, ``expired_count``),
 so a script working on one channel touches one Redis Cluster hash slot, apart
 from the shard-global counters (hash ``stats_prefix#global#``) and
 `GROUP_SEND`, which fans out to many lists and is only used on a single,
@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from .errors import UnsupportedRedis, refusal
 from .wire import execute, pack_command
 
 __all__ = [
@@ -38,18 +39,10 @@ __all__ = [
 ]
 
 
-class UnsupportedRedis(Exception):
-    """The Redis server lacks a command this layer needs (L-28, L-44)."""
-
-
-def unsupported(exc: redis.ResponseError) -> Exception:
-    """`UnsupportedRedis` for an ``unknown command`` reply, else `exc` itself (L-28)."""
-    if "unknown command" in str(exc).lower():
-        return UnsupportedRedis(
-            f"The Redis server does not support a command this layer needs ({exc}); "
-            "use Redis 6.2 or newer (tested with 7.x)"
-        )
-    return exc
+def unsupported(exc: redis.ResponseError, client: redis.Redis | None = None) -> Exception:
+    """`UnsupportedRedis` for ``unknown command`` (L-28), `LayerOutOfMemory` for ``OOM``,
+    else `exc` itself (`errors.refusal`)."""
+    return refusal(exc, client)
 
 
 _PRELUDE = """
@@ -73,13 +66,24 @@ local function send_clock(expiry_ms, deadline_text)
   return tonumber(deadline_text) - expiry_ms, -1, deadline_text
 end
 
--- Drop expired entries from the head (A-27). Only called when the list looks
--- full, so the common send never copies the head entry into Lua.
+-- Messages in one entry: 1, or one per member of a bundle (`entries`).
+local function messages_in(entry)
+  if string.byte(entry, 14) ~= 78 then return 1 end
+  local bar = string.find(entry, '|', 15, true)
+  local _, commas = string.gsub(string.sub(entry, 15, bar - 1), ',', '')
+  return commas + 1
+end
+
+-- Drop expired entries from the head (A-27) and return how many messages went.
+-- Only called when the list looks full, so the common send never copies the
+-- head entry into Lua.
 local function trim_expired(key, now)
+  local trimmed = 0
   while true do
     local head = redis.call('LINDEX', key, 0)
-    if (not head) or deadline(head) > now then return end
+    if (not head) or deadline(head) > now then return trimmed end
     redis.call('LPOP', key)
+    trimmed = trimmed + messages_in(head)
   end
 end
 
@@ -106,20 +110,24 @@ end
 -- Append one entry unless the list holds `capacity` live entries (A-37).
 -- RPUSH first: its reply is the new length, so the usual, non-full send needs
 -- no LLEN; an entry pushed past capacity is taken back at once (atomic script).
+-- Also returns how many expired messages it trimmed to make room.
 local function push(key, capacity, entry, list_ttl_ms, now)
+  local trimmed = 0
   if redis.call('RPUSH', key, entry) > capacity then
     redis.call('RPOP', key)
-    trim_expired(key, now)
-    if redis.call('LLEN', key) >= capacity then return 0 end
+    trimmed = trim_expired(key, now)
+    if redis.call('LLEN', key) >= capacity then return 0, trimmed end
     redis.call('RPUSH', key, entry)
   end
   redis.call('PEXPIRE', key, list_ttl_ms)
-  return 1
+  return 1, trimmed
 end
 
--- Store a ready entry and count the outcome (L-28, A-40).
+-- Store a ready entry and count the outcome (L-28, A-40) and what expired (issue 15).
 local function store(key, capacity, counters, copies, entry, expiry_ms, now)
-  if push(key, capacity, entry, expiry_ms + 1000, now) == 1 then
+  local stored, trimmed = push(key, capacity, entry, expiry_ms + 1000, now)
+  if trimmed > 0 then count(counters, 'expired_count', trimmed) end
+  if stored == 1 then
     count(counters, 'messages_count', copies)
     return 1
   end
@@ -130,6 +138,20 @@ end
 local function deliver(key, capacity, counters, copies, header, payload, expiry_ms, now)
   local entry = string.format('%013d', now + expiry_ms) .. header .. payload
   return store(key, capacity, counters, copies, entry, expiry_ms, now)
+end
+
+-- Count `amount` expired messages of list `key` (whose storage name is between
+-- its last braces) under ``expired_count``; stats = {stats_prefix, channel TTL,
+-- global TTL}. pcall: a receive must not fail because Redis refuses a write
+-- (out of memory), it is what frees memory.
+local function count_expired(key, stats, amount)
+  local name = string.match(key, '{([^{}]*)}$')
+  local hashes = {stats[1] .. '{' .. name .. '}', stats[1] .. '#global#'}
+  local ttls = {stats[2], stats[3]}
+  for i = 1, 2 do
+    redis.pcall('HINCRBY', hashes[i], 'expired_count', amount)
+    redis.pcall('EXPIRE', hashes[i], ttls[i])
+  end
 end
 
 local function live_members(group_key, group_expiry_ms, now)
@@ -189,24 +211,40 @@ return results
 """
 
 # KEYS: list keys in the order to try. ARGV: per key, how many entries to take
-# (more than one only for a process-specific list, which has one reader).
-# Returns {now, key index, entries...} for the first list with live entries,
-# or {now}. Expired entries are dropped on the way (A-27).
+# (more than one only for a process-specific list, which has one reader), then
+# stats_prefix, channel stats TTL, global stats TTL.
+# Returns {now, expired, key index, entries...} for the first list with live
+# entries, or {now, expired}. Expired entries are dropped on the way (A-27) and
+# counted; `expired` is {key index, messages, ...} for the receiver's log line.
 _POP = """
 local now = now_ms()
+local stats = {ARGV[#KEYS + 1], ARGV[#KEYS + 2], ARGV[#KEYS + 3]}
+local expired = {}
 for i, key in ipairs(KEYS) do
   local want = tonumber(ARGV[i])
+  local dropped, live = 0, nil
   while true do
     local popped = redis.call('LPOP', key, want)
     if not popped then break end
-    local live = {now, i}
+    live = {now, expired, i}
     for _, entry in ipairs(popped) do
-      if deadline(entry) > now then live[#live + 1] = entry end
+      if deadline(entry) > now then
+        live[#live + 1] = entry
+      else
+        dropped = dropped + messages_in(entry)
+      end
     end
-    if #live > 2 then return live end
+    if #live > 3 then break end
+    live = nil
   end
+  if dropped > 0 then
+    count_expired(key, stats, dropped)
+    expired[#expired + 1] = i
+    expired[#expired + 1] = dropped
+  end
+  if live then return live end
 end
-return {now}
+return {now, expired}
 """
 
 # KEYS: group key. ARGV: member, group_expiry_ms. (A-41, A-45)
@@ -231,7 +269,10 @@ local now = now_ms()
 local stats = {ARGV[3], ARGV[4], ARGV[5]}
 local payload, expiry_ms = ARGV[1], tonumber(ARGV[2])
 local prefix, capacity = ARGV[7], tonumber(ARGV[8])
-local members = live_members(KEYS[1], tonumber(ARGV[6]), now)
+-- Read first, prune last: the first write is then a push, which Redis refuses when
+-- out of memory (a script that wrote already may write on), so nothing is stored.
+local oldest = now - tonumber(ARGV[6])
+local members = redis.call('ZRANGE', KEYS[1], oldest, '+inf', 'BYSCORE')
 local bundles, order, skipped = {}, {}, {}
 for _, member in ipairs(members) do
   local bang = string.find(member, '!', 1, true)
@@ -257,18 +298,21 @@ for _, storage in ipairs(order) do
     skipped[#skipped + 1] = #names
   end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. oldest)
 return skipped
 """
 
 # KEYS: list key, channel statistics hash.
-# Returns {messages_count, channel_full_count, pending, head deadline or -1, now}.
+# Returns {messages_count, channel_full_count, pending, head deadline or -1, now,
+# expired_count}.
 _CHANNEL_STATS = """
 local head = redis.call('LINDEX', KEYS[1], 0)
 local head_deadline = -1
 if head then head_deadline = deadline(head) end
-local counts = redis.call('HMGET', KEYS[2], 'messages_count', 'channel_full_count')
+local counts = redis.call('HMGET', KEYS[2], 'messages_count', 'channel_full_count',
+                          'expired_count')
 return {tonumber(counts[1] or 0), tonumber(counts[2] or 0),
-        redis.call('LLEN', KEYS[1]), head_deadline, now_ms()}
+        redis.call('LLEN', KEYS[1]), head_deadline, now_ms(), tonumber(counts[3] or 0)}
 """
 
 
@@ -286,13 +330,14 @@ class Script:
 
     def run(self, client: redis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
-            return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            # A restarted or flushed server forgot the script; nothing ran (L-62.2).
-            execute(client, "SCRIPT", "LOAD", self.source)
-            return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
+            try:
+                return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                # A restarted or flushed server forgot the script; nothing ran (L-62.2).
+                execute(client, "SCRIPT", "LOAD", self.source)
+                return execute(client, "EVALSHA", self.sha, len(keys), *keys, *args)
         except redis.ResponseError as exc:
-            error = unsupported(exc)
+            error = refusal(exc, client)  # UnsupportedRedis, LayerOutOfMemory
             if error is exc:
                 raise
             raise error from exc

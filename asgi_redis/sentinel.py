@@ -241,10 +241,13 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
         services = self.services or self._discover_services()
         self.services = services
         label = ", ".join(f"{host}:{port}" for host, port in self.hosts)
-        return [
+        shards = [
             SentinelShard(index, service, self._masters, label)
             for index, service in enumerate(services)
         ]
+        for shard in shards:
+            shard.expired.configure(*self._stats_args, self.expiry)
+        return shards
 
     def _discover_services(self) -> list[str]:
         """L-51: names from the first Sentinel that answers, sorted for a stable order."""

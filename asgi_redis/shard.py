@@ -4,7 +4,9 @@ Every Redis call of the layer goes through `Shard.call`, which gives
 connection errors the shard's address (L-62.1) and logs one WARNING when the
 shard stops answering and one INFO when it answers again (L-62.4). Nothing is
 retried here: a pop or a send that failed on the wire may have taken effect
-(L-62.3).
+(L-62.3). A shard also keeps its expired-message accounting (`expiry`) and,
+for a fixed address, the run id its connections check on connecting
+(`restarts`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Any, TypeVar
 
 import redis
 
+from .errors import describe_client
+from .expiry import ExpiredMessages
+from .restarts import watch_restarts
 from .scripts import Script
 from .wire import execute, execute_packed, execute_pipeline, pack_command
 
@@ -27,14 +32,6 @@ logger = logging.getLogger("asgi_redis")
 T = TypeVar("T")
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-
-
-def describe_client(client: redis.Redis) -> str:
-    """``host:port`` (or the socket path) of a client, for messages."""
-    kwargs = client.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return f"unix:{kwargs['path']}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
 class Shard:
@@ -53,6 +50,10 @@ class Shard:
         # Whether the server has LMPOP / BLMPOP (Redis 7); cleared on "unknown command".
         self.has_lmpop = True
         self.has_blmpop = True
+        # Messages found expired on this shard: counted and logged (`expiry`).
+        self.expired = ExpiredMessages(index)
+        # Restarts of its server, noticed on connecting (`restarts`; fixed address only).
+        self.restarts = watch_restarts(self, client) if client is not None else None
 
     def client(self) -> redis.Redis:
         return self._client

@@ -42,7 +42,7 @@ __all__ = ["SocketReceive", "SocketReceiveUnsupported"]
 logger = logging.getLogger("asgi_redis")
 
 _TIME = pack_command(("TIME",))
-_CLOCK, _POP = "clock", "pop"
+_CLOCK, _POP, _COUNT = "clock", "pop", "count"
 # Error replies of a master turned replica (a blocked pop is unblocked with the second).
 _FAILOVER_REPLIES = ("READONLY", "UNBLOCKED")
 
@@ -73,7 +73,7 @@ class SocketReceive:
         self._packed_pop = pack_command(blmpop_args(visit.keys, timeout, visit.batch()))
         self._expected: collections.deque[str] = collections.deque()
         self._reader = hiredis.Reader()
-        connection = own_connection(self._client)
+        connection = own_connection(self._client)  # not counted by the pool
         try:
             connection.connect()  # address, TLS, AUTH, database: the client's own
         except redis.RedisError as exc:
@@ -113,11 +113,15 @@ class SocketReceive:
 
     def _take(self, kind: str, reply: Any, messages: list[tuple[str, dict]]) -> None:
         if isinstance(reply, hiredis.ReplyError):
+            if kind == _COUNT:
+                return  # not counted (e.g. out of memory); the pop still counts
             error = redis.ResponseError(str(reply))
             if str(reply).startswith(_FAILOVER_REPLIES):
                 # This server became a replica: a Sentinel shard looks up its master again.
                 raise self._lost(error)
             raise error
+        if kind == _COUNT:
+            return  # an expired_count increment sent with the pop (`expiry`)
         if kind == _CLOCK:
             seconds, microseconds = reply
             self._shard.note_clock(int(seconds) * 1000 + int(microseconds) // 1000)
@@ -134,7 +138,9 @@ class SocketReceive:
         for entry in entries:
             deadline, names, payload = decode_entry(entry, storage)
             if deadline <= server_now_ms:
-                continue  # expired while it waited
+                # Expired while it waited: counted with the next pop (`expiry`).
+                self._shard.expired.dropped_messages(storage, len(names))
+                continue
             try:
                 messages.extend((name, decode(payload)) for name in names)
             except Exception as exc:  # e.g. a token sealed with another key (L-37)
@@ -145,6 +151,12 @@ class SocketReceive:
         if time.monotonic() - self._shard.clock_checked >= self._layer.clock_check_interval:
             packed = _TIME + packed
             self._expected.append(_CLOCK)
+        if self._shard.expired:
+            counts = self._shard.expired.packed()
+            packed = b"".join(counts) + packed
+            # Their replies come first: in front of the clock's and the pop's.
+            self._expected.extend([_COUNT] * len(counts))
+            self._expected.rotate(len(counts))
         self._expected.append(_POP)
         try:
             sent = self._socket.send(packed)

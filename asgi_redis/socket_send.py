@@ -29,7 +29,8 @@ from typing import Any
 import redis
 
 from . import scripts
-from .shard import Shard, describe_client
+from .errors import refusal
+from .shard import CONNECTION_ERRORS, Shard, describe_client
 from .wire import own_connection
 
 try:
@@ -81,7 +82,7 @@ class ShardPipe:
         hand the result to `opened` on the loop.
         """
         client = self.shard.client()
-        connection = own_connection(client)
+        connection = own_connection(client)  # not counted by the pool
         try:
             connection.connect()  # address, AUTH, database: the client's own
         except redis.RedisError as exc:
@@ -106,7 +107,8 @@ class ShardPipe:
         self._answers.appendleft(self._loaded)
 
     def _loaded(self, reply: Any) -> None:
-        if isinstance(reply, BaseException):
+        # A lost connection is the shard's outage, logged once by it (L-62.4).
+        if isinstance(reply, BaseException) and not isinstance(reply, CONNECTION_ERRORS):
             logger.error("Cannot load the send script on shard %d: %s", self.shard.index, reply)
 
     # -- the caller's loop ------------------------------------------------------------
@@ -168,7 +170,7 @@ class ShardPipe:
                     # Nothing ran for such a reply; the senders hear a connection error.
                     self.fail(self._lost(redis.ConnectionError(str(reply))))
                     return
-                reply = redis.ResponseError(str(reply))
+                reply = refusal(redis.ResponseError(str(reply)), self._client)  # e.g. OOM
             _run(self._answers.popleft(), reply)
         if self._reader.gets() is not False:  # a reply nobody asked for: out of step
             self.fail(self._lost(redis.ConnectionError("Unexpected reply from Redis")))

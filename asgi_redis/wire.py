@@ -38,11 +38,11 @@ import redis
 
 __all__ = [
     "ReplyWatch",
+    "own_connection",
     "execute",
     "execute_packed",
     "execute_pipeline",
     "give_back",
-    "own_connection",
     "pack_command",
     "read_reply",
     "reply_ready",
@@ -123,19 +123,6 @@ def _is_stale(connection: Any, sock: Any) -> bool:
         return True
 
 
-def own_connection(client: redis.Redis) -> Any:
-    """A new, unconnected connection with `client`'s settings that its pool does not count.
-
-    For a socket held outside the pool (`socket_send`, `socket_receive`): made by the
-    pool, each reconnect after an outage would use up one of its ``max_connections``
-    for good (`make_connection` counts, and nothing gives the slot back), until every
-    send failed with "Too many connections" (issue 15). A Sentinel pool's
-    ``connection_kwargs`` carry its master lookup, so this follows failovers too.
-    """
-    pool = client.connection_pool
-    return pool.connection_class(**pool.connection_kwargs)
-
-
 def close_connections(client: redis.Redis) -> None:
     """Disconnect `client`'s idle connections: this module's and its pool's.
 
@@ -165,6 +152,18 @@ def _acquire(client: redis.Redis) -> tuple[list, Any]:
         free.append(connection)
         raise
     return free, connection
+
+
+def own_connection(client: redis.Redis) -> Any:
+    """A new, unconnected connection with `client`'s settings that its pool does not count.
+
+    For a connection its user closes itself (`socket_receive`, `socket_send`): made
+    with ``make_connection`` every one counted against the pool's
+    ``max_connections`` (100) and was never counted down, so after 100 reconnects
+    (a long outage, or many short ones) no new one could be made at all.
+    """
+    pool = client.connection_pool
+    return pool.connection_class(**pool.connection_kwargs)
 
 
 def execute(client: redis.Redis, *args: Any, read_timeout: Any = _DEFAULT) -> Any:
