@@ -42,6 +42,9 @@ class LayerUnavailable(Exception):
 class LayerOutOfMemory(redis.exceptions.OutOfMemoryError, LayerUnavailable):
     """Redis refused a write: it reached ``maxmemory`` (and evicts nothing)."""
 
+    # What channels' worker and daphne test, without importing asgi_redis or redis.
+    layer_out_of_memory = True
+
 
 def describe_client(client: redis.Redis) -> str:
     """``host:port`` (or the socket path) of a client, for messages."""

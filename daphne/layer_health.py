@@ -68,12 +68,14 @@ class LayerHealth:
                 return
             self._failing.add(activity)
             self.down = True
+        # A layer that answers but refuses (asgi_redis.LayerOutOfMemory) says so itself.
+        state = "refuses" if getattr(error, "layer_out_of_memory", False) else "is unreachable"
         self.log.error(
-            "Error %s: %s (channel layer %s is unreachable; retrying, and logging again "
-            "only when it is back)",
+            "Error %s: %s (channel layer %s %s; retrying, and logging again only when it is back)",
             activity,
             error,
             self.description,
+            state,
         )
 
     def failing(self, activity: str) -> bool:

@@ -99,3 +99,18 @@ def test_outage_gives_503_and_one_error_then_one_info(tmp_path, redis_server, mo
     assert len(restarts) == 1, warnings
     others = [line for line in warnings if line not in restarts]
     assert len(others) <= 1 and all("Redis shard 0" in x for x in others), warnings
+
+
+def test_out_of_memory_is_worded_as_a_refusal(caplog):
+    """Issue 15 (item 9): a Redis out of memory answers, so daphne's one ERROR says the
+    layer refuses (the error names maxmemory), not that it is unreachable; 503 as ever."""
+    from asgi_redis import LayerOutOfMemory
+    from daphne.layer_health import LayerHealth
+
+    health = LayerHealth(RedisChannelLayer(hosts=["redis://127.0.0.1:1/0"]))
+    with caplog.at_level("ERROR", logger="daphne.server"):
+        health.failed("sending http.request", LayerOutOfMemory("OOM command not allowed"))
+        health.failed("sending http.request", LayerOutOfMemory("OOM command not allowed"))
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "OOM command not allowed" in line
+    assert "redis://127.0.0.1:1/0 refuses;" in line and "unreachable" not in line
