@@ -101,3 +101,25 @@ def signature_mismatches(path: str, spec: str) -> list[str]:
     if problems:
         problems.insert(0, f"{path}{_describe(actual)} vs spec {spec}")
     return problems
+
+
+def audit_ids(entries: list[tuple]) -> list[str]:
+    """pytest ids ``<spec id>:<path>`` for a table of audit entries."""
+    return [f"{entry[0]}:{entry[1]}" for entry in entries]
+
+
+def check_value(path: str, value: Any) -> None:
+    """`path` is `value` (a `Ref` to the same object) or equals it, of the same type."""
+    actual = resolve(path)
+    if isinstance(value, Ref):
+        assert actual is resolve(value)
+    else:
+        assert actual == value
+        assert type(actual) is type(value)
+
+
+def check_bases(path: str, bases: list[str]) -> None:
+    """The class at `path` subclasses each of `bases`."""
+    cls = resolve(path)
+    for base in bases:
+        assert issubclass(cls, resolve(base)), f"{path} is not a {base}"
