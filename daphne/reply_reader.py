@@ -52,8 +52,8 @@ Batch = list[tuple[str, dict]]
 RECEIVING = "trying to receive messages"
 
 
-class ThreadReader:
-    """One thread blocking on the process prefix; the reactor gets batches (D-14 note)."""
+class _Reader:
+    """What both readers hold: where replies come from and where they go."""
 
     def __init__(
         self,
@@ -68,6 +68,20 @@ class ThreadReader:
         self.prefix = prefix
         self.dispatch = dispatch
         self.health = health or LayerHealth(channel_layer)
+
+
+class ThreadReader(_Reader):
+    """One thread blocking on the process prefix; the reactor gets batches (D-14 note)."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        channel_layer: Any,
+        prefix: str,
+        dispatch: Dispatch,
+        health: LayerHealth | None = None,
+    ) -> None:
+        super().__init__(reactor, channel_layer, prefix, dispatch, health)
         self.stopping = threading.Event()
         self._dispatched = threading.Event()
         self.thread = threading.Thread(target=self._run, name="daphne-reply-reader", daemon=True)
@@ -161,7 +175,7 @@ def dispatch_each(dispatch: Dispatch, batch: Batch) -> None:
             logger.error("HTTP/WS send decode error: %s", error, exc_info=True)
 
 
-class ReactorReader:
+class ReactorReader(_Reader):
     """The reactor reads replies from the layer's socket (`socket_receive`); no thread.
 
     Registered with `reactor.addReader`: the reactor calls `doRead` when the
@@ -179,11 +193,7 @@ class ReactorReader:
         dispatch: Dispatch,
         health: LayerHealth | None = None,
     ) -> None:
-        self.reactor = reactor
-        self.channel_layer = channel_layer
-        self.prefix = prefix
-        self.dispatch = dispatch
-        self.health = health or LayerHealth(channel_layer)
+        super().__init__(reactor, channel_layer, prefix, dispatch, health)
         self.stopping = False
         self._receive: Any = None
         self._retry: Any = None
