@@ -36,6 +36,9 @@ class FullChannelReporter:
     """
 
     interval = 10.0
+    # Channels whose drops are routine, counted but logged at DEBUG only (issue 14):
+    # nothing may consume http.disconnect, and a full one loses the application nothing.
+    routine = frozenset({"http.disconnect"})
     # Seconds a channel found full is not tried again by `send_best_effort`.
     probe_interval = 0.1
 
@@ -84,7 +87,8 @@ class FullChannelReporter:
         kind, channel = key
         plural = "" if count == 1 else "s"
         if kind == "full":
-            self.logger.warning(
+            log = self.logger.debug if channel in self.routine else self.logger.warning
+            log(
                 "%s is full: %s (%d time%s since the last report)", channel, state[2], count, plural
             )
         else:

@@ -202,14 +202,31 @@ def test_full_channel_reporter_merges_lines(caplog):
     reporter = FullChannelReporter(logging.getLogger("test.daphne.reporter"), clock.seconds)
     with caplog.at_level(logging.WARNING, logger="test.daphne.reporter"):
         for _ in range(50):
+            reporter.full("websocket.receive", "closed a socket with 1013")
+        clock.advance(10)
+        reporter.full("websocket.receive", "closed a socket with 1013")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "websocket.receive is full: closed a socket with 1013 (1 time since the last report)",
+        "websocket.receive is full: closed a socket with 1013 (50 times since the last report)",
+    ]
+
+
+def test_routine_drops_are_counted_and_logged_at_debug_only(caplog):
+    """Issue 14: a full http.disconnect (nothing may consume it) is counted, never a
+    WARNING in normal operation."""
+    clock = task.Clock()
+    reporter = FullChannelReporter(logging.getLogger("test.daphne.reporter"), clock.seconds)
+    with caplog.at_level(logging.DEBUG, logger="test.daphne.reporter"):
+        for _ in range(20):
             reporter.full("http.disconnect", "dropped a disconnect")
         clock.advance(10)
         reporter.full("http.disconnect", "dropped a disconnect")
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines == [
-        "http.disconnect is full: dropped a disconnect (1 time since the last report)",
-        "http.disconnect is full: dropped a disconnect (50 times since the last report)",
-    ]
+    assert reporter.totals == {("full", "http.disconnect"): 21}
+    assert {r.levelno for r in caplog.records} == {logging.DEBUG}
+    assert [r.getMessage() for r in caplog.records][-1] == (
+        "http.disconnect is full: dropped a disconnect (20 times since the last report)"
+    )
 
 
 class FlakyLayer(ChannelLayer):
