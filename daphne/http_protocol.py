@@ -427,7 +427,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     body_idle_timeout = 60
     # Seconds a connection may stay over max_outbound_buffer before it is closed.
     outbound_full_timeout = 5
-    # RFC 9112 §3.2: HTTP/1.1 requests without Host get 400 (`Server` sets it, issue 15).
+    # RFC 9112 §3.2: a missing, repeated or malformed Host gets 400 (issue 15). `Server`
+    # sets it; a factory built alone (1.4's test helpers, D-53) checks nothing.
     require_host = False
 
     def __init__(

@@ -441,3 +441,13 @@ def test_cli_options_have_both_spellings(monkeypatch):
     defaults = CommandLineInterface()
     defaults.run(["daphne.tests.asgi:channel_layer"])
     assert (defaults.server.http_body_timeout, defaults.server.max_connections) == (120, 0)
+
+
+@pytest.mark.parametrize("host", ["[", "a b", "x:y:z"])
+def test_a_factory_built_alone_takes_any_host_as_1_4(host):
+    """D-53..D-56: 1.4's test helpers build an `HTTPFactory` themselves and send
+    whatever Host a strategy generates; only a `Server` checks Host (issue 15)."""
+    from daphne.tests.factories import message_for_request
+
+    message = message_for_request("GET", "/", headers=[("Host", host)])
+    assert (b"host", host.encode()) in message["headers"]
