@@ -185,22 +185,27 @@ def test_websocket_buffer_over_the_limit_for_the_grace_time_is_closed(monkeypatc
         worker.stop()
 
 
-def test_streamed_http_response_to_a_client_not_reading_is_bounded():
-    """Issue 15: a 40 MiB streamed response to a client that never reads: daphne's
-    buffer for it stays under the hard cap and the connection is aborted, counted."""
-    chunk = b"s" * (1024 * 1024)
+def streaming(chunk: bytes, count: int):
+    """A worker stand-in answering each request with `count` x `chunk`, streamed."""
 
     def stream(layer: ChannelLayer, channel: str, message: dict) -> None:
         if channel != "http.request":
             return
         reply = message["reply_channel"]
         send_retrying(layer, reply, {"status": 200, "content": b"", "more_content": True})
-        for _ in range(40):
+        for _ in range(count):
             send_retrying(layer, reply, {"content": chunk, "more_content": True})
         send_retrying(layer, reply, {"content": b""})
 
+    return stream
+
+
+def test_streamed_http_response_to_a_client_not_reading_is_bounded():
+    """Issue 15: a 40 MiB streamed response to a client that never reads: daphne's
+    buffer for it stays under the hard cap and the connection is aborted, counted."""
+    chunk = b"s" * (1024 * 1024)
     layer = ChannelLayer()
-    worker = Responder(layer, ["http.request"], stream).start()
+    worker = Responder(layer, ["http.request"], streaming(chunk, 40)).start()
     try:
         with LiveServer(layer, max_outbound_buffer=LIMIT) as live:
             sock = socket.socket()
@@ -220,18 +225,8 @@ def test_streamed_http_response_to_a_client_not_reading_is_bounded():
 def test_a_slow_but_reading_client_gets_the_whole_response():
     """The limit only closes clients that stop reading: one that reads gets it all."""
     chunk = b"r" * (256 * 1024)
-
-    def stream(layer: ChannelLayer, channel: str, message: dict) -> None:
-        if channel != "http.request":
-            return
-        reply = message["reply_channel"]
-        send_retrying(layer, reply, {"status": 200, "content": b"", "more_content": True})
-        for _ in range(3):
-            send_retrying(layer, reply, {"content": chunk, "more_content": True})
-        send_retrying(layer, reply, {"content": b""})
-
     layer = ChannelLayer()
-    worker = Responder(layer, ["http.request"], stream).start()
+    worker = Responder(layer, ["http.request"], streaming(chunk, 3)).start()
     try:
         with LiveServer(layer, max_outbound_buffer=LIMIT) as live:
             sock = live.connect()
