@@ -135,6 +135,7 @@ class SentinelShard(Shard):
 
     def call(self, operation: Callable[[redis.Redis], T]) -> T:
         client = self.client()
+        began = self.failures
         try:
             result = operation(client)
         except _FAILOVER_SIGNS as exc:
@@ -150,7 +151,7 @@ class SentinelShard(Shard):
             )
             return self._retry(operation)
         if not self._reachable:
-            self.answered(describe_client(client))
+            self.answered(describe_client(client), began)
         return result
 
     def lost(self, client: redis.Redis, exc: Exception) -> Exception:
@@ -161,13 +162,14 @@ class SentinelShard(Shard):
     def _retry(self, operation: Callable[[redis.Redis], T]) -> T:
         """The one retry of L-53, on a freshly looked-up master."""
         client = self.client()
+        began = self.failures
         try:
             result = operation(client)
         except _FAILOVER_SIGNS as exc:
             self._masters.forget(self.service)
             raise self.failed(exc, describe_client(client))
         if not self._reachable:
-            self.answered(describe_client(client))
+            self.answered(describe_client(client), began)
         return result
 
 

@@ -42,6 +42,9 @@ class Shard:
         self._client = client
         self._lock = threading.Lock()
         self._reachable = True
+        # Failures seen so far: a call that succeeded but began before the latest
+        # failure (a reply in flight when the server went away) proves nothing.
+        self.failures = 0
         # Redis server clock minus local clock, in seconds, measured by the Lua pop
         # (`clock_checked` is when, on the monotonic clock). Entries popped without
         # Lua or buffered are checked against the server's clock through it (A-27).
@@ -60,12 +63,13 @@ class Shard:
 
     def call(self, operation: Callable[[redis.Redis], T]) -> T:
         client = self.client()
+        began = self.failures
         try:
             result = operation(client)
         except CONNECTION_ERRORS as exc:
             raise self.failed(exc, describe_client(client))
         if not self._reachable:
-            self.answered(describe_client(client))
+            self.answered(describe_client(client), began)
         return result
 
     def script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
@@ -134,6 +138,7 @@ class Shard:
         """Log the first failure and return `exc` re-made to name the shard's address."""
         with self._lock:
             was_reachable, self._reachable = self._reachable, False
+            self.failures += 1
         if was_reachable:
             logger.warning("Redis shard %d at %s is unreachable: %s", self.index, address, exc)
         if address in str(exc):
@@ -142,8 +147,15 @@ class Shard:
         renamed.__cause__ = exc
         return renamed
 
-    def answered(self, address: str) -> None:
+    def answered(self, address: str, began: int | None = None) -> None:
+        """Note a success; `began` is `failures` when the call started, if known.
+
+        A success that began before the latest failure was in flight when the
+        server went away: it does not mean the shard answers again.
+        """
         with self._lock:
+            if began is not None and began != self.failures:
+                return
             was_reachable, self._reachable = self._reachable, True
         if not was_reachable:
             logger.info("Redis shard %d at %s answers again", self.index, address)

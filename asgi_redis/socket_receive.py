@@ -73,12 +73,13 @@ class SocketReceive:
         self._packed_pop = pack_command(blmpop_args(visit.keys, timeout, visit.batch()))
         self._expected: collections.deque[str] = collections.deque()
         self._reader = hiredis.Reader()
+        began = shard.failures
         connection = own_connection(self._client)  # not counted by the pool
         try:
             connection.connect()  # address, TLS, AUTH, database: the client's own
         except redis.RedisError as exc:
             raise self._shard.lost(self._client, exc) from None
-        self._shard.answered(describe_client(self._client))  # INFO after an outage
+        self._shard.answered(describe_client(self._client), began)  # INFO after an outage
         self._connection = connection
         self._socket = connection._sock
         if not isinstance(self._socket, socket.socket) or hasattr(self._socket, "pending"):

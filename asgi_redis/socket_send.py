@@ -82,6 +82,7 @@ class ShardPipe:
         hand the result to `opened` on the loop.
         """
         client = self.shard.client()
+        began = self.shard.failures
         connection = own_connection(client)  # not counted by the pool
         try:
             connection.connect()  # address, AUTH, database: the client's own
@@ -91,7 +92,7 @@ class ShardPipe:
         if not isinstance(sock, socket.socket) or hasattr(sock, "pending"):
             connection.disconnect()
             raise SocketSendUnsupported("the connection uses TLS")
-        self.shard.answered(describe_client(client))
+        self.shard.answered(describe_client(client), began)
         return client, connection
 
     def opened(self, connected: tuple[redis.Redis, Any]) -> None:
