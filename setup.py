@@ -13,7 +13,9 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD",
     python_requires=">=3.11",
-    packages=find_packages(exclude=["tests", "tests.*", "benchmarks", "examples", "examples.*"]),
+    packages=find_packages(
+        exclude=["tests", "tests.*", "support", "benchmarks", "examples", "examples.*"]
+    ),
     include_package_data=True,
     install_requires=[
         "Django>=5.2,<6.0",

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from asgi_redis import RedisChannelLayer  # noqa: E402
-from tests.redis_harness import RedisServer  # noqa: E402
+from support.redis_harness import RedisServer  # noqa: E402
 from tests.testproject.testapp.live import LiveProject  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "delay_server.md"

@@ -2,7 +2,7 @@
 
     python benchmarks/ipc_layer.py [--messages 20000] [--round-trips 2000]
 
-Starts a private redis-server on a free loopback port (tests/redis_harness.py),
+Starts a private redis-server on a free loopback port (support/redis_harness.py),
 then for each layer (`asgi_ipc.IPCChannelLayer`, `asgi_redis.RedisChannelLayer`
 on that server, both with their defaults apart from capacity and prefix):
 
@@ -244,7 +244,7 @@ def main() -> None:
     parser.add_argument("--round-trips", type=int, default=2000)
     args = parser.parse_args()
 
-    from tests.redis_harness import RedisServer, redis_server_path
+    from support.redis_harness import RedisServer, redis_server_path
 
     if redis_server_path() is None:
         sys.exit("redis-server is not installed (apt-get install redis-server)")

@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/redis_layer.py [--pairs 3000] [--rounds 5]
 
-It starts a private redis-server (tests.redis_harness), measures, prints one
+It starts a private redis-server (support.redis_harness), measures, prints one
 JSON line and writes ``benchmarks/results/redis_layer.md``. Rounds of every
 workload are interleaved and the median is reported, so a burst of load from
 other processes on the machine hits layer and baseline alike.
@@ -60,7 +60,7 @@ import msgpack  # noqa: E402
 import redis  # noqa: E402
 
 from asgi_redis import RedisChannelLayer  # noqa: E402
-from tests.redis_harness import RedisServer  # noqa: E402
+from support.redis_harness import RedisServer  # noqa: E402
 
 MESSAGE = {"text": "hello world", "reply_channel": "daphne.response.abcdefghij!klmnopqrst"}
 FANOUT_MEMBERS = 100

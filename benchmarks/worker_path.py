@@ -291,7 +291,7 @@ def main() -> None:
             subprocess.run(command, check=True, timeout=args.seconds + 120)
         return
     if args.redis:
-        from tests.redis_harness import RedisServer
+        from support.redis_harness import RedisServer
 
         server = RedisServer().start()
         try:

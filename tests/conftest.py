@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.redis_harness import RedisServer, SentinelCluster, redis_server_path
+from support.redis_harness import RedisServer, SentinelCluster, redis_server_path
 
 
 def _require_redis() -> None:

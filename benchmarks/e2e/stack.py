@@ -19,7 +19,7 @@ from benchmarks.e2e.procs import (
     port_open,
     wait_until,
 )
-from tests.redis_harness import RedisServer, free_port, redis_server_path
+from support.redis_harness import RedisServer, free_port, redis_server_path
 
 START_TIMEOUT = 60.0
 HELLO_BODY = b"Hello, world!\n"  # what benchapp.views.hello returns (14 bytes)

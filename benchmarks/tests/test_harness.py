@@ -25,7 +25,7 @@ from benchmarks.e2e.procs import Child, http_get, rss_mb, wait_until
 from benchmarks.e2e.stack import Stack
 from benchmarks.e2e.workloads import W6_BUCKET_MS, bounce_figures
 from channels.layers import conformance
-from tests.redis_harness import redis_server_path
+from support.redis_harness import redis_server_path
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or not (LOADGEN_DIR / "node_modules" / "ws").is_dir(),

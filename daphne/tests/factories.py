@@ -2,7 +2,7 @@
 
 from urllib import parse
 
-from twisted.test import proto_helpers
+from twisted.internet import testing
 
 from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
@@ -56,7 +56,7 @@ def _run_through_daphne(request, channel_name):
     channel_layer = ChannelLayer()
     factory = HTTPFactory(channel_layer, send_channel="test!")
     proto = factory.buildProtocol(("127.0.0.1", 0))
-    transport = proto_helpers.StringTransport()
+    transport = testing.StringTransport()
     proto.makeConnection(transport)
     proto.dataReceived(request)
     _, message = channel_layer.receive([channel_name])

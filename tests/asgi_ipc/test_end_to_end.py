@@ -10,10 +10,10 @@ import pytest
 import requests
 import websocket
 
+from support.redis_harness import RedisServer, redis_server_path
 from tests.asgi_ipc.helpers import remove_store, unique_prefix
 from tests.channels import e2e
 from tests.examples import processes
-from tests.redis_harness import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import redis
 
 from asgi_redis import RedisChannelLayer, RedisSentinelChannelLayer
 from asgi_redis.popping import Visit, blocking_pop
-from tests.redis_harness import RedisServer, redis_server_path
+from support.redis_harness import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.redis
 

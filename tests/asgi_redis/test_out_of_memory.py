@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from asgi_redis import LayerOutOfMemory, LayerUnavailable, RedisChannelLayer
-from tests.redis_harness import RedisServer
+from support.redis_harness import RedisServer
 
 from .test_socket_send import Outcomes, drive
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from asgi_redis import RedisChannelLayer
-from tests.redis_harness import free_port
+from support.redis_harness import free_port
 
 pytestmark = pytest.mark.redis
 

@@ -7,8 +7,8 @@ import redis
 
 from asgi_redis import RedisSentinelChannelLayer
 from channels.layers import conformance
+from support.redis_harness import SentinelCluster, redis_server_path
 from tests.asgi_redis.test_conformance import RedisExtraChecks
-from tests.redis_harness import SentinelCluster, redis_server_path
 
 pytestmark = pytest.mark.redis
 
@@ -102,7 +102,7 @@ def test_failover_is_followed(sentinel_cluster, refresh) -> None:
 
 def test_unreachable_sentinels_give_a_clear_error() -> None:
     """L-51, L-62.1: discovery with no Sentinel answering names every failure."""
-    from tests.redis_harness import free_port
+    from support.redis_harness import free_port
 
     port = free_port()
     layer = RedisSentinelChannelLayer(hosts=[("127.0.0.1", port)])  # does not connect

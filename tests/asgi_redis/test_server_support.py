@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asgi_redis import RedisChannelLayer, UnsupportedRedis
-from tests.redis_harness import RedisServer, redis_server_path
+from support.redis_harness import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.redis
 

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.redis_harness import free_port
 from tests.examples import processes
-from tests.redis_harness import free_port
 
 REPO = processes.REPO
 SETTINGS = "tests.testproject.e2e_settings"

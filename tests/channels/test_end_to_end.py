@@ -14,9 +14,9 @@ import websocket
 
 from asgi_ipc import IPCChannelLayer
 from asgi_redis import RedisChannelLayer
+from support.redis_harness import RedisServer, redis_server_path
 from tests.asgi_ipc.helpers import remove_store, unique_prefix
 from tests.channels import e2e
-from tests.redis_harness import RedisServer, redis_server_path
 
 pytestmark = [pytest.mark.slow]
 

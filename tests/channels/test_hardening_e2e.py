@@ -15,8 +15,8 @@ import requests
 import websocket
 
 from asgi_redis import RedisChannelLayer
+from support.redis_harness import RedisServer, redis_server_path
 from tests.channels import e2e
-from tests.redis_harness import RedisServer, redis_server_path
 
 pytestmark = [pytest.mark.slow]
 

@@ -19,6 +19,7 @@ from asgi_redis import RedisChannelLayer
 from channels.asgi import ChannelLayerWrapper, channel_layers
 from channels.handler import AsgiHandler, ViewConsumer
 from channels.message import Message, layer_out_of_memory
+from support.redis_harness import RedisServer, redis_server_path
 from tests.channels import e2e
 from tests.channels.helpers import fresh_layer
 from tests.channels.oom import (
@@ -27,7 +28,6 @@ from tests.channels.oom import (
     free_memory,
     out_of_memory_refusals,
 )
-from tests.redis_harness import RedisServer, redis_server_path
 
 REPLY_PREFIX = "http.response.test!"
 WAIT = 15  # seconds, bound of every wait on another thread or process

@@ -25,9 +25,9 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from channels.management.commands.runserver import Command, WorkerThread
+from support.redis_harness import free_port
 from tests.channels import e2e
 from tests.examples import processes
-from tests.redis_harness import free_port
 
 TIMEOUT = 15
 # Every log line the commands print, daphne's included, has this one shape (issue 14):

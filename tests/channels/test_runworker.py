@@ -14,9 +14,9 @@ import signal
 import pytest
 
 from channels.log import describe_layer
+from support.redis_harness import redis_server_path
 from tests.channels import e2e
 from tests.channels.test_runserver import LOG_LINE
-from tests.redis_harness import redis_server_path
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

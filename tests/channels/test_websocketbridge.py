@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
-from tests.redis_harness import free_port
+from support.redis_harness import free_port
 from tests.testproject.testapp.live import LiveProject
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 import redis
-from twisted.test import proto_helpers
+from twisted.internet import testing
 
 from channels import route
 from channels.announce import ChannelAnnouncer
@@ -30,7 +30,7 @@ from tests.daphne.test_redis_e2e import DaphneOnRedis
 def request_then_response(layer: ChannelLayer, factory: HTTPFactory) -> None:
     """One GET through daphne's protocol on a StringTransport, answered 200 (D-53/D-54)."""
     proto = factory.buildProtocol(("127.0.0.1", 0))
-    proto.makeConnection(proto_helpers.StringTransport())
+    proto.makeConnection(testing.StringTransport())
     proto.dataReceived(b"GET /te%20st/ HTTP/1.1\r\nHost: x\r\n\r\n")
     _, message = layer.receive(["http.request"])
     factory.dispatch_reply(message["reply_channel"], {"status": 200, "content": b"ok"})

@@ -198,7 +198,7 @@ def test_a_silent_connection_over_the_cap_gets_503_after_the_wait_by_clock(caplo
     """Issue 15 item 7: a connection over max_connections that sends nothing is
     answered 503 after OVER_CAP_WAIT seconds; refusals in one interval are one WARNING,
     the rest counted in a second line when the interval ends."""
-    from twisted.test import proto_helpers
+    from twisted.internet import testing
 
     from daphne.http_channel import OVER_CAP_WAIT
     from daphne.http_protocol import HTTPFactory
@@ -210,7 +210,7 @@ def test_a_silent_connection_over_the_cap_gets_503_after_the_wait_by_clock(caplo
     with caplog.at_level(logging.WARNING, logger="daphne"):
         for _ in range(4):
             protocol = factory.buildProtocol(("127.0.0.1", 0))
-            transport = proto_helpers.StringTransport()
+            transport = testing.StringTransport()
             protocol.makeConnection(transport)
             transports.append(transport)
         assert factory.open_connections == 1

@@ -13,8 +13,7 @@ from urllib.parse import unquote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.internet import task
-from twisted.test import proto_helpers
+from twisted.internet import task, testing
 
 from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
@@ -144,7 +143,7 @@ def test_malformed_heads_never_crash_or_hang(data):
     factory = HTTPFactory(layer, send_channel="test!")
     factory.reactor = clock
     protocol = factory.buildProtocol(("127.0.0.1", 0))
-    transport = proto_helpers.StringTransport()
+    transport = testing.StringTransport()
     protocol.makeConnection(transport)
     protocol.dataReceived(data)  # must not raise
     clock.advance(61)  # the head timeout bounds any incomplete request (D-64)

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 import redis
 import websocket
-from twisted.internet import error, task
+from twisted.internet import error, task, testing
 from twisted.python import failure
-from twisted.test import proto_helpers
 
 from asgi_redis import RedisChannelLayer
 from channels.layers.inmemory import ChannelLayer
@@ -205,9 +204,9 @@ def http_factory(layer: Any, **options: Any) -> tuple[HTTPFactory, task.Clock]:
     return factory, clock
 
 
-def open_connection(factory: HTTPFactory) -> tuple[Any, proto_helpers.StringTransport]:
+def open_connection(factory: HTTPFactory) -> tuple[Any, testing.StringTransport]:
     protocol = factory.buildProtocol(("127.0.0.1", 0))
-    transport = proto_helpers.StringTransport()
+    transport = testing.StringTransport()
     protocol.makeConnection(transport)
     return protocol, transport
 

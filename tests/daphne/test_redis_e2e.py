@@ -17,8 +17,8 @@ import pytest
 import websocket
 
 from asgi_redis import RedisChannelLayer
+from support.redis_harness import free_port
 from tests.daphne.live import Responder, echo_worker
-from tests.redis_harness import free_port
 
 pytestmark = pytest.mark.redis
 

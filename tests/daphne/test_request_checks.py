@@ -16,8 +16,7 @@ import threading
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.internet import task
-from twisted.test import proto_helpers
+from twisted.internet import task, testing
 
 from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
@@ -259,7 +258,7 @@ def test_headers_daphne_reads_never_cause_a_500(fuzzed, websocket):
     assert not transport.value().startswith(b"HTTP/1.1 5"), transport.value()[:200]
 
 
-class ClosingTransport(proto_helpers.StringTransport):
+class ClosingTransport(testing.StringTransport):
     """Like a TCP transport, resuming a connection that is closing does nothing
     (StringTransport raises, which a handshake autobahn refused at once would hit)."""
 
@@ -378,7 +377,7 @@ def test_trickled_body_gets_408_at_its_total_deadline_by_clock():
     factory = HTTPFactory(layer, send_channel="test!")
     factory.reactor = clock
     protocol = factory.buildProtocol(("127.0.0.1", 0))
-    transport = proto_helpers.StringTransport()
+    transport = testing.StringTransport()
     protocol.makeConnection(transport)
     protocol.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
     for _ in range(2):

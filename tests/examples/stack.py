@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.redis_harness import free_port
 from tests.examples import processes
-from tests.redis_harness import free_port
 
 
 @dataclass

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from support.redis_harness import RedisServer, redis_server_path
 from tests.examples import processes
 from tests.examples.stack import Stack, django_stack
-from tests.redis_harness import RedisServer, redis_server_path
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from support.redis_harness import free_port
 from tests.examples import processes
-from tests.redis_harness import free_port
 
 pytestmark = pytest.mark.slow
 

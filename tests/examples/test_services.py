@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from support.redis_harness import RedisServer, free_port, redis_server_path
 from tests.examples import processes
-from tests.redis_harness import RedisServer, free_port, redis_server_path
 
 pytestmark = pytest.mark.redis
 

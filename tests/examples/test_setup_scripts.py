@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from support.redis_harness import free_port
 from tests.examples import processes
-from tests.redis_harness import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import websocket
 
+from support.redis_harness import RedisServer, free_port, redis_server_path
 from tests.examples import processes
-from tests.redis_harness import RedisServer, free_port, redis_server_path
 
 pytestmark = pytest.mark.slow
 

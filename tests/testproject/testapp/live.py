@@ -1,7 +1,7 @@
 """Run the test project for real: migrate, daphne, runworker, rundelay as subprocesses.
 
 Each `LiveProject` has its own SQLite file and talks to a private redis-server from
-`tests.redis_harness`; processes are started with the shared helpers of
+`support.redis_harness`; processes are started with the shared helpers of
 `tests.examples.processes` and always stopped (bounded) by `close()`.
 """
 
@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.redis_harness import RedisServer, free_port
 from tests.examples import processes
 from tests.examples.processes import Output
-from tests.redis_harness import RedisServer, free_port
 
 SETTINGS = "tests.testproject.testapp.live_settings"
 

@@ -1,7 +1,7 @@
 """http.request messages built from raw requests over a StringTransport (D-26..D-30, D-53)."""
 
 from hypothesis import assume, given, settings
-from twisted.test import proto_helpers
+from twisted.internet import testing
 
 from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
@@ -127,7 +127,7 @@ class TestProxyHandling(testcases.ASGIHTTPTestCase):
         factory.proxy_forwarded_proto_header = "X-Forwarded-Proto"
         factory.forwarded_allow_ips = allow
         proto = factory.buildProtocol(("127.0.0.1", 0))
-        transport = proto_helpers.StringTransport()
+        transport = testing.StringTransport()
         proto.makeConnection(transport)
         proto.dataReceived(factories._build_request("GET", "/", headers=headers))
         _, message = layer.receive(["http.request"])

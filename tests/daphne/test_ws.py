@@ -1,9 +1,8 @@
 """WebSocket handshake and frames over a StringTransport (D-38..D-42, D-55, D-57)."""
 
 from hypothesis import given, settings
-from twisted.internet import error
+from twisted.internet import error, testing
 from twisted.python import failure
-from twisted.test import proto_helpers
 
 from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
@@ -19,7 +18,7 @@ class WebSocketConnection:
         self.factory = factory or HTTPFactory(self.channel_layer, send_channel="test!")
         self.factory.channel_layer = self.channel_layer
         self.proto = self.factory.buildProtocol(("127.0.0.1", 0))
-        self.transport = proto_helpers.StringTransport()
+        self.transport = testing.StringTransport()
         self.proto.makeConnection(self.transport)
 
     def receive(self, request):

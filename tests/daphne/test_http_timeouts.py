@@ -1,0 +1,111 @@
+"""HTTP timeouts and body pumping by a fake clock (D-24, D-63, D-64, A-89)."""
+
+from __future__ import annotations
+
+from twisted.internet import error
+from twisted.python import failure
+
+from channels.layers.inmemory import ChannelLayer
+from tests.daphne.clocked import connect
+
+
+def test_http_timeout_by_clock():
+    """D-24: 503 once `timeout` seconds pass without a response start."""
+    layer = ChannelLayer()
+    factory, protocol, transport, clock = connect(layer, timeout=30)
+    protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    clock.advance(29)
+    assert transport.value() == b""
+    clock.advance(2)
+    assert transport.value().startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert b"Worker server failed to respond within time limit." in transport.value()
+
+
+def test_started_response_is_not_timed_out():
+    layer = ChannelLayer()
+    factory, protocol, transport, clock = connect(layer, timeout=30)
+    protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    _, message = layer.receive(["http.request"])
+    factory.dispatch_reply(message["reply_channel"], {"status": 200, "more_content": True})
+    clock.advance(100)
+    assert b"503" not in transport.value()
+
+
+def test_head_timeout_by_clock():
+    """D-64: 408 for a head trickling in for 60 s, even while bytes keep coming."""
+    layer = ChannelLayer()
+    factory, protocol, transport, clock = connect(layer)
+    for _ in range(59):
+        protocol.dataReceived(b"X")
+        clock.advance(1)
+    assert transport.value() == b""
+    clock.advance(1.5)
+    assert transport.value().startswith(b"HTTP/1.1 408")
+    assert transport.disconnecting
+
+
+def test_large_body_chunks_retried_and_client_gone_chunk():
+    """D-63: chunks wait for room (timer backoff); a client leaving sends {"closed": True}."""
+    layer = ChannelLayer(channel_capacity={"http.request.body*": 1})
+    factory, protocol, transport, clock = connect(layer)
+    body = b"a" * (1024 * 1024) + b"b" * (1024 * 1024) + b"c" * 10
+    protocol.dataReceived(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    _, message = layer.receive(["http.request"])
+    assert message["body"] == b"a" * (1024 * 1024)
+    body_channel = message["body_channel"]
+    _, first = layer.receive([body_channel])
+    assert first == {"content": b"b" * (1024 * 1024), "more_content": True}
+    assert layer.receive([body_channel]) == (None, None)  # second chunk waits for room
+    clock.advance(0.01)
+    _, second = layer.receive([body_channel])
+    assert second == {"content": b"c" * 10, "more_content": False}
+    protocol.connectionLost(failure.Failure(error.ConnectionDone()))  # frees the spill file
+
+    # A client that leaves mid-body: the consumer is told once.
+    factory, protocol, transport, clock = connect(layer)
+    protocol.dataReceived(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    _, message = layer.receive(["http.request"])
+    layer.receive([message["body_channel"]])  # first chunk read; second is pending
+    protocol.connectionLost(failure.Failure(error.ConnectionDone()))
+    assert layer.receive([message["body_channel"]]) == (message["body_channel"], {"closed": True})
+    clock.advance(1)
+    assert layer.receive([message["body_channel"]]) == (None, None)
+
+
+def test_answered_request_sends_no_more_body_chunks():
+    """Issue 15 (item 5), D-63: a response before the body was read (the worker refused
+    it) stops the chunks: nothing more is queued on the body channel."""
+    layer = ChannelLayer(channel_capacity={"http.request.body*": 1})
+    factory, protocol, transport, clock = connect(layer)
+    body = b"a" * (1024 * 1024) + b"b" * (1024 * 1024) + b"c" * (1024 * 1024)
+    protocol.dataReceived(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    _, message = layer.receive(["http.request"])
+    body_channel = message["body_channel"]
+    factory.dispatch_reply(message["reply_channel"], {"status": 400, "content": b"too big"})
+    assert transport.value().startswith(b"HTTP/1.1 400")
+    _, first = layer.receive([body_channel])  # sent before the answer
+    assert first["more_content"] is True
+    clock.advance(1)  # the pump would have retried the next chunk by now
+    assert layer.receive([body_channel]) == (None, None)
+    protocol.connectionLost(failure.Failure(error.ConnectionDone()))
+
+
+def test_stalled_request_body_gets_408():
+    """A body that stops arriving for body_idle_timeout → 408; a trickling one is fine
+    without a total deadline (http_body_timeout=0; issue 15 adds that deadline)."""
+    layer = ChannelLayer()
+    factory, protocol, transport, clock = connect(layer, http_body_timeout=0)
+    protocol.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+    for _ in range(5):
+        clock.advance(50)
+        protocol.dataReceived(b"x" * 10)
+    assert transport.value() == b""
+    clock.advance(61)
+    assert transport.value().startswith(b"HTTP/1.1 408")
+    assert layer.receive(["http.request"]) == (None, None)

@@ -1,0 +1,78 @@
+"""WebSocket handshake, ping and lifetime timeouts by a fake clock (D-43, D-14, D-15, A-89)."""
+
+from __future__ import annotations
+
+from twisted.internet import error
+from twisted.python import failure
+
+from channels.layers.inmemory import ChannelLayer
+from daphne.tests import factories
+from tests.daphne.clocked import connect, websocket_connect
+
+
+def test_websocket_connect_timeout_by_clock():
+    """D-43: a handshake nobody answers is refused with 403 after the connect timeout."""
+    layer = ChannelLayer()
+    factory, protocol, transport, clock, message = websocket_connect(
+        layer, websocket_connect_timeout=5
+    )
+    clock.advance(4)
+    assert transport.value() == b""
+    clock.advance(2)
+    assert transport.value().startswith(b"HTTP/1.1 403")
+
+
+def full_connect_channel_handshake(**options):
+    layer = ChannelLayer(channel_capacity={"websocket.connect": 1})
+    layer.send("websocket.connect", {"filler": True})
+    factory, protocol, transport, clock = connect(layer, **options)
+    protocol.dataReceived(factories.build_websocket_upgrade("/ws/", [], []))
+    return layer, factory, protocol, transport, clock
+
+
+def test_full_connect_channel_waits_for_room_then_delivers():
+    """A-89 (how to wait is free): a full websocket.connect is retried from ~1 ms,
+    doubling to 50 ms, and delivered once there is room; the handshake then goes on."""
+    layer, factory, protocol, transport, clock = full_connect_channel_handshake(
+        websocket_connect_timeout=5
+    )
+    clock.advance(0.5)
+    assert transport.value() == b""  # still waiting, not refused
+    assert layer.receive(["websocket.connect"]) == ("websocket.connect", {"filler": True})
+    clock.advance(0.05)  # one capped retry interval
+    channel, message = layer.receive(["websocket.connect"])
+    assert channel == "websocket.connect" and message["path"] == "/ws/"
+    clock.advance(10)  # delivered: only the application's answer or the 403 timeout count
+    assert transport.value().startswith(b"HTTP/1.1 403")
+
+
+def test_full_connect_channel_refused_with_503_at_the_connect_timeout():
+    """A-89: still full when the connect timeout passes → 503; the application never saw
+    the connect, so no websocket.disconnect follows (A-85)."""
+    layer, factory, protocol, transport, clock = full_connect_channel_handshake(
+        websocket_connect_timeout=3
+    )
+    for _ in range(25):
+        clock.advance(0.1)
+    assert transport.value() == b""
+    for _ in range(15):
+        clock.advance(0.1)
+    assert transport.value().startswith(b"HTTP/1.1 503")
+    protocol.connectionLost(failure.Failure(error.ConnectionDone()))
+    assert layer.receive(["websocket.disconnect"]) == (None, None)
+    assert factory.reply_protocols == {}
+
+
+def test_websocket_ping_and_lifetime_by_clock():
+    """D-43 ping after ping_interval idle seconds; D-24 close 1000 after websocket_timeout."""
+    layer = ChannelLayer()
+    factory, protocol, transport, clock, message = websocket_connect(
+        layer, ping_interval=10, websocket_timeout=25
+    )
+    factory.dispatch_reply(message["reply_channel"], {"accept": True})
+    transport.clear()
+    clock.advance(11)
+    assert transport.value()[:1] == b"\x89"  # ping frame
+    transport.clear()
+    clock.advance(15)
+    assert transport.value() == b"\x88\x02\x03\xe8"  # close 1000
