@@ -23,13 +23,15 @@ import msgpack
 __all__ = [
     "BaseChannelLayer",
     "ChannelFull",
+    "FullSkipReporter",
     "InvalidChannelName",
     "InvalidGroupName",
     "InvalidMessage",
+    "LayerUnavailable",
+    "LayerUsageError",
     "MessageTooLarge",
     "ReceiveFailed",
     "UnsupportedMessageValue",
-    "FullSkipReporter",
 ]
 
 # A-10, A-14: names are ASCII letters, digits, "-", "_" and ".", with at most
@@ -46,11 +48,52 @@ _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1  # msgpack's unsigned range; signed 64-bit fits inside it
 
 
+# -- the error contract --------------------------------------------------------------
+#
+# A layer call fails in one of three ways, and callers act on which:
+#
+# - `ChannelFull` (A-37): the channel has no room now; retrying later may work.
+# - `LayerUnavailable`: the backend (a Redis server, the IPC store) cannot be used
+#   now; the same call may work later (a server answers 503, a worker backs off).
+# - `LayerUsageError`: the caller's arguments are refused (a bad name, a bad or
+#   too large message); retrying the same call can never work: it is a bug.
+#
+# Every layer exposes the first two as attributes (`layer.ChannelFull`,
+# `layer.Unavailable`), so code that must not import this package (daphne, D-4)
+# can still catch them.
+
+
 class ChannelFull(Exception):
     """The channel already holds `capacity` messages; nothing was stored (A-37)."""
 
 
-class MessageTooLarge(Exception):
+class LayerUnavailable(ConnectionError):
+    """The layer's backend cannot be used right now; the same call may work later.
+
+    Also available as ``layer.Unavailable`` on every layer. Backends raise
+    subclasses that keep their own error type as well: `asgi_redis` raises
+    classes that are both redis-py's ``ConnectionError`` (or ``TimeoutError``)
+    and this, so existing ``except redis.ConnectionError`` clauses still catch
+    them. Whether anything was stored is unknown (L-62.3). The class attribute
+    ``layer_unavailable = True`` lets callers that cannot import this module
+    test ``getattr(error, "layer_unavailable", False)``.
+    """
+
+    layer_unavailable = True
+
+
+class LayerUsageError(Exception):
+    """Mixin of the errors that say the caller broke the layer contract.
+
+    A bad channel or group name, a message that is not a dict, holds an
+    unsupported value or is too large: retrying the same call cannot work. Each
+    subclass also derives from the exception type ASGI-1 names (A-13, A-16),
+    so 1.x ``except TypeError`` / ``except AssertionError`` clauses still
+    catch it.
+    """
+
+
+class MessageTooLarge(LayerUsageError):
     """The message is bigger than the layer's `max_message_size` (A-92)."""
 
 
@@ -68,19 +111,19 @@ class ReceiveFailed(Exception):
         self.error = error
 
 
-class InvalidChannelName(TypeError):
+class InvalidChannelName(LayerUsageError, TypeError):
     """A channel name breaks A-10..A-13 (a `TypeError`, as ASGI-1 requires)."""
 
 
-class InvalidGroupName(TypeError):
+class InvalidGroupName(LayerUsageError, TypeError):
     """A group name breaks A-14 (a `TypeError`, as ASGI-1 requires)."""
 
 
-class UnsupportedMessageValue(TypeError):
+class UnsupportedMessageValue(LayerUsageError, TypeError):
     """A message holds a value type outside A-6; the text names type and key path."""
 
 
-class InvalidMessage(AssertionError):
+class InvalidMessage(LayerUsageError, AssertionError):
     """The message is not a dict or uses the reserved key (A-5, A-9).
 
     An `AssertionError` subclass to keep the 1.x exception type (A-16); it is
@@ -110,6 +153,9 @@ class BaseChannelLayer:
 
     ChannelFull = ChannelFull
     MessageTooLarge = MessageTooLarge
+    # Raised by backends whose store or server cannot be reached; the in-memory
+    # layer never raises it (the attribute is part of the contract all the same).
+    Unavailable = LayerUnavailable
 
     def __init__(
         self,
