@@ -143,7 +143,7 @@ _SQLITE_BUGS = (
 
 def store_failure(error: BaseException, where: str) -> StoreUnavailable | None:
     """`error` as a `StoreUnavailable` naming `where`, or None if it is no store failure."""
-    if isinstance(error, LayerUnavailable) or isinstance(error, _SQLITE_BUGS):
+    if isinstance(error, (LayerUnavailable, *_SQLITE_BUGS)):
         return None
     if not isinstance(error, (OSError, sqlite3.DatabaseError)):
         return None
@@ -319,6 +319,7 @@ class Store:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(self.directory, entry))
         connection = self._connection
+        assert connection is not None  # opened by the caller, under the lock
         stale = [
             waiter
             for (waiter,) in connection.execute("SELECT DISTINCT waiter FROM waiters")

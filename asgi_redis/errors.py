@@ -79,14 +79,14 @@ class ShardTimeoutError(redis.TimeoutError, LayerUnavailable):
 
 # redis-py type -> its dual class; the subclasses (BusyLoadingError, MasterNotFoundError,
 # AuthenticationError, ...) get theirs on first use, so `except` on them keeps working.
-_DUAL: dict[type[redis.RedisError], type[LayerUnavailable]] = {
+_DUAL: dict[type[Exception], type[LayerUnavailable]] = {
     redis.ConnectionError: ShardConnectionError,
     redis.TimeoutError: ShardTimeoutError,
 }
 _dual_lock = threading.Lock()
 
 
-def _dual(kind: type[redis.RedisError]) -> type[LayerUnavailable]:
+def _dual(kind: type[Exception]) -> type[LayerUnavailable]:
     with _dual_lock:
         dual = _DUAL.get(kind)
         if dual is None:
@@ -107,11 +107,11 @@ def _reduce_dual(self: BaseException) -> tuple[Any, ...]:
     return _remade, (type(self).__bases__[0], self.args), self.__dict__
 
 
-def _remade(kind: type[redis.RedisError], args: tuple[Any, ...]) -> LayerUnavailable:
+def _remade(kind: type[Exception], args: tuple[Any, ...]) -> LayerUnavailable:
     return _dual(kind)(*args)
 
 
-def unavailable(exc: redis.RedisError, message: str) -> LayerUnavailable:
+def unavailable(exc: Exception, message: str) -> LayerUnavailable:
     """`exc` re-made with `message`: of `exc`'s own redis-py type and `LayerUnavailable`.
 
     The original is the new error's ``__cause__``.

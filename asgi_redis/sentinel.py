@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import redis
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from .errors import ShardConnectionError
 from .core import RedisChannelLayer
+from .errors import ShardConnectionError
 from .options import sentinel_addresses
 from .shard import CONNECTION_ERRORS, Shard, describe_client
 
