@@ -10,6 +10,8 @@ batch, a socket receive, a Sentinel lookup. Real redis-servers, killed.
 from __future__ import annotations
 
 import pickle
+import signal
+import time
 
 import pytest
 import redis
@@ -76,6 +78,26 @@ def test_socket_receive_raises_the_dual_class(killed):
     with pytest.raises(LayerUnavailable) as caught:
         layer.socket_receive(["daphne.response.x!"])
     assert_unavailable(caught.value, redis.ConnectionError, where)
+
+
+@pytest.mark.slow
+def test_a_hung_server_raises_the_dual_timeout_class(redis_server):
+    """SIGSTOP: the server accepts the bytes and never answers; after `socket_timeout`
+    (at least 5 s, L-20) the send raises redis-py's TimeoutError that is `Unavailable`."""
+    layer = RedisChannelLayer(hosts=[redis_server.url], connection_kwargs={"socket_timeout": 5})
+    layer.send("warm", {"n": 0})
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(layer.Unavailable) as caught:
+            layer.send("a", {"n": 1})
+        assert time.monotonic() - started < 15
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    assert type(caught.value) is ShardTimeoutError
+    assert_unavailable(caught.value, redis.TimeoutError, f":{redis_server.port}")
+    layer.send("a", {"n": 2})  # answers again once resumed
+    layer.close()
 
 
 def test_every_layer_class_declares_unavailable():
