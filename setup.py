@@ -38,6 +38,7 @@ setup(
             "Twisted[tls,http2]>=24.3",  # daphne's ssl: endpoint and HTTP/2 tests
             "requests>=2.31",
             "ruff>=0.6",
+            "mypy>=1.10",  # scripts/test: strict for channels.layers, asgi_ipc, asgi_redis
             "tox>=4",  # tox.ini: py311/py312/py313, lint, docs
             "playwright>=1.40",  # browser tests drive the system Chromium, no browser download
         ],

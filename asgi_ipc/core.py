@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -73,7 +74,7 @@ class IPCChannelLayer(BaseChannelLayer):
 
     # -- send / receive ---------------------------------------------------------
 
-    def send(self, channel: str, message: dict) -> None:
+    def send(self, channel: str, message: dict[str, Any]) -> None:
         self.valid_channel_name(channel)
         payload = self._encode(message, channel)
         storage = self.non_local_name(channel)
@@ -96,7 +97,7 @@ class IPCChannelLayer(BaseChannelLayer):
 
     def receive(
         self, channels: Iterable[str], block: bool = False
-    ) -> tuple[str | None, dict | None]:
+    ) -> tuple[str | None, dict[str, Any] | None]:
         names = self.receive_names(channels)
         if not names:
             return None, None
@@ -111,7 +112,7 @@ class IPCChannelLayer(BaseChannelLayer):
         with self._store().transaction() as db:
             return queues.has_pending(db, name, time.time())
 
-    def _receive_blocking(self, names: list[str]) -> tuple[str | None, dict | None]:
+    def _receive_blocking(self, names: list[str]) -> tuple[str | None, dict[str, Any] | None]:
         """Wait for a message on `names`, woken by the send that stores it (L-56.7)."""
         store = self._store()
         waker = store.waker()
@@ -170,11 +171,11 @@ class IPCChannelLayer(BaseChannelLayer):
         with self._store().transaction() as db:
             return groups.members(db, group, time.time())
 
-    def send_group(self, group: str, message: dict) -> None:
+    def send_group(self, group: str, message: dict[str, Any]) -> None:
         self.valid_group_name(group)
         self._send_to_members(group, message, None)
 
-    def send_to_members(self, group: str, members: Iterable[str], message: dict) -> None:
+    def send_to_members(self, group: str, members: Iterable[str], message: dict[str, Any]) -> None:
         """Deliver `message` to `members` as `send_group` would, with the members given.
 
         For layers that keep groups elsewhere but messages here
@@ -186,7 +187,9 @@ class IPCChannelLayer(BaseChannelLayer):
             self.valid_channel_name(member)
         self._send_to_members(group, message, members)
 
-    def _send_to_members(self, group: str, message: dict, members: list[str] | None) -> None:
+    def _send_to_members(
+        self, group: str, message: dict[str, Any], members: list[str] | None
+    ) -> None:
         """One transaction: read the members (unless given) and queue every copy."""
         payload = self._encode(message, group)
         self._charge(payload, [], group)
@@ -215,7 +218,7 @@ class IPCChannelLayer(BaseChannelLayer):
         self._wake(store, waiters)
 
     def _enqueue_for_group(
-        self, db, storage: str, bundle: list[str], payload: bytes, now: float
+        self, db: sqlite3.Connection, storage: str, bundle: list[str], payload: bytes, now: float
     ) -> list[str] | None:
         """Queue one group copy (or bundle); its storage's waiters, or None if it is full."""
         size = queues.charge(len(payload), bundle)
@@ -240,13 +243,14 @@ class IPCChannelLayer(BaseChannelLayer):
         if self._store_pid != os.getpid():
             self._opened_store = open_store(self.prefix)
             self._store_pid = os.getpid()
+        assert self._opened_store is not None
         return self._opened_store
 
-    def _encode(self, message: dict, target: str) -> bytes:
+    def _encode(self, message: dict[str, Any], target: str) -> bytes:
         # snapshot() validates types, keys and the reserved key with messages
         # naming the offending path (A-5, A-6, A-9); the encoding is the copy (A-8).
         snapshot, _ = self.snapshot(message)
-        payload = msgpack.packb(snapshot, use_bin_type=True)  # L-6
+        payload: bytes = msgpack.packb(snapshot, use_bin_type=True)  # L-6
         self.check_encoded_size(len(payload), target)  # A-92
         return payload
 
@@ -259,14 +263,14 @@ class IPCChannelLayer(BaseChannelLayer):
             )
         return size
 
-    def _fits(self, db, bytes_used: int, size: int, now: float) -> bool:
+    def _fits(self, db: sqlite3.Connection, bytes_used: int, size: int, now: float) -> bool:
         """Whether `size` more bytes fit in message_memory, after purging if needed (L-56.4)."""
         if bytes_used + size <= self.message_memory:
             return True
         queues.purge_expired(db, now)
         return queues.memory_used(db) + size <= self.message_memory
 
-    def _maybe_purge(self, db, now: float) -> None:
+    def _maybe_purge(self, db: sqlite3.Connection, now: float) -> None:
         """Drop expired messages of channels nobody reads, at most once per interval.
 
         Not needed for correctness (they never count or deliver, and `_fits`
@@ -291,7 +295,7 @@ class IPCChannelLayer(BaseChannelLayer):
                     os.unlink(wake_path(store.directory, store.prefix, waiter))
 
     @staticmethod
-    def _decode(found: queues.QueueEntry | None) -> tuple[str | None, dict | None]:
+    def _decode(found: queues.QueueEntry | None) -> tuple[str | None, dict[str, Any] | None]:
         if found is None:
             return None, None
         name, payload = found

@@ -27,7 +27,8 @@ MEMBERSHIP_SIZE = 256
 
 
 def memory_used(db: sqlite3.Connection) -> int:
-    return db.execute("SELECT members FROM group_usage").fetchone()[0] * MEMBERSHIP_SIZE
+    members: int = db.execute("SELECT members FROM group_usage").fetchone()[0]
+    return members * MEMBERSHIP_SIZE
 
 
 def refresh(db: sqlite3.Connection, group: str, channel: str, deadline: float) -> bool:

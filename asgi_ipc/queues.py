@@ -39,7 +39,8 @@ def charge(payload_size: int, names: Iterable[str]) -> int:
 
 
 def memory_used(db: sqlite3.Connection) -> int:
-    return db.execute("SELECT bytes FROM message_usage").fetchone()[0]
+    used: int = db.execute("SELECT bytes FROM message_usage").fetchone()[0]
+    return used
 
 
 def purge_expired(db: sqlite3.Connection, now: float) -> None:

@@ -21,6 +21,12 @@ crash, which clears tmpfs anyway, could lose them.
 
 Byte totals are kept by triggers in the same transaction as the rows they
 count, so they can never disagree with the data, even after a crash.
+
+A store that fails while a layer uses it (its lock, its database files, the
+tmpfs under them, a wake-up pipe) raises `StoreUnavailable`, the layer's
+``Unavailable`` (`channels.layers.base.LayerUnavailable`, an ``OSError``),
+with the original error as its cause. SQLite errors that mean a bug in this
+package (``IntegrityError``, ``ProgrammingError``, ...) are not translated.
 """
 
 from __future__ import annotations
@@ -35,10 +41,19 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
+from channels.layers.base import LayerUnavailable
+
 from .locks import ProcessLock, process_lock
 from .wakeup import WAKE_INFIX, Waker, waker_pid
 
-__all__ = ["SCHEMA_VERSION", "Store", "open_store", "store_directory", "valid_prefix"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Store",
+    "StoreUnavailable",
+    "open_store",
+    "store_directory",
+    "valid_prefix",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +124,35 @@ class InvalidPrefix(ValueError):
     """The IPC prefix cannot name files (L-55)."""
 
 
+class StoreUnavailable(LayerUnavailable):
+    """The IPC layer's store failed (lock, database, tmpfs, wake-up pipe); see its cause.
+
+    An ``OSError`` (through `LayerUnavailable`); ``errno`` is the cause's when
+    the cause is an ``OSError``.
+    """
+
+
+# SQLite errors of the caller's making or of this package's: a bug, never an outage.
+_SQLITE_BUGS = (
+    sqlite3.IntegrityError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    sqlite3.NotSupportedError,
+)
+
+
+def store_failure(error: BaseException, where: str) -> StoreUnavailable | None:
+    """`error` as a `StoreUnavailable` naming `where`, or None if it is no store failure."""
+    if isinstance(error, (LayerUnavailable, *_SQLITE_BUGS)):
+        return None
+    if not isinstance(error, (OSError, sqlite3.DatabaseError)):
+        return None
+    failure = StoreUnavailable(f"The IPC layer store {where} failed: {error}")
+    if isinstance(error, OSError):
+        failure.errno = error.errno
+    return failure
+
+
 def valid_prefix(prefix: object) -> str:
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
@@ -158,9 +202,15 @@ class Store:
 
     def waker(self) -> Waker:
         """This thread's FIFO for blocking receives, shared by its layer instances."""
-        waker = getattr(self._local, "waker", None)
+        waker: Waker | None = getattr(self._local, "waker", None)
         if waker is None:
-            waker = self._local.waker = Waker(self.directory, self.prefix)
+            try:
+                waker = self._local.waker = Waker(self.directory, self.prefix)
+            except OSError as error:
+                failure = store_failure(error, self.directory)
+                if failure is None:
+                    raise
+                raise failure from error
         return waker
 
     def close(self) -> None:
@@ -177,24 +227,33 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the layer lock and run one SQLite transaction: all of it or none."""
-        with self.lock:
-            connection = self._connection
-            if connection is None:  # closed at exit, yet a daemon thread carries on
-                connection = self._connection = self._open()
-            # IMMEDIATE, not deferred: a process SIGKILLed while holding the lock
-            # gives up its locks one file at a time, so ours can be free while its
-            # SQLite write lock on the -shm file is still held for a moment. Taking
-            # the write lock at BEGIN lets SQLite's busy handler wait that out; a
-            # deferred transaction upgrading from read to write would fail at once
-            # with "database is locked" (L-56.6).
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
+        """Hold the layer lock and run one SQLite transaction: all of it or none.
+
+        A failure of the store raises `StoreUnavailable`.
+        """
+        try:
+            with self.lock:
+                connection = self._connection
+                if connection is None:  # closed at exit, yet a daemon thread carries on
+                    connection = self._connection = self._open()
+                # IMMEDIATE, not deferred: a process SIGKILLed while holding the lock
+                # gives up its locks one file at a time, so ours can be free while its
+                # SQLite write lock on the -shm file is still held for a moment. Taking
+                # the write lock at BEGIN lets SQLite's busy handler wait that out; a
+                # deferred transaction upgrading from read to write would fail at once
+                # with "database is locked" (L-56.6).
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield connection
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
+        except (OSError, sqlite3.DatabaseError) as error:
+            failure = store_failure(error, self.messages_path)
+            if failure is None:
                 raise
-            connection.execute("COMMIT")
+            raise failure from error
 
     # -- opening (call with the lock held) --------------------------------------
 
@@ -260,6 +319,7 @@ class Store:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(self.directory, entry))
         connection = self._connection
+        assert connection is not None  # opened by the caller, under the lock
         stale = [
             waiter
             for (waiter,) in connection.execute("SELECT DISTINCT waiter FROM waiters")
@@ -298,10 +358,17 @@ def open_store(prefix: str) -> Store:
     Keyed by process id: a forked child must not reuse its parent's SQLite
     connection, so it opens its own.
     """
-    directory = store_directory()
+    directory = store_directory()  # its PermissionError is a set-up problem, not an outage
     key = (os.getpid(), directory, prefix)
     with _registry_lock:
         store = _registry.get(key)
         if store is None:
-            store = _registry[key] = Store(directory, prefix)
+            try:
+                store = Store(directory, prefix)
+            except (OSError, sqlite3.DatabaseError) as error:
+                failure = store_failure(error, os.path.join(directory, prefix))
+                if failure is None:
+                    raise
+                raise failure from error
+            _registry[key] = store
         return store

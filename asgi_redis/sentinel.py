@@ -21,6 +21,7 @@ import redis
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .core import RedisChannelLayer
+from .errors import ShardConnectionError
 from .options import sentinel_addresses
 from .shard import CONNECTION_ERRORS, Shard, describe_client
 
@@ -263,7 +264,7 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
             if masters:
                 return sorted(masters)
             failures.append(f"{describe_client(sentinel)}: monitors no masters")
-        raise redis.ConnectionError(
+        raise ShardConnectionError(
             "No Sentinel named any monitored service; " + "; ".join(failures)
         )
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from .errors import describe_client
+from .errors import LayerUnavailable, describe_client, unavailable
 from .expiry import ExpiredMessages
 from .restarts import watch_restarts
 from .scripts import Script
@@ -135,17 +135,17 @@ class Shard:
         return self.failed(exc, describe_client(client))
 
     def failed(self, exc: Exception, address: str) -> Exception:
-        """Log the first failure and return `exc` re-made to name the shard's address."""
+        """Log the first failure and return `exc` re-made to name the shard's address,
+        as its own redis-py type and `LayerUnavailable` (`errors.unavailable`)."""
         with self._lock:
             was_reachable, self._reachable = self._reachable, False
             self.failures += 1
         if was_reachable:
             logger.warning("Redis shard %d at %s is unreachable: %s", self.index, address, exc)
-        if address in str(exc):
+        if address in str(exc) and isinstance(exc, LayerUnavailable):
             return exc
-        renamed = type(exc)(f"Redis shard {self.index} at {address}: {exc}")
-        renamed.__cause__ = exc
-        return renamed
+        text = str(exc) if address in str(exc) else f"Redis shard {self.index} at {address}: {exc}"
+        return unavailable(exc, text)
 
     def answered(self, address: str, began: int | None = None) -> None:
         """Note a success; `began` is `failures` when the call started, if known.

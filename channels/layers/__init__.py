@@ -10,6 +10,8 @@ from .base import (
     InvalidChannelName,
     InvalidGroupName,
     InvalidMessage,
+    LayerUnavailable,
+    LayerUsageError,
     MessageTooLarge,
     UnsupportedMessageValue,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "InvalidChannelName",
     "InvalidGroupName",
     "InvalidMessage",
+    "LayerUnavailable",
+    "LayerUsageError",
     "MessageTooLarge",
     "UnsupportedMessageValue",
 ]

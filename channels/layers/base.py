@@ -23,13 +23,15 @@ import msgpack
 __all__ = [
     "BaseChannelLayer",
     "ChannelFull",
+    "FullSkipReporter",
     "InvalidChannelName",
     "InvalidGroupName",
     "InvalidMessage",
+    "LayerUnavailable",
+    "LayerUsageError",
     "MessageTooLarge",
     "ReceiveFailed",
     "UnsupportedMessageValue",
-    "FullSkipReporter",
 ]
 
 # A-10, A-14: names are ASCII letters, digits, "-", "_" and ".", with at most
@@ -46,11 +48,52 @@ _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1  # msgpack's unsigned range; signed 64-bit fits inside it
 
 
+# -- the error contract --------------------------------------------------------------
+#
+# A layer call fails in one of three ways, and callers act on which:
+#
+# - `ChannelFull` (A-37): the channel has no room now; retrying later may work.
+# - `LayerUnavailable`: the backend (a Redis server, the IPC store) cannot be used
+#   now; the same call may work later (a server answers 503, a worker backs off).
+# - `LayerUsageError`: the caller's arguments are refused (a bad name, a bad or
+#   too large message); retrying the same call can never work: it is a bug.
+#
+# Every layer exposes the first two as attributes (`layer.ChannelFull`,
+# `layer.Unavailable`), so code that must not import this package (daphne, D-4)
+# can still catch them.
+
+
 class ChannelFull(Exception):
     """The channel already holds `capacity` messages; nothing was stored (A-37)."""
 
 
-class MessageTooLarge(Exception):
+class LayerUnavailable(ConnectionError):
+    """The layer's backend cannot be used right now; the same call may work later.
+
+    Also available as ``layer.Unavailable`` on every layer. Backends raise
+    subclasses that keep their own error type as well: `asgi_redis` raises
+    classes that are both redis-py's ``ConnectionError`` (or ``TimeoutError``)
+    and this, so existing ``except redis.ConnectionError`` clauses still catch
+    them. Whether anything was stored is unknown (L-62.3). The class attribute
+    ``layer_unavailable = True`` lets callers that cannot import this module
+    test ``getattr(error, "layer_unavailable", False)``.
+    """
+
+    layer_unavailable = True
+
+
+class LayerUsageError(Exception):
+    """Mixin of the errors that say the caller broke the layer contract.
+
+    A bad channel or group name, a message that is not a dict, holds an
+    unsupported value or is too large: retrying the same call cannot work. Each
+    subclass also derives from the exception type ASGI-1 names (A-13, A-16),
+    so 1.x ``except TypeError`` / ``except AssertionError`` clauses still
+    catch it.
+    """
+
+
+class MessageTooLarge(LayerUsageError):
     """The message is bigger than the layer's `max_message_size` (A-92)."""
 
 
@@ -68,19 +111,19 @@ class ReceiveFailed(Exception):
         self.error = error
 
 
-class InvalidChannelName(TypeError):
+class InvalidChannelName(LayerUsageError, TypeError):
     """A channel name breaks A-10..A-13 (a `TypeError`, as ASGI-1 requires)."""
 
 
-class InvalidGroupName(TypeError):
+class InvalidGroupName(LayerUsageError, TypeError):
     """A group name breaks A-14 (a `TypeError`, as ASGI-1 requires)."""
 
 
-class UnsupportedMessageValue(TypeError):
+class UnsupportedMessageValue(LayerUsageError, TypeError):
     """A message holds a value type outside A-6; the text names type and key path."""
 
 
-class InvalidMessage(AssertionError):
+class InvalidMessage(LayerUsageError, AssertionError):
     """The message is not a dict or uses the reserved key (A-5, A-9).
 
     An `AssertionError` subclass to keep the 1.x exception type (A-16); it is
@@ -110,6 +153,9 @@ class BaseChannelLayer:
 
     ChannelFull = ChannelFull
     MessageTooLarge = MessageTooLarge
+    # Raised by backends whose store or server cannot be reached; the in-memory
+    # layer never raises it (the attribute is part of the contract all the same).
+    Unavailable = LayerUnavailable
 
     def __init__(
         self,
@@ -131,7 +177,7 @@ class BaseChannelLayer:
     # -- capacity (A-37, A-38, A-39) ------------------------------------------
 
     @staticmethod
-    def compile_capacities(mapping: Mapping[Any, int]) -> list[tuple[re.Pattern, int]]:
+    def compile_capacities(mapping: Mapping[Any, int]) -> list[tuple[re.Pattern[str], int]]:
         """Turn ``{glob or compiled regex: capacity}`` into ``[(regex, capacity)]``."""
         if not isinstance(mapping, Mapping):
             raise ValueError(
@@ -223,7 +269,7 @@ class BaseChannelLayer:
 
     # -- messages (A-5, A-6, A-8, A-9, A-92) ----------------------------------
 
-    def snapshot(self, message: Any) -> tuple[dict, int]:
+    def snapshot(self, message: Any) -> tuple[dict[str, Any], int]:
         """Validate `message` and return ``(independent copy, size upper bound)``.
 
         The copy shares only immutable values with the caller's dict (A-8). As with
@@ -241,7 +287,7 @@ class BaseChannelLayer:
         except _BadValue as bad:
             raise bad.error() from None
 
-    def check_size(self, message: dict, size_bound: int, channel: str) -> None:
+    def check_size(self, message: dict[str, Any], size_bound: int, channel: str) -> None:
         """Raise `MessageTooLarge` when the msgpack encoding exceeds the limit (A-92)."""
         if size_bound <= self.max_message_size:
             return
@@ -275,17 +321,20 @@ class BaseChannelLayer:
         """Whether `name` currently holds messages (the `new_channel` hook)."""
         raise NotImplementedError
 
-    def send(self, channel: str, message: dict) -> None:
+    def send(self, channel: str, message: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def receive(
         self, channels: Iterable[str], block: bool = False
-    ) -> tuple[str | None, dict | None]:
+    ) -> tuple[str | None, dict[str, Any] | None]:
         raise NotImplementedError
 
     def send_many_then_receive(
-        self, messages: Iterable[tuple[str, dict]], channels: Iterable[str], block: bool = False
-    ) -> tuple[list[Exception | None], tuple[str | None, dict | None]]:
+        self,
+        messages: Iterable[tuple[str, dict[str, Any]]],
+        channels: Iterable[str],
+        block: bool = False,
+    ) -> tuple[list[Exception | None], tuple[str | None, dict[str, Any] | None]]:
         """Send ``(channel, message)`` pairs, then `receive` on `channels` (issue 9).
 
         An extension of ASGI-1 for a worker that has replies to send before its
@@ -313,7 +362,7 @@ class BaseChannelLayer:
             raise ReceiveFailed(outcomes, error) from error
         return outcomes, received
 
-    def _send_each(self, pairs: list[tuple[str, dict]]) -> list[Exception | None]:
+    def _send_each(self, pairs: list[tuple[str, dict[str, Any]]]) -> list[Exception | None]:
         for channel, _ in pairs:
             self.valid_channel_name(channel)
         outcomes: list[Exception | None] = []
@@ -331,7 +380,9 @@ class BaseChannelLayer:
                 outcomes.append(None)
         return outcomes
 
-    def receive_many(self, channels: Iterable[str], block: bool = False):
+    def receive_many(
+        self, channels: Iterable[str], block: bool = False
+    ) -> tuple[str | None, dict[str, Any] | None]:
         """Deprecated alias of `receive` kept for Channels 1.x code (A-33)."""
         warnings.warn(
             "receive_many() is deprecated; call receive()", DeprecationWarning, stacklevel=2
@@ -347,7 +398,7 @@ class BaseChannelLayer:
     def group_channels(self, group: str) -> Iterable[str]:
         raise NotImplementedError
 
-    def send_group(self, group: str, message: dict) -> None:
+    def send_group(self, group: str, message: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def flush(self) -> None:
@@ -382,6 +433,10 @@ class _BadValue(Exception):
         return UnsupportedMessageValue(path + self.problem)
 
 
+# The types of A-6 a subclass of which is carried as the type itself.
+_VALUE_BASES: tuple[type[Any], ...] = (str, bytes, int, float, dict, list, tuple)
+
+
 def _copy_value(value: Any) -> tuple[Any, int]:
     """Copy one message value per A-6, returning it with its size bound."""
     # Exact-type checks first: they are the hot path and cost one dict lookup.
@@ -399,7 +454,7 @@ def _copy_value(value: Any) -> tuple[Any, int]:
     if kind is float:
         return value, 9
     if kind is dict:
-        copy = {}
+        copy: dict[str, Any] = {}
         size = 5
         for key, item in value.items():
             if type(key) is not str and not isinstance(key, str):
@@ -414,7 +469,7 @@ def _copy_value(value: Any) -> tuple[Any, int]:
             size += item_size + 5 + 4 * len(key)
         return copy, size
     if kind is list or kind is tuple:
-        copy = []
+        items: list[Any] = []
         size = 5
         shared = True
         for index, item in enumerate(value):
@@ -423,16 +478,16 @@ def _copy_value(value: Any) -> tuple[Any, int]:
             except _BadValue as bad:
                 bad.keys.append(f"[{index}]")
                 raise
-            copy.append(item_copy)
+            items.append(item_copy)
             shared = shared and item_copy is item
             size += item_size
         if kind is list:
-            return copy, size
+            return items, size
         # L-6: deepcopy semantics; a tuple of immutable values (a header pair) is itself
         # immutable, so it is kept rather than rebuilt.
-        return (value if shared else tuple(copy)), size
+        return (value if shared else tuple(items)), size
     # Subclasses (e.g. Django's SafeString) are accepted as their base type.
-    for base in (str, bytes, int, float, dict, list, tuple):
+    for base in _VALUE_BASES:
         if isinstance(value, base):
             return _copy_value(base(value))
     raise _BadValue(

@@ -22,14 +22,16 @@ _reactor_lock = threading.Lock()
 _reactor_thread: threading.Thread | None = None
 
 
-def run_reactor_in_thread():
+def run_reactor_in_thread() -> Any:
     """Start Twisted's global reactor in a daemon thread (once) and return it.
 
     Tests talk to it with `twisted.internet.threads.blockingCallFromThread`;
     the reactor cannot be restarted, so every test in a process shares it.
     """
     global _reactor_thread
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed
+
+    reactor: Any = installed  # the module attribute is typed as a module, not a reactor
 
     with _reactor_lock:
         if _reactor_thread is None:
@@ -68,16 +70,23 @@ class ConformanceTestCase(unittest.TestCase):
         super().setUp()
 
     # -- helpers ---------------------------------------------------------------
+    @property
+    def _layer(self) -> BaseChannelLayer:
+        """`channel_layer`, known to be set (`setUp` refuses to run without it)."""
+        layer = self.channel_layer
+        if layer is None:
+            raise ValueError("Set channel_layer on your ConformanceTestCase subclass")
+        return layer
 
     def receive(self, channels: list[str]) -> tuple[str | None, Any]:
         for _ in range(self.receive_tries):
-            channel, message = self.channel_layer.receive(channels)
+            channel, message = self._layer.receive(channels)
             if channel is not None:
                 return channel, message
         return None, None
 
     def skip_if_no_extension(self, extension: str) -> None:
-        if extension not in self.channel_layer.extensions:
+        if extension not in self._layer.extensions:
             self.skipTest(f"layer does not list the {extension!r} extension")
 
     def skip_without_capacity(self) -> int:
@@ -89,7 +98,7 @@ class ConformanceTestCase(unittest.TestCase):
 
     def test_send_recv(self) -> None:
         """A-55"""
-        layer = self.channel_layer
+        layer = self._layer
         layer.send("sr_test", {"value": "blue"})
         layer.send("sr_test", {"value": "green"})
         layer.send("sr_test", {"value": "yellow"})
@@ -104,7 +113,7 @@ class ConformanceTestCase(unittest.TestCase):
 
     def test_process_local_receive(self) -> None:
         """A-56"""
-        layer = self.channel_layer
+        layer = self._layer
         layer.send("spr_test!a", {"value": "blue"})
         self.assertEqual(self.receive(["spr_test!"]), ("spr_test!a", {"value": "blue"}))
         layer.send("spr_test!b", {"value": "green"})
@@ -113,17 +122,17 @@ class ConformanceTestCase(unittest.TestCase):
     def test_process_local_receive_error(self) -> None:
         """A-57"""
         with self.assertRaises(TypeError):
-            self.channel_layer.receive(["spr_test!c"])
+            self._layer.receive(["spr_test!c"])
 
     def test_message_expiry(self) -> None:
         """A-58"""
-        self.channel_layer.send("me_test", {"value": "blue"})
-        time.sleep(self.expiry_delay)
+        self._layer.send("me_test", {"value": "blue"})
+        time.sleep(self.expiry_delay or 0.0)  # set: checked in setUp
         self.assertEqual(self.receive(["me_test"]), (None, None))
 
     def test_new_channel_single_reader(self) -> None:
         """A-59"""
-        layer = self.channel_layer
+        layer = self._layer
         first = layer.new_channel("test.foo?")
         self.assertIsInstance(first, str)
         self.assertEqual(first.count("?"), 1)
@@ -136,9 +145,9 @@ class ConformanceTestCase(unittest.TestCase):
     def test_new_channel_failures(self) -> None:
         """A-60"""
         with self.assertRaises(AssertionError):
-            self.channel_layer.new_channel("test!")
+            self._layer.new_channel("test!")
         with self.assertRaises(AssertionError):
-            self.channel_layer.new_channel("test.foo")
+            self._layer.new_channel("test.foo")
 
     def test_strings(self) -> None:
         """A-61: bytes stay bytes, str stays str, astral characters survive."""
@@ -150,7 +159,7 @@ class ConformanceTestCase(unittest.TestCase):
                 "binary": b"\x01\x00\x03\x21",
             }
         }
-        self.channel_layer.send("str_test", message)
+        self._layer.send("str_test", message)
         channel, received = self.receive(["str_test"])
         self.assertEqual(channel, "str_test")
         for key, value in message["values"].items():
@@ -160,7 +169,7 @@ class ConformanceTestCase(unittest.TestCase):
     def test_groups(self) -> None:
         """A-62"""
         self.skip_if_no_extension("groups")
-        layer = self.channel_layer
+        layer = self._layer
         layer.group_add("tgroup", "tg_test")
         layer.group_add("tgroup", "tg_test2")
         layer.group_add("tgroup", "tg_test3")
@@ -173,7 +182,7 @@ class ConformanceTestCase(unittest.TestCase):
     def test_groups_process(self) -> None:
         """A-63"""
         self.skip_if_no_extension("groups")
-        layer = self.channel_layer
+        layer = self._layer
         layer.group_add("tgroup", "tgp!test")
         layer.group_add("tgroup", "tgp!test2")
         layer.group_add("tgroup", "tgp!test3")
@@ -191,7 +200,7 @@ class ConformanceTestCase(unittest.TestCase):
     def test_group_channels(self) -> None:
         """A-64"""
         self.skip_if_no_extension("groups")
-        layer = self.channel_layer
+        layer = self._layer
         layer.group_add("tgroup", "tg_test")
         layer.group_add("tgroup", "tg_test2")
         layer.group_add("tgroup", "tg_test3")
@@ -202,15 +211,15 @@ class ConformanceTestCase(unittest.TestCase):
     def test_flush(self) -> None:
         """A-65"""
         self.skip_if_no_extension("flush")
-        self.channel_layer.send("fl_test", {})
-        self.channel_layer.flush()
+        self._layer.send("fl_test", {})
+        self._layer.flush()
         self.assertEqual(self.receive(["fl_test"]), (None, None))
 
     def test_flush_groups(self) -> None:
         """A-66"""
         self.skip_if_no_extension("groups")
         self.skip_if_no_extension("flush")
-        layer = self.channel_layer
+        layer = self._layer
         layer.group_add("fl_group", "fl_test")
         layer.send_group("fl_group", {})
         layer.flush()
@@ -219,7 +228,7 @@ class ConformanceTestCase(unittest.TestCase):
     def test_group_expiry(self) -> None:
         """A-67"""
         self.skip_if_no_extension("groups")
-        layer = self.channel_layer
+        layer = self._layer
         group_expiry = getattr(layer, "group_expiry", None)
         if group_expiry is None:
             self.fail("The layer has no group_expiry attribute (A-45)")
@@ -234,9 +243,9 @@ class ConformanceTestCase(unittest.TestCase):
         """A-68"""
         limit = self.skip_without_capacity()
         for _ in range(limit):
-            self.channel_layer.send("cap_test", {"hey": "there"})
-        with self.assertRaises(self.channel_layer.ChannelFull):
-            self.channel_layer.send("cap_test", {"hey": "there"})
+            self._layer.send("cap_test", {"hey": "there"})
+        with self.assertRaises(self._layer.ChannelFull):
+            self._layer.send("cap_test", {"hey": "there"})
 
     def test_capacity_process(self) -> None:
         """A-69"""
@@ -244,29 +253,29 @@ class ConformanceTestCase(unittest.TestCase):
         if limit < 2:
             self.skipTest("capacity_limit below 2")
         for index in range(limit):
-            self.channel_layer.send(f"capp!{index}", {"hey": "there"})
-        with self.assertRaises(self.channel_layer.ChannelFull):
-            self.channel_layer.send("capp!final", {"hey": "there"})
+            self._layer.send(f"capp!{index}", {"hey": "there"})
+        with self.assertRaises(self._layer.ChannelFull):
+            self._layer.send("capp!final", {"hey": "there"})
 
     def test_capacity_group(self) -> None:
         """A-70: a full member never makes send_group raise."""
         self.skip_if_no_extension("groups")
         limit = self.skip_without_capacity()
-        self.channel_layer.group_add("tgroup", "cap_test")
+        self._layer.group_add("tgroup", "cap_test")
         for _ in range(limit + 1):
-            self.channel_layer.send_group("tgroup", {"hey": "there"})
+            self._layer.send_group("tgroup", {"hey": "there"})
 
     def test_exceptions(self) -> None:
         """A-71"""
-        self.assertTrue(hasattr(self.channel_layer, "MessageTooLarge"))
-        self.assertTrue(hasattr(self.channel_layer, "ChannelFull"))
-        self.assertIs(self.channel_layer.ChannelFull, BaseChannelLayer.ChannelFull)
-        self.assertIs(self.channel_layer.MessageTooLarge, BaseChannelLayer.MessageTooLarge)
+        self.assertTrue(hasattr(self._layer, "MessageTooLarge"))
+        self.assertTrue(hasattr(self._layer, "ChannelFull"))
+        self.assertIs(self._layer.ChannelFull, BaseChannelLayer.ChannelFull)
+        self.assertIs(self._layer.MessageTooLarge, BaseChannelLayer.MessageTooLarge)
 
     def test_message_alteration_after_send(self) -> None:
         """A-72"""
         message = {"value": [1, 2, 3]}
-        self.channel_layer.send("mas_test", message)
+        self._layer.send("mas_test", message)
         message["value"][0] = 4
         self.assertEqual(self.receive(["mas_test"]), ("mas_test", {"value": [1, 2, 3]}))
 
@@ -274,7 +283,7 @@ class ConformanceTestCase(unittest.TestCase):
 
     def test_send_many_then_receive(self) -> None:
         """Sends in order, one outcome each, then a receive like `receive`."""
-        layer = self.channel_layer
+        layer = self._layer
         layer.send("smr_in", {"value": "waiting"})
         pairs = [("smr_out", {"n": 1}), ("smr_out", {"n": 2}), ("smr_out2", {"n": 3})]
         outcomes, received = layer.send_many_then_receive(pairs, ["smr_in"])
@@ -286,9 +295,9 @@ class ConformanceTestCase(unittest.TestCase):
         self.assertEqual(self.receive(["smr_out2"]), ("smr_out2", {"n": 3}))
 
     def test_send_many_then_receive_nothing_waiting(self) -> None:
-        outcomes, received = self.channel_layer.send_many_then_receive([], ["smr_empty"])
+        outcomes, received = self._layer.send_many_then_receive([], ["smr_empty"])
         self.assertEqual((outcomes, received), ([], (None, None)))
-        outcomes, received = self.channel_layer.send_many_then_receive(
+        outcomes, received = self._layer.send_many_then_receive(
             [("smr_other", {"n": 1})], ["smr_empty"]
         )
         self.assertEqual((outcomes, received), ([None], (None, None)))
@@ -296,7 +305,7 @@ class ConformanceTestCase(unittest.TestCase):
     def test_send_many_then_receive_own_message(self) -> None:
         """The sends happen before the receive: a process-specific message sent in the
         call comes back from it (blocking, where the layer blocks)."""
-        outcomes, received = self.channel_layer.send_many_then_receive(
+        outcomes, received = self._layer.send_many_then_receive(
             [("smr_proc!a", {"value": "mine"})], ["smr_proc!"], block=self.blocking_receive
         )
         self.assertEqual(outcomes, [None])
@@ -305,7 +314,7 @@ class ConformanceTestCase(unittest.TestCase):
     def test_send_many_then_receive_full(self) -> None:
         """A-37: a full channel's messages come back as ChannelFull, the others are sent."""
         limit = self.skip_without_capacity()
-        layer = self.channel_layer
+        layer = self._layer
         for _ in range(limit):
             layer.send("smr_full!x", {"hey": "there"})
         pairs = [("smr_full!x", {"n": 1}), ("smr_room!x", {"n": 2}), ("smr_full!x", {"n": 3})]
@@ -318,9 +327,9 @@ class ConformanceTestCase(unittest.TestCase):
     def test_send_many_then_receive_bad_name(self) -> None:
         """A-13: a bad name to receive on raises (a TypeError) before anything is sent."""
         with self.assertRaises(TypeError):
-            self.channel_layer.send_many_then_receive([("smr_bad", {"n": 1})], ["bad name"])
+            self._layer.send_many_then_receive([("smr_bad", {"n": 1})], ["bad name"])
         with self.assertRaises(TypeError):
-            self.channel_layer.send_many_then_receive([("smr_bad", {"n": 1})], "smr_bad")
+            self._layer.send_many_then_receive([("smr_bad", {"n": 1})], "smr_bad")
         self.assertEqual(self.receive(["smr_bad"]), (None, None))
 
     # -- A-94 .. A-99 ----------------------------------------------------------
@@ -329,10 +338,10 @@ class ConformanceTestCase(unittest.TestCase):
         """A-94: a blocking receive is woken by a send from another thread."""
         if not self.blocking_receive:
             self.skipTest("layer does not honour block=True")
-        timer = threading.Timer(0.2, self.channel_layer.send, ("br_test", {"value": "late"}))
+        timer = threading.Timer(0.2, self._layer.send, ("br_test", {"value": "late"}))
         timer.start()
         try:
-            channel, message = self.channel_layer.receive(["br_test"], block=True)
+            channel, message = self._layer.receive(["br_test"], block=True)
         finally:
             timer.join(10)
         self.assertEqual((channel, message), ("br_test", {"value": "late"}))
@@ -341,7 +350,7 @@ class ConformanceTestCase(unittest.TestCase):
         """A-95 / A-93: 2 x capacity members of one P! all get the broadcast."""
         self.skip_if_no_extension("groups")
         limit = self.skip_without_capacity()
-        layer = self.channel_layer
+        layer = self._layer
         members = {f"gb!{index}" for index in range(2 * limit)}
         for member in members:
             layer.group_add("gb_group", member)
@@ -356,7 +365,7 @@ class ConformanceTestCase(unittest.TestCase):
 
     def test_refusals(self) -> None:
         """A-96: unsupported types and oversized messages are refused; 1 MiB fits."""
-        layer = self.channel_layer
+        layer = self._layer
         with self.assertRaises(TypeError):
             layer.send("ref_test", {"value": {1, 2}})
         if getattr(layer, "max_message_size", None) is None:
@@ -373,7 +382,7 @@ class ConformanceTestCase(unittest.TestCase):
     def test_statistics(self) -> None:
         """A-97"""
         self.skip_if_no_extension("statistics")
-        layer = self.channel_layer
+        layer: Any = self._layer  # statistics is an extension: not on the base class
         layer.send("st_a", {"n": 1})
         layer.send("st_a", {"n": 2})
         stats = layer.channel_statistics("st_a")
@@ -396,16 +405,18 @@ class ConformanceTestCase(unittest.TestCase):
         from twisted.internet.threads import blockingCallFromThread
 
         reactor = run_reactor_in_thread()
-        self.channel_layer.send("rt_test", {"n": 1})
-        self.channel_layer.send("rt_test", {"n": 2})
-        first = blockingCallFromThread(reactor, self.channel_layer.receive_twisted, ["rt_test"])
-        second = blockingCallFromThread(reactor, self.channel_layer.receive_twisted, ["rt_test"])
+        layer: Any = self._layer  # twisted is an extension: not on the base class
+        layer.send("rt_test", {"n": 1})
+        layer.send("rt_test", {"n": 2})
+        first = blockingCallFromThread(reactor, layer.receive_twisted, ["rt_test"])
+        second = blockingCallFromThread(reactor, layer.receive_twisted, ["rt_test"])
         self.assertEqual(first, ("rt_test", {"n": 1}))
         self.assertEqual(second, ("rt_test", {"n": 2}))
 
     def test_receive_async(self) -> None:
         """A-99"""
         self.skip_if_no_extension("asyncio")
-        self.channel_layer.send("ra_test", {"n": 1})
-        result = asyncio.run(self.channel_layer.receive_async(["ra_test"]))
+        layer: Any = self._layer  # asyncio is an extension: not on the base class
+        layer.send("ra_test", {"n": 1})
+        result = asyncio.run(layer.receive_async(["ra_test"]))
         self.assertEqual(result, ("ra_test", {"n": 1}))

@@ -34,9 +34,9 @@ class _Entry:
 
     deadline: float
     names: deque[str]
-    message: dict
+    message: dict[str, Any]
 
-    def pop(self) -> tuple[str, dict]:
+    def pop(self) -> tuple[str, dict[str, Any]]:
         name = self.names.popleft()
         if self.names:
             return name, _deep_copy(self.message)
@@ -88,7 +88,7 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
 
     # -- send / receive -------------------------------------------------------
 
-    def send(self, channel: str, message: dict) -> None:
+    def send(self, channel: str, message: dict[str, Any]) -> None:
         self.valid_channel_name(channel)
         snapshot, size = self.snapshot(message)
         self.check_size(snapshot, size, channel)
@@ -106,7 +106,9 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
             self._store(storage, _Entry(now + self.expiry, deque([channel]), snapshot))
             self._count(storage, sent=1)
 
-    def receive(self, channels: Iterable[str], block: bool = False):
+    def receive(
+        self, channels: Iterable[str], block: bool = False
+    ) -> tuple[str | None, dict[str, Any] | None]:
         names = self.receive_names(channels)
         if not names:
             return None, None
@@ -152,7 +154,7 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
         with self._lock:
             return self._current_members(group, time.monotonic())
 
-    def send_group(self, group: str, message: dict) -> None:
+    def send_group(self, group: str, message: dict[str, Any]) -> None:
         self.valid_group_name(group)
         snapshot, size = self.snapshot(message)
         self.check_size(snapshot, size, group)
@@ -201,7 +203,7 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
                 self._expire(queue, now)
             counters = self._channel_counters.get(storage) or _Counters()
             pending = len(queue) if queue else 0
-            max_age = int(now - (queue[0].deadline - self.expiry)) if pending else 0
+            max_age = int(now - (queue[0].deadline - self.expiry)) if queue else 0
             return {
                 "messages_count": counters.messages_count,
                 "messages_pending": pending,
@@ -220,7 +222,12 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
             condition.notify()
 
     def _deliver_group(
-        self, group: str, storage: str, bundles: list[deque[str]], snapshot: dict, now: float
+        self,
+        group: str,
+        storage: str,
+        bundles: list[deque[str]],
+        snapshot: dict[str, Any],
+        now: float,
     ) -> None:
         capacity = self.get_capacity(storage)
         for names in bundles:
@@ -234,7 +241,7 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
             self._store(storage, _Entry(now + self.expiry, names, _deep_copy(snapshot)))
             self._count(storage, sent=len(names))
 
-    def _pop_first(self, names: list[str], now: float) -> tuple[str, dict] | None:
+    def _pop_first(self, names: list[str], now: float) -> tuple[str, dict[str, Any]] | None:
         for name in names:
             queue = self._queues.get(name)
             if not queue:

@@ -224,7 +224,7 @@ def test_daphne_imports_neither_channels_nor_django():
     """D-4: daphne runs without Django and never imports `channels`, `asgiref` or `six`."""
     code = (
         "import sys, daphne.cli, daphne.server, daphne.http_protocol, daphne.ws_protocol, "
-        "daphne.access, daphne.utils, daphne.reply_reader\n"
+        "daphne.access, daphne.utils, daphne.reply_reader, daphne.layer_api\n"
         "bad = sorted({m.split('.')[0] for m in sys.modules} "
         "& {'channels', 'django', 'asgiref', 'six'})\n"
         "print(bad)"
