@@ -25,7 +25,7 @@ from asgi_redis.errors import (
     unavailable,
 )
 from channels.layers.base import LayerUnavailable
-from tests.redis_harness import free_port
+from support.redis_harness import free_port
 
 pytestmark = pytest.mark.redis
 

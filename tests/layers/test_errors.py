@@ -23,8 +23,8 @@ from channels.layers.base import (
     MessageTooLarge,
     UnsupportedMessageValue,
 )
+from support.redis_harness import free_port
 from tests.asgi_ipc.helpers import remove_store, unique_prefix
-from tests.redis_harness import free_port
 
 
 def test_hierarchy_keeps_the_asgi_types() -> None:
