@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from .utils import InvalidAllowedIP, parse_allowed_ips
 __all__ = [
     "ConfigError",
     "ConfigOption",
+    "DefaultedOption",
     "ServerConfig",
     "build_endpoint_description_strings",
     "cli_endpoints",
@@ -365,33 +367,32 @@ def names_for(where: str) -> list[str]:
     ]
 
 
-class ConfigOption:
-    """An attribute of `Server` or `HTTPFactory` that reads and writes a field of the
-    owner's ``config`` (D-12, D-18). On the class it is the field's default, as 1.4's
-    class attributes were (D-64). `on_set` names a method of the owner to call after an
-    assignment (e.g. to pass a value on to autobahn)."""
+class ConfigOption(property):
+    """An attribute of `Server` or `HTTPFactory` that reads and writes field `field` of
+    the owner's ``config`` (D-12, D-18). A `property` whose getter is C code: protocols
+    read these per request and per frame. `on_set` names a method of the owner to call
+    after an assignment (e.g. to pass a value on to autobahn)."""
 
-    __slots__ = ("field", "name", "on_set", "default")
+    def __init__(self, field: str, on_set: str | None = None) -> None:
+        def set_option(owner: Any, value: Any) -> None:
+            setattr(owner.config, field, value)
+            if on_set is not None:
+                getattr(owner, on_set)()
 
-    def __init__(self, field_name: str | None = None, on_set: str | None = None) -> None:
-        self.field = field_name
-        self.on_set = on_set
+        super().__init__(operator.attrgetter(f"config.{field}"), set_option)
+        self.field = field
+        self.default = ServerConfig.defaults()[field]
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        if self.field is None:
-            self.field = name
-        self.default = ServerConfig.defaults()[self.field]
+
+class DefaultedOption(ConfigOption):
+    """A `ConfigOption` that reads as the field's default on the class, as 1.4's class
+    attributes did (D-64: ``HTTPFactory.max_header_size``). Slower to read: use it only
+    where that matters."""
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self.default
-        return getattr(instance.config, self.field)
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        setattr(instance.config, self.field, value)
-        if self.on_set is not None:
-            getattr(instance, self.on_set)()
+        return super().__get__(instance, owner)
 
 
 def option_arguments(function: Any, renamed: dict[str, str]) -> dict[str, tuple[str, Any]]:

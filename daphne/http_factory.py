@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.web import http
 from zope.interface import implementer
 
-from .config import ConfigOption, ServerConfig, option_arguments, refuse_both
+from .config import ConfigOption, DefaultedOption, ServerConfig, option_arguments, refuse_both
 from .deadlines import DeadlineSweep
 from .draining import DrainingFactory
 from .edge_log import MergedLog
@@ -32,6 +32,8 @@ __all__ = ["HTTPFactory"]
 # One logger with the requests': `channels.log.setup_logger` configures it (C-76).
 logger = logging.getLogger("daphne.http_protocol")
 
+# Options autobahn keeps its own copy of: assigning one calls this method (D-19).
+_AUTOBAHN = "_configure_autobahn"
 # D-18's keyword arguments that name a `ServerConfig` field differently.
 _RENAMED = {"timeout": "http_timeout"}
 
@@ -51,34 +53,34 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     websocket_class = WebSocketProtocol
 
     # The options, read at request time (D-18); autobahn's copies follow assignments.
-    action_logger = ConfigOption()
+    action_logger = ConfigOption("action_logger")
     timeout = ConfigOption("http_timeout")
-    websocket_timeout = ConfigOption()
-    ping_interval = ConfigOption()
-    ping_timeout = ConfigOption(on_set="_configure_autobahn")
-    ws_protocols = ConfigOption()
-    root_path = ConfigOption()
-    websocket_connect_timeout = ConfigOption(on_set="_configure_autobahn")
-    websocket_handshake_timeout = ConfigOption(on_set="_configure_autobahn")
-    proxy_forwarded_address_header = ConfigOption()
-    proxy_forwarded_port_header = ConfigOption()
-    proxy_forwarded_proto_header = ConfigOption()
-    forwarded_allow_ips = ConfigOption()
-    websocket_max_message_size = ConfigOption(on_set="_configure_autobahn")
-    http_max_body_size = ConfigOption()
-    max_outbound_buffer = ConfigOption()
-    http_body_timeout = ConfigOption()
-    max_connections = ConfigOption()
+    websocket_timeout = ConfigOption("websocket_timeout")
+    ping_interval = ConfigOption("ping_interval")
+    ping_timeout = ConfigOption("ping_timeout", _AUTOBAHN)
+    ws_protocols = ConfigOption("ws_protocols")
+    root_path = ConfigOption("root_path")
+    websocket_connect_timeout = ConfigOption("websocket_connect_timeout", _AUTOBAHN)
+    websocket_handshake_timeout = ConfigOption("websocket_handshake_timeout", _AUTOBAHN)
+    proxy_forwarded_address_header = ConfigOption("proxy_forwarded_address_header")
+    proxy_forwarded_port_header = ConfigOption("proxy_forwarded_port_header")
+    proxy_forwarded_proto_header = ConfigOption("proxy_forwarded_proto_header")
+    forwarded_allow_ips = ConfigOption("forwarded_allow_ips")
+    websocket_max_message_size = ConfigOption("websocket_max_message_size", _AUTOBAHN)
+    http_max_body_size = ConfigOption("http_max_body_size")
+    max_outbound_buffer = ConfigOption("max_outbound_buffer")
+    http_body_timeout = ConfigOption("http_body_timeout")
+    max_connections = ConfigOption("max_connections")
     # D-64: limits on the request head; a request body that stops arriving for
     # `body_idle_timeout` gets 408 (not in 1.4).
-    max_header_size = ConfigOption()
-    max_header_count = ConfigOption()
-    head_timeout = ConfigOption()
-    body_idle_timeout = ConfigOption()
+    max_header_size = DefaultedOption("max_header_size")
+    max_header_count = DefaultedOption("max_header_count")
+    head_timeout = ConfigOption("head_timeout")
+    body_idle_timeout = ConfigOption("body_idle_timeout")
     # Seconds a connection may stay over max_outbound_buffer before it is closed.
-    outbound_full_timeout = ConfigOption()
+    outbound_full_timeout = ConfigOption("outbound_full_timeout")
     # RFC 9112 §3.2: a missing, repeated or malformed Host gets 400 (issue 15).
-    require_host = ConfigOption()
+    require_host = ConfigOption("require_host")
 
     def __init__(
         self,
