@@ -216,7 +216,7 @@ class ServerConfig:
         **BYTES,
     )
     root_path: str = option(
-        "", _text, ALL, "The setting for the ASGI root_path variable", "--root-path"
+        "", _text, ALL, "The setting for the ASGI root_path variable", "--root-path", metavar="PATH"
     )
     proxy_forwarded_address_header: str | None = option(
         None, _text_or_none, ALL, "client address header; CLI: --proxy-headers"
@@ -233,6 +233,7 @@ class ServerConfig:
         ALL,
         "Comma-separated proxy addresses/networks whose forwarded headers are trusted",
         "--forwarded-allow-ips",
+        metavar="LIST",
     )
     require_host: bool = option(
         True, _anything, CONFIG_ONLY, "RFC 9112 §3.2: 400 without one valid Host"
@@ -290,6 +291,7 @@ class ServerConfig:
         "The WebSocket protocols you wish to support",
         "--ws-protocol",
         nargs="*",
+        metavar="NAME",
     )
     websocket_max_message_size: int = option(
         1048576,

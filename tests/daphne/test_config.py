@@ -176,8 +176,9 @@ def test_allowed_ips_from_the_cli_form_are_parsed():
 
 
 def test_describe_uses_the_callers_names():
-    error = ConfigError("{0} requires {1}", "forwarded_allow_ips", "proxy_forwarded_address_header")
-    assert error.describe(str.upper) == "FORWARDED_ALLOW_IPS requires PROXY_FORWARDED_ADDRESS_HEADER"
+    error = ConfigError("{0} requires {1}", "ping_timeout", "ping_interval")
+    assert str(error) == "ping_timeout requires ping_interval"
+    assert error.describe(str.upper) == "PING_TIMEOUT requires PING_INTERVAL"
 
 
 def test_validation_happens_at_construction_not_on_reads():

@@ -136,12 +136,13 @@ class Command(RunserverCommand):
         self.check_migrations()
         for connection in connections.all(initialized_only=True):
             connection.close()
+        keywords = self._server_keywords(options)
         self._print_banner(options)
         if options.get("run_worker", True):
             count = WORKER_THREADS if options.get("use_threading", True) else 1
             for index in range(count):
                 WorkerThread(self.channel_layer, self.logger, log_listening=index == 0).start()
-        self._run_server(options)
+        self._run_server(options, keywords)
 
     @staticmethod
     def _has_default_layer() -> bool:
@@ -180,12 +181,12 @@ class Command(RunserverCommand):
             f"Quit the server with {quit_command}.\n"
         )
 
-    def _run_server(self, options: dict[str, Any]) -> None:
+    def _server_keywords(self, options: dict[str, Any]) -> dict[str, Any]:
+        """C-79's `server_cls` keywords besides the layer, checked as daphne checks its own
+        options (issue 16 item 3) before anything starts."""
         # Imported here: daphne is only needed when this server actually runs.
         from daphne.config import ConfigError, ServerConfig, build_endpoint_description_strings
 
-        # C-79: exactly these server_cls keywords, so a mocked server_cls (1.x tests)
-        # sees them; checked first as daphne checks its own options (issue 16 item 3).
         keywords = {
             "endpoints": build_endpoint_description_strings(host=self.addr, port=int(self.port)),
             "signal_handlers": not options.get("use_reloader", True),
@@ -199,6 +200,10 @@ class Command(RunserverCommand):
             ServerConfig(**keywords)
         except ConfigError as error:
             raise CommandError(error.describe(_runserver_name)) from None
+        return keywords
+
+    def _run_server(self, options: dict[str, Any], keywords: dict[str, Any]) -> None:
+        # C-79: exactly these keywords, so a mocked server_cls (1.x tests) sees them.
         try:
             server = self.server_cls(channel_layer=self.channel_layer, **keywords)
             server.run()
