@@ -335,8 +335,10 @@ class ServerConfig:
         allowed = self.forwarded_allow_ips
         if allowed is None:
             return
-        if not self.proxy_forwarded_address_header:
-            # D-62, D-66: an allow list without forwarded headers would do nothing.
+        if isinstance(allowed, str) and not self.proxy_forwarded_address_header:
+            # D-6, D-62: an allow list without forwarded headers would do nothing. Only
+            # for the comma-separated form (a command line's, final); a list may precede
+            # the header names, which D-18 lets callers assign after construction.
             raise ConfigError(
                 "{0} requires {1}", "forwarded_allow_ips", "proxy_forwarded_address_header"
             )

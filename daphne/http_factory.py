@@ -106,7 +106,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         max_connections: int = 0,
         config: ServerConfig | None = None,
     ) -> None:
-        given = locals()
+        given = locals()  # the arguments by name: the signature is the one option list
         if config is None:
             # D-18's compatibility path. A factory built alone takes any Host, as 1.4's
             # test helpers and the hypothesis suites written with them need (D-53).

@@ -149,7 +149,7 @@ class Server:
         max_connections: int = 0,
         config: ServerConfig | None = None,
     ) -> None:
-        given = locals()
+        given = locals()  # the arguments by name: the signature is the one option list
         if config is None:
             options = {field: given[name] for name, (field, _) in _SERVER_OPTIONS.items()}
             options["endpoints"] = endpoints or []

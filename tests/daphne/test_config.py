@@ -134,9 +134,10 @@ def test_factory_built_alone_has_d18_defaults_and_no_host_check():
         ({"endpoints": "tcp:8000"}, "endpoints must be a list of strings such as ['tcp:8000']"),
         ({"action_logger": "stdout"}, "action_logger must be a callable"),
         (
-            {"forwarded_allow_ips": ["10.0.0.1"]},
+            {"forwarded_allow_ips": "10.0.0.1"},
             "forwarded_allow_ips requires proxy_forwarded_address_header",
         ),
+        ({"forwarded_allow_ips": "*"}, "forwarded_allow_ips requires"),
         (
             {"forwarded_allow_ips": ["nonsense"], "proxy_forwarded_address_header": "X-F-F"},
             "forwarded_allow_ips entry 'nonsense' is not an IP address or CIDR network",
@@ -173,6 +174,10 @@ def test_allowed_ips_from_the_cli_form_are_parsed():
     ]
     # Parsed networks survive a second validation (Server copies the CLI's config).
     dataclasses.replace(config).validate()
+    # D-18: a list may come before the header names, assigned on the factory later.
+    factory = HTTPFactory(ChannelLayer(), send_channel="test!", forwarded_allow_ips=["10.0.0.1"])
+    factory.proxy_forwarded_address_header = "X-Forwarded-For"
+    assert factory.config.proxy_forwarded_address_header == "X-Forwarded-For"
 
 
 def test_describe_uses_the_callers_names():
