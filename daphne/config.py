@@ -76,7 +76,7 @@ def _number(name: str, value: Any) -> None:
         raise ConfigError(f"{{0}} must be a number, not {_shown(value)}", name)
 
 
-def non_negative(name: str, value: Any) -> None:
+def _non_negative(name: str, value: Any) -> None:
     _number(name, value)
     if value < 0:
         raise ConfigError(f"{{0}} is negative ({value}); use 0 or more", name)
@@ -179,7 +179,7 @@ class ServerConfig:
     )
     graceful_timeout: int | float = option(
         10,
-        non_negative,
+        _non_negative,
         CLI_AND_SERVER,
         "Seconds a stop lets in-flight HTTP responses finish",
         "--graceful-timeout",
@@ -191,7 +191,7 @@ class ServerConfig:
     # -- HTTP (D-24, D-29, D-49, D-64, D-66, issue 15) -----------------------------------
     http_timeout: int | float = option(
         120,
-        non_negative,
+        _non_negative,
         ALL,  # HTTPFactory calls it `timeout`
         "How long to wait for worker server before timing out HTTP connections",
         "-t",
@@ -200,7 +200,7 @@ class ServerConfig:
     )
     http_body_timeout: int | float = option(
         120,
-        non_negative,
+        _non_negative,
         ALL,
         "Seconds a request body may take to arrive in all; slower gets 408 (0 = no limit)",
         "--http-body-timeout",
@@ -209,7 +209,7 @@ class ServerConfig:
     )
     http_max_body_size: int = option(
         0,
-        non_negative,
+        _non_negative,
         ALL,
         "Largest HTTP request body in bytes (0 = no limit)",
         "--http-max-body-size",
@@ -238,11 +238,11 @@ class ServerConfig:
     require_host: bool = option(
         True, _anything, CONFIG_ONLY, "RFC 9112 §3.2: 400 without one valid Host"
     )
-    max_header_size: int = option(16384, non_negative, CONFIG_ONLY, "request head bytes")
-    max_header_count: int = option(100, non_negative, CONFIG_ONLY, "request header lines")
-    head_timeout: int | float = option(60, non_negative, CONFIG_ONLY, "seconds for the head")
+    max_header_size: int = option(16384, _non_negative, CONFIG_ONLY, "request head bytes")
+    max_header_count: int = option(100, _non_negative, CONFIG_ONLY, "request header lines")
+    head_timeout: int | float = option(60, _non_negative, CONFIG_ONLY, "seconds for the head")
     body_idle_timeout: int | float = option(
-        60, non_negative, CONFIG_ONLY, "seconds a request body may stall; then 408"
+        60, _non_negative, CONFIG_ONLY, "seconds a request body may stall; then 408"
     )
     # -- WebSocket (D-19, D-43, D-65, A-47) -----------------------------------------------
     websocket_timeout: int | float | None = option(
@@ -257,7 +257,7 @@ class ServerConfig:
     )
     websocket_connect_timeout: int | float = option(
         20,
-        non_negative,
+        _non_negative,
         ALL,
         "Maximum time to wait for the application to accept or reject a WebSocket",
         "--websocket_connect_timeout",
@@ -266,11 +266,11 @@ class ServerConfig:
         **SECONDS,
     )
     websocket_handshake_timeout: int | float = option(
-        5, non_negative, (SERVER, FACTORY), "autobahn's opening-handshake timeout (D-10)"
+        5, _non_negative, (SERVER, FACTORY), "autobahn's opening-handshake timeout (D-10)"
     )
     ping_interval: int | float = option(
         20,
-        non_negative,
+        _non_negative,
         ALL,
         "The number of seconds a WebSocket must be idle before a keepalive ping is sent",
         "--ping-interval",
@@ -278,7 +278,7 @@ class ServerConfig:
     )
     ping_timeout: int | float = option(
         30,
-        non_negative,
+        _non_negative,
         ALL,
         "The number of seconds before a WebSocket is closed if no response to a ping",
         "--ping-timeout",
@@ -295,7 +295,7 @@ class ServerConfig:
     )
     websocket_max_message_size: int = option(
         1048576,
-        non_negative,
+        _non_negative,
         ALL,
         "Largest WebSocket message in bytes (0 = no limit)",
         "--websocket-max-message-size",
@@ -304,7 +304,7 @@ class ServerConfig:
     # -- connections (issue 15) -------------------------------------------------------
     max_outbound_buffer: int = option(
         1048576,
-        non_negative,
+        _non_negative,
         ALL,
         "Unsent bytes a client may leave unread before it is closed (0 = no limit)",
         "--max-outbound-buffer",
@@ -312,11 +312,11 @@ class ServerConfig:
         **BYTES,
     )
     outbound_full_timeout: int | float = option(
-        5, non_negative, CONFIG_ONLY, "seconds a connection may stay over max_outbound_buffer"
+        5, _non_negative, CONFIG_ONLY, "seconds a connection may stay over max_outbound_buffer"
     )
     max_connections: int = option(
         0,
-        non_negative,
+        _non_negative,
         ALL,
         "Open connections beyond which new ones get 503 (0 = no limit)",
         "--max-connections",
