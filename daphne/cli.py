@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from typing import Any, NoReturn
 
 from . import __version__
 from .access import AccessLogGenerator
+from .config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, ServerConfig, cli_endpoints
 from .errors import ListenFailed
 from .loading import (
     LayerLoadError,
@@ -18,15 +20,22 @@ from .loading import (
     process_local_message,
 )
 from .logfmt import LOG_FORMAT
-from .server import NotAChannelLayer, Server, build_endpoint_description_strings
-from .utils import InvalidAllowedIP, parse_allowed_ips
+from .server import NotAChannelLayer, Server
 
 __all__ = ["CommandLineInterface", "DEFAULT_HOST", "DEFAULT_PORT"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
+# DEFAULT_HOST and DEFAULT_PORT (D-1) live in `config` with the rest of D-9's defaulting.
+
+# The options the CLI turns into `ServerConfig` fields of other names (D-8, D-10).
+COMPOSED_OPTIONS = {
+    "endpoints": "-b/-p/-u/--fd/-e",
+    "action_logger": "--access-log",
+    "proxy_forwarded_address_header": "--proxy-headers",
+    "proxy_forwarded_port_header": "--proxy-headers",
+    "proxy_forwarded_proto_header": "--proxy-headers",
+}
 
 
 class StartupError(Exception):
@@ -79,11 +88,20 @@ Run workers next to it with: python manage.py runworker
 """
 
 
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; use 0 or more")
-    return number
+def add_config_options(parser: argparse.ArgumentParser) -> list[str]:
+    """Add an option for each `ServerConfig` field that names CLI flags (D-6); returns
+    their fields. Flags, help and argparse settings are the field's metadata, so a new
+    option is one field in `daphne.config`."""
+    names = []
+    for spec in dataclasses.fields(ServerConfig):
+        flags = spec.metadata["flags"]
+        if not flags:
+            continue
+        settings = dict(spec.metadata["cli"])
+        settings.setdefault("default", spec.default)
+        parser.add_argument(*flags, dest=spec.name, help=spec.metadata["help"], **settings)
+        names.append(spec.name)
+    return names
 
 
 class CommandLineInterface:
@@ -129,62 +147,9 @@ class CommandLineInterface:
             default=[],
             help="Use raw server strings passed directly to twisted",
         )
-        add("-v", "--verbosity", type=int, default=1, help="How verbose to make the output")
-        add(
-            "-t",
-            "--http-timeout",
-            metavar="SECONDS",
-            type=_non_negative,
-            default=120,
-            help="How long to wait for worker server before timing out HTTP connections",
-        )
         add(
             "--access-log",
             help="Where to write the access log (- for stdout, the default at verbosity 1 and up)",
-        )
-        add(
-            "--ping-interval",
-            metavar="SECONDS",
-            type=_non_negative,
-            default=20,
-            help="The number of seconds a WebSocket must be idle before a keepalive ping is sent",
-        )
-        add(
-            "--ping-timeout",
-            metavar="SECONDS",
-            type=_non_negative,
-            default=30,
-            help="The number of seconds before a WebSocket is closed if no response to a ping",
-        )
-        add(
-            "--websocket_timeout",
-            "--websocket-timeout",
-            metavar="SECONDS",
-            type=int,
-            default=None,
-            help="Maximum time to allow a websocket to be connected. -1 for infinite. "
-            "(default: the layer's group_expiry, or 86400)",
-        )
-        add(
-            "--websocket_connect_timeout",
-            "--websocket-connect-timeout",
-            metavar="SECONDS",
-            type=_non_negative,
-            default=5,
-            help="Maximum time to wait for the application to accept or reject a WebSocket",
-        )
-        add(
-            "--ws-protocol",
-            nargs="*",
-            dest="ws_protocols",
-            help="The WebSocket protocols you wish to support",
-            default=None,
-        )
-        add(
-            "--root-path",
-            dest="root_path",
-            default="",
-            help="The setting for the ASGI root_path variable",
         )
         add(
             "--proxy-headers",
@@ -193,70 +158,7 @@ class CommandLineInterface:
             default=False,
             help="Enable parsing and using of X-Forwarded-For and X-Forwarded-Port headers",
         )
-        add(
-            "--force-sync",
-            dest="force_sync",
-            action="store_true",
-            default=False,
-            help="Force the server to use synchronous mode on its ASGI channel layer",
-        )
-        add(
-            "--forwarded-allow-ips",
-            dest="forwarded_allow_ips",
-            default=None,
-            help="Comma-separated proxy addresses/networks whose forwarded headers are trusted",
-        )
-        add(
-            "--websocket-max-message-size",
-            metavar="BYTES",
-            dest="websocket_max_message_size",
-            type=_non_negative,
-            default=1048576,
-            help="Largest WebSocket message in bytes (0 = no limit)",
-        )
-        add(
-            "--http-max-body-size",
-            metavar="BYTES",
-            dest="http_max_body_size",
-            type=_non_negative,
-            default=0,
-            help="Largest HTTP request body in bytes (0 = no limit)",
-        )
-        add(
-            "--max-outbound-buffer",
-            "--max_outbound_buffer",
-            metavar="BYTES",
-            dest="max_outbound_buffer",
-            type=_non_negative,
-            default=1048576,
-            help="Unsent bytes a client may leave unread before it is closed (0 = no limit)",
-        )
-        add(
-            "--http-body-timeout",
-            "--http_body_timeout",
-            metavar="SECONDS",
-            dest="http_body_timeout",
-            type=_non_negative,
-            default=120,
-            help="Seconds a request body may take to arrive in all; slower gets 408 (0 = no limit)",
-        )
-        add(
-            "--max-connections",
-            "--max_connections",
-            metavar="N",
-            dest="max_connections",
-            type=_non_negative,
-            default=0,
-            help="Open connections beyond which new ones get 503 (0 = no limit)",
-        )
-        add(
-            "--graceful-timeout",
-            metavar="SECONDS",
-            dest="graceful_timeout",
-            type=_non_negative,
-            default=10,
-            help="Seconds a stop lets in-flight HTTP responses finish",
-        )
+        self.config_options = add_config_options(self.parser)
         add(
             "channel_layer",
             help="The ASGI channel layer to use, as path.to.module:instance.path",
@@ -280,75 +182,20 @@ class CommandLineInterface:
 
     def _run(self, args: list[str]) -> None:
         args = self.parser.parse_args(args)
-        forwarded_allow_ips = self._allowed_ips(args)
+        config = self._config(args)
         verbosity = min(max(args.verbosity, 0), 2)
         logging.basicConfig(
             level={0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}[verbosity],
             format=LOG_FORMAT,  # one format with runworker/runserver (issue 14)
         )
-        access_log_stream = None
-        if args.access_log:
-            if args.access_log == "-":
-                access_log_stream = sys.stdout
-            else:
-                try:
-                    access_log_stream = open(args.access_log, "a", 1)  # noqa: SIM115
-                except OSError as error:
-                    raise StartupError(f"cannot open access log {args.access_log!r}: {error}", 2)
-        elif verbosity >= 1:
-            access_log_stream = sys.stdout
+        config.action_logger = self._access_logger(args.access_log, verbosity)
         channel_layer = self._load_layer(args.channel_layer)
-        if not any(
-            [
-                args.host,
-                args.port is not None,
-                args.unix_socket,
-                args.file_descriptor is not None,
-                args.socket_strings,
-            ]
-        ):
-            args.host, args.port = DEFAULT_HOST, DEFAULT_PORT
-        elif args.host and args.port is None:
-            args.port = DEFAULT_PORT
-        elif args.port is not None and not args.host:
-            args.host = DEFAULT_HOST
-        endpoints = sorted(
-            args.socket_strings
-            + build_endpoint_description_strings(
-                host=args.host,
-                port=args.port,
-                unix_socket=args.unix_socket,
-                file_descriptor=args.file_descriptor,
-            )
-        )
         logger.info(
-            "Starting server at %s, channel layer %s.", ", ".join(endpoints), args.channel_layer
+            "Starting server at %s, channel layer %s.",
+            ", ".join(config.endpoints),
+            args.channel_layer,
         )
-        proxy = args.proxy_headers
-        self.server = Server(
-            channel_layer=channel_layer,
-            endpoints=endpoints,
-            http_timeout=args.http_timeout,
-            ping_interval=args.ping_interval,
-            ping_timeout=args.ping_timeout,
-            websocket_timeout=args.websocket_timeout,
-            websocket_connect_timeout=args.websocket_connect_timeout,
-            action_logger=AccessLogGenerator(access_log_stream) if access_log_stream else None,
-            ws_protocols=args.ws_protocols,
-            root_path=args.root_path,
-            verbosity=args.verbosity,
-            proxy_forwarded_address_header="X-Forwarded-For" if proxy else None,
-            proxy_forwarded_port_header="X-Forwarded-Port" if proxy else None,
-            proxy_forwarded_proto_header="X-Forwarded-Proto" if proxy else None,
-            force_sync=args.force_sync,
-            forwarded_allow_ips=forwarded_allow_ips,
-            websocket_max_message_size=args.websocket_max_message_size,
-            http_max_body_size=args.http_max_body_size,
-            max_outbound_buffer=args.max_outbound_buffer,
-            graceful_timeout=args.graceful_timeout,
-            http_body_timeout=args.http_body_timeout,
-            max_connections=args.max_connections,
-        )
+        self.server = Server(channel_layer=channel_layer, config=config)
         try:
             self.server.run()
         except NotAChannelLayer:
@@ -358,15 +205,43 @@ class CommandLineInterface:
             # D-62, issue 14: e.g. "cannot listen on 127.0.0.1:8000: address already in use".
             raise StartupError(str(error), 1)
 
-    def _allowed_ips(self, args: argparse.Namespace) -> list | None:
-        if args.forwarded_allow_ips is None:
-            return None
-        if not args.proxy_headers:
-            raise StartupError("--forwarded-allow-ips requires --proxy-headers", 2)
+    def _config(self, args: argparse.Namespace) -> ServerConfig:
+        """The `ServerConfig` of the parsed arguments (D-9, D-10); a value it refuses ends
+        the program as argparse's own errors do (D-62: status 2)."""
+        options = {name: getattr(args, name) for name in self.config_options}
+        proxy = args.proxy_headers
+        options.update(
+            endpoints=cli_endpoints(
+                args.host, args.port, args.unix_socket, args.file_descriptor, args.socket_strings
+            ),
+            proxy_forwarded_address_header="X-Forwarded-For" if proxy else None,
+            proxy_forwarded_port_header="X-Forwarded-Port" if proxy else None,
+            proxy_forwarded_proto_header="X-Forwarded-Proto" if proxy else None,
+        )
         try:
-            return parse_allowed_ips(args.forwarded_allow_ips)
-        except InvalidAllowedIP as error:
-            raise StartupError(str(error), 2)
+            return ServerConfig(**options)
+        except ConfigError as error:
+            raise StartupError(error.describe(self.option_name), 2)
+
+    def option_name(self, field_name: str) -> str:
+        """How the command line spells `ServerConfig` field `field_name`."""
+        if field_name in COMPOSED_OPTIONS:
+            return COMPOSED_OPTIONS[field_name]
+        for action in self.parser._actions:
+            if action.dest == field_name and action.option_strings:
+                return "/".join(action.option_strings)
+        return field_name
+
+    def _access_logger(self, path: str | None, verbosity: int) -> AccessLogGenerator | None:
+        """D-8: ``-`` → stdout; a file, appended line-buffered; none at verbosity ≥ 1 → stdout."""
+        if path == "-" or (not path and verbosity >= 1):
+            return AccessLogGenerator(sys.stdout)
+        if not path:
+            return None
+        try:
+            return AccessLogGenerator(open(path, "a", 1))
+        except OSError as error:
+            raise StartupError(f"cannot open access log {path!r}: {error}", 2)
 
     def _load_layer(self, path: str) -> Any:
         """Import ``module:object.path`` (D-6); errors say what to write (issue 14)."""

@@ -1,6 +1,6 @@
 """The `HTTPFactory` side of a graceful stop (D-17), and its last step's 503s (issue 14).
 
-A mixin so `http_protocol` stays one screenful per class: the factory's connection
+A mixin so `http_factory` stays one screenful per class: the factory's connection
 registry (`reply_protocols`, `http_channels`) is defined there, the stop's steps here.
 """
 

@@ -2,8 +2,8 @@
 
 `HTTPChannel` (in `http_channel`) adds D-64's edge limits to Twisted's parser; `WebRequest` turns
 one parsed request into an ``http.request`` message and writes the reply messages
-back; `HTTPFactory` owns the reply-channel registry that the reply reader
-dispatches into (D-22).
+back; `HTTPFactory` (in `http_factory`, importable from here as in 1.4) owns the
+reply-channel registry that the reply reader dispatches into (D-22).
 """
 
 from __future__ import annotations
@@ -14,29 +14,20 @@ import string
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.web import http
-from zope.interface import implementer
 
-from .deadlines import DeadlineSweep
-from .draining import DrainingFactory
-from .edge_log import MergedLog
 from .error_page import ERROR_TEMPLATE
 from .errors import ApplicationError
 from .full_channels import FullChannelReporter, send_best_effort
-from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
-from .layer_health import HealthReporter, LayerHealth
-from .outbox import Outbox, OutboxFull
+from .http_channel import HTTPChannel, connection_facts
+from .outbox import OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .request_checks import BAD_HEADER_ERRORS, request_headers
 from .response_state import ResponseState, transition
-from .routed import RoutedChannels
 from .utils import parse_x_forwarded_for
-from .ws_handover import handshake_timeout, upgrade_to_websocket
-from .ws_protocol import WebSocketFactory, WebSocketProtocol
-from .ws_protocol import full_channels as ws_full_channels
+from .ws_handover import upgrade_to_websocket
 
-__all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]
+__all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]  # noqa: F822 (HTTPFactory: __getattr__)
 
 logger = logging.getLogger(__name__)
 full_channels = FullChannelReporter(logger)
@@ -412,200 +403,12 @@ class WebRequest(http.Request):
         return unquote_plus(text) if plus_as_space else unquote(text)
 
 
-@implementer(IProtocolNegotiationFactory)
-class HTTPFactory(DrainingFactory, http.HTTPFactory):
-    """Builds HTTP connections and routes reply messages to them (D-18..D-25)."""
+def __getattr__(name: str) -> Any:
+    # `HTTPFactory` lives in `http_factory`, which imports this module; 1.4's
+    # ``daphne.http_protocol.HTTPFactory`` is the same class (D-18).
+    if name == "HTTPFactory":
+        from .http_factory import HTTPFactory
 
-    protocol = None  # buildProtocol below makes the protocols
-    request_class = WebRequest
-    websocket_class = WebSocketProtocol
-    # D-64: limits on the request head.
-    max_header_size = 16384
-    max_header_count = 100
-    head_timeout = 60
-    # A request body that stops arriving for this long gets 408 (not in 1.4).
-    body_idle_timeout = 60
-    # Seconds a connection may stay over max_outbound_buffer before it is closed.
-    outbound_full_timeout = 5
-    # RFC 9112 §3.2: a missing, repeated or malformed Host gets 400 (issue 15). `Server`
-    # sets it; a factory built alone (1.4's test helpers, D-53) checks nothing.
-    require_host = False
-
-    def __init__(
-        self,
-        channel_layer: Any,
-        action_logger: Any = None,
-        send_channel: str | None = None,
-        timeout: int | float = 120,
-        websocket_timeout: int | float = 86400,
-        ping_interval: int | float = 20,
-        ping_timeout: int | float = 30,
-        ws_protocols: list[str] | None = None,
-        root_path: str = "",
-        websocket_connect_timeout: int | float = 30,
-        proxy_forwarded_address_header: str | None = None,
-        proxy_forwarded_port_header: str | None = None,
-        proxy_forwarded_proto_header: str | None = None,
-        websocket_handshake_timeout: int | float = 5,
-        forwarded_allow_ips: list | None = None,
-        websocket_max_message_size: int = 1048576,
-        http_max_body_size: int = 0,
-        max_outbound_buffer: int = 1048576,
-        http_body_timeout: int | float = 120,
-        max_connections: int = 0,
-    ) -> None:
-        # Twisted's idle timer resets on every read; D-64's head timer replaces it.
-        super().__init__(timeout=None)
-        if send_channel is None:
-            raise AssertionError("send_channel must be the process-specific prefix ending in '!'")
-        # Every layer send of every connection, batched per reactor tick (issue 9); the
-        # outbox holds the layer (`channel_layer` below).
-        self.outbox = Outbox(channel_layer, lambda: self.reactor)
-        self._watch_layer(channel_layer)
-        self.action_logger = action_logger
-        self.send_channel = send_channel
-        self.timeout = timeout
-        self.websocket_timeout = websocket_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.ws_protocols = ws_protocols
-        self.root_path = root_path
-        self.proxy_forwarded_address_header = proxy_forwarded_address_header
-        self.proxy_forwarded_port_header = proxy_forwarded_port_header
-        self.proxy_forwarded_proto_header = proxy_forwarded_proto_header
-        self.forwarded_allow_ips = forwarded_allow_ips
-        self.websocket_max_message_size = websocket_max_message_size
-        self.http_max_body_size = http_max_body_size
-        # Issue 15 (`backpressure`): bytes a client may leave unread (0 = no limit).
-        self.max_outbound_buffer = max_outbound_buffer
-        self.outbound_overflows = 0
-        # Issue 15: a request body's total deadline (0 = none); the open-connection cap
-        # (0 = none), the connections open and those refused for it (`http_channel`).
-        self.http_body_timeout = http_body_timeout
-        self.max_connections = max_connections
-        self.open_connections = 0
-        self.refused_connections = 0
-        self.cap_log = MergedLog(logger, logging.WARNING, lambda: self.reactor)
-        self.websocket_handshake_timeout = websocket_handshake_timeout
-        self.ws_factory = None
-        self.websocket_connect_timeout = websocket_connect_timeout
-        self.reply_protocols: dict[str, WebRequest | WebSocketProtocol] = {}
-        self.http_channels: set[HTTPChannel] = set()
-        # One timer for every WebSocket's connect/ping/lifetime deadline (D-24, D-43).
-        self.deadlines = DeadlineSweep(lambda: self.reactor)
-        self.ws_factory = WebSocketFactory(self, protocols=ws_protocols, server="Daphne")
-        self.ws_factory.setProtocolOptions(
-            autoPingTimeout=ping_timeout,
-            allowNullOrigin=True,
-            openHandshakeTimeout=self.autobahn_handshake_timeout(),
-            maxMessagePayloadSize=websocket_max_message_size,
-            maxFramePayloadSize=websocket_max_message_size,
-            # Protocol errors get a close frame (1002/1007/1009) before the TCP
-            # close, so clients learn why; autobahn's default just drops the socket.
-            failByDrop=False,
-        )
-        self.ws_factory.protocol = WebSocketProtocol
-        self.ws_factory.reply_protocols = self.reply_protocols
-
-    @property
-    def websocket_connect_timeout(self) -> int | float:
-        return self._websocket_connect_timeout
-
-    @websocket_connect_timeout.setter
-    def websocket_connect_timeout(self, seconds: int | float) -> None:
-        # Read at request time like the other attributes (D-18): autobahn's timer follows.
-        self._websocket_connect_timeout = seconds
-        if self.ws_factory is not None:
-            self.ws_factory.openHandshakeTimeout = self.autobahn_handshake_timeout()
-
-    def autobahn_handshake_timeout(self) -> float:
-        return handshake_timeout(self.websocket_handshake_timeout, self.websocket_connect_timeout)
-
-    @property
-    def channel_layer(self) -> Any:
-        return self.outbox.channel_layer
-
-    @channel_layer.setter
-    def channel_layer(self, layer: Any) -> None:
-        self.outbox.channel_layer = layer
-        self._watch_layer(layer)
-
-    def _watch_layer(self, layer: Any) -> None:
-        # One ERROR per outage of the layer, one INFO when it is back (issue 14).
-        self.layer_health = LayerHealth(layer)
-        self.http_reporter = HealthReporter(full_channels, self.layer_health, SENDING)
-        self.ws_reporter = HealthReporter(ws_full_channels, self.layer_health, WS_SENDING)
-        # Whether workers route http.disconnect; `Server` keeps it up to date.
-        self.routed = RoutedChannels(layer)
-
-    # -- connections ---------------------------------------------------------------
-
-    def buildProtocol(self, addr: Any) -> Any:
-        try:
-            wrapper = NegotiatingChannel(HTTPChannel())
-            # Set on the wrapper, not the channel: ALPN's switch to HTTP/2 builds
-            # its H2Connection with the wrapper's factory (D-25).
-            wrapper.requestFactory = WebRequest
-            wrapper.factory = self
-            wrapper.callLater = self.reactor.callLater
-            wrapper.timeOut = None
-            return wrapper
-        except Exception:
-            logger.exception("Cannot build an HTTP protocol")
-            raise
-
-    def startFactory(self) -> None:
-        # Twisted's factory would start its own access log here; daphne has its own (D-47).
-        pass
-
-    def stopFactory(self) -> None:
-        pass
-
-    def log(self, request: http.Request) -> None:
-        """Twisted's per-request log line: replaced by `action_logger` (D-36)."""
-
-    def acceptableProtocols(self) -> list[bytes]:
-        return [b"h2", b"http/1.1"] if HTTP2_AVAILABLE else [b"http/1.1"]
-
-    # -- reply channels (D-21, D-22) ---------------------------------------------
-
-    def make_send_channel(self) -> str:
-        return self.send_channel + _letters(10)
-
-    def reply_channels(self) -> list[str]:
-        return list(self.reply_protocols)
-
-    def dispatch_reply(self, channel: str, message: dict) -> None:
-        protocol = self.reply_protocols.get(channel)
-        if protocol is None:
-            # Normal after a disconnect (A-74).
-            logger.debug("Reply for unknown channel %s discarded", channel)
-            return
-        if isinstance(protocol, WebRequest):
-            protocol.serverResponse(message)
-        elif isinstance(protocol, WebSocketProtocol):
-            protocol.dispatch_reply(message)
-        else:
-            raise ValueError("Unknown protocol class")
-
-    def connection_refused(self) -> None:
-        """A connection over `max_connections` gets 503: counted, logged merged (issue 15)."""
-        self.refused_connections += 1
-        self.cap_log.report(
-            "max_connections",
-            f"max_connections ({self.max_connections}) reached: a new connection gets 503",
-        )
-
-    def log_action(self, protocol: str, action: str, details: dict) -> None:
-        if self.action_logger:
-            self.action_logger(protocol, action, details)
-
-    # -- timeouts (D-24) ------------------------------------------------------------
-
-    def check_timeouts(self) -> None:
-        """Run every connection's timeout checks once (per-connection timers do this too)."""
-        for protocol in list(self.reply_protocols.values()):
-            if isinstance(protocol, WebRequest):
-                protocol.check_timeout()
-            elif isinstance(protocol, WebSocketProtocol):
-                protocol.check_timeouts()
+        globals()["HTTPFactory"] = HTTPFactory
+        return HTTPFactory
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

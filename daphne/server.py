@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -16,9 +17,17 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import STDLibLogObserver, globalLogBeginner
 
+from .config import (
+    ConfigOption,
+    ServerConfig,
+    build_endpoint_description_strings,
+    option_arguments,
+    refuse_both,
+)
 from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
-from .http_protocol import HTTP2_AVAILABLE, HTTPFactory
+from .http_factory import HTTPFactory
+from .http_protocol import HTTP2_AVAILABLE
 from .reply_reader import ReactorReader, ThreadReader
 
 # Its own generator: the global one may be seeded or driven by tests (hypothesis).
@@ -37,26 +46,6 @@ if _PLUGIN_DIR not in twisted.plugins.__path__:
 
 class NotAChannelLayer(TypeError):
     """The object given as channel layer has no callable send() and receive() (D-62)."""
-
-
-def build_endpoint_description_strings(
-    host: str | None = None,
-    port: int | None = None,
-    unix_socket: str | None = None,
-    file_descriptor: int | None = None,
-) -> list[str]:
-    """Twisted endpoint descriptions for the classic options (D-11)."""
-    endpoints = []
-    if host and port is not None:
-        host = host.strip("[]").replace(":", r"\:")
-        endpoints.append(f"tcp:port={int(port)}:interface={host}")
-    elif any([host, port]):
-        raise ValueError("TCP binding requires both port and host kwargs.")
-    if unix_socket:
-        endpoints.append(f"unix:{unix_socket}")
-    if file_descriptor is not None:
-        endpoints.append(f"fd:fileno={int(file_descriptor)}")
-    return endpoints
 
 
 # Seconds the last step of a graceful stop waits for its 503 answers to be written.
@@ -96,7 +85,37 @@ def with_listen_backlog(description: str) -> str:
 
 
 class Server:
-    """The protocol server process (D-12, D-13)."""
+    """The protocol server process (D-12, D-13).
+
+    Its options are a `ServerConfig`: pass one as ``config``, or D-12's keyword
+    arguments (1.4's way), from which it builds one. Either way each option is also a
+    same-named attribute over ``self.config``; assigning one before `start()` (or, for
+    those read per request, at any time) takes effect.
+    """
+
+    endpoints = ConfigOption("endpoints")
+    signal_handlers = ConfigOption("signal_handlers")
+    action_logger = ConfigOption("action_logger")
+    http_timeout = ConfigOption("http_timeout")
+    websocket_timeout = ConfigOption("websocket_timeout")
+    websocket_connect_timeout = ConfigOption("websocket_connect_timeout")
+    ping_interval = ConfigOption("ping_interval")
+    ping_timeout = ConfigOption("ping_timeout")
+    ws_protocols = ConfigOption("ws_protocols")
+    root_path = ConfigOption("root_path")
+    proxy_forwarded_address_header = ConfigOption("proxy_forwarded_address_header")
+    proxy_forwarded_port_header = ConfigOption("proxy_forwarded_port_header")
+    proxy_forwarded_proto_header = ConfigOption("proxy_forwarded_proto_header")
+    force_sync = ConfigOption("force_sync")
+    verbosity = ConfigOption("verbosity")
+    websocket_handshake_timeout = ConfigOption("websocket_handshake_timeout")
+    forwarded_allow_ips = ConfigOption("forwarded_allow_ips")
+    websocket_max_message_size = ConfigOption("websocket_max_message_size")
+    http_max_body_size = ConfigOption("http_max_body_size")
+    graceful_timeout = ConfigOption("graceful_timeout")
+    max_outbound_buffer = ConfigOption("max_outbound_buffer")
+    http_body_timeout = ConfigOption("http_body_timeout")
+    max_connections = ConfigOption("max_connections")
 
     def __init__(
         self,
@@ -128,9 +147,19 @@ class Server:
         max_outbound_buffer: int = 1048576,
         http_body_timeout: int | float = 120,
         max_connections: int = 0,
+        config: ServerConfig | None = None,
     ) -> None:
+        given = locals()  # the arguments by name: the signature is the one option list
+        if config is None:
+            options = {field: given[name] for name, (field, _) in _SERVER_OPTIONS.items()}
+            options["endpoints"] = endpoints or []
+            config = ServerConfig(**options)
+        else:
+            refuse_both(given, _SERVER_OPTIONS, "Server")
+            # Its own copy: what the server fills in below stays out of the caller's.
+            config = dataclasses.replace(config)
+        self.config = config
         self.channel_layer = channel_layer
-        self.endpoints = endpoints or []
         if any([host, port, unix_socket, file_descriptor is not None]):
             warnings.warn(
                 "The host/port/unix_socket/file_descriptor kwargs are deprecated; "
@@ -138,43 +167,21 @@ class Server:
                 DeprecationWarning,
                 stacklevel=2,
             )
-            self.endpoints = sorted(
-                self.endpoints
+            config.endpoints = sorted(
+                config.endpoints
                 + build_endpoint_description_strings(
                     host=host, port=port, unix_socket=unix_socket, file_descriptor=file_descriptor
                 )
             )
-        if not self.endpoints:
+        if not config.endpoints:
             raise UserWarning("No endpoints. This server will not listen on anything.")
         self.host = host
         self.port = port
         self.unix_socket = unix_socket
         self.file_descriptor = file_descriptor
-        self.signal_handlers = signal_handlers
-        self.action_logger = action_logger
-        self.http_timeout = http_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
         # A-47: sockets close after the layer's group_expiry unless told otherwise.
-        self.websocket_timeout = websocket_timeout or getattr(channel_layer, "group_expiry", 86400)
-        self.websocket_connect_timeout = websocket_connect_timeout
-        self.websocket_handshake_timeout = websocket_handshake_timeout
-        self.ws_protocols = ws_protocols
-        self.root_path = root_path
-        self.proxy_forwarded_address_header = proxy_forwarded_address_header
-        self.proxy_forwarded_port_header = proxy_forwarded_port_header
-        self.proxy_forwarded_proto_header = proxy_forwarded_proto_header
-        self.force_sync = force_sync
-        self.verbosity = verbosity
-        self.forwarded_allow_ips = forwarded_allow_ips
-        self.websocket_max_message_size = websocket_max_message_size
-        self.http_max_body_size = http_max_body_size
-        self.graceful_timeout = graceful_timeout
-        self.max_outbound_buffer = max_outbound_buffer
-        # Issue 15: seconds a request body may take in all (0 = no limit), and the
-        # open connections beyond which new ones get 503 (0 = no limit).
-        self.http_body_timeout = http_body_timeout
-        self.max_connections = max_connections
+        if not config.websocket_timeout:
+            config.websocket_timeout = getattr(channel_layer, "group_expiry", 86400)
         self.listeners: list[defer.Deferred] = []
         self.reactor = reactor
         self.factory = None
@@ -229,31 +236,11 @@ class Server:
         self.send_channel = (
             "daphne.response." + "".join(_random.choices(string.ascii_letters, k=10)) + "!"
         )
+        # The factory shares the config: options assigned on the server after this
+        # still reach the connections that read them per request (D-18).
         self.factory = HTTPFactory(
-            self.channel_layer,
-            action_logger=self.action_logger,
-            send_channel=self.send_channel,
-            timeout=self.http_timeout,
-            websocket_timeout=self.websocket_timeout,
-            websocket_connect_timeout=self.websocket_connect_timeout,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            ws_protocols=self.ws_protocols,
-            root_path=self.root_path,
-            proxy_forwarded_address_header=self.proxy_forwarded_address_header,
-            proxy_forwarded_port_header=self.proxy_forwarded_port_header,
-            proxy_forwarded_proto_header=self.proxy_forwarded_proto_header,
-            websocket_handshake_timeout=self.websocket_handshake_timeout,
-            forwarded_allow_ips=self.forwarded_allow_ips,
-            websocket_max_message_size=self.websocket_max_message_size,
-            http_max_body_size=self.http_max_body_size,
-            max_outbound_buffer=self.max_outbound_buffer,
-            http_body_timeout=self.http_body_timeout,
-            max_connections=self.max_connections,
+            self.channel_layer, send_channel=self.send_channel, config=self.config
         )
-        # RFC 9112 §3.2 (issue 15): HTTP/1.1 without Host gets 400. `HTTPFactory` alone
-        # keeps 1.4's leniency, which its protocol-level tests rely on (D-53).
-        self.factory.require_host = True
         if HTTP2_AVAILABLE:
             logger.info("HTTP/2 support enabled")
         else:
@@ -418,3 +405,8 @@ class Server:
         self._drain_outbox()
         self._stop_readers()
         self._stopping.callback(None)
+
+
+# D-12's option arguments: all but channel_layer, the deprecated host/port/unix_socket/
+# file_descriptor and config.
+_SERVER_OPTIONS = option_arguments(Server.__init__, {})

@@ -21,7 +21,7 @@ from unittest import mock
 import pytest
 import requests
 import websocket
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from channels.management.commands.runserver import Command, WorkerThread
@@ -510,6 +510,32 @@ def test_runserver_options_reach_server_cls(mocked_server, mocked_thread):
         False,
     ]
     assert mocked_thread.return_value.start.call_count == 4
+
+
+@pytest.mark.django_db
+@override_settings(ALLOWED_HOSTS=["*"], CHANNELS_WS_PROTOCOLS="graphql-ws")
+@mock.patch("channels.management.commands.runserver.WorkerThread")
+@mock.patch("channels.management.commands.runserver.Command.server_cls")
+def test_runserver_checks_server_options_with_daphnes_config(mocked_server, mocked_thread):
+    """Issue 16 item 3: runserver's values go through daphne's ServerConfig; a bad one is
+    a CommandError in runserver's own words, and no server is built."""
+    stdout = io.StringIO()
+    with pytest.raises(CommandError, match="the CHANNELS_WS_PROTOCOLS setting must be a list"):
+        call_command("runserver", "--noreload", stdout=stdout)
+    mocked_server.assert_not_called()
+    mocked_thread.assert_not_called()
+    assert "Starting Channels" not in stdout.getvalue()  # refused before anything started
+
+
+@pytest.mark.django_db
+@override_settings(ALLOWED_HOSTS=["*"])
+@mock.patch("channels.management.commands.runserver.WorkerThread")
+@mock.patch("channels.management.commands.runserver.Command.server_cls")
+def test_runserver_words_a_bad_timeout_with_its_option(mocked_server, mocked_thread):
+    """Issue 16 item 3: the ConfigError names runserver's option."""
+    with pytest.raises(CommandError, match=r"--http_timeout is negative \(-1\); use 0 or more"):
+        call_command("runserver", "--noreload", "--http_timeout=-1", stdout=io.StringIO())
+    mocked_server.assert_not_called()
 
 
 def test_one_log_format_comes_from_daphne_without_django():

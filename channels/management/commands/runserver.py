@@ -12,6 +12,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.management.base import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import connections
 from django.utils import autoreload
@@ -25,6 +26,19 @@ from channels.management.commands.runworker import load_layer
 from channels.staticfiles import StaticFilesConsumer
 from channels.worker import Worker
 from daphne.errors import ListenFailed
+
+
+def _runserver_name(field: str) -> str:
+    """How runserver's users spell a `ServerConfig` field (for its error messages)."""
+    return _RUNSERVER_NAMES.get(field, field)
+
+
+_RUNSERVER_NAMES = {
+    "http_timeout": "--http_timeout",
+    "websocket_handshake_timeout": "--websocket_handshake_timeout",
+    "ws_protocols": "the CHANNELS_WS_PROTOCOLS setting",
+    "root_path": "the FORCE_SCRIPT_NAME setting",
+}
 
 # C-79: one worker thread per request in flight is enough for development.
 WORKER_THREADS = 4
@@ -122,12 +136,13 @@ class Command(RunserverCommand):
         self.check_migrations()
         for connection in connections.all(initialized_only=True):
             connection.close()
+        keywords = self._server_keywords(options)
         self._print_banner(options)
         if options.get("run_worker", True):
             count = WORKER_THREADS if options.get("use_threading", True) else 1
             for index in range(count):
                 WorkerThread(self.channel_layer, self.logger, log_listening=index == 0).start()
-        self._run_server(options)
+        self._run_server(options, keywords)
 
     @staticmethod
     def _has_default_layer() -> bool:
@@ -166,22 +181,31 @@ class Command(RunserverCommand):
             f"Quit the server with {quit_command}.\n"
         )
 
-    def _run_server(self, options: dict[str, Any]) -> None:
+    def _server_keywords(self, options: dict[str, Any]) -> dict[str, Any]:
+        """C-79's `server_cls` keywords besides the layer, checked as daphne checks its own
+        options (issue 16 item 3) before anything starts."""
         # Imported here: daphne is only needed when this server actually runs.
-        from daphne.server import build_endpoint_description_strings
+        from daphne.config import ConfigError, ServerConfig, build_endpoint_description_strings
 
-        endpoints = build_endpoint_description_strings(host=self.addr, port=int(self.port))
+        keywords = {
+            "endpoints": build_endpoint_description_strings(host=self.addr, port=int(self.port)),
+            "signal_handlers": not options.get("use_reloader", True),
+            "action_logger": self.log_action,
+            "http_timeout": self.http_timeout,
+            "ws_protocols": getattr(settings, "CHANNELS_WS_PROTOCOLS", None),
+            "root_path": getattr(settings, "FORCE_SCRIPT_NAME", "") or "",
+            "websocket_handshake_timeout": self.websocket_handshake_timeout,
+        }
         try:
-            server = self.server_cls(
-                channel_layer=self.channel_layer,
-                endpoints=endpoints,
-                signal_handlers=not options.get("use_reloader", True),
-                action_logger=self.log_action,
-                http_timeout=self.http_timeout,
-                ws_protocols=getattr(settings, "CHANNELS_WS_PROTOCOLS", None),
-                root_path=getattr(settings, "FORCE_SCRIPT_NAME", "") or "",
-                websocket_handshake_timeout=self.websocket_handshake_timeout,
-            )
+            ServerConfig(**keywords)
+        except ConfigError as error:
+            raise CommandError(error.describe(_runserver_name)) from None
+        return keywords
+
+    def _run_server(self, options: dict[str, Any], keywords: dict[str, Any]) -> None:
+        # C-79: exactly these keywords, so a mocked server_cls (1.x tests) sees them.
+        try:
+            server = self.server_cls(channel_layer=self.channel_layer, **keywords)
             server.run()
             self.logger.debug("Daphne exited")
         except KeyboardInterrupt:
