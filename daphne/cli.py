@@ -119,7 +119,7 @@ class CommandLineInterface:
             epilog=EPILOG,
             formatter_class=_HelpFormatter,
         )
-        self.server = None
+        self.server: Server | None = None
         add = self.parser.add_argument
         add("--version", action="version", version=f"daphne {__version__}")
         add(
@@ -180,8 +180,8 @@ class CommandLineInterface:
         sys.stderr.flush()
         raise SystemExit(status)
 
-    def _run(self, args: list[str]) -> None:
-        args = self.parser.parse_args(args)
+    def _run(self, argv: list[str]) -> None:
+        args = self.parser.parse_args(argv)
         config = self._config(args)
         verbosity = min(max(args.verbosity, 0), 2)
         logging.basicConfig(
@@ -195,9 +195,9 @@ class CommandLineInterface:
             ", ".join(config.endpoints),
             args.channel_layer,
         )
-        self.server = Server(channel_layer=channel_layer, config=config)
+        server = self.server = Server(channel_layer=channel_layer, config=config)
         try:
-            self.server.run()
+            server.run()
         except NotAChannelLayer:
             # D-62: Server.run refuses an object that is not a channel layer.
             raise StartupError(not_a_layer_message(args.channel_layer, channel_layer), 1)

@@ -227,7 +227,7 @@ class ServerConfig:
     proxy_forwarded_proto_header: str | None = option(
         None, _text_or_none, ALL, "client scheme header; CLI: --proxy-headers"
     )
-    forwarded_allow_ips: list | str | None = option(
+    forwarded_allow_ips: list[Any] | str | None = option(
         None,
         _anything,  # checked by validate(): it depends on the proxy header
         ALL,
@@ -359,7 +359,7 @@ class ServerConfig:
         for spec in dataclasses.fields(cls):
             if spec.default is not dataclasses.MISSING:
                 values[spec.name] = spec.default
-            else:
+            elif spec.default_factory is not dataclasses.MISSING:
                 values[spec.name] = spec.default_factory()
         return values
 

@@ -18,8 +18,8 @@ class DrainingFactory:
     `WebSocketProtocol`).
     """
 
-    request_class: type
-    websocket_class: type
+    request_class: type[Any]
+    websocket_class: type[Any]
     reply_protocols: dict[str, Any]
     http_channels: set[Any]
     draining = False

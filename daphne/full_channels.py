@@ -14,17 +14,37 @@ for ``group_expiry`` (issue 15).
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .outbox import Outbox
+from twisted.internet.base import DelayedCall
 
-__all__ = ["FullChannelReporter", "send_best_effort", "send_reliably"]
+from .layer_api import ChannelLayer, is_unavailable
+from .outbox import Outbox, OutboxFull
+
+__all__ = ["DropReporter", "FullChannelReporter", "send_best_effort", "send_reliably"]
+
+# A layer error that is neither a full channel nor an outage: a bug, with its traceback.
+logger = logging.getLogger("daphne.server")
 
 # send_reliably's back-off: from ~1 ms, doubling, at most this many seconds.
 RELIABLE_FIRST_DELAY = 0.001
 RELIABLE_MAX_DELAY = 1.0
+
+
+class DropReporter(Protocol):
+    """What `send_best_effort` and `send_reliably` report to: a `FullChannelReporter`,
+    or `daphne.layer_health.HealthReporter` (outages to the layer's health instead)."""
+
+    def recently_full(self, channel: str) -> bool: ...
+
+    def found_full(self, channel: str) -> None: ...
+
+    def full(self, channel: str, what: str) -> None: ...
+
+    def failed(self, channel: str, what: str, error: BaseException) -> None: ...
 
 
 class FullChannelReporter:
@@ -42,17 +62,22 @@ class FullChannelReporter:
     # Seconds a channel found full is not tried again by `send_best_effort`.
     probe_interval = 0.1
 
-    def __init__(self, logger: Any, clock: Any = None, reactor: Any = None) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        clock: Callable[[], float] | None = None,
+        reactor: Any = None,
+    ) -> None:
         self.logger = logger
         self.clock = clock or time.monotonic
         self._reactor = reactor  # for the end-of-interval line; Twisted's by default
-        # channel -> [time of last line, drops since]
-        self._state: dict[str, list] = {}
+        # (kind, channel) -> [time of last line, drops since, what, error]
+        self._state: dict[tuple[str, str], list[Any]] = {}
         # channel -> when a send last raised ChannelFull
         self._found_full: dict[str, float] = {}
         # (kind, channel) -> messages dropped since start, whatever was logged
         self.totals: dict[tuple[str, str], int] = {}
-        self._flush_call: Any = None
+        self._flush_call: DelayedCall | None = None
 
     def found_full(self, channel: str) -> None:
         self._found_full[channel] = self.clock()
@@ -82,7 +107,7 @@ class FullChannelReporter:
             return
         self._log(key, state, now)
 
-    def _log(self, key: tuple[str, str], state: list, now: float) -> None:
+    def _log(self, key: tuple[str, str], state: list[Any], now: float) -> None:
         count, state[0], state[1] = state[1], now, 0
         kind, channel = key
         plural = "" if count == 1 else "s"
@@ -124,7 +149,8 @@ class FullChannelReporter:
             from twisted.internet import reactor
             from twisted.python.threadable import isInIOThread
 
-            if not isInIOThread():
+            # Twisted's thread check is untyped.
+            if not isInIOThread():  # type: ignore[no-untyped-call, unused-ignore]
                 return  # not the reactor's thread (a test's clock): the next drop logs it
         try:
             self._flush_call = reactor.callLater(max(delay, 0.0), self.flush)
@@ -133,12 +159,14 @@ class FullChannelReporter:
 
 
 def send_best_effort(
-    outbox: Outbox, channel: str, message: dict, what: str, reporter: FullChannelReporter
+    outbox: Outbox, channel: str, message: dict[str, Any], what: str, reporter: DropReporter
 ) -> None:
     """Send a message the protocol may drop (disconnects, A-89) through `outbox`.
 
     A full channel is reported (merged); a layer that cannot reach its backend (Redis
-    down, L-62) is logged with the error, so connection teardown never fails on it.
+    down, L-62) or the outbox full of sends it does not answer goes to
+    `reporter.failed`; any other error the layer raises is a bug, logged at ERROR with
+    its traceback. Connection teardown never fails on any of them.
 
     A channel found full is not tried again for `reporter.probe_interval` seconds: such
     a message would only be dropped, and on a networked layer each try costs a round
@@ -151,38 +179,57 @@ def send_best_effort(
     outbox.send(channel, message, _BestEffort(outbox.channel_layer, what, reporter))
 
 
+def _refused(layer: ChannelLayer, error: BaseException) -> bool:
+    """Whether `error` is a refusal to retry later: the outbox full of unanswered sends,
+    or the layer's backend away (`daphne.layer_api.is_unavailable`). A full channel
+    is the caller's to test first."""
+    return isinstance(error, OutboxFull) or is_unavailable(layer, error)
+
+
+def _unexpected(channel: str, what: str, error: BaseException) -> None:
+    logger.error(
+        "Cannot send to %s: %s: unexpected error from the channel layer",
+        channel,
+        what,
+        exc_info=error,
+    )
+
+
 class _BestEffort:
     """The outcome callback of `send_best_effort`: report a drop, never raise."""
 
     __slots__ = ("layer", "what", "reporter")
 
-    def __init__(self, layer: Any, what: str, reporter: FullChannelReporter) -> None:
+    def __init__(self, layer: ChannelLayer, what: str, reporter: DropReporter) -> None:
         self.layer = layer
         self.what = what
         self.reporter = reporter
 
-    def __call__(self, channel: str, message: dict, error: BaseException | None) -> None:
+    def __call__(self, channel: str, message: dict[str, Any], error: BaseException | None) -> None:
         if error is None:
             return
         if isinstance(error, self.layer.ChannelFull):
             self.reporter.found_full(channel)
             self.reporter.full(channel, self.what)
-        else:  # the layer's backend errors have no common base class
+        elif _refused(self.layer, error):
             self.reporter.failed(channel, self.what, error)
+        else:
+            _unexpected(channel, self.what, error)
 
 
 def send_reliably(
     outbox: Outbox,
     reactor: Any,
     channel: str,
-    message: dict,
+    message: dict[str, Any],
     what: str,
-    reporter: FullChannelReporter,
+    reporter: DropReporter,
     give_up_after: float,
 ) -> None:
     """Send through `outbox`, retrying a refusal (full channel, layer unreachable, the
     outbox full) with a growing back-off for up to `give_up_after` seconds (the layer's
-    message expiry): only then is the message dropped, and counted (issue 15)."""
+    message expiry): only then is the message dropped, and counted (issue 15). Any
+    other error is not retried: it is logged at ERROR with its traceback at once."""
     retry = _Reliable(outbox, reactor, what, reporter, reactor.seconds() + give_up_after)
     outbox.send(channel, message, retry)
 
@@ -197,7 +244,7 @@ class _Reliable:
         outbox: Outbox,
         reactor: Any,
         what: str,
-        reporter: FullChannelReporter,
+        reporter: DropReporter,
         deadline: float,
     ) -> None:
         self.outbox = outbox
@@ -207,11 +254,16 @@ class _Reliable:
         self.deadline = deadline
         self.delay = RELIABLE_FIRST_DELAY
 
-    def __call__(self, channel: str, message: dict, error: BaseException | None) -> None:
+    def __call__(self, channel: str, message: dict[str, Any], error: BaseException | None) -> None:
         if error is None:
             return
+        layer = self.outbox.channel_layer
+        full = isinstance(error, layer.ChannelFull)
+        if not full and not _refused(layer, error):
+            _unexpected(channel, self.what, error)
+            return
         if self.reactor.seconds() + self.delay > self.deadline:
-            if isinstance(error, self.outbox.channel_layer.ChannelFull):
+            if full:
                 self.reporter.full(channel, self.what)
             else:
                 self.reporter.failed(channel, self.what, error)

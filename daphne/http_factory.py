@@ -20,12 +20,13 @@ from .edge_log import MergedLog
 from .http_channel import HTTPChannel, NegotiatingChannel
 from .http_protocol import HTTP2_AVAILABLE, SENDING, WS_SENDING, WebRequest, _letters
 from .http_protocol import full_channels as http_full_channels
+from .layer_api import ChannelLayer
 from .layer_health import HealthReporter, LayerHealth
 from .outbox import Outbox
 from .routed import RoutedChannels
+from .ws_flow import full_channels as ws_full_channels
 from .ws_handover import handshake_timeout
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
-from .ws_protocol import full_channels as ws_full_channels
 
 __all__ = ["HTTPFactory"]
 
@@ -48,7 +49,9 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     ``self.config``, so assigning one takes effect for later requests (D-18).
     """
 
-    protocol = None  # buildProtocol below makes the protocols
+    # buildProtocol below makes the protocols. Twisted's HTTPFactory types this as its
+    # own channel class, never None.
+    protocol = None  # type: ignore[assignment]
     request_class = WebRequest
     websocket_class = WebSocketProtocol
 
@@ -84,7 +87,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
 
     def __init__(
         self,
-        channel_layer: Any,
+        channel_layer: ChannelLayer,
         action_logger: Any = None,
         send_channel: str | None = None,
         timeout: int | float = 120,
@@ -98,7 +101,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         proxy_forwarded_port_header: str | None = None,
         proxy_forwarded_proto_header: str | None = None,
         websocket_handshake_timeout: int | float = 5,
-        forwarded_allow_ips: list | None = None,
+        forwarded_allow_ips: list[Any] | None = None,
         websocket_max_message_size: int = 1048576,
         http_max_body_size: int = 0,
         max_outbound_buffer: int = 1048576,
@@ -115,8 +118,9 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         else:
             refuse_both(given, _FACTORY_OPTIONS, "HTTPFactory")
         self.config = config
-        # Twisted's idle timer resets on every read; D-64's head timer replaces it.
-        super().__init__(timeout=None)
+        # Twisted's idle timer resets on every read; D-64's head timer replaces it. Twisted
+        # documents None as "no timeout" but types the argument as a number.
+        super().__init__(timeout=None)  # type: ignore[arg-type]
         if send_channel is None:
             raise AssertionError("send_channel must be the process-specific prefix ending in '!'")
         # Every layer send of every connection, batched per reactor tick (issue 9); the
@@ -143,7 +147,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     def _configure_autobahn(self) -> None:
         """Pass the options autobahn keeps its own copy of on to it (D-19, D-65)."""
         config = self.config
-        self.ws_factory.setProtocolOptions(
+        # autobahn's API is untyped.
+        self.ws_factory.setProtocolOptions(  # type: ignore[no-untyped-call, unused-ignore]
             autoPingTimeout=config.ping_timeout,
             allowNullOrigin=True,
             openHandshakeTimeout=self.autobahn_handshake_timeout(),
@@ -161,15 +166,15 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         )
 
     @property
-    def channel_layer(self) -> Any:
+    def channel_layer(self) -> ChannelLayer:
         return self.outbox.channel_layer
 
     @channel_layer.setter
-    def channel_layer(self, layer: Any) -> None:
+    def channel_layer(self, layer: ChannelLayer) -> None:
         self.outbox.channel_layer = layer
         self._watch_layer(layer)
 
-    def _watch_layer(self, layer: Any) -> None:
+    def _watch_layer(self, layer: ChannelLayer) -> None:
         # One ERROR per outage of the layer, one INFO when it is back (issue 14).
         self.layer_health = LayerHealth(layer)
         self.http_reporter = HealthReporter(http_full_channels, self.layer_health, SENDING)
@@ -181,7 +186,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
 
     def buildProtocol(self, addr: Any) -> Any:
         try:
-            wrapper = NegotiatingChannel(HTTPChannel())
+            # Twisted's HTTPChannel.__init__ is untyped.
+            wrapper = NegotiatingChannel(HTTPChannel())  # type: ignore[no-untyped-call, unused-ignore]
             # Set on the wrapper, not the channel: ALPN's switch to HTTP/2 builds
             # its H2Connection with the wrapper's factory (D-25).
             wrapper.requestFactory = WebRequest
@@ -214,7 +220,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     def reply_channels(self) -> list[str]:
         return list(self.reply_protocols)
 
-    def dispatch_reply(self, channel: str, message: dict) -> None:
+    def dispatch_reply(self, channel: str, message: dict[str, Any]) -> None:
         protocol = self.reply_protocols.get(channel)
         if protocol is None:
             # Normal after a disconnect (A-74).
@@ -235,7 +241,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
             f"max_connections ({self.max_connections}) reached: a new connection gets 503",
         )
 
-    def log_action(self, protocol: str, action: str, details: dict) -> None:
+    def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         if self.action_logger:
             self.action_logger(protocol, action, details)
 

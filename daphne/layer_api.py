@@ -113,10 +113,14 @@ class SocketSender(Protocol):
 class SocketSending(Protocol):
     """A layer whose sends are written to sockets without waiting (asgi_redis, hiredis).
 
-    ``socket_sender`` raises ``NotImplementedError`` where it cannot.
+    ``socket_sender`` raises ``NotImplementedError`` where it cannot. Such a layer
+    also checks a channel name without I/O (``valid_channel_name``, raising for a bad
+    one), so the outbox names new channels itself rather than with a round trip.
     """
 
     def socket_sender(self) -> SocketSender: ...
+
+    def valid_channel_name(self, name: str, receive: bool = False) -> bool: ...
 
 
 @runtime_checkable

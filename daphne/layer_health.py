@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from .full_channels import DropReporter
 
 __all__ = ["HealthReporter", "LayerHealth", "describe_layer", "redact_url"]
 
@@ -98,7 +101,7 @@ class HealthReporter:
 
     __slots__ = ("reporter", "health", "activity")
 
-    def __init__(self, reporter: Any, health: LayerHealth, activity: str) -> None:
+    def __init__(self, reporter: DropReporter, health: LayerHealth, activity: str) -> None:
         self.reporter = reporter
         self.health = health
         self.activity = activity

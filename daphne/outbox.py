@@ -45,9 +45,19 @@ from __future__ import annotations
 import logging
 import random
 import string
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
+from twisted.internet.base import DelayedCall
+
+from .layer_api import (
+    BatchSending,
+    ChannelLayer,
+    Outcomes,
+    SocketSender,
+    SocketSending,
+    is_unavailable,
+)
 from .layer_pipes import PipeWatch, pump_until_answered
 
 __all__ = ["Outbox", "OutboxFull", "Sent", "MAX_BATCH"]
@@ -56,7 +66,9 @@ logger = logging.getLogger("daphne.server")
 _random = random.SystemRandom()
 
 # The outcome callback: (channel, message, None or the error the layer raised).
-Sent = Callable[[str, dict, BaseException | None], None]
+Sent = Callable[[str, dict[str, Any], BaseException | None], None]
+# A queued send: (channel, message, its outcome callback, the sender's ordering key).
+Queued = tuple[str, dict[str, Any], Sent, object]
 
 # Messages per send_many call: bounds one Redis script's run time (and the time other
 # clients of that Redis wait behind it) when a tick queues thousands of messages.
@@ -71,7 +83,7 @@ class OutboxFull(Exception):
     """The channel layer is not answering and daphne holds as much for it as it may."""
 
 
-def message_size(message: dict) -> int:
+def message_size(message: dict[str, Any]) -> int:
     """A cheap estimate of a message's size: its payload plus a fixed overhead."""
     size = MESSAGE_OVERHEAD
     for key in ("bytes", "text", "body", "content"):
@@ -88,32 +100,38 @@ class Outbox:
     # answer; beyond it `send` refuses with `OutboxFull` (issue 15).
     limit = 16 * 1024 * 1024
 
-    def __init__(self, channel_layer: Any, get_reactor: Callable[[], Any]) -> None:
+    def __init__(self, channel_layer: ChannelLayer, get_reactor: Callable[[], Any]) -> None:
+        # The reactor (or a test's `task.Clock`), read when needed: tests swap it.
         self._get_reactor = get_reactor
-        self._queue: list[tuple[str, dict, Sent, object]] = []
-        self._flush_call: Any = None
+        self._queue: list[Queued] = []
+        self._flush_call: DelayedCall | None = None
         self._pending_bytes = 0
-        self._in_flight: list[tuple[str, dict, Sent, object]] | None = None
-        self._watches: dict[Any, PipeWatch] = {}
+        self._in_flight: list[Queued] | None = None
+        self._watches: dict[Any, PipeWatch] = {}  # by the sender's pipe
         self.refused = 0  # messages refused with OutboxFull
         self.channel_layer = channel_layer
 
     @property
-    def channel_layer(self) -> Any:
+    def channel_layer(self) -> ChannelLayer:
         return self._channel_layer
 
     @channel_layer.setter
-    def channel_layer(self, layer: Any) -> None:
+    def channel_layer(self, layer: ChannelLayer) -> None:
         # Tests swap a factory's layer after building it; what is queued goes first.
         if self._queue:
             self.flush()
         self._channel_layer = layer
         # A capability, not a type check: any layer offering send_many is batched.
         self.batching = callable(getattr(layer, "send_many", None))
-        self._sender: Any = None  # the layer's socket sender, made at the first send
+        # The layer's socket sender, made at the first send.
+        self._sender: SocketSender | None = None
         self._sender_checked = False
 
-    def _socket_sender(self) -> Any:
+    def _send_many(self, pairs: Iterable[tuple[str, dict[str, Any]]]) -> Outcomes:
+        # Only called when `batching`: the layer has send_many (`BatchSending`).
+        return cast(BatchSending, self._channel_layer).send_many(pairs)
+
+    def _socket_sender(self) -> SocketSender | None:
         if not self._sender_checked:
             self._sender_checked = True
             make = getattr(self._channel_layer, "socket_sender", None)
@@ -131,9 +149,11 @@ class Outbox:
         12 random letters (2^68 names) do not collide in practice (A-34, issue 15)."""
         if self._sender is None and self._socket_sender() is None:
             return self._channel_layer.new_channel(pattern)
-        length = getattr(self._channel_layer, "new_channel_suffix_length", 12)
+        # A socket sender was made: the layer is `SocketSending`.
+        layer = cast(SocketSending, self._channel_layer)
+        length = getattr(layer, "new_channel_suffix_length", 12)
         name = pattern + "".join(_random.choices(string.ascii_letters, k=length))
-        self._channel_layer.valid_channel_name(name)
+        layer.valid_channel_name(name)
         return name
 
     @property
@@ -144,7 +164,7 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def send(self, channel: str, message: dict, sent: Sent, key: object = None) -> None:
+    def send(self, channel: str, message: dict[str, Any], sent: Sent, key: object = None) -> None:
         """Send `message` to `channel`; `sent(channel, message, error)` gets the outcome.
 
         `key` names the sender whose messages must keep their order (a connection);
@@ -218,11 +238,12 @@ class Outbox:
     # -- without waiting (issue 15) ---------------------------------------------------
 
     def _flush_to_sockets(self) -> None:
-        if self._in_flight is not None or not self._queue:
+        sender = self._sender
+        if sender is None or self._in_flight is not None or not self._queue:
             return  # the next batch goes when the one in flight is answered
         batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
         self._in_flight = batch
-        pipes = self._sender.submit(
+        pipes = sender.submit(
             [(channel, message) for channel, message, _, _ in batch], self._answered
         )
         for pipe in pipes:
@@ -241,8 +262,10 @@ class Outbox:
         )
         self._sender = None
 
-    def _answered(self, results: list[BaseException | None]) -> None:
+    def _answered(self, results: Outcomes) -> None:
         batch, self._in_flight = self._in_flight, None
+        if batch is None:  # the sender answers each batch once
+            return
         self._pending_bytes -= sum(message_size(message) for _, message, _, _ in batch)
         queued = len(self._queue)
         failed: dict[object, BaseException] = {}
@@ -251,7 +274,8 @@ class Outbox:
             # Queued before these callbacks ran: a refused sender's later messages
             # get the same error unsent, so it retries them in order (A-19).
             earlier, later = self._queue[:queued], self._queue[queued:]
-            keep, refused = [], []
+            keep: list[Queued] = []
+            refused: list[Queued] = []
             for item in earlier:
                 (refused if item[3] is not None and item[3] in failed else keep).append(item)
             if refused:
@@ -263,7 +287,7 @@ class Outbox:
 
     def _run_callbacks(
         self,
-        batch: list[tuple[str, dict, Sent, object]],
+        batch: list[Queued],
         results: Sequence[BaseException | None],
         failed: dict[object, BaseException],
     ) -> None:
@@ -275,9 +299,7 @@ class Outbox:
             except Exception:
                 logger.exception("Error handling the outcome of a send to %s", channel)
 
-    def _send_batch(
-        self, batch: list[tuple[str, dict, Sent, object]], failed: dict[object, BaseException]
-    ) -> None:
+    def _send_batch(self, batch: list[Queued], failed: dict[object, BaseException]) -> None:
         results = self._results(batch, failed)
         for (channel, message, sent, key), error in zip(batch, results, strict=True):
             if error is not None and key is not None:
@@ -288,27 +310,33 @@ class Outbox:
                 # One connection's broken handler must not lose the others' outcomes.
                 logger.exception("Error handling the outcome of a send to %s", channel)
 
-    def _results(
-        self, batch: list[tuple[str, dict, Sent, object]], failed: dict[object, BaseException]
-    ) -> list[BaseException | None]:
+    def _results(self, batch: list[Queued], failed: dict[object, BaseException]) -> Outcomes:
         """One result per message: sent with send_many, or one by one when it refuses."""
-        results: list[BaseException | None] = [None] * len(batch)
+        results: Outcomes = [None] * len(batch)
+        todo: Sequence[int]
         if failed:  # only after an earlier slice of this flush had a refusal
-            todo = []
+            unfailed: list[int] = []
             for position, (_, _, _, key) in enumerate(batch):
                 if key is not None and key in failed:
                     results[position] = failed[key]  # its sender retries it after the failure
                 else:
-                    todo.append(position)
-            if not todo:
+                    unfailed.append(position)
+            if not unfailed:
                 return results
+            todo = unfailed
             pairs = [(batch[position][0], batch[position][1]) for position in todo]
         else:
             todo = range(len(batch))
             pairs = [(channel, message) for channel, message, _, _ in batch]
         try:
-            outcomes = self.channel_layer.send_many(pairs)
-        except Exception:
+            outcomes = self._send_many(pairs)
+        except Exception as error:
+            if is_unavailable(self._channel_layer, error):
+                # The backend is away (L-62): every message of the call hears it, rather
+                # than one blocking attempt per message on the reactor thread below.
+                for position in todo:
+                    results[position] = error
+                return results
             # send_many validates every message before sending any: one bad message
             # (MessageTooLarge, an invalid name) refused the lot. Send one at a time
             # so only that message's sender hears about it.
@@ -320,9 +348,9 @@ class Outbox:
 
     def _send_each(
         self,
-        batch: list[tuple[str, dict, Sent, object]],
+        batch: list[Queued],
         todo: Sequence[int],
-        results: list[BaseException | None],
+        results: Outcomes,
         failed: dict[object, BaseException],
     ) -> None:
         send = self.channel_layer.send

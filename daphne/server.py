@@ -9,13 +9,14 @@ import random
 import signal
 import string
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import twisted.plugins
 from twisted.internet import defer, reactor
+from twisted.internet.base import DelayedCall
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.logger import STDLibLogObserver, globalLogBeginner
+from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
 from .config import (
     ConfigOption,
@@ -140,7 +141,7 @@ class Server:
         force_sync: bool = False,
         verbosity: int = 1,
         websocket_handshake_timeout: int | float = 5,
-        forwarded_allow_ips: list | None = None,
+        forwarded_allow_ips: list[Any] | None = None,
         websocket_max_message_size: int = 1048576,
         http_max_body_size: int = 0,
         graceful_timeout: int | float = 10,
@@ -182,12 +183,14 @@ class Server:
         # A-47: sockets close after the layer's group_expiry unless told otherwise.
         if not config.websocket_timeout:
             config.websocket_timeout = getattr(channel_layer, "group_expiry", 86400)
-        self.listeners: list[defer.Deferred] = []
-        self.reactor = reactor
-        self.factory = None
-        self.reader = None
-        self._stopping = None  # Deferred of a graceful stop in progress
-        self._drain_timer = None
+        self.listeners: list[defer.Deferred[Any]] = []
+        # Twisted's global reactor (tests assign a `task.Clock` or a reactor of theirs);
+        # several reactor interfaces at once, which zope interfaces cannot spell.
+        self.reactor: Any = reactor
+        self.factory: HTTPFactory | None = None
+        self.reader: ThreadReader | ReactorReader | None = None
+        self._stopping: defer.Deferred[None] | None = None  # a graceful stop in progress
+        self._drain_timer: DelayedCall | None = None
         self._finishing = False
         # The first endpoint that could not listen; `run()` raises it (issue 14).
         self.listen_error: ListenFailed | None = None
@@ -208,7 +211,8 @@ class Server:
         fallback = STDLibLogObserver(name="daphne.server") if self.verbosity > 1 else None
         merged = MergedLog(logger, logging.ERROR, self.reactor)
         observer = TwistedErrors(merged, fallback, self.reactor)
-        globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+        # An observer is any callable taking the event: zope interfaces are not types to mypy.
+        globalLogBeginner.beginLoggingTo([cast(ILogObserver, observer)], redirectStandardIO=False)
         self._running = True
         self.start()
         if self.listen_error is not None:
@@ -230,7 +234,7 @@ class Server:
                 f"{layer!r} is not a channel layer: it needs callable send() and receive()"
             )
 
-    def start(self) -> list[defer.Deferred]:
+    def start(self) -> list[defer.Deferred[Any]]:
         """Build the factory, start the reply reader and listen; for use in a running reactor
         too (tests). Returns the listener Deferreds."""
         self.send_channel = (
@@ -238,7 +242,7 @@ class Server:
         )
         # The factory shares the config: options assigned on the server after this
         # still reach the connections that read them per request (D-18).
-        self.factory = HTTPFactory(
+        factory = self.factory = HTTPFactory(
             self.channel_layer, send_channel=self.send_channel, config=self.config
         )
         if HTTP2_AVAILABLE:
@@ -251,15 +255,18 @@ class Server:
         else:
             logger.info("Reading replies from the channel layer in a background thread")
             self.reactor.callWhenRunning(self.backend_reader_sync)
-        self.reactor.callWhenRunning(self.factory.routed.start, self.reactor)
+        self.reactor.callWhenRunning(factory.routed.start, self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_readers)
         # Sends queued in the last tick (disconnects of dropped connections) still go out.
         self.reactor.addSystemEventTrigger("before", "shutdown", self._drain_outbox)
         for description in self.endpoints:
             logger.info("Listening on endpoint %s", description)
+            listener: defer.Deferred[Any]
             try:
-                endpoint = serverFromString(self.reactor, with_listen_backlog(description))
-                listener = endpoint.listen(self.factory)
+                listening = with_listen_backlog(description)
+                # Twisted's parser is untyped.
+                endpoint = serverFromString(self.reactor, listening)  # type: ignore[no-untyped-call, unused-ignore]
+                listener = endpoint.listen(factory)
             except Exception as error:  # e.g. an unknown endpoint type in -e
                 listener = defer.fail(error)
             listener.addErrback(self.on_listener_error, description)
@@ -278,16 +285,24 @@ class Server:
         if self.reactor.running:
             self.reactor.stop()
 
+    def _started_factory(self) -> HTTPFactory:
+        """The factory `start()` built: the readers and the stop steps run after it."""
+        if self.factory is None:
+            raise RuntimeError("Server.start() has not run")
+        return self.factory
+
     def backend_reader_sync(self) -> None:
         """Start the reader thread (D-14 as the note before it describes)."""
-        self.reader = ThreadReader(
+        factory = self._started_factory()
+        reader = ThreadReader(
             self.reactor,
             self.channel_layer,
             self.send_channel,
-            self.factory.dispatch_reply,
-            self.factory.layer_health,
+            factory.dispatch_reply,
+            factory.layer_health,
         )
-        self.reader.start()
+        self.reader = reader
+        reader.start()
 
     def backend_reader_twisted(self) -> None:
         """D-15 for a layer listing `twisted`: the reactor reads the layer's socket.
@@ -297,12 +312,13 @@ class Server:
         `receive_twisted` would cost a thread-pool hop and a Deferred chain per
         reply (issue 9 profile); the D-14..D-16 note allows either.
         """
+        factory = self._started_factory()
         self.reader = ReactorReader.open(
             self.reactor,
             self.channel_layer,
             self.send_channel,
-            self.factory.dispatch_reply,
-            self.factory.layer_health,
+            factory.dispatch_reply,
+            factory.layer_health,
         )
         if self.reader is None:
             self.backend_reader_sync()
@@ -311,7 +327,7 @@ class Server:
         """Run every connection's timeout checks once (D-16); per-connection timers
         normally do this, so nothing schedules it."""
         try:
-            self.factory.check_timeouts()
+            self._started_factory().check_timeouts()
         except Exception:
             logger.exception("Error checking timeouts")
 
@@ -348,14 +364,14 @@ class Server:
         if self.reactor.running:
             self.reactor.stop()
 
-    def graceful_stop(self) -> defer.Deferred:
+    def graceful_stop(self) -> defer.Deferred[None]:
         """D-17 steps 1-4; the Deferred fires once every connection is gone."""
         if self._stopping is not None:
             return self._stopping
-        self._stopping = defer.Deferred()
+        stopping = self._stopping = defer.Deferred()
         self._stop_listening()
-        factory = self.factory
-        drained = defer.Deferred()
+        factory = self._started_factory()
+        drained: defer.Deferred[None] = defer.Deferred()
         count = len(factory.in_flight_requests())
         logger.info(
             "Stopping: draining %d HTTP requests for up to %s s", count, self.graceful_timeout
@@ -363,7 +379,7 @@ class Server:
         drained.addCallback(lambda _: self._finish_stop())
         self._drain_timer = self.reactor.callLater(self.graceful_timeout, self._finish_stop)
         factory.start_drain(drained)
-        return self._stopping
+        return stopping
 
     def _stop_listening(self) -> None:
         for listener in self.listeners:
@@ -380,7 +396,7 @@ class Server:
         self._finishing = True
         if self._drain_timer is not None and self._drain_timer.active():
             self._drain_timer.cancel()
-        factory = self.factory
+        factory = self._started_factory()
         closing = factory.answer_waiting()
         if closing:
             logger.info(
@@ -392,19 +408,20 @@ class Server:
         if not closing:
             self._stopped()
             return
-        flushed = defer.Deferred()
+        flushed: defer.Deferred[None] = defer.Deferred()
         timer = self.reactor.callLater(ANSWER_FLUSH_TIMEOUT, flushed.callback, None)
         flushed.addCallback(lambda _: timer.cancel() if timer.active() else None)
         flushed.addBoth(lambda _: self._stopped())
         factory.notify_when_idle(flushed)
 
     def _stopped(self) -> None:
-        if self._stopping.called:
+        stopping = self._stopping
+        if stopping is None or stopping.called:
             return
-        self.factory.drop_all()
+        self._started_factory().drop_all()
         self._drain_outbox()
         self._stop_readers()
-        self._stopping.callback(None)
+        stopping.callback(None)
 
 
 # D-12's option arguments: all but channel_layer, the deprecated host/port/unix_socket/

@@ -27,17 +27,18 @@ class UndecodableHeader(ValueError):
     """A forwarded header daphne must read is not UTF-8; the request gets 400 (issue 15)."""
 
 
-def header_value(headers: dict, header_name: Any) -> str:
+def header_value(headers: dict[Any, Any], header_name: Any) -> str:
     """``headers[name]``: first element of a list, bytes decoded as UTF-8 (D-49)."""
     value = headers[header_name]
     if isinstance(value, list):
         value = value[0]
     if isinstance(value, bytes):
         value = value.decode("utf-8")
-    return value
+    text: str = value
+    return text
 
 
-def transport_addresses(transport: Any) -> tuple[list | None, list | None]:
+def transport_addresses(transport: Any) -> tuple[list[Any] | None, list[Any] | None]:
     """``([peer host, port], [host host, port])``, or ``(None, None)`` for UNIX sockets (D-27)."""
     peer = transport.getPeer()
     host = transport.getHost()
@@ -46,7 +47,7 @@ def transport_addresses(transport: Any) -> tuple[list | None, list | None]:
     return None, None
 
 
-def _text(value: Any, name: str | bytes) -> str:
+def _text(value: str | bytes, name: str | bytes) -> str:
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8")
@@ -65,13 +66,13 @@ def _all_entries(value: Any, name: str | bytes) -> list[str]:
     return [entry for entry in entries if entry]  # "a,,b" and a trailing comma add nothing
 
 
-def _lower_bytes(name: Any) -> bytes:
+def _lower_bytes(name: str | bytes) -> bytes:
     if isinstance(name, str):
         name = name.encode("latin-1")
     return name.lower()
 
 
-def _normalise(headers: Headers | dict) -> dict[bytes, Any]:
+def _normalise(headers: Headers | dict[Any, Any]) -> dict[bytes, Any]:
     """Map lower-cased bytes names to values for either a Twisted Headers or a dict (D-50)."""
     if isinstance(headers, Headers):
         return {name.lower(): values for name, values in headers.getAllRawHeaders()}
@@ -127,14 +128,14 @@ def _trusted(value: Any, networks: list[IPNetwork]) -> bool:
 
 
 def parse_x_forwarded_for(
-    headers: Headers | dict,
+    headers: Headers | dict[Any, Any],
     address_header_name: str | bytes | None = "X-Forwarded-For",
     port_header_name: str | bytes | None = "X-Forwarded-Port",
     proto_header_name: str | bytes | None = "X-Forwarded-Proto",
-    original_addr: list | None = None,
+    original_addr: list[Any] | None = None,
     original_scheme: str | None = None,
     forwarded_allow_ips: Iterable[Any] | None = None,
-) -> tuple[list | None, str | None]:
+) -> tuple[list[Any] | None, str | None]:
     """Return ``(client address, scheme)`` from forwarded headers (D-50, D-66)."""
     if not address_header_name:
         return original_addr, original_scheme
