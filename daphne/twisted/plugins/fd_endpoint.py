@@ -6,6 +6,7 @@ that, once installed, Twisted's plugin discovery finds it as
 """
 
 import socket
+from typing import Any
 
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.interfaces import IStreamServerEndpointStringParser
@@ -17,13 +18,18 @@ from zope.interface import implementer
 class _FDParser:
     prefix = "fd"
 
-    def _parseServer(self, reactor, fileno, domain=socket.AF_INET):
-        fileno = int(fileno)
+    def _parseServer(
+        self, reactor: Any, fileno: str | int, domain: str | int = socket.AF_INET
+    ) -> AdoptedStreamServerEndpoint:
+        descriptor = int(fileno)
         if isinstance(domain, str):
             domain = int(domain) if domain.isdigit() else getattr(socket, domain)
-        return AdoptedStreamServerEndpoint(reactor, fileno, domain)
+        # Twisted's endpoint constructor is untyped.
+        return AdoptedStreamServerEndpoint(reactor, descriptor, domain)  # type: ignore[no-untyped-call, unused-ignore]
 
-    def parseStreamServer(self, reactor, *args, **kwargs):
+    def parseStreamServer(
+        self, reactor: Any, *args: Any, **kwargs: Any
+    ) -> AdoptedStreamServerEndpoint:
         # Delegate to another function with a sane signature (Twisted's convention).
         return self._parseServer(reactor, *args, **kwargs)
 
