@@ -43,7 +43,7 @@ __all__ = [
 
 Received = tuple[str | None, dict[str, Any] | None]
 # One outcome per message: None when stored, else what `send` would have raised.
-Outcomes = list[BaseException | None]
+Outcomes = Sequence[BaseException | None]
 
 
 @runtime_checkable
@@ -51,11 +51,15 @@ class ChannelLayer(Protocol):
     """The ASGI-1 calls daphne makes on every layer.
 
     ``Unavailable`` is optional (layers written for 1.x lack it); read it with
-    `unavailable_errors`, never as ``layer.Unavailable``.
+    `unavailable_errors`, never as ``layer.Unavailable``. The exception classes are
+    read-only members, so a layer's own subclasses (its nested ``ChannelFull``) match.
     """
 
-    ChannelFull: type[Exception]
-    MessageTooLarge: type[Exception]
+    @property
+    def ChannelFull(self) -> type[Exception]: ...
+
+    @property
+    def MessageTooLarge(self) -> type[Exception]: ...
 
     def send(self, channel: str, message: dict[str, Any]) -> None: ...
 

@@ -310,9 +310,11 @@ class Outbox:
                 # One connection's broken handler must not lose the others' outcomes.
                 logger.exception("Error handling the outcome of a send to %s", channel)
 
-    def _results(self, batch: list[Queued], failed: dict[object, BaseException]) -> Outcomes:
+    def _results(
+        self, batch: list[Queued], failed: dict[object, BaseException]
+    ) -> list[BaseException | None]:
         """One result per message: sent with send_many, or one by one when it refuses."""
-        results: Outcomes = [None] * len(batch)
+        results: list[BaseException | None] = [None] * len(batch)
         todo: Sequence[int]
         if failed:  # only after an earlier slice of this flush had a refusal
             unfailed: list[int] = []
@@ -350,7 +352,7 @@ class Outbox:
         self,
         batch: list[Queued],
         todo: Sequence[int],
-        results: Outcomes,
+        results: list[BaseException | None],
         failed: dict[object, BaseException],
     ) -> None:
         send = self.channel_layer.send
