@@ -1,3 +1,5 @@
 """A stand-in "channel layer" for CLI tests that patch out `Server.run` (D-58)."""
 
-channel_layer = {}
+from typing import Any
+
+channel_layer: dict[str, Any] = {}

@@ -1,39 +1,49 @@
 """Assertions that messages and responses follow the ASGI-1 formats (D-56, D-57)."""
 
+from __future__ import annotations
+
 import socket
 import unittest
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from urllib import parse
+
+# Request parameters and headers as the factories take them (`daphne.tests.factories`).
+Params = Sequence[tuple[Any, Any]] | Mapping[Any, Any] | None
+Headers = Iterable[tuple[str, str]]
 
 
 class ASGITestCaseBase(unittest.TestCase):
     """Base class for the HTTP and WebSocket test cases."""
 
-    def assert_is_ip_address(self, address):
+    def assert_is_ip_address(self, address: str) -> None:
         """Tests whether a given address string is a valid IPv4 address."""
         try:
             socket.inet_aton(address)
         except OSError:
             self.fail(f"'{address}' is not a valid IP address.")
 
-    def assert_key_sets(self, required_keys, optional_keys, actual_keys):
+    def assert_key_sets(
+        self, required_keys: set[str], optional_keys: set[str], actual_keys: Iterable[str]
+    ) -> None:
         """All required keys are present and no key is neither required nor optional."""
         present_keys = set(actual_keys)
         self.assertTrue(required_keys <= present_keys)
         self.assertEqual(set(), present_keys - required_keys - optional_keys)
 
-    def assert_valid_reply_channel(self, reply_channel):
+    def assert_valid_reply_channel(self, reply_channel: Any) -> None:
         self.assertIsInstance(reply_channel, str)
         # The reply channel is decided by the server.
         self.assertTrue(reply_channel.startswith("test!"))
 
-    def assert_valid_path(self, path, request_path):
+    def assert_valid_path(self, path: Any, request_path: str) -> None:
         self.assertIsInstance(path, str)
         self.assertEqual(path, request_path)
         # Assert that it's already url decoded
         self.assertEqual(path, parse.unquote(path))
 
-    def assert_valid_address_and_port(self, host):
+    def assert_valid_address_and_port(self, host: Any) -> None:
         address, port = host
         self.assertIsInstance(address, str)
         self.assert_is_ip_address(address)
@@ -45,13 +55,13 @@ class ASGIHTTPTestCase(ASGITestCaseBase):
 
     def assert_valid_http_request_message(
         self,
-        channel_message,
-        request_method,
-        request_path,
-        request_params=None,
-        request_headers=None,
-        request_body=None,
-    ):
+        channel_message: Mapping[str, Any],
+        request_method: str,
+        request_path: str,
+        request_params: Params = None,
+        request_headers: Headers | None = None,
+        request_body: str | bytes | None = None,
+    ) -> None:
         """The message conforms to the HTTP request section of the ASGI spec."""
         self.assertTrue(channel_message)
         self.assert_key_sets(
@@ -85,10 +95,10 @@ class ASGIHTTPTestCase(ASGITestCaseBase):
         self.assertEqual(query_string, parse.urlencode(request_params or []).encode("ascii"))
 
         # The order of header names does not matter, the order of one name's values does.
-        transformed_message_headers = defaultdict(list)
+        transformed_message_headers: defaultdict[bytes, list[bytes]] = defaultdict(list)
         for name, value in channel_message["headers"]:
             transformed_message_headers[name].append(value)
-        transformed_request_headers = defaultdict(list)
+        transformed_request_headers: defaultdict[bytes, list[bytes]] = defaultdict(list)
         for name, value in request_headers or []:
             expected_name = name.lower().strip().encode("ascii")
             expected_value = value.strip().encode("ascii")
@@ -126,7 +136,9 @@ class ASGIHTTPTestCase(ASGITestCaseBase):
         if server is not None:
             self.assert_valid_address_and_port(channel_message["server"])
 
-    def assert_valid_http_response_message(self, message, response):
+    def assert_valid_http_response_message(
+        self, message: Mapping[str, Any], response: bytes
+    ) -> None:
         self.assertTrue(message)
         self.assertTrue(response.startswith(b"HTTP"))
 
@@ -147,7 +159,9 @@ class ASGIHTTPTestCase(ASGITestCaseBase):
 class ASGIWebSocketTestCase(ASGITestCaseBase):
     """Test case with helpers for verifying WebSocket channel messages (D-57)."""
 
-    def assert_websocket_upgrade(self, response, body=b"", expect_close=False):
+    def assert_websocket_upgrade(
+        self, response: bytes, body: bytes = b"", expect_close: bool = False
+    ) -> None:
         self.assertIn(b"HTTP/1.1 101 Switching Protocols", response)
         self.assertIn(b"Sec-WebSocket-Accept: HSmrc0sMlYUkAGmm5OPpG2HaGWk=\r\n", response)
         self.assertIn(b"Server: Daphne\r\n", response)
@@ -157,12 +171,16 @@ class ASGIWebSocketTestCase(ASGITestCaseBase):
         elif body:
             self.assertTrue(response.endswith(body))
 
-    def assert_websocket_denied(self, response):
+    def assert_websocket_denied(self, response: bytes) -> None:
         self.assertIn(b"HTTP/1.1 403", response)
 
     def assert_valid_websocket_connect_message(
-        self, channel_message, request_path="/", request_params=None, request_headers=None
-    ):
+        self,
+        channel_message: Mapping[str, Any],
+        request_path: str = "/",
+        request_params: Params = None,
+        request_headers: Headers | None = None,
+    ) -> None:
         """The message conforms to the WebSocket connect section of the ASGI spec."""
         self.assertTrue(channel_message)
         self.assert_key_sets(
@@ -178,7 +196,7 @@ class ASGIWebSocketTestCase(ASGITestCaseBase):
         self.assertEqual(order, 0)
 
         # Daphne gives one value per header name, the values joined by ",".
-        transformed_request_headers = defaultdict(list)
+        transformed_request_headers: defaultdict[bytes, list[bytes]] = defaultdict(list)
         for name, value in request_headers or []:
             expected_name = name.lower().strip().encode("ascii")
             expected_value = value.strip().encode("ascii")
