@@ -22,7 +22,15 @@ from .access import log_http_complete
 from .deadlines import DeadlineSweep
 from .draining import DrainingFactory
 from .edge_log import MergedLog
-from .error_page import ERROR_TEMPLATE
+from .error_page import (
+    ERROR_TEMPLATE,
+    LAYER_UNREACHABLE,
+    PROCESSING_ERROR,
+    QUEUE_FULL,
+    RESTARTING,
+    TIMED_OUT,
+    error_response,
+)
 from .errors import PeerError
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
@@ -118,18 +126,12 @@ class WebRequest(http.Request):
         retry_after: int | None = None,
     ) -> None:
         """Answer with a small HTML error page (D-32)."""
-        title = "{} {}".format(status, status_text.decode("ascii"))
-        page = self.error_template.format(title=title, body=body)
-        headers = [(b"Content-Type", b"text/html; charset=utf-8")]
-        if retry_after is not None:
-            headers.append((b"Retry-After", str(retry_after).encode("ascii")))
-        if close_connection:
-            headers.append((b"Connection", b"close"))
-            if self.channel is not None:
-                self.channel.persistent = False
-        self.serverResponse(
-            {"status": status, "headers": headers, "content": " ".join(page.split()).encode()}
+        if close_connection and self.channel is not None:
+            self.channel.persistent = False
+        message = error_response(
+            self.error_template, status, status_text, body, close_connection, retry_after
         )
+        self.serverResponse(message)
 
     @classmethod
     def unquote(cls, value: bytes, plus_as_space: bool = False) -> str:
@@ -141,13 +143,10 @@ class WebRequest(http.Request):
     def handleContentChunk(self, data: bytes) -> None:
         self._body_received += len(data)
         limit = self.factory.http_max_body_size
-        if limit and self._body_received > limit:
-            # D-64: a chunked body that grows past the limit.
-            self._refuse_body()
+        if not limit or self._body_received <= limit:
+            super().handleContentChunk(data)
             return
-        super().handleContentChunk(data)
-
-    def _refuse_body(self) -> None:
+        # D-64: a chunked body that grows past the limit.
         refuse = getattr(self.channel, "refuse", None)
         if refuse is not None:  # HTTP/1.1: answer and close the connection
             refuse(413, b"Payload Too Large")
@@ -176,7 +175,7 @@ class WebRequest(http.Request):
             # D-27: anything unexpected (the layer's MessageTooLarge included) is a 500.
             logger.exception("HTTP processing error for %s", self.reply_channel)
             if self._exchange.unanswered:
-                self.basic_error(500, b"Internal Server Error", "HTTP processing error")
+                self.basic_error(*PROCESSING_ERROR)
 
     def _process(self) -> None:
         factory = self.factory
@@ -248,26 +247,19 @@ class WebRequest(http.Request):
         if isinstance(error, (self.factory.channel_layer.ChannelFull, OutboxFull)):
             # D-31, A-76.
             full_channels.full("http.request", "answered 503")
-            self.basic_error(
-                503, b"Service Unavailable", "Request queue full.", close_connection=True
-            )
+            self.basic_error(*QUEUE_FULL, close_connection=True)
             return
         if not self._exchange.unanswered:
             return
         if isinstance(error, self.factory.channel_layer.MessageTooLarge):
             # D-27: as when `process` raised it.
             logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
-            self.basic_error(500, b"Internal Server Error", "HTTP processing error")
+            self.basic_error(*PROCESSING_ERROR)
             return
         # The layer's backend is unreachable (Redis down): 503 with Retry-After is what
         # proxies and clients act on, 500 was not (issue 14). Logged once per outage.
         self.factory.layer_health.failed(SENDING, error)
-        self.basic_error(
-            503,
-            b"Service Unavailable",
-            "The channel layer is unreachable; try again shortly.",
-            retry_after=RETRY_AFTER,
-        )
+        self.basic_error(*LAYER_UNREACHABLE, retry_after=RETRY_AFTER)
 
     # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
 
@@ -361,13 +353,7 @@ class WebRequest(http.Request):
         """D-17 step 4: the server stops before the application answered (issue 14)."""
         if self._body_pump is not None:
             self._body_pump.stop()
-        self.basic_error(
-            503,
-            b"Service Unavailable",
-            "The server is restarting; try again shortly.",
-            close_connection=True,
-            retry_after=RETRY_AFTER,
-        )
+        self.basic_error(*RESTARTING, close_connection=True, retry_after=RETRY_AFTER)
 
     def check_timeout(self) -> None:
         """503 when the application did not start a response in time (D-24)."""
@@ -378,9 +364,7 @@ class WebRequest(http.Request):
         ):
             if self._body_pump is not None:
                 self._body_pump.stop()
-            self.basic_error(
-                503, b"Service Unavailable", "Worker server failed to respond within time limit."
-            )
+            self.basic_error(*TIMED_OUT)
 
 
 @implementer(IProtocolNegotiationFactory)
