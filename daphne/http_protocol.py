@@ -34,7 +34,7 @@ from .error_page import (
 from .errors import PeerError
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, NegotiatingChannel, connection_facts
-from .http_state import HttpExchange, decode_path, forwarded_peer, websocket_head
+from .http_state import HttpExchange, decode_path, forwarded_peer
 from .layer_health import HealthReporter, LayerHealth
 from .outbox import Outbox, OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
@@ -197,7 +197,6 @@ class WebRequest(http.Request):
     def _refuse_peer(self, error: PeerError) -> None:
         """The client got the request wrong: answer the status it carries (D-27)."""
         logger.debug("Bad request from %s: %s", self.client_addr, error)
-        self._exchange.path = None  # no http.request went out: no http.disconnect (D-37)
         # Issue 15: an unreadable header daphne reads, or a WebSocket handshake with "_" in
         # a header name (D-27 step 6), also closes the connection.
         close = isinstance(error, BadRequestHeader)
@@ -265,7 +264,7 @@ class WebRequest(http.Request):
 
     def _upgrade_to_websocket(self, query_string: bytes) -> None:
         # D-27 step 6: "_" in a header name refuses the handshake (BadRequestHeader).
-        head = websocket_head(self.method, self.uri, self.requestHeaders.getAllRawHeaders())
+        head = self._exchange.websocket_head(self.method, self.uri, self.requestHeaders)
         factory = self.factory
         protocol = factory.ws_factory.buildProtocol(self.transport.getPeer())
         if not protocol:

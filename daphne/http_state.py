@@ -15,7 +15,6 @@ with the status to answer (D-27 steps 3, 4 and 6; issue 15).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -23,7 +22,7 @@ from .errors import ApplicationError, IllegalTransition, PeerError
 from .request_checks import BadRequestHeader, request_headers
 from .utils import UndecodableHeader, parse_x_forwarded_for
 
-__all__ = ["ExchangeState", "HttpExchange", "decode_path", "forwarded_peer", "websocket_head"]
+__all__ = ["ExchangeState", "HttpExchange", "decode_path", "forwarded_peer"]
 
 
 class ExchangeState(enum.Enum):
@@ -93,26 +92,12 @@ def forwarded_peer(headers: Any, config: Any, client: Any, scheme: str) -> tuple
         raise BadRequestHeader(str(error)) from error
 
 
-def websocket_head(method: bytes, uri: bytes, raw_headers: Iterable[tuple[bytes, list]]) -> bytes:
-    """The request head replayed to the WebSocket protocol (D-28).
-
-    One line per header name, its values joined by ``","``. A header name with ``_``
-    refuses the handshake (D-27 step 6): `BadRequestHeader`.
-    """
-    lines = [b"%s %s HTTP/1.1\r\n" % (method, uri)]
-    for name, values in raw_headers:
-        if b"_" in name:
-            raise BadRequestHeader("Header names must not contain underscores.")
-        lines.append(b"%s: %s\r\n" % (name, b",".join(values)))
-    lines.append(b"\r\n")
-    return b"".join(lines)
-
-
 class HttpExchange:
     """One HTTP request and its response, as ASGI-1 sees them.
 
-    `state` is an `ExchangeState`; `path` is the decoded path once the request has one
-    (D-37: only then does an ``http.disconnect`` follow).
+    `state` is an `ExchangeState`; `path` is the decoded path once the request has one,
+    and None again if the request is refused with a `PeerError` (D-37: an
+    ``http.disconnect`` follows only a request with a path).
     """
 
     __slots__ = ("reply_channel", "state", "path")
@@ -165,8 +150,8 @@ class HttpExchange:
         """The ``http.request`` message, without ``body_channel`` (D-29, D-30, A-77).
 
         `raw_headers` is Twisted's ``Headers`` (anything with ``getAllRawHeaders()``).
-        An unreadable ``Daphne-Root-Path`` is `BadRequestHeader`; no message then goes
-        out, so the exchange forgets its path (no ``http.disconnect``, D-37).
+        An unreadable ``Daphne-Root-Path`` is `BadRequestHeader`; no message goes out,
+        so the exchange forgets its path (no ``http.disconnect``, D-37).
         """
         if self.state is not WAITING:
             raise IllegalTransition(f"No request to send for {self.reply_channel}")
@@ -189,6 +174,24 @@ class HttpExchange:
             "client": client,
             "server": server,
         }
+
+    def websocket_head(self, method: bytes, uri: bytes, raw_headers: Any) -> bytes:
+        """The request head to replay to the WebSocket protocol (D-28).
+
+        One line per header name, its values joined by ``","``; `raw_headers` is
+        Twisted's ``Headers``. A header name with ``_`` refuses the handshake (D-27 step
+        6): `BadRequestHeader`, and the exchange forgets its path (no ``http.disconnect``).
+        """
+        if self.state is not WAITING:
+            raise IllegalTransition(f"No request to hand over for {self.reply_channel}")
+        lines = [b"%s %s HTTP/1.1\r\n" % (method, uri)]
+        for name, values in raw_headers.getAllRawHeaders():
+            if b"_" in name:
+                self.path = None
+                raise BadRequestHeader("Header names must not contain underscores.")
+            lines.append(b"%s: %s\r\n" % (name, b",".join(values)))
+        lines.append(b"\r\n")
+        return b"".join(lines)
 
     def hand_over(self) -> None:
         """The connection becomes a WebSocket (D-28): this exchange is done."""

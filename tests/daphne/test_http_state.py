@@ -31,7 +31,6 @@ from daphne.http_state import (
     HttpExchange,
     decode_path,
     forwarded_peer,
-    websocket_head,
 )
 from daphne.request_checks import BadRequestHeader
 
@@ -212,10 +211,12 @@ def test_inputs_outside_the_table_raise_illegal_transition(state, call):
 
 
 @pytest.mark.parametrize("state", [RECEIVING, STREAMING, FINISHED])
-def test_only_a_waiting_exchange_builds_its_message(state):
+def test_only_a_waiting_exchange_builds_its_message_or_head(state):
     exchange = exchange_in(state)
     with pytest.raises(IllegalTransition):
         request_message(exchange, Headers())
+    with pytest.raises(IllegalTransition):
+        exchange.websocket_head(b"GET", b"/", Headers())
     assert exchange.state is state
 
 
@@ -267,6 +268,7 @@ def test_an_unreadable_root_path_is_a_400_that_closes():
     assert isinstance(caught.value, PeerError)
     assert caught.value.error_status_hint == 400
     assert exchange.state is WAITING
+    assert exchange.path is None  # refused: no http.disconnect follows (D-37)
 
 
 class _ProxyConfig:
@@ -292,10 +294,13 @@ def test_a_proxy_header_sets_client_and_scheme():
 
 def test_a_handshake_with_an_underscore_header_is_a_400():
     # D-27 step 6: refused, not filtered as a plain request's headers are (D-29).
-    raw = [(b"Upgrade", [b"websocket"]), (b"X_Bad", [b"1"])]
+    exchange = exchange_in(WAITING)
+    headers = Headers({b"Upgrade": [b"websocket"], b"X_Bad": [b"1"]})
     with pytest.raises(BadRequestHeader, match="underscores") as caught:
-        websocket_head(b"GET", b"/ws", raw)
+        exchange.websocket_head(b"GET", b"/ws", headers)
     assert caught.value.error_status_hint == 400
+    assert exchange.state is WAITING
+    assert exchange.path is None  # refused: no http.disconnect follows (D-37)
 
 
 # -- message building --------------------------------------------------------------------
@@ -369,9 +374,13 @@ def test_response_header_names_as_bytes():
 
 
 def test_websocket_head_replays_one_line_per_name():
-    raw = [(b"Host", [b"example.com"]), (b"Sec-WebSocket-Protocol", [b"a", b"b"])]
-    assert websocket_head(b"GET", b"/ws?x=1", raw) == (
-        b"GET /ws?x=1 HTTP/1.1\r\nHost: example.com\r\nSec-WebSocket-Protocol: a,b\r\n\r\n"
+    headers = Headers()
+    headers.addRawHeader(b"Host", b"example.com")
+    headers.addRawHeader(b"Sec-WebSocket-Protocol", b"a")
+    headers.addRawHeader(b"Sec-WebSocket-Protocol", b"b")
+    head = exchange_in(WAITING).websocket_head(b"GET", b"/ws?x=1", headers)
+    assert head == (
+        b"GET /ws?x=1 HTTP/1.1\r\nHost: example.com\r\nSec-Websocket-Protocol: a,b\r\n\r\n"
     )
 
 
