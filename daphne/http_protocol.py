@@ -1,9 +1,10 @@
 """HTTP/1.1 requests ⇄ ASGI-1 ``http.*`` messages (D-18..D-37, D-63, D-64).
 
-`HTTPChannel` (in `http_channel`) adds D-64's edge limits to Twisted's parser; `WebRequest` turns
-one parsed request into an ``http.request`` message and writes the reply messages
-back; `HTTPFactory` (in `http_factory`, importable from here as in 1.4) owns the
-reply-channel registry that the reply reader dispatches into (D-22).
+`HTTPChannel` (in `http_channel`) adds D-64's edge limits to Twisted's parser;
+`WebRequest` is the adapter between one parsed request and its `HttpExchange`
+(`http_state`, the sans-I/O decisions): Twisted's callbacks go in, the exchange's
+answers become Twisted calls. `HTTPFactory` (in `http_factory`, importable from here
+as in 1.4) owns the reply-channel registry that the reply reader dispatches into (D-22).
 """
 
 from __future__ import annotations
@@ -12,20 +13,26 @@ import logging
 import os
 import string
 from typing import Any
-from urllib.parse import unquote, unquote_plus
 
 from twisted.web import http
 
-from .error_page import ERROR_TEMPLATE
-from .errors import ApplicationError
+from .access import log_http_complete
+from .error_page import (
+    ERROR_TEMPLATE,
+    LAYER_UNREACHABLE,
+    PROCESSING_ERROR,
+    QUEUE_FULL,
+    RESTARTING,
+    TIMED_OUT,
+    error_response,
+)
+from .errors import PeerError
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import HTTPChannel, connection_facts
+from .http_state import HttpExchange, decode_path, forwarded_peer
 from .outbox import OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
-from .request_checks import BAD_HEADER_ERRORS, request_headers
-from .response_state import ResponseState, transition
-from .utils import parse_x_forwarded_for
-from .ws_handover import upgrade_to_websocket
+from .request_checks import BadRequestHeader
 
 __all__ = ["HTTPFactory", "WebRequest", "HTTPChannel"]  # noqa: F822 (HTTPFactory: __getattr__)
 
@@ -58,7 +65,7 @@ def _letters(count: int) -> str:
 
 
 class WebRequest(http.Request):
-    """One HTTP request: sends ``http.request`` and writes the reply messages (D-26..D-37)."""
+    """One HTTP request: Twisted's callbacks in, `HttpExchange`'s decisions out (D-26..D-37)."""
 
     error_template = ERROR_TEMPLATE
 
@@ -68,37 +75,77 @@ class WebRequest(http.Request):
         # D-26: registered from creation so a reply can always find it.
         self.reply_channel = self.factory.make_send_channel()
         self.factory.reply_protocols[self.reply_channel] = self
-        self._got_response_start = False
-        self._response_state = ResponseState.WAITING
+        self._exchange = HttpExchange(self.reply_channel)
         self.request_start = None
-        self._decoded_path = None
         self._body_received = 0
         self._body_pump = None
         self.client_addr = None
         self.server_addr = None
         self.client_scheme = "http"
 
+    # -- 1.4 API (D-26, D-32..D-34) -------------------------------------------------
+
+    def duration(self) -> float:
+        """Seconds since the request was processed, 0 before that (D-26)."""
+        if self.request_start is None:
+            return 0
+        return self.factory.reactor.seconds() - self.request_start
+
+    def serverResponse(self, message: dict) -> None:
+        """Write one Response or Response Chunk message (A-79, A-80, D-34)."""
+        reply = self._exchange.receive_reply(message)  # ApplicationError for a bad one
+        if reply is None:
+            logger.debug("Ignoring reply for finished request %s", self.reply_channel)
+            return
+        status, headers, content, more_content = reply
+        if status is not None:
+            self._start_response(status, headers)
+        if self._disconnected:
+            return
+        http.Request.write(self, content)
+        if not more_content:
+            self.finish()
+
+    def basic_error(
+        self,
+        status: int,
+        status_text: bytes,
+        body: str,
+        *,
+        close_connection: bool = False,
+        retry_after: int | None = None,
+    ) -> None:
+        """Answer with a small HTML error page (D-32)."""
+        if close_connection and self.channel is not None:
+            self.channel.persistent = False
+        message = error_response(
+            self.error_template, status, status_text, body, close_connection, retry_after
+        )
+        self.serverResponse(message)
+
+    @classmethod
+    def unquote(cls, value: bytes, plus_as_space: bool = False) -> str:
+        """ASCII-decode then URL-unquote (D-33)."""
+        return decode_path(value, plus_as_space)
+
     # -- request side ------------------------------------------------------------
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_received += len(data)
         limit = self.factory.http_max_body_size
-        if limit and self._body_received > limit:
-            # D-64: a chunked body that grows past the limit.
-            self._refuse_body()
+        if not limit or self._body_received <= limit:
+            super().handleContentChunk(data)
             return
-        super().handleContentChunk(data)
-
-    def _refuse_body(self) -> None:
+        # D-64: a chunked body that grows past the limit.
         refuse = getattr(self.channel, "refuse", None)
         if refuse is not None:  # HTTP/1.1: answer and close the connection
             refuse(413, b"Payload Too Large")
-        elif self._response_state is ResponseState.WAITING:
+        elif self._exchange.unanswered:
             # HTTP/2: answer on this stream alone; the connection's other streams go on.
             self.basic_error(413, b"Payload Too Large", "The request body is too large")
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        if self._response_state is not ResponseState.WAITING:
+        if not self._exchange.unanswered:
             return  # an HTTP/2 stream already refused for its body (D-64)
         # Twisted's version also parses the query string and form bodies into
         # `args`; daphne forwards raw bytes, so that work is skipped.
@@ -109,77 +156,63 @@ class WebRequest(http.Request):
         self.path = path.split(b"?", 1)[0]
         self.process()
 
-    def duration(self) -> float:
-        """Seconds since the request was processed, 0 before that (D-26)."""
-        if self.request_start is None:
-            return 0
-        return self.factory.reactor.seconds() - self.request_start
-
     def process(self) -> None:
         try:
             self._process()
-        except BAD_HEADER_ERRORS as error:
-            # Issue 15: a header daphne reads is unreadable: the client's fault, 400.
-            logger.debug("Bad request from %s: %s", self.client_addr, error)
-            self._decoded_path = None  # no http.request went out: no http.disconnect
-            if self._response_state is ResponseState.WAITING:
-                self.basic_error(400, b"Bad Request", str(error), close_connection=True)
+        except PeerError as error:
+            self._refuse_peer(error)
         except Exception:
             # D-27: anything unexpected (the layer's MessageTooLarge included) is a 500.
             logger.exception("HTTP processing error for %s", self.reply_channel)
-            if self._response_state is ResponseState.WAITING:
-                self.basic_error(500, b"Internal Server Error", "HTTP processing error")
+            if self._exchange.unanswered:
+                self.basic_error(*PROCESSING_ERROR)
 
     def _process(self) -> None:
         factory = self.factory
         self.request_start = factory.reactor.seconds()
         self.client_addr, self.server_addr, self.client_scheme = connection_facts(self.channel)
         if factory.proxy_forwarded_address_header:
-            self.client_addr, self.client_scheme = parse_x_forwarded_for(
-                self.requestHeaders,
-                factory.proxy_forwarded_address_header,
-                factory.proxy_forwarded_port_header,
-                factory.proxy_forwarded_proto_header,
-                self.client_addr,
-                self.client_scheme,
-                forwarded_allow_ips=factory.forwarded_allow_ips,
+            self.client_addr, self.client_scheme = forwarded_peer(
+                self.requestHeaders, factory, self.client_addr, self.client_scheme
             )
-        try:
-            self._decoded_path = self.unquote(self.path)
-        except UnicodeDecodeError:
-            self.path = b"/"
-            self.basic_error(400, b"Bad Request", "Invalid characters in path")
-            return
-        uri_parts = self.uri.split(b"?", 1)
-        query_string = uri_parts[1] if len(uri_parts) == 2 else b""
+        self._exchange.receive_request(self.path)
         upgrade = self.requestHeaders.getRawHeaders(b"Upgrade")
         if upgrade and upgrade[0].lower() == b"websocket":
-            self._upgrade_to_websocket(query_string)
+            self._upgrade_to_websocket(self.uri.partition(b"?")[2])
             return
         # On the factory's sweep (1 s resolution): no DelayedCall per request.
         factory.deadlines.schedule(self, self.request_start + factory.timeout, self.check_timeout)
-        self._send_request(query_string)
+        self._send_request()
 
-    def _send_request(self, query_string: bytes) -> None:
-        headers, root_path = request_headers(self.requestHeaders, self.factory.root_path)
+    def _refuse_peer(self, error: PeerError) -> None:
+        """The client got the request wrong: answer the status it carries (D-27)."""
+        logger.debug("Bad request from %s: %s", self.client_addr, error)
+        # Issue 15: an unreadable header daphne reads, or a WebSocket handshake with "_" in
+        # a header name (D-27 step 6), also closes the connection.
+        close = isinstance(error, BadRequestHeader)
+        if not close:
+            self.path = b"/"  # D-27 step 4
+        if self._exchange.unanswered:
+            status = error.error_status_hint
+            reason = http.RESPONSES.get(status, b"Bad Request")
+            self.basic_error(status, reason, str(error), close_connection=close)
+
+    def _send_request(self) -> None:
+        factory = self.factory
         content = self.content
         body = content.read(BODY_CHUNK_SIZE)
-        more_body = bool(content.read(1))
-        message = {
-            "reply_channel": self.reply_channel,
-            "http_version": self.clientproto.split(b"/", 1)[-1].decode("ascii"),
-            "method": self.method.decode("latin-1"),
-            "path": self._decoded_path,
-            "root_path": root_path,
-            "scheme": self.client_scheme,
-            "query_string": query_string,
-            "headers": headers,
-            "body": body,
-            "client": self.client_addr,
-            "server": self.server_addr,
-        }
-        factory = self.factory
-        if more_body:
+        message = self._exchange.request_message(
+            self.method,
+            self.uri,
+            self.clientproto,
+            self.requestHeaders,
+            factory.root_path,
+            self.client_scheme,
+            self.client_addr,
+            self.server_addr,
+            body,
+        )
+        if content.read(1):
             # D-63: the rest of a large body follows on a single-reader channel.
             content.seek(len(body))
             message["body_channel"] = factory.outbox.new_channel("http.request.body?")
@@ -203,71 +236,49 @@ class WebRequest(http.Request):
         if isinstance(error, (self.factory.channel_layer.ChannelFull, OutboxFull)):
             # D-31, A-76.
             full_channels.full("http.request", "answered 503")
-            self.basic_error(
-                503, b"Service Unavailable", "Request queue full.", close_connection=True
-            )
+            self.basic_error(*QUEUE_FULL, close_connection=True)
             return
-        if self._response_state is not ResponseState.WAITING:
+        if not self._exchange.unanswered:
             return
         if isinstance(error, self.factory.channel_layer.MessageTooLarge):
             # D-27: as when `process` raised it.
             logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
-            self.basic_error(500, b"Internal Server Error", "HTTP processing error")
+            self.basic_error(*PROCESSING_ERROR)
             return
         # The layer's backend is unreachable (Redis down): 503 with Retry-After is what
         # proxies and clients act on, 500 was not (issue 14). Logged once per outage.
         self.factory.layer_health.failed(SENDING, error)
-        self.basic_error(
-            503,
-            b"Service Unavailable",
-            "The channel layer is unreachable; try again shortly.",
-            retry_after=RETRY_AFTER,
-        )
+        self.basic_error(*LAYER_UNREACHABLE, retry_after=RETRY_AFTER)
 
     # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
 
     def _upgrade_to_websocket(self, query_string: bytes) -> None:
-        upgrade_to_websocket(self, query_string)
+        # D-27 step 6: "_" in a header name refuses the handshake (BadRequestHeader).
+        head = self._exchange.websocket_head(self.method, self.uri, self.requestHeaders)
+        factory = self.factory
+        protocol = factory.ws_factory.buildProtocol(self.transport.getPeer())
+        if not protocol:
+            logger.warning("Could not make WebSocket protocol")
+            self.basic_error(500, b"Internal Server Error", "Could not make WebSocket protocol")
+            return
+        protocol._raw_query_string = query_string
+        protocol.set_main_factory(factory)
+        self.transport = None
+        self.handed_over()
+        self.channel.hand_over(protocol, head + self.content.read())
 
     def handed_over(self) -> None:
         """The connection now belongs to a WebSocket: this request is done (D-28)."""
         self.factory.reply_protocols.pop(self.reply_channel, None)
         self.reply_channel = None
-        self._response_state = ResponseState.FINISHED
+        self._exchange.hand_over()
 
     # -- response side (D-34, D-35) ------------------------------------------------
 
-    def serverResponse(self, message: dict) -> None:
-        """Write one Response or Response Chunk message (A-79, A-80)."""
-        state = self._response_state
-        if state is ResponseState.FINISHED:
-            logger.debug("Ignoring reply for finished request %s", self.reply_channel)
-            return
-        if "status" in message:
-            if state is not ResponseState.WAITING:
-                raise ApplicationError(f"Got multiple Response messages for {self.reply_channel}!")
-            self._start_response(message)
-        elif state is ResponseState.WAITING:
-            raise ApplicationError("Specifying a status code is required for a Response message.")
-        if self._disconnected:
-            return
-        http.Request.write(self, message.get("content", b""))
-        if not message.get("more_content", False):
-            self.finish()
-
-    def _start_response(self, message: dict) -> None:
-        status = message["status"]
-        if type(status) is not int:
-            raise ApplicationError(f"Response status must be an int, not {status!r}")
-        headers = message.get("headers", ())
+    def _start_response(self, status: int, headers: list) -> None:
         add = self.responseHeaders.addRawHeader
-        for header in headers:
-            name, value = header
-            if isinstance(name, str):
-                name = name.encode("latin-1")
+        for name, value in headers:
             add(name, value)
-        self._response_state = transition(self, "start")
-        self._got_response_start = True
         self._cancel_timeout()
         self.setResponseCode(status)
         if self.factory.draining:
@@ -277,44 +288,22 @@ class WebRequest(http.Request):
                 self.channel.persistent = False
 
     def finish(self) -> None:
-        if self._response_state is not ResponseState.FINISHED:
-            self._response_state = transition(self, "finish")
+        self._exchange.finish()
         self._cancel_timeout()
         if self._body_pump is not None:
             # Answered: the rest of the body has no reader (a refused upload, issue 15).
             self._body_pump.stop()
         self._send_disconnect()
         super().finish()
-        self._log_complete()
+        log_http_complete(self)
         self.factory.request_finished()
-
-    def _log_complete(self) -> None:
-        if self.factory.action_logger is None:
-            return
-        client = self.client_addr
-        try:
-            self.factory.log_action(
-                "http",
-                "complete",
-                {
-                    "path": self.uri.decode("ascii", "replace"),
-                    "status": self.code,
-                    "method": self.method.decode("ascii", "replace"),
-                    "client": f"{client[0]}:{client[1]}" if client else None,
-                    "time_taken": self.duration(),
-                    "size": self.sentLength,
-                },
-            )
-        except Exception:
-            # D-36: a broken access logger must not break the response.
-            logger.exception("Error writing the access log")
 
     def connectionLost(self, reason: Any) -> None:
         self._cancel_timeout()
         if self._body_pump is not None:
             self._body_pump.client_gone()
         self._send_disconnect()
-        self._response_state = ResponseState.FINISHED
+        self._exchange.connection_lost()
         super().connectionLost(reason)
         self.factory.request_finished()
 
@@ -326,7 +315,8 @@ class WebRequest(http.Request):
             or factory.reply_protocols.pop(self.reply_channel, None) is None
         ):
             return
-        if self._decoded_path is None:
+        path = self._exchange.path
+        if path is None:
             return
         if not factory.routed.http_disconnect or factory.layer_health.failing(SENDING):
             # Issue 14: nothing would consume it (the workers announced their routing),
@@ -335,72 +325,35 @@ class WebRequest(http.Request):
         send_best_effort(
             factory.outbox,
             "http.disconnect",
-            {"reply_channel": self.reply_channel, "path": self._decoded_path},
+            {"reply_channel": self.reply_channel, "path": path},
             "dropped a disconnect",
             factory.http_reporter,
         )
 
-    # -- timeouts and errors -------------------------------------------------------
+    # -- timeouts and stopping (D-17, D-24) ---------------------------------------------
 
     def _cancel_timeout(self) -> None:
         self.factory.deadlines.cancel(self)
 
     def waiting_for_response(self) -> bool:
-        return self._response_state is ResponseState.WAITING
+        return self._exchange.unanswered
 
     def refuse_for_stop(self) -> None:
         """D-17 step 4: the server stops before the application answered (issue 14)."""
         if self._body_pump is not None:
             self._body_pump.stop()
-        self.basic_error(
-            503,
-            b"Service Unavailable",
-            "The server is restarting; try again shortly.",
-            close_connection=True,
-            retry_after=RETRY_AFTER,
-        )
+        self.basic_error(*RESTARTING, close_connection=True, retry_after=RETRY_AFTER)
 
     def check_timeout(self) -> None:
         """503 when the application did not start a response in time (D-24)."""
         if (
-            self._response_state is ResponseState.WAITING
+            self._exchange.unanswered
             and self.request_start is not None
             and self.duration() >= self.factory.timeout
         ):
             if self._body_pump is not None:
                 self._body_pump.stop()
-            self.basic_error(
-                503, b"Service Unavailable", "Worker server failed to respond within time limit."
-            )
-
-    def basic_error(
-        self,
-        status: int,
-        status_text: bytes,
-        body: str,
-        *,
-        close_connection: bool = False,
-        retry_after: int | None = None,
-    ) -> None:
-        """Answer with a small HTML error page (D-32)."""
-        title = "{} {}".format(status, status_text.decode("ascii"))
-        page = self.error_template.format(title=title, body=body)
-        headers = [(b"Content-Type", b"text/html; charset=utf-8")]
-        if retry_after is not None:
-            headers.append((b"Retry-After", str(retry_after).encode("ascii")))
-        if close_connection:
-            headers.append((b"Connection", b"close"))
-            if self.channel is not None:
-                self.channel.persistent = False
-        self.serverResponse(
-            {"status": status, "headers": headers, "content": " ".join(page.split()).encode()}
-        )
-
-    @classmethod
-    def unquote(cls, value: bytes, plus_as_space: bool = False) -> str:
-        """ASCII-decode then URL-unquote (D-33)."""
-        text = value.decode("ascii")
-        return unquote_plus(text) if plus_as_space else unquote(text)
+            self.basic_error(*TIMED_OUT)
 
 
 def __getattr__(name: str) -> Any:
