@@ -476,26 +476,24 @@ class ViewConsumer:
                     # after it), queued before the generator finishes: ahead of what
                     # the request_finished receivers send, also when they raise.
                     ended = True
-                    pending_message_store.reply(reply_channel, reply, self._send_queued)
+                    if not pending_message_store.reply(reply_channel, reply, self._send):
+                        return  # sent at once (no consumer running) and abandoned
                 elif not self._send(reply_channel, reply):
                     return
         finally:
             # Runs response.close() also when we gave up part-way.
             replies.close()
 
-    def _send_queued(self, channel: Any, reply: dict, refused: BaseException | None) -> None:
-        """`Retry` for the queued last reply: C-40's policy, not the store's."""
-        self._send(channel, reply, refused)
-
     def _send(self, channel: Any, reply: dict, refused: BaseException | None = None) -> bool:
-        """Send `reply` with C-40's policy; False when it was abandoned (logged).
+        """Send `reply` with C-40's policy; False when it was abandoned (logged). Also
+        the `Retry` of the response's end, queued in the pending store.
 
         `refused`: a first try (the worker's batched send) already met this error. A
         layer out of memory (issue 15) is waited out like a full channel: memory comes
         back as messages are consumed or expire.
         """
         layer = channel.channel_layer
-        if refused is None:
+        if not refused:
             try:  # the usual case, without the retry loop's set-up
                 channel.send(reply, immediately=True)
                 return True

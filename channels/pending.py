@@ -28,7 +28,8 @@ __all__ = ["Entry", "PendingMessageStore", "ReplyBatch", "Retry", "pending_messa
 
 # ``retry(sender, message, refused)``: sends `message` with its own policy while the
 # channel is full; `refused` is the error a first try (in a batch) already met, or None.
-Retry = Callable[[Any, dict, BaseException | None], None]
+# It may return False when it gave up (logged); a queued one's result is not used.
+Retry = Callable[[Any, dict, BaseException | None], object]
 # A queued send: (Channel or Group, message, its Retry or None for the store's policy).
 Entry = tuple[Any, dict, Retry | None]
 
@@ -104,15 +105,16 @@ class PendingMessageStore:
         """Queue `message` for `sender` (a `Channel` or `Group`), last."""
         self.threadlocal.batch.messages.append((sender, message, None))
 
-    def reply(self, sender: Any, message: dict, retry: Retry) -> None:
+    def reply(self, sender: Any, message: dict, retry: Retry) -> bool:
         """Queue a consumer's final reply: it goes out ahead of the messages the
         consumer deferred, after the replies queued before it, with `retry` as its
-        policy (C-40). Sent now, with `retry`, when no consumer is running here."""
+        policy (C-40). Sent now, with `retry`, when no consumer is running here;
+        False when `retry` then returned False (it gave up)."""
         batch = getattr(self.threadlocal, "batch", None)
         if batch is None:
-            retry(sender, message, None)
-        else:
-            batch.replies.append((sender, message, retry))
+            return retry(sender, message, None) is not False
+        batch.replies.append((sender, message, retry))
+        return True
 
     def send_and_flush(self, **kwargs: Any) -> None:
         """Send this thread's batch and end it (``consumer_finished``); a batch the

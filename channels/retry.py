@@ -104,7 +104,7 @@ def send_retrying(
     backoff: Backoff | None = None
     attempts = 0
     while True:
-        if refused is None:
+        if not refused:
             attempts += 1
             try:
                 sender.send(message, immediately=True)

@@ -206,7 +206,7 @@ def test_a_full_reply_channel_is_retried_with_the_views_policy(redis_server, rec
     handled = []
 
     class Counting(ViewConsumer):
-        def _send(self, channel, reply, refused=False):
+        def _send(self, channel, reply, refused=None):
             return super()._send(CountingChannel(channel, refusals), reply, refused)
 
     view = Counting()
