@@ -18,33 +18,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .announce import announcing
+from .channel import Channel
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
 from .log import LayerHealth, describe_layer
-from .message import Entry, Message, layer_out_of_memory, pending_message_store
+from .message import Message
+from .pending import Entry, pending_message_store
+from .retry import REPLY_RETRY_CAP, Backoff, layer_out_of_memory, send_retrying
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing
 
 __all__ = ["Worker", "WorkerGroup"]
 
 logger = logging.getLogger("django.channels")
-
-
-class Backoff:
-    """A doubling delay between `first` and `cap` seconds (A-89 note, L-62)."""
-
-    def __init__(self, first: float, cap: float) -> None:
-        self.first = first
-        self.cap = cap
-        self.delay = first
-
-    def next(self) -> float:
-        delay = self.delay
-        self.delay = min(self.delay * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.first
 
 
 class Worker:
@@ -59,7 +45,7 @@ class Worker:
     receive_retry_cap = 1.0
     # ConsumeLater re-sends on ChannelFull (C-32).
     requeue_tries = 10
-    requeue_retry_cap = 0.05
+    requeue_retry_cap = REPLY_RETRY_CAP
 
     def __init__(
         self,
@@ -292,29 +278,26 @@ class Worker:
         consumer, kwargs = match
         if self.callback:
             self._guarded(self.callback, lambda message: self.callback(channel, message), message)
-        hand_over = self._hands_over_replies and self._looping
+        # Layers with send_many: the loop sends the consumer's batch with its next
+        # receive (`_replies_then_receive`); otherwise consumer_finished flushes it.
+        carry = self._hands_over_replies and self._looping
         try:
             consumer_started.send(sender=self.__class__, environ={})
+            batch = pending_message_store.open_batch() if carry else None
             try:
-                if hand_over:
-                    # Held from the start, so a consumer can see (`holding`) that what
-                    # it queues goes out with the next receive (ViewConsumer's last
-                    # reply, C-40).
-                    pending_message_store.hold()
-                try:
-                    consumer(message, **kwargs)
-                except BaseException:
-                    if hand_over:
-                        # Flushed at consumer_finished as always, before the
-                        # exception's own handling (a DenyConnection's close) sends.
-                        pending_message_store.unhold()
-                    raise
+                consumer(message, **kwargs)
+            except BaseException:
+                if batch is not None:
+                    # Flushed at consumer_finished as always, before the exception's
+                    # own handling (a DenyConnection's close) sends.
+                    batch.hand_back()
+                raise
             finally:
                 try:
                     consumer_finished.send(sender=self.__class__)
                 finally:
-                    if hand_over:
-                        queued = pending_message_store.release()
+                    if batch is not None:
+                        queued = pending_message_store.close_batch(batch)
                         if queued:
                             self._replies = (consumer, queued)
         except DenyConnection:
@@ -356,21 +339,19 @@ class Worker:
                 repr(content)[:100],
             )
             return
-        layer = self.channel_layer
-        backoff = Backoff(0.001, self.requeue_retry_cap)
-        for attempt in range(self.requeue_tries):
-            try:
-                layer.send(channel, content)
-                return
-            except layer.ChannelFull:
-                if attempt + 1 < self.requeue_tries:
-                    time.sleep(backoff.next())
-        logger.warning(
-            "Could not requeue message on channel %s after %d tries: the channel stayed "
-            "full; message dropped",
-            channel,
-            self.requeue_tries,
+        refused = send_retrying(
+            Channel(channel, channel_layer=self.channel_layer),
+            content,
+            tries=self.requeue_tries,
+            cap=self.requeue_retry_cap,
         )
+        if refused is not None:
+            logger.warning(
+                "Could not requeue message on channel %s after %d tries: the channel "
+                "stayed full; message dropped",
+                channel,
+                self.requeue_tries,
+            )
 
 
 class WorkerGroup(Worker):
