@@ -1,0 +1,114 @@
+"""daphne's metrics endpoint: ``/metrics``, ``/healthz`` and ``/readyz`` on a port of their own.
+
+`listen_metrics` serves, on the reactor, a tiny Twisted site separate from the
+application's listeners (``--metrics-port``; ``--metrics-host`` defaults to
+loopback, so metrics are not exposed by accident):
+
+- ``/metrics``: the registry in Prometheus' text format (`generate_latest`);
+- ``/healthz``: 200 ``ok`` while the process runs (liveness);
+- ``/readyz``: 200 with the reason when ``ready()`` gives ``(True, reason)``, else
+  503 with the reason (readiness: the layer answers, the server is not draining).
+  ``ready`` may return a Deferred (e.g. a ``deferToThread`` ping of the layer), so
+  a slow check never blocks the reactor; an exception counts as not ready.
+
+Requests to this site are not access-logged: a scraper every 15 s would fill the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from twisted.internet import defer
+from twisted.internet.interfaces import IListeningPort
+from twisted.python.failure import Failure
+from twisted.web import resource, server
+
+__all__ = ["DEFAULT_METRICS_HOST", "ReadyCheck", "listen_metrics", "metrics_site"]
+
+DEFAULT_METRICS_HOST = "127.0.0.1"
+
+# ready() -> (ready?, reason), or a Deferred firing with that pair.
+ReadyCheck = Callable[[], Any]
+
+_TEXT = b"text/plain; charset=utf-8"
+
+
+class _Metrics(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request: server.Request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"cache-control", b"no-store")
+        return generate_latest(self.registry)
+
+
+class _Health(resource.Resource):
+    isLeaf = True
+
+    def render_GET(self, request: server.Request) -> bytes:
+        request.setHeader(b"content-type", _TEXT)
+        return b"ok\n"
+
+
+class _Ready(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, ready: ReadyCheck) -> None:
+        super().__init__()
+        self.ready = ready
+
+    def render_GET(self, request: server.Request) -> Any:
+        request.setHeader(b"content-type", _TEXT)
+        request.setHeader(b"cache-control", b"no-store")
+        finished: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: finished.append(True))
+
+        def answer(result: Any) -> None:
+            if finished:  # the scraper hung up while the check ran
+                return
+            if isinstance(result, Failure):
+                ok, reason = False, f"readiness check failed: {result.getErrorMessage()}"
+            else:
+                ok, reason = result
+            request.setResponseCode(200 if ok else 503)
+            request.write(f"{reason}\n".encode())
+            request.finish()
+
+        defer.maybeDeferred(self.ready).addBoth(answer)
+        return server.NOT_DONE_YET
+
+
+class _QuietSite(server.Site):
+    """A `Site` that writes no access log line per request."""
+
+    noisy = False
+
+    def log(self, request: server.Request) -> None:
+        pass
+
+
+def metrics_site(registry: CollectorRegistry, ready: ReadyCheck) -> server.Site:
+    root = resource.Resource()
+    root.putChild(b"metrics", _Metrics(registry))
+    root.putChild(b"healthz", _Health())
+    root.putChild(b"readyz", _Ready(ready))
+    return _QuietSite(root)
+
+
+def listen_metrics(
+    reactor: Any,
+    host: str,
+    port: int,
+    registry: CollectorRegistry,
+    ready: ReadyCheck,
+) -> IListeningPort:
+    """Serve the metrics site on ``host:port`` (``port`` 0 picks a free one)."""
+    return reactor.listenTCP(
+        port, metrics_site(registry, ready), interface=host or DEFAULT_METRICS_HOST
+    )
