@@ -33,6 +33,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from channels.layers.families import FamilyCap, channel_family
+
 __all__ = [
     "BACKPRESSURE_EVENTS",
     "DROP_REASONS",
@@ -58,10 +60,6 @@ DROP_REASONS = (
     "layer_unavailable",
 )
 BACKPRESSURE_EVENTS = ("reads_paused", "http_503")
-
-# Process-specific prefixes whose last dotted part is random per process
-# (daphne's ``daphne.response.<10 letters>!``, server.py): the family drops it.
-_PER_PROCESS_PREFIXES = ("daphne.response.",)
 
 # Latency buckets in seconds: a reply within a millisecond up to a 30 s slow view.
 FIRST_REPLY_BUCKETS = (
@@ -89,25 +87,6 @@ class UnknownLabel(ValueError):
     Raised rather than exported: an open-ended label is how a metric's
     cardinality explodes, so the lists above are the contract.
     """
-
-
-def channel_family(name: str) -> str:
-    """The low-cardinality family of channel `name`, for labels.
-
-    ``daphne.response.abc!xyz`` → ``daphne.response!``; ``websocket.send!abc`` →
-    ``websocket.send!``; ``http.request.body?xyz`` → ``http.request.body?``; a
-    plain name (``http.request``) is its own family.
-    """
-    for mark in "!?":
-        at = name.find(mark)
-        if at >= 0:
-            head = name[:at]
-            for prefix in _PER_PROCESS_PREFIXES:
-                if head.startswith(prefix):
-                    head = prefix[:-1]
-                    break
-            return head + mark
-    return name
 
 
 def status_class(status: int) -> str:
@@ -196,8 +175,9 @@ class DaphneMetrics:
         self._bytes = _children(self.websocket_bytes, DIRECTIONS)
         self._handshakes = _children(self.websocket_handshakes, HANDSHAKE_OUTCOMES)
         self._backpressure = _children(self.backpressure_events, BACKPRESSURE_EVENTS)
-        # (family, reason) -> child; families are few (see channel_family).
+        # (family, reason) -> child; families are few (see channel_family), and capped.
         self._drops: dict[tuple[str, str], Any] = {}
+        self._family = FamilyCap()
 
     # -- connections ------------------------------------------------------------
 
@@ -232,7 +212,7 @@ class DaphneMetrics:
 
     def dropped(self, channel: str, reason: str, count: int = 1) -> None:
         """`count` messages for `channel` (any name; its family is the label) lost."""
-        key = (channel_family(channel), reason)
+        key = (self._family(channel_family(channel)), reason)
         child = self._drops.get(key)
         if child is None:
             if reason not in DROP_REASONS:
