@@ -184,3 +184,42 @@ def test_a_busy_port_is_a_specific_error() -> None:
             serve_metrics(WorkerMetrics().registry, Readiness(), port=port)
     # the failed start did not leave a half-registered endpoint behind
     serve_metrics(WorkerMetrics().registry, Readiness(), port=0).close()
+
+
+# -- the Grafana dashboard in docs/ --------------------------------------------------------
+
+
+def exported_series_names() -> set[str]:
+    """Every series name the daphne, worker and layer families can export."""
+    from prometheus_client import CollectorRegistry
+
+    from channels.layers.collector import LayerCollector
+    from channels.layers.inmemory import ChannelLayer
+    from daphne.metrics import DaphneMetrics
+
+    registry = CollectorRegistry()
+    DaphneMetrics(registry)
+    WorkerMetrics(registry)
+    registry.register(LayerCollector(ChannelLayer()))
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
+    return {
+        family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]
+    }
+
+
+def test_the_grafana_dashboard_queries_only_exported_series() -> None:
+    """docs/grafana-dashboard.json must not drift from the families' names."""
+    import json
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
+    dashboard = json.loads(path.read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    used = {
+        name
+        for expr in exprs
+        for name in re.findall(r"\b(?:daphne|channels_worker|channels_layer)_[a-z_]+", expr)
+    }
+    assert used, "no queries found"
+    assert used - exported_series_names() == set()
