@@ -131,3 +131,24 @@ def test_a_big_keyspace_is_read_up_to_the_bound(layer_on, monkeypatch) -> None:
     snap = snapshot(layer)
     assert snap.truncated
     assert 10 <= snap.depth < 30
+
+
+def test_redis_local_layer_adds_its_machine_local_channels(redis_servers_session) -> None:
+    """RedisLocalChannelLayer: normal names in IPC, the rest in Redis; one view of both."""
+    from asgi_redis import RedisLocalChannelLayer
+    from tests.asgi_ipc.helpers import remove_store, unique_prefix
+
+    prefix = unique_prefix("rlocal")
+    layer = RedisLocalChannelLayer(hosts=[redis_servers_session[0].url], prefix=f"{prefix}:")
+    try:
+        layer.send("http.request", {})
+        layer.send("http.request", {})
+        layer.send("websocket.send!abc", {})
+        snap = snapshot(layer)
+        assert {family: stats.depth for family, stats in snap.families.items()} == {
+            "http.request": 2,
+            "websocket.send!": 1,
+        }
+    finally:
+        layer.flush()
+        remove_store(prefix)
