@@ -22,7 +22,8 @@ Families (``_total`` is added to counters by the exposition):
   first ``http.response`` message for it.
 - ``daphne_messages_dropped_total{channel, reason}``: ``channel_full``, ``too_large``,
   ``reply_channel_unknown``, ``expired``, ``layer_unavailable``.
-- ``daphne_backpressure_events_total{event}``: ``reads_paused``, ``http_503``.
+- ``daphne_backpressure_events_total{event}``: ``reads_paused``, ``http_503``,
+  ``outbound_overflow`` (a connection closed for not reading its replies).
 - ``daphne_reply_reader_lag_seconds``: histogram, from the reply reader taking a batch of
   replies off the layer to the reactor handing them to their connections.
 """
@@ -59,7 +60,7 @@ DROP_REASONS = (
     "expired",
     "layer_unavailable",
 )
-BACKPRESSURE_EVENTS = ("reads_paused", "http_503")
+BACKPRESSURE_EVENTS = ("reads_paused", "http_503", "outbound_overflow")
 
 # Latency buckets in seconds: a reply within a millisecond up to a 30 s slow view.
 FIRST_REPLY_BUCKETS = (
@@ -158,7 +159,8 @@ class DaphneMetrics:
         )
         self.backpressure_events = Counter(
             "daphne_backpressure_events",
-            "Backpressure events: client reads paused, requests answered 503.",
+            "Backpressure events: client reads paused, requests answered 503, connections "
+            "closed for not reading their replies.",
             ["event"],
             registry=r,
         )
