@@ -24,11 +24,13 @@ folds anything past 200 distinct values into ``other`` all the same.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .layers.families import FamilyCap, channel_family
+from .utils import name_that_thing
 
 __all__ = [
     "CONSUME_OUTCOMES",
@@ -37,6 +39,7 @@ __all__ = [
     "NullWorkerMetrics",
     "UnknownLabel",
     "WorkerMetrics",
+    "consumer_name",
 ]
 
 CONSUME_OUTCOMES = ("ok", "exception", "no_route", "consume_later")
@@ -118,15 +121,16 @@ class WorkerMetrics:
         """A message is about to be routed and handled."""
         self.in_flight.inc()
 
-    def finished(self, channel: str, outcome: str, consumer: str | None, seconds: float) -> None:
+    def finished(self, channel: str, outcome: str, consumer: Any, seconds: float) -> None:
         """The message `started` announced is done: counted, and its consumer timed.
 
-        `consumer` is None when no consumer ran (``no_route``).
+        `consumer` is the consumer callable (named once by `consumer_name`) or its
+        name; None when no consumer ran (``no_route``).
         """
         self.in_flight.dec()
         self.consumed(channel, outcome)
         if consumer is not None:
-            name = self._consumer(consumer)
+            name = self._consumer(consumer if type(consumer) is str else consumer_name(consumer))
             child = self._durations.get(name)
             if child is None:
                 child = self._durations[name] = self.consumer_seconds.labels(name)
@@ -156,6 +160,20 @@ class WorkerMetrics:
         self.dead_letters.labels(self._family(channel_family(channel))).inc()
 
 
+def consumer_name(consumer: Any) -> str:
+    """The dotted path of `consumer` (`channels.utils.name_that_thing`), remembered per
+    consumer object: routes hold the same callables for the process's life."""
+    try:
+        return _consumer_name(consumer)
+    except TypeError:  # an unhashable consumer object
+        return name_that_thing(consumer)
+
+
+@functools.lru_cache(maxsize=1024)
+def _consumer_name(consumer: Any) -> str:
+    return name_that_thing(consumer)
+
+
 class NullWorkerMetrics:
     """`WorkerMetrics`' interface doing nothing: what a worker holds with metrics off."""
 
@@ -165,7 +183,7 @@ class NullWorkerMetrics:
     def started(self) -> None:
         pass
 
-    def finished(self, channel: str, outcome: str, consumer: str | None, seconds: float) -> None:
+    def finished(self, channel: str, outcome: str, consumer: Any, seconds: float) -> None:
         pass
 
     def consumed(self, channel: str, outcome: str) -> None:

@@ -16,6 +16,7 @@ from channels.metrics import (
     NullWorkerMetrics,
     UnknownLabel,
     WorkerMetrics,
+    consumer_name,
 )
 from channels.metrics_http import (
     MetricsEndpointRunning,
@@ -57,6 +58,29 @@ def test_a_handled_message_is_counted_timed_and_leaves_in_flight() -> None:
     assert value(metrics, seconds + "_count", consumer="chat.consumers.ws_message") == 1
     assert value(metrics, seconds + "_bucket", consumer="chat.views.broken", le="0.25") == 1
     assert value(metrics, seconds + "_bucket", consumer="chat.views.broken", le="0.1") == 0
+
+
+def a_consumer(message) -> None:
+    pass
+
+
+class ClassConsumer:
+    def __call__(self, message) -> None:
+        pass
+
+
+def test_a_consumer_object_is_labelled_by_its_dotted_path() -> None:
+    metrics = WorkerMetrics()
+    for _ in range(2):
+        metrics.started()
+        metrics.finished("http.request", "ok", a_consumer, 0.001)
+    metrics.started()
+    metrics.finished("http.request", "ok", ClassConsumer(), 0.001)
+    seconds = "channels_worker_consumer_seconds_count"
+    path = f"{__name__}.a_consumer"
+    assert consumer_name(a_consumer) == path
+    assert value(metrics, seconds, consumer=path) == 2
+    assert value(metrics, seconds, consumer=f"{__name__}.ClassConsumer") == 1
 
 
 def test_layer_errors_redeliveries_dead_letters() -> None:
