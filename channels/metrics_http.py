@@ -15,6 +15,7 @@ endpoints in one process would report the same registry twice.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,8 @@ __all__ = [
     "MetricsServer",
     "serve_metrics",
 ]
+
+logger = logging.getLogger("django.channels")
 
 DEFAULT_METRICS_HOST = "127.0.0.1"
 # Seconds close() waits for the serving thread to end.
@@ -56,7 +59,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._answer(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+            try:
+                page = generate_latest(self.registry)
+            except Exception as error:  # a collector's bug: say so, keep serving
+                logger.error("Cannot render metrics: %s", error)
+                self._answer(500, b"cannot render metrics\n")
+                return
+            self._answer(200, page, CONTENT_TYPE_LATEST)
         elif path == "/healthz":
             self._answer(200, b"ok\n")
         elif path == "/readyz":

@@ -4,7 +4,8 @@
 application's listeners (``--metrics-port``; ``--metrics-host`` defaults to
 loopback, so metrics are not exposed by accident):
 
-- ``/metrics``: the registry in Prometheus' text format (`generate_latest`);
+- ``/metrics``: the registry in Prometheus' text format (`generate_latest`), rendered
+  in the reactor's thread pool, since a layer collector may wait for Redis;
 - ``/healthz``: 200 ``ok`` while the process runs (liveness);
 - ``/readyz``: 200 with the reason when ``ready()`` gives ``(True, reason)``, else
   503 with the reason (readiness: the layer answers, the server is not draining).
@@ -16,16 +17,19 @@ Requests to this site are not access-logged: a scraper every 15 s would fill the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 __all__ = ["DEFAULT_METRICS_HOST", "ReadyCheck", "listen_metrics", "metrics_site"]
+
+logger = logging.getLogger("daphne.server")
 
 DEFAULT_METRICS_HOST = "127.0.0.1"
 
@@ -38,14 +42,35 @@ _TEXT = b"text/plain; charset=utf-8"
 class _Metrics(resource.Resource):
     isLeaf = True
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, reactor: Any) -> None:
         super().__init__()
         self.registry = registry
+        self.reactor = reactor
 
-    def render_GET(self, request: server.Request) -> bytes:
+    def render_GET(self, request: server.Request) -> Any:
+        # Rendered in the reactor's thread pool: a registered `LayerCollector` reads the
+        # channel layer (Redis round trips) at collect time, and the reactor never waits
+        # for Redis (issue 15). prometheus_client's metrics are thread-safe.
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
-        return generate_latest(self.registry)
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def answer(result: Any) -> None:
+            if gone:
+                return
+            if isinstance(result, Failure):
+                logger.error("Cannot render metrics: %s", result.getErrorMessage())
+                request.setResponseCode(500)
+                request.setHeader(b"content-type", _TEXT)
+                result = b"cannot render metrics\n"
+            request.write(result)
+            request.finish()
+
+        threads.deferToThreadPool(
+            self.reactor, self.reactor.getThreadPool(), generate_latest, self.registry
+        ).addBoth(answer)
+        return server.NOT_DONE_YET
 
 
 class _Health(resource.Resource):
@@ -93,9 +118,9 @@ class _QuietSite(server.Site):
         pass
 
 
-def metrics_site(registry: CollectorRegistry, ready: ReadyCheck) -> server.Site:
+def metrics_site(registry: CollectorRegistry, ready: ReadyCheck, reactor: Any) -> server.Site:
     root = resource.Resource()
-    root.putChild(b"metrics", _Metrics(registry))
+    root.putChild(b"metrics", _Metrics(registry, reactor))
     root.putChild(b"healthz", _Health())
     root.putChild(b"readyz", _Ready(ready))
     return _QuietSite(root)
@@ -110,5 +135,5 @@ def listen_metrics(
 ) -> IListeningPort:
     """Serve the metrics site on ``host:port`` (``port`` 0 picks a free one)."""
     return reactor.listenTCP(
-        port, metrics_site(registry, ready), interface=host or DEFAULT_METRICS_HOST
+        port, metrics_site(registry, ready, reactor), interface=host or DEFAULT_METRICS_HOST
     )

@@ -189,6 +189,19 @@ def test_healthz_and_readyz(endpoint) -> None:
     assert get(base + "/nothing")[0] == 404
 
 
+def test_a_failing_collector_gives_500(endpoint) -> None:
+    base, metrics, _, _ = endpoint
+
+    class Broken:
+        def collect(self):
+            raise RuntimeError("collector bug")
+            yield  # pragma: no cover
+
+    metrics.registry.register(Broken())
+    assert get(base + "/metrics") == (500, "cannot render metrics\n")
+    assert get(base + "/healthz")[0] == 200
+
+
 def test_one_endpoint_per_process(endpoint) -> None:
     _, metrics, ready, server = endpoint
     assert server.host == "127.0.0.1"

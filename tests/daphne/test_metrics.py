@@ -6,11 +6,13 @@ port and queried with real HTTP requests.
 
 from __future__ import annotations
 
+import threading
 import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, threads
 from twisted.internet.threads import blockingCallFromThread
@@ -267,3 +269,48 @@ def test_readyz_waits_for_a_deferred_and_treats_errors_as_not_ready() -> None:
 def test_unknown_path_is_404(endpoint) -> None:
     base, *_ = endpoint
     assert get(base + "/nothing")[0] == 404
+
+
+class BlockingCollector:
+    """A collector that waits (bounded) until released, like a layer read on a hung Redis."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def collect(self):
+        self.entered.set()
+        self.release.wait(10)
+        yield GaugeMetricFamily("slow_layer_depth", "A slow read.", value=7)
+
+
+def test_metrics_render_off_the_reactor_thread(endpoint) -> None:
+    """A collector waiting for Redis must not stop the reactor (issue 15)."""
+    base, metrics, _, _ = endpoint
+    slow = BlockingCollector()
+    metrics.registry.register(slow)
+    result: list = []
+    scrape = threading.Thread(target=lambda: result.append(get(base + "/metrics")))
+    scrape.start()
+    try:
+        assert slow.entered.wait(10)
+        assert get(base + "/healthz")[0] == 200  # served while the scrape waits
+    finally:
+        slow.release.set()
+        scrape.join(10)
+    status, _, text = result[0]
+    assert status == 200
+    assert "slow_layer_depth 7.0" in text
+
+
+def test_a_failing_collector_gives_500_not_a_hung_scrape(endpoint) -> None:
+    base, metrics, _, _ = endpoint
+
+    class Broken:
+        def collect(self):
+            raise RuntimeError("collector bug")
+            yield  # pragma: no cover
+
+    metrics.registry.register(Broken())
+    status, _, text = get(base + "/metrics")
+    assert (status, text) == (500, "cannot render metrics\n")
