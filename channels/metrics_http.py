@@ -29,6 +29,7 @@ __all__ = [
     "MetricsListenFailed",
     "MetricsServer",
     "serve_metrics",
+    "worker_ready",
 ]
 
 logger = logging.getLogger("django.channels")
@@ -143,3 +144,26 @@ def serve_metrics(
             )
         _running = MetricsServer(host or DEFAULT_METRICS_HOST, port, registry, ready).start()
         return _running
+
+
+def worker_ready(worker: Any) -> ReadyCheck:
+    """``/readyz`` for a `Worker` or `WorkerGroup`: not stopping, and receiving works.
+
+    Uses the layer's shared `channels.log.LayerHealth`, which every receive loop of
+    the process marks failing on a backend error and recovered on the next receive
+    that works; a worker always has a blocking receive in flight, so an outage shows
+    within the layer's blocking timeout. No layer call per probe.
+    """
+    from .log import LayerHealth, describe_layer
+
+    health = LayerHealth.of(worker.channel_layer)
+    description = describe_layer(worker.channel_layer)
+
+    def ready() -> tuple[bool, str]:
+        if worker.termed:
+            return False, "stopping"
+        if health._failing:
+            return False, f"channel layer {description} is unreachable"
+        return True, "ready"
+
+    return ready

@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
 from twisted.web import resource, server
 
-__all__ = ["DEFAULT_METRICS_HOST", "ReadyCheck", "listen_metrics", "metrics_site"]
+__all__ = ["DEFAULT_METRICS_HOST", "ReadyCheck", "listen_metrics", "metrics_site", "server_ready"]
 
 logger = logging.getLogger("daphne.server")
 
@@ -137,3 +137,24 @@ def listen_metrics(
     return reactor.listenTCP(
         port, metrics_site(registry, ready, reactor), interface=host or DEFAULT_METRICS_HOST
     )
+
+
+def server_ready(factory: Any) -> ReadyCheck:
+    """``/readyz`` for a daphne `HTTPFactory`: not draining (D-17) and the layer answers.
+
+    Reads state daphne keeps anyway, so a probe costs no layer call: the factory's
+    `LayerHealth` is marked down by a failed request send or reply receive (the
+    reply reader always has a receive in flight, so an outage is seen within the
+    layer's blocking timeout even when no client is connected) and up by the next
+    one that works.
+    """
+
+    def ready() -> tuple[bool, str]:
+        if factory.draining:
+            return False, "draining: the server is stopping"
+        health = factory.layer_health
+        if health.down:
+            return False, f"channel layer {health.description} is unreachable"
+        return True, "ready"
+
+    return ready

@@ -260,3 +260,28 @@ def test_the_grafana_dashboard_queries_only_exported_series() -> None:
     }
     assert used, "no queries found"
     assert used - exported_series_names() == set()
+
+
+def test_worker_ready_follows_the_layer_health_and_stop() -> None:
+    """Real worker and layer; a receive loop marks the shared health exactly like this."""
+    from channels.layers.inmemory import ChannelLayer
+    from channels.log import LayerHealth
+    from channels.metrics_http import worker_ready
+    from channels.worker import Worker
+    from tests.channels.helpers import fresh_layer
+
+    with fresh_layer() as wrapper:
+        worker = Worker(channel_layer=wrapper, signal_handlers=False)
+        ready = worker_ready(worker)
+        assert ready() == (True, "ready")
+        health = LayerHealth.of(wrapper)
+        health.failed()
+        ok, reason = ready()
+        assert not ok
+        assert "unreachable" in reason
+        assert "ChannelLayer" in reason
+        health.recovered()
+        assert ready() == (True, "ready")
+        worker.stop()
+        assert ready() == (False, "stopping")
+    assert isinstance(wrapper.channel_layer, ChannelLayer)

@@ -314,3 +314,22 @@ def test_a_failing_collector_gives_500_not_a_hung_scrape(endpoint) -> None:
     metrics.registry.register(Broken())
     status, _, text = get(base + "/metrics")
     assert (status, text) == (500, "cannot render metrics\n")
+
+
+def test_server_ready_follows_draining_and_the_layer_health(caplog) -> None:
+    from channels.layers.inmemory import ChannelLayer
+    from daphne.http_protocol import HTTPFactory
+    from daphne.metrics_http import server_ready
+
+    factory = HTTPFactory(ChannelLayer(), send_channel="daphne.response.test!")
+    ready = server_ready(factory)
+    assert ready() == (True, "ready")
+    factory.layer_health.failed("sending requests", ConnectionError("refused"))
+    ok, reason = ready()
+    assert not ok
+    assert "ChannelLayer" in reason
+    assert "unreachable" in reason
+    factory.layer_health.ok("sending requests")
+    assert ready() == (True, "ready")
+    factory.draining = True
+    assert ready() == (False, "draining: the server is stopping")
