@@ -333,3 +333,34 @@ def test_server_ready_follows_draining_and_the_layer_health(caplog) -> None:
     assert ready() == (True, "ready")
     factory.draining = True
     assert ready() == (False, "draining: the server is stopping")
+
+
+def test_layer_families_on_the_daphne_endpoint_with_redis_stopped(endpoint, redis_server) -> None:
+    """The layer collector on daphne's endpoint: depth from a real Redis, then up 0
+    (and still a 200 page) while that Redis is stopped."""
+    from asgi_redis import RedisChannelLayer
+    from channels.layers.collector import LayerCollector
+
+    base, metrics, _, _ = endpoint
+    layer = RedisChannelLayer(hosts=[redis_server.url], prefix="t-endpoint:")
+    metrics.registry.register(LayerCollector(layer, alias="default", min_interval=0))
+    layer.send("http.request", {})
+    layer.send("http.request", {})
+
+    def scrape() -> dict:
+        status, _, text = get(base + "/metrics")
+        assert status == 200
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    samples = scrape()
+    depth = ("channels_layer_queue_depth", (("channel", "http.request"), ("layer", "default")))
+    assert samples[depth] == 2
+    assert samples[("channels_layer_up", (("layer", "default"),))] == 1
+    redis_server.stop()
+    samples = scrape()
+    assert samples[("channels_layer_up", (("layer", "default"),))] == 0
+    assert depth not in samples
