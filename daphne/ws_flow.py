@@ -9,29 +9,26 @@ layer, retried through the outbox from a reactor timer, never blocking the react
 
 from __future__ import annotations
 
-import collections
 import logging
 from typing import Any
 
 from .backpressure import cancel_outbound_timer, check_outbound
 from .full_channels import FullChannelReporter
+from .retry import RETRY_MAX_DELAY, ReactorBackoff
+from .ws_state import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER
 
 __all__ = ["FlowControl", "HeldFrames", "full_channels"]
 
 logger = logging.getLogger("daphne.ws_protocol")
 full_channels = FullChannelReporter(logger)
 
-# A-89: after ChannelFull a frame is retried from ~1 ms, doubling to 50 ms; after
+# A-89: a frame refused for a full channel is retried (`retry.ReactorBackoff`); after
 # this many seconds without progress the socket is closed with 1013.
-RETRY_FIRST_DELAY = 0.001
-RETRY_MAX_DELAY = 0.05
 RETRY_GIVE_UP = 5.0
-# Frames held while the layer's backend is unreachable, before closing with 1013.
+# Frames held while the layer's backend is unreachable, before closing with 1013; a
+# backend comes back in seconds, so those retries back off up to a second.
 BACKEND_GIVE_UP = 30.0
-
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN_LATER = 1013
+BACKEND_MAX_DELAY = 1.0
 
 # Why a socket stopped reading from its client (bits of `_read_blocks`).
 _HELD = 1  # frames wait for room on the layer (A-89)
@@ -81,67 +78,70 @@ class FlowControl:
 
 
 class HeldFrames:
-    """Mixin for `WebSocketProtocol`: frames held while the layer refuses them (A-89)."""
+    """Mixin for `WebSocketProtocol`: retries the frames its session holds (A-89).
 
-    _pending: collections.deque | None = None  # frames waiting for room on the layer
+    The session (`ws_state`) decides what is held and in which order; this sends the
+    first held message again from a reactor timer, through the outbox (never blocking).
+    """
 
-    def _hold(self, channel: str, message: dict, give_up_after: float) -> None:
-        self._pending = collections.deque([(channel, message)])
-        self._retry_delay = RETRY_FIRST_DELAY
-        self._give_up_after = give_up_after
-        self._retry_deadline = self._now() + give_up_after
+    _held_backoff: ReactorBackoff | None = None
+
+    def _hold(self, backend: bool) -> None:
+        """The session began holding frames: stop reading and retry from a timer."""
+        give_up = BACKEND_GIVE_UP if backend else RETRY_GIVE_UP
+        self._held_backoff = backoff = ReactorBackoff(
+            self.main_factory.reactor, give_up_after=give_up
+        )
         self._block_reading(_HELD)
-        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
+        backoff.later(self._retry_pending)
 
     def _retry_pending(self) -> None:
-        """Send the first held message again, through the outbox (never blocking)."""
-        if not self._pending:
+        held = self.session.held
+        if not held:
             return
-        channel, message = self._pending[0]
+        channel, message = held[0]
         self.main_factory.outbox.send(channel, message, self._retried, self)
 
     def _retried(self, channel: str, message: dict, error: BaseException | None) -> None:
-        pending = self._pending
-        if not pending or pending[0][1] is not message:
+        held = self.session.held
+        if not held or held[0][1] is not message:
             return  # given up (closed) meanwhile
         layer = self.channel_layer
+        backoff = self._held_backoff
         if error is None:
-            pending.popleft()
-            self._retry_deadline = self._now() + self._give_up_after
-            self._retry_delay = RETRY_FIRST_DELAY
-            if pending:
+            held.popleft()
+            backoff.reset()
+            if held:
                 self._retry_pending()
                 return
-            self._pending = None
+            self.session.held = None
             self.main_factory.ws_reporter.worked()  # INFO if the layer had been reported down
             self._unblock_reading(_HELD)
             return
         if isinstance(error, layer.MessageTooLarge):
-            self._pending = None
+            self.session.held = None
             self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
             return
-        if not isinstance(error, layer.ChannelFull):  # the backend is still away
+        full = isinstance(error, layer.ChannelFull)
+        if not full:  # the backend is still away
             self.main_factory.ws_reporter.failed(
                 channel, "holding frames until the layer is back", error
             )
-        if self._now() >= self._retry_deadline:
+        if backoff.expired():
             self._give_up_pending()
             return
-        self._retry_delay = min(self._retry_delay * 2, self._max_delay(error))
-        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
-
-    def _max_delay(self, error: BaseException) -> float:
         # A full channel frees up within milliseconds; a backend comes back in seconds.
-        return RETRY_MAX_DELAY if isinstance(error, self.channel_layer.ChannelFull) else 1.0
+        backoff.cap = RETRY_MAX_DELAY if full else BACKEND_MAX_DELAY
+        backoff.later(self._retry_pending)
 
     def _give_up_pending(self) -> None:
         logger.warning(
             "The channel layer refused frames for %s s; closing %s with 1013",
-            self._give_up_after,
+            self._held_backoff.give_up_after,
             self.reply_channel,
         )
-        pending, self._pending = self._pending, None
-        for channel, message in pending or ():
+        held, self.session.held = self.session.held, None
+        for channel, message in held or ():
             if channel == "websocket.disconnect":
                 self._send_disconnect(message)  # the client is gone: keep trying that one
         self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
