@@ -1,10 +1,16 @@
-"""WebSocket flow control: when a connection stops reading its client (issue 15, A-89).
+"""What the channel layer's answers do to a WebSocket, and when it stops reading its
+client (issue 15, A-89).
 
-Two reasons, kept as bits of `_read_blocks`, so one ending does not resume reading
-while the other holds: the transport's outbound buffer is full (`FlowControl`, the
-transport's producer after the hand-over; `backpressure` bounds the buffer), and
-frames wait for room on the layer (`HeldFrames`: a full channel or an unreachable
-layer, retried through the outbox from a reactor timer, never blocking the reactor).
+`LayerSends` carries out what the session (`ws_state`) decides when a
+``websocket.connect`` or a frame comes back from the outbox: wait for room and retry,
+refuse the handshake with 503, close with 1009 or 1013, send the disconnect that waited.
+
+A connection stops reading for two reasons, kept as bits of `_read_blocks`, so one
+ending does not resume reading while the other holds: the transport's outbound buffer
+is full (`FlowControl`, the transport's producer after the hand-over; `backpressure`
+bounds the buffer), and frames wait for room on the layer (`HeldFrames`: a full
+channel or an unreachable layer, retried through the outbox from a reactor timer,
+never blocking the reactor).
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
-from .full_channels import FullChannelReporter
+from .full_channels import FullChannelReporter, send_reliably
+from .outbox import OutboxFull
 from .retry import RETRY_MAX_DELAY, ReactorBackoff
 from .ws_state import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER
 
-__all__ = ["FlowControl", "HeldFrames", "full_channels"]
+__all__ = ["FlowControl", "HeldFrames", "LayerSends", "classify", "full_channels"]
 
 logger = logging.getLogger("daphne.ws_protocol")
 full_channels = FullChannelReporter(logger)
@@ -33,6 +41,18 @@ BACKEND_MAX_DELAY = 1.0
 # Why a socket stopped reading from its client (bits of `_read_blocks`).
 _HELD = 1  # frames wait for room on the layer (A-89)
 _WRITE_FULL = 2  # the transport's outbound buffer is full (issue 15)
+
+
+def classify(error: BaseException, layer: Any) -> st.Outcome:
+    """What a failed send means for the session (the layer's backend errors have no
+    common base class: whatever is not a known refusal is the backend away)."""
+    if isinstance(error, layer.ChannelFull):
+        return st.Outcome.FULL
+    if isinstance(error, layer.MessageTooLarge):
+        return st.Outcome.TOO_LARGE
+    if isinstance(error, OutboxFull):
+        return st.Outcome.OUTBOX_FULL
+    return st.Outcome.UNAVAILABLE
 
 
 class FlowControl:
@@ -145,3 +165,115 @@ class HeldFrames:
             if channel == "websocket.disconnect":
                 self._send_disconnect(message)  # the client is gone: keep trying that one
         self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
+
+
+class LayerSends(HeldFrames):
+    """Mixin for `WebSocketProtocol`: the outcomes of its sends to the layer."""
+
+    _connect_backoff: ReactorBackoff | None = None
+
+    def _connect_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of the first ``websocket.connect`` send."""
+        self._connect_outcome(error, retried=False)
+
+    def _connect_retried(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of a retried ``websocket.connect`` (through the outbox, issue 15)."""
+        self._connect_outcome(error, retried=True)
+
+    def _connect_outcome(self, error: BaseException | None, retried: bool) -> None:
+        session = self.session
+        factory = self.main_factory
+        kind = None if error is None else classify(error, self.channel_layer)
+        expired = retried and self.duration() >= factory.websocket_connect_timeout
+        action = session.connect_outcome(kind, retried, expired)
+        if action is st.DELIVERED:
+            if not retried:
+                factory.ws_reporter.worked()  # INFO if the layer had been reported down
+        elif action is st.QUEUE:
+            # A-89: the outcome of a full connect channel is 503, but a burst of
+            # handshakes drains within milliseconds, so wait for room first (up to the
+            # connect timeout) instead of refusing at once (issue 9, W4/W5).
+            if self._connect_backoff is None:
+                self._connect_backoff = ReactorBackoff(factory.reactor)
+            remaining = factory.websocket_connect_timeout - self.duration()
+            self._connect_backoff.later(self._retry_connect, at_most=max(remaining, 0.0))
+        elif action is st.REFUSE_FULL:
+            full_channels.full("websocket.connect", "refused a handshake with 503")
+            self._refuse(503, "Connection queue at capacity")
+        elif action is st.REFUSE_UNAVAILABLE:
+            factory.ws_reporter.failed("websocket.connect", "refused a handshake with 503", error)
+            self._refuse(503, "Channel layer unavailable")
+        elif not retried and kind is not st.Outcome.FULL:  # DROPPED
+            factory.ws_reporter.failed("websocket.connect", "refused a handshake with 503", error)
+        self._settled()
+
+    def _retry_connect(self) -> None:
+        if self.session.retry_connect():
+            self.main_factory.outbox.send(
+                "websocket.connect", self.request_info, self._connect_retried, self
+            )
+
+    def _frame_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of a frame's send, in the order the frames came."""
+        session = self.session
+        if error is None:
+            disconnect = session.landed()
+        else:
+            action = session.frame_refused(classify(error, self.channel_layer), channel, message)
+            if action is not st.IGNORE:
+                self._frame_refused(action, channel, error)
+            disconnect = session.settled()
+        if disconnect is not None:
+            self._send_disconnect(disconnect)
+
+    def _frame_refused(self, action: str, channel: str, error: BaseException) -> None:
+        reporter = self.main_factory.ws_reporter
+        if action is st.HOLD:
+            self._hold(backend=False)
+        elif action is st.HOLD_BACKEND:
+            # The layer lost its backend (Redis restarting, L-62): hold the frames
+            # and retry, so a short outage closes no socket.
+            reporter.failed(channel, "holding frames until the layer is back", error)
+            self._hold(backend=True)
+        elif action is st.CLOSE_FOR_SIZE:
+            # A socket that began closing in the same tick finishes its closing
+            # handshake: aborting it would lose the close frame already sent.
+            if self.state == self.STATE_OPEN:
+                self._close_for_layer(st.CLOSE_TOO_BIG)
+        else:  # CLOSE_FOR_ROOM: daphne holds all it may for the layer (issue 15)
+            reporter.failed(channel, "closed a socket with 1013", error)
+            self._close_for_layer(st.CLOSE_TRY_AGAIN_LATER)
+
+    def _settled(self) -> None:
+        """Send the disconnect that waited for this connection's sends in flight."""
+        disconnect = self.session.settled()
+        if disconnect is not None:
+            self._send_disconnect(disconnect)
+
+    def _send_disconnect(self, message: dict) -> None:
+        # Retried until the layer's expiry rather than dropped: a lost disconnect
+        # leaves the socket in its groups for group_expiry (issue 15).
+        factory = self.main_factory
+        send_reliably(
+            factory.outbox,
+            factory.reactor,
+            "websocket.disconnect",
+            message,
+            "dropped a disconnect",
+            factory.ws_reporter,
+            getattr(self.channel_layer, "expiry", 60),
+        )
+
+    def _mute_and_close(self, code: int, reason: str) -> None:
+        self.session.give_up()
+        self._close_for_layer(code)
+
+    def _close_for_layer(self, code: int) -> None:
+        """Close for the layer's sake (1009, 1013); the session is silent already."""
+        self._read_blocks = 0
+        if self.transport is not None:
+            self.transport.resumeProducing()  # the client's close frame must be read
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            self.dropConnection(abort=True)
