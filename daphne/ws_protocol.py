@@ -83,13 +83,25 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):
     def packets_received(self) -> int:
         return self.session.received
 
+    @packets_received.setter
+    def packets_received(self, value: int) -> None:
+        self.session.received = value
+
     @property
     def socket_opened(self) -> float:
         return self.session.opened_at
 
+    @socket_opened.setter
+    def socket_opened(self, value: float) -> None:
+        self.session.opened_at = value
+
     @property
     def last_data(self) -> float:
         return self.session.last_data
+
+    @last_data.setter
+    def last_data(self, value: float) -> None:
+        self.session.last_data = value
 
     # -- autobahn's per-frame debug formatting, skipped (issue 9) ---------------------
     # autobahn evaluates hltype()/hlval() (click styling) for a debug line on every
