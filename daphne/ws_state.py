@@ -3,13 +3,16 @@
 `WebSocketSession` knows what the application has been told about a socket and what it
 is owed; `ws_protocol.WebSocketProtocol` feeds it what autobahn and the outbox report and
 does what it answers. Inputs are events; an event the table below does not list for the
-current state raises `IllegalTransition` and leaves the state as it was::
+current state raises `IllegalTransition` and leaves the state as it was. The main
+paths (`_TRANSITIONS` has them all)::
 
-    CONNECTING ──connect──▶ AWAITING_APP ──accept──▶ OPEN ──client_gone──▶ CLOSED
-                     connect_full│   ▲ connect_delivered   │give_up
-                                 ▼   │                     ▼
-               CONNECT_QUEUED ──retry──▶ CONNECT_RETRY    SILENT
-    AWAITING_APP/CONNECT_RETRY ──reject──▶ REJECTED ──client_gone──▶ CLOSED
+    CONNECTING ─connect─▶ AWAITING_APP ─accept─▶ OPEN ─client_gone─▶ CLOSED
+                            │      ▲   └─reject─▶ REJECTED ─client_gone─▶ CLOSED
+                connect_full│      │connect_delivered
+                            ▼      │
+                 CONNECT_QUEUED ─retry─▶ CONNECT_RETRY
+
+    connect_lost (HTTP 503), give_up (close 1009/1013) ─▶ SILENT
 
 - AWAITING_APP: ``websocket.connect`` is sent (or its outcome is on the way); the 101 is
   held until the application answers (A-83, D-38 step 8).

@@ -6,6 +6,9 @@ the table does not allow raises and leaves the state unchanged. D-38..D-43, A-83
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from daphne import ws_state as st
@@ -358,3 +361,15 @@ def test_every_state_has_a_row():
     assert set(st._TRANSITIONS) == set(SocketState)
     silent = st._TRANSITIONS[S.SILENT]
     assert set(silent.values()) == {S.SILENT}  # nothing brings a silenced socket back
+
+
+def test_no_io_imports():
+    """The session is sans-I/O: importing it loads neither Twisted nor autobahn."""
+    code = (
+        "import sys, daphne.ws_state; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('twisted', 'autobahn')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
