@@ -259,7 +259,6 @@ class ReactorReader(_Reader):
             self._backoff.later(self._reopen)
 
     def _reopen(self) -> None:
-        self._backoff.call = None
         if self.stopping:
             return
         # Connected in a thread: a Redis that drops packets instead of refusing can

@@ -45,7 +45,6 @@ class BodyPump:
         A layer answering before `send` returns (in-memory) is sent to in a loop, not
         recursively; otherwise `_sent` goes on when the outcome arrives.
         """
-        self.backoff.call = None
         if self.done or self._sending:
             return
         self._sending = True
