@@ -152,7 +152,7 @@ class AsgiRequest(http.HttpRequest):
         if not content.get("body_channel"):
             if limit is None or len(body) <= limit:
                 self._body = body
-            self._stream = BytesIO(body)  # shares `body`'s buffer: no copy
+            self._stream: IO[bytes] | _RefusedBody = BytesIO(body)  # shares `body`'s buffer
             return
         if limit is not None and self.content_type != "multipart/form-data":
             try:
@@ -482,7 +482,7 @@ class ViewConsumer:
                     return
         finally:
             # Runs response.close() also when we gave up part-way.
-            replies.close()
+            replies.close()  # type: ignore[attr-defined]  # a generator, typed as Iterator
 
     def _send(self, channel: Any, reply: dict, refused: BaseException | None = None) -> bool:
         """Send `reply` with C-40's policy; False when it was abandoned (logged). Also

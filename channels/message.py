@@ -7,17 +7,26 @@ The store that defers sends to the end of a consumer (C-19) lives in
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .channel import Channel
 from .pending import PendingMessageStore, pending_message_store
 from .retry import layer_out_of_memory
+
+if TYPE_CHECKING:
+    from django.contrib.sessions.backends.base import SessionBase
 
 __all__ = ["Message", "PendingMessageStore", "layer_out_of_memory", "pending_message_store"]
 
 
 class Message:
     """A received message: content plus the channel and layer it came from (C-17)."""
+
+    # Set only by the consumer decorators, never here: `channels.sessions` (C-44, C-46)
+    # and `channels.auth` (C-48..C-50). Declared so that their readers type-check.
+    channel_session: SessionBase
+    http_session: SessionBase | None
+    user: Any
 
     def __init__(self, content: dict, channel_name: str, channel_layer: Any) -> None:
         self.content = content

@@ -101,7 +101,7 @@ class MetricsServer:
         self, host: str, port: int, registry: CollectorRegistry, ready: ReadyCheck
     ) -> None:
         handler = type("MetricsHandler", (_Handler,), {"registry": registry, "ready": ready})
-        handler.ready = staticmethod(ready)  # not bound to the handler instance
+        handler.ready = staticmethod(ready)  # type: ignore[attr-defined]  # not bound
         try:
             self._httpd = _Server((host, port), handler)
         except OSError as error:

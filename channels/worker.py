@@ -26,7 +26,7 @@ from .message import Message
 from .pending import Entry, pending_message_store
 from .retry import REPLY_RETRY_CAP, Backoff, layer_out_of_memory, send_retrying
 from .signals import consumer_finished, consumer_started, worker_ready
-from .utils import name_that_thing
+from .utils import name_that_thing, reply_channel_of
 
 __all__ = ["Worker", "WorkerGroup"]
 
@@ -209,6 +209,7 @@ class Worker:
         with its own retry policy (a view's last response message, C-40) is retried
         with that one.
         """
+        assert self._replies is not None, "only called after a consumer ran"
         consumer, queued = self._replies
         self._replies = None
         layer = self.channel_layer
@@ -253,6 +254,7 @@ class Worker:
 
     def _send_replies(self, consumer: Any = None, queued: list | None = None) -> None:
         if queued is None:
+            assert self._replies is not None, "only called after a consumer ran"
             consumer, queued = self._replies
             self._replies = None
         try:
@@ -266,7 +268,7 @@ class Worker:
         """Route and run one message; never raises for a consumer's error (C-31, C-32)."""
         message = Message(content, channel, self.channel_layer)
         if content.get("__retries__", 0) == self.message_retries:
-            message.__doomed__ = True
+            message.__doomed__ = True  # type: ignore[attr-defined]  # C-32's marker
         try:
             match = self.channel_layer.router.match(message)
         except Exception:  # a custom routing object's bug must not stop the worker
@@ -276,8 +278,9 @@ class Worker:
             logger.error("Could not find match for message on %s! Check your routing.", channel)
             return
         consumer, kwargs = match
-        if self.callback:
-            self._guarded(self.callback, lambda message: self.callback(channel, message), message)
+        callback = self.callback
+        if callback is not None:
+            self._guarded(callback, lambda message: callback(channel, message), message)
         # Layers with send_many: the loop sends the consumer's batch with its next
         # receive (`_replies_then_receive`); otherwise consumer_finished flushes it.
         carry = self._hands_over_replies and self._looping
@@ -325,7 +328,7 @@ class Worker:
     def _deny(message: Message) -> None:
         if message.channel.name != "websocket.connect":
             raise ValueError("You cannot DenyConnection from a non-websocket.connect handler.")
-        message.reply_channel.send({"close": True}, immediately=True)
+        reply_channel_of(message, "DenyConnection").send({"close": True}, immediately=True)
 
     def consume_later(self, message: Message) -> None:
         """Put the message back on its channel, up to `message_retries` times (C-32)."""

@@ -16,7 +16,7 @@ from .backpressure import cancel_outbound_timer, check_outbound
 from .request_checks import host_problem
 from .utils import transport_addresses
 
-__all__ = ["HTTPChannel", "NegotiatingChannel", "NoPushProducer", "connection_facts"]
+__all__ = ["HTTPChannel", "NegotiatingChannel", "connection_facts"]
 
 logger = logging.getLogger("daphne.http_protocol")
 
@@ -62,19 +62,6 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
 
 
 @implementer(IPushProducer)
-class NoPushProducer:
-    """Stands in for the HTTP channel as the transport's producer after the hand-over."""
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
 class HTTPChannel(http.HTTPChannel):
     """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64) and the hand-over (D-28)."""
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,12 +171,16 @@ def snapshot(layer: Any) -> LayerSnapshot:
     layer = getattr(layer, "channel_layer", layer)  # channels.asgi.ChannelLayerWrapper
     hook = getattr(layer, "layer_snapshot", None)
     if callable(hook):
-        return hook()
+        taken: LayerSnapshot = hook()
+        return taken
     for cls in type(layer).__mro__:
         found = _IMPLEMENTATIONS.get((cls.__module__.partition(".")[0], cls.__name__))
         if found is not None:
             module, _, function = found.partition(":")
-            return getattr(importlib.import_module(module), function)(layer)
+            read: Callable[[Any], LayerSnapshot] = getattr(
+                importlib.import_module(module), function
+            )
+            return read(layer)
     raise UninspectableLayer(
         f"Cannot inspect {type(layer).__module__}.{type(layer).__qualname__}: "
         "channelstatus and the layer metrics know the in-memory, Redis and IPC layers, "
