@@ -24,6 +24,7 @@ setup(
         "msgpack>=1.0",
         "redis>=5.0",
         "hiredis>=3.0",
+        "prometheus_client>=0.20",  # issue 18: metrics endpoints
     ],
     extras_require={
         "encryption": ["cryptography>=42"],

@@ -123,7 +123,15 @@ class ChannelLayerManager:
 
 
 class ChannelLayerWrapper:
-    """A raw layer plus its alias and router; other attributes go to the layer (C-12)."""
+    """A raw layer plus its alias and router; other attributes go to the layer (C-12).
+
+    The methods every message goes through (`_BOUND`) are bound on the wrapper when
+    its layer is set, so they skip `__getattr__`; a method the layer lacks stays
+    missing (``hasattr(wrapper, "send_many")`` is False for the in-memory layer).
+    """
+
+    # Hot methods, looked up once per layer instead of once per call (issue 16 item 4).
+    _BOUND = ("send", "send_many", "send_many_then_receive", "receive")
 
     def __init__(self, channel_layer: Any, alias: str, routing: Any) -> None:
         self.channel_layer = channel_layer
@@ -131,18 +139,32 @@ class ChannelLayerWrapper:
         self.routing = routing
         self.router = Router(self.routing)
 
+    @property
+    def channel_layer(self) -> Any:
+        return self._channel_layer
+
+    @channel_layer.setter
+    def channel_layer(self, layer: Any) -> None:
+        self._channel_layer = layer
+        for name in self._BOUND:
+            method = getattr(layer, name, None)
+            if method is not None:
+                self.__dict__[name] = method
+            else:
+                self.__dict__.pop(name, None)
+
     def __getattr__(self, name: str) -> Any:
         # Only called for names not set on the wrapper itself.
-        if name == "channel_layer":  # not yet set: avoid infinite recursion
+        if name == "_channel_layer":  # not yet set: avoid infinite recursion
             raise AttributeError(name)
-        return getattr(self.channel_layer, name)
+        return getattr(self._channel_layer, name)
 
     def __str__(self) -> str:
         return f"{self.alias} ({name_that_thing(self.channel_layer)})"
 
     def local_only(self) -> bool:
         """True for process-local layers, which cannot span processes."""
-        return "inmemory" in type(self.channel_layer).__module__
+        return "inmemory" in type(self._channel_layer).__module__
 
 
 def get_channel_layer(alias: str = "default") -> Any:

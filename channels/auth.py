@@ -27,6 +27,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from .channel import Group
 from .message import Message
 from .sessions import channel_and_http_session, channel_session, find_message, http_session
+from .utils import reply_channel_of
 
 __all__ = [
     "channel_and_http_session_user_from_http",
@@ -99,7 +100,9 @@ def _join_user_group(message: Message) -> None:
     if not user.is_authenticated:
         return
     name = user_group_name(user)
-    Group(name, channel_layer=message.channel_layer).add(message.reply_channel)
+    Group(name, channel_layer=message.channel_layer).add(
+        reply_channel_of(message, "CHANNELS_USER_GROUPS")
+    )
     message.channel_session[USER_GROUP_KEY] = name
 
 
@@ -110,7 +113,9 @@ def _leave_user_group(message: Message) -> None:
     session = getattr(message, "channel_session", None)
     name = session.pop(USER_GROUP_KEY, None) if session is not None else None
     if name is not None:  # popped: a second decorator on the same message finds none
-        Group(name, channel_layer=message.channel_layer).discard(message.reply_channel)
+        Group(name, channel_layer=message.channel_layer).discard(
+            reply_channel_of(message, "CHANNELS_USER_GROUPS")
+        )
 
 
 class _SessionRequest:

@@ -6,6 +6,7 @@ from typing import Any
 
 from . import DEFAULT_CHANNEL_LAYER
 from .asgi import channel_layers
+from .pending import pending_message_store
 
 __all__ = ["Channel", "Group"]
 
@@ -40,6 +41,11 @@ class _Named:
 class Channel(_Named):
     """A channel on a layer; `send` defers to the end of the running consumer (C-14, C-15)."""
 
+    # The pending store may send this class's queued messages with the layer's
+    # send_many; not a subclass's, which may override `send` (read from the class's
+    # own __dict__ by `PendingMessageStore.batchable`).
+    _batchable = True
+
     def send(self, content: dict, immediately: bool = False) -> None:
         if not isinstance(content, dict):
             raise TypeError(f"You can only send dicts as content on channels, not {content!r}")
@@ -70,7 +76,3 @@ class Group(_Named):
             self.channel_layer.send_group(self.name, content)
         else:
             pending_message_store.append(self, content)
-
-
-# Imported last: channels.message imports Channel from this module.
-from .message import pending_message_store  # noqa: E402

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .utils import reply_channel_of
+
 if TYPE_CHECKING:
     from .message import Message
 
@@ -68,7 +70,7 @@ class WebsocketCloseException(ChannelSocketException):
                 "You cannot raise WebsocketCloseException from a non-websocket handler "
                 f"(message came from {message.channel.name!r})"
             )
-        message.reply_channel.send({"close": self._code or True})
+        reply_channel_of(message, "WebsocketCloseException").send({"close": self._code or True})
 
 
 class SendNotAvailableOnDemultiplexer(Exception):

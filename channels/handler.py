@@ -29,7 +29,8 @@ from django.utils.encoding import repercent_broken_unicode
 from django.utils.functional import cached_property
 
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
-from .message import layer_out_of_memory, pending_message_store
+from .pending import pending_message_store
+from .retry import FIRST_RETRY_DELAY, REPLY_RETRY_CAP, layer_out_of_memory, send_retrying
 
 __all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer"]
 
@@ -151,7 +152,7 @@ class AsgiRequest(http.HttpRequest):
         if not content.get("body_channel"):
             if limit is None or len(body) <= limit:
                 self._body = body
-            self._stream = BytesIO(body)  # shares `body`'s buffer: no copy
+            self._stream: IO[bytes] | _RefusedBody = BytesIO(body)  # shares `body`'s buffer
             return
         if limit is not None and self.content_type != "multipart/form-data":
             try:
@@ -439,17 +440,18 @@ class ViewConsumer:
     """Consumer that serves ``http.request`` with Django's views (C-40).
 
     Each reply is sent at once (a streaming response reaches the client as it is
-    produced), except the last one when the worker's receive loop holds the
-    pending-message store (a layer with ``send_many``): that one is queued, ahead
-    of anything the view queued, with this consumer's retry policy, and the
-    worker stores it with its next receive, before it handles another message
-    (one Redis round trip per request instead of two; issue 9).
+    produced), except the response's end: that one is queued as this consumer's final
+    reply (`PendingMessageStore.reply`), ahead of anything the view deferred, with this
+    consumer's retry policy. It goes out when the consumer returns, before the worker
+    handles another message: with the worker's next receive on a layer with
+    ``send_many`` (one Redis round trip per request instead of two; issue 9), else at
+    ``consumer_finished``. Called outside a consumer run, it is sent at once.
     """
 
     handler_class = AsgiHandler
     # Backoff bounds while the reply channel is full (A-89 note).
-    first_retry_delay = 0.001
-    max_retry_delay = 0.05
+    first_retry_delay = FIRST_RETRY_DELAY
+    max_retry_delay = REPLY_RETRY_CAP
     # Seconds a reply may stay refused before the response is abandoned; None means
     # the layer's `expiry`, after which a live reader would have drained the channel.
     reply_timeout: float | None = None
@@ -466,85 +468,67 @@ class ViewConsumer:
                 "an http.request must carry one (A-75)"
             )
         replies = self.handler(message)
-        carry = pending_message_store.holding
-        last = None
+        ended = False
         try:
             for reply in replies:
-                if last is not None:
-                    # A handler that went on after more_content=False: send in order.
-                    earlier, last = last, None
-                    if not self._send(reply_channel, earlier):
-                        return
-                if carry and not reply.get("more_content", False):
-                    last = reply  # the response's end; the generator finishes next
-                    continue
-                if not self._send(reply_channel, reply):
+                if ended or not reply.get("more_content", False):
+                    # The response's end (and, in order, whatever a handler yields
+                    # after it), queued before the generator finishes: ahead of what
+                    # the request_finished receivers send, also when they raise.
+                    ended = True
+                    if not pending_message_store.reply(reply_channel, reply, self._send):
+                        return  # sent at once (no consumer running) and abandoned
+                elif not self._send(reply_channel, reply):
                     return
         finally:
-            if last is not None:
-                # Queued before anything else leaves (also when the view's
-                # request_finished receivers raised), as it was sent before them.
-                self._queue_last(reply_channel, last)
             # Runs response.close() also when we gave up part-way.
-            replies.close()
+            replies.close()  # type: ignore[attr-defined]  # a generator, typed as Iterator
 
-    def _queue_last(self, channel: Any, reply: dict) -> None:
-        if pending_message_store.holding:
-            pending_message_store.append(channel, reply, retry=self._send_queued, first=True)
-        else:  # the store was reset under us (a nested consumer_started): as ever
-            self._send(channel, reply)
+    def _send(self, channel: Any, reply: dict, refused: BaseException | None = None) -> bool:
+        """Send `reply` with C-40's policy; False when it was abandoned (logged). Also
+        the `Retry` of the response's end, queued in the pending store.
 
-    def _send_queued(self, channel: Any, reply: dict, refused: bool) -> None:
-        """`Retry` for the queued last reply: C-40's policy, not the store's."""
-        self._send(channel, reply, refused)
-
-    def _send(self, channel: Any, reply: dict, refused: bool = False) -> bool:
-        # `refused`: a first try (the worker's batched send) already came back full.
-        # A layer out of memory (issue 15) is waited out like a full channel: memory
-        # comes back as messages are consumed or expire.
+        `refused`: a first try (the worker's batched send) already met this error. A
+        layer out of memory (issue 15) is waited out like a full channel: memory comes
+        back as messages are consumed or expire.
+        """
         layer = channel.channel_layer
-        out_of_memory = False
         if not refused:
-            try:
+            try:  # the usual case, without the retry loop's set-up
                 channel.send(reply, immediately=True)
                 return True
-            except layer.ChannelFull:
-                pass
+            except layer.ChannelFull as error:
+                refused = error
             except Exception as error:
                 if not layer_out_of_memory(error):
                     raise
-                out_of_memory = True
+                refused = error
         timeout = self.reply_timeout
         if timeout is None:
             timeout = getattr(layer, "expiry", 60)
-        give_up = time.monotonic() + timeout
-        delay = self.first_retry_delay
-        while True:
-            remaining = give_up - time.monotonic()
-            if remaining <= 0:
-                if out_of_memory:
-                    channels_logger.warning(
-                        "Channel layer stayed out of memory for %ss; abandoning the "
-                        "response on %s. Raise Redis's maxmemory or run more consumers.",
-                        timeout,
-                        channel.name,
-                    )
-                else:
-                    channels_logger.warning(
-                        "Reply channel %s stayed full for %ss; abandoning the response "
-                        "(its reader is gone or stuck)",
-                        channel.name,
-                        timeout,
-                    )
-                return False
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, self.max_retry_delay)
-            try:
-                channel.send(reply, immediately=True)
-                return True
-            except layer.ChannelFull:
-                out_of_memory = False
-            except Exception as error:
-                if not layer_out_of_memory(error):
-                    raise
-                out_of_memory = True
+        refused = send_retrying(
+            channel,
+            reply,
+            time.monotonic() + timeout,
+            first=self.first_retry_delay,
+            cap=self.max_retry_delay,
+            refused=refused,
+            out_of_memory=True,
+        )
+        if refused is None:
+            return True
+        if isinstance(refused, layer.ChannelFull):
+            channels_logger.warning(
+                "Reply channel %s stayed full for %ss; abandoning the response "
+                "(its reader is gone or stuck)",
+                channel.name,
+                timeout,
+            )
+        else:
+            channels_logger.warning(
+                "Channel layer stayed out of memory for %ss; abandoning the "
+                "response on %s. Raise Redis's maxmemory or run more consumers.",
+                timeout,
+                channel.name,
+            )
+        return False

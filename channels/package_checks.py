@@ -34,7 +34,7 @@ def _numeric(version: str) -> tuple[int, ...]:
     parts = []
     for piece in str(version).split("."):
         # Leading digits only: "0rc1" counts as 0.
-        digits = re.match(r"\d*", piece).group()
-        parts.append(int(digits or 0))
+        digits = re.match(r"[0-9]*", piece)
+        parts.append(int(digits.group() or 0) if digits else 0)
     # Pad so that "1.2" and "1.2.0" compare equal.
     return tuple(parts + [0] * (4 - len(parts)))

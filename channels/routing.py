@@ -180,7 +180,9 @@ class Include:
             if key not in content:
                 return None, kwargs
             value = filter_value(content[key])
-            found = None if value is None else pattern.match(value)
+            if value is None:
+                return None, kwargs
+            found = pattern.match(value)
             if found is None:
                 return None, kwargs
             kwargs.update(found.groupdict())

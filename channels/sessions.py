@@ -21,6 +21,7 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase
 
 from .exceptions import ConsumeLater
 from .message import Message
+from .utils import reply_channel_of
 
 __all__ = [
     "channel_and_http_session",
@@ -85,12 +86,8 @@ def channel_session(func: Callable) -> Callable:
                 if message.channel_session.modified:
                     message.channel_session.save()
 
-        if not message.reply_channel:
-            raise ValueError(
-                "No reply_channel sent with the message; @channel_session can only be used "
-                "on messages containing it."
-            )
-        session = session_for_reply_channel(message.reply_channel.name)
+        reply_channel = reply_channel_of(message, "@channel_session")
+        session = session_for_reply_channel(reply_channel.name)
         if not session.exists(session.session_key):
             try:
                 # Create the row now so the key stays valid across workers.
@@ -120,7 +117,7 @@ def wait_channel_name(reply_channel: str) -> str:
 def requeue_messages(message: Message) -> None:
     """Send every waiting message of this connection back to its original channel."""
     layer = message.channel_layer
-    wait_channel = wait_channel_name(message.reply_channel.name)
+    wait_channel = wait_channel_name(reply_channel_of(message, "@enforce_ordering").name)
     while True:
         channel, content = layer.receive([wait_channel], block=False)
         if channel is None:
@@ -181,13 +178,13 @@ def enforce_ordering(func: Callable | None = None, slight: bool = False) -> Call
 
 def _park(message: Message) -> None:
     layer = message.channel_layer
+    reply_name = reply_channel_of(message, "@enforce_ordering").name
     message.content["original_channel"] = message.channel.name
     try:
-        layer.send(wait_channel_name(message.reply_channel.name), message.content)
+        layer.send(wait_channel_name(reply_name), message.content)
     except layer.ChannelFull:
         raise layer.ChannelFull(
-            "Cannot add unordered message to already full __wait__ channel for socket "
-            f"{message.reply_channel.name}"
+            f"Cannot add unordered message to already full __wait__ channel for socket {reply_name}"
         )
 
 

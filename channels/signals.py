@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from django.db import close_old_connections
@@ -22,7 +23,9 @@ class PerMessageSignal(Signal):
     `disconnect` already clear under the lock; any other sender takes Django's path.
     """
 
-    def _live_receivers(self, sender: Any) -> tuple[list, list]:
+    def _live_receivers(
+        self, sender: Any
+    ) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
         if not isinstance(sender, type) or self._dead_receivers:
             return super()._live_receivers(sender)
         receivers = self.sender_receivers_cache.get(sender)
@@ -35,8 +38,8 @@ class PerMessageSignal(Signal):
                     if r_sender_key in (NONE_ID, sender_key)
                 ]
                 self.sender_receivers_cache[sender] = receivers
-        sync_receivers = []
-        async_receivers = []
+        sync_receivers: list[Callable[..., Any]] = []
+        async_receivers: list[Callable[..., Any]] = []
         for receiver, is_async in receivers:
             if isinstance(receiver, weakref.ReferenceType):
                 receiver = receiver()

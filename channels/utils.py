@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .channel import Channel
+    from .message import Message
 
 __all__ = ["name_that_thing"]
+
+
+def reply_channel_of(message: Message, user: str) -> Channel:
+    """`message`'s reply channel, which `user` (a decorator or consumer) needs.
+
+    Connection messages (``http.request``, ``websocket.*``) always carry one (A-74);
+    a ValueError names `user` for a message routed there without it.
+    """
+    if message.reply_channel is None:
+        raise ValueError(
+            f"No reply_channel sent with the message; {user} can only be used on messages "
+            "containing it."
+        )
+    return message.reply_channel
 
 
 def name_that_thing(thing: Any) -> str:

@@ -18,33 +18,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .announce import announcing
+from .channel import Channel
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
 from .log import LayerHealth, describe_layer
-from .message import Entry, Message, layer_out_of_memory, pending_message_store
+from .message import Message
+from .pending import Entry, pending_message_store
+from .retry import REPLY_RETRY_CAP, Backoff, layer_out_of_memory, send_retrying
 from .signals import consumer_finished, consumer_started, worker_ready
-from .utils import name_that_thing
+from .utils import name_that_thing, reply_channel_of
 
 __all__ = ["Worker", "WorkerGroup"]
 
 logger = logging.getLogger("django.channels")
-
-
-class Backoff:
-    """A doubling delay between `first` and `cap` seconds (A-89 note, L-62)."""
-
-    def __init__(self, first: float, cap: float) -> None:
-        self.first = first
-        self.cap = cap
-        self.delay = first
-
-    def next(self) -> float:
-        delay = self.delay
-        self.delay = min(self.delay * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.first
 
 
 class Worker:
@@ -59,7 +45,7 @@ class Worker:
     receive_retry_cap = 1.0
     # ConsumeLater re-sends on ChannelFull (C-32).
     requeue_tries = 10
-    requeue_retry_cap = 0.05
+    requeue_retry_cap = REPLY_RETRY_CAP
 
     def __init__(
         self,
@@ -223,6 +209,7 @@ class Worker:
         with its own retry policy (a view's last response message, C-40) is retried
         with that one.
         """
+        assert self._replies is not None, "only called after a consumer ran"
         consumer, queued = self._replies
         self._replies = None
         layer = self.channel_layer
@@ -267,6 +254,7 @@ class Worker:
 
     def _send_replies(self, consumer: Any = None, queued: list | None = None) -> None:
         if queued is None:
+            assert self._replies is not None, "only called after a consumer ran"
             consumer, queued = self._replies
             self._replies = None
         try:
@@ -280,7 +268,7 @@ class Worker:
         """Route and run one message; never raises for a consumer's error (C-31, C-32)."""
         message = Message(content, channel, self.channel_layer)
         if content.get("__retries__", 0) == self.message_retries:
-            message.__doomed__ = True
+            message.__doomed__ = True  # type: ignore[attr-defined]  # C-32's marker
         try:
             match = self.channel_layer.router.match(message)
         except Exception:  # a custom routing object's bug must not stop the worker
@@ -290,31 +278,29 @@ class Worker:
             logger.error("Could not find match for message on %s! Check your routing.", channel)
             return
         consumer, kwargs = match
-        if self.callback:
-            self._guarded(self.callback, lambda message: self.callback(channel, message), message)
-        hand_over = self._hands_over_replies and self._looping
+        callback = self.callback
+        if callback is not None:
+            self._guarded(callback, lambda message: callback(channel, message), message)
+        # Layers with send_many: the loop sends the consumer's batch with its next
+        # receive (`_replies_then_receive`); otherwise consumer_finished flushes it.
+        carry = self._hands_over_replies and self._looping
         try:
             consumer_started.send(sender=self.__class__, environ={})
+            batch = pending_message_store.open_batch() if carry else None
             try:
-                if hand_over:
-                    # Held from the start, so a consumer can see (`holding`) that what
-                    # it queues goes out with the next receive (ViewConsumer's last
-                    # reply, C-40).
-                    pending_message_store.hold()
-                try:
-                    consumer(message, **kwargs)
-                except BaseException:
-                    if hand_over:
-                        # Flushed at consumer_finished as always, before the
-                        # exception's own handling (a DenyConnection's close) sends.
-                        pending_message_store.unhold()
-                    raise
+                consumer(message, **kwargs)
+            except BaseException:
+                if batch is not None:
+                    # Flushed at consumer_finished as always, before the exception's
+                    # own handling (a DenyConnection's close) sends.
+                    batch.hand_back()
+                raise
             finally:
                 try:
                     consumer_finished.send(sender=self.__class__)
                 finally:
-                    if hand_over:
-                        queued = pending_message_store.release()
+                    if batch is not None:
+                        queued = pending_message_store.close_batch(batch)
                         if queued:
                             self._replies = (consumer, queued)
         except DenyConnection:
@@ -342,7 +328,7 @@ class Worker:
     def _deny(message: Message) -> None:
         if message.channel.name != "websocket.connect":
             raise ValueError("You cannot DenyConnection from a non-websocket.connect handler.")
-        message.reply_channel.send({"close": True}, immediately=True)
+        reply_channel_of(message, "DenyConnection").send({"close": True}, immediately=True)
 
     def consume_later(self, message: Message) -> None:
         """Put the message back on its channel, up to `message_retries` times (C-32)."""
@@ -356,21 +342,19 @@ class Worker:
                 repr(content)[:100],
             )
             return
-        layer = self.channel_layer
-        backoff = Backoff(0.001, self.requeue_retry_cap)
-        for attempt in range(self.requeue_tries):
-            try:
-                layer.send(channel, content)
-                return
-            except layer.ChannelFull:
-                if attempt + 1 < self.requeue_tries:
-                    time.sleep(backoff.next())
-        logger.warning(
-            "Could not requeue message on channel %s after %d tries: the channel stayed "
-            "full; message dropped",
-            channel,
-            self.requeue_tries,
+        refused = send_retrying(
+            Channel(channel, channel_layer=self.channel_layer),
+            content,
+            tries=self.requeue_tries,
+            cap=self.requeue_retry_cap,
         )
+        if refused is not None:
+            logger.warning(
+                "Could not requeue message on channel %s after %d tries: the channel "
+                "stayed full; message dropped",
+                channel,
+                self.requeue_tries,
+            )
 
 
 class WorkerGroup(Worker):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any, TextIO
 
-__all__ = ["AccessLogGenerator"]
+__all__ = ["AccessLogGenerator", "log_http_complete"]
+
+logger = logging.getLogger("daphne.http_protocol")
 
 _WEBSOCKET_VERBS = {
     "connecting": "WSCONNECTING",
@@ -51,3 +54,27 @@ class AccessLogGenerator:
             f"{host} {ident or '-'} {user or '-'} [{date.strftime('%d/%b/%Y:%H:%M:%S')}] "
             f'"{request}" {status or "-"} {length or "-"}\n'
         )
+
+
+def log_http_complete(request: Any) -> None:
+    """Give a finished `WebRequest` to the factory's action logger (D-36)."""
+    factory = request.factory
+    if factory.action_logger is None:
+        return
+    client = request.client_addr
+    try:
+        factory.log_action(
+            "http",
+            "complete",
+            {
+                "path": request.uri.decode("ascii", "replace"),
+                "status": request.code,
+                "method": request.method.decode("ascii", "replace"),
+                "client": f"{client[0]}:{client[1]}" if client else None,
+                "time_taken": request.duration(),
+                "size": request.sentLength,
+            },
+        )
+    except Exception:
+        # D-36: a broken access logger must not break the response.
+        logger.exception("Error writing the access log")

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.web import http
 from zope.interface import implementer
 
@@ -15,7 +16,7 @@ from .backpressure import cancel_outbound_timer, check_outbound
 from .request_checks import host_problem
 from .utils import transport_addresses
 
-__all__ = ["HTTPChannel", "NegotiatingChannel", "NoPushProducer", "connection_facts"]
+__all__ = ["HTTPChannel", "NegotiatingChannel", "connection_facts"]
 
 logger = logging.getLogger("daphne.http_protocol")
 
@@ -61,19 +62,6 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
 
 
 @implementer(IPushProducer)
-class NoPushProducer:
-    """Stands in for the HTTP channel as the transport's producer after the hand-over."""
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
 class HTTPChannel(http.HTTPChannel):
     """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64) and the hand-over (D-28)."""
 
@@ -279,18 +267,23 @@ class HTTPChannel(http.HTTPChannel):
 
     # -- D-28: WebSocket hand-over ------------------------------------------------
 
-    def hand_over(self, protocol: Any) -> bytes:
-        """Detach from the transport for `protocol`; return bytes already read past the head.
+    def hand_over(self, protocol: Any, head: bytes) -> None:
+        """Give the connection to `protocol` and replay the request to it (D-28).
 
-        `protocol` becomes the transport's producer, so the transport's pause (its
-        buffer is full) reaches it (issue 15).
+        `head` is the request as bytes (head and body); the bytes the parser already
+        read past it follow. `protocol` becomes the transport's producer, so the
+        transport's pause (its buffer is full) reaches it (issue 15).
         """
+        transport = self.transport
+        if isinstance(transport, ProtocolWrapper):
+            transport.wrappedProtocol = protocol  # TLS wraps the connection's protocol
+        else:
+            transport.protocol = protocol
         self._stop_head_timer()
         self._upgraded_to = protocol
         protocol._http_channel = self
         self.factory.http_channels.discard(self)
-        transport = self.transport
-        if transport is not None and (
+        if (
             getattr(transport, "producer", None) is self  # TCP, UNIX
             or getattr(getattr(transport, "_producer", None), "_producer", None) is self  # TLS
         ):
@@ -298,7 +291,10 @@ class HTTPChannel(http.HTTPChannel):
             transport.registerProducer(protocol, True)
         pending = b"".join(self._dataBuffer)
         self._dataBuffer = []
-        return pending
+        protocol.makeConnection(transport)
+        protocol.dataReceived(head + pending)
+        # Twisted pauses a channel's transport while a request is outstanding.
+        transport.resumeProducing()
 
     def released(self) -> None:
         """The WebSocket this connection was handed to closed: drop every reference

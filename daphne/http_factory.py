@@ -18,17 +18,24 @@ from .deadlines import DeadlineSweep
 from .draining import DrainingFactory
 from .edge_log import MergedLog
 from .http_channel import HTTPChannel, NegotiatingChannel
-from .http_protocol import HTTP2_AVAILABLE, SENDING, WS_SENDING, WebRequest, _letters
-from .http_protocol import full_channels as http_full_channels
 from .layer_api import ChannelLayer
 from .layer_health import HealthReporter, LayerHealth
 from .outbox import Outbox
 from .routed import RoutedChannels
+from .web_request import SENDING, WS_SENDING, WebRequest, _letters
+from .web_request import full_channels as http_full_channels
 from .ws_flow import full_channels as ws_full_channels
 from .ws_handover import handshake_timeout
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
 
-__all__ = ["HTTPFactory"]
+__all__ = ["HTTP2_AVAILABLE", "HTTPFactory"]
+
+try:  # D-25: HTTP/2 needs Twisted's http2 and tls extras.
+    from twisted.web._http2 import H2Connection  # noqa: F401
+
+    HTTP2_AVAILABLE = True
+except ImportError:
+    HTTP2_AVAILABLE = False
 
 # One logger with the requests': `channels.log.setup_logger` configures it (C-76).
 logger = logging.getLogger("daphne.http_protocol")

@@ -30,6 +30,7 @@ from typing import Any
 from twisted.internet import threads
 
 from .layer_health import LayerHealth
+from .retry import ReactorBackoff
 
 logger = logging.getLogger("daphne.server")
 
@@ -97,7 +98,8 @@ class ThreadReader(_Reader):
     def _run(self) -> None:
         receive = self.channel_layer.receive
         channels = [self.prefix]
-        error_delay = ERROR_FIRST_DELAY
+        # Only its delays: the thread waits on `stopping`, not on the reactor.
+        backoff = ReactorBackoff(self.reactor, ERROR_FIRST_DELAY, ERROR_MAX_DELAY)
         empty_delay = 0.0
         health = self.health
         while not self.stopping.is_set():
@@ -107,12 +109,11 @@ class ThreadReader(_Reader):
             except Exception as error:
                 # L-62.5: e.g. Redis is down. Log (once per outage), wait, retry; never exit.
                 health.failed(RECEIVING, error)
-                self.stopping.wait(error_delay)
-                error_delay = min(error_delay * 2, ERROR_MAX_DELAY)
+                self.stopping.wait(backoff.next_delay())
                 continue
             if health.down:
                 health.ok(RECEIVING)
-            error_delay = ERROR_FIRST_DELAY
+            backoff.reset()
             if channel is None:
                 if time.monotonic() - started < EMPTY_FAST_RETURN:
                     empty_delay = min(max(empty_delay * 2, 0.001), EMPTY_MAX_DELAY)
@@ -196,8 +197,7 @@ class ReactorReader(_Reader):
         super().__init__(reactor, channel_layer, prefix, dispatch, health)
         self.stopping = False
         self._receive: Any = None
-        self._retry: Any = None
-        self._error_delay = ERROR_FIRST_DELAY
+        self._backoff = ReactorBackoff(reactor, ERROR_FIRST_DELAY, ERROR_MAX_DELAY)
 
     @classmethod
     def open(
@@ -225,8 +225,7 @@ class ReactorReader(_Reader):
     def stop(self) -> None:
         """Stop reading (from the reactor thread); a pending pop's connection is closed."""
         self.stopping = True
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
+        self._backoff.cancel()
         self._close()
 
     # -- IReadDescriptor ------------------------------------------------------------
@@ -240,7 +239,7 @@ class ReactorReader(_Reader):
         except Exception as error:
             self._failed(error)
             return
-        self._error_delay = ERROR_FIRST_DELAY
+        self._backoff.reset()
         if batch:
             dispatch_each(self.dispatch, batch)
 
@@ -257,11 +256,9 @@ class ReactorReader(_Reader):
         self.health.failed(RECEIVING, error)
         self._close()
         if not self.stopping:
-            self._retry = self.reactor.callLater(self._error_delay, self._reopen)
-            self._error_delay = min(self._error_delay * 2, ERROR_MAX_DELAY)
+            self._backoff.later(self._reopen)
 
     def _reopen(self) -> None:
-        self._retry = None
         if self.stopping:
             return
         # Connected in a thread: a Redis that drops packets instead of refusing can

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from .full_channels import FullChannelReporter, send_best_effort
+from .retry import ReactorBackoff
 
 __all__ = ["BODY_CHUNK_SIZE", "BodyPump"]
 
@@ -15,10 +16,6 @@ full_channels = FullChannelReporter(logger)
 # D-63: bodies up to this size travel whole in `body`; larger ones use `body_channel`.
 BODY_CHUNK_SIZE = 1024 * 1024
 
-# A-89: retries after ChannelFull start at ~1 ms, double, and stop growing at 1.x's 50 ms.
-RETRY_FIRST_DELAY = 0.001
-RETRY_MAX_DELAY = 0.05
-
 _NOT_YET = object()
 
 
@@ -27,7 +24,8 @@ class BodyPump:
 
     Each chunk is read from Twisted's request buffer (a temporary file for large
     bodies) only when the previous one was accepted, so memory stays bounded; a
-    full channel is retried from a reactor timer with a growing backoff (A-89).
+    full channel is retried from a reactor timer with a growing backoff (A-89,
+    `retry.ReactorBackoff`).
     """
 
     def __init__(self, request: Any, channel: str) -> None:
@@ -35,9 +33,8 @@ class BodyPump:
         self.channel = channel
         self.layer = request.factory.channel_layer
         self.reactor = request.factory.reactor
-        self.delay = RETRY_FIRST_DELAY
+        self.backoff = ReactorBackoff(self.reactor)
         self.pending: dict | None = None
-        self.call = None
         self.done = False
         self._sending = False  # a chunk's outcome is awaited
         self._inside_send = False
@@ -48,7 +45,6 @@ class BodyPump:
         A layer answering before `send` returns (in-memory) is sent to in a loop, not
         recursively; otherwise `_sent` goes on when the outcome arrives.
         """
-        self.call = None
         if self.done or self._sending:
             return
         self._sending = True
@@ -82,10 +78,9 @@ class BodyPump:
         if error is not None:
             # A full channel (A-89), or the layer not answering: retry from a timer
             # until the request's HTTP timeout stops the pump.
-            self.call = self.reactor.callLater(self.delay, self.pump)
-            self.delay = min(self.delay * 2, RETRY_MAX_DELAY)
+            self.backoff.later(self.pump)
             return False
-        self.delay = RETRY_FIRST_DELAY
+        self.backoff.reset()
         more = self.pending["more_content"]
         self.pending = None
         if not more:
@@ -102,9 +97,7 @@ class BodyPump:
 
     def stop(self) -> None:
         self.done = True
-        if self.call is not None and self.call.active():
-            self.call.cancel()
-        self.call = None
+        self.backoff.cancel()
 
     def client_gone(self) -> None:
         """The client left mid-body: tell the consumer once, best effort (C-35)."""

@@ -12,7 +12,7 @@ import string
 from typing import Any
 from urllib.parse import unquote
 
-from .utils import UndecodableHeader
+from .errors import PeerError
 
 __all__ = ["BadRequestHeader", "host_problem", "request_headers"]
 
@@ -26,8 +26,9 @@ _HOST_BYTES = (string.ascii_letters + string.digits + "-._~%!$&'()*+,;=:[]").enc
 _HOST_OPTIONAL = frozenset({b"HTTP/1.0", b"HTTP/0.9"})
 
 
-class BadRequestHeader(ValueError):
-    """A header daphne interprets cannot be read: the request gets 400 (issue 15)."""
+class BadRequestHeader(PeerError, ValueError):
+    """A header daphne interprets cannot be read: the request gets 400 and the connection
+    is closed after it (issue 15)."""
 
 
 def _port_ok(port: bytes) -> bool:
@@ -96,7 +97,3 @@ def request_headers(raw_headers: Any, default_root_path: str) -> tuple[list, str
         for value in values:
             headers.append((lower, value))  # D-29, A-73: tuples, as in 1.4
     return headers, root_path
-
-
-# parse_x_forwarded_for raises this for an X-Forwarded-* value that is not UTF-8.
-BAD_HEADER_ERRORS = (BadRequestHeader, UndecodableHeader)

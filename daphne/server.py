@@ -27,8 +27,7 @@ from .config import (
 )
 from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
-from .http_factory import HTTPFactory
-from .http_protocol import HTTP2_AVAILABLE
+from .http_factory import HTTP2_AVAILABLE, HTTPFactory
 from .reply_reader import ReactorReader, ThreadReader
 
 # Its own generator: the global one may be seeded or driven by tests (hypothesis).

@@ -1,41 +1,58 @@
-"""WebSocket flow control: when a connection stops reading its client (issue 15, A-89).
+"""What the channel layer's answers do to a WebSocket, and when it stops reading its
+client (issue 15, A-89).
 
-Two reasons, kept as bits of `_read_blocks`, so one ending does not resume reading
-while the other holds: the transport's outbound buffer is full (`FlowControl`, the
-transport's producer after the hand-over; `backpressure` bounds the buffer), and
-frames wait for room on the layer (`HeldFrames`: a full channel or an unreachable
-layer, retried through the outbox from a reactor timer, never blocking the reactor).
+`LayerSends` carries out what the session (`ws_state`) decides when a
+``websocket.connect`` or a frame comes back from the outbox: wait for room and retry,
+refuse the handshake with 503, close with 1009 or 1013, send the disconnect that waited.
+
+A connection stops reading for two reasons, kept as bits of `_read_blocks`, so one
+ending does not resume reading while the other holds: the transport's outbound buffer
+is full (`FlowControl`, the transport's producer after the hand-over; `backpressure`
+bounds the buffer), and frames wait for room on the layer (`HeldFrames`: a full
+channel or an unreachable layer, retried through the outbox from a reactor timer,
+never blocking the reactor).
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 from typing import Any
 
+from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
-from .full_channels import FullChannelReporter
+from .full_channels import FullChannelReporter, send_reliably
+from .outbox import OutboxFull
+from .retry import RETRY_MAX_DELAY, ReactorBackoff
+from .ws_state import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER
 
-__all__ = ["FlowControl", "HeldFrames", "full_channels"]
+__all__ = ["FlowControl", "HeldFrames", "LayerSends", "classify", "full_channels"]
 
 logger = logging.getLogger("daphne.ws_protocol")
 full_channels = FullChannelReporter(logger)
 
-# A-89: after ChannelFull a frame is retried from ~1 ms, doubling to 50 ms; after
+# A-89: a frame refused for a full channel is retried (`retry.ReactorBackoff`); after
 # this many seconds without progress the socket is closed with 1013.
-RETRY_FIRST_DELAY = 0.001
-RETRY_MAX_DELAY = 0.05
 RETRY_GIVE_UP = 5.0
-# Frames held while the layer's backend is unreachable, before closing with 1013.
+# Frames held while the layer's backend is unreachable, before closing with 1013; a
+# backend comes back in seconds, so those retries back off up to a second.
 BACKEND_GIVE_UP = 30.0
-
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN_LATER = 1013
+BACKEND_MAX_DELAY = 1.0
 
 # Why a socket stopped reading from its client (bits of `_read_blocks`).
 _HELD = 1  # frames wait for room on the layer (A-89)
 _WRITE_FULL = 2  # the transport's outbound buffer is full (issue 15)
+
+
+def classify(error: BaseException, layer: Any) -> st.Outcome:
+    """What a failed send means for the session (the layer's backend errors have no
+    common base class: whatever is not a known refusal is the backend away)."""
+    if isinstance(error, layer.ChannelFull):
+        return st.Outcome.FULL
+    if isinstance(error, layer.MessageTooLarge):
+        return st.Outcome.TOO_LARGE
+    if isinstance(error, OutboxFull):
+        return st.Outcome.OUTBOX_FULL
+    return st.Outcome.UNAVAILABLE
 
 
 class FlowControl:
@@ -81,67 +98,182 @@ class FlowControl:
 
 
 class HeldFrames:
-    """Mixin for `WebSocketProtocol`: frames held while the layer refuses them (A-89)."""
+    """Mixin for `WebSocketProtocol`: retries the frames its session holds (A-89).
 
-    _pending: collections.deque | None = None  # frames waiting for room on the layer
+    The session (`ws_state`) decides what is held and in which order; this sends the
+    first held message again from a reactor timer, through the outbox (never blocking).
+    """
 
-    def _hold(self, channel: str, message: dict, give_up_after: float) -> None:
-        self._pending = collections.deque([(channel, message)])
-        self._retry_delay = RETRY_FIRST_DELAY
-        self._give_up_after = give_up_after
-        self._retry_deadline = self._now() + give_up_after
+    _held_backoff: ReactorBackoff | None = None
+
+    def _hold(self, backend: bool) -> None:
+        """The session began holding frames: stop reading and retry from a timer."""
+        give_up = BACKEND_GIVE_UP if backend else RETRY_GIVE_UP
+        self._held_backoff = backoff = ReactorBackoff(
+            self.main_factory.reactor, give_up_after=give_up
+        )
         self._block_reading(_HELD)
-        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
+        backoff.later(self._retry_pending)
 
     def _retry_pending(self) -> None:
-        """Send the first held message again, through the outbox (never blocking)."""
-        if not self._pending:
+        held = self.session.held
+        if not held:
             return
-        channel, message = self._pending[0]
+        channel, message = held[0]
         self.main_factory.outbox.send(channel, message, self._retried, self)
 
     def _retried(self, channel: str, message: dict, error: BaseException | None) -> None:
-        pending = self._pending
-        if not pending or pending[0][1] is not message:
+        held = self.session.held
+        if not held or held[0][1] is not message:
             return  # given up (closed) meanwhile
         layer = self.channel_layer
+        backoff = self._held_backoff
         if error is None:
-            pending.popleft()
-            self._retry_deadline = self._now() + self._give_up_after
-            self._retry_delay = RETRY_FIRST_DELAY
-            if pending:
+            held.popleft()
+            backoff.reset()
+            if held:
                 self._retry_pending()
                 return
-            self._pending = None
+            self.session.held = None
             self.main_factory.ws_reporter.worked()  # INFO if the layer had been reported down
             self._unblock_reading(_HELD)
             return
         if isinstance(error, layer.MessageTooLarge):
-            self._pending = None
+            self.session.held = None
             self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
             return
-        if not isinstance(error, layer.ChannelFull):  # the backend is still away
+        full = isinstance(error, layer.ChannelFull)
+        if not full:  # the backend is still away
             self.main_factory.ws_reporter.failed(
                 channel, "holding frames until the layer is back", error
             )
-        if self._now() >= self._retry_deadline:
+        if backoff.expired():
             self._give_up_pending()
             return
-        self._retry_delay = min(self._retry_delay * 2, self._max_delay(error))
-        self.main_factory.reactor.callLater(self._retry_delay, self._retry_pending)
-
-    def _max_delay(self, error: BaseException) -> float:
         # A full channel frees up within milliseconds; a backend comes back in seconds.
-        return RETRY_MAX_DELAY if isinstance(error, self.channel_layer.ChannelFull) else 1.0
+        backoff.cap = RETRY_MAX_DELAY if full else BACKEND_MAX_DELAY
+        backoff.later(self._retry_pending)
 
     def _give_up_pending(self) -> None:
         logger.warning(
             "The channel layer refused frames for %s s; closing %s with 1013",
-            self._give_up_after,
+            self._held_backoff.give_up_after,
             self.reply_channel,
         )
-        pending, self._pending = self._pending, None
-        for channel, message in pending or ():
+        held, self.session.held = self.session.held, None
+        for channel, message in held or ():
             if channel == "websocket.disconnect":
                 self._send_disconnect(message)  # the client is gone: keep trying that one
         self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
+
+
+class LayerSends(HeldFrames):
+    """Mixin for `WebSocketProtocol`: the outcomes of its sends to the layer."""
+
+    _connect_backoff: ReactorBackoff | None = None
+
+    def _connect_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of the first ``websocket.connect`` send."""
+        self._connect_outcome(error, retried=False)
+
+    def _connect_retried(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of a retried ``websocket.connect`` (through the outbox, issue 15)."""
+        self._connect_outcome(error, retried=True)
+
+    def _connect_outcome(self, error: BaseException | None, retried: bool) -> None:
+        session = self.session
+        factory = self.main_factory
+        kind = None if error is None else classify(error, self.channel_layer)
+        expired = retried and self.duration() >= factory.websocket_connect_timeout
+        action = session.connect_outcome(kind, retried, expired)
+        if action is st.DELIVERED:
+            if not retried:
+                factory.ws_reporter.worked()  # INFO if the layer had been reported down
+        elif action is st.QUEUE:
+            # A-89: the outcome of a full connect channel is 503, but a burst of
+            # handshakes drains within milliseconds, so wait for room first (up to the
+            # connect timeout) instead of refusing at once (issue 9, W4/W5).
+            if self._connect_backoff is None:
+                self._connect_backoff = ReactorBackoff(factory.reactor)
+            remaining = factory.websocket_connect_timeout - self.duration()
+            self._connect_backoff.later(self._retry_connect, at_most=max(remaining, 0.0))
+        elif action is st.REFUSE_FULL:
+            full_channels.full("websocket.connect", "refused a handshake with 503")
+            self._refuse(503, "Connection queue at capacity")
+        elif action is st.REFUSE_UNAVAILABLE:
+            factory.ws_reporter.failed("websocket.connect", "refused a handshake with 503", error)
+            self._refuse(503, "Channel layer unavailable")
+        elif not retried and kind is not st.Outcome.FULL:  # DROPPED
+            factory.ws_reporter.failed("websocket.connect", "refused a handshake with 503", error)
+        self._settled()
+
+    def _retry_connect(self) -> None:
+        if self.session.retry_connect():
+            self.main_factory.outbox.send(
+                "websocket.connect", self.request_info, self._connect_retried, self
+            )
+
+    def _frame_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of a frame's send, in the order the frames came."""
+        session = self.session
+        if error is None:
+            disconnect = session.landed()
+        else:
+            action = session.frame_refused(classify(error, self.channel_layer), channel, message)
+            if action is not st.IGNORE:
+                self._frame_refused(action, channel, error)
+            disconnect = session.settled()
+        if disconnect is not None:
+            self._send_disconnect(disconnect)
+
+    def _frame_refused(self, action: str, channel: str, error: BaseException) -> None:
+        reporter = self.main_factory.ws_reporter
+        if action is st.HOLD:
+            self._hold(backend=False)
+        elif action is st.HOLD_BACKEND:
+            # The layer lost its backend (Redis restarting, L-62): hold the frames
+            # and retry, so a short outage closes no socket.
+            reporter.failed(channel, "holding frames until the layer is back", error)
+            self._hold(backend=True)
+        elif action is st.CLOSE_FOR_SIZE:
+            # A socket that began closing in the same tick finishes its closing
+            # handshake: aborting it would lose the close frame already sent.
+            if self.state == self.STATE_OPEN:
+                self._close_for_layer(st.CLOSE_TOO_BIG)
+        else:  # CLOSE_FOR_ROOM: daphne holds all it may for the layer (issue 15)
+            reporter.failed(channel, "closed a socket with 1013", error)
+            self._close_for_layer(st.CLOSE_TRY_AGAIN_LATER)
+
+    def _settled(self) -> None:
+        """Send the disconnect that waited for this connection's sends in flight."""
+        disconnect = self.session.settled()
+        if disconnect is not None:
+            self._send_disconnect(disconnect)
+
+    def _send_disconnect(self, message: dict) -> None:
+        # Retried until the layer's expiry rather than dropped: a lost disconnect
+        # leaves the socket in its groups for group_expiry (issue 15).
+        factory = self.main_factory
+        send_reliably(
+            factory.outbox,
+            factory.reactor,
+            "websocket.disconnect",
+            message,
+            "dropped a disconnect",
+            factory.ws_reporter,
+            getattr(self.channel_layer, "expiry", 60),
+        )
+
+    def _mute_and_close(self, code: int, reason: str) -> None:
+        self.session.give_up()
+        self._close_for_layer(code)
+
+    def _close_for_layer(self, code: int) -> None:
+        """Close for the layer's sake (1009, 1013); the session is silent already."""
+        self._read_blocks = 0
+        if self.transport is not None:
+            self.transport.resumeProducing()  # the client's close frame must be read
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            self.dropConnection(abort=True)

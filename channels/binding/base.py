@@ -10,13 +10,16 @@ changes, subject to ``has_permission``. Wire format (``serialize``, ``encode``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.apps import apps
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from ..channel import Group
+
+if TYPE_CHECKING:
+    from ..message import Message
 
 CREATE = "create"
 UPDATE = "update"
@@ -33,16 +36,18 @@ class BindingMetaclass(type):
     ``ChannelsConfig.ready()``; classes created after that register as they are created.
     """
 
-    binding_classes: ClassVar[list[type]] = []
+    binding_classes: ClassVar[list[type[Binding]]] = []
     register_immediately: ClassVar[bool] = False
 
     def __new__(mcs, name: str, bases: tuple[type, ...], body: dict[str, Any]) -> type:
         klass = super().__new__(mcs, name, bases, body)
-        # The root `Binding` has no bases; it binds nothing and is not recorded.
+        # The root `Binding` has no bases; it binds nothing and is not recorded. Every other
+        # class of this metaclass derives from it.
         if bases:
+            binding = cast("type[Binding]", klass)
             if mcs.register_immediately:
-                klass.register()  # a misconfigured class fails here, and is not recorded
-            mcs.binding_classes.append(klass)
+                binding.register()  # a misconfigured class fails here, and is not recorded
+            mcs.binding_classes.append(binding)
         return klass
 
     @classmethod
@@ -74,6 +79,13 @@ class Binding(metaclass=BindingMetaclass):
 
     # Keyword arguments of the model signal being handled, set by `send_messages`.
     signal_kwargs: dict[str, Any] | None = None
+    # Set on the instance that handles one change: outbound, the changed model instance
+    # (`post_change_receiver`); inbound, the message, its route kwargs and the user
+    # (`trigger_inbound`).
+    instance: Model
+    message: Message
+    kwargs: dict[str, Any]
+    user: Any
 
     _signals = (
         (pre_save, "pre_save_receiver"),
@@ -113,11 +125,20 @@ class Binding(metaclass=BindingMetaclass):
                 f"Binding {cls.__qualname__} must set `fields` (a list, or '__all__') or "
                 f"`exclude` to say which model fields it sends."
             )
-        if isinstance(cls.model, str):
-            cls.model = apps.get_model(cls.model)
-        meta = cls.model._meta
+        model = cls._model_class()
+        meta = model._meta
         cls.model_label = f"{meta.app_label.lower()}.{meta.object_name.lower()}"
-        return [cls.model]
+        return [model]
+
+    @classmethod
+    def _model_class(cls) -> type[Model]:
+        """`model` as a class; an ``"app_label.Model"`` string is looked up (once)."""
+        model = cls.model
+        if model is None:
+            raise ValueError(f"Binding {cls.__qualname__} is abstract: it has no model.")
+        if isinstance(model, str):
+            model = cls.model = apps.get_model(model)
+        return model
 
     # Outbound (C-60)
 
@@ -269,4 +290,4 @@ class Binding(metaclass=BindingMetaclass):
         raise NotImplementedError(f"{type(self).__qualname__} must implement update(pk, data)")
 
     def delete(self, pk: Any) -> None:
-        self.model.objects.filter(pk=pk).delete()
+        self._model_class().objects.filter(pk=pk).delete()

@@ -57,7 +57,7 @@ class WebsocketBinding(Binding):
         if self.fields is not None:
             fields = None if _is_all(self.fields) else list(self.fields)
         else:
-            excluded = set(self.exclude)
+            excluded = set(self.exclude or ())
             fields = [f.name for f in instance._meta.get_fields() if f.name not in excluded]
         data = serializers.serialize("json", [instance], fields=fields)
         return json.loads(data)[0]["fields"]
@@ -119,7 +119,7 @@ class WebsocketBinding(Binding):
         self._hydrate(None, data).save()
 
     def update(self, pk: Any, data: dict[str, Any]) -> None:
-        instance = self.model.objects.get(pk=pk)
+        instance = self._model_class().objects.get(pk=pk)
         hydrated = self._hydrate(pk, data).object
         for name in data:
             if self._field_allowed(name):
@@ -129,7 +129,7 @@ class WebsocketBinding(Binding):
     def _field_allowed(self, name: str) -> bool:
         if self.fields is not None:
             return _is_all(self.fields) or name in self.fields
-        return name not in self.exclude
+        return name not in (self.exclude or ())
 
 
 def _is_all(fields: Any) -> bool:

@@ -46,6 +46,8 @@ class DelayedMessage(models.Model):
     content = models.TextField()
 
     objects = DelayedMessageQuerySet.as_manager()
+    # Django's primary key property; `send` sets it to None once the row is gone.
+    pk: int | None
 
     class Meta:
         app_label = "channels_delay"

@@ -32,7 +32,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
-from ..worker import Backoff
+from ..retry import Backoff
 from ..worker import Worker as ChannelsWorker
 from .content import encode_content
 from .models import DelayedMessage

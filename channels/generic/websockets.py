@@ -12,6 +12,7 @@ from .. import auth, sessions
 from ..channel import Channel, Group
 from ..exceptions import SendNotAvailableOnDemultiplexer
 from ..message import Message
+from ..utils import reply_channel_of
 from .base import BaseConsumer
 
 __all__ = [
@@ -74,18 +75,23 @@ class WebsocketConsumer(BaseConsumer):
             return sessions.enforce_ordering(handler, slight=False)
         return handler
 
+    def _reply_channel(self) -> Channel:
+        return reply_channel_of(self.message, type(self).__name__)
+
     def connection_groups(self, **kwargs: Any) -> list[str]:
         """Group names this connection belongs to; override to depend on route kwargs."""
         return self.groups or []
 
     def raw_connect(self, message: Message, **kwargs: Any) -> None:
         for group in self.connection_groups(**kwargs):
-            Group(group, channel_layer=message.channel_layer).add(message.reply_channel)
+            Group(group, channel_layer=message.channel_layer).add(
+                reply_channel_of(message, type(self).__name__)
+            )
         self.connect(message, **kwargs)
 
     def connect(self, message: Message, **kwargs: Any) -> None:
         """Accept the connection; override to check it, or raise `DenyConnection`."""
-        self.message.reply_channel.send({"accept": True})
+        self._reply_channel().send({"accept": True})
 
     def raw_receive(self, message: Message, **kwargs: Any) -> None:
         # A-84: exactly one of text/bytes is set; the other is None or absent.
@@ -102,7 +108,7 @@ class WebsocketConsumer(BaseConsumer):
         self, text: str | None = None, bytes: bytes | None = None, close: bool = False
     ) -> None:
         """Send one frame to this connection (and close it if `close`)."""
-        self.message.reply_channel.send(frame_message(text, bytes, close))
+        self._reply_channel().send(frame_message(text, bytes, close))
 
     @classmethod
     def group_send(
@@ -113,11 +119,13 @@ class WebsocketConsumer(BaseConsumer):
 
     def close(self, status: bool | int = True) -> None:
         """Close this connection; `status` is True (code 1000) or a close code."""
-        self.message.reply_channel.send({"close": status})
+        self._reply_channel().send({"close": status})
 
     def raw_disconnect(self, message: Message, **kwargs: Any) -> None:
         for group in self.connection_groups(**kwargs):
-            Group(group, channel_layer=message.channel_layer).discard(message.reply_channel)
+            Group(group, channel_layer=message.channel_layer).discard(
+                reply_channel_of(message, type(self).__name__)
+            )
         self.disconnect(message, **kwargs)
 
     def disconnect(self, message: Message, **kwargs: Any) -> None:
@@ -136,6 +144,8 @@ class JsonWebsocketConsumer(WebsocketConsumer):
             )
         self.receive(self.decode_json(text), **kwargs)
 
+    # The 1.x signatures (C-55): JSON consumers take decoded content where the raw consumer
+    # takes text/bytes, so these overrides are incompatible with `WebsocketConsumer`'s.
     def receive(self, content: Any, **kwargs: Any) -> None:  # type: ignore[override]
         """Handle one decoded JSON frame; override."""
 
@@ -194,7 +204,7 @@ class WebsocketDemultiplexer(JsonWebsocketConsumer):
 
     def connect(self, message: Message, **kwargs: Any) -> None:
         """Accept, then forward the connect to every stream's consumer."""
-        self.message.reply_channel.send({"accept": True})
+        self._reply_channel().send({"accept": True})
         self._forward_to_all(message, **kwargs)
 
     def disconnect(self, message: Message, **kwargs: Any) -> None:
@@ -203,10 +213,10 @@ class WebsocketDemultiplexer(JsonWebsocketConsumer):
 
     def _forward_to_all(self, message: Message, **kwargs: Any) -> None:
         for stream, consumer in self.consumers.items():
-            kwargs["multiplexer"] = self.multiplexer_class(stream, self.message.reply_channel)
+            kwargs["multiplexer"] = self.multiplexer_class(stream, self._reply_channel())
             consumer(message, **kwargs)
 
-    def receive(self, content: Any, **kwargs: Any) -> None:
+    def receive(self, content: Any, **kwargs: Any) -> None:  # type: ignore[override]  # C-55
         if not (isinstance(content, dict) and "stream" in content and "payload" in content):
             raise ValueError(
                 "Invalid multiplexed frame received: expected a JSON object with 'stream' "
@@ -227,13 +237,13 @@ class WebsocketDemultiplexer(JsonWebsocketConsumer):
             )
         # The stream's consumer is a JSON consumer that decodes `text` itself.
         self.message.content["text"] = self.encode_json(payload)
-        kwargs["multiplexer"] = self.multiplexer_class(stream, self.message.reply_channel)
+        kwargs["multiplexer"] = self.multiplexer_class(stream, self._reply_channel())
         if hasattr(consumer, "send"):
             # Replies must go through the multiplexer; a bare send would be unframed.
             consumer.send = self.send
         consumer(self.message, **kwargs)
 
-    def send(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def send(self, *args: Any, **kwargs: Any) -> None:
         raise SendNotAvailableOnDemultiplexer(
             "Use multiplexer.send of the multiplexer kwarg to send on a stream."
         )

@@ -6,7 +6,7 @@ import copy
 import functools
 import string
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import close_old_connections
 from django.test.testcases import TestCase, TransactionTestCase
@@ -20,6 +20,12 @@ from ..message import Message
 from ..routing import Router, include
 from ..signals import consumer_finished, consumer_started
 
+if TYPE_CHECKING:
+    # What the mixin is mixed into: its `super()` calls and `self.fail` are Django's.
+    from django.test.testcases import TransactionTestCase as _TestCaseBase
+else:
+    _TestCaseBase = object
+
 __all__ = [
     "ChannelTestCase",
     "ChannelTestCaseMixin",
@@ -29,7 +35,7 @@ __all__ = [
 ]
 
 
-class ChannelTestCaseMixin:
+class ChannelTestCaseMixin(_TestCaseBase):
     """Gives every test fresh in-memory layers for `test_channel_aliases` (C-67).
 
     Django 5.2 calls `_pre_setup` as a classmethod (eagerly from `setUpClass`
@@ -37,15 +43,18 @@ class ChannelTestCaseMixin:
     """
 
     test_channel_aliases = [DEFAULT_CHANNEL_LAYER]
+    # The layers `_pre_setup` swapped out, by alias, until `_post_teardown` puts them back.
+    _old_layers: ClassVar[dict[str, ChannelLayerWrapper]]
 
     @classmethod
     def _pre_setup(cls) -> None:
         super()._pre_setup()
         cls._old_layers = {}
         for alias in cls.test_channel_aliases:
-            routing = copy.copy(channel_layers[alias].routing)
-            wrapper = ChannelLayerWrapper(InMemoryChannelLayer(), alias, routing)
-            cls._old_layers[alias] = channel_layers.set(alias, wrapper)
+            original = channel_layers[alias]
+            routing = copy.copy(original.routing)
+            channel_layers.set(alias, ChannelLayerWrapper(InMemoryChannelLayer(), alias, routing))
+            cls._old_layers[alias] = original
 
     def _post_teardown(self) -> None:
         cls = type(self)
@@ -207,7 +216,7 @@ class apply_routes:
 
         return inner
 
-    def _decorate_class(self, cls: type) -> type:
+    def _decorate_class(self, cls: type[Any]) -> type[Any]:
         old_setup = cls.setUp
         old_teardown = cls.tearDown
 

@@ -12,6 +12,7 @@ import multiprocessing
 import sys
 import traceback
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkProcess
 from typing import Any
 
 import django
@@ -34,7 +35,7 @@ class ChildStartupError(RuntimeError):
     """A live-server child process failed to start; the message holds its traceback."""
 
 
-class ProcessSetup(_fork.Process):
+class ProcessSetup(ForkProcess):  # the class `_fork.Process` names
     """A forked child that prepares Django, then reports readiness on a pipe."""
 
     def __init__(self, ready: Connection) -> None:

@@ -203,3 +203,27 @@ def test_importing_reads_no_settings():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["default", "Channel"]
+
+
+def test_wrapper_binds_the_hot_methods_of_its_layer():
+    """C-12, issue 16 item 4: send/receive (and send_many where the layer has it) are the
+    layer's own bound methods, found without __getattr__; other names still go to the
+    layer; a new layer rebinds them."""
+
+    class Batching(ChannelLayer):
+        def send_many(self, messages):
+            return [self.send(channel, message) for channel, message in messages]
+
+    plain = ChannelLayer()
+    wrapper = ChannelLayerWrapper(plain, "default", [])
+    assert wrapper.__dict__["send"] == plain.send
+    assert wrapper.__dict__["receive"] == plain.receive
+    assert not hasattr(wrapper, "send_many")  # the in-memory layer has none (C-12)
+    assert wrapper.expiry == plain.expiry and wrapper.channel_layer is plain
+    batching = Batching()
+    wrapper.channel_layer = batching
+    assert wrapper.send_many == batching.send_many and wrapper.send == batching.send
+    assert wrapper.send_many([("wrap.out", {"n": 1})]) == [None]
+    assert batching.receive(["wrap.out"]) == ("wrap.out", {"n": 1})
+    wrapper.channel_layer = plain
+    assert not hasattr(wrapper, "send_many") and wrapper.send == plain.send

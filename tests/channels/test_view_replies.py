@@ -206,7 +206,7 @@ def test_a_full_reply_channel_is_retried_with_the_views_policy(redis_server, rec
     handled = []
 
     class Counting(ViewConsumer):
-        def _send(self, channel, reply, refused=False):
+        def _send(self, channel, reply, refused=None):
             return super()._send(CountingChannel(channel, refusals), reply, refused)
 
     view = Counting()
@@ -312,17 +312,18 @@ def test_outside_the_worker_loop_every_reply_is_sent_at_once(redis_server):
     assert got == [b"Hello World!", b"Hello World!"]
 
 
-def test_a_layer_without_send_many_is_not_held():
-    """The in-memory layer (runserver) has no send_many: the worker loop flushes at
-    consumer_finished and the view sends every reply itself, as ever."""
-    holding = []
+def test_a_layer_without_send_many_flushes_the_response_at_consumer_finished():
+    """The in-memory layer (runserver) has no send_many: the worker does not open the
+    consumer's batch; the view queues its response's end as ever and consumer_finished
+    sends it, before the worker handles another message (C-19, C-40)."""
+    seen = []
     done = threading.Event()
     view = ViewConsumer()
 
     def consumer(message, **kwargs):
-        holding.append(pending_message_store.holding)
         view(message)
-        holding.append(pending_message_store.active)
+        # Queued, not yet on the layer: it goes out when the consumer returns.
+        seen.append((pending_message_store.active, message.channel_layer.receive([REPLY_PREFIX])))
         done.set()
 
     with fresh_layer([route("http.request", consumer)]) as layer:
@@ -330,5 +331,5 @@ def test_a_layer_without_send_many_is_not_held():
         with running_worker(layer):
             assert done.wait(15)
             ((_, reply),) = replies(layer, 1)
-    assert holding == [False, True]
+    assert seen == [(True, (None, None))]
     assert reply["content"] == b"Hello World!"

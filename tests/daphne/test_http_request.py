@@ -160,3 +160,32 @@ class TestProxyHandling(testcases.ASGIHTTPTestCase):
             "GET", "/", headers=[("X-Forwarded-For", "10.1.2.3")]
         )
         self.assertEqual(message["client"], ["192.168.1.1", 54321])
+
+
+class TestPeerErrors(testcases.ASGIHTTPTestCase):
+    """A request the client got wrong is answered with its PeerError's status, and no
+    channel message goes out for it (D-27 step 6, D-37, issue 15). Twisted's parser already
+    refuses a request line that is not ASCII, before D-27 step 4 (see test_http_state)."""
+
+    def answer(self, raw):
+        layer = ChannelLayer()
+        factory = HTTPFactory(layer, send_channel="test!")
+        proto = factory.buildProtocol(("127.0.0.1", 0))
+        transport = testing.StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(raw)
+        for channel in ("http.request", "http.disconnect", "websocket.connect"):
+            self.assertEqual(layer.receive([channel]), (None, None), channel)
+        return transport.value()
+
+    def test_root_path_not_utf8(self):
+        answer = self.answer(b"GET / HTTP/1.1\r\nHost: x\r\nDaphne-Root-Path: \xff\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"))
+        self.assertIn(b"Connection: close", answer)
+
+    def test_handshake_with_underscore_header(self):
+        upgrade = factories.build_websocket_upgrade("/", [], [("X_Evil", "1")])
+        answer = self.answer(upgrade)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"))
+        self.assertIn(b"Header names must not contain underscores.", answer)
+        self.assertIn(b"Connection: close", answer)

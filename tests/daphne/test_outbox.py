@@ -476,7 +476,7 @@ def test_frames_queued_when_redis_dies_are_held_and_delivered_after_restart(
         redis_server.kill()
         gate.open()
         for _ in range(1000):  # bounded; each call waits for one pass of the reactor
-            if live.call(lambda: any(p._pending for p in live.factory.websockets())):
+            if live.call(lambda: any(p.session.held for p in live.factory.websockets())):
                 break
         else:
             pytest.fail("the frames were not held after the failed flush")

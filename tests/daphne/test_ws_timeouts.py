@@ -7,6 +7,8 @@ from twisted.python import failure
 
 from channels.layers.inmemory import ChannelLayer
 from daphne.tests import factories
+from daphne.ws_protocol import WebSocketProtocol
+from daphne.ws_state import SocketState
 from tests.daphne.clocked import connect, websocket_connect
 
 
@@ -76,3 +78,20 @@ def test_websocket_ping_and_lifetime_by_clock():
     transport.clear()
     clock.advance(15)
     assert transport.value() == b"\x88\x02\x03\xe8"  # close 1000
+
+
+def test_muted_is_the_silent_state():
+    """D-38, D-40: ``muted`` is False on the class and on a live socket; 1.x code that
+    sets it stops the frames and the disconnect (the session goes SILENT)."""
+    assert WebSocketProtocol.muted is False
+    layer = ChannelLayer()
+    factory, protocol, transport, clock, message = websocket_connect(layer)
+    factory.dispatch_reply(message["reply_channel"], {"accept": True})
+    socket = factory.reply_protocols[message["reply_channel"]]
+    assert socket.muted is False
+    socket.muted = True
+    assert socket.session.state is SocketState.SILENT
+    socket.onMessage(b"ignored", True)
+    assert layer.receive(["websocket.receive"]) == (None, None)
+    socket.onClose(True, 1000, None)
+    assert layer.receive(["websocket.disconnect"]) == (None, None)

@@ -215,7 +215,8 @@ class Command(RunserverCommand):
             return
         except ListenFailed as error:
             # daphne's Server.run() raises it before serving (issue 14); Django's words.
-            self._listen_failed(LISTEN_ERRORS.get(error.errno, str(error)))
+            known = LISTEN_ERRORS.get(error.errno) if error.errno is not None else None
+            self._listen_failed(known or str(error))
 
     def _listen_failed(self, text: str) -> None:
         self.stderr.write(f"Error: {text}")

@@ -1,0 +1,349 @@
+"""`WebRequest`: one HTTP/1.1 request ⇄ ASGI-1 ``http.*`` messages (D-26..D-37, D-63, D-64).
+
+`HTTPChannel` (in `http_channel`) adds D-64's edge limits to Twisted's parser;
+`WebRequest` is the adapter between one parsed request and its `HttpExchange`
+(`http_state`, the sans-I/O decisions): Twisted's callbacks go in, the exchange's
+answers become Twisted calls. 1.4 imported it from ``daphne.http_protocol``, which
+re-exports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import string
+from typing import Any
+
+from twisted.web import http
+
+from .access import log_http_complete
+from .error_page import (
+    ERROR_TEMPLATE,
+    LAYER_UNREACHABLE,
+    PROCESSING_ERROR,
+    QUEUE_FULL,
+    RESTARTING,
+    TIMED_OUT,
+    error_response,
+)
+from .errors import PeerError
+from .full_channels import FullChannelReporter, send_best_effort
+from .http_channel import connection_facts
+from .http_state import HttpExchange, decode_path, forwarded_peer
+from .outbox import OutboxFull
+from .request_body import BODY_CHUNK_SIZE, BodyPump
+from .request_checks import BadRequestHeader
+
+__all__ = ["RETRY_AFTER", "SENDING", "WS_SENDING", "WebRequest"]
+
+# The logger 1.4 used for requests: `channels.log.setup_logger` configures it (C-76).
+logger = logging.getLogger("daphne.http_protocol")
+full_channels = FullChannelReporter(logger)
+
+# 256 byte values → letters; values 0-47 map to letters twice as often by one in
+# five, which still leaves ~57 bits in 10 letters. One urandom + translate costs a
+# fraction of random.choices per request (issue 9 profile).
+_LETTER_TABLE = bytes((string.ascii_letters * 5)[:256], "ascii")
+
+
+# Retry-After (seconds) on a 503 for an unreachable layer or a stopping server.
+RETRY_AFTER = 5
+# LayerHealth activity of the request sends.
+SENDING = "sending http.request"
+WS_SENDING = "sending WebSocket messages"
+
+
+def _letters(count: int) -> str:
+    return os.urandom(count).translate(_LETTER_TABLE).decode("ascii")
+
+
+class WebRequest(http.Request):
+    """One HTTP request: Twisted's callbacks in, `HttpExchange`'s decisions out (D-26..D-37)."""
+
+    error_template = ERROR_TEMPLATE
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.factory = self.channel.factory
+        # D-26: registered from creation so a reply can always find it.
+        self.reply_channel = self.factory.make_send_channel()
+        self.factory.reply_protocols[self.reply_channel] = self
+        self._exchange = HttpExchange(self.reply_channel)
+        self.request_start = None
+        self._body_received = 0
+        self._body_pump = None
+        self.client_addr = None
+        self.server_addr = None
+        self.client_scheme = "http"
+
+    # -- 1.4 API (D-26, D-32..D-34) -------------------------------------------------
+
+    def duration(self) -> float:
+        """Seconds since the request was processed, 0 before that (D-26)."""
+        if self.request_start is None:
+            return 0
+        return self.factory.reactor.seconds() - self.request_start
+
+    def serverResponse(self, message: dict) -> None:
+        """Write one Response or Response Chunk message (A-79, A-80, D-34)."""
+        reply = self._exchange.receive_reply(message)  # ApplicationError for a bad one
+        if reply is None:
+            logger.debug("Ignoring reply for finished request %s", self.reply_channel)
+            return
+        status, headers, content, more_content = reply
+        if status is not None:
+            self._start_response(status, headers)
+        if self._disconnected:
+            return
+        http.Request.write(self, content)
+        if not more_content:
+            self.finish()
+
+    def basic_error(
+        self,
+        status: int,
+        status_text: bytes,
+        body: str,
+        *,
+        close_connection: bool = False,
+        retry_after: int | None = None,
+    ) -> None:
+        """Answer with a small HTML error page (D-32)."""
+        if close_connection and self.channel is not None:
+            self.channel.persistent = False
+        message = error_response(
+            self.error_template, status, status_text, body, close_connection, retry_after
+        )
+        self.serverResponse(message)
+
+    @classmethod
+    def unquote(cls, value: bytes, plus_as_space: bool = False) -> str:
+        """ASCII-decode then URL-unquote (D-33)."""
+        return decode_path(value, plus_as_space)
+
+    # -- request side ------------------------------------------------------------
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._body_received += len(data)
+        limit = self.factory.http_max_body_size
+        if not limit or self._body_received <= limit:
+            super().handleContentChunk(data)
+            return
+        # D-64: a chunked body that grows past the limit.
+        refuse = getattr(self.channel, "refuse", None)
+        if refuse is not None:  # HTTP/1.1: answer and close the connection
+            refuse(413, b"Payload Too Large")
+        elif self._exchange.unanswered:
+            # HTTP/2: answer on this stream alone; the connection's other streams go on.
+            self.basic_error(413, b"Payload Too Large", "The request body is too large")
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._exchange.unanswered:
+            return  # an HTTP/2 stream already refused for its body (D-64)
+        # Twisted's version also parses the query string and form bodies into
+        # `args`; daphne forwards raw bytes, so that work is skipped.
+        self.content.seek(0, 0)
+        self.args = {}
+        self.method, self.uri = command, path
+        self.clientproto = version
+        self.path = path.split(b"?", 1)[0]
+        self.process()
+
+    def process(self) -> None:
+        try:
+            self._process()
+        except PeerError as error:
+            self._refuse_peer(error)
+        except Exception:
+            # D-27: anything unexpected (the layer's MessageTooLarge included) is a 500.
+            logger.exception("HTTP processing error for %s", self.reply_channel)
+            if self._exchange.unanswered:
+                self.basic_error(*PROCESSING_ERROR)
+
+    def _process(self) -> None:
+        factory = self.factory
+        self.request_start = factory.reactor.seconds()
+        self.client_addr, self.server_addr, self.client_scheme = connection_facts(self.channel)
+        if factory.proxy_forwarded_address_header:
+            self.client_addr, self.client_scheme = forwarded_peer(
+                self.requestHeaders, factory, self.client_addr, self.client_scheme
+            )
+        self._exchange.receive_request(self.path)
+        upgrade = self.requestHeaders.getRawHeaders(b"Upgrade")
+        if upgrade and upgrade[0].lower() == b"websocket":
+            self._upgrade_to_websocket(self.uri.partition(b"?")[2])
+            return
+        # On the factory's sweep (1 s resolution): no DelayedCall per request.
+        factory.deadlines.schedule(self, self.request_start + factory.timeout, self.check_timeout)
+        self._send_request()
+
+    def _refuse_peer(self, error: PeerError) -> None:
+        """The client got the request wrong: answer the status it carries (D-27)."""
+        logger.debug("Bad request from %s: %s", self.client_addr, error)
+        # Issue 15: an unreadable header daphne reads, or a WebSocket handshake with "_" in
+        # a header name (D-27 step 6), also closes the connection.
+        close = isinstance(error, BadRequestHeader)
+        if not close:
+            self.path = b"/"  # D-27 step 4
+        if self._exchange.unanswered:
+            status = error.error_status_hint
+            reason = http.RESPONSES.get(status, b"Bad Request")
+            self.basic_error(status, reason, str(error), close_connection=close)
+
+    def _send_request(self) -> None:
+        factory = self.factory
+        content = self.content
+        body = content.read(BODY_CHUNK_SIZE)
+        message = self._exchange.request_message(
+            self.method,
+            self.uri,
+            self.clientproto,
+            self.requestHeaders,
+            factory.root_path,
+            self.client_scheme,
+            self.client_addr,
+            self.server_addr,
+            body,
+        )
+        if content.read(1):
+            # D-63: the rest of a large body follows on a single-reader channel.
+            content.seek(len(body))
+            message["body_channel"] = factory.outbox.new_channel("http.request.body?")
+        factory.outbox.send("http.request", message, self._request_sent)
+
+    def _request_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
+        """The outcome of the ``http.request`` send (at once, or from the outbox's flush)."""
+        if error is None:
+            if self.factory.layer_health.down:
+                self.factory.layer_health.ok(SENDING)
+            body_channel = message.get("body_channel")
+            if body_channel is not None:
+                self._body_pump = BodyPump(self, body_channel)
+                if self._disconnected:
+                    # Gone before the request was even stored: the consumer still waits
+                    # for the body, so tell it (C-35).
+                    self._body_pump.client_gone()
+                else:
+                    self._body_pump.pump()
+            return
+        if isinstance(error, (self.factory.channel_layer.ChannelFull, OutboxFull)):
+            # D-31, A-76.
+            full_channels.full("http.request", "answered 503")
+            self.basic_error(*QUEUE_FULL, close_connection=True)
+            return
+        if not self._exchange.unanswered:
+            return
+        if isinstance(error, self.factory.channel_layer.MessageTooLarge):
+            # D-27: as when `process` raised it.
+            logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
+            self.basic_error(*PROCESSING_ERROR)
+            return
+        # The layer's backend is unreachable (Redis down): 503 with Retry-After is what
+        # proxies and clients act on, 500 was not (issue 14). Logged once per outage.
+        self.factory.layer_health.failed(SENDING, error)
+        self.basic_error(*LAYER_UNREACHABLE, retry_after=RETRY_AFTER)
+
+    # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
+
+    def _upgrade_to_websocket(self, query_string: bytes) -> None:
+        # D-27 step 6: "_" in a header name refuses the handshake (BadRequestHeader).
+        head = self._exchange.websocket_head(self.method, self.uri, self.requestHeaders)
+        factory = self.factory
+        protocol = factory.ws_factory.buildProtocol(self.transport.getPeer())
+        if not protocol:
+            logger.warning("Could not make WebSocket protocol")
+            self.basic_error(500, b"Internal Server Error", "Could not make WebSocket protocol")
+            return
+        protocol._raw_query_string = query_string
+        protocol.set_main_factory(factory)
+        self.transport = None
+        self.handed_over()
+        self.channel.hand_over(protocol, head + self.content.read())
+
+    def handed_over(self) -> None:
+        """The connection now belongs to a WebSocket: this request is done (D-28)."""
+        self.factory.reply_protocols.pop(self.reply_channel, None)
+        self.reply_channel = None
+        self._exchange.hand_over()
+
+    # -- response side (D-34, D-35) ------------------------------------------------
+
+    def _start_response(self, status: int, headers: list) -> None:
+        add = self.responseHeaders.addRawHeader
+        for name, value in headers:
+            add(name, value)
+        self._cancel_timeout()
+        self.setResponseCode(status)
+        if self.factory.draining:
+            # D-17: responses finished during a drain close their connection.
+            self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            if self.channel is not None:
+                self.channel.persistent = False
+
+    def finish(self) -> None:
+        self._exchange.finish()
+        self._cancel_timeout()
+        if self._body_pump is not None:
+            # Answered: the rest of the body has no reader (a refused upload, issue 15).
+            self._body_pump.stop()
+        self._send_disconnect()
+        super().finish()
+        log_http_complete(self)
+        self.factory.request_finished()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel_timeout()
+        if self._body_pump is not None:
+            self._body_pump.client_gone()
+        self._send_disconnect()
+        self._exchange.connection_lost()
+        super().connectionLost(reason)
+        self.factory.request_finished()
+
+    def _send_disconnect(self) -> None:
+        """Send ``http.disconnect`` once, if the request is still registered (D-37)."""
+        factory = self.factory
+        if (
+            self.reply_channel is None
+            or factory.reply_protocols.pop(self.reply_channel, None) is None
+        ):
+            return
+        path = self._exchange.path
+        if path is None:
+            return
+        if not factory.routed.http_disconnect or factory.layer_health.failing(SENDING):
+            # Issue 14: nothing would consume it (the workers announced their routing),
+            # or requests cannot reach the layer and A-89 drops it anyway (logged once).
+            return
+        send_best_effort(
+            factory.outbox,
+            "http.disconnect",
+            {"reply_channel": self.reply_channel, "path": path},
+            "dropped a disconnect",
+            factory.http_reporter,
+        )
+
+    # -- timeouts and stopping (D-17, D-24) ---------------------------------------------
+
+    def _cancel_timeout(self) -> None:
+        self.factory.deadlines.cancel(self)
+
+    def waiting_for_response(self) -> bool:
+        return self._exchange.unanswered
+
+    def refuse_for_stop(self) -> None:
+        """D-17 step 4: the server stops before the application answered (issue 14)."""
+        if self._body_pump is not None:
+            self._body_pump.stop()
+        self.basic_error(*RESTARTING, close_connection=True, retry_after=RETRY_AFTER)
+
+    def check_timeout(self) -> None:
+        """503 when the application did not start a response in time (D-24)."""
+        if (
+            self._exchange.unanswered
+            and self.request_start is not None
+            and self.duration() >= self.factory.timeout
+        ):
+            if self._body_pump is not None:
+                self._body_pump.stop()
+            self.basic_error(*TIMED_OUT)
