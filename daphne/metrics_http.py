@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 __all__ = ["DEFAULT_METRICS_HOST", "ReadyCheck", "listen_metrics", "metrics_site", "server_ready"]
 
@@ -114,15 +114,16 @@ class _QuietSite(server.Site):
 
     noisy = False
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: http.Request) -> None:
         pass
 
 
 def metrics_site(registry: CollectorRegistry, ready: ReadyCheck, reactor: Any) -> server.Site:
     root = resource.Resource()
-    root.putChild(b"metrics", _Metrics(registry, reactor))
-    root.putChild(b"healthz", _Health())
-    root.putChild(b"readyz", _Ready(ready))
+    # Resources provide IResource through zope's @implementer, which mypy does not read.
+    root.putChild(b"metrics", cast(resource.IResource, _Metrics(registry, reactor)))
+    root.putChild(b"healthz", cast(resource.IResource, _Health()))
+    root.putChild(b"readyz", cast(resource.IResource, _Ready(ready)))
     return _QuietSite(root)
 
 
