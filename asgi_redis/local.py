@@ -148,7 +148,8 @@ class RedisLocalChannelLayer(RedisChannelLayer):
             # The core's delivery: one PUSH per shard, one bundle per P! (A-93),
             # full members counted and logged (A-40), unreachable shards raised
             # after the others are served (L-62.3).
-            self._send_to_members(group, remote, self._payload(message, f"group {group}"))
+            payload = self._sender.payload(message, f"group {group}")
+            self._groups.send_to_members(group, remote, payload)
 
     def socket_sender(self) -> Any:
         """Not offered: normal names travel through IPC, which the socket sender

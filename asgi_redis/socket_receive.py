@@ -28,8 +28,8 @@ from typing import Any
 import redis
 
 from .entries import decode_entry
-from .popping import Visit
-from .shard import blmpop_args, describe_client
+from .popping import Visit, blmpop_args
+from .shard import describe_client
 from .wire import own_connection, pack_command
 
 try:
@@ -64,7 +64,7 @@ class SocketReceive:
         shard = visit.shard
         if hiredis is None:
             raise SocketReceiveUnsupported("hiredis is not installed")
-        if not shard.has_blmpop:
+        if not shard.features().blmpop:  # asked once per shard (`features`)
             raise SocketReceiveUnsupported("the Redis server has no BLMPOP (Redis 7)")
         self._layer = layer
         self._visit = visit

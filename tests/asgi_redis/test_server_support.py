@@ -25,7 +25,7 @@ def test_receive_without_lmpop_falls_back_to_lua(server_without) -> None:
     layer.send("one", {"n": 1})
     layer.receive(["warm"])  # first receive measures the clock with the Lua pop
     assert layer.receive(["zero", "one"]) == ("one", {"n": 1})
-    assert layer._shards[0].has_lmpop is False
+    assert layer._shards[0].features().lmpop is False
     layer.send("two", {"n": 2})
     assert layer.receive(["one", "two"]) == ("two", {"n": 2})
 
@@ -48,4 +48,4 @@ def test_blocking_receive_without_blmpop_falls_back_to_blpop(server_without) -> 
         layer.send(f"reply.x!c{index}", {"n": index})
     got = [layer.receive(["reply.x!"], block=True) for _ in range(3)]
     assert got == [(f"reply.x!c{index}", {"n": index}) for index in range(3)]
-    assert layer._shards[0].has_blmpop is False
+    assert layer._shards[0].features().blmpop is False
