@@ -245,10 +245,10 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     # -- send (A-31, L-27, L-28) ------------------------------------------------------------
 
-    def send(self, channel: str, message: dict) -> None:
+    def send(self, channel: str, message: dict[str, Any]) -> None:
         self._sender.send(channel, message)
 
-    def send_many(self, messages: Iterable[tuple[str, dict]]) -> list[Exception | None]:
+    def send_many(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> list[Exception | None]:
         """Send several ``(channel, message)`` pairs with one round trip per shard.
 
         Returns one result per pair, in order: `None` when stored, a
@@ -268,7 +268,10 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         return self._receiver.receive(channels, block)
 
     def send_many_then_receive(
-        self, messages: Iterable[tuple[str, dict]], channels: Iterable[str], block: bool = False
+        self,
+        messages: Iterable[tuple[str, dict[str, Any]]],
+        channels: Iterable[str],
+        block: bool = False,
     ) -> tuple[Outcomes, Received]:
         """`send_many`, then `receive`, in one round trip when one shard holds it all.
 
@@ -304,7 +307,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         self.valid_group_name(group)
         return [member.decode("utf-8") for member in self._groups.members(group)]
 
-    def send_group(self, group: str, message: dict) -> None:
+    def send_group(self, group: str, message: dict[str, Any]) -> None:
         self.valid_group_name(group)
         self._groups.send(group, message)
 

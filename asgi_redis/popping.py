@@ -47,7 +47,7 @@ __all__ = [
 class Visit:
     """The lists one receive looks at on one shard.
 
-    A visit kept in a receive plan (`asgi_redis.core`) is reused by every receive
+    A visit kept in a receive plan (`receiving`) is reused by every receive
     on the same names, so it also keeps its packed commands: they depend only on
     the keys (and, for the wait, on the layer's fixed timeout).
     """
@@ -238,7 +238,10 @@ def shard_blocking_pop(
             return None if reply is None else (reply[0], [reply[1]])
         packed = pack_command(blmpop_args(keys, timeout, count))
     command = packed
-    return shard.call(lambda client: execute_packed(client, command, read_timeout=read_timeout))
+    popped: tuple[bytes, list[bytes]] | None = shard.call(
+        lambda client: execute_packed(client, command, read_timeout=read_timeout)
+    )
+    return popped
 
 
 def blpop_args(keys: Sequence[str], timeout: float) -> tuple[Any, ...]:

@@ -90,9 +90,9 @@ class Receiver:
             visits = self.plan(names, every_shard=block)
         if block and can_wait_at_once(visits, layer.clock_check_interval):
             return self.blocking_pop(visits)  # returns at once when an entry waits
-        found, answering = self._pop_pass(visits)
-        if found is not None:
-            return found
+        popped, answering = self._pop_pass(visits)
+        if popped is not None:
+            return popped
         if not block:
             return None, None
         return self.blocking_pop(answering)
@@ -109,7 +109,7 @@ class Receiver:
         failure is logged by the shard and the others are still served. Only
         when no shard answers does the receive raise.
         """
-        answering = []
+        answering: list[Visit] = []
         failure = None
         clock_check_interval = self._layer.clock_check_interval
         for visit in visits:
@@ -137,7 +137,9 @@ class Receiver:
         visit, index, entries = popped
         return self.hand_out(visit.shard, visit.storages[index], entries)
 
-    def hand_out(self, shard: Shard, storage: str, entries: list[bytes]) -> tuple[str, dict]:
+    def hand_out(
+        self, shard: Shard, storage: str, entries: list[bytes]
+    ) -> tuple[str, dict[str, Any]]:
         """Return the first message of `entries`; buffer the rest (process-specific only)."""
         deadline, names, payload = decode_entry(entries[0], storage)
         if len(names) > 1 or len(entries) > 1:

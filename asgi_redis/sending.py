@@ -49,7 +49,7 @@ class Sender:
         self._list_key = placement.list_key
         self._stats_hash = placement.stats_hash
         self._global_stats_hash = placement.global_stats_hash
-        self.expiry_ms = layer.expiry * 1000
+        self.expiry_ms = int(layer.expiry) * 1000  # whole seconds (`options`)
         self._channel_ttl = layer.channel_statistics_expiry
         self._global_ttl = layer.global_statistics_expiry
         # ARGV a script counting statistics needs: stats_prefix, channel TTL, global TTL.
@@ -162,7 +162,12 @@ class Sender:
             shard.note_clock(server_now)
         return stored
 
-    def note_full(self, batch: list[Queued], stored: list[int], outcomes: Outcomes) -> None:
+    def note_full(
+        self,
+        batch: list[Queued],
+        stored: list[int],
+        outcomes: Outcomes | list[BaseException | None],
+    ) -> None:
         for (position, _, storage, _), ok in zip(batch, stored, strict=True):
             if not ok:
                 outcomes[position] = self.full(storage, self._get_capacity(storage))

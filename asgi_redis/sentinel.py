@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.sentinel import MasterNotFoundError, Sentinel
@@ -104,7 +104,8 @@ class _Masters:
         failures = []
         for sentinel in self._sentinel.sentinels:
             try:
-                reply = sentinel.execute_command("SENTINEL GET-MASTER-ADDR-BY-NAME", service)
+                ask: Callable[..., Any] = sentinel.execute_command
+                reply = ask("SENTINEL GET-MASTER-ADDR-BY-NAME", service)
             except CONNECTION_ERRORS as exc:
                 failures.append(f"{describe_client(sentinel)}: {exc}")
                 continue
@@ -193,7 +194,8 @@ class SentinelShards:
             key: value for key, value in client_kwargs.items() if key in _SENTINEL_OPTIONS
         }
         sentinel_kwargs.setdefault("retry", client_kwargs["retry"])
-        self.sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
+        make_sentinel: Callable[..., Sentinel] = Sentinel
+        self.sentinel = make_sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
         self.masters = _Masters(self.sentinel, client_kwargs, refresh_interval)
         self._lock = threading.Lock()
         self._shards: list[Shard] | None = None
@@ -237,7 +239,7 @@ class SentinelShards:
                 failures.append(f"{describe_client(sentinel)}: {exc}")
                 continue
             if masters:
-                return sorted(masters)
+                return sorted(cast("dict[str, Any]", masters))
             failures.append(f"{describe_client(sentinel)}: monitors no masters")
         raise redis.ConnectionError(
             "No Sentinel named any monitored service; " + "; ".join(failures)

@@ -38,9 +38,13 @@ CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 class Shard:
     """A Redis server with a fixed address."""
 
-    def __init__(self, index: int, client: redis.Redis) -> None:
+    _client: redis.Redis
+
+    def __init__(self, index: int, client: redis.Redis | None) -> None:
+        """`client` is None only for a subclass that overrides `client` (Sentinel)."""
         self.index = index
-        self._client = client
+        if client is not None:
+            self._client = client
         self._lock = threading.Lock()
         self._reachable = True
         # Failures seen so far: a call that succeeded but began before the latest

@@ -1,18 +1,13 @@
-"""Waiting for entries on several shards at once (A-32, L-25, L-62.5).
+"""The blocking receive's wait, on one shard or on several at once (A-32, L-25, L-62.5).
 
-`blocking_pop` is the blocking receive's wait: with one shard, one blocking pop
-for the whole time (`popping.wait_on_one`); with several, a pop waits on every
-shard at once and the first live entries to arrive win (`wait_on_shards`). An
-entry that expired while it waited is dropped and the wait goes on (A-27). A
-shard that fails leaves the wait; only when every shard failed is the last
-error raised (L-62.5).
-
-Each shard gets a connection of its own with a ``BLMPOP`` (``BLPOP`` before
-Redis 7) sent and not read, and one ``poll`` waits on all of them, so a message
-on any shard is seen as soon as it arrives: no polling floor, unlike a rotation
-of short pops. The pops still waiting are then cancelled with ``CLIENT
-UNBLOCK``, and entries one of them popped in the race go back to the head of
-their list in their order (`scripts.PUT_BACK`).
+`blocking_pop` waits on one shard with one blocking pop (`popping.wait_on_one`)
+and on several with `wait_on_shards`: each shard gets a connection of its own
+with a ``BLMPOP`` (``BLPOP`` before Redis 7) sent and not read, and one
+``poll`` waits on all of them, so a message on any shard is seen as soon as it
+arrives: no polling floor, unlike a rotation of short pops. The pops still
+waiting are then cancelled with ``CLIENT UNBLOCK``, and entries one of them
+popped in the race go back to the head of their list in their order
+(`scripts.PUT_BACK`).
 """
 
 from __future__ import annotations

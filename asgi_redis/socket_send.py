@@ -21,6 +21,7 @@ server closes the connection, and the next batch opens a new one.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 try:
     import hiredis
 except ImportError:  # pragma: no cover - hiredis is a dependency
-    hiredis = None
+    hiredis = None  # type: ignore[assignment]  # checked before any use
 
 __all__ = ["ShardPipe", "SocketSender", "SocketSendUnsupported"]
 
@@ -196,7 +197,10 @@ class ShardPipe:
             connection.disconnect()
 
     def _lost(self, exc: Exception) -> Exception:
-        return self.shard.lost(self._client, exc)
+        client = self._client
+        if client is None:  # never opened: nothing to name
+            return exc
+        return self.shard.lost(client, exc)
 
 
 def _run(answer: _Answer, reply: Any) -> None:
@@ -251,7 +255,7 @@ class SocketSender:
         self._sender: Sender = layer._sender
         self.pipes = {shard: ShardPipe(shard) for shard in layer._shards}
 
-    def submit(self, pairs: Sequence[tuple[str, dict]], done: Done) -> list[ShardPipe]:
+    def submit(self, pairs: Sequence[tuple[str, dict[str, Any]]], done: Done) -> list[ShardPipe]:
         """Send ``(channel, message)`` pairs; `done(results)` gets one outcome per pair.
 
         Outcomes are as `send_many` reports them, except that a message failing
@@ -284,7 +288,7 @@ class SocketSender:
             keys, args = sender.send_many_arguments(shard, part)
             pipe.write(
                 scripts.SEND_MANY.packed(keys, args),
-                lambda reply, shard=shard, part=part: batch.answer(shard, part, reply),
+                functools.partial(batch.answer, shard, part),
             )
             used.append(pipe)
         return used
