@@ -107,6 +107,13 @@ class SendThenReceive:
             return None
         if time.monotonic() - shard.clock_checked >= layer.clock_check_interval:
             return None
+        if shard.known_features is None:
+            try:
+                shard.features()  # once per shard (`features`)
+            except redis.RedisError:
+                # Nothing sent yet: the sends then the receive meet the outage and
+                # report it as usual (outcomes, then `ReceiveFailed`).
+                return None
         if block:
             if not can_wait_at_once([visit], layer.clock_check_interval):
                 return None

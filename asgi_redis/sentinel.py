@@ -299,6 +299,11 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
         """The services whose masters are the shards (discovered on first use, L-51)."""
         return self._sentinel_shards.services
 
+    @services.setter
+    def services(self, services: list[str]) -> None:
+        # Takes effect if the shards are not built yet (as when it was an attribute).
+        self._sentinel_shards.services = _check_services(services)
+
     def __str__(self) -> str:
         return f"{type(self).__name__}(services=={self.services!r})"
 

@@ -55,8 +55,8 @@ class Shard:
         # Lua or buffered are checked against the server's clock through it (A-27).
         self.clock_offset = 0.0
         self.clock_checked = float("-inf")
-        # What the server can do (`features`): asked once, on first use.
-        self._features: ShardFeatures | None = None
+        # What the server can do (`features`): asked once, on first use; None until then.
+        self.known_features: ShardFeatures | None = None
         # Messages found expired on this shard: counted and logged (`expiry`).
         self.expired = ExpiredMessages(index)
         # Restarts of its server, noticed on connecting (`restarts`; fixed address only).
@@ -67,9 +67,9 @@ class Shard:
 
     def features(self) -> ShardFeatures:
         """The server's optional commands (`features`): one round trip, the first time."""
-        features = self._features
+        features = self.known_features
         if features is None:
-            features = self._features = self.call(probe_features)
+            features = self.known_features = self.call(probe_features)
         return features
 
     def call(self, operation: Callable[[redis.Redis], T]) -> T:
