@@ -278,6 +278,7 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
             client_kwargs(connection_kwargs),
             sentinel_refresh_interval,
         )
+        self._sentinel_shards = source
         super().__init__(
             expiry=expiry,
             prefix=prefix,
@@ -289,7 +290,6 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
             connection_kwargs=connection_kwargs,
             shards=source,
         )
-        self._sentinel_shards = source
         # The Sentinel client and the master cache (tests look at them).
         self._sentinel = source.sentinel
         self._masters = source.masters
