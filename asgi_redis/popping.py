@@ -127,7 +127,7 @@ def plain_pop_args(visit: Visit) -> tuple[Any, ...] | None:
 
     One list: ``LPOP`` (with a count for a batch); several lists taking one entry
     each: ``LMPOP`` (Redis 7). Used only while the shard's clock offset is fresh,
-    since the entries' deadlines are then checked here (`_live`).
+    since the entries' deadlines are then checked here (`live_entries`).
     """
     keys = visit.keys
     if len(keys) == 1:
