@@ -12,7 +12,7 @@ small scripts, run every few seconds, never on the message path; sent with EVAL
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .scripts import Script
 from .wire import execute
@@ -59,7 +59,10 @@ class RedisAnnouncements:
     """``announce_channels`` / ``announced_channels`` on the layer's first shard."""
 
     prefix: str
-    _shards: list[Any]
+    if TYPE_CHECKING:
+
+        @property
+        def _shards(self) -> list[Any]: ...
 
     def _announce_key(self) -> str:
         return f"{self.prefix}:announce"

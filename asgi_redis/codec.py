@@ -51,16 +51,19 @@ class Codec:
         # L-37: a token older than the message lifetime plus clock slack is refused.
         self._ttl = expiry + 10
 
-    def pack(self, message: dict) -> bytes:
-        return msgpack.packb(message, use_bin_type=True)
+    def pack(self, message: dict[str, Any]) -> bytes:
+        packed: bytes = msgpack.packb(message, use_bin_type=True)
+        return packed
 
     def seal(self, packed: bytes) -> bytes:
         if self._fernet is None:
             return packed
-        return self._fernet.encrypt(packed)
+        sealed: bytes = self._fernet.encrypt(packed)
+        return sealed
 
-    def decode(self, payload: bytes) -> dict:
+    def decode(self, payload: bytes) -> dict[str, Any]:
         """Return the message; raises `cryptography.fernet.InvalidToken` on a bad token."""
         if self._fernet is not None:
             payload = self._fernet.decrypt(payload, ttl=self._ttl)
-        return msgpack.unpackb(payload, raw=False)
+        message: dict[str, Any] = msgpack.unpackb(payload, raw=False)
+        return message

@@ -65,7 +65,9 @@ def _scan(client: Any, pattern: str) -> tuple[list[str], bool]:
             return keys, True
 
 
-def _read_shard(layer: Any, client: Any) -> tuple[list, dict[str, int], int, bool]:
+def _read_shard(
+    layer: Any, client: Any
+) -> tuple[list[tuple[str, int, float]], dict[str, int], int, bool]:
     """``(queues, sampled group sizes, group count, truncated)`` of one shard."""
     seconds, micros = client.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
@@ -129,7 +131,7 @@ def snapshot(layer: Any) -> LayerSnapshot:
     A shard that does not answer raises its connection error: a partial
     picture would look like an empty queue.
     """
-    queues: list = []
+    queues: list[tuple[str, int, float]] = []
     sizes: dict[str, int] = {}
     group_count = 0
     truncated = False

@@ -73,7 +73,7 @@ class RedisLocalChannelLayer(RedisChannelLayer):
     def _is_local(name: str) -> bool:
         return "?" not in name and "!" not in name
 
-    def send(self, channel: str, message: dict) -> None:
+    def send(self, channel: str, message: dict[str, Any]) -> None:
         self.valid_channel_name(channel)
         if self._is_local(channel):
             self.local_layer.send(channel, message)
@@ -82,7 +82,7 @@ class RedisLocalChannelLayer(RedisChannelLayer):
 
     def receive(
         self, channels: Iterable[str], block: bool = False
-    ) -> tuple[str | None, dict | None]:
+    ) -> tuple[str | None, dict[str, Any] | None]:
         names = self.receive_names(channels)
         local = [name for name in names if self._is_local(name)]
         remote = [name for name in names if not self._is_local(name)]
@@ -94,7 +94,7 @@ class RedisLocalChannelLayer(RedisChannelLayer):
                 return found
         return super().receive(remote, block=block)
 
-    def send_many(self, messages: Iterable[tuple[str, dict]]) -> list[Exception | None]:
+    def send_many(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> list[Exception | None]:
         """As `RedisChannelLayer.send_many`, normal names through IPC (L-47).
 
         The ``?``/``!`` pairs go to Redis first (validated before any is sent);
@@ -130,13 +130,16 @@ class RedisLocalChannelLayer(RedisChannelLayer):
         return results
 
     def send_many_then_receive(
-        self, messages: Iterable[tuple[str, dict]], channels: Iterable[str], block: bool = False
-    ) -> tuple[list[Exception | None], tuple[str | None, dict | None]]:
+        self,
+        messages: Iterable[tuple[str, dict[str, Any]]],
+        channels: Iterable[str],
+        block: bool = False,
+    ) -> tuple[list[Exception | None], tuple[str | None, dict[str, Any] | None]]:
         """`send_many`, then `receive`, each routed as above (L-47): the base
         class's way, since normal names do not travel through Redis at all."""
         return BaseChannelLayer.send_many_then_receive(self, messages, channels, block)
 
-    def send_group(self, group: str, message: dict) -> None:
+    def send_group(self, group: str, message: dict[str, Any]) -> None:
         """Members from Redis; normal ones served by the local IPC layer (L-48)."""
         self.valid_group_name(group)
         members = self.group_channels(group)
@@ -148,7 +151,8 @@ class RedisLocalChannelLayer(RedisChannelLayer):
             # The core's delivery: one PUSH per shard, one bundle per P! (A-93),
             # full members counted and logged (A-40), unreachable shards raised
             # after the others are served (L-62.3).
-            self._send_to_members(group, remote, self._payload(message, f"group {group}"))
+            payload = self._sender.payload(message, f"group {group}")
+            self._groups.send_to_members(group, remote, payload)
 
     def socket_sender(self) -> Any:
         """Not offered: normal names travel through IPC, which the socket sender

@@ -35,6 +35,7 @@ __all__ = [
     "GROUP_MEMBERS",
     "GROUP_SEND",
     "CHANNEL_STATS",
+    "PUT_BACK",
     "pack_load",
 ]
 
@@ -360,3 +361,19 @@ GROUP_ADD = Script("group_add", _GROUP_ADD)
 GROUP_MEMBERS = Script("group_members", _GROUP_MEMBERS)
 GROUP_SEND = Script("group_send", _GROUP_SEND)
 CHANNEL_STATS = Script("channel_stats", _CHANNEL_STATS)
+
+# Puts popped entries back at the head of their list. ARGV holds them newest
+# first, so LPUSH leaves them in their original order. A list the pop emptied
+# was deleted by Redis and comes back without a TTL: it gets the one a send
+# would have given its newest entry (deadline plus a second).
+PUT_BACK = Script(
+    "put_back",
+    """
+redis.call('LPUSH', KEYS[1], unpack(ARGV))
+if redis.call('PTTL', KEYS[1]) == -1 then
+  local newest = 0
+  for _, entry in ipairs(ARGV) do newest = math.max(newest, deadline(entry)) end
+  redis.call('PEXPIREAT', KEYS[1], newest + 1000)
+end
+""",
+)

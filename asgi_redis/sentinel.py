@@ -15,17 +15,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .core import RedisChannelLayer
 from .errors import ShardConnectionError
-from .options import sentinel_addresses
+from .options import client_kwargs, sentinel_addresses
 from .shard import CONNECTION_ERRORS, Shard, describe_client
 
-__all__ = ["RedisSentinelChannelLayer"]
+__all__ = ["RedisSentinelChannelLayer", "SentinelShards"]
 
 T = TypeVar("T")
 
@@ -105,7 +105,8 @@ class _Masters:
         failures = []
         for sentinel in self._sentinel.sentinels:
             try:
-                reply = sentinel.execute_command("SENTINEL GET-MASTER-ADDR-BY-NAME", service)
+                ask: Callable[..., Any] = sentinel.execute_command
+                reply = ask("SENTINEL GET-MASTER-ADDR-BY-NAME", service)
             except CONNECTION_ERRORS as exc:
                 failures.append(f"{describe_client(sentinel)}: {exc}")
                 continue
@@ -174,6 +175,78 @@ class SentinelShard(Shard):
         return result
 
 
+class SentinelShards:
+    """The shards of a Sentinel layer: shard ``i`` is the master of ``services[i]`` (L-50).
+
+    With no `services`, the first Sentinel that answers names them (L-51), on
+    first use: discovering at construction would connect (L-62.1).
+    """
+
+    def __init__(
+        self,
+        sentinels: list[tuple[str, int]],
+        services: list[str],
+        client_kwargs: dict[str, Any],
+        refresh_interval: float,
+    ) -> None:
+        self.hosts: list[Any] = sentinels
+        self.services = services
+        sentinel_kwargs = {
+            key: value for key, value in client_kwargs.items() if key in _SENTINEL_OPTIONS
+        }
+        sentinel_kwargs.setdefault("retry", client_kwargs["retry"])
+        make_sentinel: Callable[..., Sentinel] = Sentinel
+        self.sentinel = make_sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
+        self.masters = _Masters(self.sentinel, client_kwargs, refresh_interval)
+        self._lock = threading.Lock()
+        self._shards: list[Shard] | None = None
+        self._prepare: Callable[[Shard], None] | None = None
+
+    def prepare(self, prepare: Callable[[Shard], None]) -> None:
+        self._prepare = prepare  # the shards are built later (`shards`)
+
+    def shards(self) -> list[Shard]:
+        shards = self._shards
+        if shards is None:
+            with self._lock:
+                shards = self._shards
+                if shards is None:
+                    shards = self._shards = self._build()
+        return shards
+
+    def open_clients(self) -> list[redis.Redis]:
+        return [*self.masters.clients(), *self.sentinel.sentinels]
+
+    def _build(self) -> list[Shard]:
+        services = self.services or self._discover_services()
+        self.services = services
+        label = ", ".join(f"{host}:{port}" for host, port in self.hosts)
+        shards: list[Shard] = [
+            SentinelShard(index, service, self.masters, label)
+            for index, service in enumerate(services)
+        ]
+        if self._prepare is not None:
+            for shard in shards:
+                self._prepare(shard)
+        return shards
+
+    def _discover_services(self) -> list[str]:
+        """L-51: names from the first Sentinel that answers, sorted for a stable order."""
+        failures = []
+        for sentinel in self.sentinel.sentinels:
+            try:
+                masters = sentinel.sentinel_masters()
+            except CONNECTION_ERRORS as exc:
+                failures.append(f"{describe_client(sentinel)}: {exc}")
+                continue
+            if masters:
+                return sorted(cast("dict[str, Any]", masters))
+            failures.append(f"{describe_client(sentinel)}: monitors no masters")
+        raise ShardConnectionError(
+            "No Sentinel named any monitored service; " + "; ".join(failures)
+        )
+
+
 class RedisSentinelChannelLayer(RedisChannelLayer):
     """`RedisChannelLayer` whose shards are Sentinel-monitored masters (L-50)."""
 
@@ -191,7 +264,7 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
         services: Sequence[str] | None = None,
         sentinel_refresh_interval: float = 0,
     ) -> None:
-        self.services = _check_services(services)
+        checked_services = _check_services(services)
         if isinstance(sentinel_refresh_interval, bool) or not isinstance(
             sentinel_refresh_interval, (int, float)
         ):
@@ -200,9 +273,15 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
                 f"not {sentinel_refresh_interval!r}"
             )
         self.sentinel_refresh_interval = sentinel_refresh_interval
+        source = SentinelShards(
+            sentinel_addresses(hosts),
+            checked_services,
+            client_kwargs(connection_kwargs),
+            sentinel_refresh_interval,
+        )
+        self._sentinel_shards = source
         super().__init__(
             expiry=expiry,
-            hosts=hosts,
             prefix=prefix,
             group_expiry=group_expiry,
             capacity=capacity,
@@ -210,63 +289,21 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
             symmetric_encryption_keys=symmetric_encryption_keys,
             stats_prefix=stats_prefix,
             connection_kwargs=connection_kwargs,
+            shards=source,
         )
-        sentinel_kwargs = {
-            key: value for key, value in self._client_kwargs.items() if key in _SENTINEL_OPTIONS
-        }
-        sentinel_kwargs.setdefault("retry", self._client_kwargs["retry"])
-        self._sentinel = Sentinel(self.hosts, sentinel_kwargs=sentinel_kwargs)
-        self._masters = _Masters(self._sentinel, self._client_kwargs, sentinel_refresh_interval)
-        self._discovery_lock = threading.Lock()
-
-    def _parse_hosts(self, hosts: Sequence[Any] | None) -> list[Any]:
-        return sentinel_addresses(hosts)
-
-    def _prepare_shards(self) -> None:
-        """Shards are built on first use: `_masters` does not exist yet, and
-        discovering services (L-51) would connect at construction (L-62.1)."""
+        # The Sentinel client and the master cache (tests look at them).
+        self._sentinel = source.sentinel
+        self._masters = source.masters
 
     @property
-    def _shards(self) -> list[Shard]:  # type: ignore[override]
-        shards = self.__dict__.get("_sentinel_shards")
-        if shards is None:
-            with self._discovery_lock:
-                shards = self.__dict__.get("_sentinel_shards")
-                if shards is None:
-                    shards = self._build_sentinel_shards()
-                    self.__dict__["_sentinel_shards"] = shards
-        return shards
+    def services(self) -> list[str]:
+        """The services whose masters are the shards (discovered on first use, L-51)."""
+        return self._sentinel_shards.services
 
-    def _open_clients(self) -> list[redis.Redis]:
-        return [*self._masters.clients(), *self._sentinel.sentinels]
-
-    def _build_sentinel_shards(self) -> list[Shard]:
-        services = self.services or self._discover_services()
-        self.services = services
-        label = ", ".join(f"{host}:{port}" for host, port in self.hosts)
-        shards = [
-            SentinelShard(index, service, self._masters, label)
-            for index, service in enumerate(services)
-        ]
-        for shard in shards:
-            shard.expired.configure(*self._stats_args, self.expiry)
-        return shards
-
-    def _discover_services(self) -> list[str]:
-        """L-51: names from the first Sentinel that answers, sorted for a stable order."""
-        failures = []
-        for sentinel in self._sentinel.sentinels:
-            try:
-                masters = sentinel.sentinel_masters()
-            except CONNECTION_ERRORS as exc:
-                failures.append(f"{describe_client(sentinel)}: {exc}")
-                continue
-            if masters:
-                return sorted(masters)
-            failures.append(f"{describe_client(sentinel)}: monitors no masters")
-        raise ShardConnectionError(
-            "No Sentinel named any monitored service; " + "; ".join(failures)
-        )
+    @services.setter
+    def services(self, services: list[str]) -> None:
+        # Takes effect if the shards are not built yet (as when it was an attribute).
+        self._sentinel_shards.services = _check_services(services)
 
     def __str__(self) -> str:
         return f"{type(self).__name__}(services=={self.services!r})"

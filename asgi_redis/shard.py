@@ -21,11 +21,12 @@ import redis
 
 from .errors import LayerUnavailable, describe_client, unavailable
 from .expiry import ExpiredMessages
+from .features import ShardFeatures, probe_features
 from .restarts import watch_restarts
 from .scripts import Script
-from .wire import execute, execute_packed, execute_pipeline, pack_command
+from .wire import execute, execute_packed, execute_pipeline
 
-__all__ = ["Shard", "blmpop_args", "blpop_args", "describe_client"]
+__all__ = ["CONNECTION_ERRORS", "Shard", "ShardFeatures", "describe_client"]
 
 logger = logging.getLogger("asgi_redis")
 
@@ -37,9 +38,13 @@ CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 class Shard:
     """A Redis server with a fixed address."""
 
-    def __init__(self, index: int, client: redis.Redis) -> None:
+    _client: redis.Redis
+
+    def __init__(self, index: int, client: redis.Redis | None) -> None:
+        """`client` is None only for a subclass that overrides `client` (Sentinel)."""
         self.index = index
-        self._client = client
+        if client is not None:
+            self._client = client
         self._lock = threading.Lock()
         self._reachable = True
         # Failures seen so far: a call that succeeded but began before the latest
@@ -50,9 +55,8 @@ class Shard:
         # Lua or buffered are checked against the server's clock through it (A-27).
         self.clock_offset = 0.0
         self.clock_checked = float("-inf")
-        # Whether the server has LMPOP / BLMPOP (Redis 7); cleared on "unknown command".
-        self.has_lmpop = True
-        self.has_blmpop = True
+        # What the server can do (`features`): asked once, on first use; None until then.
+        self.known_features: ShardFeatures | None = None
         # Messages found expired on this shard: counted and logged (`expiry`).
         self.expired = ExpiredMessages(index)
         # Restarts of its server, noticed on connecting (`restarts`; fixed address only).
@@ -60,6 +64,13 @@ class Shard:
 
     def client(self) -> redis.Redis:
         return self._client
+
+    def features(self) -> ShardFeatures:
+        """The server's optional commands (`features`): one round trip, the first time."""
+        features = self.known_features
+        if features is None:
+            features = self.known_features = self.call(probe_features)
+        return features
 
     def call(self, operation: Callable[[redis.Redis], T]) -> T:
         client = self.client()
@@ -102,32 +113,6 @@ class Shard:
 
         return self.call(run)
 
-    def blocking_pop(
-        self, keys: Sequence[str], timeout: float, count: int, packed: bytes | None = None
-    ) -> tuple[bytes, list[bytes]] | None:
-        """``(key, up to count entries)`` from the first non-empty list, waiting up to `timeout`.
-
-        ``BLMPOP`` (Redis 7) takes a whole batch from a single-reader list in
-        the same round trip that waited for it; ``BLPOP`` (one entry) on older
-        servers. The socket's read timeout is set above the server-side one
-        (layers.md note), so an idle pop never fails on the client side.
-        `packed` is that ``BLMPOP`` already packed (`blmpop_args`).
-        """
-        if self.has_blmpop:
-            if packed is None:
-                packed = pack_command(blmpop_args(keys, timeout, count))
-            read_timeout = timeout + 5
-            try:
-                return self.call(
-                    lambda client: execute_packed(client, packed, read_timeout=read_timeout)
-                )
-            except redis.ResponseError as exc:
-                if "unknown command" not in str(exc).lower():
-                    raise
-                self.has_blmpop = False  # Redis before 7
-        reply = self.call(lambda client: _blpop(client, keys, timeout))
-        return None if reply is None else (reply[0], [reply[1]])
-
     # -- health (L-62.4) ---------------------------------------------------------
 
     def lost(self, client: redis.Redis, exc: Exception) -> Exception:
@@ -159,21 +144,3 @@ class Shard:
             was_reachable, self._reachable = self._reachable, True
         if not was_reachable:
             logger.info("Redis shard %d at %s answers again", self.index, address)
-
-
-# redis-py's default socket timeout is shorter than a 5 s pop; the reads below
-# get the pop's timeout plus a margin instead of failing idle pops.
-
-
-def _blpop(client: redis.Redis, keys: Sequence[str], timeout: float) -> Any:
-    return execute(client, *blpop_args(keys, timeout), read_timeout=timeout + 5)
-
-
-def blpop_args(keys: Sequence[str], timeout: float) -> tuple[Any, ...]:
-    """``BLPOP`` (one entry, before Redis 7) waiting up to `timeout` seconds on `keys`."""
-    return ("BLPOP", *keys, f"{max(timeout, 0.01):.3f}")
-
-
-def blmpop_args(keys: Sequence[str], timeout: float, count: int) -> tuple[Any, ...]:
-    """``BLMPOP`` waiting up to `timeout` seconds for up to `count` entries of `keys`."""
-    return ("BLMPOP", f"{max(timeout, 0.01):.3f}", len(keys), *keys, "LEFT", "COUNT", count)

@@ -28,14 +28,14 @@ from typing import Any
 import redis
 
 from .entries import decode_entry
-from .popping import Visit
-from .shard import blmpop_args, describe_client
+from .popping import Visit, blmpop_args
+from .shard import describe_client
 from .wire import own_connection, pack_command
 
 try:
     import hiredis
 except ImportError:  # pragma: no cover - hiredis is a dependency
-    hiredis = None
+    hiredis = None  # type: ignore[assignment]  # checked before any use
 
 __all__ = ["SocketReceive", "SocketReceiveUnsupported"]
 
@@ -64,7 +64,7 @@ class SocketReceive:
         shard = visit.shard
         if hiredis is None:
             raise SocketReceiveUnsupported("hiredis is not installed")
-        if not shard.has_blmpop:
+        if not shard.features().blmpop:  # asked once per shard (`features`)
             raise SocketReceiveUnsupported("the Redis server has no BLMPOP (Redis 7)")
         self._layer = layer
         self._visit = visit
@@ -81,7 +81,7 @@ class SocketReceive:
             raise self._shard.lost(self._client, exc) from None
         self._shard.answered(describe_client(self._client), began)  # INFO after an outage
         self._connection = connection
-        self._socket = connection._sock
+        self._socket: socket.socket = connection._sock
         if not isinstance(self._socket, socket.socket) or hasattr(self._socket, "pending"):
             # A TLS socket keeps decrypted bytes that its descriptor does not show.
             self.close()
@@ -92,7 +92,7 @@ class SocketReceive:
     def fileno(self) -> int:
         return self._socket.fileno()
 
-    def read(self) -> list[tuple[str, dict]]:
+    def read(self) -> list[tuple[str, dict[str, Any]]]:
         """The messages that arrived; sends the next pop once a pop has answered."""
         try:
             data = self._socket.recv(1 << 16)
@@ -103,7 +103,7 @@ class SocketReceive:
         if not data:
             raise self._lost(redis.ConnectionError("Connection closed by server."))
         self._reader.feed(data)
-        messages: list[tuple[str, dict]] = []
+        messages: list[tuple[str, dict[str, Any]]] = []
         while (reply := self._reader.gets()) is not False:
             self._take(self._expected.popleft(), reply, messages)
         return messages
@@ -112,7 +112,7 @@ class SocketReceive:
         """Drop the connection (a pop may be pending on it: it is never reused)."""
         self._connection.disconnect()
 
-    def _take(self, kind: str, reply: Any, messages: list[tuple[str, dict]]) -> None:
+    def _take(self, kind: str, reply: Any, messages: list[tuple[str, dict[str, Any]]]) -> None:
         if isinstance(reply, hiredis.ReplyError):
             if kind == _COUNT:
                 return  # not counted (e.g. out of memory); the pop still counts
@@ -132,7 +132,9 @@ class SocketReceive:
             self._add_live(self._visit.keys.index(key.decode("utf-8")), entries, messages)
         self._send_pop()
 
-    def _add_live(self, index: int, entries: list[bytes], messages: list) -> None:
+    def _add_live(
+        self, index: int, entries: list[bytes], messages: list[tuple[str, dict[str, Any]]]
+    ) -> None:
         storage = self._visit.storages[index]
         decode = self._layer._codec.decode
         server_now_ms = (time.time() + self._shard.clock_offset) * 1000

@@ -21,22 +21,26 @@ server closes the connection, and the next batch opens a new one.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from . import scripts
-from .errors import refusal
+from .errors import ShardConnectionError, refusal
 from .shard import CONNECTION_ERRORS, Shard, describe_client
 from .wire import own_connection
+
+if TYPE_CHECKING:
+    from .sending import Queued, Sender
 
 try:
     import hiredis
 except ImportError:  # pragma: no cover - hiredis is a dependency
-    hiredis = None
+    hiredis = None  # type: ignore[assignment]  # checked before any use
 
 __all__ = ["ShardPipe", "SocketSender", "SocketSendUnsupported"]
 
@@ -193,7 +197,10 @@ class ShardPipe:
             connection.disconnect()
 
     def _lost(self, exc: Exception) -> Exception:
-        return self.shard.lost(self._client, exc)
+        client = self._client
+        if client is None:  # never opened: nothing to name
+            return exc
+        return self.shard.lost(client, exc)
 
 
 def _run(answer: _Answer, reply: Any) -> None:
@@ -207,22 +214,22 @@ def _run(answer: _Answer, reply: Any) -> None:
 class _Batch:
     """The messages of one `SocketSender.submit`, answered shard by shard."""
 
-    __slots__ = ("layer", "results", "done", "shards_left")
+    __slots__ = ("sender", "results", "done", "shards_left")
 
-    def __init__(self, layer: Any, results: Results, done: Done, shards: int) -> None:
-        self.layer = layer
+    def __init__(self, sender: Sender, results: Results, done: Done, shards: int) -> None:
+        self.sender = sender
         self.results = results
         self.done = done
         self.shards_left = shards
 
-    def answer(self, shard: Shard, part: list[tuple[int, str, str, bytes]], reply: Any) -> None:
+    def answer(self, shard: Shard, part: list[Queued], reply: Any) -> None:
         results = self.results
         if isinstance(reply, BaseException):
             for position, *_ in part:
                 results[position] = reply
         else:
-            stored = self.layer._sent(shard, reply)
-            self.layer._note_full(part, stored, results)
+            stored = self.sender.sent(shard, reply)
+            self.sender.note_full(part, stored, results)
         self.shards_left -= 1
         if not self.shards_left:
             self.done(results)
@@ -245,9 +252,10 @@ class SocketSender:
             # A TLS socket keeps decrypted bytes that its descriptor does not show.
             raise SocketSendUnsupported("the connections use TLS")
         self._layer = layer
+        self._sender: Sender = layer._sender
         self.pipes = {shard: ShardPipe(shard) for shard in layer._shards}
 
-    def submit(self, pairs: Sequence[tuple[str, dict]], done: Done) -> list[ShardPipe]:
+    def submit(self, pairs: Sequence[tuple[str, dict[str, Any]]], done: Done) -> list[ShardPipe]:
         """Send ``(channel, message)`` pairs; `done(results)` gets one outcome per pair.
 
         Outcomes are as `send_many` reports them, except that a message failing
@@ -257,34 +265,34 @@ class SocketSender:
         those that are new.
         """
         layer = self._layer
+        sender = self._sender
+        send_shard = sender.placement.send_shard
         results: Results = [None] * len(pairs)
-        parts: dict[Shard, list[tuple[int, str, str, bytes]]] = {}
+        parts: dict[Shard, list[Queued]] = {}
         for position, (channel, message) in enumerate(pairs):
             try:
                 layer.valid_channel_name(channel)
-                payload = layer._payload(message, channel)
+                payload = sender.payload(message, channel)
             except Exception as error:  # this message's outcome, the others still go
                 results[position] = error
                 continue
             storage = layer.non_local_name(channel)
-            parts.setdefault(layer._send_shard(storage), []).append(
-                (position, channel, storage, payload)
-            )
+            parts.setdefault(send_shard(storage), []).append((position, channel, storage, payload))
         if not parts:
             done(results)
             return []
-        batch = _Batch(layer, results, done, len(parts))
+        batch = _Batch(sender, results, done, len(parts))
         used = []
         for shard, part in parts.items():
             pipe = self.pipes[shard]
-            keys, args = layer._send_many_arguments(shard, part)
+            keys, args = sender.send_many_arguments(shard, part)
             pipe.write(
                 scripts.SEND_MANY.packed(keys, args),
-                lambda reply, shard=shard, part=part: batch.answer(shard, part, reply),
+                functools.partial(batch.answer, shard, part),
             )
             used.append(pipe)
         return used
 
     def close(self) -> None:
         for pipe in self.pipes.values():
-            pipe.fail(redis.ConnectionError("The sender was closed"))
+            pipe.fail(ShardConnectionError("The sender was closed"))

@@ -92,10 +92,11 @@ def pack_command(args: tuple[Any, ...]) -> bytes:
     return b"".join(parts)
 
 
-def _free_list(client: redis.Redis) -> list:
+def _free_list(client: redis.Redis) -> list[Any]:
     owned = getattr(client, _FREE, None)
     if owned is not None and owned[0] == _generation:
-        return owned[1]
+        free: list[Any] = owned[1]
+        return free
     with _free_lock:  # first use by several threads at once: one list for all
         owned = getattr(client, _FREE, None)
         if owned is None or owned[0] != _generation:
@@ -133,7 +134,7 @@ def close_connections(client: redis.Redis) -> None:
     client.connection_pool.disconnect()
 
 
-def _acquire(client: redis.Redis) -> tuple[list, Any]:
+def _acquire(client: redis.Redis) -> tuple[list[Any], Any]:
     free = _free_list(client)
     try:
         connection = free.pop()
@@ -251,9 +252,10 @@ def send_blocking(connection: Any, packed: bytes, read_timeout: float) -> int:
     try:
         if known is not None and known[0] is sock:
             connection.send_packed_command((packed,), check_health=False)
-            return known[1]
+            known_id: int = known[1]
+            return known_id
         connection.send_packed_command((_PACKED_CLIENT_ID + packed,), check_health=False)
-        client_id = connection.read_response(timeout=read_timeout)
+        client_id: int = connection.read_response(timeout=read_timeout)
     except BaseException:
         connection.disconnect()
         raise
@@ -289,9 +291,10 @@ def reply_ready(connection: Any, timeout: float = 0) -> bool:
     if connection._sock is None:
         return True  # disconnected: `read_reply` raises the connection error
     try:
-        return connection.can_read(timeout=timeout)
+        ready: bool = connection.can_read(timeout=timeout)
     except redis.ConnectionError:
         return True
+    return ready
 
 
 class ReplyWatch:
@@ -310,7 +313,7 @@ class ReplyWatch:
 
     def add(self, connection: Any, owner: Any) -> int:
         """Watch `connection` (connected) for `owner`; return the key for `discard`."""
-        descriptor = connection._sock.fileno()
+        descriptor: int = connection._sock.fileno()
         self._poll.register(descriptor, select.POLLIN)
         self._watched[descriptor] = (connection, owner)
         return descriptor

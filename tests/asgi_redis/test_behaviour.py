@@ -295,7 +295,7 @@ def test_encryption_rotation_and_wrong_key(layer_on) -> None:
     old.send("enc.chan", {"secret": "blue"})
     assert rotated.receive(["enc.chan"]) == ("enc.chan", {"secret": "blue"})
     rotated.send("enc.chan", {"secret": "green"})
-    raw = rotated.connection(0).lindex(rotated._list_key("enc.chan"), 0)
+    raw = rotated.connection(0).lindex(rotated._placement.list_key("enc.chan"), 0)
     assert b"green" not in raw
     with pytest.raises(InvalidToken):
         stranger.receive(["enc.chan"])
@@ -327,7 +327,7 @@ def test_deadlines_are_on_the_server_clock(layer_on) -> None:
     the measured clock offset; both land at server time + expiry."""
     layer = layer_on(expiry=60)
     client = layer.connection(0)
-    key = layer._list_key("dl")
+    key = layer._placement.list_key("dl")
     for index in range(3):
         layer.send("dl", {"n": index})
     seconds, micros = client.time()
@@ -355,7 +355,7 @@ def test_statistics_hashes_expire_and_active_ones_are_refreshed(layer_on) -> Non
     # Pretend both TTLs ran low; a send after the refresh interval resets them.
     client.expire(channel_key, 5)
     client.expire(global_key, 5)
-    layer._stats_refresh_interval = 0
+    layer._sender._refresh_interval = 0
     layer.send("counted", {})
     assert client.ttl(channel_key) > 5
     assert client.ttl(global_key) > 5

@@ -17,7 +17,8 @@ import pytest
 import redis
 
 from asgi_redis import RedisChannelLayer, RedisSentinelChannelLayer
-from asgi_redis.popping import Visit, blocking_pop
+from asgi_redis.popping import Visit
+from asgi_redis.shards_wait import blocking_pop
 from support.redis_harness import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.redis
@@ -61,7 +62,7 @@ def name_on(layer: RedisChannelLayer, shard: int, stem: str) -> str:
     """A normal channel name that `layer` sends to shard `shard`."""
     for number in range(1000):
         name = f"{stem}.{number}"
-        if layer._send_shard(name).index == shard:
+        if layer._placement.send_shard(name).index == shard:
             return name
     raise AssertionError(f"no name sent to shard {shard}")
 
@@ -122,7 +123,7 @@ def test_messages_on_two_shards_at_once_are_each_received_once(layer_on) -> None
     name = "race"
     first = layer_on(shards=2)
     second = layer_on(shards=2)
-    while second._send_shard(name) is first._send_shard(name):
+    while second._placement.send_shard(name) is first._placement.send_shard(name):
         second = layer_on(shards=2)
     for number in range(5):
         first.send(name, {"sender": 0, "n": number})
@@ -131,9 +132,9 @@ def test_messages_on_two_shards_at_once_are_each_received_once(layer_on) -> None
     # Straight to the wait (a receive's non-blocking pass finds messages first): both
     # shards' pops answer at once, so one is cancelled too late and puts its entry back.
     for _ in range(4):
-        popped = blocking_pop(layer._plan([name], every_shard=True), BOUND)
+        popped = blocking_pop(layer._receiver.plan([name], every_shard=True), BOUND)
         assert popped is not None
-        got.append(layer._hand_out(popped[0].shard, name, popped[2])[1])
+        got.append(layer._receiver.hand_out(popped[0].shard, name, popped[2])[1])
     got += [layer.receive([name], block=True)[1] for _ in range(5)]
     layer.blpop_timeout = 0.2
     assert layer.receive([name], block=True) == (None, None)
@@ -148,9 +149,9 @@ def test_put_back_keeps_order_and_gives_an_emptied_list_its_ttl(layer_on) -> Non
     layer = layer_on(shards=2)
     layer.blpop_timeout = 0.2
     process = "batch!"
-    home = layer._send_shard(process).index
+    home = layer._placement.send_shard(process).index
     other = name_on(layer, 1 - home, "batch.other")
-    lists = {home: layer._list_key(process), 1 - home: layer._list_key(other)}
+    lists = {home: layer._placement.list_key(process), 1 - home: layer._placement.list_key(other)}
     # One list per shard, so each pop takes all its list holds (the batch whole).
     visits = [
         Visit(layer._shards[home], [lists[home]], [process], [layer.prefetch]),
@@ -167,7 +168,7 @@ def test_put_back_keeps_order_and_gives_an_emptied_list_its_ttl(layer_on) -> Non
         assert layer.connection(winner).exists(lists[winner]) == 0
         assert layer.connection(loser).pttl(lists[loser]) > 0
         storage = process if winner == home else other
-        got = [layer._hand_out(popped[0].shard, storage, popped[2])]
+        got = [layer._receiver.hand_out(popped[0].shard, storage, popped[2])]
         got += [layer.receive([process, other], block=True) for _ in range(4)]
         assert layer.receive([process, other], block=True) == (None, None)
         assert [pair for pair in got if pair[0] != other] == [
@@ -183,8 +184,8 @@ def test_expired_entry_is_dropped_and_the_wait_goes_on(layer_on) -> None:
     receiver.blpop_timeout = LONG_WAIT
     sender = layer_on(shards=2)
     name = "stale"
-    stale_shard = 1 - sender._send_shard(name).index
-    key = receiver._list_key(name)
+    stale_shard = 1 - sender._placement.send_shard(name).index
+    key = receiver._placement.list_key(name)
     receiving = Receiving(receiver, [name])
     until(lambda: blocked_everywhere(receiver), "a pop blocked on every shard")
     expired = b"%013d" % int((time.time() - 60) * 1000) + b"M" + b"never decoded"
@@ -243,7 +244,7 @@ def test_without_blmpop_the_wait_uses_blpop(layer_on) -> None:
         receiver, sender, name, receiving = blocked_on_every_server(servers, "old")
         sender.send(name, {"n": 1})
         assert receiving.result() == (name, {"n": 1})
-        assert [shard.has_blmpop for shard in receiver._shards] == [False, False]
+        assert [shard.features().blmpop for shard in receiver._shards] == [False, False]
         until(lambda: blocked_nowhere(receiver), "every other pop cancelled")
     finally:
         for server in servers:

@@ -27,7 +27,7 @@ def test_the_order_varies_between_receives_on_one_list(layer_on, block) -> None:
     assert set(got) == set(NAMES)
     # Rotations of one shuffled order: no name is picked first far less than the others.
     assert min(got.values()) >= 15, got
-    assert len(layer._receive_plans) == 1
+    assert len(layer._receiver.plans) == 1
 
 
 def test_a_quiet_channel_is_not_starved_by_a_busy_one(layer_on) -> None:
@@ -50,7 +50,7 @@ def test_names_given_as_tuple_list_or_iterator_share_one_plan(layer_on) -> None:
         layer.receive(iter(["a", "b"])),
     ]
     assert sorted(message["n"] for _, message in got) == [1, 2, 3]
-    assert list(layer._receive_plans) == [("a", "b")]
+    assert list(layer._receiver.plans) == [("a", "b")]
 
 
 def test_bad_names_still_raise_after_a_plan_exists(layer_on) -> None:
@@ -67,7 +67,7 @@ def test_bad_names_still_raise_after_a_plan_exists(layer_on) -> None:
         layer.receive(["daphne.x!local"])  # receive on the prefix
     with pytest.raises(TypeError):
         layer.receive(42)
-    assert list(layer._receive_plans) == [("fine",)]
+    assert list(layer._receiver.plans) == [("fine",)]
     assert layer.receive([]) == (None, None)
 
 
@@ -76,7 +76,7 @@ def test_the_plan_memory_is_bounded(layer_on) -> None:
     layer.receive_plan_memory = 3
     for n in range(10):
         assert layer.receive([f"c{n}"]) == (None, None)
-        assert len(layer._receive_plans) <= 3
+        assert len(layer._receiver.plans) <= 3
     layer.send("c9", {"ok": 1})
     assert layer.receive(["c9"]) == ("c9", {"ok": 1})
 
@@ -90,7 +90,7 @@ def test_many_names_are_shuffled_per_call(layer_on) -> None:
         layer.send_many([(name, {}) for _ in range(10)])
     got = Counter(layer.receive(names, block=True)[0] for _ in range(150))
     assert len(got) >= len(names) // 2
-    assert layer._receive_plans[tuple(names)].orders == []
+    assert layer._receiver.plans[tuple(names)].orders == []
 
 
 @pytest.mark.parametrize("block", [False, True])
@@ -130,7 +130,7 @@ def test_single_reader_names_on_one_shard_share_a_ready_plan(layer_on) -> None:
     names = next(names for names in by_shard.values() if len(names) >= 2)[:2]
     layer.send(names[1], {"x": 1})
     assert layer.receive(names, block=True) == (names[1], {"x": 1})
-    assert len(layer._receive_plans[tuple(names)].orders) == 2
+    assert len(layer._receiver.plans[tuple(names)].orders) == 2
 
 
 def test_process_specific_batches_are_buffered_with_a_cached_plan(layer_on) -> None:

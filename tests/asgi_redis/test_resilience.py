@@ -151,7 +151,7 @@ def test_one_dead_shard_does_not_stop_a_blocking_receive(redis_server_factory) -
     name = next(
         f"dead.shard.{index}"
         for index in range(100)
-        if layer._send_shard(f"dead.shard.{index}") is not dead
+        if layer._placement.send_shard(f"dead.shard.{index}") is not dead
     )
     servers[0].kill()
     layer.send(name, {"n": 1})
@@ -170,11 +170,11 @@ def test_group_send_reaches_live_shards_then_raises(redis_server_factory) -> Non
     and then tells the sender."""
     servers = [redis_server_factory() for _ in range(3)]
     layer = RedisChannelLayer(hosts=[server.url for server in servers])
-    group_shard = layer._group_shard("gdead")
+    group_shard = layer._placement.group_shard("gdead")
     names = [f"gdead.m{index}?x" for index in range(60)]
     dead = next(shard for shard in layer._shards if shard is not group_shard)
-    on_dead = [name for name in names if layer._send_shard(name) is dead]
-    alive = [name for name in names if layer._send_shard(name) is not dead]
+    on_dead = [name for name in names if layer._placement.send_shard(name) is dead]
+    alive = [name for name in names if layer._placement.send_shard(name) is not dead]
     assert on_dead and alive
     for name in names:
         layer.group_add("gdead", name)

@@ -161,3 +161,16 @@ def test_local_layer_checks_every_pair_before_sending(redis_servers_session):
         assert layer.receive(["reply.d!"]) == (None, None)
     finally:
         layer.flush()
+
+
+def test_send_many_then_receive_pipelines_without_a_blocking_receive_first(layer_on) -> None:
+    """A-37: a caller that never blocks still gets the one-round-trip pipeline: it asks
+    the server what it has (`features`) itself, once, before its first pipeline."""
+    layer = layer_on()
+    layer.send("pipe.warm", {})  # measures the shard's clock, as any first send does
+    shard = layer._shards[0]
+    assert shard.known_features is None  # a single-list LPOP never needed to ask
+    outcomes, received = layer.send_many_then_receive([("pipe.a", {"n": 1})], ["pipe.a"])
+    assert outcomes == [None]
+    assert received == ("pipe.a", {"n": 1})
+    assert shard.known_features is not None

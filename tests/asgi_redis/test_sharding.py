@@ -35,9 +35,9 @@ def test_names_live_on_their_hashed_shard(layer_on) -> None:
     layer.send("placed.reply?abc", {})
     layer.group_add("placed_group", "placed!one")
     expected = {
-        layer._list_key("placed!"): consistent_hash("placed!", 3),
-        layer._list_key("placed.reply?abc"): consistent_hash("placed.reply?abc", 3),
-        layer._group_key("placed_group"): consistent_hash("placed_group", 3),
+        layer._placement.list_key("placed!"): consistent_hash("placed!", 3),
+        layer._placement.list_key("placed.reply?abc"): consistent_hash("placed.reply?abc", 3),
+        layer._placement.group_key("placed_group"): consistent_hash("placed_group", 3),
     }
     for key, shard in expected.items():
         holders = [index for index in range(3) if layer.connection(index).exists(key)]
@@ -64,7 +64,7 @@ def test_normal_channel_spread_and_order(layer_on) -> None:
     """L-25, L-26, A-25: one sender keeps a normal channel in order on one shard;
     a blocking receive finds messages on whichever shard they are."""
     layers = [layer_on(shards=3) for _ in range(6)]
-    key = layers[0]._list_key("spread")
+    key = layers[0]._placement.list_key("spread")
     for number, layer in enumerate(layers):
         before = [layer.connection(i).llen(key) for i in range(3)]
         layer.send("spread", {"n": number})

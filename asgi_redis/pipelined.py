@@ -1,0 +1,210 @@
+"""`send_many_then_receive` in one round trip when one shard holds it all (A-37, L-62.3).
+
+When the messages and the names sit on the same single shard, the
+``SEND_MANY`` script and the pop (``LMPOP``, or ``BLMPOP`` when blocking) go
+out in one pipeline on one connection: a worker's replies and its next
+message cost one round trip instead of two. Three steps: `_build` decides
+whether the pipeline applies and packs it (nothing is sent when it does
+not), `_run` sends it, `_interpret` reads the pop's reply. Otherwise
+(several shards, a stale clock offset, a message already buffered, a server
+without those commands) it sends, then receives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from channels.layers.base import ReceiveFailed
+
+from . import scripts
+from .errors import UnsupportedRedis
+from .popping import (
+    Visit,
+    can_wait_at_once,
+    count_expired,
+    live_entries,
+    packed_plain_pop,
+    packed_wait,
+    plain_pop_result,
+)
+from .receiving import Received, Receiver
+from .sending import Outcomes, Queued, Sender
+from .shard import CONNECTION_ERRORS, Shard
+from .shards_wait import blocking_pop
+
+if TYPE_CHECKING:
+    from .core import RedisChannelLayer
+
+__all__ = ["SendThenReceive"]
+
+
+@dataclass(slots=True)
+class _Pipeline:
+    """The commands of one pipelined send-then-receive, and what to read back."""
+
+    visit: Visit
+    # The messages sent in front of the pop (none: a bare pop).
+    batch: list[Queued] | None
+    block: bool
+    commands: list[bytes]
+    # When it was sent (monotonic): a blocking pop's wait counts from there.
+    started: float = 0.0
+
+
+class SendThenReceive:
+    """`send_many_then_receive` of one layer instance."""
+
+    def __init__(self, layer: RedisChannelLayer, sender: Sender, receiver: Receiver) -> None:
+        self._layer = layer
+        self._sender = sender
+        self._receiver = receiver
+
+    def __call__(
+        self, messages: Iterable[tuple[str, dict[str, Any]]], channels: Iterable[str], block: bool
+    ) -> tuple[Outcomes, Received]:
+        receiver = self._receiver
+        sender = self._sender
+        names, visits = receiver.order(channels)
+        pairs = list(messages)
+        batches = sender.batches(pairs)
+        outcomes: Outcomes = [None] * len(pairs)
+        if names and visits is not None and len(batches) <= 1:
+            visit = visits[0]
+            if not batches or visit.shard in batches:
+                pipeline = self._build(visit, batches.get(visit.shard), block)
+                if pipeline is not None:
+                    replies = self._run(pipeline, outcomes)
+                    received = self._interpret(pipeline, replies[-1], outcomes)
+                    if received is not None:
+                        return outcomes, received
+                    # Only expired entries for a non-blocking pop: look once more.
+                    return outcomes, self._receive_after(outcomes, names, visits, block)
+        outcomes = sender.send_batches(batches, outcomes)
+        return outcomes, self._receive_after(outcomes, names, visits, block)
+
+    def _receive_after(
+        self, outcomes: Outcomes, names: list[str], visits: list[Visit] | None, block: bool
+    ) -> Received:
+        try:
+            return self._receiver.receive_from(names, visits, block)
+        except (redis.RedisError, UnsupportedRedis) as error:
+            raise ReceiveFailed(outcomes, error) from error
+
+    # -- build ---------------------------------------------------------------------------
+
+    def _build(self, visit: Visit, batch: list[Queued] | None, block: bool) -> _Pipeline | None:
+        """The pipeline for `batch` and a pop from `visit`, or `None` when it does not apply
+        (a stale clock offset, a pop that needs Lua or a command the server lacks, a
+        message waiting in the buffer): then nothing has been sent."""
+        layer = self._layer
+        shard = visit.shard
+        if self._receiver.buffer:
+            return None
+        if time.monotonic() - shard.clock_checked >= layer.clock_check_interval:
+            return None
+        if shard.known_features is None:
+            try:
+                shard.features()  # once per shard (`features`)
+            except redis.RedisError:
+                # Nothing sent yet: the sends then the receive meet the outage and
+                # report it as usual (outcomes, then `ReceiveFailed`).
+                return None
+        if block:
+            if not can_wait_at_once([visit], layer.clock_check_interval):
+                return None
+            pop = packed_wait(visit, layer.blpop_timeout)
+        else:
+            pop = packed_plain_pop(visit)
+        if not pop:
+            return None
+        commands = [pop]
+        if batch:
+            keys, args = self._sender.send_many_arguments(shard, batch)
+            commands.insert(0, scripts.SEND_MANY.packed(keys, args))
+        return _Pipeline(visit, batch, block, commands)
+
+    # -- run -----------------------------------------------------------------------------
+
+    def _run(self, pipeline: _Pipeline, outcomes: Outcomes) -> list[Any]:
+        """Send the pipeline; the sends' outcomes go to `outcomes`. Raises `ReceiveFailed`."""
+        shard = pipeline.visit.shard
+        batch = pipeline.batch
+        read_timeout = self._layer.blpop_timeout + 5 if pipeline.block else None
+        pipeline.started = time.monotonic()
+        try:
+            replies = shard.pipeline(pipeline.commands, read_timeout)
+        except redis.RedisError as error:
+            for position, *_ in batch or ():
+                outcomes[position] = error
+            raise ReceiveFailed(outcomes, error) from error
+        if batch:
+            self._settle(shard, batch, replies[0], outcomes)
+        return replies
+
+    def _settle(self, shard: Shard, batch: list[Queued], reply: Any, outcomes: Outcomes) -> None:
+        """Outcomes of the pipeline's ``SEND_MANY``; rerun it if the server forgot it.
+
+        An error reply other than ``NOSCRIPT`` (e.g. Redis out of memory) is each
+        message's outcome, since the pop may have taken an entry that must still be
+        handed out.
+        """
+        sender = self._sender
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            # A restarted or flushed server: nothing ran; this loads it (L-62.2).
+            try:
+                reply = shard.script(scripts.SEND_MANY, *sender.send_many_arguments(shard, batch))
+            except (*CONNECTION_ERRORS, redis.ResponseError) as exc:
+                reply = exc
+        if isinstance(reply, redis.ResponseError):
+            reply = scripts.unsupported(reply, shard.client())  # e.g. LayerOutOfMemory
+        if isinstance(reply, Exception):
+            error = reply
+            for position, *_ in batch:
+                outcomes[position] = error
+            return
+        sender.note_full(batch, sender.sent(shard, reply), outcomes)
+
+    # -- interpret -------------------------------------------------------------------------
+
+    def _interpret(self, pipeline: _Pipeline, reply: Any, outcomes: Outcomes) -> Received | None:
+        """The received pair from the pop's `reply`, or `None` when a non-blocking pop
+        found only expired entries (the caller looks again)."""
+        visit = pipeline.visit
+        shard = visit.shard
+        if isinstance(reply, redis.ResponseError):
+            raise ReceiveFailed(outcomes, reply) from reply
+        if reply is None:
+            return None, None  # empty, or the wait ran out
+        if pipeline.block:
+            key, entries = reply
+            index = visit.keys.index(key.decode("utf-8"))
+        else:
+            popped = plain_pop_result(visit, reply)
+            if popped is None:
+                return None, None
+            index, entries = popped
+        entries = live_entries(shard, visit.storages[index], entries)
+        count_expired(shard)
+        if entries:
+            return self._receiver.hand_out(shard, visit.storages[index], entries)
+        # Only expired entries (A-27): they are gone; look again for what is left of
+        # the wait (a blocking receive) or once more (a non-blocking one).
+        if not pipeline.block:
+            return None
+        return self._wait_on(visit, pipeline.started, outcomes)
+
+    def _wait_on(self, visit: Visit, started: float, outcomes: Outcomes) -> Received:
+        remaining = self._layer.blpop_timeout - (time.monotonic() - started)
+        try:
+            popped = blocking_pop([visit], max(remaining, 0))
+        except redis.RedisError as error:
+            raise ReceiveFailed(outcomes, error) from error
+        if popped is None:
+            return None, None
+        visit, index, entries = popped
+        return self._receiver.hand_out(visit.shard, visit.storages[index], entries)
