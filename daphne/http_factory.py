@@ -13,12 +13,12 @@ from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.web import http
 from zope.interface import implementer
 
+from . import layer_api
 from .config import ConfigOption, DefaultedOption, ServerConfig, option_arguments, refuse_both
 from .deadlines import DeadlineSweep
 from .draining import DrainingFactory
 from .edge_log import MergedLog
 from .http_channel import HTTPChannel, NegotiatingChannel
-from .layer_api import ChannelLayer
 from .layer_health import HealthReporter, LayerHealth
 from .outbox import Outbox
 from .routed import RoutedChannels
@@ -94,7 +94,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
 
     def __init__(
         self,
-        channel_layer: ChannelLayer,
+        channel_layer: layer_api.ChannelLayer,
         action_logger: Any = None,
         send_channel: str | None = None,
         timeout: int | float = 120,
@@ -173,15 +173,15 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         )
 
     @property
-    def channel_layer(self) -> ChannelLayer:
+    def channel_layer(self) -> layer_api.ChannelLayer:
         return self.outbox.channel_layer
 
     @channel_layer.setter
-    def channel_layer(self, layer: ChannelLayer) -> None:
+    def channel_layer(self, layer: layer_api.ChannelLayer) -> None:
         self.outbox.channel_layer = layer
         self._watch_layer(layer)
 
-    def _watch_layer(self, layer: ChannelLayer) -> None:
+    def _watch_layer(self, layer: layer_api.ChannelLayer) -> None:
         # One ERROR per outage of the layer, one INFO when it is back (issue 14).
         self.layer_health = LayerHealth(layer)
         self.http_reporter = HealthReporter(http_full_channels, self.layer_health, SENDING)
