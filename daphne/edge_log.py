@@ -43,6 +43,7 @@ class MergedLog:
         when needed, like `HTTPFactory.reactor`), or None for Twisted's global one."""
         self.logger = logger
         self.level = level
+        self._reactor: Callable[[], Any]
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 

@@ -5,10 +5,12 @@ HTTP/2 when ALPN picks ``h2`` (D-25)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import connectionDone
 from twisted.protocols.policies import ProtocolWrapper
+from twisted.python.failure import Failure
 from twisted.web import http
 from zope.interface import implementer
 
@@ -64,6 +66,11 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
 @implementer(IPushProducer)
 class HTTPChannel(http.HTTPChannel):
     """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64) and the hand-over (D-28)."""
+
+    if TYPE_CHECKING:
+        # A TCP, UNIX or TLS transport once connected; zope interfaces (ITransport) do
+        # not type their implementations' other methods without a zope mypy plugin.
+        transport: Any
 
     _head_timer = None
     _head_bytes = 0
@@ -251,7 +258,8 @@ class HTTPChannel(http.HTTPChannel):
             self.refuse(400, b"Bad Request")
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        if self._HTTPChannel__first_line:
+        # Twisted's private flag: whether the line is the request line.
+        if self._HTTPChannel__first_line:  # type: ignore[attr-defined]
             # Issue 15: the request line alone is too long: RFC 9110 §15.5.15.
             self.refuse(414, b"URI Too Long")
         else:
@@ -334,7 +342,7 @@ class HTTPChannel(http.HTTPChannel):
         """The client has not read the response: abort, freeing what is buffered."""
         self.transport.abortConnection()
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.uncount()
         cancel_outbound_timer(self)
         self._stop_head_timer()

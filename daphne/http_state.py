@@ -79,7 +79,7 @@ def forwarded_peer(headers: Any, config: Any, client: Any, scheme: str) -> tuple
     attributes. A value that is not UTF-8 is `BadRequestHeader` (issue 15).
     """
     try:
-        return parse_x_forwarded_for(
+        client, forwarded_scheme = parse_x_forwarded_for(
             headers,
             config.proxy_forwarded_address_header,
             config.proxy_forwarded_port_header,
@@ -90,6 +90,8 @@ def forwarded_peer(headers: Any, config: Any, client: Any, scheme: str) -> tuple
         )
     except UndecodableHeader as error:
         raise BadRequestHeader(str(error)) from error
+    # None only for a None `scheme`, which daphne never passes.
+    return client, scheme if forwarded_scheme is None else forwarded_scheme
 
 
 class HttpExchange:

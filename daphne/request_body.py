@@ -16,7 +16,7 @@ full_channels = FullChannelReporter(logger)
 # D-63: bodies up to this size travel whole in `body`; larger ones use `body_channel`.
 BODY_CHUNK_SIZE = 1024 * 1024
 
-_NOT_YET = object()
+_NOT_YET: Any = object()
 
 
 class BodyPump:
@@ -57,7 +57,7 @@ class BodyPump:
             self._inside_send = False
             if self._outcome is _NOT_YET:
                 return  # `_sent` goes on
-            if not self._advance(self._outcome):
+            if not self._advance(self._outcome):  # an error or None by now
                 break
         self._sending = False
 
@@ -81,6 +81,7 @@ class BodyPump:
             self.backoff.later(self.pump)
             return False
         self.backoff.reset()
+        assert self.pending is not None  # the chunk whose outcome this is
         more = self.pending["more_content"]
         self.pending = None
         if not more:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from twisted.python.failure import Failure
 from twisted.web import http
 
 from .access import log_http_complete
@@ -61,6 +62,12 @@ class WebRequest(http.Request):
     """One HTTP request: Twisted's callbacks in, `HttpExchange`'s decisions out (D-26..D-37)."""
 
     error_template = ERROR_TEMPLATE
+    if TYPE_CHECKING:
+        # Twisted types these loosely (None before a connection, zope interfaces):
+        # daphne's `HTTPChannel` or an HTTP/2 stream, the body buffer, the transport.
+        channel: Any
+        content: Any
+        transport: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,11 +76,11 @@ class WebRequest(http.Request):
         self.reply_channel = self.factory.make_send_channel()
         self.factory.reply_protocols[self.reply_channel] = self
         self._exchange = HttpExchange(self.reply_channel)
-        self.request_start = None
+        self.request_start: float | None = None
         self._body_received = 0
-        self._body_pump = None
-        self.client_addr = None
-        self.server_addr = None
+        self._body_pump: BodyPump | None = None
+        self.client_addr: list | None = None
+        self.server_addr: list | None = None
         self.client_scheme = "http"
 
     # -- 1.4 API (D-26, D-32..D-34) -------------------------------------------------
@@ -268,9 +275,9 @@ class WebRequest(http.Request):
 
     # -- response side (D-34, D-35) ------------------------------------------------
 
-    def _start_response(self, status: int, headers: list) -> None:
+    def _start_response(self, status: int, headers: list | None) -> None:
         add = self.responseHeaders.addRawHeader
-        for name, value in headers:
+        for name, value in headers or ():
             add(name, value)
         self._cancel_timeout()
         self.setResponseCode(status)
@@ -291,7 +298,7 @@ class WebRequest(http.Request):
         log_http_complete(self)
         self.factory.request_finished()
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure) -> None:
         self._cancel_timeout()
         if self._body_pump is not None:
             self._body_pump.client_gone()

@@ -16,7 +16,7 @@ never blocking the reactor).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
@@ -55,7 +55,32 @@ def classify(error: BaseException, layer: Any) -> st.Outcome:
     return st.Outcome.UNAVAILABLE
 
 
-class FlowControl:
+class _Socket:
+    """What the mixins below use of `ws_protocol.WebSocketProtocol` and autobahn's
+    protocol (declared for mypy only: autobahn's attributes are untyped)."""
+
+    if TYPE_CHECKING:
+        main_factory: Any
+        channel_layer: Any
+        session: st.WebSocketSession
+        transport: Any
+        reply_channel: Any
+        request_info: Any
+        state: Any
+        STATE_OPEN: Any
+        STATE_CLOSED: Any
+        sendCloseFrame: Any
+        dropConnection: Any
+        duration: Any
+        _refuse: Any
+        _block_reading: Any
+        _unblock_reading: Any
+        _send_disconnect: Any
+        _mute_and_close: Any
+        _read_blocks: int
+
+
+class FlowControl(_Socket):
     """Mixin for `WebSocketProtocol`: the transport's IPushProducer."""
 
     _read_blocks = 0  # _HELD | _WRITE_FULL
@@ -97,14 +122,14 @@ class FlowControl:
         self.dropConnection(abort=True)
 
 
-class HeldFrames:
+class HeldFrames(_Socket):
     """Mixin for `WebSocketProtocol`: retries the frames its session holds (A-89).
 
     The session (`ws_state`) decides what is held and in which order; this sends the
     first held message again from a reactor timer, through the outbox (never blocking).
     """
 
-    _held_backoff: ReactorBackoff | None = None
+    _held_backoff: ReactorBackoff  # set by `_hold`, before any retry
 
     def _hold(self, backend: bool) -> None:
         """The session began holding frames: stop reading and retry from a timer."""

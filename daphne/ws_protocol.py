@@ -12,7 +12,7 @@ per-message cost is one float assignment.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from autobahn.twisted.websocket import (
@@ -22,6 +22,8 @@ from autobahn.twisted.websocket import (
 )
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from . import autobahn_costs
@@ -54,18 +56,21 @@ class _Muted:
 
 
 @implementer(IPushProducer)
-class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):
+# autobahn's own two bases disagree on `peer` and `_transport_details` (autobahn's gap).
+class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # type: ignore[misc]
     """One WebSocket connection (D-38); the transport's producer after the hand-over, so
     a client that stops reading stops being read (issue 15, `backpressure`)."""
 
     muted = _Muted()
-    reply_channel = None
-    main_factory = None
+    reply_channel: str | None = None
+    main_factory: Any = None  # the HTTPFactory, set at the hand-over
     # Set by the HTTP hand-over (D-28); the raw bytes after "?".
     _raw_query_string = b""
     # The HTTP channel that handed this connection over; released at close so neither
     # keeps the other alive (issue 15).
     _http_channel: Any = None
+    if TYPE_CHECKING:
+        logOctets: bool  # set from the factory's protocol options by autobahn
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,7 +131,7 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):
         if self._read_blocks & _WRITE_FULL:
             check_outbound(self, self.main_factory)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
         cancel_outbound_timer(self)
         channel, self._http_channel = self._http_channel, None
@@ -138,7 +143,8 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):
 
     # -- handshake (D-38) ------------------------------------------------------------
 
-    def onConnect(self, request: Any) -> defer.Deferred:
+    # autobahn's stub omits the Deferred its onConnect may return (autobahn's gap).
+    def onConnect(self, request: Any) -> defer.Deferred[Any]:  # type: ignore[override]
         self.request = request
         self.protocol_to_accept = None
         factory = self.main_factory
@@ -180,7 +186,7 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):
         )
         self.reply_channel = reply_channel
         factory.reply_protocols[reply_channel] = self
-        self.handshake_deferred = defer.Deferred()
+        self.handshake_deferred: defer.Deferred[Any] = defer.Deferred()
         factory.outbox.send("websocket.connect", self.request_info, self._connect_sent, self)
         if self.session.state is SocketState.SILENT:
             return self.handshake_deferred  # refused at once: the layer is unreachable
@@ -353,11 +359,14 @@ class WebSocketFactory(WebSocketServerFactory):
 
     def __init__(self, main_factory: Any, *args: Any, **kwargs: Any) -> None:
         self.main_factory = main_factory
+        # reply channel → its open or pending WebSocketProtocol (D-45); the HTTPFactory
+        # shares its own dict here.
+        self.reply_protocols: dict[str, Any] = {}
         super().__init__(*args, **kwargs)
 
     def buildProtocol(self, addr: Any) -> Any:
         """A protocol already tied to the `HTTPFactory` (D-28 calls `set_main_factory` too)."""
-        protocol = super().buildProtocol(addr)
+        protocol: Any = super().buildProtocol(addr)
         if protocol is not None:
             protocol.set_main_factory(self.main_factory)
         return protocol

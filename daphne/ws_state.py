@@ -305,7 +305,11 @@ class WebSocketSession:
             )
         self.received += 1
         self.last_data = now
-        message = {"reply_channel": self.reply_channel, "path": self.path, "order": self.received}
+        message: dict[str, Any] = {
+            "reply_channel": self.reply_channel,
+            "path": self.path,
+            "order": self.received,
+        }
         if binary:
             message["bytes"] = payload
         else:
