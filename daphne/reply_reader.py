@@ -15,8 +15,10 @@ that prefetches several entries per round trip, like asgi_redis on a ``!`` list,
 them in a local buffer) and hands the whole batch to the reactor with ONE
 `callFromThread`. Reader errors (a layer that lost its backend) are logged and
 retried after a growing delay of at most 1 s; the thread never exits on its own and
-never spins. An outage is logged once at ERROR naming the layer and once at INFO when
-it is over (`LayerHealth`, issue 14), not at every retry.
+never spins. An outage (`layer_api.unavailable_errors`) is logged once at ERROR naming
+the layer and once at INFO when it is over (`LayerHealth`, issue 14), not at every
+retry; any other error is a bug, logged with its traceback at each try, and retried the
+same way, so the reader never stops.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 from twisted.internet import threads
 
+from .layer_api import unavailable_errors
 from .layer_health import LayerHealth
 from .retry import ReactorBackoff
 
@@ -69,6 +72,16 @@ class _Reader:
         self.prefix = prefix
         self.dispatch = dispatch
         self.health = health or LayerHealth(channel_layer)
+        # What the layer raises while its backend is away (issue 16 item 2).
+        self.unavailable = unavailable_errors(channel_layer)
+
+    def _bug(self, error: BaseException) -> None:
+        """A receive failed with an error the layer does not name: its traceback."""
+        logger.error(
+            "Receiving replies on %s failed with an error the channel layer does not name",
+            self.prefix,
+            exc_info=error,
+        )
 
 
 class ThreadReader(_Reader):
@@ -106,9 +119,13 @@ class ThreadReader(_Reader):
             started = time.monotonic()
             try:
                 channel, message = receive(channels, block=True)
-            except Exception as error:
+            except self.unavailable as error:
                 # L-62.5: e.g. Redis is down. Log (once per outage), wait, retry; never exit.
                 health.failed(RECEIVING, error)
+                self.stopping.wait(backoff.next_delay())
+                continue
+            except Exception as error:
+                self._bug(error)  # a bug: its traceback, then the same back-off
                 self.stopping.wait(backoff.next_delay())
                 continue
             if health.down:
@@ -150,10 +167,13 @@ class ThreadReader(_Reader):
         while len(batch) < MAX_BATCH:
             try:
                 channel, message = take(channels)
-            except Exception as error:
+            except self.unavailable as error:
                 # Hand over what was popped already (nothing accepted is lost); the
                 # blocking receive that follows meets the error again and backs off.
                 self.health.failed(RECEIVING, error)
+                return
+            except Exception as error:
+                self._bug(error)  # as above, with its traceback
                 return
             if channel is None:
                 return
@@ -216,8 +236,12 @@ class ReactorReader(_Reader):
             reader._receive = channel_layer.socket_receive([prefix])
         except NotImplementedError:
             return None  # e.g. TLS to Redis: the thread reader serves it
-        except Exception as error:
+        except reader.unavailable as error:
             reader._failed(error)  # Redis down at start: retried like any failure
+            return reader
+        except Exception as error:
+            reader._bug(error)
+            reader._retry()
             return reader
         reactor.addReader(reader)
         return reader
@@ -236,8 +260,12 @@ class ReactorReader(_Reader):
     def doRead(self) -> None:
         try:
             batch = self._receive.read()
-        except Exception as error:
+        except self.unavailable as error:
             self._failed(error)
+            return
+        except Exception as error:
+            self._bug(error)
+            self._retry()
             return
         self._backoff.reset()
         if batch:
@@ -254,6 +282,10 @@ class ReactorReader(_Reader):
     def _failed(self, error: BaseException) -> None:
         # L-62.5: e.g. Redis is down. Log (once per outage), wait, retry; never give up.
         self.health.failed(RECEIVING, error)
+        self._retry()
+
+    def _retry(self) -> None:
+        """Close the receive and open a new one after the back-off (an outage or a bug)."""
         self._close()
         if not self.stopping:
             self._backoff.later(self._reopen)
@@ -269,7 +301,15 @@ class ReactorReader(_Reader):
             self.channel_layer.socket_receive,
             [self.prefix],
         )
-        opening.addCallbacks(self._opened, lambda failure: self._failed(failure.value))
+        opening.addCallbacks(self._opened, self._reopen_failed)
+
+    def _reopen_failed(self, failure: Any) -> None:
+        error = failure.value
+        if isinstance(error, self.unavailable):
+            self._failed(error)
+        else:
+            self._bug(error)
+            self._retry()
 
     def _opened(self, receive: Any) -> None:
         if self.stopping:

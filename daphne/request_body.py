@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 from .full_channels import FullChannelReporter, send_best_effort
+from .layer_api import is_unavailable
+from .outbox import OutboxFull
 from .retry import ReactorBackoff
 
 __all__ = ["BODY_CHUNK_SIZE", "BodyPump"]
@@ -76,9 +78,22 @@ class BodyPump:
         if self.done:
             return False
         if error is not None:
-            # A full channel, or the layer not answering: retry from a timer
-            # until the request's HTTP timeout stops the pump.
-            self.backoff.later(self.pump)
+            if isinstance(error, (self.layer.ChannelFull, OutboxFull)) or is_unavailable(
+                self.layer, error
+            ):
+                # A full channel, or the layer not answering: retry from a timer
+                # until the request's HTTP timeout stops the pump.
+                self.backoff.later(self.pump)
+                return False
+            # Too large, or a bug: retrying would not help. The consumer's wait for the
+            # next chunk ends at its own timeout; the request's answer is the
+            # application's (or daphne's HTTP timeout).
+            logger.error(
+                "Sending a request body chunk to %s failed; the rest of the body is dropped",
+                self.channel,
+                exc_info=error,
+            )
+            self.stop()
             return False
         self.backoff.reset()
         assert self.pending is not None  # the chunk whose outcome this is

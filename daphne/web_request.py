@@ -31,6 +31,7 @@ from .errors import PeerError
 from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import connection_facts
 from .http_state import HttpExchange, decode_path, forwarded_peer
+from .layer_api import is_unavailable
 from .outbox import OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .request_checks import BadRequestHeader
@@ -240,8 +241,10 @@ class WebRequest(http.Request):
             return
         if not self._exchange.unanswered:
             return
-        if isinstance(error, self.factory.channel_layer.MessageTooLarge):
-            # D-27: as when `process` raised it.
+        layer = self.factory.channel_layer
+        if not is_unavailable(layer, error):
+            # D-27: MessageTooLarge, as when `process` raised it; any other error the
+            # layer contract does not name is a bug (issue 16 item 2).
             logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
             self.basic_error(*PROCESSING_ERROR)
             return

@@ -4,6 +4,9 @@ client (issue 15, A-89).
 `LayerSends` carries out what the session (`ws_state`) decides when a
 ``websocket.connect`` or a frame comes back from the outbox: wait for room and retry,
 refuse the handshake with 503, close with 1009 or 1013, send the disconnect that waited.
+A send failing with an error the layer contract does not name (`layer_api`: not a full
+channel, not too large, not the backend away) is a bug: the handshake is refused with
+500, an open socket closed with 1011, and the traceback logged once.
 
 A connection stops reading for two reasons, kept as bits of `_read_blocks`, so one
 ending does not resume reading while the other holds: the transport's outbound buffer
@@ -21,9 +24,15 @@ from typing import TYPE_CHECKING, Any
 from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
 from .full_channels import FullChannelReporter, send_reliably
+from .layer_api import is_unavailable
 from .outbox import OutboxFull
 from .retry import RETRY_MAX_DELAY, ReactorBackoff
-from .ws_state import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER
+from .ws_state import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
+)
 
 __all__ = ["FlowControl", "HeldFrames", "LayerSends", "classify", "full_channels"]
 
@@ -44,15 +53,27 @@ _WRITE_FULL = 2  # the transport's outbound buffer is full (issue 15)
 
 
 def classify(error: BaseException, layer: Any) -> st.Outcome:
-    """What a failed send means for the session (the layer's backend errors have no
-    common base class: whatever is not a known refusal is the backend away)."""
+    """What a failed send means for the session: a refusal the layer names, its backend
+    away (`layer_api.is_unavailable`), or anything else, a bug (FAILED)."""
     if isinstance(error, layer.ChannelFull):
         return st.Outcome.FULL
     if isinstance(error, layer.MessageTooLarge):
         return st.Outcome.TOO_LARGE
     if isinstance(error, OutboxFull):
         return st.Outcome.OUTBOX_FULL
-    return st.Outcome.UNAVAILABLE
+    if is_unavailable(layer, error):
+        return st.Outcome.UNAVAILABLE
+    return st.Outcome.FAILED
+
+
+def log_failure(channel: str, reply_channel: Any, error: BaseException) -> None:
+    """A send failed for a bug: its traceback, once per socket (it closes)."""
+    logger.error(
+        "Sending %s for %s failed with an error the channel layer does not name",
+        channel,
+        reply_channel,
+        exc_info=error,
+    )
 
 
 class _Socket:
@@ -168,6 +189,11 @@ class HeldFrames(_Socket):
             self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
             return
         full = isinstance(error, layer.ChannelFull)
+        if not full and classify(error, layer) is st.Outcome.FAILED:
+            log_failure(channel, self.reply_channel, error)
+            self.session.held = None
+            self._mute_and_close(CLOSE_INTERNAL_ERROR, "the channel layer send failed")
+            return
         if not full:  # the backend is still away
             self.main_factory.ws_reporter.failed(
                 channel, "holding frames until the layer is back", error
@@ -228,6 +254,16 @@ class LayerSends(HeldFrames):
         elif action is st.REFUSE_UNAVAILABLE:
             factory.ws_reporter.failed("websocket.connect", "refused a handshake with 503", error)
             self._refuse(503, "Channel layer unavailable")
+        elif action is st.REFUSE_FAILED or action is st.CLOSE_FOR_ERROR:
+            assert error is not None  # FAILED is an error's outcome
+            log_failure("websocket.connect", self.reply_channel, error)
+            if action is st.REFUSE_FAILED:
+                self._refuse(500, "Internal Server Error")
+            else:  # accepted before the outcome came
+                self._close_for_layer(CLOSE_INTERNAL_ERROR)
+        elif kind is st.Outcome.FAILED:  # DROPPED: the handshake was answered already
+            assert error is not None
+            log_failure("websocket.connect", self.reply_channel, error)
         elif not retried and kind is not st.Outcome.FULL:  # DROPPED
             factory.ws_reporter.failed("websocket.connect", "refused a handshake with 503", error)
         self._settled()
@@ -265,6 +301,10 @@ class LayerSends(HeldFrames):
             # handshake: aborting it would lose the close frame already sent.
             if self.state == self.STATE_OPEN:
                 self._close_for_layer(st.CLOSE_TOO_BIG)
+        elif action is st.CLOSE_FOR_ERROR:
+            # A bug, or an error the layer does not name: retrying would not help.
+            log_failure(channel, self.reply_channel, error)
+            self._close_for_layer(CLOSE_INTERNAL_ERROR)
         else:  # CLOSE_FOR_ROOM: daphne holds all it may for the layer (issue 15)
             reporter.failed(channel, "closed a socket with 1013", error)
             self._close_for_layer(st.CLOSE_TRY_AGAIN_LATER)

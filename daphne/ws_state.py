@@ -12,7 +12,7 @@ paths (`_TRANSITIONS` has them all)::
                             ▼      │
                  CONNECT_QUEUED ─retry─▶ CONNECT_RETRY
 
-    connect_lost (HTTP 503), give_up (close 1009/1013) ─▶ SILENT
+    connect_lost (HTTP 503), give_up (close 1009/1013), failed (HTTP 500, close 1011) ─▶ SILENT
 
 - AWAITING_APP: ``websocket.connect`` is sent (or its outcome is on the way); the 101 is
   held until the application answers (A-83, D-38 step 8).
@@ -22,7 +22,8 @@ paths (`_TRANSITIONS` has them all)::
   (its ``accept: False``, the connect timeout, a stop): a disconnect is still owed (D-41).
 - SILENT: daphne tells the application nothing more about this socket, neither frames
   nor a disconnect (1.x's ``muted``): websocket.connect could not be delivered (HTTP 503),
-  or daphne closed the socket for the layer (1009 too big, 1013 no room; D-40).
+  or daphne closed the socket for the layer (1009 too big, 1013 no room; D-40), or a send
+  failed with an error the layer contract does not name, a bug (HTTP 500, close 1011).
 - CLOSED: the client is gone; its ``websocket.disconnect`` is sent or waits (A-85).
 
 Two things are data, not states, because they outlive the socket: the count of sends
@@ -47,6 +48,7 @@ CLOSE_NO_STATUS = 1005
 CLOSE_ABNORMAL = 1006
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 
 _REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
@@ -72,6 +74,7 @@ class Event(enum.Enum):
     ACCEPT = "accept"
     REJECT = "reject"
     GIVE_UP = "give up"  # daphne closes the socket for the layer (1009, 1013)
+    FAILED = "send failed"  # a bug or an error the layer does not name (500, 1011)
     CLIENT_GONE = "client gone"
 
 
@@ -82,6 +85,7 @@ class Outcome(enum.Enum):
     TOO_LARGE = "message too large"  # A-92
     OUTBOX_FULL = "outbox full"  # the layer has not answered for a while (issue 15)
     UNAVAILABLE = "layer unavailable"  # its backend is down (L-62)
+    FAILED = "failed"  # any other error: a bug, or an error the layer does not name
 
 
 S, E = SocketState, Event
@@ -91,6 +95,7 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.CONNECT_DELIVERED: S.AWAITING_APP,
         E.CONNECT_FULL: S.CONNECT_QUEUED,
         E.CONNECT_LOST: S.SILENT,
+        E.FAILED: S.SILENT,  # refused with 500
         E.ACCEPT: S.OPEN,
         E.REJECT: S.REJECTED,
         E.CLIENT_GONE: S.CLOSED,
@@ -105,6 +110,7 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.CONNECT_DELIVERED: S.AWAITING_APP,
         E.CONNECT_FULL: S.CONNECT_QUEUED,
         E.CONNECT_LOST: S.SILENT,
+        E.FAILED: S.SILENT,  # refused with 500
         E.ACCEPT: S.OPEN,  # the application answered before the outcome came
         E.REJECT: S.REJECTED,
         E.CLIENT_GONE: S.CLOSED,  # its disconnect waits for the outcome
@@ -116,12 +122,14 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.ACCEPT: S.OPEN,  # D-39: accept on an open socket is ignored
         E.REJECT: S.OPEN,
         E.GIVE_UP: S.SILENT,
+        E.FAILED: S.SILENT,  # closed with 1011
         E.CLIENT_GONE: S.CLOSED,
     },
     S.REJECTED: {
         E.CONNECT_DELIVERED: S.REJECTED,
         E.CONNECT_FULL: S.SILENT,  # refused before it was delivered: nothing owed
         E.CONNECT_LOST: S.SILENT,
+        E.FAILED: S.SILENT,
         E.ACCEPT: S.REJECTED,
         E.REJECT: S.REJECTED,
         E.CLIENT_GONE: S.CLOSED,
@@ -133,6 +141,7 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.ACCEPT: S.SILENT,
         E.REJECT: S.SILENT,
         E.GIVE_UP: S.SILENT,
+        E.FAILED: S.SILENT,
         E.CLIENT_GONE: S.SILENT,
     },
     S.CLOSED: {
@@ -142,6 +151,7 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.ACCEPT: S.CLOSED,
         E.REJECT: S.CLOSED,
         E.GIVE_UP: S.SILENT,  # held frames given up after the client left
+        E.FAILED: S.SILENT,  # the waiting disconnect is dropped, as for GIVE_UP
     },
 }
 del S, E
@@ -167,12 +177,14 @@ HOLD = "hold"  # keep the frame and retry (A-89): the channel is full
 HOLD_BACKEND = "hold for the backend"  # keep it and retry: the layer's backend is away
 CLOSE_FOR_SIZE = "close 1009"
 CLOSE_FOR_ROOM = "close 1013"
+CLOSE_FOR_ERROR = "close 1011"  # a send failed for a bug (connect or frame)
 IGNORE = "ignore"
 # A websocket.connect's outcome.
 DELIVERED = "delivered"
 QUEUE = "queue"  # retry from a timer
 REFUSE_UNAVAILABLE = "refuse 503, layer unavailable"
 REFUSE_FULL = "refuse 503, connection queue at capacity"
+REFUSE_FAILED = "refuse 500, the send failed"  # a bug, not the layer being away
 DROPPED = "dropped"  # not delivered, but the handshake was already answered
 
 _ACCEPT_ACTION = (ACCEPT,)
@@ -252,7 +264,8 @@ class WebSocketSession:
         }
 
     def connect_outcome(self, error: Outcome | None, retried: bool, expired: bool) -> str:
-        """A ``websocket.connect`` send came back: DELIVERED, QUEUE, REFUSE_* or DROPPED.
+        """A ``websocket.connect`` send came back: DELIVERED, QUEUE, REFUSE_*,
+        CLOSE_FOR_ERROR or DROPPED.
 
         `expired`: the connect timeout has passed (a full channel is then refused, A-89).
         """
@@ -261,6 +274,12 @@ class WebSocketSession:
             self._event(Event.CONNECT_DELIVERED)
             return DELIVERED
         waiting = self.state in _ANSWERABLE
+        if error is Outcome.FAILED:
+            was_open = self.state is SocketState.OPEN
+            self._event(Event.FAILED)
+            if waiting:
+                return REFUSE_FAILED
+            return CLOSE_FOR_ERROR if was_open else DROPPED
         if error is Outcome.FULL and not (waiting and retried and expired):
             # A-89: a burst of handshakes drains within milliseconds; wait for room.
             queued = self._event(Event.CONNECT_FULL) is SocketState.CONNECT_QUEUED
@@ -328,7 +347,8 @@ class WebSocketSession:
         return self.settled()
 
     def frame_refused(self, error: Outcome, channel: str, message: dict) -> str:
-        """A frame's send failed: HOLD, HOLD_BACKEND, CLOSE_FOR_SIZE, CLOSE_FOR_ROOM or IGNORE.
+        """A frame's send failed: HOLD, HOLD_BACKEND, CLOSE_FOR_SIZE, CLOSE_FOR_ROOM,
+        CLOSE_FOR_ERROR or IGNORE.
 
         Call `settled` after acting on it.
         """
@@ -345,6 +365,11 @@ class WebSocketSession:
             # backend that went away (Redis restarting, L-62) gets longer.
             self.held = deque([(channel, message)])
             return HOLD if error is Outcome.FULL else HOLD_BACKEND
+        if error is Outcome.FAILED:
+            # A bug, or an error the layer does not name: retrying would not help, and
+            # holding frames would only delay the close (1011, internal error).
+            self._event(Event.FAILED)
+            return CLOSE_FOR_ERROR
         self._event(Event.GIVE_UP)
         # D-40, D-65: the envelope pushed the frame over the layer's limit; or daphne
         # holds all it may for a layer that does not answer (issue 15).

@@ -6,22 +6,25 @@ import logging
 import threading
 
 from channels.layers import conformance
+from channels.layers.base import LayerUnavailable
 from channels.layers.inmemory import ChannelLayer
 from daphne.reply_reader import ThreadReader
 from tests.daphne.live import LiveServer, Responder, send_retrying
 
 
 class FlakyLayer(ChannelLayer):
-    """An in-memory layer whose first receives fail, like a Redis that is still down."""
+    """An in-memory layer whose first receives fail, like a Redis that is still down
+    (or, with another `error`, like a bug in the layer)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: BaseException | None = None) -> None:
         super().__init__()
         self.failures = failures
+        self.error = error or LayerUnavailable("backend unreachable")
 
     def receive(self, channels, block=False):
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("backend unreachable")
+            raise self.error
         return super().receive(channels, block=block)
 
 
@@ -52,6 +55,33 @@ def test_thread_reader_survives_errors_and_keeps_order(caplog):
     assert len(errors) == 1
     assert errors[0].startswith("Error trying to receive messages: backend unreachable (")
     assert "FlakyLayer is unreachable" in errors[0]
+
+
+def test_thread_reader_logs_a_bug_with_its_traceback_and_keeps_reading(caplog):
+    """Issue 16 item 2: an error the layer contract does not name is not an outage: each
+    one is logged with its traceback (no "unreachable" line), and the reader goes on."""
+    reactor = conformance.run_reactor_in_thread()
+    layer = FlakyLayer(failures=2, error=RuntimeError("a bug in the layer"))
+    done = threading.Event()
+    received: list[dict] = []
+
+    def dispatch(channel, message):
+        received.append(message)
+        done.set()
+
+    reader = ThreadReader(reactor, layer, "test.reader!", dispatch)
+    with caplog.at_level(logging.ERROR, logger="daphne.server"):
+        reader.start()
+        send_retrying(layer, "test.reader!c", {"n": 1})
+        assert done.wait(10)
+    reader.stop()
+    reader.thread.join(timeout=5)
+    assert received == [{"n": 1}]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2
+    assert all(r.exc_info and r.exc_info[0] is RuntimeError for r in errors)
+    assert not any("unreachable" in r.getMessage() for r in errors)
+    assert not reader.health.down
 
 
 class RecordingReactor:
@@ -109,7 +139,7 @@ class FailsOnDrainLayer(ChannelLayer):
         if not block:
             self.nonblocking_calls += 1
             if self.nonblocking_calls == 2:
-                raise ConnectionError("backend unreachable")
+                raise LayerUnavailable("backend unreachable")
         return super().receive(channels, block=block)
 
 

@@ -9,7 +9,10 @@ in-memory layers made to fail:
   back to sending one at a time;
 - `send_best_effort`: an outage goes to the reporter (merged), a bug is logged at ERROR
   with its traceback, and neither raises;
-- `send_reliably`: full channels and outages are retried, a bug is reported at once.
+- `send_reliably`: full channels and outages are retried, a bug is reported at once;
+- the protocols: an outage refuses a handshake with 503 (an HTTP request too, with
+  Retry-After) and holds frames; a bug refuses with 500, closes a socket with 1011 and
+  stops a request body's pump, each logged with its traceback.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ import logging
 from typing import Any
 
 import pytest
-from twisted.internet import task
+from twisted.internet import task, testing
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 
 from channels.layers.base import LayerUnavailable
 from channels.layers.inmemory import ChannelLayer
 from daphne.full_channels import FullChannelReporter, send_best_effort, send_reliably
+from daphne.http_protocol import HTTPFactory
 from daphne.outbox import Outbox
+from daphne.tests import factories
+from tests.daphne.clocked import connect, websocket_connect
 
 
 class Outcomes:
@@ -243,3 +251,141 @@ def test_reliably_reports_a_bug_at_once_without_retrying(caplog, error):
     (record,) = [r for r in caplog.records if r.name == "daphne.server"]
     assert record.exc_info is not None and record.exc_info[1] is error
     assert clock.getDelayedCalls() == []
+
+
+# -- the protocols (issue 16 item 2) ------------------------------------------------
+
+
+class FailsOn(ChannelLayer):
+    """The in-memory layer: sends to channels starting with `channel` raise `error`."""
+
+    def __init__(self, channel: str, error: BaseException, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failing_channel = channel
+        self.error = error
+        self.sends = 0
+
+    def send(self, channel: str, message: dict[str, Any]) -> None:
+        if channel.startswith(self.failing_channel):
+            self.sends += 1
+            raise self.error
+        super().send(channel, message)
+
+
+def client_frame(text: str) -> bytes:
+    """A masked text frame as a client sends it (RFC 6455 §5.3; the zero mask)."""
+    payload = text.encode()
+    return bytes([0x81, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
+
+
+def errors_logged(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class ClosingTransport(testing.StringTransport):
+    """Like a TCP transport, resuming a connection that is closing does nothing
+    (StringTransport raises, which a handshake refused at once would hit)."""
+
+    def resumeProducing(self) -> None:
+        if not self.disconnecting:
+            super().resumeProducing()
+
+
+def refused_handshake(layer: ChannelLayer) -> tuple[HTTPFactory, bytes]:
+    clock = task.Clock()
+    factory = HTTPFactory(layer, send_channel="test!")
+    factory.reactor = clock
+    protocol = factory.buildProtocol(("127.0.0.1", 0))
+    transport = ClosingTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(factories.build_websocket_upgrade("/ws/", [], []))
+    clock.advance(0)
+    return factory, transport.value()
+
+
+def test_a_bug_sending_websocket_connect_refuses_the_handshake_with_500(caplog):
+    """Not a 503 with a retry: the layer did not say its backend is away."""
+    layer = FailsOn("websocket.connect", RuntimeError("a bug in the layer"))
+    with caplog.at_level(logging.ERROR):
+        factory, written = refused_handshake(layer)
+    assert written.startswith(b"HTTP/1.1 500")
+    (record,) = errors_logged(caplog)
+    assert record.exc_info is not None and record.exc_info[1] is layer.error
+    assert factory.reply_protocols == {}
+
+
+def test_an_outage_sending_websocket_connect_still_refuses_with_503():
+    _, written = refused_handshake(
+        FailsOn("websocket.connect", LayerUnavailable("the store is away"))
+    )
+    assert written.startswith(b"HTTP/1.1 503")
+
+
+def test_a_bug_sending_a_frame_closes_the_socket_with_1011_at_once(caplog):
+    """Frames are not held for 30 s as for an outage: the close is immediate."""
+    layer = FailsOn("websocket.receive", RuntimeError("a bug in the layer"))
+    factory, channel, transport, clock, message = websocket_connect(layer)
+    factory.dispatch_reply(message["reply_channel"], {"accept": True})
+    protocol = factory.reply_protocols[message["reply_channel"]]
+    transport.clear()
+    with caplog.at_level(logging.ERROR):
+        channel.dataReceived(client_frame("hello"))
+        clock.advance(0)
+    assert transport.value() == b"\x88\x02\x03\xf3"  # close, code 1011
+    assert protocol.session.held is None
+    (record,) = errors_logged(caplog)
+    assert record.exc_info is not None and record.exc_info[1] is layer.error
+    assert layer.sends == 1  # not retried
+
+
+def test_an_outage_sending_a_frame_still_holds_it():
+    layer = FailsOn("websocket.receive", LayerUnavailable("the store is away"))
+    factory, channel, transport, clock, message = websocket_connect(layer)
+    factory.dispatch_reply(message["reply_channel"], {"accept": True})
+    protocol = factory.reply_protocols[message["reply_channel"]]
+    transport.clear()
+    channel.dataReceived(client_frame("hello"))
+    clock.advance(0)
+    assert transport.value() == b""
+    assert [m["text"] for _, m in protocol.session.held] == ["hello"]
+    clock.advance(1)
+    assert layer.sends > 1  # retried
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retry_after"),
+    [(LayerUnavailable("the store is away"), 503, b"5"), (RuntimeError("a bug"), 500, None)],
+)
+def test_http_request_send_503_only_for_an_outage(caplog, error, status, retry_after):
+    layer = FailsOn("http.request", error)
+    _, protocol, transport, clock = connect(layer)
+    with caplog.at_level(logging.ERROR):
+        protocol.dataReceived(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        clock.advance(0)
+    head = transport.value().split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"HTTP/1.1 %d" % status)
+    assert (b"\r\nRetry-After: 5" in head) is (retry_after is not None)
+    if status == 500:
+        (record,) = errors_logged(caplog)
+        assert record.exc_info is not None and record.exc_info[1] is error
+
+
+def test_a_bug_sending_a_body_chunk_stops_the_pump(caplog):
+    """Request Body Chunks (D-63): only full channels and outages are retried."""
+    from daphne.request_body import BODY_CHUNK_SIZE
+
+    layer = FailsOn("http.request.body", RuntimeError("a bug"))
+    _, protocol, transport, clock = connect(layer)
+    body = b"x" * (BODY_CHUNK_SIZE + 10)
+    with caplog.at_level(logging.ERROR):
+        protocol.dataReceived(
+            b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+        clock.advance(0)
+    assert layer.receive(["http.request"])[1]["body_channel"].startswith("http.request.body")
+    (record,) = errors_logged(caplog)
+    assert record.exc_info is not None and record.exc_info[1] is layer.error
+    sends = layer.sends
+    clock.advance(5)
+    assert layer.sends == sends  # not retried
+    protocol.connectionLost(Failure(ConnectionDone()))  # frees the body file

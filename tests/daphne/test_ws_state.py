@@ -263,6 +263,79 @@ def test_outcomes_after_going_silent_are_ignored():
     assert session.held is None and session.in_flight == 0
 
 
+# -- a send failing for a bug (issue 16 item 2) ------------------------------------------
+
+
+@pytest.mark.parametrize("retried", [False, True])
+def test_failed_connect_refuses_the_handshake_with_500_and_goes_silent(retried):
+    """An error the layer contract does not name is a bug: no retry, no 503 (issue 16)."""
+    session = awaiting_app()
+    if retried:
+        session = queued()
+        session.retry_connect()
+    outcome = session.connect_outcome(Outcome.FAILED, retried=retried, expired=False)
+    assert outcome is st.REFUSE_FAILED
+    assert session.state is S.SILENT
+    assert session.receive(b"x", True, OPENED) is None
+    assert session.client_gone(1006) is None  # the application never saw the connect
+
+
+def test_failed_connect_after_the_application_accepted_closes_with_1011():
+    session = queued()
+    session.retry_connect()
+    assert session.accept()
+    assert session.connect_outcome(Outcome.FAILED, retried=True, expired=False) is (
+        st.CLOSE_FOR_ERROR
+    )
+    assert session.state is S.SILENT
+
+
+def queued_and_rejected() -> WebSocketSession:
+    session = queued()
+    session.retry_connect()
+    assert session.reject()
+    assert session.state is S.REJECTED
+    return session
+
+
+@pytest.mark.parametrize("make", [awaiting_app, queued_and_rejected])
+def test_failed_connect_after_the_handshake_was_answered_is_dropped(make):
+    session = make()
+    if session.state is S.AWAITING_APP:
+        assert session.client_gone(1006) is None  # CLOSED, the disconnect waits
+    assert session.connect_outcome(Outcome.FAILED, retried=True, expired=False) is st.DROPPED
+    assert session.state is S.SILENT
+    assert session.settled() is None  # the waiting disconnect is dropped (A-85)
+
+
+def test_failed_frame_closes_with_1011_instead_of_holding():
+    session = open_session()
+    message = session.receive(b"a", True, OPENED)
+    assert session.frame_refused(Outcome.FAILED, "websocket.receive", message) is (
+        st.CLOSE_FOR_ERROR
+    )
+    assert session.state is S.SILENT
+    assert session.held is None
+    assert session.receive(b"b", True, OPENED) is None
+    assert session.client_gone(1011) is None
+
+
+def test_failed_frame_after_the_client_left_drops_the_disconnect():
+    session = open_session()
+    message = session.receive(b"a", True, OPENED)
+    assert session.client_gone(1000) is None  # waits for the frame's outcome
+    assert session.frame_refused(Outcome.FAILED, "websocket.receive", message) is (
+        st.CLOSE_FOR_ERROR
+    )
+    assert session.settled() is None
+    assert session.state is S.SILENT
+
+
+def test_failure_is_not_possible_while_nothing_is_in_flight():
+    session = queued()  # websocket.connect waits for its retry: no outcome can come
+    assert_illegal(session, session._event, st.Event.FAILED)
+
+
 # -- replies (D-39, A-86) -----------------------------------------------------------
 
 
