@@ -23,6 +23,7 @@ from twisted.internet.base import DelayedCall
 
 from .layer_api import ChannelLayer, is_unavailable
 from .outbox import Outbox, OutboxFull
+from .retry import ReactorBackoff
 
 __all__ = ["DropReporter", "FullChannelReporter", "send_best_effort", "send_reliably"]
 
@@ -230,29 +231,22 @@ def send_reliably(
     outbox full) with a growing back-off for up to `give_up_after` seconds (the layer's
     message expiry): only then is the message dropped, and counted (issue 15). Any
     other error is not retried: it is logged at ERROR with its traceback at once."""
-    retry = _Reliable(outbox, reactor, what, reporter, reactor.seconds() + give_up_after)
-    outbox.send(channel, message, retry)
+    backoff = ReactorBackoff(reactor, RELIABLE_FIRST_DELAY, RELIABLE_MAX_DELAY, give_up_after)
+    outbox.send(channel, message, _Reliable(outbox, what, reporter, backoff))
 
 
 class _Reliable:
     """The outcome callback of `send_reliably`."""
 
-    __slots__ = ("outbox", "reactor", "what", "reporter", "deadline", "delay")
+    __slots__ = ("outbox", "what", "reporter", "backoff")
 
     def __init__(
-        self,
-        outbox: Outbox,
-        reactor: Any,
-        what: str,
-        reporter: DropReporter,
-        deadline: float,
+        self, outbox: Outbox, what: str, reporter: DropReporter, backoff: ReactorBackoff
     ) -> None:
         self.outbox = outbox
-        self.reactor = reactor
         self.what = what
         self.reporter = reporter
-        self.deadline = deadline
-        self.delay = RELIABLE_FIRST_DELAY
+        self.backoff = backoff  # `expired` at the layer's message expiry
 
     def __call__(self, channel: str, message: dict[str, Any], error: BaseException | None) -> None:
         if error is None:
@@ -262,11 +256,10 @@ class _Reliable:
         if not full and not _refused(layer, error):
             _unexpected(channel, self.what, error)
             return
-        if self.reactor.seconds() + self.delay > self.deadline:
+        if self.backoff.expired():
             if full:
                 self.reporter.full(channel, self.what)
             else:
                 self.reporter.failed(channel, self.what, error)
             return
-        self.reactor.callLater(self.delay, self.outbox.send, channel, message, self)
-        self.delay = min(self.delay * 2, RELIABLE_MAX_DELAY)
+        self.backoff.later(self.outbox.send, channel, message, self)
