@@ -111,7 +111,7 @@ echo load and under `wrk -c50`, 7 s each, at the commits of issue 9's daphne wor
   `sendData`: 13% of daphne's GIL samples), built a cffi masker object per incoming
   frame (`create_xor_masker`, 6.6%) and pretty-printed ~40 options per connection
   (`pformat`, 2.6%). daphne now overrides `dataReceived`/`sendData` without the log
-  lines, unmasks frames < 1 KiB with one int XOR (`daphne.autobahn_costs`), and
+  lines, unmasks frames < 1 KiB with one int XOR (`daphne.autobahn_patches`), and
   defers the `pformat` to log rendering. Echo: 255 -> 140 us of daphne CPU per
   message in that A/B (one run each; the box is noisy).
 - Replies: one reader thread for every layer; what one blocking receive plus

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .utils import InvalidAllowedIP, parse_allowed_ips
+from .proxy import InvalidAllowedIP, parse_allowed_ips
 
 __all__ = [
     "ConfigError",

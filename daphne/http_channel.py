@@ -15,8 +15,8 @@ from twisted.web import http
 from zope.interface import implementer
 
 from .backpressure import cancel_outbound_timer, check_outbound
+from .proxy import transport_addresses
 from .request_checks import host_problem
-from .utils import transport_addresses
 
 __all__ = ["HTTPChannel", "NegotiatingChannel", "connection_facts"]
 

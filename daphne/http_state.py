@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from .errors import ApplicationError, IllegalTransition, PeerError
+from .proxy import UndecodableHeader, parse_x_forwarded_for
 from .request_checks import BadRequestHeader, request_headers
-from .utils import UndecodableHeader, parse_x_forwarded_for
 
 __all__ = ["ExchangeState", "HttpExchange", "decode_path", "forwarded_peer"]
 

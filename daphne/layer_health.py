@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from .full_channels import DropReporter
+    from .drops import DropReporter
 
 __all__ = ["HealthReporter", "LayerHealth", "describe_layer", "redact_url"]
 

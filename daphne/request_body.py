@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .full_channels import FullChannelReporter, send_best_effort
+from .drops import FullChannelReporter, send_best_effort
 from .layer_api import is_unavailable
 from .outbox import OutboxFull
 from .retry import ReactorBackoff

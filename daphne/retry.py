@@ -2,7 +2,7 @@
 
 daphne retries in five places: a ``websocket.connect`` or a frame the layer had no room
 for (`ws_protocol`, `ws_flow`), a Request Body Chunk (`request_body`), a
-``websocket.disconnect`` (`full_channels.send_reliably`), and the reply readers after a
+``websocket.disconnect`` (`drops.send_reliably`), and the reply readers after a
 layer error (`reply_reader`). Each waits `first` seconds, doubles the
 wait up to `cap`, starts again from `first` after progress (`reset`), and may give up
 `give_up_after` seconds after the last progress (`expired`).

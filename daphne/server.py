@@ -18,6 +18,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
+from . import autobahn_patches
 from .config import (
     ConfigOption,
     ServerConfig,
@@ -236,6 +237,7 @@ class Server:
     def start(self) -> list[defer.Deferred[Any]]:
         """Build the factory, start the reply reader and listen; for use in a running reactor
         too (tests). Returns the listener Deferreds."""
+        autobahn_patches.install()  # autobahn's per-frame costs daphne does not need
         self.send_channel = (
             "daphne.response." + "".join(_random.choices(string.ascii_letters, k=10)) + "!"
         )

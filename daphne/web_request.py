@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from twisted.web import http
 
 from .access import log_http_complete
+from .drops import FullChannelReporter, send_best_effort
 from .error_page import (
     ERROR_TEMPLATE,
     LAYER_UNREACHABLE,
@@ -28,7 +29,6 @@ from .error_page import (
     error_response,
 )
 from .errors import PeerError
-from .full_channels import FullChannelReporter, send_best_effort
 from .http_channel import connection_facts
 from .http_state import HttpExchange, decode_path, forwarded_peer
 from .layer_api import is_unavailable

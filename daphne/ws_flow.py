@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
-from .full_channels import FullChannelReporter, send_reliably
+from .drops import FullChannelReporter, send_reliably
 from .layer_api import is_unavailable
 from .outbox import OutboxFull
 from .retry import RETRY_MAX_DELAY, ReactorBackoff

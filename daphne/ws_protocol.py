@@ -26,11 +26,11 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from . import autobahn_costs
+from . import autobahn_patches
 from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
 from .errors import IllegalTransition
-from .utils import parse_x_forwarded_for, transport_addresses
+from .proxy import parse_x_forwarded_for, transport_addresses
 from .ws_flow import _WRITE_FULL, FlowControl, LayerSends
 from .ws_flow import full_channels as full_channels  # read by http_protocol and tests
 from .ws_state import SocketState, WebSocketSession
@@ -38,7 +38,6 @@ from .ws_state import SocketState, WebSocketSession
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
 logger = logging.getLogger(__name__)
-autobahn_costs.install()
 
 
 class _Muted:
@@ -114,7 +113,7 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
     # load. These overrides do the same work without the log lines.
 
     def _connectionMade(self) -> None:
-        with autobahn_costs.lazy_pformat():
+        with autobahn_patches.lazy_pformat():
             super()._connectionMade()
 
     def dataReceived(self, data: bytes) -> None:

@@ -7,7 +7,7 @@ import logging
 from twisted.internet import task
 
 from channels.layers.inmemory import ChannelLayer
-from daphne.full_channels import FullChannelReporter
+from daphne.drops import FullChannelReporter
 
 
 def test_full_channel_reporter_merges_lines(caplog):
@@ -45,7 +45,7 @@ def test_routine_drops_are_counted_and_logged_at_debug_only(caplog):
 
 def test_full_disconnect_channel_is_probed_not_hammered(caplog):
     """A full http.disconnect is tried at most once per probe interval (A-89 drop)."""
-    from daphne.full_channels import send_best_effort
+    from daphne.drops import send_best_effort
     from daphne.outbox import Outbox
 
     class CountingLayer(ChannelLayer):

@@ -18,7 +18,7 @@ from twisted.internet import task
 
 from asgi_redis import RedisChannelLayer
 from daphne import ws_protocol
-from daphne.full_channels import FullChannelReporter
+from daphne.drops import FullChannelReporter
 from tests.daphne.live import LiveServer, Responder, send_retrying
 from tests.daphne.test_outbox import ReactorGate
 
@@ -132,7 +132,7 @@ def test_a_disconnect_is_retried_until_room_and_dropped_only_after_the_expiry():
     message arrives once there is room, and is dropped (and counted) only when the
     give-up time has passed."""
     from channels.layers.inmemory import ChannelLayer
-    from daphne.full_channels import send_reliably
+    from daphne.drops import send_reliably
     from daphne.outbox import Outbox
 
     clock = task.Clock()

@@ -20,8 +20,8 @@ from twisted.internet import task, testing
 
 from channels.layers.inmemory import ChannelLayer
 from daphne.http_protocol import HTTPFactory
+from daphne.proxy import UndecodableHeader, parse_x_forwarded_for
 from daphne.request_checks import host_problem
-from daphne.utils import UndecodableHeader, parse_x_forwarded_for
 from tests.daphne.live import (
     LiveServer,
     Responder,

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 
 from channels.layers.base import LayerUnavailable
 from channels.layers.inmemory import ChannelLayer
-from daphne.full_channels import FullChannelReporter, send_best_effort, send_reliably
+from daphne.drops import FullChannelReporter, send_best_effort, send_reliably
 from daphne.http_protocol import HTTPFactory
 from daphne.outbox import Outbox
 from daphne.tests import factories

@@ -20,6 +20,9 @@ The same eager formatting costs every connection about 18 ``click.style`` calls
 _onConnect, the handshake's sendData and connectionLost; issue 9 W4). autobahn only
 passes their results as arguments of log calls, so `install()` also gives both
 websocket modules lazy versions that style the text when a line is rendered.
+
+`daphne.server.Server.start` calls `install()`; importing daphne patches nothing, so
+other users of autobahn in the same process keep it as it ships.
 """
 
 from __future__ import annotations
