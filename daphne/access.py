@@ -59,7 +59,7 @@ class AccessLogGenerator:
 def log_http_complete(request: Any) -> None:
     """Give a finished `WebRequest` to the factory's action logger (D-36)."""
     factory = request.factory
-    if factory.action_logger is None:
+    if factory.config.action_logger is None:
         return
     client = request.client_addr
     try:

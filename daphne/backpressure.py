@@ -53,7 +53,7 @@ def check_outbound(connection: Any, factory: Any) -> None:
 
     `connection` has ``transport``, ``_outbound_timer`` and ``outbound_overflow()``.
     """
-    limit = factory.max_outbound_buffer
+    limit = factory.config.max_outbound_buffer
     if not limit or connection.transport is None or connection._outbound_timer is _CLOSED:
         return
     size = buffered_bytes(connection.transport)
@@ -65,7 +65,7 @@ def check_outbound(connection: Any, factory: Any) -> None:
         return
     if connection._outbound_timer is None:
         connection._outbound_timer = factory.reactor.callLater(
-            factory.outbound_full_timeout, _expired, connection, factory
+            factory.config.outbound_full_timeout, _expired, connection, factory
         )
 
 
@@ -83,7 +83,7 @@ def _expired(connection: Any, factory: Any) -> None:
     if connection.transport is None:
         return
     size = buffered_bytes(connection.transport)
-    if size > factory.max_outbound_buffer:
+    if size > factory.config.max_outbound_buffer:
         _overflow(connection, factory, size)
 
 
@@ -94,6 +94,6 @@ def _overflow(connection: Any, factory: Any, size: int) -> None:
     logger.debug(
         "Closing a connection whose client does not read: %d bytes buffered (limit %d)",
         size,
-        factory.max_outbound_buffer,
+        factory.config.max_outbound_buffer,
     )
     connection.outbound_overflow()

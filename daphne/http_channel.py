@@ -90,13 +90,16 @@ class HTTPChannel(http.HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         factory = self.factory
-        self.maxHeaders = factory.max_header_count
-        self.totalHeadersSize = factory.max_header_size
+        self.maxHeaders = factory.config.max_header_count
+        self.totalHeadersSize = factory.config.max_header_size
         factory.http_channels.add(self)
         # Per connection, not per request: both need syscalls or interface checks.
         self.addresses = transport_addresses(self.transport)
         self.scheme = "https" if self.isSecure() else "http"
-        if factory.max_connections and factory.open_connections >= factory.max_connections:
+        if (
+            factory.config.max_connections
+            and factory.open_connections >= factory.config.max_connections
+        ):
             # Issue 15: over the cap. Answered 503 when the request's first bytes arrive
             # (closing with them unread would reset the connection and lose the answer),
             # or after OVER_CAP_WAIT seconds of silence.
@@ -117,7 +120,9 @@ class HTTPChannel(http.HTTPChannel):
     def _start_head_timer(self) -> None:
         self._head_bytes = 0
         if self._head_timer is None or not self._head_timer.active():
-            self._head_timer = self.callLater(self.factory.head_timeout, self._head_timed_out)
+            self._head_timer = self.callLater(
+                self.factory.config.head_timeout, self._head_timed_out
+            )
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None and self._head_timer.active():
@@ -164,9 +169,9 @@ class HTTPChannel(http.HTTPChannel):
         # since Twisted's own idle timer is replaced by the head timer.
         factory = self.factory
         now = self._body_active = factory.reactor.seconds()
-        total = factory.http_body_timeout
+        total = factory.config.http_body_timeout
         self._body_deadline = now + total if total else 0.0
-        first = factory.body_idle_timeout
+        first = factory.config.body_idle_timeout
         if total:
             first = min(first, total)
         self._body_timer = self.callLater(first, self._body_idle_check)
@@ -179,7 +184,7 @@ class HTTPChannel(http.HTTPChannel):
     def _body_idle_check(self) -> None:
         self._body_timer = None
         now = self.factory.reactor.seconds()
-        next_check = self._body_active + self.factory.body_idle_timeout
+        next_check = self._body_active + self.factory.config.body_idle_timeout
         deadline = self._body_deadline
         if deadline:
             # Issue 15: a body trickled a byte at a time resets the idle timer forever;
@@ -201,7 +206,7 @@ class HTTPChannel(http.HTTPChannel):
         factory = self.factory
         # Only a `Server` checks Host: an `HTTPFactory` built by itself (1.4's test
         # helpers and the suites written with them, D-53..D-58) takes any Host value.
-        if factory.require_host:
+        if factory.config.require_host:
             problem = host_problem(
                 self.requests[-1].requestHeaders.getRawHeaders(b"host"), self._version
             )
@@ -210,7 +215,7 @@ class HTTPChannel(http.HTTPChannel):
                 logger.debug("Bad request from %s: %s", self.addresses[0], problem)
                 self.refuse(400, b"Bad Request")
                 return
-        limit = factory.http_max_body_size
+        limit = factory.config.http_max_body_size
         if limit and self.length is not None and self.length > limit:
             # D-64: refused before a byte of the body is read (and before Twisted
             # would answer "Expect: 100-continue").

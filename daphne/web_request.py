@@ -133,7 +133,7 @@ class WebRequest(http.Request):
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_received += len(data)
-        limit = self.factory.http_max_body_size
+        limit = self.factory.config.http_max_body_size
         if not limit or self._body_received <= limit:
             super().handleContentChunk(data)
             return
@@ -172,9 +172,9 @@ class WebRequest(http.Request):
         factory = self.factory
         self.request_start = factory.reactor.seconds()
         self.client_addr, self.server_addr, self.client_scheme = connection_facts(self.channel)
-        if factory.proxy_forwarded_address_header:
+        if factory.config.proxy_forwarded_address_header:
             self.client_addr, self.client_scheme = forwarded_peer(
-                self.requestHeaders, factory, self.client_addr, self.client_scheme
+                self.requestHeaders, factory.config, self.client_addr, self.client_scheme
             )
         self._exchange.receive_request(self.path)
         upgrade = self.requestHeaders.getRawHeaders(b"Upgrade")
@@ -182,7 +182,9 @@ class WebRequest(http.Request):
             self._upgrade_to_websocket(self.uri.partition(b"?")[2])
             return
         # On the factory's sweep (1 s resolution): no DelayedCall per request.
-        factory.deadlines.schedule(self, self.request_start + factory.timeout, self.check_timeout)
+        factory.deadlines.schedule(
+            self, self.request_start + factory.config.http_timeout, self.check_timeout
+        )
         self._send_request()
 
     def _refuse_peer(self, error: PeerError) -> None:
@@ -207,7 +209,7 @@ class WebRequest(http.Request):
             self.uri,
             self.clientproto,
             self.requestHeaders,
-            factory.root_path,
+            factory.config.root_path,
             self.client_scheme,
             self.client_addr,
             self.server_addr,
@@ -352,7 +354,7 @@ class WebRequest(http.Request):
         if (
             self._exchange.unanswered
             and self.request_start is not None
-            and self.duration() >= self.factory.timeout
+            and self.duration() >= self.factory.config.http_timeout
         ):
             if self._body_pump is not None:
                 self._body_pump.stop()

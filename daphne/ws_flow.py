@@ -235,7 +235,7 @@ class LayerSends(HeldFrames):
         session = self.session
         factory = self.main_factory
         kind = None if error is None else classify(error, self.channel_layer)
-        expired = retried and self.duration() >= factory.websocket_connect_timeout
+        expired = retried and self.duration() >= factory.config.websocket_connect_timeout
         action = session.connect_outcome(kind, retried, expired)
         if action is st.DELIVERED:
             if not retried:
@@ -246,7 +246,7 @@ class LayerSends(HeldFrames):
             # connect timeout) instead of refusing at once (issue 9, W4/W5).
             if self._connect_backoff is None:
                 self._connect_backoff = ReactorBackoff(factory.reactor)
-            remaining = factory.websocket_connect_timeout - self.duration()
+            remaining = factory.config.websocket_connect_timeout - self.duration()
             self._connect_backoff.later(self._retry_connect, at_most=max(remaining, 0.0))
         elif action is st.REFUSE_FULL:
             full_channels.full("websocket.connect", "refused a handshake with 503")

@@ -159,19 +159,20 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
         self.decoded_path = self.unquote(self.path)
         reply_channel = factory.make_send_channel()
         self.client_addr, self.server_addr = transport_addresses(self.transport)
-        if factory.proxy_forwarded_address_header:
+        config = factory.config
+        if config.proxy_forwarded_address_header:
             self.client_addr, _ = parse_x_forwarded_for(
                 dict(request.headers),
-                factory.proxy_forwarded_address_header,
-                factory.proxy_forwarded_port_header,
-                factory.proxy_forwarded_proto_header,
+                config.proxy_forwarded_address_header,
+                config.proxy_forwarded_port_header,
+                config.proxy_forwarded_proto_header,
                 self.client_addr,
                 None,
-                forwarded_allow_ips=factory.forwarded_allow_ips,
+                forwarded_allow_ips=config.forwarded_allow_ips,
             )
-        if factory.ws_protocols and "sec-websocket-protocol" in request.headers:
+        if config.ws_protocols and "sec-websocket-protocol" in request.headers:
             for offered in request.headers["sec-websocket-protocol"].split(","):
-                if offered.strip() in factory.ws_protocols:
+                if offered.strip() in config.ws_protocols:
                     self.protocol_to_accept = offered.strip()
                     break
         self.request_info = self.session.connect(
@@ -318,8 +319,9 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
 
     def _arm_timer(self) -> None:
         factory = self.main_factory
+        config = factory.config
         deadline = self.session.deadline(
-            factory.websocket_connect_timeout, factory.ping_interval, factory.websocket_timeout
+            config.websocket_connect_timeout, config.ping_interval, config.websocket_timeout
         )
         if deadline is not None:
             factory.deadlines.schedule(self, deadline, self._on_timer)
@@ -334,18 +336,18 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
 
     def check_timeouts(self) -> None:
         """Lifetime limit, then the connect/ping checks (D-24)."""
-        if self.session.lifetime_over(self._now(), self.main_factory.websocket_timeout):
+        if self.session.lifetime_over(self._now(), self.main_factory.config.websocket_timeout):
             self.serverClose()
             return
         self.check_ping()
 
     def check_ping(self) -> None:
         """Reject a handshake left pending too long; ping an idle socket (D-43)."""
-        factory = self.main_factory
+        config = self.main_factory.config
         session = self.session
-        if session.connect_expired(self._now(), factory.websocket_connect_timeout):
+        if session.connect_expired(self._now(), config.websocket_connect_timeout):
             self.serverReject()
-        elif self.state == self.STATE_OPEN and session.ping_due(self._now(), factory.ping_interval):
+        elif self.state == self.STATE_OPEN and session.ping_due(self._now(), config.ping_interval):
             self._sendAutoPing()
 
     @classmethod
