@@ -177,6 +177,15 @@ class ServerConfig:
         "--force-sync",
         action="store_true",
     )
+    reuse_port: bool = option(
+        False,
+        _anything,
+        CLI_AND_SERVER,
+        "Listen on TCP endpoints with SO_REUSEPORT, so several daphne processes share the "
+        "port (Linux)",
+        "--reuse-port",
+        action="store_true",
+    )
     graceful_timeout: int | float = option(
         10,
         _non_negative,

@@ -19,6 +19,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
 from . import autobahn_patches
+from . import reuse_port as so_reuseport
 from .config import (
     ConfigOption,
     ServerConfig,
@@ -114,6 +115,7 @@ class Server:
     websocket_max_message_size = ConfigOption("websocket_max_message_size")
     http_max_body_size = ConfigOption("http_max_body_size")
     graceful_timeout = ConfigOption("graceful_timeout")
+    reuse_port = ConfigOption("reuse_port")
     max_outbound_buffer = ConfigOption("max_outbound_buffer")
     http_body_timeout = ConfigOption("http_body_timeout")
     max_connections = ConfigOption("max_connections")
@@ -148,6 +150,7 @@ class Server:
         max_outbound_buffer: int = 1048576,
         http_body_timeout: int | float = 120,
         max_connections: int = 0,
+        reuse_port: bool = False,
         config: ServerConfig | None = None,
     ) -> None:
         given = locals()  # the arguments by name: the signature is the one option list
@@ -265,9 +268,13 @@ class Server:
             listener: defer.Deferred[Any]
             try:
                 listening = with_listen_backlog(description)
-                # Twisted's parser is untyped.
-                endpoint = serverFromString(self.reactor, listening)  # type: ignore[no-untyped-call, unused-ignore]
-                listener = endpoint.listen(factory)
+                if self.config.reuse_port and so_reuseport.applies(listening):
+                    # Issue 19: several processes on one port (see `daphne.reuse_port`).
+                    listener = so_reuseport.listen(self.reactor, listening, factory)
+                else:
+                    # Twisted's parser is untyped.
+                    endpoint = serverFromString(self.reactor, listening)  # type: ignore[no-untyped-call, unused-ignore]
+                    listener = endpoint.listen(factory)
             except Exception as error:  # e.g. an unknown endpoint type in -e
                 listener = defer.fail(error)
             listener.addErrback(self.on_listener_error, description)

@@ -70,11 +70,19 @@ LATER_DEFAULTS = {
     "http_body_timeout": 120,
     "max_connections": 0,
     "require_host": True,
+    "reuse_port": False,
 }
 
 
 # What the process does, not its connections: `Server` has them, the factory not.
-PROCESS_FIELDS = {"endpoints", "signal_handlers", "verbosity", "force_sync", "graceful_timeout"}
+PROCESS_FIELDS = {
+    "endpoints",
+    "signal_handlers",
+    "verbosity",
+    "force_sync",
+    "graceful_timeout",
+    "reuse_port",
+}
 
 
 def reach(name: str) -> tuple[str, ...]:
