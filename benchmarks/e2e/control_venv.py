@@ -8,6 +8,7 @@ daphne 4, the project *is* Channels 1.x and daphne 1.x, and neither may see the 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,14 @@ CHECK = (
     "assert channels.__version__.startswith('4.3'), channels.__version__; "
     "assert daphne.__version__.startswith('4.2'), daphne.__version__; "
     "assert django.__version__.startswith('5.2'), django.__version__"
+)
+
+
+# Recorded with every run that uses the control: the pins leave patch levels and the
+# dependencies (redis-py, Twisted, msgpack) free, so a reader must see what ran.
+VERSIONS = (
+    "import json, importlib.metadata as m; print(json.dumps({name: m.version(name) for name in "
+    "('channels', 'daphne', 'channels-redis', 'Django', 'redis', 'Twisted', 'msgpack')}))"
 )
 
 
@@ -80,3 +89,18 @@ def _failed(venv: Path, argv: list[str], detail: str) -> str:
         f"failed:\n{detail}\nIt needs PyPI (pip install -r {REQUIREMENTS}); run with "
         "--no-controls to measure the project alone."
     )
+
+
+def versions(venv: Path = VENV_DIR) -> dict[str, str]:
+    """The versions of the control's packages in the venv (for the run's record)."""
+    done = subprocess.run(
+        [str(venv_python(venv)), "-c", VERSIONS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    if done.returncode != 0:
+        raise BenchmarkError(f"cannot read the control venv's versions: {done.stderr}")
+    return json.loads(done.stdout)

@@ -41,7 +41,7 @@ CHANNELS4_WORKLOADS = {"W2", "W3", "W3-2000", "W4"}
 GUNICORN_WORKERS = (1, 2)  # 1: gunicorn's default; 2: the stretch control of issue 20
 
 
-def baseline_tree(ref: str) -> tuple[Path, str]:
+def baseline_tree(ref: str, out_dir: Path = OUT_DIR) -> tuple[Path, str]:
     """Export commit `ref` to benchmarks/out/baseline-<sha>/ (once); return (path, sha).
 
     `git archive` rather than `git worktree`: nothing is registered in the repository, and a
@@ -57,7 +57,7 @@ def baseline_tree(ref: str) -> tuple[Path, str]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as error:
         raise BenchmarkError(f"--baseline {ref}: not a commit of {REPO_ROOT} ({error})") from None
-    tree = OUT_DIR / f"baseline-{sha}"
+    tree = out_dir / f"baseline-{sha}"
     if not (tree / "daphne").is_dir():
         archive = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", sha],
@@ -112,7 +112,11 @@ def build(
     if controls and workload in CHANNELS4_WORKLOADS:
         python = control_venv.ensure(log=log)
         factory = functools.partial(Channels4Stack, python=python)
-        label = "Channels 4.3 stack (daphne 4.2, channels-redis 4.3)"
+        found = control_venv.versions()
+        label = (
+            f"Channels {found['channels']} stack (daphne {found['daphne']}, channels-redis "
+            f"{found['channels-redis']}, Django {found['Django']}, redis-py {found['redis']})"
+        )
         variants.append(Variant("channels4", label, stack_round(runner, factory)))
     return variants
 
