@@ -52,10 +52,20 @@ COMPARED: dict[str, list[tuple[str, bool]]] = {
     "W5": [("connected", True), ("per_socket_kb", False), ("echo_beside_ratio", True)],
     "W6": [("first_echo_after_restart_s", False), ("half_rate_after_restart_s", False)],
 }
+# Shown beside them without a ratio (counts where a ratio to 0 means nothing).
+SHOWN: dict[str, list[str]] = {
+    "W1": ["non_2xx"],
+    "W2": ["stalls", "closed"],
+    "W3": ["closed"],
+    "W3-2000": ["closed"],
+    "W6": ["closed"],
+}
 # Where each workload keeps its CPU per message (per process, µs, with "total_us").
 CPU_KEYS = {
     "W1": "cpu_per_request",
     "W2": "cpu_per_message",
+    "W3": "cpu_per_delivery",
+    "W3-2000": "cpu_per_delivery",
     "W4": "cpu_per_connection",
 }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.e2e import REPO_ROOT, RESULTS_DIR
-from benchmarks.e2e.compare import COMPARED, CPU_KEYS, PROJECT
+from benchmarks.e2e.compare import COMPARED, CPU_KEYS, PROJECT, SHOWN
 
 JSONL = RESULTS_DIR / "e2e.jsonl"
 MARKDOWN = RESULTS_DIR / "e2e.md"
@@ -182,9 +182,10 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
         shown = ", ".join(f"{k} = {_shown(v)}" for k, v in extra.items() if k != "workload")
         lines.append(f"- {workload}: {shown}")
     lines += render_side_by_side(latest)
-    lines += ["", "## CPU and Redis commands per message (W1, W2, W4)", ""]
+    lines += ["", "## CPU and Redis commands per message (W1, W2, W3, W4)", ""]
     lines += [
-        "CPU microseconds per request (W1), echo (W2) or connection (W4) in each process,",
+        "CPU microseconds per request (W1), echo (W2), delivery (W3) or connection (W4) in",
+        "each process,",
         "and Redis commands per message (Lua-internal calls included). These move less than",
         "rates with the machine's load (±30% seen), so they show progress between runs better.",
         "",
@@ -192,6 +193,8 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
     for workload, cpu_key, commands_key in (
         ("W1", "cpu_per_request", "redis_commands_per_request"),
         ("W2", "cpu_per_message", "redis_commands_per_message"),
+        ("W3", "cpu_per_delivery", "-"),
+        ("W3-2000", "cpu_per_delivery", "-"),
         ("W4", "cpu_per_connection", "-"),
     ):
         record = latest.get(workload)
@@ -230,16 +233,17 @@ def render_side_by_side(latest: dict[str, dict[str, Any]]) -> list[str]:
             continue
         result = record["result"]
         figures = [key for key, _ in COMPARED.get(workload, [])]
+        columns = figures + SHOWN.get(workload, [])
         cpu_key = CPU_KEYS.get(workload)
         lines += [
             "",
-            f"### {workload} — run {record['run_id']}, {result['rounds']} rounds, "
+            f"### {workload} — run {record['run_id']}, {result['rounds']} round(s), "
             f"load average before {record.get('loadavg_before', '?')}",
             "",
             "Order: " + " ".join(result.get("order", [])) + ".",
             "",
-            "| variant | " + " | ".join(figures) + " | rounds | CPU µs/msg | this tree ÷ it |",
-            "|---|" + "---|" * (len(figures) + 3),
+            "| variant | " + " | ".join(columns) + " | rounds | CPU µs/msg | this tree ÷ it |",
+            "|---|" + "---|" * (len(columns) + 3),
         ]
         rows = {PROJECT: result, **result["controls"]}
         for name, figures_of in rows.items():
@@ -256,7 +260,7 @@ def render_side_by_side(latest: dict[str, dict[str, Any]]) -> list[str]:
                 per = vs.get(f"per_round_{headline}", [])
                 vs_text = "; ".join(parts) + (f" ({' / '.join(map(_shown, per))})" if per else "")
             label = result.get("labels", {}).get(name, name)
-            cells = " | ".join(_shown(figures_of.get(k)) for k in figures)
+            cells = " | ".join(_shown(figures_of.get(k)) for k in columns)
             lines.append(
                 f"| {label} | {cells} | {rounds_text} | {_cpu_text(cpu) if cpu else ''} "
                 f"| {vs_text} |"

@@ -140,6 +140,7 @@ def w2(
 def w3(log_dir: Path, stack_factory: StackFactory = Stack, members: int = 200) -> dict[str, Any]:
     """200 group members (W3-2000: 2,000); one sends 200 messages at 10/s; each to all."""
     with stack_factory(log_dir) as stack:
+        cpu_before = stack.cpu()
         result = run_node(
             {
                 "mode": "broadcast",
@@ -152,6 +153,8 @@ def w3(log_dir: Path, stack_factory: StackFactory = Stack, members: int = 200) -
                 "max_s": 300,
             }
         )
+        # Per message delivered to a member (the members' handshakes included).
+        cpu = stack.cpu_per_message(cpu_before, result["delivered"])
         stack.check_alive()
     return {
         "workload": "W3" if members == 200 else f"W3-{members}",
@@ -161,6 +164,8 @@ def w3(log_dir: Path, stack_factory: StackFactory = Stack, members: int = 200) -
         "fanout_p50_ms": result["fanout"]["p50_ms"],
         "fanout_p99_ms": result["fanout"]["p99_ms"],
         "complete_messages": result["complete_messages"],
+        "closed": result["closed"],
+        "cpu_per_delivery": cpu,
         "broadcast": result,
     }
 
