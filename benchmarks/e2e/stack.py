@@ -26,6 +26,7 @@ from support.redis_harness import RedisServer, free_port, redis_server_path
 
 START_TIMEOUT = 60.0
 HELLO_BODY = b"Hello, world!\n"  # what benchapp.views.hello returns (14 bytes)
+WSGI_SETTINGS = "benchapp.wsgi_settings"  # the gunicorn control's: no Channels app
 
 # `daphne` as the console script would run it, but with this interpreter, so the checkout
 # and the Python that runs the benchmark are the ones measured.
@@ -243,8 +244,9 @@ class GunicornControl:
 
     def __init__(self, log_dir: Path, workers: int = 1) -> None:
         self.port = free_port()
-        # The WSGI app never touches the channel layer; the URL only satisfies settings.
-        env = child_env("redis://127.0.0.1:1/0")
+        # Plain Django: settings without the Channels app. The Redis URL only satisfies the
+        # settings module it extends; nothing connects to it.
+        env = {**child_env("redis://127.0.0.1:1/0"), "DJANGO_SETTINGS_MODULE": WSGI_SETTINGS}
         self.child = Child(
             f"gunicorn-{workers}",
             [
