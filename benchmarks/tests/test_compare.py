@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.e2e import REPO_ROOT, compare, results, targets, variants
+from benchmarks.e2e import REPO_ROOT, compare, control_venv, results, targets, variants
 from benchmarks.e2e.compare import PROJECT, Variant
 
 
@@ -226,3 +226,14 @@ def test_baseline_tree_imports_from_the_export(tmp_path: Path):
     with pytest.raises(variants.BenchmarkError):
         variants.baseline_tree("no-such-ref-anywhere", out_dir=tmp_path)
     assert tree != REPO_ROOT
+
+
+def test_control_venv_that_cannot_be_built_says_what_to_do(tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert not control_venv.ready(blocker / "venv")
+    with pytest.raises(variants.BenchmarkError) as raised:
+        control_venv.ensure(blocker / "venv", log=tmp_path / "build.log")
+    message = str(raised.value)
+    assert "could not be built" in message and "--no-controls" in message
+    assert "requirements.txt" in message
