@@ -25,7 +25,8 @@ CHECK = (
     "import channels, daphne, channels_redis, django; "
     "assert channels.__version__.startswith('4.3'), channels.__version__; "
     "assert daphne.__version__.startswith('4.2'), daphne.__version__; "
-    "assert django.__version__.startswith('5.2'), django.__version__"
+    "assert django.__version__.startswith('5.2'), django.__version__; "
+    "import redis; assert int(redis.__version__.split('.')[0]) < 8, redis.__version__"
 )
 
 
