@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -142,6 +143,8 @@ def main(argv: list[str]) -> int:
     check_tools()
     if args.rounds is not None and args.rounds < 1:
         raise BenchmarkError("--rounds must be at least 1")
+    if args.profile and shutil.which("py-spy") is None:  # before any round, not after them
+        raise BenchmarkError("py-spy is missing (--profile): pip install -e .[bench]")
     files = raise_file_limit(2 * NEEDED_FILES)
     if files < NEEDED_FILES and (args.workload is None or "W5" in args.workload):
         raise BenchmarkError(
