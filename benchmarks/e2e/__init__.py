@@ -1,9 +1,14 @@
-"""End-to-end benchmark harness (issue 9): a real stack on loopback and its load clients.
+"""End-to-end benchmark harness (issues 9, 20): a real stack on loopback, its load clients,
+and the controls it is measured against side by side.
 
 `benchmarks/run.py` is the command; this package holds its parts:
 
 - `procs`: starting, watching and stopping child processes; file limits; RSS.
-- `stack`: the private redis-server + daphne + runworker stack, and the gunicorn control.
+- `stack`: the private redis-server + daphne + runworker stack (this tree or a baseline
+  commit), the gunicorn control (W1) and the Channels 4.3 control stack (W2..W4).
+- `control_venv`: the Channels 4.3 control's own venv, built on first use.
+- `variants`: what runs side by side for each workload; the --baseline export.
+- `compare`: interleaved rounds, medians and project ÷ variant ratios.
 - `clients`: wrk and the Node.js load clients in `benchmarks/loadgen/`.
 - `workloads`: W1..W6 as functions returning one result dict each.
 - `targets`: the issue's targets and how each result is judged against them.

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.e2e import REPO_ROOT, RESULTS_DIR
+from benchmarks.e2e.compare import COMPARED, CPU_KEYS, PROJECT, SHOWN
 
 JSONL = RESULTS_DIR / "e2e.jsonl"
 MARKDOWN = RESULTS_DIR / "e2e.md"
-WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6"]
+WORKLOADS = ["W1", "W2", "W3", "W3-2000", "W4", "W5", "W6"]
 
 
 def _first_line(argv: list[str], any_status: bool = False) -> str:
@@ -78,6 +79,7 @@ HISTORY_FIGURES = {
     "W1": ("requests_per_s", "req/s"),
     "W2": ("messages_per_s", "msg/s"),
     "W3": ("fanout_p99_ms", "p99 ms"),
+    "W3-2000": ("fanout_p99_ms", "p99 ms"),
     "W4": ("connections_per_s", "conn/s"),
     "W5": ("echo_beside_ratio", "beside/alone"),
     "W6": ("first_echo_after_restart_s", "first echo s"),
@@ -100,13 +102,17 @@ def render_history(records: list[dict[str, Any]]) -> list[str]:
             continue
         key, _ = HISTORY_FIGURES[record["workload"]]
         run[record["workload"]] = _shown(record["result"].get(key))
+        first_control = next(iter(record["result"].get("vs", {}).values()), None)
+        if first_control and first_control.get(key) is not None:  # ratio to the first control
+            run[record["workload"]] += f" ({_shown(first_control[key])}×)"
         run.setdefault("load", record.get("loadavg_before", ["?"])[0])
     header = " | ".join(f"{w} {unit}" for w, (_, unit) in HISTORY_FIGURES.items())
     lines = [
         "## History",
         "",
         "The headline figure of each workload in every recorded run (load average before the",
-        "run's first workload beside it), oldest first.",
+        "run's first workload beside it), oldest first; in brackets, this tree ÷ the first",
+        "control or baseline of a side-by-side run.",
         "",
         f"| run | commit | load | {header} |",
         "|---|---|---|" + "---|" * len(HISTORY_FIGURES),
@@ -175,9 +181,11 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
         extra = {k: v for k, v in record["result"].items() if not isinstance(v, dict | list)}
         shown = ", ".join(f"{k} = {_shown(v)}" for k, v in extra.items() if k != "workload")
         lines.append(f"- {workload}: {shown}")
-    lines += ["", "## CPU and Redis commands per message (W1, W2, W4)", ""]
+    lines += render_side_by_side(latest)
+    lines += ["", "## CPU and Redis commands per message (W1, W2, W3, W4)", ""]
     lines += [
-        "CPU microseconds per request (W1), echo (W2) or connection (W4) in each process,",
+        "CPU microseconds per request (W1), echo (W2), delivery (W3) or connection (W4) in",
+        "each process,",
         "and Redis commands per message (Lua-internal calls included). These move less than",
         "rates with the machine's load (±30% seen), so they show progress between runs better.",
         "",
@@ -185,6 +193,8 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
     for workload, cpu_key, commands_key in (
         ("W1", "cpu_per_request", "redis_commands_per_request"),
         ("W2", "cpu_per_message", "redis_commands_per_message"),
+        ("W3", "cpu_per_delivery", "-"),
+        ("W3-2000", "cpu_per_delivery", "-"),
         ("W4", "cpu_per_connection", "-"),
     ):
         record = latest.get(workload)
@@ -197,6 +207,65 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
         lines.append(f"- {workload}: {cpu_text}" + (f"; Redis: {redis_text}" if commands else ""))
     lines.append("")
     return "\n".join(lines)
+
+
+def _cpu_text(cpu: dict[str, float]) -> str:
+    parts = [f"{k.removesuffix('_us')} {v:,.0f}" for k, v in cpu.items() if k != "total_us"]
+    total = f" (total {cpu['total_us']:,.0f})" if "total_us" in cpu else ""
+    return ", ".join(parts) + total
+
+
+def render_side_by_side(latest: dict[str, dict[str, Any]]) -> list[str]:
+    """Issue 20: each variant's medians, CPU per message per process, and project ÷ variant."""
+    lines = [
+        "",
+        "## Side by side (issue 20)",
+        "",
+        "The project against its controls and baselines in the same run: medians over the",
+        "interleaved rounds (failure counts summed, delivered fraction the worst round), CPU",
+        "µs per message in each process (medians), and this tree ÷ each variant (above 1 is",
+        "better for rates, below 1 for latencies and CPU; per-round ratios of the headline",
+        "figure in brackets).",
+    ]
+    for workload in WORKLOADS:
+        record = latest.get(workload)
+        if record is None or record.get("error") or "controls" not in record["result"]:
+            continue
+        result = record["result"]
+        figures = [key for key, _ in COMPARED.get(workload, [])]
+        columns = figures + SHOWN.get(workload, [])
+        cpu_key = CPU_KEYS.get(workload)
+        lines += [
+            "",
+            f"### {workload} — run {record['run_id']}, {result['rounds']} round(s), "
+            f"load average before {record.get('loadavg_before', '?')}",
+            "",
+            "Order: " + " ".join(result.get("order", [])) + ".",
+            "",
+            "| variant | " + " | ".join(columns) + " | rounds | CPU µs/msg | this tree ÷ it |",
+            "|---|" + "---|" * (len(columns) + 3),
+        ]
+        rows = {PROJECT: result, **result["controls"]}
+        for name, figures_of in rows.items():
+            per_round = result.get("per_round", {}).get(name, [])
+            headline = figures[0] if figures else None
+            rounds_text = " / ".join(_shown(r.get(headline)) for r in per_round)
+            cpu = figures_of.get(cpu_key, {}) if cpu_key else {}
+            vs = result.get("vs", {}).get(name)
+            vs_text = ""
+            if vs:
+                parts = [f"{k} {_shown(vs.get(k))}" for k in figures if vs.get(k) is not None]
+                if vs.get("cpu_total_us") is not None:
+                    parts.append(f"CPU {_shown(vs['cpu_total_us'])}")
+                per = vs.get(f"per_round_{headline}", [])
+                vs_text = "; ".join(parts) + (f" ({' / '.join(map(_shown, per))})" if per else "")
+            label = result.get("labels", {}).get(name, name)
+            cells = " | ".join(_shown(figures_of.get(k)) for k in columns)
+            lines.append(
+                f"| {label} | {cells} | {rounds_text} | {_cpu_text(cpu) if cpu else ''} "
+                f"| {vs_text} |"
+            )
+    return lines
 
 
 def write_markdown() -> Path:

@@ -1,6 +1,8 @@
 """The stack under test: private redis-server, one daphne, one runworker (1 thread).
 
-Also the W1 control: the same Django view under gunicorn with its default single sync worker.
+Also the controls (issue 20): the same Django view under gunicorn (sync workers) for W1, and
+the Channels 4.3 stack (daphne 4.2 + channels-redis 4.3, in its own venv) for W2..W4; and a
+`Stack` may run an older commit of the project (`code_root`, for --baseline).
 Everything binds 127.0.0.1 on free ports and is stopped on exit, error or Ctrl-C.
 """
 
@@ -14,6 +16,7 @@ from benchmarks.e2e import APP_DIR, REPO_ROOT
 from benchmarks.e2e.procs import (
     BenchmarkError,
     Child,
+    child_pids,
     cpu_seconds,
     http_get,
     port_open,
@@ -23,6 +26,7 @@ from support.redis_harness import RedisServer, free_port, redis_server_path
 
 START_TIMEOUT = 60.0
 HELLO_BODY = b"Hello, world!\n"  # what benchapp.views.hello returns (14 bytes)
+WSGI_SETTINGS = "benchapp.wsgi_settings"  # the gunicorn control's: no Channels app
 
 # `daphne` as the console script would run it, but with this interpreter, so the checkout
 # and the Python that runs the benchmark are the ones measured.
@@ -34,9 +38,9 @@ DAPHNE_ARGV = [
 ]
 
 
-def child_env(redis_url: str | None = None) -> dict[str, str]:
+def child_env(redis_url: str | None = None, code_root: Path = REPO_ROOT) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_root), env.get("PYTHONPATH")]))
     env["DJANGO_SETTINGS_MODULE"] = "benchapp.settings"
     env["PYTHONUNBUFFERED"] = "1"
     if redis_url is not None:
@@ -44,16 +48,32 @@ def child_env(redis_url: str | None = None) -> dict[str, str]:
     return env
 
 
-class Stack:
-    """redis-server + daphne + runworker, started in that order and stopped in reverse."""
+def per_message(
+    before: dict[str, float], after: dict[str, float], messages: int
+) -> dict[str, float]:
+    """CPU microseconds per message of each process between two `cpu()` readings, and total."""
+    per_process = {
+        f"{name}_us": (after[name] - before[name]) * 1e6 / max(1, messages) for name in after
+    }
+    return {**per_process, "total_us": sum(per_process.values())}
 
-    def __init__(self, log_dir: Path) -> None:
+
+class Stack:
+    """redis-server + daphne + runworker, started in that order and stopped in reverse.
+
+    `code_root` is the tree whose daphne, channels and asgi_redis run (first on PYTHONPATH):
+    this checkout, or a `git worktree` of an older commit for --baseline. The bench app is
+    always this checkout's, so only the project's code differs between the two.
+    """
+
+    def __init__(self, log_dir: Path, code_root: Path = REPO_ROOT) -> None:
         if redis_server_path() is None:
             raise BenchmarkError("redis-server is not installed: apt-get install redis-server")
         self.log_dir = log_dir
+        self.code_root = code_root
         self.redis = RedisServer()
         self.port = free_port()
-        env = child_env(self.redis.url)
+        env = child_env(self.redis.url, code_root)
         self.daphne = Child(
             "daphne",
             [*DAPHNE_ARGV, "-b", "127.0.0.1", "-p", str(self.port), "benchapp.asgi:channel_layer"],
@@ -99,14 +119,18 @@ class Stack:
             raise BenchmarkError(f"GET /hello/ returned {body!r}, expected {HELLO_BODY!r}")
         return status == 200
 
-    def cpu(self) -> dict[str, float]:
-        """CPU seconds used so far by daphne, the worker and redis-server."""
+    def pids(self) -> dict[str, int]:
+        """The measured processes by name."""
         assert self.redis.process is not None
         return {
-            "daphne": cpu_seconds(self.daphne.pid),
-            "worker": cpu_seconds(self.worker.pid),
-            "redis": cpu_seconds(self.redis.process.pid),
+            "daphne": self.daphne.pid,
+            "worker": self.worker.pid,
+            "redis": self.redis.process.pid,
         }
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each measured process (daphne, worker, redis-server)."""
+        return {name: cpu_seconds(pid) for name, pid in self.pids().items()}
 
     def cpu_per_message(self, before: dict[str, float], messages: int) -> dict[str, float]:
         """CPU microseconds per message in each process since `before`.
@@ -114,10 +138,7 @@ class Stack:
         Unlike throughput, this hardly depends on what else runs on the machine, so it is
         the figure to compare between runs on a busy machine.
         """
-        after = self.cpu()
-        return {
-            f"{name}_us": (after[name] - before[name]) * 1e6 / max(1, messages) for name in after
-        }
+        return per_message(before, self.cpu(), messages)
 
     def redis_commands(self) -> dict[str, int]:
         """Calls per Redis command so far (INFO commandstats), e.g. {"evalsha": 1200}."""
@@ -160,19 +181,80 @@ class Stack:
         self.stop()
 
 
-class GunicornControl:
-    """The W1 control: the same view under gunicorn's defaults (one sync worker)."""
+class Channels4Stack(Stack):
+    """The W2..W4 control: redis-server + daphne 4.2 serving benchmarks/control_channels4.
 
-    def __init__(self, log_dir: Path) -> None:
+    Its daphne runs the control venv's python with PYTHONPATH on the control app only, so
+    neither this checkout's daphne nor its channels can shadow daphne 4 and Channels 4.
+    """
+
+    def __init__(self, log_dir: Path, python: Path) -> None:
+        from benchmarks.e2e.control_venv import CONTROL_DIR
+
+        if redis_server_path() is None:
+            raise BenchmarkError("redis-server is not installed: apt-get install redis-server")
+        self.log_dir = log_dir
+        self.code_root = CONTROL_DIR
+        self.redis = RedisServer()
         self.port = free_port()
-        # The WSGI app never touches the channel layer; the URL only satisfies settings.
-        env = child_env("redis://127.0.0.1:1/0")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(CONTROL_DIR),
+            "DJANGO_SETTINGS_MODULE": "c4app.settings",
+            "PYTHONUNBUFFERED": "1",
+            "BENCH_REDIS_URL": self.redis.url,
+        }
+        argv = [str(python), "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        self.daphne = Child(
+            "daphne4", [*argv, "c4app.asgi:application"], log_dir, cwd=CONTROL_DIR, env=env
+        )
+
+    def start(self) -> Stack:
+        self.redis.start()
+        self.daphne.start()
+        try:
+            wait_until(self._daphne_listening, START_TIMEOUT, "daphne 4 listening")
+            wait_until(self._hello_served, START_TIMEOUT, "GET /hello/ answered by daphne 4")
+        except BenchmarkError as error:
+            tail = self.daphne.log_tail()
+            raise BenchmarkError(f"{error}\n--- daphne 4 log ---\n{tail}") from None
+        return self
+
+    def _hello_served(self) -> bool:
+        self.daphne.check_alive()
+        status, _ = http_get(f"{self.http_url}/hello/")
+        return status == 200
+
+    def pids(self) -> dict[str, int]:
+        assert self.redis.process is not None
+        return {"daphne": self.daphne.pid, "redis": self.redis.process.pid}
+
+    def check_alive(self) -> None:
+        self.daphne.check_alive()
+
+    def stop(self) -> None:
+        try:
+            self.daphne.stop()
+        finally:
+            self.redis.close()
+
+
+class GunicornControl:
+    """The W1 control: the same view under gunicorn's sync workers (default: one)."""
+
+    def __init__(self, log_dir: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        # Plain Django: settings without the Channels app. The Redis URL only satisfies the
+        # settings module it extends; nothing connects to it.
+        env = {**child_env("redis://127.0.0.1:1/0"), "DJANGO_SETTINGS_MODULE": WSGI_SETTINGS}
         self.child = Child(
-            "gunicorn",
+            f"gunicorn-{workers}",
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "--workers",
+                str(workers),
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "benchapp.wsgi:application",
@@ -208,3 +290,14 @@ class GunicornControl:
 
     def __exit__(self, *exc_info: object) -> None:
         self.child.stop()
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of gunicorn's master and of its workers (summed)."""
+        workers = child_pids(self.child.pid)
+        return {
+            "gunicorn_master": cpu_seconds(self.child.pid),
+            "gunicorn_workers": sum(cpu_seconds(pid) for pid in workers),
+        }
+
+    def cpu_per_message(self, before: dict[str, float], messages: int) -> dict[str, float]:
+        return per_message(before, self.cpu(), messages)

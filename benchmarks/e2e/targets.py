@@ -16,6 +16,9 @@ class Target:
     compare: Callable[[Any, Any], bool]
     threshold: Any
     shown: str  # how the target reads in the results table
+    # Judged only when the figure exists: it compares with a control or baseline that a
+    # run without them (--no-controls) does not have.
+    side_by_side: bool = False
 
     def value(self, result: dict[str, Any]) -> Any:
         value: Any = result
@@ -25,6 +28,11 @@ class Target:
             value = value[key]
         return value
 
+    def applies(self, result: dict[str, Any]) -> bool:
+        return self.workload == result["workload"] and not (
+            self.side_by_side and self.value(result) is None
+        )
+
     def judge(self, result: dict[str, Any]) -> dict[str, Any]:
         value = self.value(result)
         met = value is not None and bool(self.compare(value, self.threshold))
@@ -32,19 +40,42 @@ class Target:
 
 
 ge, le, eq = operator.ge, operator.le, operator.eq
+# Ratios project ÷ control (benchmarks/e2e/compare.py), by control.
+G1, G2, C4 = "vs.gunicorn-1.", "vs.gunicorn-2.", "vs.channels4."
 
 TARGETS = [
     Target("W1", "requests/s", "requests_per_s", ge, 3200, "≥ 3,200"),
     Target("W1", "latency p99 (ms)", "p99_ms", le, 20, "≤ 20"),
     Target("W1", "non-2xx responses", "non_2xx", eq, 0, "0"),
-    Target("W1", "× gunicorn control (same run)", "vs_control", ge, 0.6, "≥ 0.6"),
+    Target("W1", "× gunicorn control (same run)", G1 + "requests_per_s", ge, 0.6, "≥ 0.6", True),
+    # Issue 20 item 2: ratios in the same run (medians of the interleaved rounds).
+    Target(
+        "W1", "issue 20: × gunicorn, 1 sync worker", G1 + "requests_per_s", ge, 1.0, "≥ 1.0", True
+    ),
+    Target(
+        "W1", "issue 20: p99 ÷ gunicorn's p99 (1 worker)", G1 + "p99_ms", le, 1.0, "≤ 1.0", True
+    ),
+    Target(
+        "W1",
+        "issue 20 stretch: × gunicorn, 2 sync workers",
+        G2 + "requests_per_s",
+        ge,
+        1.0,
+        "≥ 1.0",
+        True,
+    ),
     Target("W1", "at 300 req/s: latency p50 (ms)", "paced_300.p50_ms", le, 3, "≤ 3"),
     Target("W2", "messages/s", "messages_per_s", ge, 6500, "≥ 6,500"),
     Target("W2", "RTT p99 (ms)", "rtt_p99_ms", le, 30, "≤ 30"),
+    Target("W2", "issue 20: × Channels 4.3", C4 + "messages_per_s", ge, 1.0, "≥ 1.0", True),
+    Target("W2", "issue 20 stretch: × Channels 4.3", C4 + "messages_per_s", ge, 1.3, "≥ 1.3", True),
     Target("W3", "delivered / expected", "delivered_ratio", eq, 1.0, "100 %"),
     Target("W3", "fan-out p99 (ms)", "fanout_p99_ms", le, 35, "≤ 35"),
+    Target("W3-2000", "issue 20: delivered / expected", "delivered_ratio", eq, 1.0, "100 %"),
+    Target("W3-2000", "issue 20: fan-out p99 (ms)", "fanout_p99_ms", le, 100, "≤ 100"),
     Target("W4", "connections/s", "connections_per_s", ge, 810, "≥ 810"),
     Target("W4", "failures", "failed", eq, 0, "0"),
+    Target("W4", "issue 20: × Channels 4.3", C4 + "connections_per_s", ge, 1.5, "≥ 1.5", True),
     Target("W5", "connected of 10,000", "connected", eq, 10000, "10,000"),
     Target("W5", "closed while held", "closed_while_held", eq, 0, "0"),
     Target("W5", "daphne RSS with them held (MB)", "daphne_rss_mb", le, 250, "≤ 250"),
@@ -59,4 +90,4 @@ TARGETS = [
 
 
 def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
-    return [t.judge(result) for t in TARGETS if t.workload == result["workload"]]
+    return [t.judge(result) for t in TARGETS if t.applies(result)]

@@ -36,22 +36,19 @@ def echo_config(url: str, clients: int, **extra: Any) -> dict[str, Any]:
     return config
 
 
-def run_control(log_dir: Path) -> dict[str, Any]:
-    """The W1 wrk command against the same view under gunicorn (1 sync worker)."""
-    with GunicornControl(log_dir) as control:
-        return run_wrk(
-            f"{control.http_url}/hello/", threads=1, connections=50, duration_s=W1_DURATION_S
-        )
+StackFactory = Callable[[Path], Stack]
 
 
-def w1(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> dict[str, Any]:
-    """GET /hello/ under wrk -t1 -c50 -d15s, then paced at 300 req/s; gunicorn control.
+def w1(
+    log_dir: Path,
+    profiler: Callable[[Stack, int], Any] | None = None,
+    stack_factory: StackFactory = Stack,
+) -> dict[str, Any]:
+    """GET /hello/ under wrk -t1 -c50 -d15s, then paced at 300 req/s.
 
-    The control runs just before and just after daphne and the two are averaged, so a
-    change in the shared machine's load during the workload biases the ratio less.
+    The gunicorn controls are separate rounds (`w1_gunicorn`), interleaved by run.py.
     """
-    control_before = run_control(log_dir)
-    with Stack(log_dir) as stack:
+    with stack_factory(log_dir) as stack:
         url = f"{stack.http_url}/hello/"
         recording = profiler(stack, W1_DURATION_S) if profiler else None
         cpu_before, commands_before = stack.cpu(), stack.redis_commands()
@@ -71,19 +68,9 @@ def w1(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
             }
         )
         stack.check_alive()
-    control_after = run_control(log_dir)
-    controls = [control_before, control_after]
-    control_rate = sum(c["requests_per_s"] for c in controls) / len(controls)
     return {
-        "workload": "W1",
-        "requests_per_s": saturated["requests_per_s"],
-        "p50_ms": saturated["latency"]["p50_ms"],
-        "p99_ms": saturated["latency"]["p99_ms"],
-        "non_2xx": saturated["non_2xx"],
-        "socket_errors": saturated["socket_errors"],
-        "cpu_per_request": {**cpu, "wrk_us": saturated["client_cpu_us_per_request"]},
+        **_wrk_figures(saturated, cpu),
         "redis_commands_per_request": commands,
-        "wrk": saturated,
         "paced_300": {
             "achieved_per_s": paced["achieved_per_s"],
             "p50_ms": paced["latency"]["p50_ms"],
@@ -92,19 +79,40 @@ def w1(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
             "non_2xx": paced["non_2xx"],
             "errors": paced["errors"],
         },
-        "control_gunicorn": {
-            "requests_per_s": control_rate,
-            "runs_requests_per_s": [c["requests_per_s"] for c in controls],
-            "p99_ms": [c["latency"]["p99_ms"] for c in controls],
-            "non_2xx": sum(c["non_2xx"] for c in controls),
-        },
-        "vs_control": saturated["requests_per_s"] / control_rate,
     }
 
 
-def w2(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> dict[str, Any]:
+def w1_gunicorn(log_dir: Path, workers: int = 1) -> dict[str, Any]:
+    """The W1 control: the same wrk command against the view under gunicorn's sync workers."""
+    with GunicornControl(log_dir, workers) as control:
+        cpu_before = control.cpu()
+        saturated = run_wrk(
+            f"{control.http_url}/hello/", threads=1, connections=50, duration_s=W1_DURATION_S
+        )
+        cpu = control.cpu_per_message(cpu_before, saturated["requests"])
+    return _wrk_figures(saturated, cpu)
+
+
+def _wrk_figures(saturated: dict[str, Any], cpu: dict[str, float]) -> dict[str, Any]:
+    return {
+        "workload": "W1",
+        "requests_per_s": saturated["requests_per_s"],
+        "p50_ms": saturated["latency"]["p50_ms"],
+        "p99_ms": saturated["latency"]["p99_ms"],
+        "non_2xx": saturated["non_2xx"],
+        "socket_errors": saturated["socket_errors"],
+        "cpu_per_request": {**cpu, "wrk_us": saturated["client_cpu_us_per_request"]},
+        "wrk": saturated,
+    }
+
+
+def w2(
+    log_dir: Path,
+    profiler: Callable[[Stack, int], Any] | None = None,
+    stack_factory: StackFactory = Stack,
+) -> dict[str, Any]:
     """100 closed-loop echo clients for 10 s (after 1 s of warm-up)."""
-    with Stack(log_dir) as stack:
+    with stack_factory(log_dir) as stack:
         config = echo_config(f"{stack.ws_url}/echo/", ECHO_CLIENTS)
         with NodeClient(config) as client:
             client.wait_event("running", timeout=60)
@@ -129,36 +137,46 @@ def w2(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
     }
 
 
-def w3(log_dir: Path) -> dict[str, Any]:
-    """200 group members; one sends 200 messages at 10/s; each is broadcast to all."""
-    with Stack(log_dir) as stack:
+def w3(log_dir: Path, stack_factory: StackFactory = Stack, members: int = 200) -> dict[str, Any]:
+    """200 group members (W3-2000: 2,000); one sends 200 messages at 10/s; each to all."""
+    with stack_factory(log_dir) as stack:
+        cpu_before = stack.cpu()
         result = run_node(
             {
                 "mode": "broadcast",
                 "url": f"{stack.ws_url}/broadcast/",
-                "clients": 200,
+                "clients": members,
                 "messages": 200,
                 "rate_per_s": 10,
                 "drain_s": 10,
-                "max_s": 120,
+                "open_timeout_ms": 180000,
+                "max_s": 300,
             }
         )
+        # Per message delivered to a member (the members' handshakes included).
+        cpu = stack.cpu_per_message(cpu_before, result["delivered"])
         stack.check_alive()
     return {
-        "workload": "W3",
+        "workload": "W3" if members == 200 else f"W3-{members}",
         "delivered": result["delivered"],
         "expected": result["expected"],
         "delivered_ratio": result["delivered"] / result["expected"],
         "fanout_p50_ms": result["fanout"]["p50_ms"],
         "fanout_p99_ms": result["fanout"]["p99_ms"],
         "complete_messages": result["complete_messages"],
+        "closed": result["closed"],
+        "cpu_per_delivery": cpu,
         "broadcast": result,
     }
 
 
-def w4(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> dict[str, Any]:
+def w4(
+    log_dir: Path,
+    profiler: Callable[[Stack, int], Any] | None = None,
+    stack_factory: StackFactory = Stack,
+) -> dict[str, Any]:
     """1,000 connections (connect, one echo, close), 50 at a time."""
-    with Stack(log_dir) as stack:
+    with stack_factory(log_dir) as stack:
         # The storm lasts a few seconds; a profile covers its first 2 s.
         recording = profiler(stack, 2) if profiler else None
         cpu_before = stack.cpu()
@@ -186,9 +204,13 @@ def w4(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> di
     }
 
 
-def w5(log_dir: Path, profiler: Callable[[Stack, int], Any] | None = None) -> dict[str, Any]:
+def w5(
+    log_dir: Path,
+    profiler: Callable[[Stack, int], Any] | None = None,
+    stack_factory: StackFactory = Stack,
+) -> dict[str, Any]:
     """10,000 idle WebSockets (200 handshakes at a time); W2 echo beside them vs without."""
-    with Stack(log_dir) as stack:
+    with stack_factory(log_dir) as stack:
         url = f"{stack.ws_url}/echo/"
         alone = run_node(echo_config(url, ECHO_CLIENTS))
         rss_before = {"daphne": rss_mb(stack.daphne.pid), "worker": rss_mb(stack.worker.pid)}
@@ -243,9 +265,9 @@ W6_BUCKET_MS = 10
 W6_WINDOW_BUCKETS = 10  # the rate after the restart is judged over 100 ms windows
 
 
-def w6(log_dir: Path) -> dict[str, Any]:
+def w6(log_dir: Path, stack_factory: StackFactory = Stack) -> dict[str, Any]:
     """50 echo clients; SIGKILL redis-server, restart it on the same port 3 s later."""
-    with Stack(log_dir) as stack:
+    with stack_factory(log_dir) as stack:
         config = echo_config(
             f"{stack.ws_url}/echo/",
             W6_CLIENTS,

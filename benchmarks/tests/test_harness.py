@@ -19,10 +19,10 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from twisted.internet.threads import blockingCallFromThread
 from twisted.web import resource, server
 
-from benchmarks.e2e import LOADGEN_DIR, results, targets
+from benchmarks.e2e import LOADGEN_DIR, control_venv, results, targets
 from benchmarks.e2e.clients import NodeClient, run_node
-from benchmarks.e2e.procs import Child, http_get, rss_mb, wait_until
-from benchmarks.e2e.stack import Stack
+from benchmarks.e2e.procs import Child, child_pids, http_get, rss_mb, wait_until
+from benchmarks.e2e.stack import Channels4Stack, GunicornControl, Stack
 from benchmarks.e2e.workloads import W6_BUCKET_MS, bounce_figures
 from channels.layers import conformance
 from support.redis_harness import redis_server_path
@@ -285,6 +285,46 @@ def test_benchmark_app_on_the_real_stack(tmp_path: Path):
         )
 
 
+@pytest.mark.skipif(redis_server_path() is None, reason="needs redis-server")
+@pytest.mark.skipif(
+    not control_venv.ready(),
+    reason="needs the Channels 4.3 control venv (built by `python benchmarks/run.py -w W2`)",
+)
+def test_channels4_control_has_the_bench_app_semantics(tmp_path: Path):
+    """The W2..W4 control (issue 20): echo and group broadcast on daphne 4, clean stop."""
+    stack = Channels4Stack(tmp_path, control_venv.venv_python())
+    with stack:
+        probe = run_node(
+            {"mode": "probe", "url": f"{stack.ws_url}/echo/", "timeout_ms": 10000, "max_s": 20}
+        )
+        assert probe["ok"], probe
+        broadcast = run_node(
+            {
+                "mode": "broadcast",
+                "url": f"{stack.ws_url}/broadcast/",
+                "clients": 5,
+                "messages": 3,
+                "rate_per_s": 10,
+                "drain_s": 10,
+                "max_s": 60,
+            }
+        )
+        assert broadcast["delivered"] == broadcast["expected"] == 15
+        assert set(stack.cpu()) == {"daphne", "redis"}
+        pid = stack.daphne.pid
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_gunicorn_control_with_two_workers(tmp_path: Path):
+    """The W1 stretch control: two sync workers, their CPU read from /proc."""
+    pytest.importorskip("gunicorn")
+    with GunicornControl(tmp_path, workers=2) as control:
+        assert http_get(f"{control.http_url}/hello/") == (200, b"Hello, world!\n")
+        wait_until(lambda: len(child_pids(control.child.pid)) == 2, 30, "gunicorn's two workers up")
+        cpu = control.cpu()
+        assert set(cpu) == {"gunicorn_master", "gunicorn_workers"} and cpu["gunicorn_workers"] > 0
+
+
 def test_history_has_one_row_per_run():
     machine = {"commit": "abc1234"}
     records = [
@@ -310,6 +350,6 @@ def test_history_has_one_row_per_run():
         if line.startswith("| r") and "commit" not in line
     ]
     assert rows == [
-        "| r1 | abc1234 | 1.5 |  | 1,500 |  | error |  |  |",
-        "| r2 | abc1234 | 0.5 |  | 2,500 |  |  |  |  |",
+        "| r1 | abc1234 | 1.5 |  | 1,500 |  |  | error |  |  |",
+        "| r2 | abc1234 | 0.5 |  | 2,500 |  |  |  |  |  |",
     ]
