@@ -1,0 +1,516 @@
+"""At-least-once delivery on Redis: leases, redelivery and dead letters (issue 17).
+
+Why lists, a doorbell and a lease set rather than Streams. A worker waits on every
+channel it routes in ONE blocking call (``BLMPOP`` over many lists, `popping`), and
+most of those channels stay at-most-once plain lists. Streams consumer groups
+(``XREADGROUP`` / ``XACK`` / ``XAUTOCLAIM``) would give leases for free, but a
+blocking ``XREADGROUP`` cannot wait on lists, so a worker would need two blocking
+calls (two connections, a poll, cancellation) for every receive, and the list
+machinery already in place (capacity by ``LLEN``, expiry by the entry's deadline
+prefix, group bundles, Lua scripts run by SHA) would have to be rebuilt for
+streams. Instead, per at-least-once channel ``C`` (all keys under the hash tag
+``{C}``, so one channel's keys share one Redis Cluster slot):
+
+- ``prefix{C}``: the data list, exactly as for at-most-once channels (sends,
+  capacity and expiry unchanged);
+- ``prefix{C}:bell``: the doorbell. A send that stores a message also pushes a
+  token here (same script, `scripts.SEND`'s ``b`` flag). The worker's ``BLMPOP``
+  waits on the bell instead of the data list: a token means "maybe work", never
+  carries the message;
+- ``prefix{C}:lease`` (sorted set, score = lease deadline on the shard's clock) and
+  ``prefix{C}:held`` (hash, id -> ``count:entry``): what is delivered and not
+  acknowledged. `LEASE` atomically pops a live entry from the data list into
+  them; ``ack`` is ``ZREM`` + ``HDEL``;
+- ``prefix{C}:dead``: dead letters, kept without TTL.
+
+Every lease pass first *reclaims* the channel's expired leases (same script, so no
+extra round trip): an entry goes back to the head of the data list with its
+delivery count (entry kind ``R``, `entries`) and the bell rings again, or, once it
+was delivered `max_deliveries` times, to the dead letters (counted as
+``dead_lettered_count``, logged once at WARNING). The pass also returns the
+earliest lease deadline, so a blocking receive never waits past it: a killed
+worker's message comes back within `ack_timeout` plus a round trip. A lost token
+only delays (the pass at each blocking timeout looks at the data lists), never
+loses. Plain names listed with at-least-once ones are popped by the same script,
+so a worker's non-blocking pass stays one round trip per shard.
+
+Channels not matching `at_least_once` never reach this module: their sends and
+receives are the at-most-once paths, unchanged (the only added cost is a cached
+dict lookup per send). Every process sharing a layer must use the same
+`at_least_once` setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from channels.layers.base import DELIVERY_KEY, layer_random
+from channels.layers.delivery import DeadLetter, DeliveryPolicy
+
+from .entries import decode_entry
+from .flushing import glob_escape
+from .popping import Visit
+from .scripts import Script
+from .shard import Shard
+from .shards_wait import blocking_pop
+
+if TYPE_CHECKING:
+    from .core import RedisChannelLayer
+    from .receiving import Received
+
+__all__ = ["BELL_TOKEN", "Reliable", "reliable_keys"]
+
+logger = logging.getLogger("asgi_redis")
+
+# A doorbell token: a deadline no entry reaches, so the receive path never drops it.
+BELL_TOKEN = b"9999999999999B"
+_SUFFIXES = (":bell", ":lease", ":held", ":dead")
+
+
+def reliable_keys(list_key: str) -> tuple[str, str, str, str, str]:
+    """``(data list, bell, lease set, held hash, dead letters)`` of one channel."""
+    return (list_key, *(list_key + suffix for suffix in _SUFFIXES))  # type: ignore[return-value]
+
+
+_RELIABLE_PRELUDE = """
+-- Leases of one channel that ended go back to the head of its data list (kind R,
+-- with their delivery count) or, after max_deliveries, to its dead letters.
+-- k = {list, bell, lease, held, dead}. Returns (moved back, dead-lettered).
+local function reclaim(k, now, maxd, expiry_ms, counters, limit)
+  local due = redis.call('ZRANGEBYSCORE', k[3], '-inf', now, 'LIMIT', 0, limit)
+  if #due == 0 then return 0, 0 end
+  local back, dead = {}, 0
+  for _, id in ipairs(due) do
+    local rec = redis.call('HGET', k[4], id)
+    redis.call('ZREM', k[3], id)
+    redis.call('HDEL', k[4], id)
+    if rec then
+      local colon = string.find(rec, ':', 1, true)
+      local n = tonumber(string.sub(rec, 1, colon - 1))
+      local entry = string.sub(rec, colon + 1)
+      if n >= maxd then
+        redis.call('RPUSH', k[5], string.format('%013d', now) .. n .. ':' .. entry)
+        dead = dead + 1
+      else
+        back[#back + 1] = string.format('%013d', now + expiry_ms) .. 'R' .. n .. ':' ..
+                          string.sub(entry, 14)
+      end
+    end
+  end
+  if #back > 0 then
+    for i = #back, 1, -1 do redis.call('LPUSH', k[1], back[i]) end
+    redis.call('PEXPIRE', k[1], expiry_ms + 1000)
+    for _ = 1, #back do redis.call('RPUSH', k[2], '9999999999999B') end
+    redis.call('PEXPIRE', k[2], expiry_ms + 1000)
+  end
+  if dead > 0 then count(counters, 'dead_lettered_count', dead) end
+  return #back, dead
+end
+"""
+
+# One non-blocking pass (issue 17). KEYS: global statistics hash, then per name in
+# the order to try: 'r' (at-least-once) names give list, bell, lease, held, dead,
+# channel statistics hash; 'p' (plain) names give their list. ARGV: ack_timeout_ms,
+# max_deliveries, expiry_ms, lease id token, stats_prefix, channel stats TTL, global
+# stats TTL, kinds ('r'/'p' per name).
+# Returns {now, next lease deadline or -1, {name index, dead-lettered, ...}} and, when
+# something was taken: name index, lease id ('' for plain), delivery count, entry.
+_LEASE = """
+local now = now_ms()
+local ack_ms, maxd, expiry_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local token = ARGV[4]
+local stats = {ARGV[5], ARGV[6], ARGV[7]}
+local kinds = ARGV[8]
+local next_due, dead_info = -1, {}
+local k = 2
+for i = 1, #kinds do
+  if string.byte(kinds, i) == 114 then
+    local keys = {KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]}
+    local counters = {KEYS[k + 5], KEYS[1], stats[2], stats[3], false}
+    k = k + 6
+    local _, dead = reclaim(keys, now, maxd, expiry_ms, counters, 100)
+    if dead > 0 then
+      dead_info[#dead_info + 1] = i
+      dead_info[#dead_info + 1] = dead
+    end
+    local dropped = 0
+    while true do
+      local entry = redis.call('LPOP', keys[1])
+      if not entry then break end
+      if deadline(entry) > now then
+        local n = 1
+        if string.byte(entry, 14) == 82 then
+          local colon = string.find(entry, ':', 15, true)
+          n = tonumber(string.sub(entry, 15, colon - 1)) + 1
+          entry = string.sub(entry, 1, 13) .. string.sub(entry, colon + 1)
+        end
+        local id = token .. i
+        redis.call('ZADD', keys[3], now + ack_ms, id)
+        redis.call('HSET', keys[4], id, n .. ':' .. entry)
+        redis.call('LPOP', keys[2])
+        if n > 1 then count(counters, 'redelivered_count', 1) end
+        if dropped > 0 then count(counters, 'expired_count', dropped) end
+        return {now, -1, dead_info, i, id, n, entry}
+      end
+      dropped = dropped + 1
+    end
+    if dropped > 0 then count(counters, 'expired_count', dropped) end
+    local first = redis.call('ZRANGE', keys[3], 0, 0, 'WITHSCORES')
+    if first[2] then
+      local due = tonumber(first[2])
+      if next_due < 0 or due < next_due then next_due = due end
+    end
+  else
+    local key = KEYS[k]
+    k = k + 1
+    local dropped = 0
+    while true do
+      local entry = redis.call('LPOP', key)
+      if not entry then break end
+      if deadline(entry) > now then
+        if dropped > 0 then count_expired(key, stats, dropped) end
+        return {now, -1, dead_info, i, '', 0, entry}
+      end
+      dropped = dropped + messages_in(entry)
+    end
+    if dropped > 0 then count_expired(key, stats, dropped) end
+  end
+end
+return {now, next_due, dead_info}
+"""
+
+# KEYS: lease set, held hash. ARGV: lease id. Returns 1 when the lease was live.
+_ACK = """
+local gone = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return gone
+"""
+
+# A nack: the lease ends after delay_ms (0: now), and so the message comes back.
+# KEYS: list, bell, lease, held, dead, channel statistics hash, global statistics
+# hash. ARGV: lease id, delay_ms, max_deliveries, expiry_ms, channel stats TTL,
+# global stats TTL, '1' to hand the message back uncounted (a worker stopping).
+# Returns {1 when the lease was live, messages dead-lettered}.
+_NACK = """
+local now = now_ms()
+if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return {0, 0} end
+if ARGV[7] == '1' then
+  local rec = redis.call('HGET', KEYS[4], ARGV[1])
+  local colon = string.find(rec, ':', 1, true)
+  local n = tonumber(string.sub(rec, 1, colon - 1)) - 1
+  redis.call('HSET', KEYS[4], ARGV[1], n .. ':' .. string.sub(rec, colon + 1))
+end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
+local counters = {KEYS[6], KEYS[7], ARGV[5], ARGV[6], false}
+local _, dead = reclaim({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]}, now, tonumber(ARGV[3]),
+                        tonumber(ARGV[4]), counters, 100)
+return {1, dead}
+"""
+
+# Dead letters back to the tail of their data list, delivery counts reset.
+# KEYS: dead, list, bell. ARGV: expiry_ms. Returns how many moved.
+_REQUEUE = """
+local now = now_ms()
+local expiry_ms = tonumber(ARGV[1])
+local letters = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, letter in ipairs(letters) do
+  local colon = string.find(letter, ':', 14, true)
+  local entry = string.sub(letter, colon + 1)
+  redis.call('RPUSH', KEYS[2], string.format('%013d', now + expiry_ms) .. string.sub(entry, 14))
+  redis.call('RPUSH', KEYS[3], '9999999999999B')
+end
+if #letters > 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('PEXPIRE', KEYS[2], expiry_ms + 1000)
+  redis.call('PEXPIRE', KEYS[3], expiry_ms + 1000)
+end
+return #letters
+"""
+
+LEASE = Script("lease", _RELIABLE_PRELUDE + _LEASE)
+ACK = Script("ack", _ACK)
+NACK = Script("nack", _RELIABLE_PRELUDE + _NACK)
+REQUEUE = Script("requeue_dead", _REQUEUE)
+
+
+@dataclass(slots=True)
+class _Split:
+    """One list of names split by delivery mode (cached per list)."""
+
+    # Names the lease script takes (at-least-once and plain non-``P!`` ones).
+    scripted: list[str]
+    # Process-specific names (batch pops, prefetch buffer): the plain receiver's.
+    buffered: list[str]
+    # Shards to visit per scripted name (normal names: every shard).
+    homes: dict[str, list[int]] = field(default_factory=dict)
+
+
+class Reliable:
+    """The at-least-once side of one `RedisChannelLayer` (issue 17)."""
+
+    # Expired leases one pass moves per channel.
+    reclaim_limit = 100
+
+    def __init__(self, layer: RedisChannelLayer, policy: DeliveryPolicy) -> None:
+        self._layer = layer
+        self.policy = policy
+        self.applies = policy.applies
+        self.ack_ms = int(policy.ack_timeout * 1000)
+        self._splits: dict[tuple[str, ...], _Split | None] = {}
+
+    # -- receive -----------------------------------------------------------------
+
+    def receive(self, channels: Iterable[str], block: bool) -> Received:
+        layer = self._layer
+        receiver = layer._receiver
+        names = receiver.receive_plan(channels).names  # validated once per list (A-13)
+        split = self._split(names)
+        if split is None:  # no at-least-once name here: the usual paths
+            return receiver.receive(names, block)
+        if receiver.buffer and split.buffered:
+            found = receiver.take_buffered(split.buffered)
+            if found is not None:
+                return found
+        give_up = time.monotonic() + layer.blpop_timeout
+        while True:
+            order = list(split.scripted)
+            layer_random.shuffle(order)  # A-28
+            found, next_due = self._lease_pass(split, order)
+            if found is not None:
+                return found
+            if split.buffered:
+                found = receiver.receive(split.buffered, False)
+                if found[0] is not None:
+                    return found
+            if not block:
+                return None, None
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                return None, None
+            timeout = min(remaining, next_due) if next_due is not None else remaining
+            popped = blocking_pop(self._wait_visits(split, names), max(timeout, 0.01))
+            if popped is None:
+                continue  # a lease may have ended, or the receive's time is up
+            visit, index, entries = popped
+            if visit.keys[index].endswith(":bell"):
+                continue  # maybe work: the next pass leases it
+            return receiver.hand_out(visit.shard, visit.storages[index], entries)
+
+    def _split(self, names: list[str]) -> _Split | None:
+        key = tuple(names)
+        if key in self._splits:
+            return self._splits[key]
+        split = None
+        if any(self.applies(name) for name in names):
+            placement = self._layer._placement
+            split = _Split(
+                [name for name in names if not name.endswith("!")],
+                [name for name in names if name.endswith("!")],
+            )
+            for name in split.scripted:
+                if "?" in name or placement.ring_size == 1:
+                    split.homes[name] = [placement.index(name)]
+                else:
+                    split.homes[name] = list(range(placement.ring_size))
+        if len(self._splits) >= self._layer.receive_plan_memory:
+            self._splits.clear()
+        self._splits[key] = split
+        return split
+
+    def _lease_pass(
+        self, split: _Split, order: list[str]
+    ) -> tuple[tuple[str, dict[str, Any]] | None, float | None]:
+        """One `LEASE` per shard holding a name; ``(message, seconds to next lease end)``."""
+        layer = self._layer
+        placement = layer._placement
+        by_shard: dict[int, list[str]] = {}
+        for name in order:
+            for index in split.homes[name]:
+                by_shard.setdefault(index, []).append(name)
+        next_due: float | None = None
+        for index, shard_names in by_shard.items():
+            shard = placement.shards[index]
+            found, due = self._lease_on(shard, index, shard_names)
+            if found is not None:
+                return found, None
+            if due is not None:
+                next_due = due if next_due is None else min(next_due, due)
+        return None, next_due
+
+    def _lease_on(
+        self, shard: Shard, index: int, names: list[str]
+    ) -> tuple[tuple[str, dict[str, Any]] | None, float | None]:
+        layer = self._layer
+        placement = layer._placement
+        sender = layer._sender
+        keys: list[str] = [placement.global_stats_hash]
+        kinds = []
+        for name in names:
+            list_key = placement.list_key(name)
+            if self.applies(name):
+                keys += (*reliable_keys(list_key), placement.stats_hash(name))
+                kinds.append("r")
+            else:
+                keys.append(list_key)
+                kinds.append("p")
+        token = uuid.uuid4().hex[:16] + "."
+        reply = shard.script(
+            LEASE,
+            keys,
+            (
+                self.ack_ms,
+                self.policy.max_deliveries,
+                sender.expiry_ms,
+                token,
+                *sender.stats_args,
+                "".join(kinds),
+            ),
+        )
+        now_ms = reply[0]
+        shard.note_clock(now_ms)
+        dead = reply[2]
+        for at in range(0, len(dead), 2):
+            self._dead_lettered(names[dead[at] - 1], dead[at + 1])
+        if len(reply) == 3:
+            due = reply[1]
+            return None, (None if due < 0 else max(0.0, (due - now_ms) / 1000))
+        position, lease_id, count, entry = reply[3:7]
+        storage = names[position - 1]
+        _, destinations, payload = decode_entry(entry, storage)
+        message = layer._codec.decode(payload)
+        if lease_id:
+            message[DELIVERY_KEY] = {"id": f"{index}:{lease_id.decode()}", "count": count}
+        return (destinations[0], message), None
+
+    def _wait_visits(self, split: _Split, names: list[str]) -> list[Visit]:
+        """Bells of at-least-once names and lists of plain ones, per shard (A-32)."""
+        placement = self._layer._placement
+        visits: dict[int, Visit] = {}
+
+        def add(index: int, key: str, storage: str, want: int) -> None:
+            visit = visits.get(index)
+            if visit is None:
+                visit = visits[index] = Visit(placement.shards[index])
+            visit.keys.append(key)
+            visit.storages.append(storage)
+            visit.wants.append(want)
+
+        for name in split.scripted:
+            key = placement.list_key(name)
+            if self.applies(name):
+                key += ":bell"
+            for index in split.homes[name]:
+                add(index, key, name, 1)
+        for name in split.buffered:
+            add(placement.index(name), placement.list_key(name), name, self._layer.prefetch)
+        order = list(visits.values())
+        layer_random.shuffle(order)
+        return order
+
+    def _dead_lettered(self, storage: str, count: int) -> None:
+        logger.warning(
+            "%d message%s on %s %s not acknowledged after %d deliveries; moved to dead letters "
+            "(manage.py deadletters)",
+            count,
+            "" if count == 1 else "s",
+            storage,
+            "was" if count == 1 else "were",
+            self.policy.max_deliveries,
+        )
+
+    # -- ack / nack ---------------------------------------------------------------
+
+    def _located(self, channel: str, delivery_id: str) -> tuple[Shard, str, str]:
+        index, _, lease_id = delivery_id.partition(":")
+        storage = self._layer.non_local_name(channel)
+        return self._layer._placement.shards[int(index)], storage, lease_id
+
+    def ack(self, channel: str, delivery_id: str) -> bool:
+        shard, storage, lease_id = self._located(channel, delivery_id)
+        keys = reliable_keys(self._layer._placement.list_key(storage))
+        return bool(shard.script(ACK, (keys[2], keys[3]), (lease_id,)))
+
+    def nack(self, channel: str, delivery_id: str, delay: float, release: bool = False) -> bool:
+        shard, storage, lease_id = self._located(channel, delivery_id)
+        placement = self._layer._placement
+        sender = self._layer._sender
+        keys = (
+            *reliable_keys(placement.list_key(storage)),
+            placement.stats_hash(storage),
+            placement.global_stats_hash,
+        )
+        live, dead = shard.script(
+            NACK,
+            keys,
+            (
+                lease_id,
+                int(max(0.0, delay) * 1000),
+                self.policy.max_deliveries,
+                sender.expiry_ms,
+                sender.stats_args[1],
+                sender.stats_args[2],
+                "1" if release else "",
+            ),
+        )
+        if dead:
+            self._dead_lettered(storage, dead)
+        return bool(live)
+
+    # -- dead letters ---------------------------------------------------------------
+
+    def _dead_keys(self, pattern: str) -> list[tuple[Shard, str, str]]:
+        """``(shard, dead-letter key, storage)`` of channels matching glob `pattern`."""
+        prefix = self._layer.prefix
+        match = f"{glob_escape(prefix)}{{{pattern}}}:dead"
+        found = []
+        for shard in self._layer._shards:
+            cursor = 0
+            while True:
+                cursor, page = shard.call(
+                    lambda client, c=cursor: client.scan(cursor=c, match=match, count=1000)
+                )
+                for key in page:
+                    text = key.decode("utf-8") if isinstance(key, bytes) else key
+                    found.append((shard, text, text[len(prefix) + 1 : -len("}:dead")]))
+                if int(cursor) == 0:
+                    break
+        return sorted(found, key=lambda item: (item[2], item[0].index))
+
+    def dead_letters(self, pattern: str = "*") -> list[DeadLetter]:
+        letters = []
+        for shard, key, storage in self._dead_keys(pattern):
+            for raw in shard.command("LRANGE", key, 0, -1):
+                colon = raw.index(b":", 13)
+                dead_at = int(raw[:13]) / 1000
+                deliveries = int(raw[13:colon])
+                _, names, payload = decode_entry(raw[colon + 1 :], storage)
+                content = self._layer._codec.decode(payload)
+                letters.append(DeadLetter(names[0], content, deliveries, dead_at, key))
+        return letters
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Dead letters per storage name, over every shard."""
+        counts: dict[str, int] = {}
+        for shard, key, storage in self._dead_keys("*"):
+            counts[storage] = counts.get(storage, 0) + int(shard.command("LLEN", key))
+        return counts
+
+    def requeue_dead_letters(self, pattern: str = "*") -> int:
+        moved = 0
+        expiry_ms = self._layer._sender.expiry_ms
+        for shard, key, storage in self._dead_keys(pattern):
+            list_key = self._layer._placement.list_key(storage)
+            moved += int(shard.script(REQUEUE, (key, list_key, list_key + ":bell"), (expiry_ms,)))
+        return moved
+
+    def purge_dead_letters(self, pattern: str = "*") -> int:
+        gone = 0
+        for shard, key, _ in self._dead_keys(pattern):
+            gone += int(shard.command("LLEN", key))
+            shard.command("DEL", key)
+        return gone

@@ -1,0 +1,99 @@
+"""At-least-once delivery on the Redis layer (issue 17): the conformance block on one and
+three shards, keys under one hash tag, and at-most-once paths left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from asgi_redis import RedisChannelLayer
+from channels.layers import conformance
+from channels.layers.base import DELIVERY_KEY
+
+ALO = {"at_least_once": ["alo.*"], "ack_timeout": 1, "max_deliveries": 3}
+
+
+@pytest.mark.usefixtures("class_layer")
+class TestReliableOneShard(conformance.ConformanceTestCase):
+    """The whole suite (L-58 settings) with at-least-once on for ``alo.*``."""
+
+    expiry_delay = 1.1
+    capacity_limit = 5
+
+    @staticmethod
+    def layer_options(servers):
+        return {"hosts": [servers[0].url], "expiry": 1, "group_expiry": 2, "capacity": 5, **ALO}
+
+
+@pytest.mark.usefixtures("class_layer")
+class TestReliableThreeShards(conformance.ConformanceTestCase):
+    expiry_delay = 1.1
+    receive_tries = 3
+
+    @staticmethod
+    def layer_options(servers):
+        return {
+            "hosts": [server.url for server in servers[:3]],
+            "expiry": 1,
+            "group_expiry": 2,
+            "capacity": 5,
+            **ALO,
+        }
+
+
+def test_keys_share_one_hash_tag(layer_on):
+    """Every key of one at-least-once channel sits in one Redis Cluster slot."""
+    layer = layer_on(**ALO)
+    layer.send("alo.tag", {"n": 1})
+    channel, message = layer.receive(["alo.tag"])
+    client = layer.connection(0)
+    keys = sorted(key.decode() for key in client.keys("t-func:*"))
+    assert keys == ["t-func:{alo.tag}:held", "t-func:{alo.tag}:lease"]
+    assert layer.ack(channel, message[DELIVERY_KEY]["id"])
+    assert client.keys("t-func:*") == []
+
+
+def test_at_most_once_unchanged(layer_on):
+    """Without the option: no extension, the exact 1.x statistics keys."""
+    layer = layer_on()
+    assert "at_least_once" not in layer.extensions
+    layer.send("alo.x", {"n": 1})
+    assert layer.receive(["alo.x"]) == ("alo.x", {"n": 1})
+    assert set(layer.global_statistics()) == {
+        "messages_count",
+        "channel_full_count",
+        "expired_count",
+        "shard_restarts",
+    }
+
+
+def test_too_large_is_counted(layer_on):
+    """Issue 17 item 2: a message refused as too large is counted by reason."""
+    layer = layer_on()
+    with pytest.raises(layer.MessageTooLarge):
+        layer.send("big", {"b": b"x" * (layer.max_message_size + 1)})
+    assert layer.global_statistics()["too_large_count"] == 1
+    assert layer.channel_statistics("big")["too_large_count"] == 1
+
+
+def test_blocking_receive_wakes_on_send(layer_on):
+    """A blocked receiver is woken by the doorbell, not by its timeout."""
+    import threading
+    import time
+
+    layer = layer_on(**ALO)
+    got = []
+
+    def receive():
+        got.append((time.monotonic(), layer.receive(["alo.wake", "plain.wake"], block=True)))
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    time.sleep(0.3)  # let it block; the assertion below bounds the wake-up instead
+    sent = time.monotonic()
+    RedisChannelLayer(hosts=layer.hosts, prefix="t-func:", stats_prefix="t-func-meta:", **ALO).send(
+        "alo.wake", {"n": 1}
+    )
+    thread.join(10)
+    woke, (channel, message) = got[0]
+    assert channel == "alo.wake" and message["n"] == 1
+    assert woke - sent < 1.0

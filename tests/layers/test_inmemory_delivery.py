@@ -1,0 +1,64 @@
+"""At-least-once delivery on the in-memory layer (issue 17): the conformance block, the
+whole suite with the option on, and the layer's own rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels.layers import conformance
+from channels.layers.base import DELIVERY_KEY
+from channels.layers.inmemory import ChannelLayer
+
+
+class InMemoryAtLeastOnceConformance(conformance.ConformanceTestCase):
+    """The whole suite (L-58 settings) plus the at-least-once block."""
+
+    channel_layer = ChannelLayer(
+        expiry=1,
+        group_expiry=2,
+        capacity=5,
+        at_least_once=["alo.*"],
+        ack_timeout=1,
+        max_deliveries=3,
+    )
+    expiry_delay = 1.1
+    capacity_limit = 5
+
+
+def test_default_is_at_most_once() -> None:
+    """Issue 17: without the option nothing changes: no extension, no delivery key."""
+    layer = ChannelLayer()
+    assert "at_least_once" not in layer.extensions
+    layer.send("alo.x", {"n": 1})
+    assert layer.receive(["alo.x"]) == ("alo.x", {"n": 1})
+    assert layer.global_statistics() == {"messages_count": 1, "channel_full_count": 0}
+
+
+def test_process_specific_names_are_never_leased() -> None:
+    layer = ChannelLayer(at_least_once=["*"])
+    layer.send("reply!abc", {"n": 1})
+    assert layer.receive(["reply!"]) == ("reply!abc", {"n": 1})
+
+
+def test_delivery_key_is_not_sent_on() -> None:
+    """A received content sent again does not carry its delivery (A-9 style)."""
+    layer = ChannelLayer(at_least_once=["alo.*"])
+    layer.send("alo.a", {"n": 1})
+    _, message = layer.receive(["alo.a"])
+    assert DELIVERY_KEY in message
+    layer.send("other", message)
+    assert layer.receive(["other"]) == ("other", {"n": 1})
+
+
+@pytest.mark.parametrize(
+    ("options", "text"),
+    [
+        ({"at_least_once": "alo.*"}, "bare string"),
+        ({"at_least_once": [3]}, "glob string"),
+        ({"ack_timeout": 0}, "ack_timeout"),
+        ({"max_deliveries": 0}, "max_deliveries"),
+    ],
+)
+def test_bad_options(options, text) -> None:
+    with pytest.raises(ValueError, match=text):
+        ChannelLayer(**options)
