@@ -18,8 +18,8 @@ from typing import Any
 
 import msgpack
 
-from channels.layers.delivery import refuse_at_least_once
 from channels.layers.base import BaseChannelLayer, FullSkipReporter, layer_random
+from channels.layers.delivery import refuse_at_least_once
 
 from . import groups, queues
 from .store import Store, open_store, valid_prefix

@@ -32,8 +32,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgi_ipc import IPCChannelLayer
-from channels.layers.delivery import refuse_at_least_once
 from channels.layers.base import BaseChannelLayer
+from channels.layers.delivery import refuse_at_least_once
 
 from .core import RedisChannelLayer
 from .socket_send import SocketSendUnsupported
