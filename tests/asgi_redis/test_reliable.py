@@ -97,3 +97,30 @@ def test_blocking_receive_wakes_on_send(layer_on):
     woke, (channel, message) = got[0]
     assert channel == "alo.wake" and message["n"] == 1
     assert woke - sent < 1.0
+
+
+def test_snapshot_reports_dead_letters_per_family(layer_on):
+    """Issue 17 / 18: the Redis inspection counts each channel's dead-letter list."""
+    from channels.layers.inspect import snapshot
+
+    layer = layer_on(at_least_once=["alo.*"], max_deliveries=1)
+    assert snapshot(layer).dead_letters == 0
+    for name in ("alo.a", "alo.b?x", "alo.b?y"):
+        layer.send(name, {})
+        _, message = layer.receive([name])
+        layer.nack(name, message[DELIVERY_KEY]["id"], 0)
+    taken = snapshot(layer)
+    assert taken.dead_letters == 3
+    assert taken.dead_letter_families == {"alo.a": 1, "alo.b?": 2}
+    assert taken.families == {}  # leases, bells and dead letters are not queues
+
+
+def test_ipc_and_local_layers_refuse(tmp_path):
+    """Issue 17: layers without leases refuse the option, naming it."""
+    from asgi_ipc import IPCChannelLayer
+    from asgi_redis import RedisLocalChannelLayer
+
+    with pytest.raises(ValueError, match="'at_least_once'"):
+        IPCChannelLayer(prefix="alo-refuse", at_least_once=["x"])
+    with pytest.raises(ValueError, match="'at_least_once'"):
+        RedisLocalChannelLayer(at_least_once=["x"])

@@ -83,7 +83,6 @@ def test_raising_consumer_is_redelivered_then_dead_lettered():
         assert layer.global_statistics()["dead_lettered_count"] == 1
 
 
-
 def test_stopping_worker_hands_back_unstarted_message():
     """A message received after stop() is handed back, not run and not counted."""
     ran = []

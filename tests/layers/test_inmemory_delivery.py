@@ -62,3 +62,19 @@ def test_delivery_key_is_not_sent_on() -> None:
 def test_bad_options(options, text) -> None:
     with pytest.raises(ValueError, match=text):
         ChannelLayer(**options)
+
+
+def test_snapshot_reports_dead_letters_per_family() -> None:
+    """Issue 17 / 18: channelstatus and the metrics see dead letters per family."""
+    from channels.layers.inspect import snapshot
+
+    layer = ChannelLayer(at_least_once=["alo.*"], max_deliveries=1)
+    assert snapshot(layer).dead_letters == 0
+    assert snapshot(ChannelLayer()).dead_letters is None
+    for name in ("alo.a", "alo.b?x", "alo.b?y"):
+        layer.send(name, {})
+        _, message = layer.receive([name])
+        layer.nack(name, message[DELIVERY_KEY]["id"], 0)
+    taken = snapshot(layer)
+    assert taken.dead_letters == 3
+    assert taken.dead_letter_families == {"alo.a": 1, "alo.b?": 2}
