@@ -64,6 +64,7 @@ class _Counters:
     channel_full_count: int = 0
     dead_lettered_count: int = 0
     redelivered_count: int = 0
+    too_large_count: int = 0
     touched: float = field(default_factory=time.monotonic)
 
 
@@ -118,8 +119,13 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
     def send(self, channel: str, message: dict[str, Any]) -> None:
         self.valid_channel_name(channel)
         snapshot, size = self.snapshot(message)
-        self.check_size(snapshot, size, channel)
         storage = self.non_local_name(channel)
+        try:
+            self.check_size(snapshot, size, channel)
+        except self.MessageTooLarge:
+            with self._lock:
+                self._count(storage, too_large=1)  # issue 17 item 2
+            raise
         now = time.monotonic()
         with self._lock:
             self._maybe_sweep(now)
@@ -227,6 +233,8 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
             if self.delivery.enabled:  # issue 17; absent otherwise (L-39's exact keys)
                 figures["dead_lettered_count"] = self._global.dead_lettered_count
                 figures["redelivered_count"] = self._global.redelivered_count
+            if self._global.too_large_count:  # issue 17 item 2, once not zero
+                figures["too_large_count"] = self._global.too_large_count
             return figures
 
     def channel_statistics(self, channel: str) -> dict[str, int]:
@@ -249,6 +257,8 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
             if self.delivery.enabled:
                 figures["dead_lettered_count"] = counters.dead_lettered_count
                 figures["redelivered_count"] = counters.redelivered_count
+            if counters.too_large_count:
+                figures["too_large_count"] = counters.too_large_count
             return figures
 
     # -- internals (call with the lock held) ----------------------------------
@@ -450,7 +460,13 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
         return list(members)
 
     def _count(
-        self, storage: str, sent: int = 0, full: int = 0, dead: int = 0, redelivered: int = 0
+        self,
+        storage: str,
+        sent: int = 0,
+        full: int = 0,
+        dead: int = 0,
+        redelivered: int = 0,
+        too_large: int = 0,
     ) -> None:
         counters = self._channel_counters.get(storage)
         if counters is None:
@@ -460,7 +476,9 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
         counters.touched = time.monotonic()
         self._global.messages_count += sent
         self._global.channel_full_count += full
-        if dead or redelivered:
+        if dead or redelivered or too_large:
+            counters.too_large_count += too_large
+            self._global.too_large_count += too_large
             counters.dead_lettered_count += dead
             counters.redelivered_count += redelivered
             self._global.dead_lettered_count += dead

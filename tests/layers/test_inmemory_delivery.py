@@ -78,3 +78,24 @@ def test_snapshot_reports_dead_letters_per_family() -> None:
     taken = snapshot(layer)
     assert taken.dead_letters == 3
     assert taken.dead_letter_families == {"alo.a": 1, "alo.b?": 2}
+
+
+def test_too_large_is_counted() -> None:
+    """Issue 17 item 2: a refused too-large message is counted by reason."""
+    layer = ChannelLayer()
+    with pytest.raises(layer.MessageTooLarge):
+        layer.send("big", {"b": b"x" * (layer.max_message_size + 1)})
+    assert layer.global_statistics()["too_large_count"] == 1
+    assert layer.channel_statistics("big")["too_large_count"] == 1
+
+
+def test_once_dedupes_with_the_cache(settings) -> None:
+    """channels.delivery.once: True the first time a key is seen, then False."""
+    from django.core.cache import caches
+
+    from channels.delivery import once
+
+    caches["default"].clear()
+    assert once("alo-key-1") is True
+    assert once("alo-key-1") is False
+    assert once("alo-key-2") is True
