@@ -284,9 +284,9 @@ class Reliable:
             if found is not None:
                 return found
             if split.buffered:
-                found = receiver.receive(split.buffered, False)
-                if found[0] is not None:
-                    return found
+                buffered = receiver.receive(split.buffered, False)
+                if buffered[0] is not None:
+                    return buffered
             if not block:
                 return None, None
             remaining = give_up - time.monotonic()
@@ -471,9 +471,11 @@ class Reliable:
         for shard in self._layer._shards:
             cursor = 0
             while True:
-                cursor, page = shard.call(
-                    lambda client, c=cursor: client.scan(cursor=c, match=match, count=1000)
-                )
+
+                def scan(client: Any, at: int = cursor) -> Any:
+                    return client.scan(cursor=at, match=match, count=1000)
+
+                cursor, page = shard.call(scan)
                 for key in page:
                     text = key.decode("utf-8") if isinstance(key, bytes) else key
                     found.append((shard, text, text[len(prefix) + 1 : -len("}:dead")]))

@@ -79,17 +79,18 @@ class Sender:
     def count_too_large(self, destination: str) -> None:
         """Count a message refused as too large (issue 17 item 2); never raises."""
         storage = self._non_local_name(destination)
+        channel_hash, global_hash = self._stats_hash(storage), self._global_stats_hash
+
+        def count(client: Any) -> Any:
+            pipe = client.pipeline(transaction=False)
+            pipe.hincrby(channel_hash, "too_large_count", 1)
+            pipe.expire(channel_hash, self._channel_ttl)
+            pipe.hincrby(global_hash, "too_large_count", 1)
+            pipe.expire(global_hash, self._global_ttl)
+            return pipe.execute()
+
         try:
-            self._send_shard(storage).call(
-                lambda client: (
-                    client.pipeline(transaction=False)
-                    .hincrby(self._stats_hash(storage), "too_large_count", 1)
-                    .expire(self._stats_hash(storage), self._channel_ttl)
-                    .hincrby(self._global_stats_hash, "too_large_count", 1)
-                    .expire(self._global_stats_hash, self._global_ttl)
-                    .execute()
-                )
-            )
+            self._send_shard(storage).call(count)
         except Exception:  # counting must not hide the caller's error
             pass
 

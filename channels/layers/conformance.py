@@ -443,7 +443,8 @@ class ConformanceTestCase(unittest.TestCase):
     def _delivery(message: dict[str, Any]) -> dict[str, Any]:
         from .base import DELIVERY_KEY
 
-        return message.pop(DELIVERY_KEY)
+        delivery: dict[str, Any] = message.pop(DELIVERY_KEY)
+        return delivery
 
     def test_alo_ack(self) -> None:
         """Issue 17: a delivery carries id and count 1; acked, it is gone."""

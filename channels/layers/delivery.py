@@ -129,7 +129,7 @@ class DeliveryPolicy:
 
     def redelivery_delay(self, delivery_count: int, first: float = 0.5, cap: float = 30.0) -> float:
         """The back-off before redelivering a message whose consumer raised."""
-        return min(cap, first * 2 ** max(0, delivery_count - 1))
+        return float(min(cap, first * 2.0 ** max(0, delivery_count - 1)))
 
 
 def refuse_at_least_once(layer_name: str, options: dict[str, Any]) -> None:
