@@ -193,7 +193,7 @@ class Worker:
                 if time.monotonic() - started < self.nonblocking_pause / 10:
                     self._stop.wait(self.nonblocking_pause)
                 continue
-            if self.termed and DELIVERY_KEY in content:
+            if DELIVERY_KEY in content and self.termed:
                 # Issue 17: stopping; an at-least-once message not started goes back.
                 self._hand_back(channel, content)
                 break
