@@ -295,6 +295,16 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         ended already (it may then be delivered again)."""
         return self._at_least_once().ack(channel, delivery_id)
 
+    def ack_later(self, channel: str, delivery_id: str) -> None:
+        """`ack` sent with this thread's next receive (one round trip fewer per message);
+        `flush_acks` sends what is left. Used by the worker."""
+        self._at_least_once().ack_later(channel, delivery_id)
+
+    def flush_acks(self) -> None:
+        """Send the acknowledgements `ack_later` left waiting in this thread."""
+        if self._reliable is not None:
+            self._reliable.flush_acks()
+
     def nack(self, channel: str, delivery_id: str, delay: float = 0.0) -> bool:
         """Deliver the message again after `delay` seconds; counted as a delivery, so
         after ``max_deliveries`` it goes to the dead letters instead."""

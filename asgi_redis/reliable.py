@@ -43,6 +43,7 @@ dict lookup per send). Every process sharing a layer must use the same
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -117,7 +118,9 @@ end
 # the order to try: 'r' (at-least-once) names give list, bell, lease, held, dead,
 # channel statistics hash; 'p' (plain) names give their list. ARGV: ack_timeout_ms,
 # max_deliveries, expiry_ms, lease id token, stats_prefix, channel stats TTL, global
-# stats TTL, kinds ('r'/'p' per name).
+# stats TTL, kinds ('r'/'p' per name), then lease ids acknowledged by this receiver
+# since its last pass (`Reliable.ack_later`), whose lease set and held hash are the
+# last KEYS, two per id.
 # Returns {now, next lease deadline or -1, {name index, dead-lettered, ...}} and, when
 # something was taken: name index, lease id ('' for plain), delivery count, entry.
 _LEASE = """
@@ -126,6 +129,12 @@ local ack_ms, maxd, expiry_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(A
 local token = ARGV[4]
 local stats = {ARGV[5], ARGV[6], ARGV[7]}
 local kinds = ARGV[8]
+local acks = #ARGV - 8
+for a = 1, acks do
+  local at = #KEYS - 2 * (acks - a) - 1
+  redis.call('ZREM', KEYS[at], ARGV[8 + a])
+  redis.call('HDEL', KEYS[at + 1], ARGV[8 + a])
+end
 local next_due, dead_info = -1, {}
 local k = 2
 for i = 1, #kinds do
@@ -262,6 +271,8 @@ class Reliable:
         self.applies = policy.applies
         self.ack_ms = int(policy.ack_timeout * 1000)
         self._splits: dict[tuple[str, ...], _Split | None] = {}
+        # Per thread: acknowledgements waiting for the next lease pass (`ack_later`).
+        self._local = threading.local()
 
     # -- receive -----------------------------------------------------------------
 
@@ -271,6 +282,8 @@ class Reliable:
         names = receiver.receive_plan(channels).names  # validated once per list (A-13)
         split = self._split(names)
         if split is None:  # no at-least-once name here: the usual paths
+            if getattr(self._local, "acks", None):
+                self.flush_acks()
             return receiver.receive(names, block)
         if receiver.buffer and split.buffered:
             found = receiver.take_buffered(split.buffered)
@@ -333,13 +346,17 @@ class Reliable:
             for index in split.homes[name]:
                 by_shard.setdefault(index, []).append(name)
         next_due: float | None = None
-        for index, shard_names in by_shard.items():
-            shard = placement.shards[index]
-            found, due = self._lease_on(shard, index, shard_names)
-            if found is not None:
-                return found, None
-            if due is not None:
-                next_due = due if next_due is None else min(next_due, due)
+        try:
+            for index, shard_names in by_shard.items():
+                shard = placement.shards[index]
+                found, due = self._lease_on(shard, index, shard_names)
+                if found is not None:
+                    return found, None
+                if due is not None:
+                    next_due = due if next_due is None else min(next_due, due)
+        finally:
+            if getattr(self._local, "acks", None):
+                self.flush_acks()  # acks for shards this pass did not visit
         return None, next_due
 
     def _lease_on(
@@ -359,18 +376,23 @@ class Reliable:
                 keys.append(list_key)
                 kinds.append("p")
         token = uuid.uuid4().hex[:16] + "."
-        reply = shard.script(
-            LEASE,
-            keys,
-            (
-                self.ack_ms,
-                self.policy.max_deliveries,
-                sender.expiry_ms,
-                token,
-                *sender.stats_args,
-                "".join(kinds),
-            ),
-        )
+        args: list[Any] = [
+            self.ack_ms,
+            self.policy.max_deliveries,
+            sender.expiry_ms,
+            token,
+            *sender.stats_args,
+            "".join(kinds),
+        ]
+        acks = self._acks_for(index)
+        for lease_key, held_key, lease_id in acks:
+            keys += (lease_key, held_key)
+            args.append(lease_id)
+        try:
+            reply = shard.script(LEASE, keys, args)
+        except BaseException:
+            self._unsent_acks(index, acks)
+            raise
         now_ms = reply[0]
         shard.note_clock(now_ms)
         dead = reply[2]
@@ -424,6 +446,40 @@ class Reliable:
         )
 
     # -- ack / nack ---------------------------------------------------------------
+
+    def ack_later(self, channel: str, delivery_id: str) -> None:
+        """Acknowledge with this thread's next lease pass on that shard (no round trip
+        of its own); `flush_acks` sends what is still waiting. The worker uses it: the
+        ack then rides with its next receive. Until sent, the lease may end and the
+        message come back (at-least-once allows a duplicate, never a loss)."""
+        shard, storage, lease_id = self._located(channel, delivery_id)
+        keys = reliable_keys(self._layer._placement.list_key(storage))
+        pending = self._waiting_acks()
+        pending.setdefault(shard.index, []).append((keys[2], keys[3], lease_id))
+
+    def flush_acks(self) -> None:
+        """Send every acknowledgement `ack_later` left waiting in this thread."""
+        pending = self._waiting_acks()
+        shards = self._layer._placement.shards
+        for index in list(pending):
+            for lease_key, held_key, lease_id in pending.pop(index):
+                shards[index].script(ACK, (lease_key, held_key), (lease_id,))
+
+    def _waiting_acks(self) -> dict[int, list[tuple[str, str, str]]]:
+        pending: dict[int, list[tuple[str, str, str]]] | None = getattr(self._local, "acks", None)
+        if pending is None:
+            pending = self._local.acks = {}
+        return pending
+
+    def _acks_for(self, index: int) -> list[tuple[str, str, str]]:
+        pending: dict[int, list[tuple[str, str, str]]] | None = getattr(self._local, "acks", None)
+        if not pending:
+            return []
+        return pending.pop(index, [])
+
+    def _unsent_acks(self, index: int, acks: list[tuple[str, str, str]]) -> None:
+        if acks:
+            self._waiting_acks().setdefault(index, [])[:0] = acks
 
     def _located(self, channel: str, delivery_id: str) -> tuple[Shard, str, str]:
         index, _, lease_id = delivery_id.partition(":")

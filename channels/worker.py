@@ -151,6 +151,16 @@ class Worker:
             self._looping = False
             if self._replies is not None:  # stopped right after a message: send its replies
                 self._send_replies()
+            self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        flush = getattr(self.channel_layer, "flush_acks", None)
+        if flush is None:
+            return
+        try:
+            flush()
+        except Exception as error:  # the leases end by themselves: delivered again
+            logger.warning("Could not acknowledge the last messages (%s)", error)
 
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
@@ -299,7 +309,9 @@ class Worker:
                 )
                 layer.nack(channel, message.delivery_id, delay)
             else:
-                layer.ack(channel, message.delivery_id)
+                # A layer that can send the ack with the next receive (Redis) does so.
+                ack = getattr(layer, "ack_later", None) if self._looping else None
+                (ack or layer.ack)(channel, message.delivery_id)
         except Exception as error:  # the lease then ends by itself: delivered again
             logger.warning(
                 "Could not %s message on %s (%s); it will be delivered again",

@@ -96,7 +96,7 @@ def test_blocking_receive_wakes_on_send(layer_on):
     thread.join(10)
     woke, (channel, message) = got[0]
     assert channel == "alo.wake" and message["n"] == 1
-    assert woke - sent < 1.0
+    assert woke - sent < 3.0  # the receive would otherwise wait its 5 s timeout
 
 
 def test_snapshot_reports_dead_letters_per_family(layer_on):
@@ -124,3 +124,21 @@ def test_ipc_and_local_layers_refuse(tmp_path):
         IPCChannelLayer(prefix="alo-refuse", at_least_once=["x"])
     with pytest.raises(ValueError, match="'at_least_once'"):
         RedisLocalChannelLayer(at_least_once=["x"])
+
+
+def test_ack_later_rides_with_the_next_receive(layer_on):
+    """ack_later sends nothing by itself; the next receive (or flush_acks) carries it."""
+    layer = layer_on(**ALO)
+    layer.send("alo.later", {"n": 1})
+    channel, message = layer.receive(["alo.later"])
+    lease_key = "t-func:{alo.later}:lease"
+    client = layer.connection(0)
+    layer.ack_later(channel, message[DELIVERY_KEY]["id"])
+    assert client.zcard(lease_key) == 1
+    assert layer.receive(["alo.later"]) == (None, None)
+    assert client.zcard(lease_key) == 0
+    layer.send("alo.later", {"n": 2})
+    channel, message = layer.receive(["alo.later"])
+    layer.ack_later(channel, message[DELIVERY_KEY]["id"])
+    layer.flush_acks()
+    assert client.zcard(lease_key) == 0
