@@ -34,6 +34,10 @@ only delays (the pass at each blocking timeout looks at the data lists), never
 loses. Plain names listed with at-least-once ones are popped by the same script,
 so a worker's non-blocking pass stays one round trip per shard.
 
+A group send (`scripts.GROUP_SEND`) to an at-least-once channel stores the entry but
+rings no bell; a waiting receiver finds it at its next pass (at the latest when its
+blocking pop times out). Only normal names are at-least-once (`DeliveryPolicy`).
+
 Channels not matching `at_least_once` never reach this module: their sends and
 receives are the at-most-once paths, unchanged (the only added cost is a cached
 dict lookup per send). Every process sharing a layer must use the same

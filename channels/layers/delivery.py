@@ -16,8 +16,10 @@ only on channels configured for at-least-once, which 1.x code never configured;
 A message sent with the key has it removed (`BaseChannelLayer.snapshot`), so a
 re-sent content never carries a stale delivery.
 
-Process-specific names (``P!L``) are never at-least-once: their only reader is the
-protocol server that owns them.
+Only normal names (the ones workers route) can be at-least-once. Process-specific
+(``P!L``) and single-reader (``name?suffix``) names never are: their one reader (a
+protocol server, or a consumer reading a request body inline with ``receive``) does
+not acknowledge.
 """
 
 from __future__ import annotations
@@ -121,7 +123,11 @@ class DeliveryPolicy:
         """Whether messages on `name` (a channel or storage name) are at-least-once."""
         found = self._cache.get(name)
         if found is None:
-            found = "!" not in name and any(pattern.match(name) for pattern in self.patterns)
+            found = (
+                "!" not in name
+                and "?" not in name
+                and any(pattern.match(name) for pattern in self.patterns)
+            )
             if len(self._cache) >= self.cache_size:
                 self._cache.clear()
             self._cache[name] = found

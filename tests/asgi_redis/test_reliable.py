@@ -105,13 +105,13 @@ def test_snapshot_reports_dead_letters_per_family(layer_on):
 
     layer = layer_on(at_least_once=["alo.*"], max_deliveries=1)
     assert snapshot(layer).dead_letters == 0
-    for name in ("alo.a", "alo.b?x", "alo.b?y"):
+    for name in ("alo.a", "alo.b", "alo.b"):
         layer.send(name, {})
         _, message = layer.receive([name])
         layer.nack(name, message[DELIVERY_KEY]["id"], 0)
     taken = snapshot(layer)
     assert taken.dead_letters == 3
-    assert taken.dead_letter_families == {"alo.a": 1, "alo.b?": 2}
+    assert taken.dead_letter_families == {"alo.a": 1, "alo.b": 2}
     assert taken.families == {}  # leases, bells and dead letters are not queues
 
 
