@@ -107,6 +107,7 @@ from .pipelined import SendThenReceive
 from .placement import GLOBAL_STATS_KEY, Placement
 from .receiving import Received, Receiver
 from .reliable import Reliable
+from .reliable_pipelined import reliable_send_then_receive
 from .scripts import UnsupportedRedis
 from .sending import Outcomes, Sender
 from .shard import Shard
@@ -347,7 +348,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         """
         if self._reliable is not None:
             # At-least-once names are leased, never popped by the pipeline's plain pop.
-            return BaseChannelLayer.send_many_then_receive(self, messages, channels, block)
+            return reliable_send_then_receive(self, messages, channels, block)
         return self._send_then_receive(messages, channels, block)
 
     def channel_in_use(self, name: str) -> bool:

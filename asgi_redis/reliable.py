@@ -252,7 +252,7 @@ REQUEUE = Script("requeue_dead", _REQUEUE)
 
 
 @dataclass(slots=True)
-class _Split:
+class Split:
     """One list of names split by delivery mode (cached per list)."""
 
     # Names the lease script takes (at-least-once and plain non-``P!`` ones).
@@ -274,7 +274,7 @@ class Reliable:
         self.policy = policy
         self.applies = policy.applies
         self.ack_ms = int(policy.ack_timeout * 1000)
-        self._splits: dict[tuple[str, ...], _Split | None] = {}
+        self._splits: dict[tuple[str, ...], Split | None] = {}
         # Per thread: acknowledgements waiting for the next lease pass (`ack_later`).
         self._local = threading.local()
 
@@ -284,7 +284,7 @@ class Reliable:
         layer = self._layer
         receiver = layer._receiver
         names = receiver.receive_plan(channels).names  # validated once per list (A-13)
-        split = self._split(names)
+        split = self.split(names)
         if split is None:  # no at-least-once name here: the usual paths
             if getattr(self._local, "acks", None):
                 self.flush_acks()
@@ -318,14 +318,14 @@ class Reliable:
                 continue  # maybe work: the next pass leases it
             return receiver.hand_out(visit.shard, visit.storages[index], entries)
 
-    def _split(self, names: list[str]) -> _Split | None:
+    def split(self, names: list[str]) -> Split | None:
         key = tuple(names)
         if key in self._splits:
             return self._splits[key]
         split = None
         if any(self.applies(name) for name in names):
             placement = self._layer._placement
-            split = _Split(
+            split = Split(
                 [name for name in names if not name.endswith("!")],
                 [name for name in names if name.endswith("!")],
             )
@@ -340,7 +340,7 @@ class Reliable:
         return split
 
     def _lease_pass(
-        self, split: _Split, order: list[str]
+        self, split: Split, order: list[str]
     ) -> tuple[tuple[str, dict[str, Any]] | None, float | None]:
         """One `LEASE` per shard holding a name; ``(message, seconds to next lease end)``."""
         layer = self._layer
@@ -366,9 +366,22 @@ class Reliable:
     def _lease_on(
         self, shard: Shard, index: int, names: list[str]
     ) -> tuple[tuple[str, dict[str, Any]] | None, float | None]:
-        layer = self._layer
-        placement = layer._placement
-        sender = layer._sender
+        keys, args, acks = self.lease_arguments(index, names)
+        try:
+            reply = shard.script(LEASE, keys, args)
+        except BaseException:
+            self.unsent_acks(index, acks)
+            raise
+        return self.lease_result(shard, index, names, reply)
+
+    def lease_arguments(
+        self, index: int, names: list[str]
+    ) -> tuple[list[str], list[Any], list[tuple[str, str, str]]]:
+        """KEYS and ARGV of `LEASE` on shard `index` for `names` (in the order to try),
+        with this thread's waiting acks for that shard (taken: `unsent_acks` puts them
+        back if the call fails)."""
+        placement = self._layer._placement
+        sender = self._layer._sender
         keys: list[str] = [placement.global_stats_hash]
         kinds = []
         for name in names:
@@ -392,11 +405,12 @@ class Reliable:
         for lease_key, held_key, lease_id in acks:
             keys += (lease_key, held_key)
             args.append(lease_id)
-        try:
-            reply = shard.script(LEASE, keys, args)
-        except BaseException:
-            self._unsent_acks(index, acks)
-            raise
+        return keys, args, acks
+
+    def lease_result(
+        self, shard: Shard, index: int, names: list[str], reply: list[Any]
+    ) -> tuple[tuple[str, dict[str, Any]] | None, float | None]:
+        """``(message or None, seconds to the next lease end or None)`` from a reply."""
         now_ms = reply[0]
         shard.note_clock(now_ms)
         dead = reply[2]
@@ -408,12 +422,12 @@ class Reliable:
         position, lease_id, count, entry = reply[3:7]
         storage = names[position - 1]
         _, destinations, payload = decode_entry(entry, storage)
-        message = layer._codec.decode(payload)
+        message = self._layer._codec.decode(payload)
         if lease_id:
             message[DELIVERY_KEY] = {"id": f"{index}:{lease_id.decode()}", "count": count}
         return (destinations[0], message), None
 
-    def _wait_visits(self, split: _Split, names: list[str]) -> list[Visit]:
+    def _wait_visits(self, split: Split, names: list[str]) -> list[Visit]:
         """Bells of at-least-once names and lists of plain ones, per shard (A-32)."""
         placement = self._layer._placement
         visits: dict[int, Visit] = {}
@@ -481,7 +495,7 @@ class Reliable:
             return []
         return pending.pop(index, [])
 
-    def _unsent_acks(self, index: int, acks: list[tuple[str, str, str]]) -> None:
+    def unsent_acks(self, index: int, acks: list[tuple[str, str, str]]) -> None:
         if acks:
             self._waiting_acks().setdefault(index, [])[:0] = acks
 

@@ -76,6 +76,8 @@ class Worker:
         # Layers with send_many (Redis) can send the replies with the next receive;
         # only the receive loop does (`handle` called alone flushes them as ever).
         self._hands_over_replies = hasattr(channel_layer, "send_many")
+        # Issue 17: a layer that sends an ack with the next receive, after the replies.
+        self._acks_later = hasattr(channel_layer, "ack_later")
         self._looping = False
         # Whether run() logs "Listening on channels": once per group (issue 14).
         self.log_listening = True
@@ -349,8 +351,13 @@ class Worker:
             self._guarded(callback, lambda message: callback(channel, message), message)
         # Layers with send_many: the loop sends the consumer's batch with its next
         # receive (`_replies_then_receive`); otherwise consumer_finished flushes it.
-        # An at-least-once message's replies go out before it is acknowledged.
-        carry = self._hands_over_replies and self._looping and message.delivery_id is None
+        # An at-least-once message is acknowledged with the next receive, after its
+        # replies (`ack_later`); a layer without it sends them first (no carry).
+        carry = (
+            self._hands_over_replies
+            and self._looping
+            and (message.delivery_id is None or self._acks_later)
+        )
         try:
             consumer_started.send(sender=self.__class__, environ={})
             batch = pending_message_store.open_batch() if carry else None

@@ -142,3 +142,23 @@ def test_ack_later_rides_with_the_next_receive(layer_on):
     layer.ack_later(channel, message[DELIVERY_KEY]["id"])
     layer.flush_acks()
     assert client.zcard(lease_key) == 0
+
+
+def test_replies_and_ack_ride_with_the_next_lease(layer_on):
+    """One shard: the replies' SEND_MANY and the LEASE (carrying the previous ack) go
+    out in one pipeline; the replies are stored, the ack applied, the next leased."""
+    layer = layer_on(**ALO)
+    layer.send("alo.pipe", {"n": 1})
+    layer.send("alo.pipe", {"n": 2})
+    channel, message = layer.receive(["alo.pipe", "plain.pipe"])
+    layer.ack_later(channel, message[DELIVERY_KEY]["id"])
+    outcomes, (channel, second) = layer.send_many_then_receive(
+        [("reply.pipe", {"r": 1})], ["alo.pipe", "plain.pipe"]
+    )
+    assert outcomes == [None]
+    assert (channel, second["n"], second[DELIVERY_KEY]["count"]) == ("alo.pipe", 2, 1)
+    assert layer.connection(0).zcard("t-func:{alo.pipe}:lease") == 1  # only the second
+    assert layer.receive(["reply.pipe"]) == ("reply.pipe", {"r": 1})
+    layer.send("plain.pipe", {"p": 1})
+    outcomes, received = layer.send_many_then_receive([("reply.pipe", {"r": 2})], ["plain.pipe"])
+    assert (outcomes, received) == ([None], ("plain.pipe", {"p": 1}))
