@@ -204,7 +204,8 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 return gone
 """
 
-# A nack: the lease ends after delay_ms (0: now), and so the message comes back.
+# A nack: the lease ends after delay_ms (0: now), and so the message comes back; at
+# once, to the dead letters, when that was its last delivery.
 # KEYS: list, bell, lease, held, dead, channel statistics hash, global statistics
 # hash. ARGV: lease id, delay_ms, max_deliveries, expiry_ms, channel stats TTL,
 # global stats TTL, '1' to hand the message back uncounted (a worker stopping).
@@ -212,13 +213,17 @@ return gone
 _NACK = """
 local now = now_ms()
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return {0, 0} end
+local delay = tonumber(ARGV[2])
+local rec = redis.call('HGET', KEYS[4], ARGV[1])
+local colon = string.find(rec, ':', 1, true)
+local n = tonumber(string.sub(rec, 1, colon - 1))
 if ARGV[7] == '1' then
-  local rec = redis.call('HGET', KEYS[4], ARGV[1])
-  local colon = string.find(rec, ':', 1, true)
-  local n = tonumber(string.sub(rec, 1, colon - 1)) - 1
+  n = n - 1
   redis.call('HSET', KEYS[4], ARGV[1], n .. ':' .. string.sub(rec, colon + 1))
 end
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
+-- The last delivery failed: a dead letter now, not after the back-off.
+if n >= tonumber(ARGV[3]) then delay = 0 end
+redis.call('ZADD', KEYS[3], now + delay, ARGV[1])
 local counters = {KEYS[6], KEYS[7], ARGV[5], ARGV[6], false}
 local _, dead = reclaim({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]}, now, tonumber(ARGV[3]),
                         tonumber(ARGV[4]), counters, 100)

@@ -375,6 +375,8 @@ class ChannelLayer(LocalAnnouncements, BaseChannelLayer):
             if lease is None:
                 return False
             now = time.monotonic()
+            if lease.count >= self.delivery.max_deliveries:
+                delay = 0  # the last delivery failed: a dead letter now
             lease.deadline = now + max(0.0, delay)
             if delay <= 0:
                 self._reclaim(now, only=delivery_id)
