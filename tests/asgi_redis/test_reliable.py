@@ -162,3 +162,13 @@ def test_replies_and_ack_ride_with_the_next_lease(layer_on):
     layer.send("plain.pipe", {"p": 1})
     outcomes, received = layer.send_many_then_receive([("reply.pipe", {"r": 2})], ["plain.pipe"])
     assert (outcomes, received) == ([None], ("plain.pipe", {"p": 1}))
+
+
+def test_sentinel_layer_takes_the_options():
+    """The Sentinel layer passes the options to the same collaborators (built without
+    connecting, L-22)."""
+    from asgi_redis import RedisSentinelChannelLayer
+
+    layer = RedisSentinelChannelLayer(services=["mymaster"], **ALO)
+    assert "at_least_once" in layer.extensions
+    assert layer.delivery.applies("alo.x") and not layer.delivery.applies("other")
