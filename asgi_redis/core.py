@@ -318,15 +318,15 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     def dead_letters(self, pattern: str = "*") -> list[DeadLetter]:
         """Dead letters of the channels matching glob `pattern`."""
-        return self._at_least_once().dead_letters(pattern)
+        return self._at_least_once().dead.dead_letters(pattern)
 
     def requeue_dead_letters(self, pattern: str = "*") -> int:
         """Put the dead letters of matching channels back on them; returns how many."""
-        return self._at_least_once().requeue_dead_letters(pattern)
+        return self._at_least_once().dead.requeue_dead_letters(pattern)
 
     def purge_dead_letters(self, pattern: str = "*") -> int:
         """Delete the dead letters of matching channels; returns how many went."""
-        return self._at_least_once().purge_dead_letters(pattern)
+        return self._at_least_once().dead.purge_dead_letters(pattern)
 
     def send_many_then_receive(
         self,

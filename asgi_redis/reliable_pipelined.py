@@ -25,7 +25,7 @@ from channels.layers.base import ReceiveFailed, layer_random
 
 from . import scripts
 from .receiving import Received
-from .reliable import LEASE
+from .reliable_scripts import LEASE
 from .sending import Outcomes
 
 if TYPE_CHECKING:
