@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 
 from channels.layers.base import BaseChannelLayer, FullSkipReporter, layer_random
+from channels.layers.delivery import refuse_at_least_once
 
 from . import groups, queues
 from .store import Store, open_store, valid_prefix
@@ -50,7 +51,12 @@ class IPCChannelLayer(BaseChannelLayer):
         channel_capacity: Mapping[Any, int] | None = None,
         message_memory: int = 100 * 1024 * 1024,
         group_memory: int = 20 * 1024 * 1024,
+        at_least_once: Any = None,
+        ack_timeout: Any = None,
+        max_deliveries: Any = None,
     ) -> None:
+        # Issue 17: accepted by name only to refuse them with a clear message.
+        refuse_at_least_once("IPCChannelLayer", {"at_least_once": at_least_once})
         super().__init__(
             expiry=expiry,
             group_expiry=group_expiry,

@@ -94,6 +94,7 @@ from typing import Any
 import redis
 
 from channels.layers.base import BaseChannelLayer, FullSkipReporter, layer_random
+from channels.layers.delivery import DeadLetter, DeliveryPolicy, NotAtLeastOnce
 
 from .announcements import RedisAnnouncements
 from .buffer import PrefetchBuffer
@@ -105,6 +106,8 @@ from .options import check_prefix, check_whole_seconds, client_kwargs, redis_url
 from .pipelined import SendThenReceive
 from .placement import GLOBAL_STATS_KEY, Placement
 from .receiving import Received, Receiver
+from .reliable import Reliable
+from .reliable_pipelined import reliable_send_then_receive
 from .scripts import UnsupportedRedis
 from .sending import Outcomes, Sender
 from .shard import Shard
@@ -127,6 +130,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
     """
 
     extensions = ["groups", "flush", "statistics", "twisted", "asyncio"]
+    NotAtLeastOnce = NotAtLeastOnce
 
     # L-21
     blpop_timeout = 5
@@ -161,6 +165,9 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         symmetric_encryption_keys: Sequence[str | bytes] | None = None,
         stats_prefix: str = "asgi-meta:",
         connection_kwargs: Mapping[str, Any] | None = None,
+        at_least_once: Iterable[Any] | None = None,
+        ack_timeout: int | float = 30,
+        max_deliveries: int = 5,
         *,
         shards: ShardSource | None = None,
     ) -> None:
@@ -189,6 +196,12 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         self._normal_offset = layer_random.randrange(1 << 16)
         self._buffer = PrefetchBuffer(self._buffer_expired)
         self._skips = FullSkipReporter(logger)
+        # Issue 17: at-least-once channels (`reliable`); None keeps every path as it was.
+        self.delivery = DeliveryPolicy(at_least_once, ack_timeout, max_deliveries)
+        self._reliable: Reliable | None = None
+        if self.delivery.enabled:
+            self.extensions = [*type(self).extensions, "at_least_once"]
+            self._reliable = Reliable(self, self.delivery)
         stats_args = (stats_prefix, self.channel_statistics_expiry, self.global_statistics_expiry)
         shards.prepare(lambda shard: shard.expired.configure(*stats_args, expiry))
 
@@ -265,7 +278,55 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
     # -- receive (A-32, L-29, L-30) ---------------------------------------------------------
 
     def receive(self, channels: Iterable[str], block: bool = False) -> Received:
+        if self._reliable is not None:
+            return self._reliable.receive(channels, block)
         return self._receiver.receive(channels, block)
+
+    # -- at-least-once (issue 17, `reliable`) -------------------------------------------------
+
+    def _at_least_once(self) -> Reliable:
+        if self._reliable is None:
+            raise self.NotAtLeastOnce(
+                f"{self} has no at-least-once channels: set 'at_least_once' in its CONFIG"
+            )
+        return self._reliable
+
+    def ack(self, channel: str, delivery_id: str) -> bool:
+        """Acknowledge a delivery (``message.delivery_id``); False when its lease had
+        ended already (it may then be delivered again)."""
+        return self._at_least_once().ack(channel, delivery_id)
+
+    def ack_later(self, channel: str, delivery_id: str) -> None:
+        """`ack` sent with this thread's next receive (one round trip fewer per message);
+        `flush_acks` sends what is left. Used by the worker."""
+        self._at_least_once().ack_later(channel, delivery_id)
+
+    def flush_acks(self) -> None:
+        """Send the acknowledgements `ack_later` left waiting in this thread."""
+        if self._reliable is not None:
+            self._reliable.flush_acks()
+
+    def nack(self, channel: str, delivery_id: str, delay: float = 0.0) -> bool:
+        """Deliver the message again after `delay` seconds; counted as a delivery, so
+        after ``max_deliveries`` it goes to the dead letters instead."""
+        return self._at_least_once().nack(channel, delivery_id, delay)
+
+    def release(self, channel: str, delivery_id: str) -> bool:
+        """Hand a message back unstarted (a worker stopping): delivered again at once,
+        not counted as a delivery."""
+        return self._at_least_once().nack(channel, delivery_id, 0.0, release=True)
+
+    def dead_letters(self, pattern: str = "*") -> list[DeadLetter]:
+        """Dead letters of the channels matching glob `pattern`."""
+        return self._at_least_once().dead.dead_letters(pattern)
+
+    def requeue_dead_letters(self, pattern: str = "*") -> int:
+        """Put the dead letters of matching channels back on them; returns how many."""
+        return self._at_least_once().dead.requeue_dead_letters(pattern)
+
+    def purge_dead_letters(self, pattern: str = "*") -> int:
+        """Delete the dead letters of matching channels; returns how many went."""
+        return self._at_least_once().dead.purge_dead_letters(pattern)
 
     def send_many_then_receive(
         self,
@@ -285,6 +346,9 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         message's outcome, since the pop may have taken an entry that must
         still be handed out.
         """
+        if self._reliable is not None:
+            # At-least-once names are leased, never popped by the pipeline's plain pop.
+            return reliable_send_then_receive(self, messages, channels, block)
         return self._send_then_receive(messages, channels, block)
 
     def channel_in_use(self, name: str) -> bool:
@@ -323,7 +387,9 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
 
     def global_statistics(self) -> dict[str, int]:
         # Also counts drops not yet written (`expiry`).
-        return global_figures(self._shards, self._placement.global_stats_hash)
+        return global_figures(
+            self._shards, self._placement.global_stats_hash, self.delivery.enabled
+        )
 
     def channel_statistics(self, channel: str) -> dict[str, int]:
         self.valid_channel_name(channel)
@@ -331,7 +397,7 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         placement = self._placement
         keys = (placement.list_key(storage), placement.stats_hash(storage))
         shards = placement.statistics_shards(storage)
-        return channel_figures(shards, keys, self._sender.expiry_ms)
+        return channel_figures(shards, keys, self._sender.expiry_ms, self.delivery.enabled)
 
     # -- twisted and asyncio (A-50, A-51, L-43, L-61) ----------------------------------------------
 
@@ -360,6 +426,8 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         names, visits = self._receiver.order(channels)
         if not names or visits is None or len(visits) != 1:
             raise SocketReceiveUnsupported("the names are not all on one shard")
+        if self._reliable is not None and any(map(self.delivery.applies, names)):
+            raise SocketReceiveUnsupported("at-least-once channels are leased, not popped")
         return SocketReceive(self, visits[0], self.blpop_timeout)
 
     def socket_sender(self) -> SocketSender:

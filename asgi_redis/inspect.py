@@ -17,7 +17,8 @@ The oldest message's age is read from the head entry's deadline minus
 yet are included (their age then exceeds `expiry`, a sign that nobody reads the
 channel). Entries a daphne prefetched from its ``P!`` list into memory are no
 longer in Redis and are not counted. Drops come from `global_statistics()`
-(``channel_full_count``, ``expired_count``, L-39).
+(``channel_full_count``, ``expired_count``, L-39). Dead letters (issue 17) are the
+``LLEN`` of each ``<prefix>{<storage>}:dead`` list the scan finds (`reliable`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from channels.layers.inspect import (
     GROUP_SAMPLE,
     FamilyStats,
     LayerSnapshot,
+    dead_letter_summary,
     describe,
     drops_from_statistics,
     group_summary,
@@ -67,8 +69,9 @@ def _scan(client: Any, pattern: str) -> tuple[list[str], bool]:
 
 def _read_shard(
     layer: Any, client: Any
-) -> tuple[list[tuple[str, int, float]], dict[str, int], int, bool]:
-    """``(queues, sampled group sizes, group count, truncated)`` of one shard."""
+) -> tuple[list[tuple[str, int, float]], dict[str, int], int, bool, dict[str, int]]:
+    """``(queues, sampled group sizes, group count, truncated, dead letters per
+    channel)`` of one shard."""
     seconds, micros = client.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     list_start = f"{layer.prefix}{{"
@@ -76,10 +79,14 @@ def _read_shard(
     keys, truncated = _scan(client, _escape(layer.prefix) + "*")
     lists: list[tuple[str, str]] = []
     groups: list[str] = []
+    dead: list[tuple[str, str]] = []
     group_count = 0
     for key in keys:
+        if key.endswith("}:dead") and key.startswith(list_start):
+            dead.append((key, key[len(list_start) : -len("}:dead")]))  # issue 17
+            continue
         if not key.endswith("}"):
-            continue  # announcements and other keys under the prefix
+            continue  # announcements, doorbells, leases, other keys under the prefix
         if key.startswith(group_start):
             group_count += 1
             if len(groups) < GROUP_SAMPLE:
@@ -93,7 +100,9 @@ def _read_shard(
     oldest_member = now_ms - int(layer.group_expiry * 1000)
     for key in groups:
         pipe.zcount(key, oldest_member, "+inf")
-    replies = pipe.execute() if lists or groups else []
+    for key, _ in dead:
+        pipe.llen(key)
+    replies = pipe.execute() if lists or groups or dead else []
     queues = []
     expiry_ms = int(layer.expiry * 1000)
     for index, (_, storage) in enumerate(lists):
@@ -104,10 +113,14 @@ def _read_shard(
             age = max(0, now_ms - sent_ms) / 1000
         queues.append((storage, int(depth), age))
     sizes = {}
-    for key, members in zip(groups, replies[2 * len(lists) :], strict=True):
+    group_replies = replies[2 * len(lists) : 2 * len(lists) + len(groups)]
+    for key, members in zip(groups, group_replies, strict=True):
         if members:
             sizes[key[len(group_start) : -1]] = int(members)
-    return queues, sizes, group_count, truncated
+    letters: dict[str, int] = {}
+    for (_, storage), count in zip(dead, replies[2 * len(lists) + len(groups) :], strict=True):
+        letters[storage] = letters.get(storage, 0) + int(count)
+    return queues, sizes, group_count, truncated, letters
 
 
 def _merge(first: dict[str, FamilyStats], second: dict[str, FamilyStats]) -> dict[str, FamilyStats]:
@@ -135,10 +148,13 @@ def snapshot(layer: Any) -> LayerSnapshot:
     sizes: dict[str, int] = {}
     group_count = 0
     truncated = False
+    dead: dict[str, int] = {}
     for index in range(layer.ring_size):
-        shard_queues, shard_sizes, shard_groups, shard_truncated = _read_shard(
+        shard_queues, shard_sizes, shard_groups, shard_truncated, shard_dead = _read_shard(
             layer, layer.connection(index)
         )
+        for storage, count in shard_dead.items():
+            dead[storage] = dead.get(storage, 0) + count
         queues.extend(shard_queues)
         for group, members in shard_sizes.items():  # a group lives on one shard
             sizes[group] = sizes.get(group, 0) + members
@@ -157,6 +173,8 @@ def snapshot(layer: Any) -> LayerSnapshot:
         group_count=group_count,
         group_sizes=group_summary(sizes),
         drops=drops_from_statistics(statistics),
+        dead_letters=sum(dead.values()) if "at_least_once" in layer.extensions or dead else None,
+        dead_letter_families=dead_letter_summary(dead),
         truncated=truncated,
         statistics=statistics,
     )

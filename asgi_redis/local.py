@@ -33,6 +33,7 @@ from typing import Any
 
 from asgi_ipc import IPCChannelLayer
 from channels.layers.base import BaseChannelLayer
+from channels.layers.delivery import refuse_at_least_once
 
 from .core import RedisChannelLayer
 from .socket_send import SocketSendUnsupported
@@ -52,6 +53,8 @@ class RedisLocalChannelLayer(RedisChannelLayer):
         channel_capacity: Mapping[Any, int] | None = None,
         **kwargs: Any,
     ) -> None:
+        # Issue 17: normal names travel through the local IPC layer, which has no leases.
+        refuse_at_least_once("RedisLocalChannelLayer", kwargs)
         super().__init__(
             expiry=expiry,
             prefix=prefix,

@@ -124,6 +124,25 @@ local function push(key, capacity, entry, list_ttl_ms, now)
   return 1, trimmed
 end
 
+-- At-least-once (issue 17, `reliable`): a stored message rings its channel's doorbell,
+-- the list its receivers block on. The bell's key is the list key plus ':bell' (same
+-- hash tag, so the same Redis Cluster slot).
+local function ring(key, ttl_ms)
+  local bell = key .. ':bell'
+  redis.call('RPUSH', bell, '9999999999999B')
+  redis.call('PEXPIRE', bell, ttl_ms)
+end
+
+-- A sender's per-message flags: '1' first to reset the statistics' TTLs, 'b' last
+-- to ring the doorbell (an at-least-once channel).
+local function refresh_flag(flags)
+  return string.byte(flags, 1) == 49
+end
+
+local function bell_flag(flags)
+  return string.byte(flags, -1) == 98
+end
+
 -- Store a ready entry and count the outcome (L-28, A-40) and what expired (issue 15).
 local function store(key, capacity, counters, copies, entry, expiry_ms, now)
   local stored, trimmed = push(key, capacity, entry, expiry_ms + 1000, now)
@@ -165,22 +184,24 @@ end
 # hash, global statistics hash. ARGV: payload, expiry_ms, deadline (13 digits on
 # the shard's clock, computed by the client from its measured clock offset; ''
 # makes the script read TIME), capacity, header, channel stats TTL, global stats
-# TTL, refresh ('1' to reset both TTLs, '' otherwise).
+# TTL, flags ('1' first to reset both TTLs; 'b' last to ring the doorbell of an
+# at-least-once channel, `reliable`).
 # Returns {1 stored / 0 full, server time in ms or -1 when the client's
 # deadline was used}.
 _SEND = """
 local expiry_ms = tonumber(ARGV[2])
 local now, reported, deadline_text = send_clock(expiry_ms, ARGV[3])
-local counters = {KEYS[2], KEYS[3], ARGV[6], ARGV[7], ARGV[8] == '1'}
+local counters = {KEYS[2], KEYS[3], ARGV[6], ARGV[7], refresh_flag(ARGV[8])}
 local stored = store(KEYS[1], tonumber(ARGV[4]), counters, 1, deadline_text .. ARGV[5] .. ARGV[1],
                      expiry_ms, now)
+if stored == 1 and bell_flag(ARGV[8]) then ring(KEYS[1], expiry_ms + 1000) end
 return {stored, reported}
 """
 
 # Several sends on one shard (`RedisChannelLayer.send_many`), each as in SEND.
 # KEYS: global statistics hash, then per message: list key, channel statistics
 # hash. ARGV: expiry_ms, deadline (as in SEND), channel stats TTL, global stats
-# TTL, then per message: payload, capacity, header, refresh.
+# TTL, then per message: payload, capacity, header, flags (as in SEND).
 # Returns {server time in ms or -1, then 1 stored / 0 full per message}.
 _SEND_MANY = """
 local expiry_ms = tonumber(ARGV[1])
@@ -188,9 +209,12 @@ local now, reported, deadline_text = send_clock(expiry_ms, ARGV[2])
 local results = {reported}
 for i = 2, #KEYS, 2 do
   local base = 4 + (i - 2) * 2
-  local counters = {KEYS[i + 1], KEYS[1], ARGV[3], ARGV[4], ARGV[base + 4] == '1'}
-  results[#results + 1] = store(KEYS[i], tonumber(ARGV[base + 2]), counters, 1,
-                                deadline_text .. ARGV[base + 3] .. ARGV[base + 1], expiry_ms, now)
+  local flags = ARGV[base + 4]
+  local counters = {KEYS[i + 1], KEYS[1], ARGV[3], ARGV[4], refresh_flag(flags)}
+  local stored = store(KEYS[i], tonumber(ARGV[base + 2]), counters, 1,
+                       deadline_text .. ARGV[base + 3] .. ARGV[base + 1], expiry_ms, now)
+  if stored == 1 and bell_flag(flags) then ring(KEYS[i], expiry_ms + 1000) end
+  results[#results + 1] = stored
 end
 return results
 """
@@ -305,15 +329,17 @@ return skipped
 
 # KEYS: list key, channel statistics hash.
 # Returns {messages_count, channel_full_count, pending, head deadline or -1, now,
-# expired_count}.
+# expired_count, dead_lettered_count, redelivered_count, too_large_count}.
 _CHANNEL_STATS = """
 local head = redis.call('LINDEX', KEYS[1], 0)
 local head_deadline = -1
 if head then head_deadline = deadline(head) end
 local counts = redis.call('HMGET', KEYS[2], 'messages_count', 'channel_full_count',
-                          'expired_count')
+                          'expired_count', 'dead_lettered_count', 'redelivered_count',
+                          'too_large_count')
 return {tonumber(counts[1] or 0), tonumber(counts[2] or 0),
-        redis.call('LLEN', KEYS[1]), head_deadline, now_ms(), tonumber(counts[3] or 0)}
+        redis.call('LLEN', KEYS[1]), head_deadline, now_ms(), tonumber(counts[3] or 0),
+        tonumber(counts[4] or 0), tonumber(counts[5] or 0), tonumber(counts[6] or 0)}
 """
 
 

@@ -58,6 +58,10 @@ class Sender:
             layer.statistics_refresh_interval, self._channel_ttl / 10, self._global_ttl / 10
         )
         self._refreshed: dict[str, float] = {}
+        # Issue 17: at-least-once channels ring their doorbell (`reliable`); None when
+        # the layer has none, so the usual send pays nothing.
+        delivery = getattr(layer, "delivery", None)
+        self._rings = delivery.applies if delivery is not None and delivery.enabled else None
 
     # -- packing (A-5, A-6, A-9, A-92) ---------------------------------------------
 
@@ -65,8 +69,30 @@ class Sender:
         snapshot, _ = self._snapshot(message)  # A-5, A-6, A-9
         codec = self._codec
         packed = codec.pack(snapshot)
-        self._check_encoded_size(len(packed), destination)  # A-92
+        try:
+            self._check_encoded_size(len(packed), destination)  # A-92
+        except self._layer.MessageTooLarge:
+            self.count_too_large(destination)
+            raise
         return codec.seal(packed)
+
+    def count_too_large(self, destination: str) -> None:
+        """Count a message refused as too large (issue 17 item 2); never raises."""
+        storage = self._non_local_name(destination)
+        channel_hash, global_hash = self._stats_hash(storage), self._global_stats_hash
+
+        def count(client: Any) -> Any:
+            pipe = client.pipeline(transaction=False)
+            pipe.hincrby(channel_hash, "too_large_count", 1)
+            pipe.expire(channel_hash, self._channel_ttl)
+            pipe.hincrby(global_hash, "too_large_count", 1)
+            pipe.expire(global_hash, self._global_ttl)
+            return pipe.execute()
+
+        try:
+            self._send_shard(storage).call(count)
+        except Exception:  # counting must not hide the caller's error
+            pass
 
     def batches(self, pairs: list[tuple[str, dict[str, Any]]]) -> dict[Shard, list[Queued]]:
         """Validate and pack every pair (raising before anything is sent), by shard."""
@@ -90,6 +116,9 @@ class Sender:
         storage = self._non_local_name(channel)
         capacity = self._get_capacity(storage)
         shard = self._send_shard(storage)
+        flags = self._stats_refresh_due(storage)
+        if self._rings is not None and self._rings(storage):
+            flags += "b"  # at-least-once: ring the doorbell (issue 17)
         stored, server_now = shard.script(
             scripts.SEND,
             (self._list_key(storage), self._stats_hash(storage), self._global_stats_hash),
@@ -101,7 +130,7 @@ class Sender:
                 header_for(channel, storage),
                 self._channel_ttl,
                 self._global_ttl,
-                self._stats_refresh_due(storage),
+                flags,
             ),
         )
         if server_now >= 0:
@@ -137,7 +166,7 @@ class Sender:
         list_key = self._list_key
         stats_hash = self._stats_hash
         get_capacity = self._get_capacity
-        refresh_due = self._stats_refresh_due
+        flags = self.flags
         keys = [self._global_stats_hash]
         args: list[Any] = [
             self.expiry_ms,
@@ -151,7 +180,7 @@ class Sender:
                 payload,
                 get_capacity(storage),
                 header_for(channel, storage),
-                refresh_due(storage),
+                flags(storage),
             )
         return keys, args
 
@@ -173,6 +202,15 @@ class Sender:
                 outcomes[position] = self.full(storage, self._get_capacity(storage))
 
     # -- clock and statistics TTLs -------------------------------------------------------
+
+    def flags(self, storage: str) -> str:
+        """A message's flags for the send scripts: the statistics refresh ('1' or ''),
+        then 'b' when `storage` is at-least-once (its doorbell rings, `reliable`)."""
+        refresh = self._stats_refresh_due(storage)
+        rings = self._rings
+        if rings is not None and rings(storage):
+            return refresh + "b"
+        return refresh
 
     def _stats_refresh_due(self, storage: str) -> str:
         """'1' when this sender should reset the TTLs of `storage`'s statistics, else ''.

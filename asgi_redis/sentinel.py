@@ -263,6 +263,9 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
         connection_kwargs: Mapping[str, Any] | None = None,
         services: Sequence[str] | None = None,
         sentinel_refresh_interval: float = 0,
+        at_least_once: Sequence[Any] | None = None,
+        ack_timeout: int | float = 30,
+        max_deliveries: int = 5,
     ) -> None:
         checked_services = _check_services(services)
         if isinstance(sentinel_refresh_interval, bool) or not isinstance(
@@ -289,6 +292,9 @@ class RedisSentinelChannelLayer(RedisChannelLayer):
             symmetric_encryption_keys=symmetric_encryption_keys,
             stats_prefix=stats_prefix,
             connection_kwargs=connection_kwargs,
+            at_least_once=at_least_once,
+            ack_timeout=ack_timeout,
+            max_deliveries=max_deliveries,
             shards=source,
         )
         # The Sentinel client and the master cache (tests look at them).

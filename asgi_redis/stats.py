@@ -15,28 +15,51 @@ from collections.abc import Sequence
 from . import scripts
 from .shard import Shard
 
-__all__ = ["GLOBAL_FIELDS", "channel_figures", "global_figures"]
+__all__ = [
+    "DELIVERY_FIELDS",
+    "GLOBAL_FIELDS",
+    "RARE_FIELDS",
+    "channel_figures",
+    "global_figures",
+]
 
 # The keys of `global_figures`, in its order.
 GLOBAL_FIELDS = ("messages_count", "channel_full_count", "expired_count", "shard_restarts")
+# Issue 17: counters of at-least-once delivery, reported by a layer configured for it.
+DELIVERY_FIELDS = ("dead_lettered_count", "redelivered_count")
+# Drops by a rarer reason, reported once they are not zero (the usual figures keep
+# their exact 1.x keys): messages refused as too large (A-92).
+RARE_FIELDS = ("too_large_count",)
 
 
-def global_figures(shards: Sequence[Shard], key: str) -> dict[str, int]:
+def global_figures(shards: Sequence[Shard], key: str, delivery: bool = False) -> dict[str, int]:
     """L-39 (and issue 15): the global counters summed over `shards`.
 
-    `key` is the hash of the shard-global counters.
+    `key` is the hash of the shard-global counters. `delivery`: the layer has
+    at-least-once channels, so `DELIVERY_FIELDS` are reported (even when 0).
     """
-    totals = dict.fromkeys(GLOBAL_FIELDS, 0)
+    fields = GLOBAL_FIELDS + DELIVERY_FIELDS + RARE_FIELDS
+    totals = dict.fromkeys(fields, 0)
     for shard in shards:
         shard.expired.write(shard)
-        values = shard.command("HMGET", key, *GLOBAL_FIELDS)
-        for field, value in zip(GLOBAL_FIELDS, values, strict=True):
+        values = shard.command("HMGET", key, *fields)
+        for field, value in zip(fields, values, strict=True):
             totals[field] += int(value or 0)
-    return totals
+    return _reported(totals, delivery)
+
+
+def _reported(figures: dict[str, int], delivery: bool) -> dict[str, int]:
+    if not delivery:
+        for field in DELIVERY_FIELDS:
+            del figures[field]
+    for field in RARE_FIELDS:
+        if not figures[field]:
+            del figures[field]
+    return figures
 
 
 def channel_figures(
-    shards: Sequence[Shard], keys: tuple[str, str], expiry_ms: int
+    shards: Sequence[Shard], keys: tuple[str, str], expiry_ms: int, delivery: bool = False
 ) -> dict[str, int]:
     """L-40 (and issue 15): the five figures of one storage name over `shards`.
 
@@ -49,17 +72,23 @@ def channel_figures(
         "messages_max_age": 0,
         "channel_full_count": 0,
         "expired_count": 0,
+        "dead_lettered_count": 0,
+        "redelivered_count": 0,
+        "too_large_count": 0,
     }
     for shard in shards:
         shard.expired.write(shard)
-        sent, full, pending, head_deadline, now, expired = shard.script(
+        sent, full, pending, head_deadline, now, expired, dead, again, large = shard.script(
             scripts.CHANNEL_STATS, keys, ()
         )
         figures["messages_count"] += sent
         figures["channel_full_count"] += full
         figures["expired_count"] += expired
+        figures["dead_lettered_count"] += dead
+        figures["redelivered_count"] += again
+        figures["too_large_count"] += large
         figures["messages_pending"] += pending
         if head_deadline >= 0:
             age = (now - (head_deadline - expiry_ms)) // 1000
             figures["messages_max_age"] = max(figures["messages_max_age"], age)
-    return figures
+    return _reported(figures, delivery)

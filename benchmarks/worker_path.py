@@ -99,8 +99,15 @@ def layer_config(redis_url: str | None) -> dict:
     return {
         "BACKEND": "asgi_redis.RedisChannelLayer",
         "ROUTING": f"{__name__}.channel_routing",
-        "CONFIG": {"hosts": [redis_url]},
+        "CONFIG": {"hosts": [redis_url], **at_least_once()},
     }
+
+
+def at_least_once() -> dict:
+    """Issue 17: ``BENCH_AT_LEAST_ONCE=websocket.receive`` (comma-separated patterns) runs
+    the Redis closed loop with those channels at-least-once (worker and driver alike)."""
+    patterns = os.environ.get("BENCH_AT_LEAST_ONCE")
+    return {"at_least_once": patterns.split(",")} if patterns else {}
 
 
 def http_message() -> dict:
@@ -195,7 +202,7 @@ def drive(redis_url: str, name: str, in_flight: int, seconds: float) -> None:
     reply received on its process-specific prefix, for `seconds` (then it stops sending)."""
     from asgi_redis import RedisChannelLayer
 
-    layer = RedisChannelLayer(hosts=[redis_url])
+    layer = RedisChannelLayer(hosts=[redis_url], **at_least_once())
     channel, build = PATHS[name]
     replies = 0
     deadline = time.monotonic() + seconds + 1

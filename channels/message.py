@@ -10,6 +10,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from .channel import Channel
+from .layers.base import DELIVERY_KEY
 from .pending import PendingMessageStore, pending_message_store
 from .retry import layer_out_of_memory
 
@@ -28,7 +29,19 @@ class Message:
     http_session: SessionBase | None
     user: Any
 
+    # Issue 17: the delivery of an at-least-once message (`channels.layers.delivery`):
+    # its id for the layer's ack/nack (None on at-most-once channels), how many times it
+    # has been delivered (1 the first time) and whether this is a redelivery.
+    delivery_id: str | None = None
+    delivery_count = 1
+    redelivered = False
+
     def __init__(self, content: dict, channel_name: str, channel_layer: Any) -> None:
+        if DELIVERY_KEY in content:
+            delivery = content.pop(DELIVERY_KEY)
+            self.delivery_id = delivery["id"]
+            self.delivery_count = count = delivery["count"]
+            self.redelivered = count > 1
         self.content = content
         self.channel_layer = channel_layer
         self.channel = Channel(channel_name, channel_layer=channel_layer)

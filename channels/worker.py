@@ -20,7 +20,7 @@ from typing import Any
 from .announce import announcing
 from .channel import Channel
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
-from .layers.base import ReceiveFailed
+from .layers.base import DELIVERY_KEY, ReceiveFailed
 from .log import LayerHealth, describe_layer
 from .message import Message
 from .pending import Entry, pending_message_store
@@ -46,6 +46,10 @@ class Worker:
     # ConsumeLater re-sends on ChannelFull (C-32).
     requeue_tries = 10
     requeue_retry_cap = REPLY_RETRY_CAP
+    # Issue 17: an at-least-once message whose consumer raised is delivered again after
+    # this back-off (seconds), doubled per delivery up to the cap.
+    redelivery_delay_first = 0.5
+    redelivery_delay_cap = 30.0
 
     def __init__(
         self,
@@ -72,6 +76,8 @@ class Worker:
         # Layers with send_many (Redis) can send the replies with the next receive;
         # only the receive loop does (`handle` called alone flushes them as ever).
         self._hands_over_replies = hasattr(channel_layer, "send_many")
+        # Issue 17: a layer that sends an ack with the next receive, after the replies.
+        self._acks_later = hasattr(channel_layer, "ack_later")
         self._looping = False
         # Whether run() logs "Listening on channels": once per group (issue 14).
         self.log_listening = True
@@ -147,6 +153,16 @@ class Worker:
             self._looping = False
             if self._replies is not None:  # stopped right after a message: send its replies
                 self._send_replies()
+            self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        flush = getattr(self.channel_layer, "flush_acks", None)
+        if flush is None:
+            return
+        try:
+            flush()
+        except Exception as error:  # the leases end by themselves: delivered again
+            logger.warning("Could not acknowledge the last messages (%s)", error)
 
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
@@ -189,6 +205,10 @@ class Worker:
                 if time.monotonic() - started < self.nonblocking_pause / 10:
                     self._stop.wait(self.nonblocking_pause)
                 continue
+            if DELIVERY_KEY in content and self.termed:
+                # Issue 17: stopping; an at-least-once message not started goes back.
+                self._hand_back(channel, content)
+                break
             self.in_job = True
             try:
                 handle(channel, content)
@@ -265,25 +285,79 @@ class Worker:
             )
 
     def handle(self, channel: str, content: dict) -> None:
-        """Route and run one message; never raises for a consumer's error (C-31, C-32)."""
+        """Route and run one message; never raises for a consumer's error (C-31, C-32).
+
+        An at-least-once message (issue 17) is acknowledged once the consumer returned
+        and its replies went out; if the consumer raised, it is delivered again after a
+        back-off (the layer dead-letters it after ``max_deliveries``).
+        """
         message = Message(content, channel, self.channel_layer)
+        if message.delivery_id is None:
+            self._handle(channel, content, message)
+            return
+        failed = True
+        try:
+            failed = self._handle(channel, content, message)
+        finally:
+            self._settle_delivery(channel, message, failed)
+
+    def _settle_delivery(self, channel: str, message: Message, failed: bool) -> None:
+        layer = self.channel_layer
+        try:
+            if failed:
+                delay = min(
+                    self.redelivery_delay_cap,
+                    self.redelivery_delay_first * 2 ** (message.delivery_count - 1),
+                )
+                layer.nack(channel, message.delivery_id, delay)
+            else:
+                # A layer that can send the ack with the next receive (Redis) does so.
+                ack = getattr(layer, "ack_later", None) if self._looping else None
+                (ack or layer.ack)(channel, message.delivery_id)
+        except Exception as error:  # the lease then ends by itself: delivered again
+            logger.warning(
+                "Could not %s message on %s (%s); it will be delivered again",
+                "nack" if failed else "acknowledge",
+                channel,
+                error,
+            )
+
+    def _hand_back(self, channel: str, content: dict) -> None:
+        try:
+            self.channel_layer.release(channel, content[DELIVERY_KEY]["id"])
+        except Exception as error:
+            logger.warning(
+                "Could not hand back message on %s (%s); it will be delivered again "
+                "after the ack timeout",
+                channel,
+                error,
+            )
+
+    def _handle(self, channel: str, content: dict, message: Message) -> bool:
+        """Route and run `message`; True when its consumer raised an unhandled error."""
         if content.get("__retries__", 0) == self.message_retries:
             message.__doomed__ = True  # type: ignore[attr-defined]  # C-32's marker
         try:
             match = self.channel_layer.router.match(message)
         except Exception:  # a custom routing object's bug must not stop the worker
             logger.exception("Error routing message on %s:", channel)
-            return
+            return True
         if match is None:
             logger.error("Could not find match for message on %s! Check your routing.", channel)
-            return
+            return False
         consumer, kwargs = match
         callback = self.callback
         if callback is not None:
             self._guarded(callback, lambda message: callback(channel, message), message)
         # Layers with send_many: the loop sends the consumer's batch with its next
         # receive (`_replies_then_receive`); otherwise consumer_finished flushes it.
-        carry = self._hands_over_replies and self._looping
+        # An at-least-once message is acknowledged with the next receive, after its
+        # replies (`ack_later`); a layer without it sends them first (no carry).
+        carry = (
+            self._hands_over_replies
+            and self._looping
+            and (message.delivery_id is None or self._acks_later)
+        )
         try:
             consumer_started.send(sender=self.__class__, environ={})
             batch = pending_message_store.open_batch() if carry else None
@@ -313,6 +387,8 @@ class Worker:
             logger.exception(
                 "Error processing message with consumer %s:", name_that_thing(consumer)
             )
+            return True
+        return False
 
     def _guarded(self, consumer: Any, action: Callable[[Message], None], message: Message) -> None:
         # 1.1 let errors here escape and stop the worker; log them like consumer errors.

@@ -43,6 +43,8 @@ _GROUP_NAME = re.compile(rf"^{_NAME_CHARS}+$", re.ASCII)
 MAX_NAME_LENGTH = 100
 
 RESERVED_KEY = "__asgi_channel__"
+# Issue 17: carries an at-least-once message's delivery (`delivery`).
+DELIVERY_KEY = "__asgi_delivery__"
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1  # msgpack's unsigned range; signed 64-bit fits inside it
@@ -282,6 +284,9 @@ class BaseChannelLayer:
             raise InvalidMessage(f"A message must be a dict, not {type(message).__name__} (A-5)")
         if RESERVED_KEY in message:
             raise InvalidMessage(f"The key {RESERVED_KEY!r} is reserved for channel layers (A-9)")
+        if DELIVERY_KEY in message:
+            # A received at-least-once message sent on: its delivery is not the new one's.
+            message = {key: value for key, value in message.items() if key != DELIVERY_KEY}
         try:
             return _copy_value(message)
         except _BadValue as bad:

@@ -14,6 +14,7 @@ Families (label ``layer`` is the alias):
   ``channels_layer_oldest_message_age_seconds{channel}``: per channel family;
 - ``channels_layer_groups``, ``channels_layer_group_size_max``: from the bounded sample;
 - ``channels_layer_dropped_total{reason}``: the layer's own drop counters;
+- ``channels_layer_dead_letters{channel}``: dead letters kept, per family (issue 17);
 - ``channels_layer_read_truncated``: 1 when a bounded read stopped early;
 - ``channels_layer_read_seconds``: what the read cost.
 
@@ -131,6 +132,11 @@ class LayerCollector(Collector):
             "Messages the layer dropped, by reason (its own statistics).",
             labels=["layer", "reason"],
         )
+        dead = GaugeMetricFamily(
+            "channels_layer_dead_letters",
+            "Dead letters kept (at-least-once messages past max_deliveries), by channel family.",
+            labels=["layer", "channel"],
+        )
         truncated = GaugeMetricFamily(
             "channels_layer_read_truncated",
             "1 when the last read of the layer stopped at its bound.",
@@ -153,5 +159,7 @@ class LayerCollector(Collector):
             largest.add_metric(alias, max(snap.group_sizes.values(), default=0))
             for reason, count in sorted(snap.drops.items()):
                 dropped.add_metric([self.alias, reason], count)
+            for family, count in snap.dead_letter_families.items():
+                dead.add_metric([self.alias, family], count)
             truncated.add_metric(alias, 1 if snap.truncated else 0)
-        yield from (up, depth, age, groups, largest, dropped, truncated, seconds)
+        yield from (up, depth, age, groups, largest, dropped, dead, truncated, seconds)

@@ -420,3 +420,125 @@ class ConformanceTestCase(unittest.TestCase):
         layer.send("ra_test", {"n": 1})
         result = asyncio.run(layer.receive_async(["ra_test"]))
         self.assertEqual(result, ("ra_test", {"n": 1}))
+
+    # -- at-least-once (issue 17): layers listing the extension ------------------
+    #
+    # The layer must be built with ``at_least_once=["alo.*"]``, ``max_deliveries=3``
+    # and an ``ack_timeout`` of at most 2 seconds.
+
+    def _alo_layer(self) -> Any:
+        self.skip_if_no_extension("at_least_once")
+        return self._layer
+
+    def _alo_receive(self, channels: list[str], wait: float = 0.0) -> tuple[str | None, Any]:
+        """Receive, blocking until a message arrives or `wait` (+ 10 s margin) passes."""
+        layer = self._alo_layer()
+        give_up = time.monotonic() + wait + 10
+        channel, message = self.receive(channels)
+        while channel is None and time.monotonic() < give_up:
+            channel, message = layer.receive(channels, block=True)
+        return channel, message
+
+    @staticmethod
+    def _delivery(message: dict[str, Any]) -> dict[str, Any]:
+        from .base import DELIVERY_KEY
+
+        delivery: dict[str, Any] = message.pop(DELIVERY_KEY)
+        return delivery
+
+    def test_alo_ack(self) -> None:
+        """Issue 17: a delivery carries id and count 1; acked, it is gone."""
+        layer = self._alo_layer()
+        layer.send("alo.ack", {"n": 1})
+        channel, message = self._alo_receive(["alo.ack"])
+        self.assertEqual(channel, "alo.ack")
+        delivery = self._delivery(message)
+        self.assertEqual((message, delivery["count"]), ({"n": 1}, 1))
+        self.assertTrue(layer.ack("alo.ack", delivery["id"]))
+        self.assertFalse(layer.ack("alo.ack", delivery["id"]))
+        self.assertEqual(self.receive(["alo.ack"]), (None, None))
+
+    def test_alo_other_channels_untouched(self) -> None:
+        """Issue 17: a channel not matching at_least_once carries no delivery."""
+        layer = self._alo_layer()
+        layer.send("plain_alo", {"n": 1})
+        layer.send("alo.mixed", {"n": 2})
+        seen = dict([self._alo_receive(["plain_alo", "alo.mixed"]) for _ in range(2)])
+        self.assertEqual(seen["plain_alo"], {"n": 1})
+        self.assertEqual(seen["alo.mixed"]["n"], 2)
+        self.assertIn("id", self._delivery(seen["alo.mixed"]))
+
+    def test_alo_nack_redelivers_first(self) -> None:
+        """Issue 17: a nacked message comes back before later ones, counted."""
+        layer = self._alo_layer()
+        layer.send("alo.nack", {"n": 1})
+        layer.send("alo.nack", {"n": 2})
+        _, message = self._alo_receive(["alo.nack"])
+        self.assertTrue(layer.nack("alo.nack", self._delivery(message)["id"], 0))
+        _, again = self._alo_receive(["alo.nack"])
+        delivery = self._delivery(again)
+        self.assertEqual((again, delivery["count"]), ({"n": 1}, 2))
+        layer.ack("alo.nack", delivery["id"])
+        _, second = self._alo_receive(["alo.nack"])
+        self.assertEqual(self._delivery(second)["count"], 1)
+        self.assertEqual(second, {"n": 2})
+        if "statistics" in layer.extensions:
+            self.assertEqual(layer.global_statistics()["redelivered_count"], 1)
+
+    def test_alo_lease_timeout_redelivers(self) -> None:
+        """Issue 17: a delivery never acknowledged comes back after ack_timeout."""
+        layer = self._alo_layer()
+        layer.send("alo.timeout", {"n": 1})
+        _, message = self._alo_receive(["alo.timeout"])
+        first = self._delivery(message)
+        started = time.monotonic()
+        _, again = self._alo_receive(["alo.timeout"], wait=3)
+        self.assertIsNotNone(again)
+        self.assertGreater(time.monotonic() - started, 0.5)
+        delivery = self._delivery(again)
+        self.assertEqual((again, delivery["count"]), ({"n": 1}, 2))
+        self.assertFalse(layer.ack("alo.timeout", first["id"]))  # that lease ended
+        self.assertTrue(layer.ack("alo.timeout", delivery["id"]))
+
+    def test_alo_release_is_not_counted(self) -> None:
+        """Issue 17: a message handed back unstarted keeps its delivery count."""
+        layer = self._alo_layer()
+        layer.send("alo.release", {"n": 1})
+        _, message = self._alo_receive(["alo.release"])
+        self.assertTrue(layer.release("alo.release", self._delivery(message)["id"]))
+        _, again = self._alo_receive(["alo.release"])
+        self.assertEqual(self._delivery(again)["count"], 1)
+
+    def test_alo_dead_letters(self) -> None:
+        """Issue 17: after max_deliveries the message is a dead letter: listed,
+        counted, requeued (counts start over) and purged."""
+        layer = self._alo_layer()
+        layer.send("alo.dead", {"n": 9})
+        for count in range(1, 4):
+            _, message = self._alo_receive(["alo.dead"])
+            self.assertIsNotNone(message, f"delivery {count} did not come")
+            delivery = self._delivery(message)
+            self.assertEqual(delivery["count"], count)
+            # The last delivery's nack dead-letters at once, whatever its delay.
+            layer.nack("alo.dead", delivery["id"], 0 if count < 3 else 30)
+        self.assertEqual(self.receive(["alo.dead"]), (None, None))
+        letters = layer.dead_letters("alo.*")
+        self.assertEqual(
+            [(letter.channel, letter.content, letter.deliveries) for letter in letters],
+            [("alo.dead", {"n": 9}, 3)],
+        )
+        if "statistics" in layer.extensions:
+            self.assertEqual(layer.global_statistics()["dead_lettered_count"], 1)
+            self.assertEqual(layer.channel_statistics("alo.dead")["dead_lettered_count"], 1)
+        self.assertEqual(layer.requeue_dead_letters("alo.dead"), 1)
+        self.assertEqual(layer.dead_letters(), [])
+        _, message = self._alo_receive(["alo.dead"])
+        delivery = self._delivery(message)
+        self.assertEqual((message, delivery["count"]), ({"n": 9}, 1))
+        layer.nack("alo.dead", delivery["id"], 0)
+        for _ in range(2):
+            _, message = self._alo_receive(["alo.dead"])
+            layer.nack("alo.dead", self._delivery(message)["id"], 0)
+        self.assertEqual(len(layer.dead_letters()), 1)
+        self.assertEqual(layer.purge_dead_letters("alo.*"), 1)
+        self.assertEqual(layer.dead_letters(), [])

@@ -40,6 +40,7 @@ __all__ = [
     "LayerSnapshot",
     "UninspectableLayer",
     "describe",
+    "dead_letter_summary",
     "drops_from_statistics",
     "group_summary",
     "inmemory_snapshot",
@@ -52,7 +53,11 @@ GROUP_SAMPLE = 100
 
 # Counters of `global_statistics()` that count lost messages, and the drop
 # reason each one reports (L-39; asgi_redis also counts expiries, issue 15).
-DROP_FIELDS = {"channel_full_count": "channel_full", "expired_count": "expired"}
+DROP_FIELDS = {
+    "channel_full_count": "channel_full",
+    "expired_count": "expired",
+    "too_large_count": "too_large",  # issue 17 item 2: reported once not zero
+}
 
 
 class UninspectableLayer(TypeError):
@@ -85,8 +90,11 @@ class LayerSnapshot:
     # Messages lost, by reason (channel_full, expired), from the layer's statistics;
     # empty for a layer that keeps none (IPC).
     drops: dict[str, int]
-    # None until at-least-once delivery brings dead letters.
+    # Dead letters (issue 17) over every channel; None when the layer has no
+    # at-least-once channels (and so none).
     dead_letters: int | None = None
+    # Dead letters per channel family (empty when there are none).
+    dead_letter_families: dict[str, int] = field(default_factory=dict)
     # True when a bounded read stopped early (a Redis with more keys than the scan bound).
     truncated: bool = False
     # The raw `global_statistics()`, when the layer has them.
@@ -129,6 +137,16 @@ def group_summary(sizes: Mapping[str, int]) -> dict[str, int]:
     """The GROUP_SAMPLE largest groups of `sizes`, largest first (then by name)."""
     ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
     return dict(ranked[:GROUP_SAMPLE])
+
+
+def dead_letter_summary(counts: Mapping[str, int]) -> dict[str, int]:
+    """Fold dead letters per channel (storage) name into channel families."""
+    families: dict[str, int] = {}
+    for name, count in counts.items():
+        if count > 0:
+            family = channel_family(name)
+            families[family] = families.get(family, 0) + count
+    return dict(sorted(families.items()))
 
 
 def drops_from_statistics(statistics: Mapping[str, int]) -> dict[str, int]:
@@ -206,12 +224,16 @@ def inmemory_snapshot(layer: Any) -> LayerSnapshot:
             live_members = sum(1 for added in members.values() if added >= oldest_member)
             if live_members:
                 sizes[group] = live_members
+        dead = {storage: len(letters) for storage, letters in layer._dead.items()}
     statistics = global_statistics(layer)
+    enabled = "at_least_once" in layer.extensions
     return LayerSnapshot(
         layer=describe(layer),
         families=summarize(queues),
         group_count=len(sizes),
         group_sizes=group_summary(sizes),
         drops=drops_from_statistics(statistics),
+        dead_letters=sum(dead.values()) if enabled or dead else None,
+        dead_letter_families=dead_letter_summary(dead),
         statistics=statistics,
     )

@@ -3,7 +3,11 @@
 - ``/auth/``: a WebSocket that authenticates from the HTTP session cookie (C-51).
 - ``/room/``: every socket joins the ``room`` group; each frame is broadcast to it.
 - ``test.hold``: a consumer that stays busy until released, for shutdown tests.
+- ``alo.hold`` / ``alo.crash``: at-least-once consumers reporting their deliveries on
+  ``alo_report.*`` (issue 17).
 """
+
+import os
 
 from channels import Channel, Group, route
 from channels.auth import channel_session_user, channel_session_user_from_http
@@ -51,6 +55,34 @@ def crash(message):
     raise RuntimeError("consumer crashed on purpose")
 
 
+def _delivery(message):
+    return {
+        "n": message["n"],
+        "count": message.delivery_count,
+        "redelivered": message.redelivered,
+        "pid": os.getpid(),
+    }
+
+
+def alo_hold(message):
+    """At-least-once (issue 17): report the delivery, then hold until released."""
+    layer = message.channel_layer
+    Channel("alo_report.started", channel_layer=layer).send(_delivery(message), immediately=True)
+    for _ in range(60):  # bounded: each blocking receive waits at most a few seconds
+        channel, _content = layer.receive(["test.release"], block=True)
+        if channel is not None:
+            break
+    Channel("alo_report.done", channel_layer=layer).send(_delivery(message), immediately=True)
+
+
+def alo_crash(message):
+    """At-least-once (issue 17): report the attempt, then fail."""
+    Channel("alo_report.attempt", channel_layer=message.channel_layer).send(
+        _delivery(message), immediately=True
+    )
+    raise RuntimeError("at-least-once consumer crashed on purpose")
+
+
 channel_routing = [
     route("websocket.connect", auth_connect, path=r"^/auth/$"),
     route("websocket.receive", auth_receive, path=r"^/auth/$"),
@@ -59,4 +91,6 @@ channel_routing = [
     route("websocket.disconnect", room_disconnect, path=r"^/room/$"),
     route("test.hold", hold),
     route("test.crash", crash),
+    route("alo.hold", alo_hold),
+    route("alo.crash", alo_crash),
 ]

@@ -35,6 +35,15 @@ elif os.environ.get("CHANNELS_E2E_REDIS"):
 else:
     _LAYER = {"BACKEND": "channels.layers.inmemory.ChannelLayer"}
 
+if os.environ.get("CHANNELS_E2E_AT_LEAST_ONCE"):
+    # Issue 17: at-least-once channels (comma-separated patterns) and their timings.
+    _LAYER["CONFIG"] = {
+        **_LAYER.get("CONFIG", {}),
+        "at_least_once": os.environ["CHANNELS_E2E_AT_LEAST_ONCE"].split(","),
+        "ack_timeout": float(os.environ.get("CHANNELS_E2E_ACK_TIMEOUT", "30")),
+        "max_deliveries": int(os.environ.get("CHANNELS_E2E_MAX_DELIVERIES", "5")),
+    }
+
 if os.environ.get("CHANNELS_E2E_BACKEND"):
     # Lets a test start a process with a broken BACKEND setting.
     _LAYER["BACKEND"] = os.environ["CHANNELS_E2E_BACKEND"]

@@ -68,6 +68,8 @@ def render(alias: str, snap: LayerSnapshot, groups_shown: int = 10) -> str:
             lines.append(f"  … and {hidden} more")
     dead = "n/a" if snap.dead_letters is None else str(snap.dead_letters)
     lines.append(f"Dead letters:  {dead}")
+    for family, count in snap.dead_letter_families.items():  # issue 17
+        lines.append(f"  {family:<40} {count:>6}")
     return "\n".join(lines) + "\n"
 
 
