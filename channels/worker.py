@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from daphne.layer_api import unavailable_errors
+
 from .announce import announcing
 from .channel import Channel
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
@@ -168,6 +170,10 @@ class Worker:
         receive = self.channel_layer.receive
         outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
         health = LayerHealth.of(self.channel_layer)
+        # The layer's outage errors (its `Unavailable`, L-62): waited out. Anything
+        # else is a bug in the layer, logged with its traceback, and waited out too:
+        # the worker never stops receiving.
+        unavailable = unavailable_errors(self.channel_layer)
         failing = False
         while not self.termed:
             started = time.monotonic()
@@ -182,7 +188,7 @@ class Worker:
                 # The layer refused our arguments (e.g. an invalid channel name in the
                 # routing, A-13): a bug to report, not an outage to wait out.
                 raise
-            except Exception as error:  # any backend failure (L-62)
+            except unavailable as error:  # the backend is away (L-62)
                 if not failing and health.failed():
                     logger.error(
                         "Cannot receive from channel layer %s (%s); retrying until it answers",
@@ -190,6 +196,12 @@ class Worker:
                         error,
                     )
                 failing = True
+                self._stop.wait(outage.next())
+                continue
+            except Exception:
+                logger.exception(
+                    "Receiving from channel layer %s failed", describe_layer(self.channel_layer)
+                )
                 self._stop.wait(outage.next())
                 continue
             if failing:

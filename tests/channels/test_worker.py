@@ -20,6 +20,7 @@ from channels.exceptions import (
     DenyConnection,
     WebsocketCloseException,
 )
+from channels.layers.base import LayerUnavailable
 from channels.layers.inmemory import ChannelLayer
 from channels.signals import consumer_finished, consumer_started, worker_ready
 from channels.worker import Worker, WorkerGroup
@@ -432,3 +433,52 @@ def test_receive_outage_is_logged_once_and_recovers(redis_server, records):
     assert not thread.is_alive()
     errors = records.messages(logging.ERROR)
     assert len(errors) == 1 and "Cannot receive from channel layer" in errors[0]
+
+
+class _FlakyReceiveLayer(ChannelLayer):
+    """An in-memory layer whose receive fails twice: `error` first, then `then`."""
+
+    def __init__(self, errors, **kwargs):
+        super().__init__(**kwargs)
+        self.errors = list(errors)
+
+    def receive(self, channels, block=False):
+        if self.errors:
+            raise self.errors.pop(0)
+        return super().receive(channels, block=block)
+
+
+@pytest.mark.parametrize(
+    ("error", "level", "text"),
+    [
+        # L-62: the layer's own outage error: one ERROR, no traceback, then recovery.
+        (LayerUnavailable("backend away"), logging.ERROR, "Cannot receive from channel layer"),
+        # Issue 16 item 5: anything else is a bug in the layer: logged with its
+        # traceback, and the worker keeps receiving.
+        (RuntimeError("layer bug"), logging.ERROR, "Receiving from channel layer"),
+    ],
+)
+def test_receive_errors_are_waited_out_and_told_apart(records, error, level, text):
+    done = threading.Event()
+    seen = []
+
+    def consumer(message, **kwargs):
+        seen.append(message["n"])
+        done.set()
+
+    backend = _FlakyReceiveLayer([error])
+    layer = ChannelLayerWrapper(backend, "default", [route("test.flaky", consumer)])
+    backend.send("test.flaky", {"n": 1})
+    worker = Worker(layer, signal_handlers=False)
+    worker.receive_retry_first = worker.receive_retry_cap = 0.01
+    thread = run_in_thread(worker)
+    try:
+        assert done.wait(10)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert seen == [1]
+    logged = [r for r in records.records if r.levelno == level and text in r.getMessage()]
+    assert len(logged) == 1
+    assert (logged[0].exc_info is not None) == isinstance(error, RuntimeError)
