@@ -115,6 +115,8 @@ class Server:
     websocket_max_message_size = ConfigOption("websocket_max_message_size")
     http_max_body_size = ConfigOption("http_max_body_size")
     graceful_timeout = ConfigOption("graceful_timeout")
+    http_queue_timeout = ConfigOption("http_queue_timeout")
+    websocket_drain_time = ConfigOption("websocket_drain_time")
     reuse_port = ConfigOption("reuse_port")
     max_outbound_buffer = ConfigOption("max_outbound_buffer")
     http_body_timeout = ConfigOption("http_body_timeout")
@@ -147,6 +149,8 @@ class Server:
         websocket_max_message_size: int = 1048576,
         http_max_body_size: int = 0,
         graceful_timeout: int | float = 10,
+        http_queue_timeout: int | float = 5,
+        websocket_drain_time: int | float = 5,
         max_outbound_buffer: int = 1048576,
         http_body_timeout: int | float = 120,
         max_connections: int = 0,
