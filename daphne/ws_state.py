@@ -533,7 +533,7 @@ class WebSocketSession:
         if state is not SocketState.OPEN:
             return None
         deadline = None
-        if ping_interval and ping_interval > 0:
+        if ping_interval and ping_interval > 0 and not self.held:
             deadline = self.last_data + ping_interval
         if lifetime is not None and lifetime >= 0:
             end = self.opened_at + lifetime
@@ -559,9 +559,14 @@ class WebSocketSession:
         return self.state is SocketState.AWAITING_APP and now - self.opened_at >= connect_timeout
 
     def ping_due(self, now: float, ping_interval: float | None) -> bool:
-        """D-43: idle for `ping_interval` seconds; counts the ping as data when True."""
+        """D-43: idle for `ping_interval` seconds; counts the ping as data when True.
+
+        Not while frames are held (A-89): the client is not read then, so its pong could
+        not be, and autobahn would drop a live client for not answering.
+        """
         if (
             self.state is SocketState.OPEN
+            and not self.held
             and ping_interval
             and now - self.last_data >= ping_interval
         ):

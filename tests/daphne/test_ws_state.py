@@ -515,3 +515,17 @@ def test_stop_after_the_socket_was_refused_or_silenced_changes_nothing():
     silenced = open_session()
     silenced.give_up()
     assert not silenced.stop() and silenced.state is S.SILENT
+
+
+def test_no_ping_while_frames_are_held():
+    """A held socket is not read, so its pong could not be: no ping until room came
+    (issue 17 item 3); the lifetime limit still applies."""
+    session = open_session()
+    message = session.receive(b"a", True, OPENED)
+    session.frame_refused(Outcome.FULL, "websocket.receive", message)
+    assert not session.ping_due(OPENED + 1000, 20)
+    assert session.deadline(5, 20, 60) == OPENED + 60
+    assert session.deadline(5, 20, None) is None
+    session.held = None  # the adapter's retry delivered it
+    assert session.deadline(5, 20, None) == OPENED + 20
+    assert session.ping_due(OPENED + 1000, 20)
