@@ -440,6 +440,8 @@ class Server:
         if not closing:
             self._stopped()
             return
+        # What this tick queued goes now; the closing connections' disconnects follow.
+        self._drain_outbox()
         flushed: defer.Deferred[None] = defer.Deferred()
         timer = self.reactor.callLater(ANSWER_FLUSH_TIMEOUT, flushed.callback, None)
         flushed.addCallback(lambda _: timer.cancel() if timer.active() else None)
