@@ -54,6 +54,17 @@ class DrainingFactory:
     _drained: Any = None
     _close_batches: list[Any] = []  # the DelayedCalls of the WebSocket batches to come
 
+    _holding: set[Any] | None = None
+
+    @property
+    def holding_sockets(self) -> set[Any]:
+        """WebSockets whose frames wait for room on the layer (A-89), closed or not: a
+        stop waits for them too, so a frame a client sent is not lost to the stop."""
+        holding = self._holding
+        if holding is None:
+            holding = self._holding = set()
+        return holding
+
     def in_flight_requests(self) -> list[Any]:
         return [
             p
@@ -118,8 +129,9 @@ class DrainingFactory:
         drained = self._drained
         if drained is None or drained.called:
             return
-        # Connections finish closing (their last bytes flushed) before the drain ends.
-        if not self.http_channels and not self.websockets():
+        # Connections finish closing (their last bytes flushed) and held frames reach
+        # the layer before the drain ends.
+        if not self.http_channels and not self.websockets() and not self._holding:
             self._drained = None
             drained.callback(None)
 

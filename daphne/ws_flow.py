@@ -161,7 +161,15 @@ class HeldFrames(_Socket):
             self.main_factory.reactor, give_up_after=give_up
         )
         self._block_reading(_HELD)
+        self.main_factory.holding_sockets.add(self)
         backoff.later(self._retry_pending)
+
+    def _hold_ended(self) -> None:
+        """Nothing is held any more (delivered, or given up): a stop may end."""
+        self.session.held = None
+        factory = self.main_factory
+        factory.holding_sockets.discard(self)
+        factory.request_finished()
 
     def _retry_pending(self) -> None:
         held = self.session.held
@@ -186,15 +194,16 @@ class HeldFrames(_Socket):
             self.main_factory.ws_reporter.worked()  # INFO if the layer had been reported down
             self._unblock_reading(_HELD)
             self._arm_timer()  # pings again (none while held, `ws_state.ping_due`)
+            self._hold_ended()
             return
         if isinstance(error, layer.MessageTooLarge):
-            self.session.held = None
+            self._hold_ended()
             self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
             return
         full = isinstance(error, layer.ChannelFull)
         if not full and classify(error, layer) is st.Outcome.FAILED:
             log_failure(channel, self.reply_channel, error)
-            self.session.held = None
+            self._hold_ended()
             self._mute_and_close(CLOSE_INTERNAL_ERROR, "the channel layer send failed")
             return
         if full:
@@ -219,7 +228,8 @@ class HeldFrames(_Socket):
             self._held_backoff.give_up_after,
             self.reply_channel,
         )
-        held, self.session.held = self.session.held, None
+        held = self.session.held
+        self._hold_ended()
         for channel, message in held or ():
             if channel == "websocket.disconnect":
                 self._send_disconnect(message)  # the client is gone: keep trying that one

@@ -5,7 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from twisted.internet import defer, task, testing
+from twisted.internet import defer, error, task, testing
+from twisted.python import failure
 
 from channels.layers.inmemory import ChannelLayer
 from daphne.draining import BATCH_INTERVAL, batch_schedule
@@ -48,7 +49,10 @@ def test_the_spread_leaves_the_last_closes_time_within_graceful_timeout():
 
 
 def open_sockets(count: int) -> tuple[HTTPFactory, task.Clock, list, ChannelLayer]:
-    layer = ChannelLayer()
+    return open_sockets_on(ChannelLayer(), count)
+
+
+def open_sockets_on(layer: ChannelLayer, count: int) -> tuple:
     clock = task.Clock()
     factory = HTTPFactory(layer, send_channel="test!")
     factory.reactor = clock
@@ -98,3 +102,30 @@ def test_the_last_step_closes_the_sockets_whose_batch_was_not_due():
     assert closing == transports  # those already closing are given their time too
     clock.advance(20)  # the cancelled batches do not close anything twice
     assert all(transport.value().count(b"\x88") == 1 for transport in transports)
+
+
+def test_a_stop_waits_for_frames_held_for_room_of_a_socket_already_gone():
+    """A-89, issue 17: a client that sent a frame into a full channel and left (here:
+    after the stop closed it) still has that frame and its disconnect delivered before
+    the stop ends."""
+    layer = ChannelLayer(channel_capacity={"websocket.receive": 1})
+    layer.send("websocket.receive", {"filler": True})
+    factory, clock, transports, _ = open_sockets_on(layer, 1)
+    (ws,) = factory.websockets()
+    ws.dataReceived(b"\x81\x84\x00\x00\x00\x00last")
+    clock.advance(0)
+    assert ws.session.held
+    drained: defer.Deferred = defer.Deferred()
+    factory.start_drain(drained, 0)
+    ws.connectionLost(failure.Failure(error.ConnectionDone()))
+    assert factory.websockets() == [] and not drained.called  # the frame still waits
+    assert layer.receive(["websocket.receive"])[1] == {"filler": True}
+    for _ in range(10):
+        clock.advance(0.05)
+        if drained.called:
+            break
+    assert drained.called
+    _, frame = layer.receive(["websocket.receive"])
+    assert frame["text"] == "last"
+    _, disconnect = layer.receive(["websocket.disconnect"])
+    assert disconnect["code"] == 1012 and disconnect["order"] == 2
