@@ -15,13 +15,25 @@ from typing import Any
 
 from .ws_state import SocketState
 
-__all__ = ["BATCH_INTERVAL", "DrainingFactory", "batch_schedule"]
+__all__ = ["BATCH_INTERVAL", "CLOSE_HANDSHAKE_MARGIN", "DrainingFactory", "batch_schedule"]
 
 # Seconds between two batches of a stop's WebSocket closes, at the least: 10 batches a
 # second spread reconnects smoothly, and 10,000 sockets over 5 s are 200 per batch.
 BATCH_INTERVAL = 0.1
 # Sockets the stop's last step lets finish their closing handshake (1012).
 _CLOSING_FOR_STOP = frozenset({SocketState.OPEN, SocketState.STOPPING})
+
+
+# Seconds of a graceful stop left after the last WebSocket batch closes: a client has
+# up to `ws_protocol.STOP_CLOSE_HANDSHAKE_TIMEOUT` to answer its close.
+CLOSE_HANDSHAKE_MARGIN = 2.0
+
+
+def websocket_spread(drain_time: float, graceful_timeout: float) -> float:
+    """Seconds over which a stop closes open WebSockets (issue 17 item 4): the drain time,
+    leaving the last batch `CLOSE_HANDSHAKE_MARGIN` seconds of the graceful timeout to
+    finish closing; 0 (all at once) when there is no room for that."""
+    return float(max(0.0, min(drain_time, graceful_timeout - CLOSE_HANDSHAKE_MARGIN)))
 
 
 def batch_schedule(count: int, spread: float) -> list[tuple[float, int, int]]:

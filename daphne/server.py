@@ -27,6 +27,7 @@ from .config import (
     option_arguments,
     refuse_both,
 )
+from .draining import websocket_spread
 from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
 from .http_factory import HTTP2_AVAILABLE, HTTPFactory
@@ -52,9 +53,6 @@ class NotAChannelLayer(TypeError):
 
 # Seconds the last step of a graceful stop waits for its 503 answers to be written.
 ANSWER_FLUSH_TIMEOUT = 1.0
-# Seconds of a graceful stop left after the last WebSocket batch closes (issue 17 item
-# 4): a client has up to `ws_protocol.STOP_CLOSE_HANDSHAKE_TIMEOUT` to answer its close.
-CLOSE_HANDSHAKE_MARGIN = 2.0
 
 # Twisted's default accept queue is 50: a burst of 200 handshakes (issue 9, W4/W5)
 # overflows it and leaves clients to SYN retries a second later. The kernel caps
@@ -393,23 +391,11 @@ class Server:
         )
         drained.addCallback(lambda _: self._finish_stop())
         self._drain_timer = self.reactor.callLater(self.graceful_timeout, self._finish_stop)
-        spread = self.websocket_spread()
+        spread = websocket_spread(self.websocket_drain_time, self.graceful_timeout)
         sockets = factory.start_drain(drained, spread)
-        if sockets:
-            logger.info(
-                "Stopping: closing %d WebSocket%s with 1012 over %s s",
-                sockets,
-                "" if sockets == 1 else "s",
-                spread,
-            )
+        if sockets:  # issue 17 item 4
+            logger.info("Stopping: closing %d WebSockets with 1012 over %s s", sockets, spread)
         return stopping
-
-    def websocket_spread(self) -> float:
-        """Seconds over which a stop closes open WebSockets (issue 17 item 4):
-        ``websocket_drain_time``, leaving the last batch `CLOSE_HANDSHAKE_MARGIN` seconds
-        of ``graceful_timeout`` to finish closing."""
-        room = self.graceful_timeout - CLOSE_HANDSHAKE_MARGIN
-        return float(max(0.0, min(self.websocket_drain_time, room)))
 
     def _stop_listening(self) -> None:
         for listener in self.listeners:

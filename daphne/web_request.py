@@ -82,7 +82,7 @@ class WebRequest(http.Request):
         self._body_received = 0
         self._body_pump: BodyPump | None = None
         # Retries of an http.request the layer had no room for (issue 17 item 3).
-        self._queue_backoff: ReactorBackoff | None = None
+        self._queue_wait: QueueWait | None = None
         self.client_addr: list | None = None
         self.server_addr: list | None = None
         self.client_scheme = "http"
@@ -262,36 +262,12 @@ class WebRequest(http.Request):
         self.basic_error(*LAYER_UNREACHABLE, retry_after=RETRY_AFTER)
 
     def _wait_for_room(self, message: dict) -> bool:
-        """No room for ``http.request``: True while the request waits and retries.
-
-        Issue 17 item 3: a full channel (or outbox) usually frees up within
-        milliseconds, so the request is sent again with a growing delay
-        (`retry.ReactorBackoff`, from a reactor timer, never blocking it) for up to
-        ``http_queue_timeout`` seconds (at most ``http_timeout``); False when that time
-        is up and the 503 is due. A request answered or gone meanwhile stops retrying.
-        """
+        """No room for ``http.request``: True while the request waits (`QueueWait`)."""
         if not self._exchange.unanswered or self._disconnected:
             return True  # answered (a stop's 503) or gone: nothing left to do
-        backoff = self._queue_backoff
-        if backoff is None:
-            config = self.factory.config
-            limit = min(config.http_queue_timeout, config.http_timeout)
-            backoff = self._queue_backoff = ReactorBackoff(
-                self.factory.reactor, give_up_after=limit
-            )
-        if backoff.expired() or backoff.deadline is None:
-            return False
-        remaining = backoff.deadline - self.factory.reactor.seconds()
-        backoff.later(self._send_again, message, at_most=remaining)
-        return True
-
-    def _send_again(self, message: dict) -> None:
-        if self._exchange.unanswered and not self._disconnected:
-            self.factory.outbox.send("http.request", message, self._request_sent)
-
-    def _stop_waiting_for_room(self) -> None:
-        if self._queue_backoff is not None:
-            self._queue_backoff.cancel()
+        if self._queue_wait is None:
+            self._queue_wait = QueueWait(self)
+        return self._queue_wait.retry(message)
 
     # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
 
@@ -333,7 +309,8 @@ class WebRequest(http.Request):
     def finish(self) -> None:
         self._exchange.finish()
         self._cancel_timeout()
-        self._stop_waiting_for_room()
+        if self._queue_wait is not None:
+            self._queue_wait.cancel()
         if self._body_pump is not None:
             # Answered: the rest of the body has no reader (a refused upload, issue 15).
             self._body_pump.stop()
@@ -344,7 +321,8 @@ class WebRequest(http.Request):
 
     def connectionLost(self, reason: Failure) -> None:
         self._cancel_timeout()
-        self._stop_waiting_for_room()
+        if self._queue_wait is not None:
+            self._queue_wait.cancel()
         if self._body_pump is not None:
             self._body_pump.client_gone()
         self._send_disconnect()
@@ -399,3 +377,39 @@ class WebRequest(http.Request):
             if self._body_pump is not None:
                 self._body_pump.stop()
             self.basic_error(*TIMED_OUT)
+
+
+class QueueWait:
+    """Retries of one request's ``http.request`` while the layer has no room for it.
+
+    Issue 17 item 3: a full channel (or outbox) usually frees up within milliseconds, so
+    the message is sent again with a growing delay (`retry.ReactorBackoff`, from a reactor
+    timer, never blocking it) for up to ``http_queue_timeout`` seconds (at most
+    ``http_timeout``), after which `retry` says the 503 is due. A request answered or gone
+    meanwhile sends nothing more.
+    """
+
+    __slots__ = ("request", "backoff")
+
+    def __init__(self, request: WebRequest) -> None:
+        self.request = request
+        config = request.factory.config
+        limit = min(config.http_queue_timeout, config.http_timeout)
+        self.backoff = ReactorBackoff(request.factory.reactor, give_up_after=limit)
+
+    def retry(self, message: dict) -> bool:
+        """Send `message` again later: False when the time is up (the 503 is due)."""
+        backoff = self.backoff
+        if backoff.expired() or backoff.deadline is None:
+            return False
+        remaining = backoff.deadline - backoff.clock.seconds()
+        backoff.later(self._send_again, message, at_most=remaining)
+        return True
+
+    def _send_again(self, message: dict) -> None:
+        request = self.request
+        if request.waiting_for_response() and not request._disconnected:
+            request.factory.outbox.send("http.request", message, request._request_sent)
+
+    def cancel(self) -> None:
+        self.backoff.cancel()

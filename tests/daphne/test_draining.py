@@ -9,9 +9,14 @@ from twisted.internet import defer, error, task, testing
 from twisted.python import failure
 
 from channels.layers.inmemory import ChannelLayer
-from daphne.draining import BATCH_INTERVAL, batch_schedule
+from daphne.draining import (
+    BATCH_INTERVAL,
+    CLOSE_HANDSHAKE_MARGIN,
+    batch_schedule,
+    websocket_spread,
+)
 from daphne.http_protocol import HTTPFactory
-from daphne.server import CLOSE_HANDSHAKE_MARGIN, Server
+from daphne.server import Server
 from daphne.tests import factories
 
 CLOSE_1012 = b"\x88\x02" + struct.pack("!H", 1012)
@@ -38,14 +43,12 @@ def test_no_socket_no_batch():
 
 
 def test_the_spread_leaves_the_last_closes_time_within_graceful_timeout():
-    server = Server({}, endpoints=["tcp:port=0"], graceful_timeout=10, websocket_drain_time=5)
-    assert server.websocket_spread() == 5
-    server.graceful_timeout = 4
-    assert server.websocket_spread() == 4 - CLOSE_HANDSHAKE_MARGIN
-    server.graceful_timeout = 1
-    assert server.websocket_spread() == 0  # no time to spread: all at once
-    server.graceful_timeout, server.websocket_drain_time = 10, 0
-    assert server.websocket_spread() == 0
+    assert websocket_spread(5, 10) == 5
+    assert websocket_spread(5, 4) == 4 - CLOSE_HANDSHAKE_MARGIN
+    assert websocket_spread(5, 1) == 0  # no time to spread: all at once
+    assert websocket_spread(0, 10) == 0
+    server = Server({}, endpoints=["tcp:port=0"], websocket_drain_time=3)
+    assert (server.websocket_drain_time, server.config.websocket_drain_time) == (3, 3)
 
 
 def open_sockets(count: int) -> tuple[HTTPFactory, task.Clock, list, ChannelLayer]:

@@ -201,7 +201,7 @@ def waiting_requests(live) -> int:
     return sum(
         1
         for protocol in live.factory.reply_protocols.values()
-        if getattr(protocol, "_queue_backoff", None) is not None
+        if getattr(protocol, "_queue_wait", None) is not None
     )
 
 
