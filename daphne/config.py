@@ -310,6 +310,25 @@ class ServerConfig:
         "--websocket-max-message-size",
         **BYTES,
     )
+    # -- no message lost, no socket dropped (issue 17 items 3 and 4) ---------------------
+    http_queue_timeout: int | float = option(
+        5,
+        _non_negative,
+        CLI_AND_SERVER,
+        "Seconds an HTTP request waits for room on a full http.request channel before it "
+        "gets 503 with Retry-After (0 = at once; at most --http-timeout)",
+        "--http-queue-timeout",
+        **SECONDS,
+    )
+    websocket_drain_time: int | float = option(
+        5,
+        _non_negative,
+        CLI_AND_SERVER,
+        "Seconds over which a stop closes open WebSockets (code 1012) in batches, so "
+        "clients do not reconnect at once (0 = all at once; within --graceful-timeout)",
+        "--websocket-drain-time",
+        **SECONDS,
+    )
     # -- connections (issue 15) -------------------------------------------------------
     max_outbound_buffer: int = option(
         1048576,

@@ -81,6 +81,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     max_outbound_buffer = ConfigOption("max_outbound_buffer")
     http_body_timeout = ConfigOption("http_body_timeout")
     max_connections = ConfigOption("max_connections")
+    # Issue 17: how long a request waits for room on a full http.request channel.
+    http_queue_timeout = ConfigOption("http_queue_timeout")
     # D-64: limits on the request head; a request body that stops arriving for
     # `body_idle_timeout` gets 408 (not in 1.4).
     max_header_size = DefaultedOption("max_header_size")

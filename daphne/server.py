@@ -27,6 +27,7 @@ from .config import (
     option_arguments,
     refuse_both,
 )
+from .draining import websocket_spread
 from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
 from .http_factory import HTTP2_AVAILABLE, HTTPFactory
@@ -115,6 +116,8 @@ class Server:
     websocket_max_message_size = ConfigOption("websocket_max_message_size")
     http_max_body_size = ConfigOption("http_max_body_size")
     graceful_timeout = ConfigOption("graceful_timeout")
+    http_queue_timeout = ConfigOption("http_queue_timeout")
+    websocket_drain_time = ConfigOption("websocket_drain_time")
     reuse_port = ConfigOption("reuse_port")
     max_outbound_buffer = ConfigOption("max_outbound_buffer")
     http_body_timeout = ConfigOption("http_body_timeout")
@@ -147,6 +150,8 @@ class Server:
         websocket_max_message_size: int = 1048576,
         http_max_body_size: int = 0,
         graceful_timeout: int | float = 10,
+        http_queue_timeout: int | float = 5,
+        websocket_drain_time: int | float = 5,
         max_outbound_buffer: int = 1048576,
         http_body_timeout: int | float = 120,
         max_connections: int = 0,
@@ -386,7 +391,10 @@ class Server:
         )
         drained.addCallback(lambda _: self._finish_stop())
         self._drain_timer = self.reactor.callLater(self.graceful_timeout, self._finish_stop)
-        factory.start_drain(drained)
+        spread = websocket_spread(self.websocket_drain_time, self.graceful_timeout)
+        sockets = factory.start_drain(drained, spread)
+        if sockets:  # issue 17 item 4
+            logger.info("Stopping: closing %d WebSockets with 1012 over %s s", sockets, spread)
         return stopping
 
     def _stop_listening(self) -> None:
@@ -412,10 +420,14 @@ class Server:
                 len(closing),
                 "" if len(closing) == 1 else "s",
             )
+        # WebSockets whose batch was not due yet close now (1012), not dropped (issue 17).
+        closing += factory.close_remaining_websockets()
         factory.drop_all(keep=closing)
         if not closing:
             self._stopped()
             return
+        # What this tick queued goes now; the closing connections' disconnects follow.
+        self._drain_outbox()
         flushed: defer.Deferred[None] = defer.Deferred()
         timer = self.reactor.callLater(ANSWER_FLUSH_TIMEOUT, flushed.callback, None)
         flushed.addCallback(lambda _: timer.cancel() if timer.active() else None)

@@ -35,6 +35,7 @@ from .layer_api import is_unavailable
 from .outbox import OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .request_checks import BadRequestHeader
+from .retry import ReactorBackoff
 
 __all__ = ["RETRY_AFTER", "SENDING", "WS_SENDING", "WebRequest"]
 
@@ -80,6 +81,8 @@ class WebRequest(http.Request):
         self.request_start: float | None = None
         self._body_received = 0
         self._body_pump: BodyPump | None = None
+        # Retries of an http.request the layer had no room for (issue 17 item 3).
+        self._queue_wait: QueueWait | None = None
         self.client_addr: list | None = None
         self.server_addr: list | None = None
         self.client_scheme = "http"
@@ -237,9 +240,12 @@ class WebRequest(http.Request):
                     self._body_pump.pump()
             return
         if isinstance(error, (self.factory.channel_layer.ChannelFull, OutboxFull)):
-            # D-31, A-76.
+            if self._wait_for_room(message):
+                return
+            # D-31, A-76, after `http_queue_timeout` (issue 17): Retry-After tells
+            # clients and proxies when to come back.
             full_channels.full("http.request", "answered 503")
-            self.basic_error(*QUEUE_FULL, close_connection=True)
+            self.basic_error(*QUEUE_FULL, close_connection=True, retry_after=RETRY_AFTER)
             return
         if not self._exchange.unanswered:
             return
@@ -254,6 +260,14 @@ class WebRequest(http.Request):
         # proxies and clients act on, 500 was not (issue 14). Logged once per outage.
         self.factory.layer_health.failed(SENDING, error)
         self.basic_error(*LAYER_UNREACHABLE, retry_after=RETRY_AFTER)
+
+    def _wait_for_room(self, message: dict) -> bool:
+        """No room for ``http.request``: True while the request waits (`QueueWait`)."""
+        if not self._exchange.unanswered or self._disconnected:
+            return True  # answered (a stop's 503) or gone: nothing left to do
+        if self._queue_wait is None:
+            self._queue_wait = QueueWait(self)
+        return self._queue_wait.retry(message)
 
     # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
 
@@ -295,6 +309,8 @@ class WebRequest(http.Request):
     def finish(self) -> None:
         self._exchange.finish()
         self._cancel_timeout()
+        if self._queue_wait is not None:
+            self._queue_wait.cancel()
         if self._body_pump is not None:
             # Answered: the rest of the body has no reader (a refused upload, issue 15).
             self._body_pump.stop()
@@ -305,6 +321,8 @@ class WebRequest(http.Request):
 
     def connectionLost(self, reason: Failure) -> None:
         self._cancel_timeout()
+        if self._queue_wait is not None:
+            self._queue_wait.cancel()
         if self._body_pump is not None:
             self._body_pump.client_gone()
         self._send_disconnect()
@@ -359,3 +377,39 @@ class WebRequest(http.Request):
             if self._body_pump is not None:
                 self._body_pump.stop()
             self.basic_error(*TIMED_OUT)
+
+
+class QueueWait:
+    """Retries of one request's ``http.request`` while the layer has no room for it.
+
+    Issue 17 item 3: a full channel (or outbox) usually frees up within milliseconds, so
+    the message is sent again with a growing delay (`retry.ReactorBackoff`, from a reactor
+    timer, never blocking it) for up to ``http_queue_timeout`` seconds (at most
+    ``http_timeout``), after which `retry` says the 503 is due. A request answered or gone
+    meanwhile sends nothing more.
+    """
+
+    __slots__ = ("request", "backoff")
+
+    def __init__(self, request: WebRequest) -> None:
+        self.request = request
+        config = request.factory.config
+        limit = min(config.http_queue_timeout, config.http_timeout)
+        self.backoff = ReactorBackoff(request.factory.reactor, give_up_after=limit)
+
+    def retry(self, message: dict) -> bool:
+        """Send `message` again later: False when the time is up (the 503 is due)."""
+        backoff = self.backoff
+        if backoff.expired() or backoff.deadline is None:
+            return False
+        remaining = backoff.deadline - backoff.clock.seconds()
+        backoff.later(self._send_again, message, at_most=remaining)
+        return True
+
+    def _send_again(self, message: dict) -> None:
+        request = self.request
+        if request.waiting_for_response() and not request._disconnected:
+            request.factory.outbox.send("http.request", message, request._request_sent)
+
+    def cancel(self) -> None:
+        self.backoff.cancel()

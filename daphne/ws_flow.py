@@ -39,9 +39,10 @@ __all__ = ["FlowControl", "HeldFrames", "LayerSends", "classify", "full_channels
 logger = logging.getLogger("daphne.ws_protocol")
 full_channels = FullChannelReporter(logger)
 
-# A-89: a frame refused for a full channel is retried (`retry.ReactorBackoff`); after
-# this many seconds without progress the socket is closed with 1013.
-RETRY_GIVE_UP = 5.0
+# A-89, issue 17 item 3: a frame refused for a full channel is retried
+# (`retry.ReactorBackoff`) for as long as the channel stays full, the socket unread
+# meanwhile, so TCP slows the client down: a full channel means busy workers (or
+# workers restarting), not lost ones, and closing would only bring the client back.
 # Frames held while the layer's backend is unreachable, before closing with 1013; a
 # backend comes back in seconds, so those retries back off up to a second.
 BACKEND_GIVE_UP = 30.0
@@ -98,6 +99,7 @@ class _Socket:
         _unblock_reading: Any
         _send_disconnect: Any
         _mute_and_close: Any
+        _arm_timer: Any
         _read_blocks: int
 
 
@@ -154,12 +156,20 @@ class HeldFrames(_Socket):
 
     def _hold(self, backend: bool) -> None:
         """The session began holding frames: stop reading and retry from a timer."""
-        give_up = BACKEND_GIVE_UP if backend else RETRY_GIVE_UP
+        give_up = BACKEND_GIVE_UP if backend else None
         self._held_backoff = backoff = ReactorBackoff(
             self.main_factory.reactor, give_up_after=give_up
         )
         self._block_reading(_HELD)
+        self.main_factory.holding_sockets.add(self)
         backoff.later(self._retry_pending)
+
+    def _hold_ended(self) -> None:
+        """Nothing is held any more (delivered, or given up): a stop may end."""
+        self.session.held = None
+        factory = self.main_factory
+        factory.holding_sockets.discard(self)
+        factory.request_finished()
 
     def _retry_pending(self) -> None:
         held = self.session.held
@@ -183,21 +193,28 @@ class HeldFrames(_Socket):
             self.session.held = None
             self.main_factory.ws_reporter.worked()  # INFO if the layer had been reported down
             self._unblock_reading(_HELD)
+            self._arm_timer()  # pings again (none while held, `ws_state.ping_due`)
+            self._hold_ended()
             return
         if isinstance(error, layer.MessageTooLarge):
-            self.session.held = None
+            self._hold_ended()
             self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
             return
         full = isinstance(error, layer.ChannelFull)
         if not full and classify(error, layer) is st.Outcome.FAILED:
             log_failure(channel, self.reply_channel, error)
-            self.session.held = None
+            self._hold_ended()
             self._mute_and_close(CLOSE_INTERNAL_ERROR, "the channel layer send failed")
             return
-        if not full:  # the backend is still away
+        if full:
+            backoff.deadline = None  # no give-up while the layer answers "full"
+        else:  # the backend is (still) away: give up after BACKEND_GIVE_UP
             self.main_factory.ws_reporter.failed(
                 channel, "holding frames until the layer is back", error
             )
+            backoff.give_up_after = BACKEND_GIVE_UP
+            if backoff.deadline is None:
+                backoff.deadline = backoff.clock.seconds() + BACKEND_GIVE_UP
         if backoff.expired():
             self._give_up_pending()
             return
@@ -211,7 +228,8 @@ class HeldFrames(_Socket):
             self._held_backoff.give_up_after,
             self.reply_channel,
         )
-        held, self.session.held = self.session.held, None
+        held = self.session.held
+        self._hold_ended()
         for channel, message in held or ():
             if channel == "websocket.disconnect":
                 self._send_disconnect(message)  # the client is gone: keep trying that one

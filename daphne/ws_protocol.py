@@ -39,6 +39,10 @@ __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
 logger = logging.getLogger(__name__)
 
+# Seconds a client has to answer a stop's close frame (issue 17 item 4); autobahn's timer
+# fires on the whole second after the delay ends, so this is 1 to 2 s in effect.
+STOP_CLOSE_HANDSHAKE_TIMEOUT = 2
+
 
 class _Muted:
     """1.x's ``muted`` (D-38, D-40): False on the class; on a connection, whether daphne
@@ -279,14 +283,20 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
             code = st.CLOSE_NORMAL
         self.sendClose(code=code)
 
-    def close_going_away(self) -> None:
-        """D-17: a graceful stop closes open sockets with 1001 and refuses pending handshakes."""
-        state = self.session.state
-        if state is SocketState.OPEN:
-            if self.state == self.STATE_OPEN:
-                self.sendCloseFrame(code=st.CLOSE_GOING_AWAY, isReply=False)
-        elif state is not SocketState.CONNECTING:
+    def close_for_restart(self) -> None:
+        """A graceful stop (D-17, issue 17 item 4): an open socket is closed with 1012
+        (service restart), a handshake still waiting for the application refused with 503."""
+        session = self.session
+        state = session.state
+        if state is SocketState.CONNECTING:
+            return  # its handshake has not arrived: dropped with the rest at the end
+        if session.answerable or state is SocketState.CONNECT_QUEUED:
             self.serverReject(503, "Service Unavailable")
+        elif self.state == self.STATE_OPEN and session.stop():
+            # autobahn's timer rounds to whole seconds, so its 1 s default can leave a
+            # client a few milliseconds to answer; a stop gives it one to two seconds.
+            self.closeHandshakeTimeout = STOP_CLOSE_HANDSHAKE_TIMEOUT
+            self.sendCloseFrame(code=st.CLOSE_SERVICE_RESTART, isReply=False)
 
     # -- closing (D-41) ---------------------------------------------------------------
 

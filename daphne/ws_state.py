@@ -13,6 +13,7 @@ paths (`_TRANSITIONS` has them all)::
                  CONNECT_QUEUED ─retry─▶ CONNECT_RETRY
 
     connect_lost (HTTP 503), give_up (close 1009/1013), failed (HTTP 500, close 1011) ─▶ SILENT
+    OPEN ─stop─▶ STOPPING ─client_gone─▶ CLOSED   (a graceful stop closes with 1012)
 
 - AWAITING_APP: ``websocket.connect`` is sent (or its outcome is on the way); the 101 is
   held until the application answers (A-83, D-38 step 8).
@@ -24,6 +25,10 @@ paths (`_TRANSITIONS` has them all)::
   nor a disconnect (1.x's ``muted``): websocket.connect could not be delivered (HTTP 503),
   or daphne closed the socket for the layer (1009 too big, 1013 no room; D-40), or a send
   failed with an error the layer contract does not name, a bug (HTTP 500, close 1011).
+- STOPPING: a graceful stop closed the socket with 1012 (service restart; issue 17
+  item 4, D-17 with the deviation in docs/differences.rst): frames the client sent
+  before it saw the close are still forwarded, replies are not sent, and the
+  disconnect carries 1012 whatever the client answers.
 - CLOSED: the client is gone; its ``websocket.disconnect`` is sent or waits (A-85).
 
 Two things are data, not states, because they outlive the socket: the count of sends
@@ -49,6 +54,7 @@ CLOSE_ABNORMAL = 1006
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012  # RFC 6455 §7.4.1 (IANA registry): the server restarts
 CLOSE_TRY_AGAIN_LATER = 1013
 
 _REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
@@ -60,6 +66,7 @@ class SocketState(enum.Enum):
     CONNECT_QUEUED = "connect queued"
     CONNECT_RETRY = "connect retried"
     OPEN = "open"
+    STOPPING = "closing for a restart"
     REJECTED = "rejected"
     SILENT = "silent"
     CLOSED = "closed"
@@ -75,6 +82,7 @@ class Event(enum.Enum):
     REJECT = "reject"
     GIVE_UP = "give up"  # daphne closes the socket for the layer (1009, 1013)
     FAILED = "send failed"  # a bug or an error the layer does not name (500, 1011)
+    STOP = "stop"  # a graceful stop closes the open socket with 1012
     CLIENT_GONE = "client gone"
 
 
@@ -123,7 +131,19 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.REJECT: S.OPEN,
         E.GIVE_UP: S.SILENT,
         E.FAILED: S.SILENT,  # closed with 1011
+        E.STOP: S.STOPPING,
         E.CLIENT_GONE: S.CLOSED,
+    },
+    S.STOPPING: {
+        E.CONNECT_DELIVERED: S.STOPPING,
+        E.CONNECT_FULL: S.SILENT,
+        E.CONNECT_LOST: S.SILENT,
+        E.ACCEPT: S.STOPPING,
+        E.REJECT: S.STOPPING,
+        E.GIVE_UP: S.SILENT,  # held frames given up: the socket closes for the layer
+        E.FAILED: S.SILENT,
+        E.STOP: S.STOPPING,  # the stop's last step closes what is left
+        E.CLIENT_GONE: S.CLOSED,  # the disconnect carries 1012
     },
     S.REJECTED: {
         E.CONNECT_DELIVERED: S.REJECTED,
@@ -132,6 +152,7 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.FAILED: S.SILENT,
         E.ACCEPT: S.REJECTED,
         E.REJECT: S.REJECTED,
+        E.STOP: S.REJECTED,  # refused already: nothing to close
         E.CLIENT_GONE: S.CLOSED,
     },
     S.SILENT: {
@@ -142,6 +163,7 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.REJECT: S.SILENT,
         E.GIVE_UP: S.SILENT,
         E.FAILED: S.SILENT,
+        E.STOP: S.SILENT,
         E.CLIENT_GONE: S.SILENT,
     },
     S.CLOSED: {
@@ -152,6 +174,7 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.REJECT: S.CLOSED,
         E.GIVE_UP: S.SILENT,  # held frames given up after the client left
         E.FAILED: S.SILENT,  # the waiting disconnect is dropped, as for GIVE_UP
+        E.STOP: S.CLOSED,  # gone before its turn in the stop's batches
     },
 }
 del S, E
@@ -160,8 +183,16 @@ del S, E
 _ANSWERABLE = frozenset({SocketState.AWAITING_APP, SocketState.CONNECT_RETRY})
 # A disconnect is owed when the client leaves in these states (D-41).
 _OWES_DISCONNECT = frozenset(
-    {SocketState.AWAITING_APP, SocketState.CONNECT_RETRY, SocketState.OPEN, SocketState.REJECTED}
+    {
+        SocketState.AWAITING_APP,
+        SocketState.CONNECT_RETRY,
+        SocketState.OPEN,
+        SocketState.STOPPING,
+        SocketState.REJECTED,
+    }
 )
+# Frames from the client are forwarded in these (a stopping socket's until its close).
+_FORWARDS_FRAMES = frozenset({SocketState.OPEN, SocketState.STOPPING})
 # The connect timeout runs in these (D-43); a queued connect is refused by its retry.
 _CONNECT_TIMED = frozenset(
     {SocketState.AWAITING_APP, SocketState.CONNECT_QUEUED, SocketState.CONNECT_RETRY}
@@ -312,11 +343,20 @@ class WebSocketSession:
     def answerable(self) -> bool:
         return self.state in _ANSWERABLE
 
+    # -- a graceful stop (D-17, issue 17 item 4) -----------------------------------------
+
+    def stop(self) -> bool:
+        """A graceful stop reaches this open socket: True when it is closed now (with
+        `CLOSE_SERVICE_RESTART`); False when it was closed, refused or gone already.
+        A handshake still waiting for the application is refused instead (`reject`)."""
+        before = self.state
+        return self._event(Event.STOP) is SocketState.STOPPING and before is SocketState.OPEN
+
     # -- frames in (D-40, A-84) ----------------------------------------------------------
 
     def receive(self, payload: bytes, binary: bool, now: float) -> dict | None:
         """A frame arrived: the ``websocket.receive`` to send now, or None (held, silent)."""
-        if self.state is not SocketState.OPEN:
+        if self.state not in _FORWARDS_FRAMES:
             if self.state is SocketState.SILENT:
                 return None
             raise IllegalTransition(
@@ -450,6 +490,8 @@ class WebSocketSession:
         """The socket closed: the ``websocket.disconnect`` to send now, or None (none
         owed, or it waits behind frames still held or in flight)."""
         owed = self.state in _OWES_DISCONNECT
+        if self.state is SocketState.STOPPING:
+            code = CLOSE_SERVICE_RESTART  # D-17: the code daphne closed with
         self._event(Event.CLIENT_GONE)
         if not owed:
             return None
@@ -491,7 +533,7 @@ class WebSocketSession:
         if state is not SocketState.OPEN:
             return None
         deadline = None
-        if ping_interval and ping_interval > 0:
+        if ping_interval and ping_interval > 0 and not self.held:
             deadline = self.last_data + ping_interval
         if lifetime is not None and lifetime >= 0:
             end = self.opened_at + lifetime
@@ -517,9 +559,14 @@ class WebSocketSession:
         return self.state is SocketState.AWAITING_APP and now - self.opened_at >= connect_timeout
 
     def ping_due(self, now: float, ping_interval: float | None) -> bool:
-        """D-43: idle for `ping_interval` seconds; counts the ping as data when True."""
+        """D-43: idle for `ping_interval` seconds; counts the ping as data when True.
+
+        Not while frames are held (A-89): the client is not read then, so its pong could
+        not be, and autobahn would drop a live client for not answering.
+        """
         if (
             self.state is SocketState.OPEN
+            and not self.held
             and ping_interval
             and now - self.last_data >= ping_interval
         ):

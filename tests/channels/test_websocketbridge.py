@@ -9,8 +9,12 @@ socket and after daphne itself restarts.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
 import socket
+import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +44,8 @@ SETUP_BRIDGE = """() => {
     const record = (kind) => (payload, stream) => events.push({kind, payload, stream});
     const bridge = new channels.WebSocketBridge();
     // Short reconnection delays keep the test quick; the defaults are checked separately.
-    bridge.connect("/ws/", undefined, {minReconnectionDelay: 100, maxReconnectionDelay: 400});
+    bridge.connect("/ws/", undefined,
+        {minReconnectionDelay: 100, maxReconnectionDelay: 400, restartSpread: 300});
     bridge.listen(record("default"));
     bridge.demultiplex("echo", record("echo"));
     bridge.demultiplex("notes", record("notes"));
@@ -160,10 +165,19 @@ def test_binding_change_reaches_the_browser(page, live):
 
 
 def test_reconnects_after_daphne_restarts(page, live):
+    """Issue 17 item 4: daphne's SIGTERM closes the socket with 1012 (service restart);
+    the bridge's first delay is then drawn from [min, min + restartSpread)."""
     wait_events(page, f"events.some((e) => {HELLO})")
+    logs: list[str] = []
+    page.on("console", lambda message: logs.append(message.text))
+    page.evaluate("() => { bridge.socket._config.debug = true; }")
     [(daphne, _), *_] = live.started
     live.stop(daphne)
     wait_events(page, 'events.some((e) => e.kind === "close")')
+    assert page.evaluate('() => events.find((e) => e.kind === "close").code') == 1012
+    page.wait_for_function("() => true")  # the console messages of that turn are in
+    delays = [float(text.split()[-2]) for text in logs if "reconnect in" in text]
+    assert delays and 100 <= delays[0] < 400
     live.start_daphne()  # same port
     wait_events(page, f"events.filter((e) => {HELLO}).length === 2")
     page.evaluate('() => bridge.stream("echo").send({n: 3})')
@@ -298,3 +312,127 @@ def test_connect_url_forms(page, live):
     )
     base = f"ws://127.0.0.1:{live.port}/"
     assert urls == [base, base, base + "ws/", "ws://127.0.0.1:1/elsewhere/"]
+
+
+class ClosingServer:
+    """Completes every WebSocket handshake (RFC 6455 §4.2.2) and closes the socket at
+    once with `code`: a server restarting (1012), going away (1001) or shedding load
+    (1013), or a plain close (1000)."""
+
+    GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed by close()
+            with connection:
+                try:
+                    self._serve(connection)
+                except OSError:
+                    pass  # the browser went away first
+
+    def _serve(self, connection: socket.socket) -> None:
+        connection.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + self.GUID).digest())
+        connection.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            b"\x88\x02" + struct.pack("!H", self.code)
+        )
+        connection.recv(64)  # the browser's close reply (bounded by the timeout)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+
+def reconnect_delays(page, port: int, samples: int) -> list[float]:
+    """The first reconnect delays of a socket closed by the server each time it opens."""
+    logs: list[str] = []
+    page.on("console", lambda message: logs.append(message.text))
+    page.add_script_tag(path=str(BRIDGE_JS))
+    page.evaluate(
+        """(url) => {
+        window.opens = 0;
+        window.socket = new channels.ReconnectingWebSocket(url, undefined, {
+            minReconnectionDelay: 20, maxReconnectionDelay: 10000, restartSpread: 200,
+            debug: true});
+        socket.addEventListener("open", () => { opens += 1; });
+    }""",
+        f"ws://127.0.0.1:{port}/",
+    )
+    page.wait_for_function(f"() => opens > {samples}", timeout=WAIT_MS)
+    page.evaluate('() => socket.close(1000, "", {keepClosed: true})')
+    delays = [float(text.split()[-2]) for text in logs if "reconnect in" in text]
+    return delays[:samples]
+
+
+@pytest.mark.parametrize("code", [1012, 1001, 1013])
+def test_reconnects_after_a_restart_close_spread_over_restart_spread(blank_page, code):
+    """Issue 17 item 4: after 1012/1001/1013 the first delay is drawn from
+    [min, min + restartSpread), so a fleet of clients spreads out; every reconnect here
+    follows an open, so each delay is such a first one."""
+    server = ClosingServer(code)
+    try:
+        delays = reconnect_delays(blank_page, server.port, 25)
+    finally:
+        server.close()
+    assert len(delays) == 25
+    assert all(20 <= delay < 220 for delay in delays), delays
+    # C-86's range is [20, 40): 25 draws all below 40 would have odds of 0.1 ** 25.
+    assert max(delays) >= 40, delays
+
+
+def test_other_closes_keep_c86_first_delays(blank_page):
+    """C-86 unchanged for any other close: the first delay is in [min, 2 min)."""
+    server = ClosingServer(1000)
+    try:
+        delays = reconnect_delays(blank_page, server.port, 10)
+    finally:
+        server.close()
+    assert len(delays) == 10
+    assert all(20 <= delay < 40 for delay in delays), delays
+
+
+def test_restart_spread_defaults(blank_page):
+    """C-86's defaults stay; restartSpread defaults to 5000 ms."""
+    blank_page.add_script_tag(path=str(BRIDGE_JS))
+    config = blank_page.evaluate(
+        """() => {
+        const socket = new channels.ReconnectingWebSocket("ws://127.0.0.1:1/", undefined,
+            {maxRetries: 0});
+        const config = Object.assign({}, socket._config);
+        socket.close(1000, "", {keepClosed: true});
+        delete config.constructor;
+        return config;
+    }"""
+    )
+    assert config == {
+        "maxReconnectionDelay": 10000,
+        "minReconnectionDelay": 1500,
+        "reconnectionDelayGrowFactor": 1.3,
+        "connectionTimeout": 4000,
+        "maxRetries": 0,
+        "restartSpread": 5000,
+        "debug": False,
+    }

@@ -4,7 +4,8 @@ Run as ``python -m tests.daphne.app <daphne arguments> tests.daphne.app:channel_
 It prints ``READY <port>`` once every endpoint listens. The worker echoes
 WebSocket frames (leaving connects to ``/silent/`` unanswered), answers
 ``GET /slow/<seconds>/`` after that long (simulated work) and everything else at
-once with ``ok``.
+once with ``ok``. Each ``websocket.disconnect`` is printed as ``WS DISCONNECT <code>
+<reply channel>``, those left on the layer when daphne stops included.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from twisted.internet import defer, reactor
 from channels.layers.inmemory import ChannelLayer
 
 channel_layer = ChannelLayer(capacity=1000)
+# Sent by `main` once daphne stopped: the worker empties the layer, then ends.
+STOP_CHANNEL = "tests.daphne.app.stop"
 
 
 def _send(reply: str, message: dict) -> None:
@@ -35,13 +38,26 @@ def _answer_slow(reply: str, seconds: float) -> None:
 
 
 def _worker() -> None:
-    channels = ["http.request", "websocket.connect", "websocket.receive"]
+    channels = ["http.request", "websocket.connect", "websocket.receive", "websocket.disconnect"]
     # As a real worker does (issue 14): nobody here consumes http.disconnect.
     channel_layer.announce_channels("tests.daphne.app", channels, 24 * 3600)
+    stopping = False
     while True:
-        channel, message = channel_layer.receive(channels, block=True)
-        if channel is None:
+        channel, message = channel_layer.receive([*channels, STOP_CHANNEL], block=not stopping)
+        if channel == STOP_CHANNEL:
+            stopping = True
             continue
+        if channel is None:
+            if stopping:
+                return  # daphne is gone and the layer is empty
+            continue
+        if channel == "websocket.disconnect":
+            # One write: the access log's lines come from another thread.
+            sys.stdout.write(f"WS DISCONNECT {message['code']} {message['reply_channel']}\n")
+            sys.stdout.flush()
+            continue
+        if stopping:
+            continue  # nobody to answer any more
         reply = message["reply_channel"]
         if channel == "http.request":
             if message["path"].startswith("/slow/"):
@@ -69,12 +85,16 @@ def _announce(cli) -> None:
 def main(argv: list[str]) -> None:
     from daphne.cli import CommandLineInterface
 
-    threading.Thread(target=_worker, name="worker", daemon=True).start()
+    worker = threading.Thread(target=_worker, name="worker", daemon=True)
+    worker.start()
     cli = CommandLineInterface()
     # daphne and its worker share this process, so the in-memory layer reaches it.
     cli.allow_process_local_layer = True
     reactor.callWhenRunning(_announce, cli)
     cli.run(argv)
+    # What daphne sent last (the disconnects of its stop) is printed before exiting.
+    channel_layer.send(STOP_CHANNEL, {})
+    worker.join(timeout=10)
 
 
 if __name__ == "__main__":

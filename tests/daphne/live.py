@@ -216,3 +216,14 @@ def send_retrying(layer: ChannelLayer, channel: str, message: dict, tries: int =
         except layer.ChannelFull:
             threading.Event().wait(0.005)
     raise RuntimeError(f"{channel} stayed full")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20) -> bool:
+    """Poll `predicate` every 20 ms until it is true or `timeout` seconds passed."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        pause.wait(0.02)
+    return predicate()

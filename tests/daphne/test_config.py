@@ -71,6 +71,8 @@ LATER_DEFAULTS = {
     "max_connections": 0,
     "require_host": True,
     "reuse_port": False,
+    "http_queue_timeout": 5,
+    "websocket_drain_time": 5,
 }
 
 
@@ -82,6 +84,7 @@ PROCESS_FIELDS = {
     "force_sync",
     "graceful_timeout",
     "reuse_port",
+    "websocket_drain_time",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.daphne.live import (
     recv_response_head,
     recv_until_closed,
     send_retrying,
+    wait_until,
 )
 
 
@@ -156,14 +158,60 @@ def test_http_timeout_gives_503():
 
 
 def test_full_request_channel_gives_503():
-    """D-31, A-76: ChannelFull on http.request → 503 and Connection: close."""
+    """D-31, A-76: ChannelFull on http.request → 503 and Connection: close, after
+    `http_queue_timeout` seconds without room (issue 17 item 3), with Retry-After."""
     layer = ChannelLayer(channel_capacity={"http.request": 1})
-    with LiveServer(layer) as live:
+    with LiveServer(layer, http_queue_timeout=1) as live:
         layer.send("http.request", {"filler": True})
+        started = time.monotonic()
         response, data = get(live, "/")
+        assert time.monotonic() - started >= 0.9  # it waited for room first
         assert response.status == 503
         assert b"Request queue full." in data
         assert response.getheader("Connection") == "close"
+        assert response.getheader("Retry-After") == "5"
+
+
+def test_full_request_channel_delivers_once_room_comes():
+    """Issue 17 item 3: a worker freeing room within the wait gets the request; the
+    client sees its answer, not a 503."""
+    layer = ChannelLayer(channel_capacity={"http.request": 1})
+    with LiveServer(layer, http_queue_timeout=30) as live:
+        layer.send("http.request", {"filler": True})
+        result: dict = {}
+
+        def fetch() -> None:
+            result["r"], result["d"] = get(live, "/q/")
+
+        client = threading.Thread(target=fetch)
+        client.start()
+        try:
+            # The request is waiting for room (retrying from timers), then gets some.
+            assert wait_until(lambda: live.call(waiting_requests, live) == 1, 10)
+            assert layer.receive(["http.request"])[1] == {"filler": True}
+            _, message = receive_within(layer, "http.request", 10)
+            assert message["path"] == "/q/"
+            send_retrying(layer, message["reply_channel"], {"status": 200, "content": b"late"})
+        finally:
+            client.join(timeout=20)
+        assert result["r"].status == 200 and result["d"] == b"late"
+
+
+def waiting_requests(live) -> int:
+    return sum(
+        1
+        for protocol in live.factory.reply_protocols.values()
+        if getattr(protocol, "_queue_wait", None) is not None
+    )
+
+
+def receive_within(layer: ChannelLayer, channel: str, seconds: float) -> tuple:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = layer.receive([channel], block=True)  # blocks up to the layer's bound (A-32)
+        if got[0] is not None:
+            return got
+    raise AssertionError(f"nothing on {channel} within {seconds} s")
 
 
 def test_client_disconnect_mid_response_sends_disconnect_and_server_keeps_serving():

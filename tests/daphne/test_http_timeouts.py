@@ -109,3 +109,82 @@ def test_stalled_request_body_gets_408():
     clock.advance(61)
     assert transport.value().startswith(b"HTTP/1.1 408")
     assert layer.receive(["http.request"]) == (None, None)
+
+
+# -- a full http.request channel (issue 17 item 3, D-31, A-76, A-89) --------------------
+
+
+def full_request_channel() -> ChannelLayer:
+    layer = ChannelLayer(channel_capacity={"http.request": 1})
+    layer.send("http.request", {"filler": True})
+    return layer
+
+
+def test_full_request_channel_waits_for_room_then_sends():
+    """The request is retried from timers while the channel is full: room freed within
+    `http_queue_timeout` delivers it, and nothing is answered meanwhile."""
+    layer = full_request_channel()
+    factory, protocol, transport, clock = connect(layer)
+    factory.config.http_queue_timeout = 3
+    protocol.dataReceived(b"GET /queued/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    clock.advance(0)
+    for _ in range(40):  # 1 ms doubling to 50 ms: over a second of retries
+        clock.advance(0.05)
+    assert transport.value() == b""
+    assert layer.receive(["http.request"])[1] == {"filler": True}  # room, at last
+    clock.advance(0.05)
+    _, message = layer.receive(["http.request"])
+    assert message["path"] == "/queued/"
+    factory.dispatch_reply(message["reply_channel"], {"status": 200, "content": b"ok"})
+    assert transport.value().startswith(b"HTTP/1.1 200 OK")
+
+
+def test_full_request_channel_gets_503_with_retry_after_at_the_queue_timeout():
+    layer = full_request_channel()
+    factory, protocol, transport, clock = connect(layer)
+    factory.config.http_queue_timeout = 2
+    protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    clock.advance(0)
+    while clock.seconds() < 1.9:
+        clock.advance(0.05)
+    assert transport.value() == b""
+    while clock.seconds() < 2.2:
+        clock.advance(0.05)
+    written = transport.value()
+    assert written.startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert b"Request queue full." in written
+    assert b"Retry-After: 5" in written and b"Connection: close" in written
+    assert layer.receive(["http.request"])[1] == {"filler": True}
+    clock.advance(1)
+    assert layer.receive(["http.request"]) == (None, None)  # answered: no more retries
+
+
+def test_queue_timeout_zero_answers_at_once_and_is_capped_by_http_timeout():
+    """0 keeps 1.4's immediate 503 (D-31); the wait never outlasts `http_timeout`."""
+    layer = full_request_channel()
+    factory, protocol, transport, clock = connect(layer)
+    factory.config.http_queue_timeout = 0
+    protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    clock.advance(0)
+    assert transport.value().startswith(b"HTTP/1.1 503 Service Unavailable")
+
+    layer = full_request_channel()
+    factory, protocol, transport, clock = connect(layer, timeout=1)
+    factory.config.http_queue_timeout = 60
+    protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    while clock.seconds() < 1.2:
+        clock.advance(0.05)
+    assert transport.value().startswith(b"HTTP/1.1 503 Service Unavailable")
+
+
+def test_a_client_leaving_while_its_request_waits_stops_the_retries():
+    layer = full_request_channel()
+    factory, protocol, transport, clock = connect(layer)
+    protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    clock.advance(0.01)
+    protocol.connectionLost(failure.Failure(error.ConnectionDone()))
+    layer.receive(["http.request"])  # room now: the request must not go out any more
+    for _ in range(20):
+        clock.advance(0.05)
+    assert layer.receive(["http.request"]) == (None, None)
+    assert transport.value() == b""

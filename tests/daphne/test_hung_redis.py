@@ -130,6 +130,7 @@ def test_past_the_outbox_bound_requests_get_503_and_frames_1013(stack):
     assert get(live.port, "/warm/") == (200, b"hello /warm/")
     ws = websocket.create_connection(live.url("/ws/", "ws"), timeout=20)
     live.factory.outbox.limit = 64 * 1024
+    live.server.http_queue_timeout = 1  # the refused request waits this long (issue 17)
     waiting: list[socket.socket] = []
     try:
         ws.send("before")

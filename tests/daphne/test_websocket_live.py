@@ -5,12 +5,20 @@ from __future__ import annotations
 import base64
 import os
 import struct
+import threading
+import time
 
 import pytest
 import websocket
 
 from channels.layers.inmemory import ChannelLayer
-from tests.daphne.live import LiveServer, Responder, recv_response_head, send_retrying
+from tests.daphne.live import (
+    LiveServer,
+    Responder,
+    recv_response_head,
+    send_retrying,
+    wait_until,
+)
 
 
 def echo_handler(layer, channel, message):
@@ -192,6 +200,59 @@ def test_full_receive_channel_is_retried_in_order():
                         received.append(message)
             assert [m["text"] for m in received] == [str(i) for i in range(20)]
             assert [m["order"] for m in received] == list(range(1, 21))
+        finally:
+            responder.stop()
+
+
+def test_full_receive_channel_pushes_back_on_a_fast_client_and_loses_nothing():
+    """Issue 17 item 3, A-89: a client sending faster than a full websocket.receive
+    drains is not read while its frame waits for room (TCP flow control: its sends
+    block), its socket is not closed, and once a consumer makes room every frame
+    arrives in order and reading resumes."""
+    count, size = 600, 64 * 1024  # 39 MB: more than the kernel's socket buffers hold
+    layer = ChannelLayer(channel_capacity={"websocket.receive": 4})
+    with LiveServer(layer) as live:
+        responder = Responder(
+            layer,
+            ["websocket.connect"],
+            lambda layer, channel, m: send_retrying(layer, m["reply_channel"], {"accept": True}),
+        ).start()
+        try:
+            with connect(live) as ws:
+                ws.settimeout(120)
+                sender = threading.Thread(
+                    target=lambda: [ws.send(f"{n:06d}".ljust(size, "x")) for n in range(count)],
+                    daemon=True,
+                )
+                sender.start()
+
+                def held() -> list:
+                    return [
+                        (p.session.received, p._read_blocks)
+                        for p in live.factory.websockets()
+                        if p.session.held
+                    ]
+
+                assert wait_until(lambda: live.call(held), 30)
+                # The channel stays full: the client is not read, so its sends block.
+                sender.join(timeout=2)
+                assert sender.is_alive()
+                ((read, blocks),) = live.call(held)
+                assert read < count and blocks & 1  # _HELD: reading stopped
+                received = []
+                deadline = time.monotonic() + 90
+                while len(received) < count + 1 and time.monotonic() < deadline:
+                    channel, message = layer.receive(["websocket.receive"], block=True)
+                    if channel is None:
+                        continue
+                    received.append((message["order"], message["text"][:6], len(message["text"])))
+                    if len(received) == count:
+                        sender.join(timeout=60)
+                        assert not sender.is_alive()  # reading resumed
+                        ws.send("still open")
+                assert received[:count] == [(n + 1, f"{n:06d}", size) for n in range(count)]
+                assert received[count][:2] == (count + 1, "still ")
+                assert ws.connected
         finally:
             responder.stop()
 

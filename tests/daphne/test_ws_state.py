@@ -446,3 +446,86 @@ def test_no_io_imports():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# -- a graceful stop (D-17, issue 17 item 4) ------------------------------------------------
+
+
+def test_stop_closes_an_open_socket_once_and_the_disconnect_carries_1012():
+    session = open_session()
+    assert session.stop()
+    assert session.state is S.STOPPING
+    assert not session.stop()  # the stop's last step finds it closing already
+    assert session.state is S.STOPPING
+    # The client answers the close with any code (or none): the application hears 1012.
+    assert session.client_gone(1000) == {
+        "reply_channel": "r!x",
+        "code": st.CLOSE_SERVICE_RESTART,
+        "path": "/ws/",
+        "order": 1,
+    }
+    assert session.state is S.CLOSED
+    assert not session.stop()  # gone before a later batch came to it
+
+
+def test_frames_sent_before_the_client_saw_the_close_are_still_forwarded():
+    session = open_session()
+    session.stop()
+    message = session.receive(b"late", False, OPENED + 1)
+    assert message is not None and message["order"] == 1 and message["text"] == "late"
+    assert session.client_gone(1012) is None  # waits for the frame's outcome (A-19)
+    assert session.landed()["code"] == 1012
+
+
+def test_a_stopping_socket_sends_no_replies_and_no_pings():
+    session = open_session()
+    session.stop()
+    assert session.reply({"text": "too late", "close": True}) == ()
+    assert session.deadline(5, 20, 60) is None
+    assert not session.ping_due(OPENED + 1000, 20)
+    assert not session.lifetime_over(OPENED + 1000, 60)
+
+
+def test_held_frames_of_a_stopping_socket_keep_their_order_and_the_disconnect_follows():
+    session = open_session()
+    message = session.receive(b"a", True, OPENED)
+    assert session.frame_refused(Outcome.FULL, "websocket.receive", message) is st.HOLD
+    session.stop()
+    assert session.state is S.STOPPING
+    assert session.client_gone(1006) is None
+    assert [(channel, m["order"]) for channel, m in session.held] == [
+        ("websocket.receive", 1),
+        ("websocket.disconnect", 2),
+    ]
+    assert session.held[-1][1]["code"] == 1012
+
+
+@pytest.mark.parametrize("make", [awaiting_app, delivered, queued])
+def test_a_handshake_cannot_be_stopped_only_refused(make):
+    """A handshake still waiting for the application is refused with 503 (`reject`)."""
+    session = make()
+    assert_illegal(session, session.stop)
+    assert session.reject()
+
+
+def test_stop_after_the_socket_was_refused_or_silenced_changes_nothing():
+    refused = delivered()
+    refused.reject()
+    assert not refused.stop() and refused.state is S.REJECTED
+    silenced = open_session()
+    silenced.give_up()
+    assert not silenced.stop() and silenced.state is S.SILENT
+
+
+def test_no_ping_while_frames_are_held():
+    """A held socket is not read, so its pong could not be: no ping until room came
+    (issue 17 item 3); the lifetime limit still applies."""
+    session = open_session()
+    message = session.receive(b"a", True, OPENED)
+    session.frame_refused(Outcome.FULL, "websocket.receive", message)
+    assert not session.ping_due(OPENED + 1000, 20)
+    assert session.deadline(5, 20, 60) == OPENED + 60
+    assert session.deadline(5, 20, None) is None
+    session.held = None  # the adapter's retry delivered it
+    assert session.deadline(5, 20, None) == OPENED + 20
+    assert session.ping_due(OPENED + 1000, 20)

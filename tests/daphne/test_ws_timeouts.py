@@ -5,11 +5,13 @@ from __future__ import annotations
 from twisted.internet import error
 from twisted.python import failure
 
+from channels.layers.base import LayerUnavailable
 from channels.layers.inmemory import ChannelLayer
 from daphne.tests import factories
+from daphne.ws_flow import BACKEND_GIVE_UP
 from daphne.ws_protocol import WebSocketProtocol
 from daphne.ws_state import SocketState
-from tests.daphne.clocked import connect, websocket_connect
+from tests.daphne.clocked import connect, open_socket, websocket_connect
 
 
 def test_websocket_connect_timeout_by_clock():
@@ -95,3 +97,63 @@ def test_muted_is_the_silent_state():
     assert layer.receive(["websocket.receive"]) == (None, None)
     socket.onClose(True, 1000, None)
     assert layer.receive(["websocket.disconnect"]) == (None, None)
+
+
+def masked_text(text: str) -> bytes:
+    """A client's text frame (RFC 6455 §5.3, the zero mask)."""
+    payload = text.encode()
+    return bytes([0x81, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
+
+
+def test_a_full_receive_channel_holds_the_socket_unread_without_closing_it():
+    """Issue 17 item 3, A-89: frames wait for room as long as the channel stays full,
+    the client unread meanwhile (TCP pushes back) and not pinged (its pong could not be
+    read); once there is room every frame arrives in order and reading resumes."""
+    layer = ChannelLayer(channel_capacity={"websocket.receive": 1})
+    factory, transport, reply_channel = open_socket(layer)
+    clock = factory.reactor
+    ws = factory.reply_protocols[reply_channel]
+    ws.dataReceived(masked_text("one") + masked_text("two") + masked_text("three"))
+    clock.advance(0)
+    assert transport.producerState == "paused"
+    while clock.seconds() < 120:  # far past 1.x's give-up and two ping intervals
+        clock.advance(0.05)
+    assert transport.value() == b""  # no close frame, no ping
+    assert not transport.disconnecting and ws.session.state is SocketState.OPEN
+    received = []
+    while len(received) < 3 and clock.seconds() < 125:
+        channel, message = layer.receive(["websocket.receive"])
+        if channel is not None:
+            received.append(message)
+        clock.advance(0.05)
+    assert [(m["text"], m["order"]) for m in received] == [("one", 1), ("two", 2), ("three", 3)]
+    assert transport.producerState == "producing"
+    clock.advance(2)  # the keepalive ping, overdue, goes out on the next sweep
+    assert transport.value().startswith(b"\x89")
+
+
+def test_a_held_socket_is_given_up_after_the_backend_stays_away():
+    """A layer whose backend is unreachable (L-62) holds frames for BACKEND_GIVE_UP s,
+    then closes with 1013, as before issue 17."""
+
+    class Away(ChannelLayer):
+        away = False
+
+        def send(self, channel, message):
+            if self.away and channel == "websocket.receive":
+                raise LayerUnavailable("the store is away")
+            return super().send(channel, message)
+
+    layer = Away()
+    factory, transport, reply_channel = open_socket(layer)
+    clock = factory.reactor
+    ws = factory.reply_protocols[reply_channel]
+    layer.away = True
+    ws.dataReceived(masked_text("lost"))
+    clock.advance(0)
+    while clock.seconds() < BACKEND_GIVE_UP - 1:
+        clock.advance(0.5)
+    assert transport.value() == b""
+    while clock.seconds() < BACKEND_GIVE_UP + 2:
+        clock.advance(0.5)
+    assert transport.value().startswith(b"\x88\x02" + (1013).to_bytes(2, "big"))

@@ -14,6 +14,13 @@
  * Stream frames are {"stream": name, "payload": ...}, the format of the server's
  * WebsocketMultiplexer/WebsocketDemultiplexer. The socket reconnects by itself after the
  * connection drops; handlers and listeners stay attached across reconnects.
+ *
+ * Reconnect delays (C-86): the first is drawn from [minReconnectionDelay, 2 x min), each
+ * next one is the last times reconnectionDelayGrowFactor, up to maxReconnectionDelay.
+ * After the server closes with 1012 (service restart), 1001 (going away) or 1013 (try
+ * again later), every client of a restarting server would come back at about the same
+ * moment; the first delay is then drawn from [min, min + restartSpread) instead
+ * (restartSpread in ms, default 5000; never narrower than C-86's range).
  */
 (function (root, factory) {
   "use strict";
@@ -34,9 +41,14 @@
     reconnectionDelayGrowFactor: 1.3,
     connectionTimeout: 4000,
     maxRetries: Infinity,
+    restartSpread: 5000,  // issue 17: the first delay's range after a restart close
     debug: false,
     constructor: typeof WebSocket !== "undefined" ? WebSocket : null
   };
+
+  // Close codes a server sends when it stops or sheds load (RFC 6455 section 7.4.1 and
+  // the IANA registry): reconnects after them are spread over restartSpread.
+  var RESTART_CODES = [1001, 1012, 1013];
 
   var EVENT_TYPES = ["open", "close", "message", "error"];
   // Read-only socket properties passed through from the current socket.
@@ -173,10 +185,11 @@
   proto._onclose = function (event) {
     clearTimeout(this._connectTimer);
     this._dispatch("close", event);
-    this._scheduleReconnect();
+    this._scheduleReconnect(RESTART_CODES.indexOf(event.code) >= 0);
   };
 
-  proto._scheduleReconnect = function () {
+  // `restart`: the server closed with one of RESTART_CODES.
+  proto._scheduleReconnect = function (restart) {
     if (!this._shouldRetry) { return; }  // closed with keepClosed: not a failed attempt
     this._retries += 1;
     if (this._retries > this._config.maxRetries) {
@@ -188,9 +201,11 @@
       this._reconnectDelay = this._forcedDelay;
       this._forcedDelay = 0;
     } else if (!this._reconnectDelay) {
-      // C-86: the first delay is drawn from [min, 2 * min) so clients spread out.
-      this._reconnectDelay = config.minReconnectionDelay +
-        Math.random() * config.minReconnectionDelay;
+      // C-86: the first delay is drawn from [min, 2 * min) so clients spread out; after
+      // a server restart from [min, min + restartSpread), wider by default (issue 17).
+      var spread = config.minReconnectionDelay;
+      if (restart && config.restartSpread > spread) { spread = config.restartSpread; }
+      this._reconnectDelay = config.minReconnectionDelay + Math.random() * spread;
     } else {
       this._reconnectDelay = Math.min(
         this._reconnectDelay * config.reconnectionDelayGrowFactor,
