@@ -105,6 +105,22 @@ class ClusterTopology:
         self._cluster: RedisCluster | None = None
         self._refreshed = float("-inf")
         self.features: ShardFeatures | None = None
+        # Nodes known to be unreachable: one WARNING / INFO per node, not per slot.
+        self._down: set[str] = set()
+
+    def note_down(self, address: str) -> bool:
+        """Record `address` as unreachable; True if it was not known to be."""
+        with self._lock:
+            first = address not in self._down
+            self._down.add(address)
+        return first
+
+    def note_up(self, address: str) -> bool:
+        """Record `address` as answering; True if it was known to be unreachable."""
+        with self._lock:
+            was_down = address in self._down
+            self._down.discard(address)
+        return was_down
 
     def cluster(self) -> RedisCluster:
         cluster = self._cluster
@@ -116,7 +132,8 @@ class ClusterTopology:
         return cluster
 
     def _connect(self) -> RedisCluster:
-        nodes = [ClusterNode(host, port) for host, port in self.startup_nodes]
+        make_node: Callable[..., ClusterNode] = ClusterNode
+        nodes = [make_node(host, port) for host, port in self.startup_nodes]
         try:
             make: Callable[..., RedisCluster] = RedisCluster
             cluster = make(startup_nodes=nodes, require_full_coverage=False, **self._kwargs)
@@ -262,6 +279,21 @@ class SlotShard(Shard):
     def lost(self, client: redis.Redis, exc: Exception) -> Exception:
         self._topology.refresh()
         return super().lost(client, exc)
+
+    def failed(self, exc: Exception, address: str) -> Exception:
+        """As `Shard.failed`, logging once per node (many slots share it), not per slot."""
+        if not self._topology.note_down(address):
+            with self._lock:
+                self._reachable = False  # so `Shard.failed` does not log again
+        return super().failed(exc, address)
+
+    def answered(self, address: str, began: int | None = None) -> None:
+        if self._topology.note_up(address):
+            super().answered(address, began)
+            return
+        with self._lock:
+            if began is None or began == self.failures:
+                self._reachable = True
 
     def lost_slot(self) -> None:
         """A pop on this slot was redirected outside `call`: read the slot map again."""

@@ -373,6 +373,8 @@ class RedisCluster:
     def reshard(self, source: RedisServer, target: RedisServer, slots: int) -> None:
         """Move `slots` slots from `source` to `target` with ``redis-cli --cluster reshard``."""
 
+        self.wait_agreed()
+
         def node_id(server: RedisServer) -> str:
             return _command(server.port, b"CLUSTER MYID").split(b"\r\n")[1].decode()
 
@@ -391,10 +393,29 @@ class RedisCluster:
                 "--cluster-yes",
             ],
             check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             timeout=120,
         )
+        self.wait_agreed()
+
+    def wait_agreed(self, timeout: float = 30.0) -> None:
+        """Wait until ``redis-cli --cluster check`` finds every node agreeing on the slots
+        and no slot open (migrating or importing)."""
+
+        def agreed() -> bool:
+            check = subprocess.run(
+                [
+                    shutil.which("redis-cli") or "redis-cli",
+                    "--cluster",
+                    "check",
+                    f"127.0.0.1:{self.running()[0].port}",
+                ],
+                capture_output=True,
+                timeout=30,
+            )
+            return check.returncode == 0 and b"[WARNING]" not in check.stdout
+
+        _wait_until(agreed, timeout, "cluster nodes agreeing about the slots")
 
     def close(self) -> None:
         for node in self.nodes:
