@@ -15,14 +15,15 @@ that place by hash slot (`slots`) instead of by shard ring:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.exceptions import (
     AskError,
     ClusterDownError,
     MovedError,
+    RedisClusterException,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -30,17 +31,20 @@ from redis.exceptions import (
 from channels.layers.base import layer_random
 
 from . import scripts
+from .entries import bundle_header
 from .errors import LayerOutOfMemory, refusal
 from .groups import Groups, _Delivery
 from .popping import Visit
 from .receiving import Received, Receiver
-from .sending import Queued, Sender
+from .sending import Outcomes, Queued, Sender
 from .shard import CONNECTION_ERRORS, Shard
 from .slots import cluster_script, name_slot
 from .wire import execute_pipeline
 
 if TYPE_CHECKING:
     from .cluster import SlotShard
+
+T = TypeVar("T")
 
 __all__ = ["ClusterGroups", "ClusterReceiver", "ClusterSender", "REDIRECTS", "is_redirect"]
 
@@ -60,6 +64,44 @@ def is_redirect(exc: Any) -> bool:
 
 
 class ClusterSender(Sender):
+    def send_batches(self, batches: dict[Shard, list[Queued]], outcomes: Outcomes) -> Outcomes:
+        """One pipelined round trip per master carrying one ``SEND_MANY`` per slot.
+
+        A slot whose script was redirected or not loaded yet is sent again on its
+        own (`SlotShard.script` follows it: nothing ran). A master that fails gives
+        its error as the outcome of each of its messages (L-62.3).
+        """
+        for client, planned in _by_node(batches).items():
+            if client is None or len(planned) == 1:
+                for slot, batch in planned:
+                    super().send_batches({slot: batch}, outcomes)
+                continue
+            commands = []
+            for slot, batch in planned:
+                keys, args = self.send_many_arguments(slot, batch)
+                commands.append(scripts.SEND_MANY.packed(keys, args))
+            try:
+                replies = execute_pipeline(client, commands)
+            except CONNECTION_ERRORS as exc:
+                error = planned[0][0].lost(client, exc)
+                for _, batch in planned:
+                    for position, *_ in batch:
+                        outcomes[position] = error
+                continue
+            for (slot, batch), reply in zip(planned, replies, strict=True):
+                if isinstance(reply, redis.exceptions.NoScriptError) or is_redirect(reply):
+                    super().send_batches({slot: batch}, outcomes)
+                    continue
+                if isinstance(reply, redis.ResponseError):
+                    error = refusal(reply, client)
+                    if not isinstance(error, LayerOutOfMemory):
+                        raise error
+                    for position, *_ in batch:
+                        outcomes[position] = error
+                    continue
+                self.note_full(batch, self.sent(slot, reply), outcomes)
+        return outcomes
+
     def send_many_arguments(self, shard: Shard, batch: list[Queued]) -> tuple[list[str], list[Any]]:
         keys, args = super().send_many_arguments(shard, batch)
         keys[0] = _slot(shard).global_key()
@@ -68,6 +110,20 @@ class ClusterSender(Sender):
 
 def _slot(shard: Shard) -> SlotShard:
     return shard  # type: ignore[return-value]  # a cluster layer's shards are SlotShards
+
+
+def _by_node(per_slot: Mapping[Shard, T]) -> dict[Any, list[tuple[SlotShard, T]]]:
+    """`per_slot` grouped by the client of the master serving each slot now (`None`:
+    unknown yet; those are sent one slot at a time, which retries and reports)."""
+    by_node: dict[Any, list[tuple[SlotShard, T]]] = {}
+    for shard, item in per_slot.items():
+        slot = _slot(shard)
+        try:
+            client: Any = slot.client()
+        except (*CONNECTION_ERRORS, redis.ResponseError, RedisClusterException):
+            client = None
+        by_node.setdefault(client, []).append((slot, item))
+    return by_node
 
 
 class ClusterReceiver(Receiver):
@@ -140,8 +196,6 @@ class ClusterGroups(Groups):
                 bundles.setdefault(layer.non_local_name(member), []).append(member)
             else:
                 add(placement.send_shard(member), member, 1, b"M")
-        from .entries import bundle_header
-
         for storage, names in bundles.items():
             add(placement.send_shard(storage), storage, len(names), bundle_header(names))
         return deliveries
@@ -156,14 +210,7 @@ class ClusterGroups(Groups):
         """
         failure: Exception | None = None
         expiry_ms = self._sender.expiry_ms
-        by_node: dict[Any, list[tuple[SlotShard, _Delivery]]] = {}
-        for shard, delivery in self._deliveries(members).items():
-            slot = _slot(shard)
-            try:
-                client = slot.client()
-            except (*CONNECTION_ERRORS, redis.ResponseError):
-                client = None  # `script` below retries and reports
-            by_node.setdefault(client, []).append((slot, delivery))
+        by_node = _by_node(self._deliveries(members))
         push = cluster_script(scripts.PUSH)
         assert push is not None
         for client, planned in by_node.items():

@@ -359,6 +359,21 @@ class RedisCluster:
             client.close()
         raise LookupError(f"no node serves slot {slot}")
 
+    def slots_of(self, node: RedisServer) -> list[int]:
+        """The slots `node` serves, ascending."""
+        import redis
+
+        client = redis.Redis(port=self.running()[0].port)
+        try:
+            ranges = client.execute_command("CLUSTER SLOTS")
+        finally:
+            client.close()
+        served = []
+        for start, end, master, *_ in ranges:
+            if int(master[1]) == node.port:
+                served.extend(range(start, end + 1))
+        return sorted(served)
+
     def fail_over(self, master: RedisServer, timeout: float = 30.0) -> None:
         """Kill `master` and wait until its replica is promoted and the cluster is ok."""
         master.kill()
