@@ -157,45 +157,56 @@ def _until(what: str, attempt, timeout: float = 30.0):
 
 @pytest.mark.slow
 def test_master_failover_needs_no_manual_action(private_cluster) -> None:
-    """Kill the master of a channel's slot with the layer in use: once the replica is
-    promoted, sends and receives work again by themselves, and what was replicated
-    before the kill is still delivered (asynchronous replication can lose writes
-    that never reached the replica; WAIT makes sure these did)."""
+    """Kill the master of two channels' slots with the layer in use (a receiver blocked
+    on one of them): once the replica is promoted, sends and receives work again by
+    themselves, and what was replicated before the kill is still delivered.
+
+    Asynchronous replication can lose writes that never reached the replica; WAIT
+    makes sure these did (the layer itself does not wait, see `asgi_redis.cluster`).
+    """
     import redis
 
     cluster = private_cluster
     layer = RedisClusterChannelLayer(hosts=cluster.startup_nodes)
-    channel = "failover-channel"
-    master = cluster.master_of_slot(name_slot(channel))
+    stored, live = "failover-stored", "failover-live"
+    master = cluster.master_of_slot(name_slot(stored))
+    live_candidates = (f"failover-live-{index}" for index in range(10_000))
+    live = next(
+        name for name in live_candidates if cluster.master_of_slot(name_slot(name)) is master
+    )
     for index in range(10):
-        layer.send(channel, {"n": index})
+        layer.send(stored, {"n": index})
     direct = redis.Redis(port=master.port)
     assert direct.execute_command("WAIT", 1, 5000) == 1  # the replica has all ten
     direct.close()
     received: list = []
-    stop = threading.Event()
+    waiting = threading.Event()
 
     def consume() -> None:
-        while not stop.is_set() and len(received) < 11:
+        give_up = time.monotonic() + 60
+        while time.monotonic() < give_up and not received:
+            waiting.set()
             try:
-                found = layer.receive([channel, "failover-other?x"], block=True)
-            except Exception:  # the master is gone: the caller retries (L-62.5)
+                found = layer.receive([live], block=True)
+            except Exception:  # the master is gone: callers retry (L-62.5)
                 continue
             if found[0] is not None:
-                received.append(found[1]["n"])
+                received.append(found[1])
 
     consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    assert waiting.wait(10)
     master.kill()
     started = time.monotonic()
-    _until("send after the failover", lambda: layer.send(channel, {"n": 10}))
+    _until("send after the failover", lambda: layer.send(live, {"after": True}))
     recovered = time.monotonic() - started
-    consumer.start()
-    consumer.join(30)
-    stop.set()
-    consumer.join(10)
-    assert sorted(received) == list(range(11))
+    consumer.join(60)
+    assert received == [{"after": True}]
+    assert [layer.receive([stored]) for _ in range(11)] == [
+        *((stored, {"n": index}) for index in range(10)),
+        (None, None),
+    ]
     assert recovered < 30
-    cluster.wait_ok()
     assert len(cluster.master_nodes()) == 3
     layer.close()
 
