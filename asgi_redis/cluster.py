@@ -61,6 +61,8 @@ from redis.exceptions import (
     SlotNotCoveredError,
 )
 
+from channels.layers.base import layer_random
+
 from . import scripts
 from .cluster_parts import ClusterGroups, ClusterReceiver, ClusterSender, is_redirect
 from .core import RedisChannelLayer
@@ -427,7 +429,7 @@ class RedisClusterChannelLayer(RedisChannelLayer):
         """The client of master `index` (address order), or of a random master for `None`."""
         masters = self._cluster_shards.topology.masters()
         if index is None:
-            return masters[0]
+            return layer_random.choice(masters)
         if not isinstance(index, int) or not 0 <= index < len(masters):
             raise ValueError(
                 f"There are {len(masters)} masters (0 to {len(masters) - 1}), not {index!r}"

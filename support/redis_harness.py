@@ -374,6 +374,29 @@ class RedisCluster:
                 served.extend(range(start, end + 1))
         return sorted(served)
 
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        """The running replica of `master`."""
+        master_id = _command(master.port, b"CLUSTER MYID").split(b"\r\n")[1]
+        listing = _command(master.port, b"CLUSTER NODES", timeout=2.0).decode()
+        for line in listing.splitlines():
+            parts = line.split()
+            if len(parts) > 3 and parts[3] == master_id.decode():
+                port = int(parts[1].split(":")[1].split("@")[0])
+                node = self.node(port)
+                if node.process is not None:
+                    return node
+        raise LookupError(f"no running replica of {master.port}")
+
+    def promote(self, replica: RedisServer, timeout: float = 30.0) -> None:
+        """A graceful ``CLUSTER FAILOVER`` on `replica`: it syncs, then takes over."""
+        assert _command(replica.port, b"CLUSTER FAILOVER").startswith(b"+OK")
+        _wait_until(
+            lambda: self.node_roles().get(replica.port) == "master",
+            timeout,
+            f"replica {replica.port} promoted",
+        )
+        self.wait_ok()
+
     def fail_over(self, master: RedisServer, timeout: float = 30.0) -> None:
         """Kill `master` and wait until its replica is promoted and the cluster is ok."""
         master.kill()

@@ -11,7 +11,6 @@ import pytest
 from asgi_redis import RedisClusterChannelLayer
 from asgi_redis.slots import name_slot
 from channels.layers import conformance
-from support.redis_harness import RedisCluster, redis_server_path
 from tests.asgi_redis.test_conformance import RedisExtraChecks
 
 pytestmark = pytest.mark.redis
@@ -19,29 +18,10 @@ pytestmark = pytest.mark.redis
 _OPTIONS = {"expiry": 1, "group_expiry": 2, "capacity": 5}
 
 
-def _cluster() -> RedisCluster:
-    if redis_server_path() is None:
-        pytest.skip("redis-server is not installed; .ci/run installs it")
-    return RedisCluster()
-
-
-@pytest.fixture(scope="module")
-def module_cluster():
-    with _cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def private_cluster():
-    """A cluster of the test's own, for tests that kill or reshard nodes."""
-    with _cluster() as cluster:
-        yield cluster
-
-
 @pytest.fixture(scope="class")
-def cluster_layer(request, module_cluster):
+def cluster_layer(request, redis_cluster):
     cls = request.cls
-    options = dict(_OPTIONS, hosts=module_cluster.startup_nodes[:2], **cls.extra_options)
+    options = dict(_OPTIONS, hosts=redis_cluster.startup_nodes[:2], **cls.extra_options)
     options.setdefault("prefix", f"t-{cls.__name__}:")
     options.setdefault("stats_prefix", f"t-{cls.__name__}-meta:")
     cls.channel_layer = RedisClusterChannelLayer(**options)
@@ -156,7 +136,7 @@ def _until(what: str, attempt, timeout: float = 30.0):
 
 
 @pytest.mark.slow
-def test_master_failover_needs_no_manual_action(private_cluster) -> None:
+def test_master_failover_needs_no_manual_action(private_redis_cluster) -> None:
     """Kill the master of two channels' slots with the layer in use (a receiver blocked
     on one of them): once the replica is promoted, sends and receives work again by
     themselves, and what was replicated before the kill is still delivered.
@@ -166,7 +146,7 @@ def test_master_failover_needs_no_manual_action(private_cluster) -> None:
     """
     import redis
 
-    cluster = private_cluster
+    cluster = private_redis_cluster
     layer = RedisClusterChannelLayer(hosts=cluster.startup_nodes)
     stored, live = "failover-stored", "failover-live"
     master = cluster.master_of_slot(name_slot(stored))
@@ -212,10 +192,10 @@ def test_master_failover_needs_no_manual_action(private_cluster) -> None:
 
 
 @pytest.mark.slow
-def test_resharding_under_load_loses_nothing(private_cluster) -> None:
+def test_resharding_under_load_loses_nothing(private_redis_cluster) -> None:
     """``redis-cli --cluster reshard`` moves slots while a sender and a receiver run:
     every accepted message is received exactly once (MOVED / ASK followed)."""
-    cluster = private_cluster
+    cluster = private_redis_cluster
     layer = RedisClusterChannelLayer(hosts=cluster.startup_nodes, capacity=100_000)
     receiver_layer = RedisClusterChannelLayer(hosts=cluster.startup_nodes, capacity=100_000)
     masters = cluster.master_nodes()
@@ -270,4 +250,71 @@ def test_resharding_under_load_loses_nothing(private_cluster) -> None:
     assert sorted(received) == sorted(accepted), (len(received), len(accepted), failures[:3])
     assert len(set(received)) == len(received)
     layer.close()
+    receiver_layer.close()
+
+
+@pytest.mark.slow
+def test_graceful_failover_under_load_loses_nothing(private_redis_cluster) -> None:
+    """``CLUSTER FAILOVER`` (the replica syncs, then takes over; blocked pops on the old
+    master are redirected) while a sender and a receiver run: nothing accepted is lost
+    and nothing is delivered twice."""
+    cluster = private_redis_cluster
+    sender_layer = RedisClusterChannelLayer(hosts=cluster.startup_nodes, capacity=100_000)
+    receiver_layer = RedisClusterChannelLayer(hosts=cluster.startup_nodes, capacity=100_000)
+    master = cluster.master_nodes()[0]
+    candidates = (f"graceful-{index}" for index in range(10_000))
+    channels = [name for name in candidates if cluster.master_of_slot(name_slot(name)) is master]
+    channels = channels[:5]
+    accepted: list[int] = []
+    received: list[int] = []
+    sending = threading.Event()
+    sending.set()
+    progress = threading.Condition()
+
+    def send() -> None:
+        number = 0
+        while sending.is_set():
+            try:
+                sender_layer.send(channels[number % len(channels)], {"n": number})
+            except Exception:
+                continue
+            with progress:
+                accepted.append(number)
+                progress.notify_all()
+            number += 1
+
+    def receive() -> None:
+        give_up = time.monotonic() + 60
+        while time.monotonic() < give_up:
+            if not sending.is_set() and len(received) >= len(accepted):
+                return
+            try:
+                channel, message = receiver_layer.receive(channels, block=True)
+            except Exception:
+                continue
+            if channel is not None:
+                with progress:
+                    received.append(message["n"])
+                    progress.notify_all()
+
+    threads = [
+        threading.Thread(target=send, daemon=True),
+        threading.Thread(target=receive, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        with progress:
+            assert progress.wait_for(lambda: len(received) > 100, 30)
+        cluster.promote(cluster.replica_of(master))
+        with progress:
+            count = len(accepted)
+            assert progress.wait_for(lambda: len(accepted) > count + 100, 30)
+    finally:
+        sending.clear()
+        for thread in threads:
+            thread.join(90)
+    assert sorted(received) == sorted(accepted), (len(received), len(accepted))
+    assert len(set(received)) == len(received)
+    sender_layer.close()
     receiver_layer.close()
