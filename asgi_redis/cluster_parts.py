@@ -152,37 +152,40 @@ class ClusterReceiver(Receiver):
         return order
 
     def _pop_pass(self, visits: list[Visit]) -> tuple[Received | None, list[Visit]]:
-        """As `Receiver._pop_pass`, asking first which slots hold entries: one pipelined
-        ``EXISTS`` per slot, one round trip per master, instead of one pop per slot.
+        """As `Receiver._pop_pass`, asking each master first which of its slots hold
+        entries (one pipelined ``EXISTS`` per slot, one round trip per master) and
+        popping only those: under load two round trips, not one per slot.
 
-        Only the slots holding entries are then popped, in the shuffled order (A-28); a
-        slot emptied meanwhile by another receiver is simply passed over.
+        Masters are visited in the order their slots come in the shuffled visits
+        (A-28); a slot emptied meanwhile by another receiver is passed over.
         """
         if len(visits) < 3:
             return super()._pop_pass(visits)
         answering: list[Visit] = []
-        holding: set[int] = set()
         failure: Exception | None = None
         for client, planned in _by_node({visit.shard: visit for visit in visits}).items():
-            if client is None:
-                answering.extend(visit for _, visit in planned)  # the pop retries, reports
-                holding.update(id(visit) for _, visit in planned)
-                continue
-            commands = [pack_command(("EXISTS", *visit.keys)) for _, visit in planned]
-            try:
-                replies = execute_pipeline(client, commands)
-            except CONNECTION_ERRORS as exc:
-                failure = failure or planned[0][0].lost(client, exc)
-                continue
-            for (_, visit), reply in zip(planned, replies, strict=True):
-                answering.append(visit)
-                if isinstance(reply, Exception) or reply:  # a redirect: the pop follows it
-                    holding.add(id(visit))
+            holding = [visit for _, visit in planned]
+            if client is not None:
+                commands = [pack_command(("EXISTS", *visit.keys)) for visit in holding]
+                try:
+                    replies = execute_pipeline(client, commands)
+                except CONNECTION_ERRORS as exc:
+                    failure = failure or planned[0][0].lost(client, exc)
+                    continue
+                # An error reply (a redirect): the pop follows it.
+                holding = [
+                    visit
+                    for visit, reply in zip(holding, replies, strict=True)
+                    if isinstance(reply, Exception) or reply
+                ]
+            answering.extend(visit for _, visit in planned)
+            if holding:
+                popped, _ = super()._pop_pass(holding)
+                if popped is not None:
+                    return popped, answering
         if failure is not None and not answering:
             raise failure
-        popped, _ = super()._pop_pass([visit for visit in visits if id(visit) in holding])
-        answered = {id(visit) for visit in answering}
-        return popped, [visit for visit in visits if id(visit) in answered]
+        return None, answering
 
     def blocking_pop(self, visits: list[Visit], timeout: float | None = None) -> Received:
         """As `Receiver.blocking_pop`; a wait ended by a redirection starts again for the
