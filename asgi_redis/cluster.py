@@ -243,7 +243,7 @@ class SlotShard(Shard):
                 give_up = now + self._topology.retry_timeout
             if now >= give_up:
                 if isinstance(error, CONNECTION_ERRORS):
-                    address = describe_client(client) if client is not None else "?"
+                    address = describe_client(client) if client is not None else "the cluster"
                     raise self.failed(error, address) from None
                 raise self.failed(
                     ShardConnectionError(

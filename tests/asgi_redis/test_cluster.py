@@ -102,6 +102,18 @@ class ClusterTests(RedisExtraChecks, conformance.ConformanceTestCase):
                 slots.add(key_slot(key.encode()))
             self.assertEqual(len(slots), 1, name)
 
+    def test_receive_async_and_twisted(self) -> None:
+        """A-50, A-51, L-43, L-61: the thread-based extensions keep FIFO order."""
+        import asyncio
+
+        layer = self.channel_layer
+        layer.send("async-order", {"n": 1})
+        layer.send("async-order", {"n": 2})
+        first = asyncio.run(layer.receive_async(["async-order"]))
+        self.assertEqual(first, ("async-order", {"n": 1}))
+        self.assertEqual(layer.receive(["async-order"]), ("async-order", {"n": 2}))
+        self.assertIn("twisted", layer.extensions)
+
 
 @pytest.mark.usefixtures("cluster_layer")
 class ClusterEncryptedTests(conformance.ConformanceTestCase):
@@ -122,6 +134,19 @@ def test_constructor_checks() -> None:
         RedisClusterChannelLayer(hosts=[("127.0.0.1", 7000)], bogus=1)
     layer = RedisClusterChannelLayer(hosts=[("127.0.0.1", 1)])  # connects nothing (L-62.1)
     assert layer.hosts == ["redis://127.0.0.1:1/0"]
+
+
+def test_unreachable_startup_nodes_give_a_clear_error() -> None:
+    """L-62.1: no node answers: a LayerUnavailable naming the startup nodes, bounded."""
+    from asgi_redis import LayerUnavailable
+    from support.redis_harness import free_port
+
+    port = free_port()
+    layer = RedisClusterChannelLayer(hosts=[("127.0.0.1", port)])
+    started = time.monotonic()
+    with pytest.raises(LayerUnavailable, match=f"127.0.0.1:{port}"):
+        layer.send("nowhere", {})
+    assert time.monotonic() - started < 15
 
 
 def _until(what: str, attempt, timeout: float = 30.0):
