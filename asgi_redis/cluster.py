@@ -21,14 +21,25 @@ pipelines, with a different notion of a shard.
   they took is put back). A worker on channels in k slots holds k blocked
   connections; one per node is impossible with ``BLMPOP``'s single-slot rule,
   and polling each node would add latency.
-- **Group sends** (`ClusterGroups`): members grouped by slot, one ``PUSH``
-  script per slot, and the scripts of all slots of one master sent in one
-  pipelined round trip; members behind one ``P!`` still share one bundle.
+  The non-blocking pass before that wait asks each master which of its
+  slots hold entries (one pipelined ``EXISTS`` per slot) and pops only
+  those, master by master: two round trips under load, not one per slot.
+- **Group sends and `send_many`** (`ClusterGroups`, `ClusterSender`): one
+  ``PUSH`` / ``SEND_MANY`` script per slot (a script touches one slot), and
+  the scripts of all slots of one master sent in one pipelined round trip;
+  members behind one ``P!`` still share one bundle (A-93).
+- **Not offered**: `socket_receive` and `socket_sender` (they hold raw
+  connections to one server and cannot follow a slot that moves); daphne
+  then reads and sends from threads, as without hiredis.
 - **Redirections and failover** (`SlotShard.call`): ``MOVED`` refreshes the
   slot map and retries at once; ``ASK``, ``TRYAGAIN`` and ``CLUSTERDOWN``
   (a slot migrating, or the cluster electing a new master) and a connection
   that could not be made are retried with backoff for up to
-  `cluster_retry_timeout` seconds, after refreshing the slot map. All of
+  `cluster_retry_timeout` seconds, after refreshing the slot map (``ASK`` is
+  retried on the slot's owner rather than sent with ``ASKING`` to the
+  importing node: a slot's keys are in that state for milliseconds while
+  ``redis-cli`` migrates them, and every script and pipeline then still
+  runs where all its keys are). All of
   these prove nothing ran, so the retry cannot repeat a pop or a send
   (L-62.3). A connection that breaks mid-command raises, as on every Redis
   layer. Waits on several slots that end in a redirection start again.
@@ -152,13 +163,27 @@ class ClusterTopology:
         client: redis.Redis = node.redis_connection
         return client
 
-    def refresh(self) -> None:
-        """Read the slot map again (at most every 50 ms; concurrent callers share one)."""
+    def moved(self, exc: MovedError) -> None:
+        """Point the slot of a ``MOVED`` reply at its new owner (a known node), else read
+        the whole slot map again."""
+        cluster = self._cluster
+        if cluster is None:
+            return
+        manager = cluster.nodes_manager
+        node = manager.get_node(host=exc.host, port=exc.port)
+        if node is not None and node.redis_connection is not None:
+            manager.move_slot(exc)
+        else:
+            self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> None:
+        """Read the slot map again (at most every 50 ms unless `force`; concurrent
+        callers share one)."""
         cluster = self._cluster
         if cluster is None:
             return
         with self._lock:
-            if time.monotonic() - self._refreshed < 0.05:
+            if not force and time.monotonic() - self._refreshed < 0.05:
                 return
             try:
                 cluster.nodes_manager.initialize()
@@ -229,7 +254,10 @@ class SlotShard(Shard):
             except redis.ResponseError as exc:
                 if not is_redirect(exc):
                     raise
-                self._topology.refresh()
+                if isinstance(exc, MovedError):
+                    self._topology.moved(exc)
+                else:
+                    self._topology.refresh()
                 if isinstance(exc, MovedError) and give_up is None:
                     give_up = time.monotonic() + self._topology.retry_timeout
                     continue  # the slot map knows the new owner now: at once
@@ -297,9 +325,12 @@ class SlotShard(Shard):
             if began is None or began == self.failures:
                 self._reachable = True
 
-    def lost_slot(self) -> None:
-        """A pop on this slot was redirected outside `call`: read the slot map again."""
-        self._topology.refresh()
+    def lost_slot(self, exc: Exception) -> None:
+        """A pop on this slot was redirected outside `call` (`exc`): update the slot map."""
+        if isinstance(exc, MovedError):
+            self._topology.moved(exc)
+        else:
+            self._topology.refresh()
 
 
 class ClusterShards:

@@ -201,7 +201,7 @@ class ClusterReceiver(Receiver):
                 if not is_redirect(exc):
                     raise
                 for visit in visits:
-                    _slot(visit.shard).lost_slot()
+                    _slot(visit.shard).lost_slot(exc)
                 if time.monotonic() >= give_up:
                     return None, None
                 if not isinstance(exc, MovedError):
