@@ -1,4 +1,5 @@
-"""Redis channel layers for ASGI-1 (L-1): sharded, Sentinel-managed and local-plus-Redis.
+"""Redis channel layers for ASGI-1 (L-1): sharded, Sentinel-managed, Redis Cluster
+and local-plus-Redis.
 
 `RedisLocalChannelLayer` lives in `asgi_redis.local` (it needs the IPC layer)
 and is imported on first access.
@@ -6,6 +7,7 @@ and is imported on first access.
 
 from typing import Any
 
+from .cluster import RedisClusterChannelLayer
 from .core import RedisChannelLayer, UnsupportedRedis
 from .errors import LayerOutOfMemory, LayerUnavailable
 from .sentinel import RedisSentinelChannelLayer
@@ -16,6 +18,7 @@ __all__ = [
     "LayerOutOfMemory",
     "LayerUnavailable",
     "RedisChannelLayer",
+    "RedisClusterChannelLayer",
     "RedisLocalChannelLayer",
     "RedisSentinelChannelLayer",
     "UnsupportedRedis",

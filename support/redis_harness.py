@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 __all__ = [
+    "RedisCluster",
     "RedisServer",
     "SentinelCluster",
     "free_port",
@@ -233,6 +234,237 @@ class SentinelCluster:
 
     def __enter__(self) -> SentinelCluster:
         return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+@dataclass
+class RedisCluster:
+    """A Redis Cluster of ``masters`` masters with one replica each (issue 19 item 1).
+
+    Each node is a `RedisServer` started with ``--cluster-enabled yes`` in its own
+    temporary directory (its ``nodes.conf`` there); ``redis-cli --cluster create``
+    assigns the slots and the replicas, and `start` returns once every node says
+    ``cluster_state:ok`` and knows every other node. `node_timeout_ms` is short so a
+    killed master's replica is promoted within a few seconds.
+    """
+
+    masters: int = 3
+    node_timeout_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        self.nodes = [RedisServer() for _ in range(self.masters * 2)]
+        for node in self.nodes:
+            node.extra_args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                os.path.join(node.directory, "nodes.conf"),
+                # The bus port explicitly: the default (port + 10000) overflows for
+                # the high ports `free_port` often returns.
+                "--cluster-port",
+                str(free_port()),
+                "--cluster-node-timeout",
+                str(self.node_timeout_ms),
+                # A replica whose master is gone may always take over (tests kill
+                # masters right after writing, before any replication lag check).
+                "--cluster-replica-validity-factor",
+                "0",
+            ]
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        return [node.address for node in self.nodes]
+
+    def start(self) -> RedisCluster:
+        for node in self.nodes:
+            node.start()
+        redis_cli = shutil.which("redis-cli")
+        if redis_cli is None:
+            raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")
+        subprocess.run(
+            [
+                redis_cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=STARTUP_TIMEOUT * 3,
+        )
+        self.wait_ok(self.nodes)
+        return self
+
+    def running(self) -> list[RedisServer]:
+        return [node for node in self.nodes if node.process is not None]
+
+    def wait_ok(self, nodes: list[RedisServer] | None = None, timeout: float = 30.0) -> None:
+        """Wait until every running node says cluster_state:ok and sees every running node
+        as connected (none flagged failing), with its slots served by masters only."""
+        nodes = self.running() if nodes is None else nodes
+        alive = {str(node.port).encode() for node in nodes}
+
+        def settled() -> bool:
+            for node in nodes:
+                if b"cluster_state:ok" not in _command(node.port, b"CLUSTER INFO"):
+                    return False
+                listing = _command(node.port, b"CLUSTER NODES", timeout=2.0)
+                lines = [line for line in listing.split(b"\n") if b"127.0.0.1:" in line]
+                seen = {line.split(b":")[1].split(b"@")[0] for line in lines if b"fail" not in line}
+                if not alive <= seen:
+                    return False
+            return True
+
+        _wait_until(settled, timeout, "every cluster node reporting cluster_state:ok")
+
+    def node_roles(self) -> dict[int, str]:
+        """Port -> 'master' / 'slave', as the first running node sees it."""
+        first = self.running()[0]
+        listing = _command(first.port, b"CLUSTER NODES", timeout=2.0).decode()
+        roles = {}
+        for line in listing.splitlines():
+            parts = line.split()
+            if len(parts) < 3 or ":" not in parts[1]:
+                continue
+            port = int(parts[1].split(":")[1].split("@")[0])
+            flags = parts[2].split(",")
+            if "fail" in flags or "fail?" in flags:
+                continue
+            roles[port] = "master" if "master" in flags else "slave"
+        return roles
+
+    def master_nodes(self) -> list[RedisServer]:
+        roles = self.node_roles()
+        return [node for node in self.running() if roles.get(node.port) == "master"]
+
+    def node(self, port: int) -> RedisServer:
+        return next(node for node in self.nodes if node.port == port)
+
+    def master_of_slot(self, slot: int) -> RedisServer:
+        """The running node that serves `slot` (``CLUSTER SHARDS``-free: ``CLUSTER SLOTS``)."""
+        import redis
+
+        client = redis.Redis(port=self.running()[0].port)
+        try:
+            for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
+                if start <= slot <= end:
+                    return self.node(int(master[1]))
+        finally:
+            client.close()
+        raise LookupError(f"no node serves slot {slot}")
+
+    def slots_of(self, node: RedisServer) -> list[int]:
+        """The slots `node` serves, ascending."""
+        import redis
+
+        client = redis.Redis(port=self.running()[0].port)
+        try:
+            ranges = client.execute_command("CLUSTER SLOTS")
+        finally:
+            client.close()
+        served = []
+        for start, end, master, *_ in ranges:
+            if int(master[1]) == node.port:
+                served.extend(range(start, end + 1))
+        return sorted(served)
+
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        """The running replica of `master`."""
+        master_id = _command(master.port, b"CLUSTER MYID").split(b"\r\n")[1]
+        listing = _command(master.port, b"CLUSTER NODES", timeout=2.0).decode()
+        for line in listing.splitlines():
+            parts = line.split()
+            if len(parts) > 3 and parts[3] == master_id.decode():
+                port = int(parts[1].split(":")[1].split("@")[0])
+                node = self.node(port)
+                if node.process is not None:
+                    return node
+        raise LookupError(f"no running replica of {master.port}")
+
+    def promote(self, replica: RedisServer, timeout: float = 30.0) -> None:
+        """A graceful ``CLUSTER FAILOVER`` on `replica`: it syncs, then takes over."""
+        assert _command(replica.port, b"CLUSTER FAILOVER").startswith(b"+OK")
+        _wait_until(
+            lambda: self.node_roles().get(replica.port) == "master",
+            timeout,
+            f"replica {replica.port} promoted",
+        )
+        self.wait_ok()
+
+    def fail_over(self, master: RedisServer, timeout: float = 30.0) -> None:
+        """Kill `master` and wait until its replica is promoted and the cluster is ok."""
+        master.kill()
+        survivors = self.running()
+        self.wait_ok(survivors, timeout)
+        _wait_until(
+            lambda: len(self.master_nodes()) == self.masters,
+            timeout,
+            "a replica promoted in place of the killed master",
+        )
+
+    def reshard(self, source: RedisServer, target: RedisServer, slots: int) -> None:
+        """Move `slots` slots from `source` to `target` with ``redis-cli --cluster reshard``."""
+
+        self.wait_agreed()
+
+        def node_id(server: RedisServer) -> str:
+            return _command(server.port, b"CLUSTER MYID").split(b"\r\n")[1].decode()
+
+        subprocess.run(
+            [
+                shutil.which("redis-cli") or "redis-cli",
+                "--cluster",
+                "reshard",
+                f"127.0.0.1:{self.running()[0].port}",
+                "--cluster-from",
+                node_id(source),
+                "--cluster-to",
+                node_id(target),
+                "--cluster-slots",
+                str(slots),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        self.wait_agreed()
+
+    def wait_agreed(self, timeout: float = 30.0) -> None:
+        """Wait until ``redis-cli --cluster check`` finds every node agreeing on the slots
+        and no slot open (migrating or importing)."""
+
+        def agreed() -> bool:
+            check = subprocess.run(
+                [
+                    shutil.which("redis-cli") or "redis-cli",
+                    "--cluster",
+                    "check",
+                    f"127.0.0.1:{self.running()[0].port}",
+                ],
+                capture_output=True,
+                timeout=30,
+            )
+            return check.returncode == 0 and b"[WARNING]" not in check.stdout
+
+        _wait_until(agreed, timeout, "cluster nodes agreeing about the slots")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+    def __enter__(self) -> RedisCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc_info) -> None:
         self.close()

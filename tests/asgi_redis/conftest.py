@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from asgi_redis import RedisChannelLayer
+from support.redis_harness import RedisCluster, redis_server_path
 
 
 @pytest.fixture(scope="class")
@@ -39,3 +40,23 @@ def layer_on(redis_servers_session):
     yield build
     for layer in built:
         layer.flush()
+
+
+def _new_cluster() -> RedisCluster:
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed; .ci/run installs it")
+    return RedisCluster()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster of 3 masters and 3 replicas shared by a module (issue 19)."""
+    with _new_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def private_redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster of the test's own, for tests that kill, promote or reshard."""
+    with _new_cluster() as cluster:
+        yield cluster

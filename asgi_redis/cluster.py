@@ -1,0 +1,536 @@
+"""`RedisClusterChannelLayer`: the Redis layer on a Redis Cluster (issue 19 item 1).
+
+Built by composition like `RedisSentinelChannelLayer`: the same facade
+(`core.RedisChannelLayer`), the same senders, receivers, scripts and
+pipelines, with a different notion of a shard.
+
+- **A shard is a hash slot** (`SlotShard`), made on first use. Its client is
+  whichever master serves the slot now, looked up in redis-py's cluster slot
+  map (`redis.cluster.RedisCluster`, built on first use: construction connects
+  nothing, L-62.1). Every key carries a hash tag (`placement`, `slots`), so
+  each Lua script, each pipeline and each multi-key pop the layer sends goes
+  to one slot: a ``P!`` list and its counters sit in one slot, so daphne's
+  receive stays one call.
+- **Placement** (`slots.ClusterPlacement`): every name on its slot, normal
+  names too; the cluster spreads the slots over its masters.
+- **Blocking receive over many slots**: ``BLMPOP`` takes keys of one slot
+  only, so a receive groups its names by slot (one visit per slot) and waits
+  on all of them at once with one connection per slot, exactly as
+  `shards_wait` waits on several shards (a message in any slot is seen at
+  once; the pops left waiting are cancelled with ``CLIENT UNBLOCK`` and what
+  they took is put back). A worker on channels in k slots holds k blocked
+  connections; one per node is impossible with ``BLMPOP``'s single-slot rule,
+  and polling each node would add latency.
+  The non-blocking pass before that wait asks each master which of its
+  slots hold entries (one pipelined ``EXISTS`` per slot) and pops only
+  those, master by master: two round trips under load, not one per slot.
+- **Group sends and `send_many`** (`ClusterGroups`, `ClusterSender`): one
+  ``PUSH`` / ``SEND_MANY`` script per slot (a script touches one slot), and
+  the scripts of all slots of one master sent in one pipelined round trip;
+  members behind one ``P!`` still share one bundle (A-93).
+- **Not offered**: `socket_receive` and `socket_sender` (they hold raw
+  connections to one server and cannot follow a slot that moves); daphne
+  then reads and sends from threads, as without hiredis.
+- **Redirections and failover** (`SlotShard.call`): ``MOVED`` refreshes the
+  slot map and retries at once; ``ASK``, ``TRYAGAIN`` and ``CLUSTERDOWN``
+  (a slot migrating, or the cluster electing a new master) and a connection
+  that could not be made are retried with backoff for up to
+  `cluster_retry_timeout` seconds, after refreshing the slot map (``ASK`` is
+  retried on the slot's owner rather than sent with ``ASKING`` to the
+  importing node: a slot's keys are in that state for milliseconds while
+  ``redis-cli`` migrates them, and every script and pipeline then still
+  runs where all its keys are). All of
+  these prove nothing ran, so the retry cannot repeat a pop or a send
+  (L-62.3). A connection that breaks mid-command raises, as on every Redis
+  layer. Waits on several slots that end in a redirection start again.
+- **What a failover can lose**: Redis replicates asynchronously. A message
+  accepted by a master in the last moments before it dies may not have
+  reached its replica, and is lost when that replica is promoted. ``WAIT``
+  would narrow the window at the cost of a round trip per send and still not
+  close it (a replica can acknowledge and then fail); the layer does not use
+  it, so delivery stays at-most-once (A-24), as on a single Redis.
+- **Statistics**: the shard-global counters are kept per slot
+  (`slots.global_key`) and `global_statistics` sums them over the masters.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    SlotNotCoveredError,
+)
+
+from channels.layers.base import layer_random
+
+from . import scripts
+from .cluster_parts import ClusterGroups, ClusterReceiver, ClusterSender, is_redirect
+from .core import RedisChannelLayer
+from .errors import ShardConnectionError
+from .flushing import glob_escape
+from .groups import Groups
+from .options import client_kwargs, redis_urls
+from .placement import GLOBAL_STATS_KEY, Placement
+from .receiving import Receiver
+from .scripts import Script
+from .sending import Sender
+from .shard import CONNECTION_ERRORS, Shard, ShardFeatures, describe_client
+from .slots import ClusterExpiredMessages, ClusterPlacement, cluster_script, global_key, name_slot
+from .socket_receive import SocketReceive, SocketReceiveUnsupported
+from .socket_send import SocketSender, SocketSendUnsupported
+from .stats import GLOBAL_FIELDS
+from .wire import execute, execute_pipeline
+
+__all__ = ["ClusterShards", "RedisClusterChannelLayer", "SlotShard"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("asgi_redis")
+
+
+def _nothing_ran(exc: Exception) -> bool:
+    """A connection that could not be made (redis-py: "Error 111 connecting to ...")."""
+    return "connecting to" in str(exc)
+
+
+class ClusterTopology:
+    """The cluster's slot map and node clients, from redis-py's `RedisCluster`."""
+
+    def __init__(
+        self, startup_nodes: list[tuple[str, int]], kwargs: dict[str, Any], retry_timeout: float
+    ) -> None:
+        self.startup_nodes = startup_nodes
+        # Node clients get redis-py's own no-retry policy (L-62.3).
+        self._kwargs = {key: value for key, value in kwargs.items() if key != "retry"}
+        self.retry_timeout = retry_timeout
+        self._lock = threading.Lock()
+        self._cluster: RedisCluster | None = None
+        self._refreshed = float("-inf")
+        self.features: ShardFeatures | None = None
+        # Nodes known to be unreachable: one WARNING / INFO per node, not per slot.
+        self._down: set[str] = set()
+
+    def note_down(self, address: str) -> bool:
+        """Record `address` as unreachable; True if it was not known to be."""
+        with self._lock:
+            first = address not in self._down
+            self._down.add(address)
+        return first
+
+    def note_up(self, address: str) -> bool:
+        """Record `address` as answering; True if it was known to be unreachable."""
+        with self._lock:
+            was_down = address in self._down
+            self._down.discard(address)
+        return was_down
+
+    def cluster(self) -> RedisCluster:
+        cluster = self._cluster
+        if cluster is None:
+            with self._lock:
+                cluster = self._cluster
+                if cluster is None:
+                    cluster = self._cluster = self._connect()
+        return cluster
+
+    def _connect(self) -> RedisCluster:
+        make_node: Callable[..., ClusterNode] = ClusterNode
+        nodes = [make_node(host, port) for host, port in self.startup_nodes]
+        try:
+            make: Callable[..., RedisCluster] = RedisCluster
+            cluster = make(startup_nodes=nodes, require_full_coverage=False, **self._kwargs)
+        except (RedisClusterException, *CONNECTION_ERRORS) as exc:
+            label = ", ".join(f"{host}:{port}" for host, port in self.startup_nodes)
+            raise ShardConnectionError(
+                f"No Redis Cluster node answered (startup nodes {label}): {exc}"
+            ) from exc
+        self._refreshed = time.monotonic()
+        return cluster
+
+    def client(self, slot: int) -> redis.Redis:
+        node = self.cluster().nodes_manager.get_node_from_slot(slot)
+        client: redis.Redis = node.redis_connection
+        return client
+
+    def moved(self, exc: MovedError) -> None:
+        """Point the slot of a ``MOVED`` reply at its new owner (a known node), else read
+        the whole slot map again."""
+        cluster = self._cluster
+        if cluster is None:
+            return
+        manager = cluster.nodes_manager
+        node = manager.get_node(host=exc.host, port=exc.port)
+        if node is not None and node.redis_connection is not None:
+            manager.move_slot(exc)
+        else:
+            self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> None:
+        """Read the slot map again (at most every 50 ms unless `force`; concurrent
+        callers share one)."""
+        cluster = self._cluster
+        if cluster is None:
+            return
+        with self._lock:
+            if not force and time.monotonic() - self._refreshed < 0.05:
+                return
+            try:
+                cluster.nodes_manager.initialize()
+            except (RedisClusterException, *CONNECTION_ERRORS) as exc:
+                logger.info("Redis Cluster: could not read the slot map yet: %s", exc)
+            self._refreshed = time.monotonic()
+
+    def masters(self) -> list[redis.Redis]:
+        """The masters' clients, in address order (`connection`, `flush`, statistics)."""
+        nodes = self.cluster().nodes_manager.get_nodes_by_server_type("primary")
+        return [node.redis_connection for node in sorted(nodes, key=lambda node: node.name)]
+
+    def open_clients(self) -> list[redis.Redis]:
+        cluster = self._cluster
+        if cluster is None:
+            return []
+        nodes = list(cluster.nodes_manager.nodes_cache.values())
+        return [node.redis_connection for node in nodes if node.redis_connection is not None]
+
+
+class SlotShard(Shard):
+    """Hash slot ``slot``: served by whichever master the slot map names now."""
+
+    expired: ClusterExpiredMessages
+
+    def __init__(self, slot: int, topology: ClusterTopology) -> None:
+        super().__init__(slot, client=None)
+        self.slot = slot
+        self._topology = topology
+        self.expired = ClusterExpiredMessages(slot)
+
+    def client(self) -> redis.Redis:
+        try:
+            return self._topology.client(self.slot)
+        except SlotNotCoveredError as exc:
+            self._topology.refresh()
+            raise ClusterDownError(str(exc)) from exc
+
+    def features(self) -> ShardFeatures:
+        """Asked once per cluster (its nodes run one version), not once per slot."""
+        features = self.known_features
+        if features is None:
+            features = self._topology.features
+            if features is None:
+                features = self._topology.features = super().features()
+            self.known_features = features
+        return features
+
+    def global_key(self) -> str:
+        return global_key(self.expired.stats_args[0], self.slot)
+
+    def call(self, operation: Callable[[redis.Redis], T]) -> T:
+        """Run `operation` on the slot's master, following redirections and failovers."""
+        give_up: float | None = None
+        delay = 0.005
+        while True:
+            client = None
+            began = self.failures
+            try:
+                client = self.client()
+                result = operation(client)
+            except CONNECTION_ERRORS as exc:
+                self._topology.refresh()
+                address = describe_client(client) if client is not None else f"slot {self.slot}"
+                if not _nothing_ran(exc):
+                    raise self.failed(exc, address) from None
+                error: Exception = exc
+            except redis.ResponseError as exc:
+                if not is_redirect(exc):
+                    raise
+                if isinstance(exc, MovedError):
+                    self._topology.moved(exc)
+                else:
+                    self._topology.refresh()
+                if isinstance(exc, MovedError) and give_up is None:
+                    give_up = time.monotonic() + self._topology.retry_timeout
+                    continue  # the slot map knows the new owner now: at once
+                error = exc
+            else:
+                if not self._reachable and client is not None:
+                    self.answered(describe_client(client), began)
+                return result
+            now = time.monotonic()
+            if give_up is None:
+                give_up = now + self._topology.retry_timeout
+            if now >= give_up:
+                if isinstance(error, CONNECTION_ERRORS):
+                    address = describe_client(client) if client is not None else "the cluster"
+                    raise self.failed(error, address) from None
+                raise self.failed(
+                    ShardConnectionError(
+                        f"Redis Cluster slot {self.slot}: still redirected after "
+                        f"{self._topology.retry_timeout} s: {error}"
+                    ),
+                    f"slot {self.slot}",
+                ) from None
+            time.sleep(delay)  # a migration or an election in progress: back off
+            delay = min(delay * 2, 0.1)
+
+    def script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run `script`, with this slot's global counters in place of the shard-wide ones."""
+        variant = cluster_script(script)
+        if variant is not None:
+            script, args = variant, (*args, self.global_key())
+        elif script is scripts.SEND:
+            keys = (keys[0], keys[1], self.global_key())
+        elif script is scripts.SEND_MANY:
+            keys = (self.global_key(), *keys[1:])
+        return self.call(lambda client: script.run(client, keys, args))
+
+    def pipeline(self, packed: Sequence[bytes], read_timeout: float | None = None) -> list[Any]:
+        """As `Shard.pipeline`; a redirected first command redirects the whole pipeline
+        (every command is about this slot), which is then sent again."""
+
+        def run(client: redis.Redis) -> list[Any]:
+            replies = execute_pipeline(client, packed, read_timeout)
+            if is_redirect(replies[0]):
+                raise replies[0]
+            return replies
+
+        return self.call(run)
+
+    def lost(self, client: redis.Redis, exc: Exception) -> Exception:
+        self._topology.refresh()
+        return super().lost(client, exc)
+
+    def failed(self, exc: Exception, address: str) -> Exception:
+        """As `Shard.failed`, logging once per node (many slots share it), not per slot."""
+        if not self._topology.note_down(address):
+            with self._lock:
+                self._reachable = False  # so `Shard.failed` does not log again
+        return super().failed(exc, address)
+
+    def answered(self, address: str, began: int | None = None) -> None:
+        if self._topology.note_up(address):
+            super().answered(address, began)
+            return
+        with self._lock:
+            if began is None or began == self.failures:
+                self._reachable = True
+
+    def lost_slot(self, exc: Exception) -> None:
+        """A pop on this slot was redirected outside `call` (`exc`): update the slot map."""
+        if isinstance(exc, MovedError):
+            self._topology.moved(exc)
+        else:
+            self._topology.refresh()
+
+
+class ClusterShards:
+    """The shards of a cluster layer: one `SlotShard` per slot in use, made on demand."""
+
+    def __init__(
+        self, startup_nodes: list[tuple[str, int]], kwargs: dict[str, Any], retry_timeout: float
+    ) -> None:
+        self.hosts: list[Any] = startup_nodes
+        self.topology = ClusterTopology(startup_nodes, kwargs, retry_timeout)
+        self._lock = threading.Lock()
+        self._slots: dict[int, SlotShard] = {}
+        self._prepare: Callable[[Shard], None] | None = None
+
+    def prepare(self, prepare: Callable[[Shard], None]) -> None:
+        self._prepare = prepare
+        for shard in list(self._slots.values()):
+            prepare(shard)
+
+    def shard_of(self, slot: int) -> SlotShard:
+        shard = self._slots.get(slot)
+        if shard is None:
+            with self._lock:
+                shard = self._slots.get(slot)
+                if shard is None:
+                    shard = SlotShard(slot, self.topology)
+                    if self._prepare is not None:
+                        self._prepare(shard)
+                    self._slots[slot] = shard
+        return shard
+
+    def shards(self) -> list[Shard]:
+        """The slot shards used so far."""
+        return list(self._slots.values())
+
+    def open_clients(self) -> list[redis.Redis]:
+        return self.topology.open_clients()
+
+
+def cluster_addresses(hosts: Any) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """Startup nodes from `hosts` (URLs or ``(host, port)``, L-19) and the URLs' credentials."""
+    addresses = []
+    credentials: dict[str, Any] = {}
+    for url in redis_urls(hosts):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("redis", "rediss"):
+            raise ValueError(f"Redis Cluster hosts must be redis:// or rediss:// URLs, not {url!r}")
+        if parsed.path not in ("", "/", "/0"):
+            raise ValueError(f"Redis Cluster has database 0 only, not {url!r}")
+        addresses.append((parsed.hostname or "localhost", parsed.port or 6379))
+        if parsed.username:
+            credentials["username"] = parsed.username
+        if parsed.password:
+            credentials["password"] = parsed.password
+        if parsed.scheme == "rediss":
+            credentials["ssl"] = True
+    return addresses, credentials
+
+
+class RedisClusterChannelLayer(RedisChannelLayer):
+    """`RedisChannelLayer` on a Redis Cluster; `hosts` are startup nodes (issue 19)."""
+
+    # Seconds a call keeps retrying while slots migrate or a new master is elected.
+    cluster_retry_timeout = 5.0
+
+    def __init__(
+        self,
+        expiry: int = 60,
+        hosts: Sequence[Any] | None = None,
+        prefix: str = "asgi:",
+        group_expiry: int = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+        stats_prefix: str = "asgi-meta:",
+        connection_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        startup_nodes, credentials = cluster_addresses(hosts)
+        kwargs = {**credentials, **client_kwargs(connection_kwargs)}
+        source = ClusterShards(startup_nodes, kwargs, self.cluster_retry_timeout)
+        self._cluster_shards = source
+        super().__init__(
+            expiry=expiry,
+            prefix=prefix,
+            group_expiry=group_expiry,
+            capacity=capacity,
+            channel_capacity=channel_capacity,
+            symmetric_encryption_keys=symmetric_encryption_keys,
+            stats_prefix=stats_prefix,
+            connection_kwargs=connection_kwargs,
+            shards=source,
+        )
+        self.hosts = [f"redis://{host}:{port}/0" for host, port in startup_nodes]
+
+    @property
+    def cluster(self) -> RedisCluster:
+        """redis-py's cluster client the layer routes by (connects on first use)."""
+        return self._cluster_shards.topology.cluster()
+
+    # -- collaborators ----------------------------------------------------------------
+
+    @functools.cached_property
+    def _placement(self) -> Placement[Shard]:
+        return ClusterPlacement(
+            self._cluster_shards.shard_of, self.prefix, self.stats_prefix, self.global_stats_key
+        )
+
+    @functools.cached_property
+    def _sender(self) -> Sender:
+        return ClusterSender(self, self._placement)
+
+    @functools.cached_property
+    def _receiver(self) -> Receiver:
+        return ClusterReceiver(self, self._placement, self._buffer)
+
+    @functools.cached_property
+    def _groups(self) -> Groups:
+        return ClusterGroups(self, self._placement, self._sender, self._skips)
+
+    # -- shards: the masters (L-22) ---------------------------------------------------
+
+    @property
+    def ring_size(self) -> int:
+        return len(self._cluster_shards.topology.masters())
+
+    def connection(self, index: int | None) -> redis.Redis:
+        """The client of master `index` (address order), or of a random master for `None`."""
+        masters = self._cluster_shards.topology.masters()
+        if index is None:
+            return layer_random.choice(masters)
+        if not isinstance(index, int) or not 0 <= index < len(masters):
+            raise ValueError(
+                f"There are {len(masters)} masters (0 to {len(masters) - 1}), not {index!r}"
+            )
+        return masters[index]
+
+    def consistent_hash(self, value: str) -> int:
+        """The index (as `connection` counts) of the master serving `value`'s slot now."""
+        topology = self._cluster_shards.topology
+        serving = topology.client(name_slot(value))
+        return topology.masters().index(serving)
+
+    def slot_shard(self, name: str) -> SlotShard:
+        """The shard (slot) of a channel or group name."""
+        return self._cluster_shards.shard_of(name_slot(name))
+
+    # -- flush and statistics over the masters (L-42, L-39) ----------------------------
+
+    def flush(self) -> None:
+        self._buffer.clear()
+        patterns = [glob_escape(self.prefix) + "*", glob_escape(self.stats_prefix) + "*"]
+        for client in self._cluster_shards.topology.masters():
+            try:
+                _delete_matching_per_key(client, patterns)
+            except CONNECTION_ERRORS as exc:
+                raise ShardConnectionError(f"{describe_client(client)}: {exc}") from exc
+
+    def global_statistics(self) -> dict[str, int]:
+        for shard in self._cluster_shards.shards():
+            shard.expired.write(shard)
+        pattern = glob_escape(f"{self.stats_prefix}{GLOBAL_STATS_KEY}") + "{*}"
+        totals = dict.fromkeys(GLOBAL_FIELDS, 0)
+        for client in self._cluster_shards.topology.masters():
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if not keys:
+                continue
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, *GLOBAL_FIELDS)
+            for values in pipe.execute():
+                for field, value in zip(GLOBAL_FIELDS, values, strict=True):
+                    totals[field] += int(value or 0)
+        return totals
+
+    # -- announcements (issue 14): the announce key's own slot --------------------------
+
+    def _eval(self, script: Script, *args: Any) -> Any:
+        key = self._announce_key()
+        shard = self._cluster_shards.shard_of(name_slot(key))
+        return shard.call(lambda client: execute(client, "EVAL", script.source, 1, key, *args))
+
+    # -- socket extensions: not on a cluster (daphne falls back to threads) -------------
+
+    def socket_receive(self, channels: Iterable[str]) -> SocketReceive:
+        raise SocketReceiveUnsupported("not on a Redis Cluster (slots move between nodes)")
+
+    def socket_sender(self) -> SocketSender:
+        raise SocketSendUnsupported("not on a Redis Cluster (slots move between nodes)")
+
+
+def _delete_matching_per_key(client: redis.Redis, patterns: list[str]) -> None:
+    """`flushing.delete_matching` for a cluster node: keys of many slots, one UNLINK each."""
+    for pattern in patterns:
+        pipe = client.pipeline(transaction=False)
+        queued = 0
+        for key in client.scan_iter(match=pattern, count=1000):
+            pipe.unlink(key)
+            queued += 1
+            if queued >= 1000:
+                pipe.execute()
+                queued = 0
+        if queued:
+            pipe.execute()

@@ -1,0 +1,289 @@
+"""The send, receive and group sides of `RedisClusterChannelLayer` (issue 19 item 1).
+
+Thin subclasses of `sending.Sender`, `receiving.Receiver` and `groups.Groups`
+that place by hash slot (`slots`) instead of by shard ring:
+
+- `ClusterSender` names the slot's own global counters in ``SEND_MANY``
+  (also when `pipelined` packs it);
+- `ClusterReceiver` makes one visit per slot (``BLMPOP`` and ``LMPOP`` take
+  keys of one slot), and starts a wait over several slots again when one of
+  its pops was redirected (a slot moved, or its master failed over);
+- `ClusterGroups` gives every member its own slot and sends the ``PUSH``
+  scripts of all slots served by one master in one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+
+from channels.layers.base import layer_random
+
+from . import scripts
+from .entries import bundle_header
+from .errors import LayerOutOfMemory, refusal
+from .groups import Groups, _Delivery
+from .popping import Visit
+from .receiving import Received, Receiver
+from .sending import Outcomes, Queued, Sender
+from .shard import CONNECTION_ERRORS, Shard
+from .slots import cluster_script, name_slot
+from .wire import execute_pipeline, pack_command
+
+if TYPE_CHECKING:
+    from .cluster import SlotShard
+
+T = TypeVar("T")
+
+__all__ = ["ClusterGroups", "ClusterReceiver", "ClusterSender", "REDIRECTS", "is_redirect"]
+
+# Replies proving the command did not run where it was sent: retried (L-62.3).
+REDIRECTS = (AskError, TryAgainError, ClusterDownError, SlotNotCoveredError)
+
+
+def is_redirect(exc: Any) -> bool:
+    """A cluster redirection or a "not now" reply: the command did not run.
+
+    ``UNBLOCKED``: a blocking pop whose node stopped serving the slot (it
+    became a replica) is ended with this error; nothing was popped.
+    """
+    if isinstance(exc, REDIRECTS):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("UNBLOCKED")
+
+
+class ClusterSender(Sender):
+    def send_batches(self, batches: dict[Shard, list[Queued]], outcomes: Outcomes) -> Outcomes:
+        """One pipelined round trip per master carrying one ``SEND_MANY`` per slot.
+
+        A slot whose script was redirected or not loaded yet is sent again on its
+        own (`SlotShard.script` follows it: nothing ran). A master that fails gives
+        its error as the outcome of each of its messages (L-62.3).
+        """
+        for client, planned in _by_node(batches).items():
+            if client is None or len(planned) == 1:
+                for slot, batch in planned:
+                    super().send_batches({slot: batch}, outcomes)
+                continue
+            commands = []
+            for slot, batch in planned:
+                keys, args = self.send_many_arguments(slot, batch)
+                commands.append(scripts.SEND_MANY.packed(keys, args))
+            try:
+                replies = execute_pipeline(client, commands)
+            except CONNECTION_ERRORS as exc:
+                error = planned[0][0].lost(client, exc)
+                for _, batch in planned:
+                    for position, *_ in batch:
+                        outcomes[position] = error
+                continue
+            for (slot, batch), reply in zip(planned, replies, strict=True):
+                if isinstance(reply, redis.exceptions.NoScriptError) or is_redirect(reply):
+                    super().send_batches({slot: batch}, outcomes)
+                    continue
+                if isinstance(reply, redis.ResponseError):
+                    error = refusal(reply, client)
+                    if not isinstance(error, LayerOutOfMemory):
+                        raise error
+                    for position, *_ in batch:
+                        outcomes[position] = error
+                    continue
+                self.note_full(batch, self.sent(slot, reply), outcomes)
+        return outcomes
+
+    def send_many_arguments(self, shard: Shard, batch: list[Queued]) -> tuple[list[str], list[Any]]:
+        keys, args = super().send_many_arguments(shard, batch)
+        keys[0] = _slot(shard).global_key()
+        return keys, args
+
+
+def _slot(shard: Shard) -> SlotShard:
+    return shard  # type: ignore[return-value]  # a cluster layer's shards are SlotShards
+
+
+def _by_node(per_slot: Mapping[Shard, T]) -> dict[Any, list[tuple[SlotShard, T]]]:
+    """`per_slot` grouped by the client of the master serving each slot now (`None`:
+    unknown yet; those are sent one slot at a time, which retries and reports)."""
+    by_node: dict[Any, list[tuple[SlotShard, T]]] = {}
+    for shard, item in per_slot.items():
+        slot = _slot(shard)
+        try:
+            client: Any = slot.client()
+        except (*CONNECTION_ERRORS, redis.ResponseError, RedisClusterException):
+            client = None
+        by_node.setdefault(client, []).append((slot, item))
+    return by_node
+
+
+class ClusterReceiver(Receiver):
+    def only_shard(self, names: list[str]) -> int | None:
+        slots = {name_slot(name) for name in names}
+        return slots.pop() if len(slots) == 1 else None
+
+    def plan(
+        self, names: list[str], every_shard: bool, only_shard: int | None = None
+    ) -> list[Visit]:
+        """One visit per slot (normal names too: each lives in its slot only)."""
+        visits: dict[int, Visit] = {}
+        shard_of = self._placement.home
+        list_key = self._list_key
+        prefetch = self._layer.prefetch
+        for name in names:
+            slot = name_slot(name)
+            visit = visits.get(slot)
+            if visit is None:
+                visit = visits[slot] = Visit(shard_of(name))
+            visit.keys.append(list_key(name))
+            visit.storages.append(name)
+            visit.wants.append(prefetch if name.endswith("!") else 1)
+        order = list(visits.values())
+        layer_random.shuffle(order)
+        return order
+
+    def _pop_pass(self, visits: list[Visit]) -> tuple[Received | None, list[Visit]]:
+        """As `Receiver._pop_pass`, asking each master first which of its slots hold
+        entries (one pipelined ``EXISTS`` per slot, one round trip per master) and
+        popping only those: under load two round trips, not one per slot.
+
+        Masters are visited in the order their slots come in the shuffled visits
+        (A-28); a slot emptied meanwhile by another receiver is passed over.
+        """
+        if len(visits) < 3:
+            return super()._pop_pass(visits)
+        answering: list[Visit] = []
+        failure: Exception | None = None
+        for client, planned in _by_node({visit.shard: visit for visit in visits}).items():
+            holding = [visit for _, visit in planned]
+            if client is not None:
+                commands = [pack_command(("EXISTS", *visit.keys)) for visit in holding]
+                try:
+                    replies = execute_pipeline(client, commands)
+                except CONNECTION_ERRORS as exc:
+                    failure = failure or planned[0][0].lost(client, exc)
+                    continue
+                # An error reply (a redirect): the pop follows it.
+                holding = [
+                    visit
+                    for visit, reply in zip(holding, replies, strict=True)
+                    if isinstance(reply, Exception) or reply
+                ]
+            answering.extend(visit for _, visit in planned)
+            if holding:
+                popped, _ = super()._pop_pass(holding)
+                if popped is not None:
+                    return popped, answering
+        if failure is not None and not answering:
+            raise failure
+        return None, answering
+
+    def blocking_pop(self, visits: list[Visit], timeout: float | None = None) -> Received:
+        """As `Receiver.blocking_pop`; a wait ended by a redirection starts again for the
+        rest of the time (the pops were cancelled and what they took put back)."""
+        if timeout is None:
+            timeout = self._layer.blpop_timeout
+        give_up = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            try:
+                return super().blocking_pop(visits, max(give_up - time.monotonic(), 0.01))
+            except redis.ResponseError as exc:
+                if not is_redirect(exc):
+                    raise
+                for visit in visits:
+                    _slot(visit.shard).lost_slot(exc)
+                if time.monotonic() >= give_up:
+                    return None, None
+                if not isinstance(exc, MovedError):
+                    time.sleep(delay)  # a migration or an election in progress: back off
+                    delay = min(delay * 2, 0.1)
+
+
+class ClusterGroups(Groups):
+    def _deliveries(self, members: list[str]) -> dict[Shard, _Delivery]:
+        """One `PUSH` per slot: one entry per member, one bundle per ``P!`` (A-93)."""
+        placement = self._placement
+        layer = self._layer
+        stats_args = self._sender.stats_args
+        bundles: dict[str, list[str]] = {}
+        deliveries: dict[Shard, _Delivery] = {}
+
+        def add(shard: Shard, storage: str, copies: int, header: bytes) -> None:
+            delivery = deliveries.get(shard)
+            if delivery is None:
+                delivery = deliveries[shard] = _Delivery(args=list(stats_args))
+            delivery.keys.append(placement.list_key(storage))
+            delivery.storages.append(storage)
+            delivery.copies.append(copies)
+            delivery.args.extend((layer.get_capacity(storage), storage, copies, header))
+
+        for member in members:
+            if "!" in member:
+                bundles.setdefault(layer.non_local_name(member), []).append(member)
+            else:
+                add(placement.send_shard(member), member, 1, b"M")
+        for storage, names in bundles.items():
+            add(placement.send_shard(storage), storage, len(names), bundle_header(names))
+        return deliveries
+
+    def send_to_members(self, group: str, members: list[str], payload: bytes) -> None:
+        """One pipelined round trip per master carrying one `PUSH` per slot (A-93).
+
+        A slot whose script was redirected or not loaded yet is sent again on
+        its own (`SlotShard.script` follows it); a master that fails does not
+        keep the others' members from their copy, and its error is raised once
+        they are served (L-62.3).
+        """
+        failure: Exception | None = None
+        expiry_ms = self._sender.expiry_ms
+        by_node = _by_node(self._deliveries(members))
+        push = cluster_script(scripts.PUSH)
+        assert push is not None
+        for client, planned in by_node.items():
+            replies: Sequence[Any]
+            if client is None or len(planned) == 1:
+                replies = [None] * len(planned)
+            else:
+                commands = [
+                    push.packed(
+                        delivery.keys, (payload, expiry_ms, *delivery.args, slot.global_key())
+                    )
+                    for slot, delivery in planned
+                ]
+                try:
+                    replies = execute_pipeline(client, commands)
+                except CONNECTION_ERRORS as exc:
+                    failure = failure or planned[0][0].lost(client, exc)
+                    continue
+            for (slot, delivery), reply in zip(planned, replies, strict=True):
+                try:
+                    if (
+                        reply is None
+                        or isinstance(reply, redis.exceptions.NoScriptError)
+                        or (is_redirect(reply))
+                    ):
+                        reply = slot.script(
+                            scripts.PUSH, delivery.keys, (payload, expiry_ms, *delivery.args)
+                        )
+                    elif isinstance(reply, redis.ResponseError):
+                        raise refusal(reply, client)
+                except (*CONNECTION_ERRORS, LayerOutOfMemory) as exc:
+                    failure = failure or exc
+                    continue
+                for storage, copies, ok in zip(
+                    delivery.storages, delivery.copies, reply, strict=True
+                ):
+                    if not ok:
+                        self._skips.skipped(group, storage, copies)  # A-40
+        if failure is not None:
+            raise failure
