@@ -23,6 +23,7 @@ from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import ReceiveFailed
 from .log import LayerHealth, describe_layer
 from .message import Message
+from .metrics import NULL_WORKER_METRICS
 from .pending import Entry, pending_message_store
 from .retry import REPLY_RETRY_CAP, Backoff, layer_out_of_memory, send_retrying
 from .signals import consumer_finished, consumer_started, worker_ready
@@ -75,6 +76,9 @@ class Worker:
         self._looping = False
         # Whether run() logs "Listening on channels": once per group (issue 14).
         self.log_listening = True
+        # Issue 18: a `WorkerMetrics` shared by the process's workers (runworker
+        # --metrics-port sets it), else one that does nothing.
+        self.metrics: Any = NULL_WORKER_METRICS
 
     # -- setup --------------------------------------------------------------
 
@@ -167,6 +171,7 @@ class Worker:
                 # routing, A-13): a bug to report, not an outage to wait out.
                 raise
             except Exception as error:  # any backend failure (L-62)
+                self.metrics.layer_error("receive")
                 if not failing and health.failed():
                     logger.error(
                         "Cannot receive from channel layer %s (%s); retrying until it answers",
@@ -248,6 +253,7 @@ class Worker:
         try:
             pending_message_store.settle(queued, outcomes)
         except Exception:  # logged as when consumer_finished flushed the replies
+            self.metrics.layer_error("send")
             logger.exception(
                 "Error processing message with consumer %s:", name_that_thing(consumer)
             )
@@ -260,6 +266,7 @@ class Worker:
         try:
             pending_message_store.send_all(queued)
         except Exception:
+            self.metrics.layer_error("send")
             logger.exception(
                 "Error processing message with consumer %s:", name_that_thing(consumer)
             )
@@ -273,9 +280,11 @@ class Worker:
             match = self.channel_layer.router.match(message)
         except Exception:  # a custom routing object's bug must not stop the worker
             logger.exception("Error routing message on %s:", channel)
+            self.metrics.consumed(channel, "exception")
             return
         if match is None:
             logger.error("Could not find match for message on %s! Check your routing.", channel)
+            self.metrics.consumed(channel, "no_route")
             return
         consumer, kwargs = match
         callback = self.callback
@@ -284,6 +293,8 @@ class Worker:
         # Layers with send_many: the loop sends the consumer's batch with its next
         # receive (`_replies_then_receive`); otherwise consumer_finished flushes it.
         carry = self._hands_over_replies and self._looping
+        metrics, outcome, began = self.metrics, "ok", time.perf_counter()  # issue 18
+        metrics.started()
         try:
             consumer_started.send(sender=self.__class__, environ={})
             batch = pending_message_store.open_batch() if carry else None
@@ -308,11 +319,15 @@ class Worker:
         except ChannelSocketException as error:
             self._guarded(consumer, error.run, message)
         except ConsumeLater:
+            outcome = "consume_later"
             self._guarded(consumer, self.consume_later, message)
         except Exception:  # a consumer's bug must not stop the worker
+            outcome = "exception"
             logger.exception(
                 "Error processing message with consumer %s:", name_that_thing(consumer)
             )
+        finally:
+            metrics.finished(channel, outcome, consumer, time.perf_counter() - began)
 
     def _guarded(self, consumer: Any, action: Callable[[Message], None], message: Message) -> None:
         # 1.1 let errors here escape and stop the worker; log them like consumer errors.

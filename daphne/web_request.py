@@ -32,6 +32,7 @@ from .errors import PeerError
 from .http_channel import connection_facts
 from .http_state import HttpExchange, decode_path, forwarded_peer
 from .layer_api import is_unavailable
+from .metrics import UnknownLabel
 from .outbox import OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .request_checks import BadRequestHeader
@@ -237,8 +238,9 @@ class WebRequest(http.Request):
                     self._body_pump.pump()
             return
         if isinstance(error, (self.factory.channel_layer.ChannelFull, OutboxFull)):
-            # D-31, A-76.
-            full_channels.full("http.request", "answered 503")
+            # D-31, A-76. Counted in the metrics too (issue 18).
+            self.factory.http_reporter.full("http.request", "answered 503")
+            self.factory.metrics.backpressure("http_503")
             self.basic_error(*QUEUE_FULL, close_connection=True)
             return
         if not self._exchange.unanswered:
@@ -247,12 +249,14 @@ class WebRequest(http.Request):
         if not is_unavailable(layer, error):
             # D-27: MessageTooLarge, as when `process` raised it; any other error the
             # layer contract does not name is a bug (issue 16 item 2).
+            if isinstance(error, layer.MessageTooLarge):
+                self.factory.metrics.dropped("http.request", "too_large")
             logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
             self.basic_error(*PROCESSING_ERROR)
             return
         # The layer's backend is unreachable (Redis down): 503 with Retry-After is what
         # proxies and clients act on, 500 was not (issue 14). Logged once per outage.
-        self.factory.layer_health.failed(SENDING, error)
+        self.factory.http_reporter.failed("http.request", "answered 503", error)
         self.basic_error(*LAYER_UNREACHABLE, retry_after=RETRY_AFTER)
 
     # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
@@ -286,6 +290,10 @@ class WebRequest(http.Request):
             add(name, value)
         self._cancel_timeout()
         self.setResponseCode(status)
+        try:
+            self.factory.metrics.response_started(status)
+        except UnknownLabel:  # a status outside 100..599 is sent, not counted
+            pass
         if self.factory.draining:
             # D-17: responses finished during a drain close their connection.
             self.responseHeaders.setRawHeaders(b"Connection", [b"close"])

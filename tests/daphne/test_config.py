@@ -71,6 +71,8 @@ LATER_DEFAULTS = {
     "max_connections": 0,
     "require_host": True,
     "reuse_port": False,
+    "metrics_port": None,
+    "metrics_host": "127.0.0.1",
 }
 
 
@@ -82,6 +84,8 @@ PROCESS_FIELDS = {
     "force_sync",
     "graceful_timeout",
     "reuse_port",
+    "metrics_port",
+    "metrics_host",
 }
 
 
