@@ -254,7 +254,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
                 # pages do not come through here).
                 start = protocol.request_start
                 if start is not None:
-                    metrics.first_reply(self.reactor.seconds() - start)
+                    clock: Any = self.reactor  # Twisted types it as a zope interface
+                    metrics.first_reply(clock.seconds() - start)
             protocol.serverResponse(message)
         elif isinstance(protocol, WebSocketProtocol):
             protocol.dispatch_reply(message)

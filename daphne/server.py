@@ -16,7 +16,6 @@ from twisted.internet import defer, reactor
 from twisted.internet.base import DelayedCall
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
 from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
 from . import autobahn_patches
@@ -207,7 +206,8 @@ class Server:
         self._running = False
         # Issue 18: the ``--metrics-port`` listener and its registry, when metrics are on.
         self.metrics: DaphneMetrics | None = None
-        self.metrics_listener: IListeningPort | None = None
+        # An IListeningPort (zope interfaces are not types to mypy).
+        self.metrics_listener: Any = None
 
     # -- running -------------------------------------------------------------------
 
