@@ -111,6 +111,11 @@ class LayerHealth:
                 health = cls()
         return health
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last receive from the layer failed (an outage is on)."""
+        return self._failing
+
     def failed(self) -> bool:
         """Record a failure; True if it starts an outage."""
         with self._lock:

@@ -162,7 +162,7 @@ def worker_ready(worker: Any) -> ReadyCheck:
     def ready() -> tuple[bool, str]:
         if worker.termed:
             return False, "stopping"
-        if health._failing:
+        if health.failing:
             return False, f"channel layer {description} is unreachable"
         return True, "ready"
 

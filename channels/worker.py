@@ -25,6 +25,7 @@ from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import DELIVERY_KEY, ReceiveFailed
 from .log import LayerHealth, describe_layer
 from .message import Message
+from .metrics import NULL_WORKER_METRICS
 from .pending import Entry, pending_message_store
 from .retry import REPLY_RETRY_CAP, Backoff, layer_out_of_memory, send_retrying
 from .signals import consumer_finished, consumer_started, worker_ready
@@ -83,6 +84,9 @@ class Worker:
         self._looping = False
         # Whether run() logs "Listening on channels": once per group (issue 14).
         self.log_listening = True
+        # Issue 18: a `WorkerMetrics` shared by the process's workers (runworker
+        # --metrics-port sets it), else one that does nothing.
+        self.metrics: Any = NULL_WORKER_METRICS
 
     # -- setup --------------------------------------------------------------
 
@@ -189,6 +193,7 @@ class Worker:
                 # routing, A-13): a bug to report, not an outage to wait out.
                 raise
             except unavailable as error:  # the backend is away (L-62)
+                self.metrics.layer_error("receive")
                 if not failing and health.failed():
                     logger.error(
                         "Cannot receive from channel layer %s (%s); retrying until it answers",
@@ -199,6 +204,7 @@ class Worker:
                 self._stop.wait(outage.next())
                 continue
             except Exception:
+                self.metrics.layer_error("receive")
                 logger.exception(
                     "Receiving from channel layer %s failed", describe_layer(self.channel_layer)
                 )
@@ -280,6 +286,7 @@ class Worker:
         try:
             pending_message_store.settle(queued, outcomes)
         except Exception:  # logged as when consumer_finished flushed the replies
+            self.metrics.layer_error("send")
             logger.exception(
                 "Error processing message with consumer %s:", name_that_thing(consumer)
             )
@@ -292,6 +299,7 @@ class Worker:
         try:
             pending_message_store.send_all(queued)
         except Exception:
+            self.metrics.layer_error("send")
             logger.exception(
                 "Error processing message with consumer %s:", name_that_thing(consumer)
             )
@@ -353,9 +361,11 @@ class Worker:
             match = self.channel_layer.router.match(message)
         except Exception:  # a custom routing object's bug must not stop the worker
             logger.exception("Error routing message on %s:", channel)
+            self.metrics.consumed(channel, "exception")
             return True
         if match is None:
             logger.error("Could not find match for message on %s! Check your routing.", channel)
+            self.metrics.consumed(channel, "no_route")
             return False
         consumer, kwargs = match
         callback = self.callback
@@ -370,6 +380,8 @@ class Worker:
             and self._looping
             and (message.delivery_id is None or self._acks_later)
         )
+        metrics, outcome, began = self.metrics, "ok", time.perf_counter()  # issue 18
+        metrics.started()
         try:
             consumer_started.send(sender=self.__class__, environ={})
             batch = pending_message_store.open_batch() if carry else None
@@ -394,12 +406,16 @@ class Worker:
         except ChannelSocketException as error:
             self._guarded(consumer, error.run, message)
         except ConsumeLater:
+            outcome = "consume_later"
             self._guarded(consumer, self.consume_later, message)
         except Exception:  # a consumer's bug must not stop the worker
+            outcome = "exception"
             logger.exception(
                 "Error processing message with consumer %s:", name_that_thing(consumer)
             )
             return True
+        finally:
+            metrics.finished(channel, outcome, consumer, time.perf_counter() - began)
         return False
 
     def _guarded(self, consumer: Any, action: Callable[[Message], None], message: Message) -> None:

@@ -91,6 +91,7 @@ def _overflow(connection: Any, factory: Any, size: int) -> None:
     cancel_outbound_timer(connection)
     connection._outbound_timer = _CLOSED
     factory.outbound_overflows += 1
+    factory.metrics.backpressure("outbound_overflow")
     logger.debug(
         "Closing a connection whose client does not read: %d bytes buffered (limit %d)",
         size,

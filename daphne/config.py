@@ -117,6 +117,14 @@ def _anything(name: str, value: Any) -> None:
     pass
 
 
+def _port_or_none(name: str, value: Any) -> None:
+    if value is None:
+        return
+    _integer(name, value)
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{{0}} must be a TCP port (0..65535), not {_shown(value)}", name)
+
+
 def _callable_or_none(name: str, value: Any) -> None:
     if value is not None and not callable(value):
         raise ConfigError(
@@ -185,6 +193,23 @@ class ServerConfig:
         "port (Linux)",
         "--reuse-port",
         action="store_true",
+    )
+    metrics_port: int | None = option(
+        None,
+        _port_or_none,
+        CLI_AND_SERVER,
+        "Serve Prometheus metrics, /healthz and /readyz on this port (off by default)",
+        "--metrics-port",
+        metavar="PORT",
+        type=int,
+    )
+    metrics_host: str = option(
+        "127.0.0.1",
+        _text,
+        CLI_AND_SERVER,
+        "The address the metrics port listens on",
+        "--metrics-host",
+        metavar="HOST",
     )
     graceful_timeout: int | float = option(
         10,

@@ -257,7 +257,10 @@ class _Reliable:
             _unexpected(channel, self.what, error)
             return
         if self.backoff.expired():
-            if full:
+            gave_up = getattr(self.reporter, "gave_up", None)
+            if gave_up is not None:  # a `HealthReporter`: counted as expired (issue 18)
+                gave_up(channel, self.what, error, full)
+            elif full:
                 self.reporter.full(channel, self.what)
             else:
                 self.reporter.failed(channel, self.what, error)

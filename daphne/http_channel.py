@@ -84,6 +84,8 @@ class HTTPChannel(http.HTTPChannel):
     # Counted in `factory.open_connections`, or over `max_connections` (issue 15).
     _counted = False
     _over_cap = False
+    # The protocol this connection is counted under in the metrics (issue 18).
+    _serving = "http/1.1"
     # Issue 15: a request body must be complete by this reactor time (0: no deadline).
     _body_deadline = 0.0
 
@@ -109,6 +111,7 @@ class HTTPChannel(http.HTTPChannel):
             return
         self._counted = True
         factory.open_connections += 1
+        factory.metrics.connection_opened("http/1.1")
         self._start_head_timer()
 
     def _refuse_over_cap(self) -> None:
@@ -141,6 +144,7 @@ class HTTPChannel(http.HTTPChannel):
         if self._counted:
             self._counted = False
             self.factory.open_connections -= 1
+            self.factory.metrics.connection_closed(self._serving)
 
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
@@ -247,6 +251,7 @@ class HTTPChannel(http.HTTPChannel):
         self._refused = True
         self._stop_head_timer()
         self._stop_body_timer()
+        self.factory.metrics.response_started(status)
         self.transport.write(
             b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % (status, reason)
         )
@@ -275,8 +280,18 @@ class HTTPChannel(http.HTTPChannel):
         self._stop_head_timer()
         self._stop_body_timer()
         self.factory.http_channels.discard(self)
+        self._count_as("h2")
         if self._over_cap:
             self.transport.loseConnection()  # over max_connections (issue 15)
+
+    def _count_as(self, protocol: str) -> None:
+        """The connection now serves `protocol`: moved between the open-connection
+        gauges (issue 18)."""
+        if self._counted:
+            metrics = self.factory.metrics
+            metrics.connection_closed(self._serving)
+            metrics.connection_opened(protocol)
+        self._serving = protocol
 
     # -- D-28: WebSocket hand-over ------------------------------------------------
 
@@ -293,6 +308,7 @@ class HTTPChannel(http.HTTPChannel):
         else:
             transport.protocol = protocol
         self._stop_head_timer()
+        self._count_as("websocket")
         self._upgraded_to = protocol
         protocol._http_channel = self
         self.factory.http_channels.discard(self)

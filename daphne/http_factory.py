@@ -7,6 +7,7 @@ Also importable as ``daphne.http_protocol.HTTPFactory`` (the same object), where
 from __future__ import annotations
 
 import logging
+import operator
 from typing import Any
 
 from twisted.internet.interfaces import IProtocolNegotiationFactory
@@ -20,6 +21,7 @@ from .draining import DrainingFactory
 from .edge_log import MergedLog
 from .http_channel import HTTPChannel, NegotiatingChannel
 from .layer_health import HealthReporter, LayerHealth
+from .metrics import NULL_METRICS, DaphneMetrics, NullMetrics
 from .outbox import Outbox
 from .routed import RoutedChannels
 from .web_request import SENDING, WS_SENDING, WebRequest, _letters
@@ -135,6 +137,9 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         # Every layer send of every connection, batched per reactor tick (issue 9); the
         # outbox holds the layer (`channel_layer` below).
         self.outbox = Outbox(channel_layer, lambda: self.reactor)
+        # Issue 18: what the connections report to; `Server` sets a `DaphneMetrics`
+        # when ``--metrics-port`` is given.
+        self._metrics: DaphneMetrics | NullMetrics = NULL_METRICS
         self._watch_layer(channel_layer)
         self.send_channel = send_channel
         # Issue 15 (`backpressure`): connections closed for leaving too much unread.
@@ -186,10 +191,18 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     def _watch_layer(self, layer: layer_api.ChannelLayer) -> None:
         # One ERROR per outage of the layer, one INFO when it is back (issue 14).
         self.layer_health = LayerHealth(layer)
-        self.http_reporter = HealthReporter(http_full_channels, self.layer_health, SENDING)
-        self.ws_reporter = HealthReporter(ws_full_channels, self.layer_health, WS_SENDING)
+        metrics = self._metrics
+        self.http_reporter = HealthReporter(http_full_channels, self.layer_health, SENDING, metrics)
+        self.ws_reporter = HealthReporter(ws_full_channels, self.layer_health, WS_SENDING, metrics)
         # Whether workers route http.disconnect; `Server` keeps it up to date.
         self.routed = RoutedChannels(layer)
+
+    def _set_metrics(self, metrics: DaphneMetrics | NullMetrics) -> None:
+        self._metrics = self.http_reporter.metrics = self.ws_reporter.metrics = metrics
+
+    # The connections' `DaphneMetrics` (issue 18), `NULL_METRICS` with metrics off: a
+    # property whose getter is C code, read per event.
+    metrics = property(operator.attrgetter("_metrics"), _set_metrics)
 
     # -- connections ---------------------------------------------------------------
 
@@ -234,8 +247,17 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         if protocol is None:
             # Normal after a disconnect (A-74).
             logger.debug("Reply for unknown channel %s discarded", channel)
+            self._metrics.dropped(channel, "reply_channel_unknown")
             return
         if isinstance(protocol, WebRequest):
+            metrics = self._metrics
+            if metrics.enabled and protocol.waiting_for_response():
+                # Issue 18: the application's first reply (daphne's own 503 and timeout
+                # pages do not come through here).
+                start = protocol.request_start
+                if start is not None:
+                    clock: Any = self.reactor  # Twisted types it as a zope interface
+                    metrics.first_reply(clock.seconds() - start)
             protocol.serverResponse(message)
         elif isinstance(protocol, WebSocketProtocol):
             protocol.dispatch_reply(message)
@@ -245,6 +267,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     def connection_refused(self) -> None:
         """A connection over `max_connections` gets 503: counted, logged merged (issue 15)."""
         self.refused_connections += 1
+        self._metrics.backpressure("http_503")
         self.cap_log.report(
             "max_connections",
             f"max_connections ({self.max_connections}) reached: a new connection gets 503",

@@ -14,8 +14,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .metrics import NULL_METRICS
+
 if TYPE_CHECKING:
     from .drops import DropReporter
+    from .metrics import DaphneMetrics, NullMetrics
 
 __all__ = ["HealthReporter", "LayerHealth", "describe_layer", "redact_url"]
 
@@ -97,14 +100,27 @@ class LayerHealth:
 class HealthReporter:
     """A `FullChannelReporter` stand-in for `send_best_effort` and the protocols: full
     channels still go to `reporter` (merged warnings, A-89), but a layer that cannot
-    reach its backend goes to `health` (one ERROR per outage) under `activity`."""
+    reach its backend goes to `health` (one ERROR per outage) under `activity`.
 
-    __slots__ = ("reporter", "health", "activity")
+    Each message reported lost is also counted in `metrics` by reason (issue 18):
+    `full` as ``channel_full``, `failed` as ``layer_unavailable``, `gave_up` (a
+    retried send out of time) as ``expired``; `unavailable` is an outage that lost
+    nothing (frames held for a retry).
+    """
 
-    def __init__(self, reporter: DropReporter, health: LayerHealth, activity: str) -> None:
+    __slots__ = ("reporter", "health", "activity", "metrics")
+
+    def __init__(
+        self,
+        reporter: DropReporter,
+        health: LayerHealth,
+        activity: str,
+        metrics: DaphneMetrics | NullMetrics = NULL_METRICS,
+    ) -> None:
         self.reporter = reporter
         self.health = health
         self.activity = activity
+        self.metrics = metrics
 
     def recently_full(self, channel: str) -> bool:
         return self.reporter.recently_full(channel)
@@ -114,9 +130,23 @@ class HealthReporter:
 
     def full(self, channel: str, what: str) -> None:
         self.reporter.full(channel, what)
+        self.metrics.dropped(channel, "channel_full")
 
     def failed(self, channel: str, what: str, error: BaseException) -> None:
         self.health.failed(self.activity, error)
+        self.metrics.dropped(channel, "layer_unavailable")
+
+    def unavailable(self, error: BaseException) -> None:
+        """The layer's backend is away, and nothing was lost (yet): health only."""
+        self.health.failed(self.activity, error)
+
+    def gave_up(self, channel: str, what: str, error: BaseException, full: bool) -> None:
+        """A send retried until its deadline (`drops.send_reliably`) is dropped."""
+        if full:
+            self.reporter.full(channel, what)
+        else:
+            self.health.failed(self.activity, error)
+        self.metrics.dropped(channel, "expired")
 
     def worked(self) -> None:
         """A send of this activity worked: INFO if the layer had been reported down."""

@@ -30,11 +30,12 @@ Families (``_total`` is added to counters by the exposition):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from channels.layers.families import FamilyCap, channel_family
+if TYPE_CHECKING:
+    from channels.layers.families import channel_family
 
 __all__ = [
     "BACKPRESSURE_EVENTS",
@@ -177,9 +178,14 @@ class DaphneMetrics:
         self._bytes = _children(self.websocket_bytes, DIRECTIONS)
         self._handshakes = _children(self.websocket_handshakes, HANDSHAKE_OUTCOMES)
         self._backpressure = _children(self.backpressure_events, BACKPRESSURE_EVENTS)
+        # D-4: daphne imports nothing of `channels` at import time; a server with
+        # metrics on reads channel families (and the layer, `LayerCollector`) with it.
+        from channels.layers.families import FamilyCap, channel_family
+
         # (family, reason) -> child; families are few (see channel_family), and capped.
         self._drops: dict[tuple[str, str], Any] = {}
         self._family = FamilyCap()
+        self._channel_family = channel_family
 
     # -- connections ------------------------------------------------------------
 
@@ -214,7 +220,7 @@ class DaphneMetrics:
 
     def dropped(self, channel: str, reason: str, count: int = 1) -> None:
         """`count` messages for `channel` (any name; its family is the label) lost."""
-        key = (self._family(channel_family(channel)), reason)
+        key = (self._family(self._channel_family(channel)), reason)
         child = self._drops.get(key)
         if child is None:
             if reason not in DROP_REASONS:
@@ -227,6 +233,15 @@ class DaphneMetrics:
 
     def reader_lag(self, seconds: float) -> None:
         self.reply_reader_lag.observe(seconds)
+
+
+def __getattr__(name: str) -> Any:
+    # `channel_family` re-exported lazily (D-4: no `channels` import at import time).
+    if name == "channel_family":
+        from channels.layers.families import channel_family
+
+        return channel_family
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class NullMetrics:

@@ -27,7 +27,16 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
-__all__ = ["DEFAULT_METRICS_HOST", "ReadyCheck", "listen_metrics", "metrics_site", "server_ready"]
+from .errors import ListenFailed
+
+__all__ = [
+    "DEFAULT_METRICS_HOST",
+    "MetricsListenFailed",
+    "ReadyCheck",
+    "listen_metrics",
+    "metrics_site",
+    "server_ready",
+]
 
 logger = logging.getLogger("daphne.server")
 
@@ -37,6 +46,14 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 ReadyCheck = Callable[[], Any]
 
 _TEXT = b"text/plain; charset=utf-8"
+
+
+class MetricsListenFailed(ListenFailed):
+    """``--metrics-port`` cannot listen (port taken, no permission): `Server.run()` raises
+    it as it does `ListenFailed` for the main endpoints, worded for the metrics port."""
+
+    def __str__(self) -> str:
+        return f"cannot serve metrics on {self.address}: {self.reason}"
 
 
 class _Metrics(resource.Resource):

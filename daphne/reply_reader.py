@@ -33,6 +33,7 @@ from twisted.internet import threads
 
 from .layer_api import unavailable_errors
 from .layer_health import LayerHealth
+from .metrics import NULL_METRICS
 from .retry import ReactorBackoff
 
 logger = logging.getLogger("daphne.server")
@@ -58,6 +59,9 @@ RECEIVING = "trying to receive messages"
 
 class _Reader:
     """What both readers hold: where replies come from and where they go."""
+
+    # Issue 18: `ThreadReader` reports its hand-over lag here (`Server` sets it).
+    metrics: Any = NULL_METRICS
 
     def __init__(
         self,
@@ -149,7 +153,7 @@ class ThreadReader(_Reader):
         round trip and a wake-up each (issue 9). It is bounded, and `stop` ends it.
         """
         self._dispatched.clear()
-        self.reactor.callFromThread(self._dispatch_batch, batch)
+        self.reactor.callFromThread(self._dispatch_batch, batch, time.monotonic())
         while not self._dispatched.wait(HAND_OVER_WAIT) and not self.stopping.is_set():
             pass
 
@@ -179,7 +183,9 @@ class ThreadReader(_Reader):
                 return
             batch.append((channel, message))
 
-    def _dispatch_batch(self, batch: Batch) -> None:
+    def _dispatch_batch(self, batch: Batch, handed: float | None = None) -> None:
+        if handed is not None:  # batch complete -> the reactor runs it (issue 18)
+            self.metrics.reader_lag(time.monotonic() - handed)
         try:
             dispatch_each(self.dispatch, batch)
         finally:

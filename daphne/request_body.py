@@ -85,6 +85,8 @@ class BodyPump:
                 # until the request's HTTP timeout stops the pump.
                 self.backoff.later(self.pump)
                 return False
+            if isinstance(error, self.layer.MessageTooLarge):
+                self.request.factory.metrics.dropped(self.channel, "too_large")
             # Too large, or a bug: retrying would not help. The consumer's wait for the
             # next chunk ends at its own timeout; the request's answer is the
             # application's (or daphne's HTTP timeout).

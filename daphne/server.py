@@ -31,6 +31,8 @@ from .draining import websocket_spread
 from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
 from .http_factory import HTTP2_AVAILABLE, HTTPFactory
+from .metrics import DaphneMetrics
+from .metrics_http import MetricsListenFailed, listen_metrics, server_ready
 from .reply_reader import ReactorReader, ThreadReader
 
 # Its own generator: the global one may be seeded or driven by tests (hypothesis).
@@ -119,6 +121,8 @@ class Server:
     http_queue_timeout = ConfigOption("http_queue_timeout")
     websocket_drain_time = ConfigOption("websocket_drain_time")
     reuse_port = ConfigOption("reuse_port")
+    metrics_port = ConfigOption("metrics_port")
+    metrics_host = ConfigOption("metrics_host")
     max_outbound_buffer = ConfigOption("max_outbound_buffer")
     http_body_timeout = ConfigOption("http_body_timeout")
     max_connections = ConfigOption("max_connections")
@@ -156,6 +160,8 @@ class Server:
         http_body_timeout: int | float = 120,
         max_connections: int = 0,
         reuse_port: bool = False,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
         config: ServerConfig | None = None,
     ) -> None:
         given = locals()  # the arguments by name: the signature is the one option list
@@ -203,6 +209,10 @@ class Server:
         # The first endpoint that could not listen; `run()` raises it (issue 14).
         self.listen_error: ListenFailed | None = None
         self._running = False
+        # Issue 18: the ``--metrics-port`` listener and its registry, when metrics are on.
+        self.metrics: DaphneMetrics | None = None
+        # An IListeningPort (zope interfaces are not types to mypy).
+        self.metrics_listener: Any = None
 
     # -- running -------------------------------------------------------------------
 
@@ -258,6 +268,8 @@ class Server:
             logger.info("HTTP/2 support enabled")
         else:
             logger.info("HTTP/2 support not enabled (install the http2 and tls Twisted extras)")
+        if self.config.metrics_port is not None:
+            self._start_metrics(factory)
         if "twisted" in getattr(self.channel_layer, "extensions", []) and not self.force_sync:
             logger.info("Using native Twisted mode on channel layer")
             self.reactor.callWhenRunning(self.backend_reader_twisted)
@@ -285,6 +297,43 @@ class Server:
             listener.addErrback(self.on_listener_error, description)
             self.listeners.append(listener)
         return self.listeners
+
+    def _start_metrics(self, factory: HTTPFactory) -> None:
+        """Issue 18: ``/metrics``, ``/healthz`` and ``/readyz`` on ``--metrics-port``; the
+        connections report to ``factory.metrics`` (`NULL_METRICS` when this is off)."""
+        # D-4: `channels` is imported only when metrics are on, never at import time.
+        from channels.layers.collector import LayerCollector
+
+        metrics = DaphneMetrics()
+        alias = getattr(self.channel_layer, "alias", None)
+        collector = LayerCollector(
+            self.channel_layer, alias=alias if isinstance(alias, str) else "default"
+        )
+        metrics.registry.register(collector)
+        host, port = self.config.metrics_host, self.config.metrics_port
+        assert port is not None
+        try:
+            self.metrics_listener = listen_metrics(
+                self.reactor, host, port, metrics.registry, server_ready(factory)
+            )
+        except Exception as error:  # port taken, no permission: as the main port's
+            failed = listen_failure(f"metrics:{host}:{port}", error)
+            problem = MetricsListenFailed(
+                failed.endpoint, failed.address, failed.reason, failed.errno
+            )
+            if not self._running:
+                logger.error("%s", problem)
+            elif self.listen_error is None:
+                self.listen_error = problem
+            return
+        self.metrics = factory.metrics = metrics
+        address = self.metrics_listener.getHost()
+        logger.info("Serving metrics on http://%s:%d/metrics", address.host, address.port)
+
+    def _close_metrics(self) -> None:
+        listener, self.metrics_listener = self.metrics_listener, None
+        if listener is not None:
+            listener.stopListening()
 
     def on_listener_error(self, failure: Any, description: str = "") -> None:
         """An endpoint cannot listen. Under `run()` the server stops and `run()` raises
@@ -314,6 +363,7 @@ class Server:
             factory.dispatch_reply,
             factory.layer_health,
         )
+        reader.metrics = factory.metrics  # its lag (issue 18)
         self.reader = reader
         reader.start()
 
@@ -441,6 +491,8 @@ class Server:
         self._started_factory().drop_all()
         self._drain_outbox()
         self._stop_readers()
+        # Last: /readyz answered 503 ("draining") while the server stopped (issue 18).
+        self._close_metrics()
         stopping.callback(None)
 
 

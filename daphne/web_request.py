@@ -32,6 +32,7 @@ from .errors import PeerError
 from .http_channel import connection_facts
 from .http_state import HttpExchange, decode_path, forwarded_peer
 from .layer_api import is_unavailable
+from .metrics import UnknownLabel
 from .outbox import OutboxFull
 from .request_body import BODY_CHUNK_SIZE, BodyPump
 from .request_checks import BadRequestHeader
@@ -243,8 +244,9 @@ class WebRequest(http.Request):
             if self._wait_for_room(message):
                 return
             # D-31, A-76, after `http_queue_timeout` (issue 17): Retry-After tells
-            # clients and proxies when to come back.
-            full_channels.full("http.request", "answered 503")
+            # clients and proxies when to come back. Counted in the metrics (issue 18).
+            self.factory.http_reporter.full("http.request", "answered 503")
+            self.factory.metrics.backpressure("http_503")
             self.basic_error(*QUEUE_FULL, close_connection=True, retry_after=RETRY_AFTER)
             return
         if not self._exchange.unanswered:
@@ -253,12 +255,14 @@ class WebRequest(http.Request):
         if not is_unavailable(layer, error):
             # D-27: MessageTooLarge, as when `process` raised it; any other error the
             # layer contract does not name is a bug (issue 16 item 2).
+            if isinstance(error, layer.MessageTooLarge):
+                self.factory.metrics.dropped("http.request", "too_large")
             logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
             self.basic_error(*PROCESSING_ERROR)
             return
         # The layer's backend is unreachable (Redis down): 503 with Retry-After is what
         # proxies and clients act on, 500 was not (issue 14). Logged once per outage.
-        self.factory.layer_health.failed(SENDING, error)
+        self.factory.http_reporter.failed("http.request", "answered 503", error)
         self.basic_error(*LAYER_UNREACHABLE, retry_after=RETRY_AFTER)
 
     def _wait_for_room(self, message: dict) -> bool:
@@ -300,6 +304,10 @@ class WebRequest(http.Request):
             add(name, value)
         self._cancel_timeout()
         self.setResponseCode(status)
+        try:
+            self.factory.metrics.response_started(status)
+        except UnknownLabel:  # a status outside 100..599 is sent, not counted
+            pass
         if self.factory.draining:
             # D-17: responses finished during a drain close their connection.
             self.responseHeaders.setRawHeaders(b"Connection", [b"close"])

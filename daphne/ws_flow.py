@@ -126,6 +126,8 @@ class FlowControl(_Socket):
     def _block_reading(self, reason: int) -> None:
         if not self._read_blocks and self.transport is not None:
             self.transport.pauseProducing()
+            if self.main_factory is not None:
+                self.main_factory.metrics.backpressure("reads_paused")
         self._read_blocks |= reason
 
     def _unblock_reading(self, reason: int) -> None:
@@ -198,6 +200,7 @@ class HeldFrames(_Socket):
             return
         if isinstance(error, layer.MessageTooLarge):
             self._hold_ended()
+            self.main_factory.metrics.dropped(channel, "too_large")
             self._mute_and_close(CLOSE_TOO_BIG, "message too big for the channel layer")
             return
         full = isinstance(error, layer.ChannelFull)
@@ -208,10 +211,8 @@ class HeldFrames(_Socket):
             return
         if full:
             backoff.deadline = None  # no give-up while the layer answers "full"
-        else:  # the backend is (still) away: give up after BACKEND_GIVE_UP
-            self.main_factory.ws_reporter.failed(
-                channel, "holding frames until the layer is back", error
-            )
+        else:  # the backend is (still) away, nothing lost yet: give up after BACKEND_GIVE_UP
+            self.main_factory.ws_reporter.unavailable(error)
             backoff.give_up_after = BACKEND_GIVE_UP
             if backoff.deadline is None:
                 backoff.deadline = backoff.clock.seconds() + BACKEND_GIVE_UP
@@ -230,9 +231,12 @@ class HeldFrames(_Socket):
         )
         held = self.session.held
         self._hold_ended()
+        metrics = self.main_factory.metrics
         for channel, message in held or ():
             if channel == "websocket.disconnect":
                 self._send_disconnect(message)  # the client is gone: keep trying that one
+            else:
+                metrics.dropped(channel, "expired")
         self._mute_and_close(CLOSE_TRY_AGAIN_LATER, "channel layer unavailable")
 
 
@@ -267,7 +271,8 @@ class LayerSends(HeldFrames):
             remaining = factory.config.websocket_connect_timeout - self.duration()
             self._connect_backoff.later(self._retry_connect, at_most=max(remaining, 0.0))
         elif action is st.REFUSE_FULL:
-            full_channels.full("websocket.connect", "refused a handshake with 503")
+            factory.ws_reporter.full("websocket.connect", "refused a handshake with 503")
+            factory.metrics.backpressure("http_503")
             self._refuse(503, "Connection queue at capacity")
         elif action is st.REFUSE_UNAVAILABLE:
             factory.ws_reporter.failed("websocket.connect", "refused a handshake with 503", error)
@@ -312,11 +317,12 @@ class LayerSends(HeldFrames):
         elif action is st.HOLD_BACKEND:
             # The layer lost its backend (Redis restarting, L-62): hold the frames
             # and retry, so a short outage closes no socket.
-            reporter.failed(channel, "holding frames until the layer is back", error)
+            reporter.unavailable(error)
             self._hold(backend=True)
         elif action is st.CLOSE_FOR_SIZE:
             # A socket that began closing in the same tick finishes its closing
             # handshake: aborting it would lose the close frame already sent.
+            self.main_factory.metrics.dropped(channel, "too_large")
             if self.state == self.STATE_OPEN:
                 self._close_for_layer(st.CLOSE_TOO_BIG)
         elif action is st.CLOSE_FOR_ERROR:

@@ -72,6 +72,8 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
     # The HTTP channel that handed this connection over; released at close so neither
     # keeps the other alive (issue 15).
     _http_channel: Any = None
+    # How a refused handshake is counted in the metrics (issue 18).
+    _refused_as = "rejected"
     if TYPE_CHECKING:
         logOctets: bool  # set from the factory's protocol options by autobahn
 
@@ -202,6 +204,7 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
 
     def _refuse(self, code: int, reason: str) -> None:
         """Answer the pending handshake with an HTTP error and forget the reply channel."""
+        self.main_factory.metrics.handshake(self._refused_as)
         self.handshake_deferred.errback(ConnectionDeny(code, reason))
         self.cleanup()
 
@@ -215,6 +218,7 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
         self.session.last_data = self._now()
         self._cancel_timer()
         self._arm_timer()
+        self.main_factory.metrics.handshake("accepted")
         self.main_factory.log_action(
             "websocket", "connected", {"path": self.request.path, "client": self._client_text()}
         )
@@ -238,6 +242,7 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
     # -- frames in (D-40) --------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.main_factory.metrics.frame_in(len(payload))
         message = self.session.receive(payload, isBinary, self._now())
         if message is not None:
             self.main_factory.outbox.send("websocket.receive", message, self._frame_sent, self)
@@ -265,10 +270,10 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
         if self._local_close_code is not None and self.state != self.STATE_OPEN:
             return  # closed for a client that does not read (issue 15): nothing to add
         self.session.last_data = self._now()
-        if binary:
-            self.sendMessage(content, True)
-        else:
-            self.sendMessage(content.encode("utf8"), False)
+        if not binary:
+            content = content.encode("utf8")
+        self.main_factory.metrics.frame_out(len(content))
+        self.sendMessage(content, binary)
 
     def serverClose(self, code: Any = True) -> None:
         """Close with `code`: True → 1000; 1000 or 3000-4999 as given; else 1000 (A-86)."""
@@ -356,6 +361,7 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
         config = self.main_factory.config
         session = self.session
         if session.connect_expired(self._now(), config.websocket_connect_timeout):
+            self._refused_as = "timed_out"  # counted once, as timed out (issue 18)
             self.serverReject()
         elif self.state == self.STATE_OPEN and session.ping_due(self._now(), config.ping_interval):
             self._sendAutoPing()

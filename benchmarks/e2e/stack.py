@@ -38,6 +38,18 @@ DAPHNE_ARGV = [
 ]
 
 
+# Issue 18: BENCH_METRICS=1 runs daphne and the worker with --metrics-port (metrics on),
+# to compare a workload with and without them; nothing scrapes during the run.
+METRICS_ENV = "BENCH_METRICS"
+
+
+def metrics_args() -> list[str]:
+    """``--metrics-port`` on a free port when ``BENCH_METRICS=1``, else nothing."""
+    if os.environ.get(METRICS_ENV) != "1":
+        return []
+    return ["--metrics-port", str(free_port())]
+
+
 def child_env(redis_url: str | None = None, code_root: Path = REPO_ROOT) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_root), env.get("PYTHONPATH")]))
@@ -76,13 +88,25 @@ class Stack:
         env = child_env(self.redis.url, code_root)
         self.daphne = Child(
             "daphne",
-            [*DAPHNE_ARGV, "-b", "127.0.0.1", "-p", str(self.port), "benchapp.asgi:channel_layer"],
+            [
+                *DAPHNE_ARGV,
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                *metrics_args(),
+                "benchapp.asgi:channel_layer",
+            ],
             log_dir,
             cwd=APP_DIR,
             env=env,
         )
         self.worker = Child(
-            "worker", [sys.executable, "manage.py", "runworker"], log_dir, cwd=APP_DIR, env=env
+            "worker",
+            [sys.executable, "manage.py", "runworker", *metrics_args()],
+            log_dir,
+            cwd=APP_DIR,
+            env=env,
         )
 
     @property

@@ -267,3 +267,18 @@ def test_outage_lines_name_servers_without_passwords(hosts, shown):
     assert text.startswith("default (asgi_redis.core.RedisChannelLayer at ")
     assert shown in text and "s3cret" not in text
     assert re.fullmatch(r"default \(.* at .*\)", text)
+
+
+def test_metrics_port_taken_is_a_one_line_error(database, redis):
+    """Issue 18: a busy --metrics-port stops runworker with one line naming it."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = e2e.e2e_env(database, redis.url)
+        done = e2e.django_admin(env, "runworker", "--metrics-port", str(port))
+    assert done.returncode != 0
+    assert f"Cannot serve metrics on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr

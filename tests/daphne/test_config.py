@@ -73,6 +73,8 @@ LATER_DEFAULTS = {
     "reuse_port": False,
     "http_queue_timeout": 5,
     "websocket_drain_time": 5,
+    "metrics_port": None,
+    "metrics_host": "127.0.0.1",
 }
 
 
@@ -85,6 +87,8 @@ PROCESS_FIELDS = {
     "graceful_timeout",
     "reuse_port",
     "websocket_drain_time",
+    "metrics_port",
+    "metrics_host",
 }
 
 

@@ -44,6 +44,15 @@ if os.environ.get("CHANNELS_E2E_AT_LEAST_ONCE"):
         "max_deliveries": int(os.environ.get("CHANNELS_E2E_MAX_DELIVERIES", "5")),
     }
 
+if os.environ.get("CHANNELS_E2E_CHANNEL_CAPACITY") and "CONFIG" in _LAYER:
+    # "name=N,name=N": per-channel capacities (the metrics test fills http.request).
+    _LAYER["CONFIG"]["channel_capacity"] = {
+        name: int(value)
+        for name, _, value in (
+            item.partition("=") for item in os.environ["CHANNELS_E2E_CHANNEL_CAPACITY"].split(",")
+        )
+    }
+
 if os.environ.get("CHANNELS_E2E_BACKEND"):
     # Lets a test start a process with a broken BACKEND setting.
     _LAYER["BACKEND"] = os.environ["CHANNELS_E2E_BACKEND"]

@@ -11,7 +11,16 @@ from django.core.management import BaseCommand, CommandError
 
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.asgi import InvalidChannelLayerError, channel_layers
+from channels.layers.collector import LayerCollector
 from channels.log import setup_logger
+from channels.metrics import WorkerMetrics
+from channels.metrics_http import (
+    DEFAULT_METRICS_HOST,
+    MetricsListenFailed,
+    MetricsServer,
+    serve_metrics,
+    worker_ready,
+)
 from channels.signals import worker_process_ready
 from channels.staticfiles import StaticFilesConsumer
 from channels.worker import Worker, WorkerGroup
@@ -69,6 +78,24 @@ class Command(BaseCommand):
             type=int,
             help="Number of threads to execute.",
         )
+        parser.add_argument(
+            "--metrics-port",
+            action="store",
+            dest="metrics_port",
+            default=None,
+            type=int,
+            metavar="PORT",
+            help="Serve Prometheus metrics, /healthz and /readyz on this port (one per "
+            "process, whatever --threads).",
+        )
+        parser.add_argument(
+            "--metrics-host",
+            action="store",
+            dest="metrics_host",
+            default=DEFAULT_METRICS_HOST,
+            metavar="HOST",
+            help=f"The address the metrics port listens on (default {DEFAULT_METRICS_HOST}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options.get("verbosity", 1)
@@ -106,12 +133,39 @@ class Command(BaseCommand):
                 "No channels to listen on: --only-channels/--exclude-channels exclude "
                 f"every routed channel ({', '.join(sorted(self.channel_layer.router.channels))})"
             )
+        endpoint = self.serve_metrics(worker, options)
         try:
             worker_process_ready.send(sender=worker)
             worker.ready()
             worker.run()
         except KeyboardInterrupt:
             pass
+        finally:
+            if endpoint is not None:
+                endpoint.close()
+
+    def serve_metrics(self, worker: Worker, options: dict[str, Any]) -> MetricsServer | None:
+        """Issue 18: one `WorkerMetrics` for every thread's worker, the layer's families
+        read at scrape time, and the process's one metrics endpoint."""
+        port = options.get("metrics_port")
+        if port is None:
+            return None
+        if not 0 <= port <= 65535:
+            raise CommandError(f"--metrics-port must be a TCP port (0..65535), not {port}")
+        metrics = WorkerMetrics()
+        alias = getattr(self.channel_layer, "alias", None)
+        metrics.registry.register(
+            LayerCollector(self.channel_layer, alias=alias if isinstance(alias, str) else "default")
+        )
+        host = options.get("metrics_host") or DEFAULT_METRICS_HOST
+        try:
+            endpoint = serve_metrics(metrics.registry, worker_ready(worker), port, host)
+        except MetricsListenFailed as error:
+            raise CommandError(error.strerror or str(error)) from error
+        for each in (worker, *getattr(worker, "workers", ())):
+            each.metrics = metrics
+        self.logger.info("Serving metrics on http://%s:%d/metrics", host, endpoint.port)
+        return endpoint
 
     def consumer_called(self, channel: str, message: Any) -> None:
         self.logger.debug("%s", channel)
