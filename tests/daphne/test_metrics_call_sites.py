@@ -65,6 +65,7 @@ def test_http_request_connection_response_and_first_reply():
 def test_refusals_and_full_channel_503():
     layer = ChannelLayer(channel_capacity={"http.request": 1})
     factory, metrics, clock, connect = serve(layer)
+    factory.http_queue_timeout = 0  # answer a full http.request at once (issue 17 waits)
     bad, bad_transport = connect()
     bad.dataReceived(b"NOT HTTP AT ALL\r\n\r\n")
     assert bad_transport.value().startswith(b"HTTP/1.1 400")
