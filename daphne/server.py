@@ -119,6 +119,9 @@ class Server:
     max_outbound_buffer = ConfigOption("max_outbound_buffer")
     http_body_timeout = ConfigOption("http_body_timeout")
     max_connections = ConfigOption("max_connections")
+    # Issue 21.
+    ws_compression = ConfigOption("ws_compression")
+    h2c = ConfigOption("h2c")
 
     def __init__(
         self,
@@ -150,6 +153,8 @@ class Server:
         max_outbound_buffer: int = 1048576,
         http_body_timeout: int | float = 120,
         max_connections: int = 0,
+        ws_compression: bool = True,
+        h2c: bool = False,
         reuse_port: bool = False,
         config: ServerConfig | None = None,
     ) -> None:

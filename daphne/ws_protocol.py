@@ -26,7 +26,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from . import autobahn_patches
+from . import autobahn_patches, ws_deflate
 from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
 from .errors import IllegalTransition
@@ -195,6 +195,10 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
         )
         self._arm_timer()
         return self.handshake_deferred
+
+    def succeedHandshake(self, res: Any) -> None:
+        super().succeedHandshake(res)
+        ws_deflate.bound(self)  # issue 21: no zlib state held between messages
 
     def _refuse(self, code: int, reason: str) -> None:
         """Answer the pending handshake with an HTTP error and forget the reply channel."""

@@ -71,6 +71,9 @@ LATER_DEFAULTS = {
     "max_connections": 0,
     "require_host": True,
     "reuse_port": False,
+    # Issue 21.
+    "ws_compression": True,
+    "h2c": False,
 }
 
 
