@@ -56,7 +56,9 @@ def open_socket(port: int, offer: bool) -> socket.socket:
     key = base64.b64encode(os.urandom(16))
     sock.sendall(
         b"GET /ws/ HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: "
+        + key
+        + b"\r\nSec-WebSocket-Version: 13\r\n"
         + (OFFER if offer else b"")
         + b"\r\n"
     )

@@ -99,6 +99,9 @@ class _Socket:
         _send_disconnect: Any
         _mute_and_close: Any
         _read_blocks: int
+        _fail_connection: Any
+        data: bytes
+        current_frame: Any
 
 
 class FlowControl(_Socket):

@@ -127,7 +127,8 @@ def test_accept_honours_the_clients_server_window() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"), [([], True), (["--ws-compression"], True), (["--no-ws-compression"], False)]
+    ("args", "expected"),
+    [([], True), (["--ws-compression"], True), (["--no-ws-compression"], False)],
 )
 def test_cli_switch(args, expected) -> None:
     from daphne.cli import CommandLineInterface

@@ -446,3 +446,65 @@ def test_no_io_imports():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# -- failing the connection (RFC 6455 §7.1.7, issue 21) --------------------------------
+
+
+def test_protocol_error_with_nothing_forwarded_closes_at_once():
+    session = open_session()
+    assert session.fail() is False
+    assert session.state is S.OPEN
+
+
+def test_protocol_error_waits_for_replies_to_forwarded_messages():
+    session = open_session()
+    session.receive(b"one", False, OPENED)
+    session.receive(b"two", False, OPENED)
+    session.landed()
+    session.landed()
+    assert session.fail() is True
+    assert session.state is S.FAILING
+    assert session.receive(b"late", False, OPENED) is None  # nothing more is read
+    assert session.received == 2
+    assert session.reply({"text": "one"}) == ((st.SEND, "one", False),)
+    assert not session.replies_written
+    assert session.reply({"text": "two"}) == ((st.SEND, "two", False),)
+    assert session.replies_written
+    session.fail_close()
+    assert session.state is S.CLOSING
+    assert session.reply({"text": "three"}) == ()  # the close frame is out
+    assert session.receive(b"x", False, OPENED) is None
+    disconnect = session.client_gone(1002)
+    assert session.state is S.CLOSED
+    assert disconnect["order"] == 3 and disconnect["code"] == 1002
+
+
+def test_answered_counts_up_to_received_only():
+    """A broadcast before the messages does not stand in for their replies."""
+    session = open_session()
+    session.reply({"text": "broadcast"})
+    session.receive(b"one", False, OPENED)
+    assert session.answered == 0
+    assert session.fail() is True
+
+
+def test_failing_socket_may_be_closed_for_the_layer_or_left():
+    session = open_session()
+    session.receive(b"one", False, OPENED)
+    assert session.fail()
+    session.give_up()
+    assert session.state is S.SILENT
+    session = open_session()
+    session.receive(b"one", False, OPENED)
+    session.landed()
+    assert session.fail()
+    assert session.client_gone(1006)["order"] == 2
+    assert session.state is S.CLOSED
+
+
+def test_fail_is_only_for_open_sockets():
+    session = delivered()
+    assert session.fail() is False
+    assert session.state is S.AWAITING_APP
+    assert_illegal(session, session.fail_close)
