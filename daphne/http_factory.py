@@ -212,6 +212,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
             wrapper.factory = self
             wrapper.callLater = self.reactor.callLater
             wrapper.timeOut = None
+            wrapper.h2c = self.config.h2c and HTTP2_AVAILABLE  # issue 21
             return wrapper
         except Exception:
             logger.exception("Cannot build an HTTP protocol")

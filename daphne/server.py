@@ -255,9 +255,13 @@ class Server:
             self.channel_layer, send_channel=self.send_channel, config=self.config
         )
         if HTTP2_AVAILABLE:
-            logger.info("HTTP/2 support enabled")
+            # Issue 21: and over cleartext with prior knowledge, with --h2c.
+            logger.info("HTTP/2 support enabled%s", " (h2c too)" if self.config.h2c else "")
         else:
-            logger.info("HTTP/2 support not enabled (install the http2 and tls Twisted extras)")
+            logger.log(
+                logging.WARNING if self.config.h2c else logging.INFO,
+                "HTTP/2 support not enabled (install the http2 and tls Twisted extras)",
+            )
         if "twisted" in getattr(self.channel_layer, "extensions", []) and not self.force_sync:
             logger.info("Using native Twisted mode on channel layer")
             self.reactor.callWhenRunning(self.backend_reader_twisted)
