@@ -75,13 +75,13 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
         """Hold the first bytes until they show whether the client speaks h2c; switch
         to HTTP/2 if so. Returns the bytes to parse now (none while undecided)."""
         data = self._h2c_held + data
-        if H2C_PREFACE.startswith(data):  # too short to tell yet
-            if len(data) < len(H2C_PREFACE):
-                self._h2c_held = data
-                return b""
+        if len(data) < len(H2C_PREFACE) and H2C_PREFACE.startswith(data):
+            self._h2c_held = data  # too short to tell yet
+            return b""
         self.h2c = False  # decided: this check never runs again on this connection
         self._h2c_held = b""
-        if data.startswith(H2C_PREFACE) and not self._channel.isSecure():
+        channel: Any = self._channel  # the HTTP/1.1 channel: nothing switched it yet
+        if data.startswith(H2C_PREFACE) and not channel.isSecure():
             self._switch_to_h2c()
         return data
 
@@ -89,11 +89,11 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
         """As Twisted's ALPN switch (``_GenericHTTPChannelProtocol.dataReceived``)."""
         from twisted.web._http2 import H2Connection
 
-        channel = self._channel
+        channel: Any = self._channel
         channel._networkProducer.unregisterProducer()
         channel.setTimeout(None)
         transport = channel.transport
-        h2 = H2Connection()
+        h2: Any = H2Connection()
         h2.requestFactory = self._requestFactory
         h2.site = self._site
         h2.factory = self._factory
@@ -102,7 +102,8 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
         self._channel = h2
         h2.makeConnection(transport)
         channel._networkProducer.registerProducer(h2, True)
-        self._negotiatedProtocol = b"h2"
+        # Twisted types the class default (None) only.
+        self._negotiatedProtocol = b"h2"  # type: ignore[assignment]
 
     def connectionLost(self, reason: Any) -> None:
         if self._http1 is not None:

@@ -67,15 +67,15 @@ def accept_offers(offers: list[Any], max_message_size: int) -> PerMessageDeflate
     return None
 
 
-# autobahn's extension class is untyped.
-class BoundedDeflate(PerMessageDeflate):  # type: ignore[misc]
+class BoundedDeflate(PerMessageDeflate):
     """autobahn's server-side permessage-deflate, holding no zlib state between messages."""
 
     def start_compress_message(self) -> None:
         self._compressor = _compressor(self.server_max_window_bits)
 
     def end_compress_message(self) -> bytes:
-        compressor, self._compressor = self._compressor, None
+        compressor: Any = self._compressor
+        self._compressor = None
         # RFC 7692 §7.2.1: the flush's trailing 00 00 ff ff is not sent.
         data: bytes = compressor.flush(zlib.Z_FULL_FLUSH)
         return data[:-4]
