@@ -27,6 +27,11 @@ import sys
 sys.path.insert(0, {root!r})
 from channels.layers.inmemory import ChannelLayer
 from tests.daphne.live import LiveServer, Responder, echo_worker
+if {autobahn_defaults!r}:  # for comparison: autobahn's own choices, state kept per socket
+    from autobahn.websocket.compress import PerMessageDeflateOfferAccept
+    from daphne import http_factory, ws_deflate
+    ws_deflate.bound = lambda protocol: None
+    http_factory.accept_offers = lambda offers, size: PerMessageDeflateOfferAccept(offers[0])
 live = LiveServer(ChannelLayer(capacity=5000), websocket_connect_timeout=30).start()
 Responder(live.layer, ["websocket.connect", "websocket.receive"], echo_worker).start()
 print(live.port, flush=True)
@@ -85,9 +90,9 @@ def settle(pid: int) -> int:
     return last
 
 
-def measure(count: int, offer: bool) -> dict:
+def measure(count: int, offer: bool, autobahn_defaults: bool = False) -> dict:
     child = subprocess.Popen(
-        [sys.executable, "-c", SERVER.format(root=ROOT)],
+        [sys.executable, "-c", SERVER.format(root=ROOT, autobahn_defaults=autobahn_defaults)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -110,6 +115,7 @@ def measure(count: int, offer: bool) -> dict:
             sock.close()
         return {
             "offer_deflate": offer,
+            "autobahn_defaults": autobahn_defaults,
             "sockets": count,
             "rss_before_kb": before,
             "rss_idle_kb": idle,
@@ -125,9 +131,16 @@ def measure(count: int, offer: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sockets", type=int, default=2000)
+    parser.add_argument(
+        "--autobahn-defaults",
+        action="store_true",
+        help="also measure autobahn's default parameters (zlib state kept per socket)",
+    )
     args = parser.parse_args()
     for offer in (False, True):
         print(json.dumps(measure(args.sockets, offer)), flush=True)
+    if args.autobahn_defaults:
+        print(json.dumps(measure(args.sockets, True, autobahn_defaults=True)), flush=True)
 
 
 if __name__ == "__main__":
