@@ -136,3 +136,59 @@ def test_cli_switch(args, expected) -> None:
     cli = CommandLineInterface()
     config = cli._config(cli.parser.parse_args([*args, "daphne.tests.asgi:channel_layer"]))
     assert config.ws_compression is expected
+
+
+# -- through the daphne command, Redis and a worker in another thread (issue 21) ----------
+
+
+@pytest.fixture
+def redis_stack(tmp_path, redis_server):
+    from asgi_redis import RedisChannelLayer
+    from tests.daphne.test_redis_e2e import DaphneOnRedis
+
+    worker = Responder(
+        RedisChannelLayer(hosts=[redis_server.url]),
+        CHANNELS,
+        echo_worker,
+        survive_layer_errors=True,
+    ).start()
+    started = []
+
+    def start(*options: str):
+        daphne = DaphneOnRedis(tmp_path, redis_server.url, *options)
+        started.append(daphne)
+        return daphne
+
+    yield start
+    for daphne in started:
+        daphne.close()
+    worker.stop()
+
+
+@pytest.mark.redis
+def test_compression_through_redis_and_the_cli_switch(redis_stack) -> None:
+    daphne = redis_stack()
+    messages = [MESSAGE, "two", MESSAGE]
+    extensions, echoes = asyncio.run(exchange(daphne.port, messages))
+    assert extensions.startswith("permessage-deflate") and echoes == messages
+    daphne.close()
+    daphne = redis_stack("--no-ws-compression")
+    extensions, echoes = asyncio.run(exchange(daphne.port, messages))
+    assert extensions is None and echoes == messages
+
+
+@pytest.mark.redis
+def test_strict_close_through_redis(redis_stack) -> None:
+    """Issue 21's case: the reply to a valid message crosses Redis while daphne parses
+    the invalid frame after it; the reply still precedes the 1007 close."""
+    import socket
+
+    daphne = redis_stack()
+    sock = RawSocket(socket.create_connection(("127.0.0.1", daphne.port), timeout=TIMEOUT))
+    try:
+        sock.send(frame(0x1, b"hello") + frame(0x1, b"\xff\xfe"))
+        frames = sock.frames_until_close()
+    finally:
+        sock.sock.close()
+    assert [(opcode, payload) for opcode, _, payload in frames[:-1]] == [(0x1, b"hello")]
+    assert frames[-1][0] == 0x8 and int.from_bytes(frames[-1][2][:2], "big") == 1007
