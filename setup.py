@@ -35,6 +35,7 @@ setup(
             "hypothesis>=6.100",
             "cryptography>=42",
             "websocket-client>=1.7",
+            "websockets>=12",  # issue 21: a client that speaks permessage-deflate
             "kosoku>=0.1",
             "Twisted[tls,http2]>=24.3",  # daphne's ssl: endpoint and HTTP/2 tests
             "requests>=2.31",

@@ -13,6 +13,7 @@ field here.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import inspect
 import operator
@@ -376,6 +377,24 @@ class ServerConfig:
         "--max_connections",
         metavar="N",
         type=int,
+    )
+
+    # -- WebSocket and HTTP/2 completeness (issue 21) --------------------------------------
+    ws_compression: bool = option(
+        True,
+        _anything,
+        CLI_AND_SERVER,
+        "Negotiate permessage-deflate (RFC 7692) with WebSocket clients that offer it",
+        "--ws-compression",
+        action=argparse.BooleanOptionalAction,
+    )
+    h2c: bool = option(
+        False,
+        _anything,
+        CLI_AND_SERVER,
+        "Serve HTTP/2 over cleartext to clients that start with its preface (prior knowledge)",
+        "--h2c",
+        action="store_true",
     )
 
     def __post_init__(self) -> None:

@@ -22,6 +22,9 @@ __all__ = ["HTTPChannel", "NegotiatingChannel", "connection_facts"]
 
 logger = logging.getLogger("daphne.http_protocol")
 
+# RFC 9113 §3.4: the client connection preface, the first bytes of an h2c connection.
+H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
 # Seconds a connection over `max_connections` may take to send its request before its
 # 503 is written anyway (issue 15).
 OVER_CAP_WAIT = 2.0
@@ -46,16 +49,61 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
     Twisted then replaces the HTTP/1.1 channel with its ``H2Connection`` without
     ever calling the old channel's ``connectionLost``: left alone, it would stay in
     the factory's connection set for good and be aborted at stop.
+
+    With `h2c` (issue 21) a cleartext connection whose first bytes are the HTTP/2
+    preface (RFC 9113 §3.3, prior knowledge) switches to ``H2Connection`` the same way.
     """
 
     _http1 = None  # the HTTP/1.1 channel ALPN's switch to h2 replaced
+    # Issue 21: look for the h2c preface in the connection's first bytes; then the
+    # bytes held until there are enough to tell.
+    h2c = False
+    _h2c_held = b""
 
     def dataReceived(self, data: bytes) -> None:
+        if self.h2c:
+            data = self._look_for_preface(data)
+            if not data:
+                return  # a prefix of the preface: wait for more
         before = self._channel
         super().dataReceived(data)
         if self._channel is not before and isinstance(before, HTTPChannel):
             before.replaced_by_http2()
             self._http1 = before
+
+    def _look_for_preface(self, data: bytes) -> bytes:
+        """Hold the first bytes until they show whether the client speaks h2c; switch
+        to HTTP/2 if so. Returns the bytes to parse now (none while undecided)."""
+        data = self._h2c_held + data
+        if len(data) < len(H2C_PREFACE) and H2C_PREFACE.startswith(data):
+            self._h2c_held = data  # too short to tell yet
+            return b""
+        self.h2c = False  # decided: this check never runs again on this connection
+        self._h2c_held = b""
+        channel: Any = self._channel  # the HTTP/1.1 channel: nothing switched it yet
+        if data.startswith(H2C_PREFACE) and not channel.isSecure():
+            self._switch_to_h2c()
+        return data
+
+    def _switch_to_h2c(self) -> None:
+        """As Twisted's ALPN switch (``_GenericHTTPChannelProtocol.dataReceived``)."""
+        from twisted.web._http2 import H2Connection
+
+        channel: Any = self._channel
+        channel._networkProducer.unregisterProducer()
+        channel.setTimeout(None)
+        transport = channel.transport
+        h2: Any = H2Connection()
+        h2.requestFactory = self._requestFactory
+        h2.site = self._site
+        h2.factory = self._factory
+        h2.timeOut = self._timeOut
+        h2.callLater = self._callLater
+        self._channel = h2
+        h2.makeConnection(transport)
+        channel._networkProducer.registerProducer(h2, True)
+        # Twisted types the class default (None) only.
+        self._negotiatedProtocol = b"h2"  # type: ignore[assignment]
 
     def connectionLost(self, reason: Any) -> None:
         if self._http1 is not None:

@@ -26,6 +26,7 @@ from .outbox import Outbox
 from .routed import RoutedChannels
 from .web_request import SENDING, WS_SENDING, WebRequest, _letters
 from .web_request import full_channels as http_full_channels
+from .ws_deflate import accept_offers
 from .ws_flow import full_channels as ws_full_channels
 from .ws_handover import handshake_timeout
 from .ws_protocol import WebSocketFactory, WebSocketProtocol
@@ -95,6 +96,9 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
     outbound_full_timeout = ConfigOption("outbound_full_timeout")
     # RFC 9112 §3.2: a missing, repeated or malformed Host gets 400 (issue 15).
     require_host = ConfigOption("require_host")
+    # Issue 21: permessage-deflate (RFC 7692), and HTTP/2 over cleartext.
+    ws_compression = ConfigOption("ws_compression")
+    h2c = ConfigOption("h2c")
 
     def __init__(
         self,
@@ -171,7 +175,14 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
             # Protocol errors get a close frame (1002/1007/1009) before the TCP
             # close, so clients learn why; autobahn's default just drops the socket.
             failByDrop=False,
+            perMessageCompressionAccept=self._accept_compression,
         )
+
+    def _accept_compression(self, offers: list[Any]) -> Any:
+        """Issue 21: permessage-deflate when the client offers it and it is on."""
+        if not self.config.ws_compression:
+            return None
+        return accept_offers(offers, self.config.websocket_max_message_size)
 
     def autobahn_handshake_timeout(self) -> float:
         config = self.config
@@ -216,6 +227,7 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
             wrapper.factory = self
             wrapper.callLater = self.reactor.callLater
             wrapper.timeOut = None
+            wrapper.h2c = self.config.h2c and HTTP2_AVAILABLE  # issue 21
             return wrapper
         except Exception:
             logger.exception("Cannot build an HTTP protocol")

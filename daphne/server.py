@@ -126,6 +126,9 @@ class Server:
     max_outbound_buffer = ConfigOption("max_outbound_buffer")
     http_body_timeout = ConfigOption("http_body_timeout")
     max_connections = ConfigOption("max_connections")
+    # Issue 21.
+    ws_compression = ConfigOption("ws_compression")
+    h2c = ConfigOption("h2c")
 
     def __init__(
         self,
@@ -159,6 +162,8 @@ class Server:
         max_outbound_buffer: int = 1048576,
         http_body_timeout: int | float = 120,
         max_connections: int = 0,
+        ws_compression: bool = True,
+        h2c: bool = False,
         reuse_port: bool = False,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
@@ -265,9 +270,13 @@ class Server:
             self.channel_layer, send_channel=self.send_channel, config=self.config
         )
         if HTTP2_AVAILABLE:
-            logger.info("HTTP/2 support enabled")
+            # Issue 21: and over cleartext with prior knowledge, with --h2c.
+            logger.info("HTTP/2 support enabled%s", " (h2c too)" if self.config.h2c else "")
         else:
-            logger.info("HTTP/2 support not enabled (install the http2 and tls Twisted extras)")
+            logger.log(
+                logging.WARNING if self.config.h2c else logging.INFO,
+                "HTTP/2 support not enabled (install the http2 and tls Twisted extras)",
+            )
         if self.config.metrics_port is not None:
             self._start_metrics(factory)
         if "twisted" in getattr(self.channel_layer, "extensions", []) and not self.force_sync:

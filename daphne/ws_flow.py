@@ -101,6 +101,9 @@ class _Socket:
         _mute_and_close: Any
         _arm_timer: Any
         _read_blocks: int
+        _fail_connection: Any
+        data: bytes
+        current_frame: Any
 
 
 class FlowControl(_Socket):

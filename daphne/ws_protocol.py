@@ -26,11 +26,12 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from . import autobahn_patches
+from . import autobahn_patches, ws_deflate
 from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
 from .errors import IllegalTransition
 from .proxy import parse_x_forwarded_for, transport_addresses
+from .ws_failing import StrictClose
 from .ws_flow import _WRITE_FULL, FlowControl, LayerSends
 from .ws_flow import full_channels as full_channels  # read by http_protocol and tests
 from .ws_state import SocketState, WebSocketSession
@@ -60,7 +61,7 @@ class _Muted:
 
 @implementer(IPushProducer)
 # autobahn's own two bases disagree on `peer` and `_transport_details` (autobahn's gap).
-class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # type: ignore[misc]
+class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerProtocol):  # type: ignore[misc]
     """One WebSocket connection (D-38); the transport's producer after the hand-over, so
     a client that stops reading stops being read (issue 15, `backpressure`)."""
 
@@ -123,7 +124,8 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
             super()._connectionMade()
 
     def dataReceived(self, data: bytes) -> None:
-        self._dataReceived(data)
+        if self._failing is None:  # failing: nothing more is read (RFC 6455 §7.1.7)
+            self._dataReceived(data)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if sync or chopsize or self.send_queue or self.state != self.STATE_OPEN:
@@ -202,6 +204,10 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
         self._arm_timer()
         return self.handshake_deferred
 
+    def succeedHandshake(self, res: Any) -> None:
+        super().succeedHandshake(res)
+        ws_deflate.bound(self)  # issue 21: no zlib state held between messages
+
     def _refuse(self, code: int, reason: str) -> None:
         """Answer the pending handshake with an HTTP error and forget the reply channel."""
         self.main_factory.metrics.handshake(self._refused_as)
@@ -260,6 +266,8 @@ class WebSocketProtocol(FlowControl, LayerSends, WebSocketServerProtocol):  # ty
                 self._rejected(403, "Access denied")
             else:
                 self.serverClose(action[1])
+        if self._failing is not None:
+            self._replied()  # issue 21: the close frame may be due now
 
     def serverSend(self, content: bytes | str, binary: bool = False) -> None:
         if self.session.answerable:

@@ -15,6 +15,8 @@ paths (`_TRANSITIONS` has them all)::
     connect_lost (HTTP 503), give_up (close 1009/1013), failed (HTTP 500, close 1011) ─▶ SILENT
     OPEN ─stop─▶ STOPPING ─client_gone─▶ CLOSED   (a graceful stop closes with 1012)
 
+    OPEN ─fail─▶ FAILING ─fail_close─▶ CLOSING ─client_gone─▶ CLOSED
+
 - AWAITING_APP: ``websocket.connect`` is sent (or its outcome is on the way); the 101 is
   held until the application answers (A-83, D-38 step 8).
 - CONNECT_QUEUED: the layer had no room for ``websocket.connect``; a timer retries it
@@ -29,6 +31,10 @@ paths (`_TRANSITIONS` has them all)::
   item 4, D-17 with the deviation in docs/differences.rst): frames the client sent
   before it saw the close are still forwarded, replies are not sent, and the
   disconnect carries 1012 whatever the client answers.
+- FAILING: the client broke the protocol (RFC 6455 §7.1.7: a bad frame, invalid UTF-8);
+  nothing more is read from it, and replies to the messages it sent before are still
+  written, for at most a short while, before the close frame (issue 21). CLOSING: that
+  close frame is out; replies are dropped, the disconnect is still owed.
 - CLOSED: the client is gone; its ``websocket.disconnect`` is sent or waits (A-85).
 
 Two things are data, not states, because they outlive the socket: the count of sends
@@ -67,6 +73,8 @@ class SocketState(enum.Enum):
     CONNECT_RETRY = "connect retried"
     OPEN = "open"
     STOPPING = "closing for a restart"
+    FAILING = "failing, writing replies first"  # RFC 6455 §7.1.7 (issue 21)
+    CLOSING = "closing after a protocol error"
     REJECTED = "rejected"
     SILENT = "silent"
     CLOSED = "closed"
@@ -84,6 +92,8 @@ class Event(enum.Enum):
     FAILED = "send failed"  # a bug or an error the layer does not name (500, 1011)
     STOP = "stop"  # a graceful stop closes the open socket with 1012
     CLIENT_GONE = "client gone"
+    FAIL = "protocol error"  # the client broke RFC 6455: replies first, then close
+    FAIL_CLOSE = "close after the protocol error"  # replies written or waited for enough
 
 
 class Outcome(enum.Enum):
@@ -132,6 +142,33 @@ _TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
         E.GIVE_UP: S.SILENT,
         E.FAILED: S.SILENT,  # closed with 1011
         E.STOP: S.STOPPING,
+        E.CLIENT_GONE: S.CLOSED,
+        E.FAIL: S.FAILING,
+    },
+    # RFC 6455 §7.1.7 (issue 21): the client broke the protocol. Nothing more is read;
+    # replies to what it sent before are written, then the close frame (FAIL_CLOSE).
+    S.FAILING: {
+        E.CONNECT_DELIVERED: S.FAILING,
+        E.CONNECT_FULL: S.SILENT,
+        E.CONNECT_LOST: S.SILENT,
+        E.ACCEPT: S.FAILING,
+        E.REJECT: S.FAILING,
+        E.GIVE_UP: S.SILENT,
+        E.FAILED: S.SILENT,
+        E.STOP: S.FAILING,  # closing already: the stop waits for its close
+        E.CLIENT_GONE: S.CLOSED,
+        E.FAIL_CLOSE: S.CLOSING,
+    },
+    # The close frame is out: replies are dropped; the disconnect is still owed.
+    S.CLOSING: {
+        E.CONNECT_DELIVERED: S.CLOSING,
+        E.CONNECT_FULL: S.SILENT,
+        E.CONNECT_LOST: S.SILENT,
+        E.ACCEPT: S.CLOSING,
+        E.REJECT: S.CLOSING,
+        E.GIVE_UP: S.SILENT,
+        E.FAILED: S.SILENT,
+        E.STOP: S.CLOSING,
         E.CLIENT_GONE: S.CLOSED,
     },
     S.STOPPING: {
@@ -188,11 +225,15 @@ _OWES_DISCONNECT = frozenset(
         SocketState.CONNECT_RETRY,
         SocketState.OPEN,
         SocketState.STOPPING,
+        SocketState.FAILING,
+        SocketState.CLOSING,
         SocketState.REJECTED,
     }
 )
 # Frames from the client are forwarded in these (a stopping socket's until its close).
 _FORWARDS_FRAMES = frozenset({SocketState.OPEN, SocketState.STOPPING})
+# Nothing more is read from the client in these (RFC 6455 §7.1.7).
+_NOT_READING = frozenset({SocketState.SILENT, SocketState.FAILING, SocketState.CLOSING})
 # The connect timeout runs in these (D-43); a queued connect is refused by its retry.
 _CONNECT_TIMED = frozenset(
     {SocketState.AWAITING_APP, SocketState.CONNECT_QUEUED, SocketState.CONNECT_RETRY}
@@ -237,6 +278,7 @@ class WebSocketSession:
         "reply_channel",
         "path",
         "received",
+        "answered",
         "opened_at",
         "last_data",
         "in_flight",
@@ -249,6 +291,10 @@ class WebSocketSession:
         self.reply_channel: str | None = None
         self.path: str | None = None  # unquoted
         self.received = 0  # frames forwarded: their orders are 1..received (A-87, D-42)
+        # Replies with data, counted up to `received`: ASGI-1 does not say which message
+        # a reply answers, so a protocol error's close waits until there are as many
+        # replies as messages (an echo's shape), or for FAIL_WAIT (issue 21).
+        self.answered = 0
         self.opened_at = 0.0
         self.last_data = 0.0  # the last frame in or out, for the ping (D-43)
         self.in_flight = 0
@@ -357,7 +403,7 @@ class WebSocketSession:
     def receive(self, payload: bytes, binary: bool, now: float) -> dict | None:
         """A frame arrived: the ``websocket.receive`` to send now, or None (held, silent)."""
         if self.state not in _FORWARDS_FRAMES:
-            if self.state is SocketState.SILENT:
+            if self.state in _NOT_READING:
                 return None
             raise IllegalTransition(
                 f"WebSocket {self.reply_channel}: no frame can arrive while {self.state.value}"
@@ -441,7 +487,11 @@ class WebSocketSession:
             )
         state = self.state
         close = message.get("close")
+        if state is SocketState.FAILING:
+            state = SocketState.OPEN  # replies still go out (RFC 6455 §7.1.7)
         if state is SocketState.OPEN:
+            if self.answered < self.received and (data_text is not None or data_bytes is not None):
+                self.answered += 1
             if not close and _one_empty_payload(data_bytes, data_text):
                 # Deviation from A-86, see docs/differences.rst: on an open socket a reply
                 # holding only an empty text or bytes sends one empty frame of that type
@@ -483,6 +533,26 @@ class WebSocketSession:
         if close:
             actions.append((CLOSE, close))
         return tuple(actions)
+
+    # -- failing the connection (RFC 6455 §7.1.7, issue 21) -------------------------------
+
+    def fail(self) -> bool:
+        """The client broke the protocol: True when the close frame waits for replies to
+        messages already forwarded (FAILING), False when it goes out now (none owed, or
+        the socket is not open)."""
+        if self.state is not SocketState.OPEN or self.answered >= self.received:
+            return False
+        self._event(Event.FAIL)
+        return True
+
+    @property
+    def replies_written(self) -> bool:
+        """FAILING, and every forwarded message has had a reply: close now."""
+        return self.state is SocketState.FAILING and self.answered >= self.received
+
+    def fail_close(self) -> None:
+        """The close frame goes out (replies written, or FAIL_WAIT passed)."""
+        self._event(Event.FAIL_CLOSE)
 
     # -- closing (D-41, A-85) ------------------------------------------------------------
 

@@ -75,6 +75,9 @@ LATER_DEFAULTS = {
     "websocket_drain_time": 5,
     "metrics_port": None,
     "metrics_host": "127.0.0.1",
+    # Issue 21.
+    "ws_compression": True,
+    "h2c": False,
 }
 
 

@@ -529,3 +529,90 @@ def test_no_ping_while_frames_are_held():
     session.held = None  # the adapter's retry delivered it
     assert session.deadline(5, 20, None) == OPENED + 20
     assert session.ping_due(OPENED + 1000, 20)
+
+
+# -- failing the connection (RFC 6455 §7.1.7, issue 21) --------------------------------
+
+
+def test_protocol_error_with_nothing_forwarded_closes_at_once():
+    session = open_session()
+    assert session.fail() is False
+    assert session.state is S.OPEN
+
+
+def test_protocol_error_waits_for_replies_to_forwarded_messages():
+    session = open_session()
+    session.receive(b"one", False, OPENED)
+    session.receive(b"two", False, OPENED)
+    session.landed()
+    session.landed()
+    assert session.fail() is True
+    assert session.state is S.FAILING
+    assert session.receive(b"late", False, OPENED) is None  # nothing more is read
+    assert session.received == 2
+    assert session.reply({"text": "one"}) == ((st.SEND, "one", False),)
+    assert not session.replies_written
+    assert session.reply({"text": "two"}) == ((st.SEND, "two", False),)
+    assert session.replies_written
+    session.fail_close()
+    assert session.state is S.CLOSING
+    assert session.reply({"text": "three"}) == ()  # the close frame is out
+    assert session.receive(b"x", False, OPENED) is None
+    disconnect = session.client_gone(1002)
+    assert session.state is S.CLOSED
+    assert disconnect["order"] == 3 and disconnect["code"] == 1002
+
+
+def test_answered_counts_up_to_received_only():
+    """A broadcast before the messages does not stand in for their replies."""
+    session = open_session()
+    session.reply({"text": "broadcast"})
+    session.receive(b"one", False, OPENED)
+    assert session.answered == 0
+    assert session.fail() is True
+
+
+def test_failing_socket_may_be_closed_for_the_layer_or_left():
+    session = open_session()
+    session.receive(b"one", False, OPENED)
+    assert session.fail()
+    session.give_up()
+    assert session.state is S.SILENT
+    session = open_session()
+    session.receive(b"one", False, OPENED)
+    session.landed()
+    assert session.fail()
+    assert session.client_gone(1006)["order"] == 2
+    assert session.state is S.CLOSED
+
+
+def test_fail_is_only_for_open_sockets():
+    session = delivered()
+    assert session.fail() is False
+    assert session.state is S.AWAITING_APP
+    assert_illegal(session, session.fail_close)
+
+
+def test_a_stop_finds_a_failing_socket_closing_already():
+    """Issue 17 item 4 beside issue 21: a graceful stop reaching a socket that waits for
+    replies before its protocol-error close (or has sent it) leaves it to that close."""
+    session = open_session()
+    session.receive(b"one", False, OPENED + 1)
+    assert session.landed() is None  # sent to the application, no reply yet
+    assert session.fail()
+    assert session.state is S.FAILING
+    assert not session.stop()
+    assert session.state is S.FAILING
+    session.fail_close()
+    assert session.state is S.CLOSING
+    assert not session.stop()
+    assert session.state is S.CLOSING
+    assert session.client_gone(1007)["code"] == 1007
+
+
+def test_a_protocol_error_while_stopping_closes_at_once():
+    session = open_session()
+    session.receive(b"one", False, OPENED + 1)
+    assert session.stop()
+    assert not session.fail()  # the 1012 close is out already: nothing to wait for
+    assert session.state is S.STOPPING
