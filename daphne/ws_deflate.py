@@ -35,7 +35,14 @@ from autobahn.websocket.compress import (
     PerMessageDeflateOfferAccept,
 )
 
-__all__ = ["BoundedDeflate", "accept_offers", "bound"]
+__all__ = ["COMPRESS_THRESHOLD", "BoundedDeflate", "accept_offers", "bound"]
+
+# Messages shorter than this go out uncompressed (RFC 7692 §6: each message chooses,
+# by its RSV1 bit). Compressed on its own, with no history to refer to, a short message
+# shrinks by a few bytes at most, while deflating it costs the server and inflating it
+# the client more CPU than the echo itself (W2, issue 20); the node `ws` library chooses
+# the same threshold for its own sends.
+COMPRESS_THRESHOLD = 1024
 
 # One compressor per server window size (9..15), shared by every socket (see above).
 _COMPRESSORS: dict[int, Any] = {}

@@ -280,8 +280,10 @@ class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerPro
         self.session.last_data = self._now()
         if not binary:
             content = content.encode("utf8")
-        self.main_factory.metrics.frame_out(len(content))
-        self.sendMessage(content, binary)
+        size = len(content)
+        self.main_factory.metrics.frame_out(size)
+        # permessage-deflate only pays for larger messages (`ws_deflate`, issue 21).
+        self.sendMessage(content, binary, doNotCompress=size < ws_deflate.COMPRESS_THRESHOLD)
 
     def serverClose(self, code: Any = True) -> None:
         """Close with `code`: True → 1000; 1000 or 3000-4999 as given; else 1000 (A-86)."""

@@ -96,6 +96,20 @@ def test_compressed_frames_shrink_repetitive_json(echo_live) -> None:
         assert inflated == text
 
 
+def test_short_messages_go_out_uncompressed(echo_live) -> None:
+    """RFC 7692 §6 lets each message choose: under `COMPRESS_THRESHOLD` bytes, deflating
+    costs more CPU on both ends than it saves bytes, so RSV1 stays clear."""
+    sock = RawSocket(
+        echo_live.connect(timeout=TIMEOUT),
+        extra=b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+    )
+    assert b"permessage-deflate" in sock.head
+    short = b'{"n": 1, "text": "hello"}'
+    assert len(short) < ws_deflate.COMPRESS_THRESHOLD
+    sock.send(frame(0x1, short))
+    assert sock.next_frame() == (0x1, 0, short)
+
+
 def test_compressed_client_frames_are_inflated(echo_live) -> None:
     """A compressed client frame (RSV1) reaches the worker as its text."""
     sock = RawSocket(
