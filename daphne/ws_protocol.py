@@ -282,8 +282,8 @@ class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerPro
             content = content.encode("utf8")
         size = len(content)
         self.main_factory.metrics.frame_out(size)
-        # permessage-deflate only pays for larger messages (`ws_deflate`, issue 21).
-        self.sendMessage(content, binary, doNotCompress=size < ws_deflate.COMPRESS_THRESHOLD)
+        # On a permessage-deflate socket, short messages go in stored blocks (`ws_deflate`).
+        self.sendMessage(content, binary)
 
     def serverClose(self, code: Any = True) -> None:
         """Close with `code`: True → 1000; 1000 or 3000-4999 as given; else 1000 (A-86)."""
