@@ -50,6 +50,12 @@ COMPARED: dict[str, list[tuple[str, bool]]] = {
     "W3-2000": [("delivered_ratio", True), ("fanout_p99_ms", False), ("fanout_p50_ms", False)],
     "W4": [("connections_per_s", True), ("failed", False)],
     "W5": [("connected", True), ("per_socket_kb", False), ("echo_beside_ratio", True)],
+    "W5-deflate": [
+        ("connected", True),
+        ("negotiated_deflate", True),
+        ("per_socket_kb", False),
+        ("echo_beside_ratio", True),
+    ],
     "W6": [("first_echo_after_restart_s", False), ("half_rate_after_restart_s", False)],
 }
 # Shown beside them without a ratio (counts where a ratio to 0 means nothing).

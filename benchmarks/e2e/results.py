@@ -18,7 +18,7 @@ from benchmarks.e2e.compare import COMPARED, CPU_KEYS, PROJECT, SHOWN
 
 JSONL = RESULTS_DIR / "e2e.jsonl"
 MARKDOWN = RESULTS_DIR / "e2e.md"
-WORKLOADS = ["W1", "W2", "W3", "W3-2000", "W4", "W5", "W6"]
+WORKLOADS = ["W1", "W2", "W3", "W3-2000", "W4", "W5", "W5-deflate", "W6"]
 
 
 def _first_line(argv: list[str], any_status: bool = False) -> str:
@@ -82,6 +82,7 @@ HISTORY_FIGURES = {
     "W3-2000": ("fanout_p99_ms", "p99 ms"),
     "W4": ("connections_per_s", "conn/s"),
     "W5": ("echo_beside_ratio", "beside/alone"),
+    "W5-deflate": ("per_socket_kb", "KB/socket"),
     "W6": ("first_echo_after_restart_s", "first echo s"),
 }
 

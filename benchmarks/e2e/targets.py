@@ -80,6 +80,12 @@ TARGETS = [
     Target("W5", "closed while held", "closed_while_held", eq, 0, "0"),
     Target("W5", "daphne RSS with them held (MB)", "daphne_rss_mb", le, 250, "≤ 250"),
     Target("W5", "W2 echo beside them / alone", "echo_beside_ratio", ge, 0.9, "≥ 0.9"),
+    Target("W5-deflate", "connected of 10,000", "connected", eq, 10000, "10,000"),
+    Target(
+        "W5-deflate", "permessage-deflate negotiated", "negotiated_deflate", eq, 10000, "10,000"
+    ),
+    Target("W5-deflate", "closed while held", "closed_while_held", eq, 0, "0"),
+    Target("W5-deflate", "issue 21: daphne RSS held (MB)", "daphne_rss_mb", le, 250, "≤ 250"),
     Target("W6", "first echo after restart (s)", "first_echo_after_restart_s", le, 1, "≤ 1"),
     Target("W6", "half rate after restart (s)", "half_rate_after_restart_s", le, 2, "≤ 2"),
     Target("W6", "WebSockets closed", "closed", eq, 0, "0"),

@@ -35,6 +35,7 @@ RUNNERS: dict[str, Runner] = {
     "W3-2000": functools.partial(workloads.w3, members=2000),
     "W4": workloads.w4,
     "W5": workloads.w5,
+    "W5-deflate": functools.partial(workloads.w5, deflate=True),
     "W6": workloads.w6,
 }
 CHANNELS4_WORKLOADS = {"W2", "W3", "W3-2000", "W4"}

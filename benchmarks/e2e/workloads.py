@@ -208,8 +208,12 @@ def w5(
     log_dir: Path,
     profiler: Callable[[Stack, int], Any] | None = None,
     stack_factory: StackFactory = Stack,
+    deflate: bool = False,
 ) -> dict[str, Any]:
-    """10,000 idle WebSockets (200 handshakes at a time); W2 echo beside them vs without."""
+    """10,000 idle WebSockets (200 handshakes at a time); W2 echo beside them vs without.
+
+    `deflate` (W5-deflate, issue 21): every idle socket offers permessage-deflate, as
+    browsers do; `negotiated` says on how many daphne accepted it."""
     with stack_factory(log_dir) as stack:
         url = f"{stack.ws_url}/echo/"
         alone = run_node(echo_config(url, ECHO_CLIENTS))
@@ -222,6 +226,7 @@ def w5(
             "open_timeout_ms": 180000,
             "hold_s": 240,
             "max_s": 300,
+            "deflate": deflate,
         }
         with NodeClient(holder_config, keep_stdin=True) as holder:
             held = holder.wait_event("held", timeout=240)
@@ -235,8 +240,9 @@ def w5(
             hold = holder.result()
         stack.check_alive()
     return {
-        "workload": "W5",
+        "workload": "W5-deflate" if deflate else "W5",
         "connected": held["opened"],
+        "negotiated_deflate": held.get("negotiated", 0),
         "failed": held["failed"],
         "handshake_errors": held["errors"],
         "open_seconds": held["seconds"],

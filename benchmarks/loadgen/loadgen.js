@@ -15,8 +15,10 @@ const WebSocket = require('ws');
 const cfg = JSON.parse(process.argv[2] || '{}');
 const now = () => performance.now(); // monotonic milliseconds
 const epochMs = () => performance.timeOrigin + performance.now();
-// permessage-deflate off: the benchmark measures the server, not compression.
+// permessage-deflate off: the benchmark measures the server, not compression
+// (W5-deflate's holders offer it: `deflate: true`).
 const WS_OPTIONS = { perMessageDeflate: false, handshakeTimeout: 10000 };
+const WS_DEFLATE_OPTIONS = { ...WS_OPTIONS, perMessageDeflate: true };
 
 function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
@@ -38,7 +40,7 @@ function sleep(ms) {
 
 // Opens `total` WebSockets with at most `concurrency` handshakes in flight. `onOpen(ws, i)` is
 // called for each socket that opens; returns {opened, failed, errors, seconds}.
-async function openMany(url, total, concurrency, timeoutMs, onOpen) {
+async function openMany(url, total, concurrency, timeoutMs, onOpen, options = WS_OPTIONS) {
   const started = now();
   let next = 0;
   let opened = 0;
@@ -49,7 +51,7 @@ async function openMany(url, total, concurrency, timeoutMs, onOpen) {
     while (next < total && now() < deadline) {
       const i = next++;
       const ok = await new Promise((resolve) => {
-        const ws = new WebSocket(url, WS_OPTIONS);
+        const ws = new WebSocket(url, options);
         let settled = false;
         const settle = (value, reason) => {
           if (settled) return;
@@ -343,17 +345,23 @@ async function storm(c) {
 
 // W5: open `total` idle WebSockets `concurrency` handshakes at a time and hold them until
 // stdin closes (or `hold_s` passes); report how many opened and how many the server closed.
+// With `deflate`, every handshake offers permessage-deflate and `negotiated` counts the
+// sockets the server accepted it on.
 async function hold(c) {
   const sockets = [];
   let closedWhileHeld = 0;
   let holding = true;
+  let negotiated = 0;
+  const options = c.deflate ? WS_DEFLATE_OPTIONS : WS_OPTIONS;
   const opening = await openMany(c.url, c.total, c.concurrency, c.open_timeout_ms, (ws) => {
     sockets.push(ws);
+    if (ws.extensions.includes('permessage-deflate')) negotiated++;
     ws.on('close', () => {
       if (holding) closedWhileHeld++;
     });
     ws.on('error', () => {});
-  });
+  }, options);
+  opening.negotiated = negotiated;
   emit({ event: 'held', ...opening, closed_while_held: closedWhileHeld });
   await new Promise((resolve) => {
     const timer = setTimeout(resolve, c.hold_s * 1000);
