@@ -18,7 +18,7 @@ from .backpressure import cancel_outbound_timer, check_outbound
 from .proxy import transport_addresses
 from .request_checks import host_problem
 
-__all__ = ["HTTPChannel", "NegotiatingChannel", "connection_facts"]
+__all__ = ["HTTPChannel", "NegotiatingChannel", "OpenConnection", "connection_facts"]
 
 logger = logging.getLogger("daphne.http_protocol")
 
@@ -109,6 +109,24 @@ class NegotiatingChannel(http._GenericHTTPChannelProtocol):
         if self._http1 is not None:
             self._http1.uncount()  # the HTTP/2 connection it became is gone
         super().connectionLost(reason)
+
+
+class OpenConnection:
+    """An open WebSocket's place in its factory's connection count (``max_connections``,
+    the open-connection gauge), once its `HTTPChannel` is gone (`HTTPChannel.detach`)."""
+
+    __slots__ = ("factory", "serving")
+
+    def __init__(self, factory: Any, serving: str) -> None:
+        self.factory = factory  # None: not counted (over the cap)
+        self.serving = serving
+
+    def released(self) -> None:
+        """The WebSocket closed: uncounted, once."""
+        factory, self.factory = self.factory, None
+        if factory is not None:
+            factory.open_connections -= 1
+            factory.metrics.connection_closed(self.serving)
 
 
 @implementer(IPushProducer)
@@ -377,6 +395,22 @@ class HTTPChannel(http.HTTPChannel):
         """The WebSocket this connection was handed to closed: drop every reference
         between them and the upgrade's request, so they are freed at once (issue 15)."""
         self.uncount()
+        self._forget_upgrade()
+
+    def detach(self) -> OpenConnection:
+        """The WebSocket this connection was handed to is open: nothing reads this
+        channel any more (its transport delivers to the WebSocket), so it is freed with
+        the upgrade's request, and the socket keeps only what its close must undo: the
+        connection count (issue 20, W5: about 2 KB per idle socket). Whoever still
+        holds the channel (1.4's test helpers feed it bytes) has them forwarded still."""
+        for request in self.requests:
+            request.channel = None
+        self.requests = []
+        self._dataBuffer = []
+        counted, self._counted = self._counted, False
+        return OpenConnection(self.factory if counted else None, self._serving)
+
+    def _forget_upgrade(self) -> None:
         self._upgraded_to = None
         for request in self.requests:
             request.channel = None

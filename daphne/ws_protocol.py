@@ -12,6 +12,7 @@ per-message cost is one float assignment.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -26,7 +27,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from . import autobahn_patches, ws_deflate
+from . import autobahn_patches, ws_deflate, ws_memory
 from . import ws_state as st
 from .backpressure import cancel_outbound_timer, check_outbound
 from .errors import IllegalTransition
@@ -120,6 +121,14 @@ class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerPro
     # load. These overrides do the same work without the log lines.
 
     def _connectionMade(self) -> None:
+        # autobahn copies each option from the factory only where `hasattr` finds none,
+        # and `ws_memory` makes the options of open sockets class attributes: copy them
+        # onto the instance first, so this socket gets its own factory's.
+        attributes = self.__dict__
+        factory = self.factory
+        for name in self.CONFIG_ATTRS:
+            if name not in attributes:
+                attributes[name] = getattr(factory, name)
         with autobahn_patches.lazy_pformat():
             super()._connectionMade()
 
@@ -129,6 +138,8 @@ class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerPro
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if sync or chopsize or self.send_queue or self.state != self.STATE_OPEN:
+            if type(self.send_queue) is tuple:  # released while idle (`ws_memory`)
+                self.send_queue = deque()
             super().sendData(data, sync, chopsize)
         else:
             self.transport.write(data)
@@ -207,6 +218,11 @@ class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerPro
     def succeedHandshake(self, res: Any) -> None:
         super().succeedHandshake(res)
         ws_deflate.bound(self)  # issue 21: no zlib state held between messages
+        if self.state == self.STATE_OPEN:  # issue 20: W5 memory per idle socket
+            channel = self._http_channel
+            if channel is not None and hasattr(channel, "detach"):
+                self._http_channel = channel.detach()
+            ws_memory.release_handshake(self)
 
     def _refuse(self, code: int, reason: str) -> None:
         """Answer the pending handshake with an HTTP error and forget the reply channel."""
