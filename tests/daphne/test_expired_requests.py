@@ -1,0 +1,77 @@
+"""An ``http.request`` that expires unread is answered 503 at once (issue 15 item 6).
+
+daphne runs in this process on asgi_redis with a private redis-server; the layer's
+expiry is 2 s. With no worker, the request's message expires unread (A-27) and the
+client gets 503 with Retry-After shortly after the expiry instead of after the HTTP
+timeout (D-24), counted and logged. A request a worker did receive keeps its HTTP
+timeout: a slow view is not cut at the layer's expiry.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import time
+
+import pytest
+
+from asgi_redis import RedisChannelLayer
+from tests.daphne.live import LiveServer, Responder
+
+pytestmark = pytest.mark.redis
+
+EXPIRY = 2
+HTTP_TIMEOUT = 6
+
+
+def get(port: int, timeout: float = 20) -> tuple[int, dict[str, str], bytes, float]:
+    began = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/slow/")
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, dict(response.getheaders()), body, time.monotonic() - began
+    finally:
+        connection.close()
+
+
+def test_request_no_worker_takes_gets_503_after_the_layer_expiry(redis_server, caplog):
+    layer = RedisChannelLayer(hosts=[redis_server.url], expiry=EXPIRY)
+    with (
+        caplog.at_level(logging.WARNING, logger="daphne.server"),
+        LiveServer(layer, http_timeout=30) as live,
+    ):
+        status, headers, body, took = get(live.port)
+        total = live.call(lambda: live.factory.expired_requests.total)
+    assert status == 503
+    assert headers.get("Retry-After") == "5"
+    assert b"expiry" in body
+    assert EXPIRY <= took < EXPIRY + 4, took  # not the 30 s HTTP timeout
+    assert total == 1
+    lines = [r.getMessage() for r in caplog.records if "expired unread" in r.getMessage()]
+    assert lines == [
+        "1 HTTP request expired unread on http.request (no worker took it within the "
+        "channel layer's expiry): answered 503"
+    ]
+
+
+def test_request_a_worker_received_keeps_its_http_timeout(redis_server):
+    """A worker took the message and is still busy: the HTTP timeout applies (D-24)."""
+    layer = RedisChannelLayer(hosts=[redis_server.url], expiry=EXPIRY)
+    taken: list[str] = []
+    worker = Responder(
+        RedisChannelLayer(hosts=[redis_server.url], expiry=EXPIRY),
+        ["http.request"],
+        lambda _layer, _channel, message: taken.append(message["reply_channel"]),
+    ).start()
+    try:
+        with LiveServer(layer, http_timeout=HTTP_TIMEOUT) as live:
+            status, _, body, took = get(live.port)
+            total = live.call(lambda: live.factory.expired_requests.total)
+    finally:
+        worker.stop()
+    assert len(taken) == 1
+    assert status == 503 and b"failed to respond within time limit" in body
+    assert took >= HTTP_TIMEOUT - 0.5, took
+    assert total == 0
