@@ -115,8 +115,8 @@ class ExpiredRequests:
             return  # the layer does not say: the HTTP timeout answers
         expired = 0
         for request, sent_at in due.items():
-            if not request.waiting_for_response():
-                continue
+            if not request.waiting_for_response() or getattr(request, "_disconnected", False):
+                continue  # answered, or the client left during the read
             if oldest + AGE_RESOLUTION >= now - sent_at:
                 request.expired_in_layer()
                 expired += 1

@@ -75,3 +75,55 @@ def test_request_a_worker_received_keeps_its_http_timeout(redis_server):
     assert status == 503 and b"failed to respond within time limit" in body
     assert took >= HTTP_TIMEOUT - 0.5, took
     assert total == 0
+
+
+class FakeRequest:
+    def __init__(self, disconnected: bool = False) -> None:
+        self._disconnected = disconnected
+        self.answered = False
+
+    def waiting_for_response(self) -> bool:
+        return not self.answered
+
+    def expired_in_layer(self) -> None:
+        self.answered = True
+
+
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.drops: list[tuple[str, str, int]] = []
+
+    def dropped(self, channel: str, reason: str, count: int = 1) -> None:
+        self.drops.append((channel, reason, count))
+
+
+def test_only_requests_older_than_the_oldest_waiting_message_are_answered(caplog):
+    """The read's verdict (no Redis): a request whose message is at least as old as the
+    oldest one still waiting was never received; a younger head means a worker took it;
+    a client gone during the read gets nothing. Lines merge; a timer flushes the rest."""
+    from types import SimpleNamespace
+
+    from twisted.internet.task import Clock
+
+    from daphne.expired_requests import ExpiredRequests
+
+    clock = Clock()
+    factory = SimpleNamespace(reactor=clock, metrics=FakeMetrics())
+    watch = ExpiredRequests(factory)
+    never, taken, gone = FakeRequest(), FakeRequest(), FakeRequest(disconnected=True)
+    clock.advance(100)
+    with caplog.at_level(logging.WARNING, logger="daphne.server"):
+        # sent 61 s and 61 s ago; the oldest waiting message is 61 s old
+        watch._answer({"messages_max_age": 61}, {never: 39.0, gone: 39.0}, 100.0)
+        # sent 61 s ago, but the oldest waiting message is 20 s old: a worker took it
+        watch._answer({"messages_max_age": 20}, {taken: 39.0}, 100.0)
+        later = [FakeRequest(), FakeRequest()]
+        watch._answer({"messages_max_age": 70}, dict.fromkeys(later, 31.0), 101.0)
+        assert len([r for r in caplog.records if "expired unread" in r.getMessage()]) == 1
+        clock.advance(ExpiredRequests.interval)
+    assert never.answered and all(r.answered for r in later)
+    assert not taken.answered and not gone.answered
+    assert factory.metrics.drops == [("http.request", "expired", 1), ("http.request", "expired", 2)]
+    assert watch.total == 3
+    lines = [r.getMessage() for r in caplog.records if "expired unread" in r.getMessage()]
+    assert [line.split(" expired")[0] for line in lines] == ["1 HTTP request", "2 HTTP requests"]
