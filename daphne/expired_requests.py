@@ -18,8 +18,12 @@ to one WARNING line per interval whose count is flushed by a timer.
 A younger oldest message means a worker took the request and is still working on
 it: it keeps its ``http_timeout``. So does every request when the layer has no
 ``channel_statistics`` or cannot be read (an outage has its own handling, issue 14).
-Not covered: a request that expired in a backlog a running worker trimmed (the
-worker logs and counts those, ``expired_count``); it still gets the ``http_timeout``.
+
+A backlog (workers that run but lag by more than the expiry) is covered as well: a
+worker drops expired messages only as it pops, so while it works on a view the
+expired ones wait at the head and are seen. Missed: a request whose expired message a
+worker dropped just before the read with only younger ones behind it (the worker
+counts and logs it, ``expired_count``); that client still gets the ``http_timeout``.
 """
 
 from __future__ import annotations

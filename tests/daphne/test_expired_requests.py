@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import threading
 import time
 
 import pytest
@@ -54,6 +55,45 @@ def test_request_no_worker_takes_gets_503_after_the_layer_expiry(redis_server, c
         "1 HTTP request expired unread on http.request (no worker took it within the "
         "channel layer's expiry): answered 503"
     ]
+
+
+def test_requests_a_lagging_worker_drops_as_expired_get_503_at_their_expiry(
+    redis_server,
+):
+    """A backlog: one worker taking 1.5 s per request, eight requests at once, expiry
+    6 s. The worker's receive drops the requests it reaches after their expiry; their
+    clients get 503 about then, not at the 30 s HTTP timeout. The first ones get 200."""
+    expiry, pause = 6, threading.Event()
+
+    def slow_view(layer, _channel, message):
+        pause.wait(1.5)  # a view's work
+        layer.send(message["reply_channel"], {"status": 200, "content": b"done"})
+
+    worker_layer = RedisChannelLayer(hosts=[redis_server.url], expiry=expiry)
+    worker = Responder(worker_layer, ["http.request"], slow_view).start()
+    results: dict[int, tuple[int, dict[str, str], bytes, float]] = {}
+    try:
+        with LiveServer(
+            RedisChannelLayer(hosts=[redis_server.url], expiry=expiry), http_timeout=30
+        ) as live:
+            clients = []
+            for index in range(8):
+                client = threading.Thread(
+                    target=lambda i=index: results.__setitem__(i, get(live.port, timeout=40))
+                )
+                client.start()
+                clients.append(client)
+                pause.wait(0.02)  # in this order into the queue
+            for client in clients:
+                client.join(45)
+    finally:
+        worker.stop()
+    assert len(results) == 8
+    assert [results[i][0] for i in range(3)] == [200, 200, 200]
+    refused = [result for result in results.values() if result[0] == 503]
+    assert len(refused) >= 2, results
+    assert all(b"expiry" in body and took < expiry + 5 for _, _, body, took in refused)
+    assert all(result[3] < 20 for result in results.values()), results
 
 
 def test_request_a_worker_received_keeps_its_http_timeout(redis_server):
