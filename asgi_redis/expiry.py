@@ -18,7 +18,9 @@ channel's statistics hash and in the shard's global one, beside
 
 The receiving process logs one WARNING per channel per `interval` (10 s)
 with the number of messages that expired since its last line, not one line
-per message. A group bundle (one entry for the members behind one ``P!``,
+per message: the first at once, the rest of the interval's by a timer thread at
+the interval's end, so a burst that no later expiry follows is still logged with
+its true count (issue 15 item 6). A group bundle (one entry for the members behind one ``P!``,
 A-93) counts as one message per member.
 
 Not counted: messages whose whole list expired in Redis (no send and no
@@ -64,6 +66,8 @@ class ExpiredMessages:
         self._lock = threading.Lock()
         # channel -> (time of the last line, messages not yet logged)
         self._lines: dict[str, tuple[float, int]] = {}
+        # Logs the counts held back by the interval when it ends (issue 15).
+        self._timer: threading.Timer | None = None
         # channel -> messages dropped in Python, not yet counted in Redis nor logged
         self.uncounted: dict[str, int] = {}
         self.expiry = 60
@@ -106,10 +110,43 @@ class ExpiredMessages:
             unlogged += count
             if now - last < self.interval:
                 self._lines[storage] = (last, unlogged)
+                self._flush_later(last + self.interval - now)
                 return
             self._lines[storage] = (now, 0)
             if len(self._lines) > self.memory:
                 self._forget_quiet(now)
+        self._log(storage, unlogged)
+
+    def _flush_later(self, delay: float) -> None:
+        """Arm the timer that logs held-back counts (called with the lock held)."""
+        if self._timer is not None:
+            return
+        timer = self._timer = threading.Timer(max(delay, 0.0), self._flush_due)
+        timer.daemon = True
+        timer.start()
+
+    def _flush_due(self) -> None:
+        """The interval ended: log every channel's held-back count with its true value."""
+        due = []
+        with self._lock:
+            self._timer = None
+            now = time.monotonic()
+            later = None
+            for storage, (last, unlogged) in self._lines.items():
+                if not unlogged:
+                    continue
+                left = last + self.interval - now
+                if left <= 0:
+                    self._lines[storage] = (now, 0)
+                    due.append((storage, unlogged))
+                else:
+                    later = left if later is None else min(later, left)
+            if later is not None:
+                self._flush_later(later)
+        for storage, unlogged in due:
+            self._log(storage, unlogged)
+
+    def _log(self, storage: str, unlogged: int) -> None:
         logger.warning(
             "%d message%s on channel %r expired unread on Redis shard %d (expiry %d s): "
             "no consumer received %s in time (counted in expired_count; merged for %d s)",

@@ -19,6 +19,7 @@ from .config import ConfigOption, DefaultedOption, ServerConfig, option_argument
 from .deadlines import DeadlineSweep
 from .draining import DrainingFactory
 from .edge_log import MergedLog
+from .expired_requests import ExpiredRequests
 from .http_channel import HTTPChannel, NegotiatingChannel
 from .layer_health import HealthReporter, LayerHealth
 from .metrics import NULL_METRICS, DaphneMetrics, NullMetrics
@@ -156,6 +157,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         self.http_channels: set[HTTPChannel] = set()
         # One timer for every WebSocket's connect/ping/lifetime deadline (D-24, D-43).
         self.deadlines = DeadlineSweep(lambda: self.reactor)
+        # Issue 15 item 6: requests whose http.request expired unread get 503 at once.
+        self.expired_requests = ExpiredRequests(self)
         # D-19.
         self.ws_factory = WebSocketFactory(self, protocols=config.ws_protocols, server="Daphne")
         self._configure_autobahn()

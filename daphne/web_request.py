@@ -29,6 +29,7 @@ from .error_page import (
     error_response,
 )
 from .errors import PeerError
+from .expired_requests import EXPIRED
 from .http_channel import connection_facts
 from .http_state import HttpExchange, decode_path, forwarded_peer
 from .layer_api import is_unavailable
@@ -230,6 +231,8 @@ class WebRequest(http.Request):
         if error is None:
             if self.factory.layer_health.down:
                 self.factory.layer_health.ok(SENDING)
+            # Issue 15 item 6: answered at once if it expires unread in the layer.
+            self.factory.expired_requests.watch(self, self.factory.reactor.seconds())
             body_channel = message.get("body_channel")
             if body_channel is not None:
                 self._body_pump = BodyPump(self, body_channel)
@@ -365,6 +368,7 @@ class WebRequest(http.Request):
 
     def _cancel_timeout(self) -> None:
         self.factory.deadlines.cancel(self)
+        self.factory.expired_requests.forget(self)
 
     def waiting_for_response(self) -> bool:
         return self._exchange.unanswered
@@ -374,6 +378,13 @@ class WebRequest(http.Request):
         if self._body_pump is not None:
             self._body_pump.stop()
         self.basic_error(*RESTARTING, close_connection=True, retry_after=RETRY_AFTER)
+
+    def expired_in_layer(self) -> None:
+        """No worker took the ``http.request`` within the layer's expiry (A-27): 503
+        now rather than at the HTTP timeout (issue 15 item 6, `expired_requests`)."""
+        if self._body_pump is not None:
+            self._body_pump.stop()
+        self.basic_error(*EXPIRED, retry_after=RETRY_AFTER)
 
     def check_timeout(self) -> None:
         """503 when the application did not start a response in time (D-24)."""

@@ -155,3 +155,21 @@ def test_no_warning_without_expiry(layer_on, caplog):
         assert layer.receive(["exp.none"]) == ("exp.none", {})
     assert layer.channel_statistics("exp.none")["expired_count"] == 0
     assert not caplog.records
+
+
+def test_held_back_count_is_logged_by_a_timer(caplog):
+    """Issue 15 items 3 and 6: a burst whose rest no later expiry follows is still
+    logged, with its true count, when the interval ends (a timer, not the next drop)."""
+    from asgi_redis.expiry import ExpiredMessages
+
+    expired = ExpiredMessages(0)
+    expired.interval = 0.2
+    with caplog.at_level(logging.WARNING, logger="asgi_redis"):
+        expired.counted("exp.burst", 1)
+        expired.counted("exp.burst", 399)
+        assert len(expired_lines(caplog)) == 1
+        deadline = time.monotonic() + 10
+        while len(expired_lines(caplog)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the timer thread logs; nothing else to wait on
+    lines = expired_lines(caplog)
+    assert [line.split(" on channel")[0] for line in lines] == ["1 message", "399 messages"]
