@@ -47,12 +47,29 @@ class Tally:
     slow_sent: int = 0
     slow_closed: int = 0
 
+    # Per socket: how many numbers it sent (0..n-1, in order).
+    sent_upto: list[int] = field(default_factory=list)
+
     def __post_init__(self) -> None:
         self.received = [Counter() for _ in range(self.sockets)]
+        self.sent_upto = [0] * self.sockets
 
     @property
     def lost(self) -> int:
-        return sum(self.messages - len(counts) for counts in self.received)
+        """Numbers sent and never echoed (a socket closed by the server sends no more)."""
+        return sum(
+            upto - sum(1 for n in counts if n < upto)
+            for upto, counts in zip(self.sent_upto, self.received, strict=True)
+        )
+
+    @property
+    def gaps(self) -> int:
+        """Lost numbers below the highest number echoed on their socket: not merely the
+        tail still in flight when the socket closed."""
+        return sum(
+            sum(1 for n in range(max(counts, default=-1)) if n not in counts)
+            for counts in self.received
+        )
 
     @property
     def duplicates(self) -> int:
@@ -70,6 +87,7 @@ class Tally:
             "sent": self.sent,
             "expected": self.sockets * self.messages,
             "lost": self.lost,
+            "gaps": self.gaps,
             "duplicates": self.duplicates,
             "closed": self.closed,
             "close_codes": dict(self.close_codes),
@@ -87,6 +105,7 @@ async def _run_clients(
     on_sent: Callable[[], None],
     open_concurrency: int = 50,
     slow_readers: int = 0,
+    on_running: Callable[[], None] = lambda: None,
 ) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -105,6 +124,7 @@ async def _run_clients(
         state["open"] += 1
         if state["open"] == tally.sockets:
             all_open.set()
+            on_running()
 
         async def reader() -> None:
             try:
@@ -116,8 +136,7 @@ async def _run_clients(
                 pass
             if not finished.is_set():
                 tally.closed += 1
-                code = ws.close_rcvd.code if ws.close_rcvd else 1006
-                tally.close_codes[code] += 1
+                tally.close_codes[ws.close_code or 1006] += 1
 
         reading = asyncio.ensure_future(reader())
         try:
@@ -130,8 +149,12 @@ async def _run_clients(
                     await asyncio.sleep(delay)
                 if reading.done():
                     break
-                await ws.send(f"{index}:{n}")
+                try:
+                    await ws.send(f"{index}:{n}")
+                except ConnectionClosed:
+                    break  # counted by the reader
                 tally.sent += 1
+                tally.sent_upto[index] = n + 1
             state["sent_sockets"] += 1
             if state["sent_sockets"] == tally.sockets:
                 all_sent.set()
@@ -194,12 +217,21 @@ def run_numbered(
     drain_timeout: float,
     on_sent: Callable[[], None] = lambda: None,
     slow_readers: int = 0,
+    on_running: Callable[[], None] = lambda: None,
 ) -> Tally:
     """Send `messages` numbered frames on each of `sockets` WebSockets, one every `interval`
     seconds per socket; wait at most `drain_timeout` after the last send for every echo."""
     tally = Tally(sockets, messages)
     asyncio.run(
-        _run_clients(url, tally, interval, drain_timeout, on_sent, slow_readers=slow_readers)
+        _run_clients(
+            url,
+            tally,
+            interval,
+            drain_timeout,
+            on_sent,
+            slow_readers=slow_readers,
+            on_running=on_running,
+        )
     )
     return tally
 
@@ -250,7 +282,7 @@ class Workers:
 
 @contextmanager
 def chaos_stack(
-    env: dict[str, str], workers: int = 2, *worker_args: str
+    env: dict[str, str], workers: int = 2, *worker_args: str, daphne_args: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, Workers, e2e.Proc]]:
     """daphne + `workers` runworker processes; yields (ws url of /echo/, Workers, daphne)."""
     port = free_port()
@@ -265,6 +297,7 @@ def chaos_stack(
                 "127.0.0.1",
                 "-p",
                 str(port),
+                *daphne_args,
                 "tests.testproject.e2e_asgi:channel_layer",
             ],
             e2e.REPO,
