@@ -372,6 +372,7 @@ def main() -> None:
     parser.add_argument("--no-alo", action="store_true")
     parser.add_argument("--rolling", action="store_true")
     parser.add_argument("--slow-readers", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(tmp) / "db.sqlite3"
@@ -382,7 +383,8 @@ def main() -> None:
             env = alo_env(database, redis.url, options.ack_timeout)
             if options.no_alo:
                 env.pop("CHANNELS_E2E_AT_LEAST_ONCE")
-            with chaos_stack(env, options.workers) as (url, pool, _daphne):
+            threads = ("--threads", str(options.threads)) if options.threads > 1 else ()
+            with chaos_stack(env, options.workers, *threads) as (url, pool, _daphne):
                 killer = Killer(pool, options.kill_every, limit=1000, rolling=options.rolling)
                 killer.start()
                 tally = run_numbered(
