@@ -78,7 +78,9 @@ class Groups:
         placement = self._placement
         layer = self._layer
         if placement.ring_size == 1 and not layer.channel_capacity:
-            skipped = placement.shards[0].script(
+            reliable = layer._reliable
+            shard = placement.shards[0]
+            skipped = shard.script(
                 scripts.GROUP_SEND,
                 (placement.group_key(group),),
                 (
@@ -88,8 +90,13 @@ class Groups:
                     self._group_expiry_ms,
                     placement.prefix,
                     layer.capacity,
+                    "1" if reliable is not None else "0",
                 ),
             )
+            if reliable is not None:  # issue 17: at-least-once members' doorbells
+                skipped, stored = skipped
+                if stored:
+                    reliable.ring(shard, [name.decode("utf-8") for name in stored])
             for index in range(0, len(skipped), 2):
                 self._skips.skipped(group, skipped[index].decode("utf-8"), skipped[index + 1])
             return
@@ -104,6 +111,7 @@ class Groups:
         """
         failure = None
         expiry_ms = self._sender.expiry_ms
+        reliable = self._layer._reliable
         for shard, delivery in self._deliveries(members).items():
             try:
                 stored = shard.script(
@@ -115,6 +123,10 @@ class Groups:
             for storage, copies, ok in zip(delivery.storages, delivery.copies, stored, strict=True):
                 if not ok:
                     self._skips.skipped(group, storage, copies)  # A-40
+            if reliable is not None:  # issue 17: at-least-once members' doorbells
+                reliable.ring(
+                    shard, [name for name, ok in zip(delivery.storages, stored, strict=True) if ok]
+                )
         if failure is not None:
             raise failure
 

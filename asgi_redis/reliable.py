@@ -34,9 +34,12 @@ only delays (the pass at each blocking timeout looks at the data lists), never
 loses. Plain names listed with at-least-once ones are popped by the same script,
 so a worker's non-blocking pass stays one round trip per shard.
 
-A group send (`scripts.GROUP_SEND`) to an at-least-once channel stores the entry but
-rings no bell; a waiting receiver finds it at its next pass (at the latest when its
-blocking pop times out). Only normal names are at-least-once (`DeliveryPolicy`).
+A group send to an at-least-once channel stores the entry, then rings its bell
+(`Reliable.ring`, one more round trip, only when such a member was stored: the group
+scripts name the normal members they stored). A bell lost between the two (the sender
+died, Redis unreachable) only delays: a waiting receiver finds the entry at its next
+pass, at the latest when its blocking pop times out. Only normal names are
+at-least-once (`DeliveryPolicy`).
 
 Channels not matching `at_least_once` never reach this module: their sends and
 receives are the at-most-once paths, unchanged (the only added cost is a cached
@@ -54,6 +57,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from channels.layers.base import DELIVERY_KEY, layer_random
 from channels.layers.delivery import DeadLetter, DeliveryPolicy
 
@@ -61,7 +66,7 @@ from .entries import decode_entry
 from .flushing import glob_escape
 from .popping import Visit
 from .reliable_scripts import ACK, LEASE, NACK, REQUEUE
-from .shard import Shard
+from .shard import CONNECTION_ERRORS, Shard
 from .shards_wait import blocking_pop
 
 if TYPE_CHECKING:
@@ -294,6 +299,28 @@ class Reliable:
             "was" if count == 1 else "were",
             self.policy.max_deliveries,
         )
+
+    def ring(self, shard: Shard, names: Iterable[str]) -> None:
+        """Ring the doorbells of the at-least-once channels among `names`, whose messages
+        a group send has just stored on `shard` (as `scripts.SEND` rings a plain send's).
+        A bell that cannot be rung only delays the message (see the module docstring)."""
+        placement = self._layer._placement
+        bells = [placement.list_key(name) + ":bell" for name in names if self.applies(name)]
+        if not bells:
+            return
+        ttl_ms = self._layer._sender.expiry_ms + 1000
+
+        def run(client: Any) -> None:
+            pipe = client.pipeline(transaction=False)
+            for bell in bells:
+                pipe.rpush(bell, BELL_TOKEN)
+                pipe.pexpire(bell, ttl_ms)
+            pipe.execute()
+
+        try:
+            shard.call(run)
+        except (*CONNECTION_ERRORS, redis.RedisError):
+            logger.debug("doorbell of %s not rung; found at the next pass", ", ".join(bells))
 
     # -- ack / nack ---------------------------------------------------------------
 

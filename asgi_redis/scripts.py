@@ -287,8 +287,10 @@ return live_members(KEYS[1], tonumber(ARGV[1]), now_ms())
 # Whole send_group on one shard (A-44, A-93): read live members, then one
 # entry per normal or single-reader member and one bundle per process-specific
 # list. KEYS: group key. ARGV: payload, expiry_ms, stats_prefix, channel stats
-# TTL, global stats TTL, group_expiry_ms, key prefix, capacity.
-# Returns {skipped storage name, skipped copies, ...}.
+# TTL, global stats TTL, group_expiry_ms, key prefix, capacity, and '1' when the
+# layer has at-least-once channels (issue 17).
+# Returns {skipped storage name, skipped copies, ...}; with that '1',
+# {that list, {normal members stored}}, whose doorbells the caller rings (`reliable`).
 _GROUP_SEND = """
 local now = now_ms()
 local stats = {ARGV[3], ARGV[4], ARGV[5]}
@@ -298,7 +300,8 @@ local prefix, capacity = ARGV[7], tonumber(ARGV[8])
 -- out of memory (a script that wrote already may write on), so nothing is stored.
 local oldest = now - tonumber(ARGV[6])
 local members = redis.call('ZRANGE', KEYS[1], oldest, '+inf', 'BYSCORE')
-local bundles, order, skipped = {}, {}, {}
+local report = ARGV[9] == '1'
+local bundles, order, skipped, stored = {}, {}, {}, {}
 for _, member in ipairs(members) do
   local bang = string.find(member, '!', 1, true)
   if bang then
@@ -312,6 +315,8 @@ for _, member in ipairs(members) do
                  payload, expiry_ms, now) == 0 then
     skipped[#skipped + 1] = member
     skipped[#skipped + 1] = 1
+  elseif report and not string.find(member, '?', 1, true) then
+    stored[#stored + 1] = member
   end
 end
 for _, storage in ipairs(order) do
@@ -324,6 +329,7 @@ for _, storage in ipairs(order) do
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. oldest)
+if report then return {skipped, stored} end
 return skipped
 """
 

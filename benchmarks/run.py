@@ -39,8 +39,9 @@ from benchmarks.e2e.profiling import Recording
 from benchmarks.e2e.targets import judge
 
 WORKLOADS = variants.RUNNERS
-DEFAULT_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6"]  # W3-2000 on request
-PROFILED = {"W1", "W2", "W4", "W5"}  # W5: during the echo run beside the idle sockets
+# W3-2000 and W2-alo (W2 with at-least-once on, beside W2 with it off) on request.
+DEFAULT_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W8", "W9"]
+PROFILED = {"W1", "W2", "W2-alo", "W4", "W5"}  # W5: during the echo run beside the idle sockets
 SIDE_BY_SIDE_ROUNDS = 3
 # W5: 10,000 sockets in the client and as many in daphne; the limit is per process.
 NEEDED_FILES = 10000 + 1000
@@ -53,7 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--workload",
         action="append",
         choices=sorted(WORKLOADS),
-        help="workload to run (repeatable); default: W1..W6, in order",
+        help="workload to run (repeatable); default: W1..W6, W8, W9, in order",
     )
     parser.add_argument(
         "--controls",

@@ -22,7 +22,9 @@ from typing import Any
 PROJECT = "project"
 
 # Raw client output and other per-round detail: kept in the rounds, not combined.
-RAW_KEYS = frozenset({"wrk", "echo", "broadcast", "storm", "probe", "profiles", "rss_mb"})
+RAW_KEYS = frozenset(
+    {"wrk", "echo", "broadcast", "storm", "probe", "profiles", "rss_mb", "numbered", "restarts"}
+)
 # Counts of things that went wrong: summed over the rounds, so that none hides in a median.
 SUMMED_KEYS = frozenset(
     {
@@ -37,6 +39,9 @@ SUMMED_KEYS = frozenset(
         "handshake_errors",
         "delivered",
         "expected",
+        "lost",
+        "unsent",
+        "duplicates",
     }
 )
 # Fractions that must be whole: the worst round counts.
@@ -46,6 +51,7 @@ MIN_KEYS = frozenset({"delivered_ratio"})
 COMPARED: dict[str, list[tuple[str, bool]]] = {
     "W1": [("requests_per_s", True), ("p99_ms", False), ("p50_ms", False)],
     "W2": [("messages_per_s", True), ("rtt_p99_ms", False), ("rtt_p50_ms", False)],
+    "W2-alo": [("messages_per_s", True), ("rtt_p99_ms", False), ("rtt_p50_ms", False)],
     "W3": [("delivered_ratio", True), ("fanout_p99_ms", False), ("fanout_p50_ms", False)],
     "W3-2000": [("delivered_ratio", True), ("fanout_p99_ms", False), ("fanout_p50_ms", False)],
     "W4": [("connections_per_s", True), ("failed", False)],
@@ -62,6 +68,7 @@ COMPARED: dict[str, list[tuple[str, bool]]] = {
 SHOWN: dict[str, list[str]] = {
     "W1": ["non_2xx"],
     "W2": ["stalls", "closed"],
+    "W2-alo": ["stalls", "closed"],
     "W3": ["closed"],
     "W3-2000": ["closed"],
     "W6": ["closed"],
@@ -70,6 +77,7 @@ SHOWN: dict[str, list[str]] = {
 CPU_KEYS = {
     "W1": "cpu_per_request",
     "W2": "cpu_per_message",
+    "W2-alo": "cpu_per_message",
     "W3": "cpu_per_delivery",
     "W3-2000": "cpu_per_delivery",
     "W4": "cpu_per_connection",

@@ -18,7 +18,19 @@ from benchmarks.e2e.compare import COMPARED, CPU_KEYS, PROJECT, SHOWN
 
 JSONL = RESULTS_DIR / "e2e.jsonl"
 MARKDOWN = RESULTS_DIR / "e2e.md"
-WORKLOADS = ["W1", "W2", "W3", "W3-2000", "W4", "W5", "W5-deflate", "W6"]
+WORKLOADS = [
+    "W1",
+    "W2",
+    "W2-alo",
+    "W3",
+    "W3-2000",
+    "W4",
+    "W5",
+    "W5-deflate",
+    "W6",
+    "W8",
+    "W9",
+]
 
 
 def _first_line(argv: list[str], any_status: bool = False) -> str:
@@ -84,6 +96,9 @@ HISTORY_FIGURES = {
     "W5": ("echo_beside_ratio", "beside/alone"),
     "W5-deflate": ("per_socket_kb", "KB/socket"),
     "W6": ("first_echo_after_restart_s", "first echo s"),
+    "W2-alo": ("messages_per_s", "msg/s"),
+    "W8": ("lost", "lost"),
+    "W9": ("lost", "lost"),
 }
 
 
@@ -101,7 +116,7 @@ def render_history(records: list[dict[str, Any]]) -> list[str]:
         if record.get("error"):
             run[record["workload"]] = "error"
             continue
-        key, _ = HISTORY_FIGURES[record["workload"]]
+        key, _ = HISTORY_FIGURES.get(record["workload"], ("-", ""))
         run[record["workload"]] = _shown(record["result"].get(key))
         first_control = next(iter(record["result"].get("vs", {}).values()), None)
         if first_control and first_control.get(key) is not None:  # ratio to the first control
@@ -194,6 +209,7 @@ def render(latest: dict[str, dict[str, Any]]) -> str:
     for workload, cpu_key, commands_key in (
         ("W1", "cpu_per_request", "redis_commands_per_request"),
         ("W2", "cpu_per_message", "redis_commands_per_message"),
+        ("W2-alo", "cpu_per_message", "redis_commands_per_message"),
         ("W3", "cpu_per_delivery", "-"),
         ("W3-2000", "cpu_per_delivery", "-"),
         ("W4", "cpu_per_connection", "-"),

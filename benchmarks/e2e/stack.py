@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmarks.e2e import APP_DIR, REPO_ROOT
 from benchmarks.e2e.procs import (
+    STOP_TIMEOUT,
     BenchmarkError,
     Child,
     child_pids,
@@ -78,14 +79,21 @@ class Stack:
     always this checkout's, so only the project's code differs between the two.
     """
 
-    def __init__(self, log_dir: Path, code_root: Path = REPO_ROOT) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        code_root: Path = REPO_ROOT,
+        workers: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         if redis_server_path() is None:
             raise BenchmarkError("redis-server is not installed: apt-get install redis-server")
         self.log_dir = log_dir
         self.code_root = code_root
         self.redis = RedisServer()
         self.port = free_port()
-        env = child_env(self.redis.url, code_root)
+        env = {**child_env(self.redis.url, code_root), **(extra_env or {})}
+        self.env = env
         self.daphne = Child(
             "daphne",
             [
@@ -101,12 +109,21 @@ class Stack:
             cwd=APP_DIR,
             env=env,
         )
-        self.worker = Child(
-            "worker",
+        self.worker = self._worker_child("worker")
+        # Issue 17 (W8, W9): more workers, and the ones replaced (stopped at the end too).
+        self.workers = [self.worker] + [
+            self._worker_child(f"worker-{n}") for n in range(2, workers + 1)
+        ]
+        self.retired: list[Child] = []
+        self._started_workers = workers
+
+    def _worker_child(self, name: str) -> Child:
+        return Child(
+            name,
             [sys.executable, "manage.py", "runworker", *metrics_args()],
-            log_dir,
+            self.log_dir,
             cwd=APP_DIR,
-            env=env,
+            env=self.env,
         )
 
     @property
@@ -120,10 +137,13 @@ class Stack:
     def start(self) -> Stack:
         self.redis.start()
         self.daphne.start()
-        self.worker.start()
+        for worker in self.workers:
+            worker.start()
         try:
             wait_until(self._daphne_listening, START_TIMEOUT, "daphne listening")
             wait_until(self._hello_served, START_TIMEOUT, "GET /hello/ answered through the worker")
+            for worker in self.workers[1:]:
+                self.wait_listening(worker)
         except BenchmarkError as error:
             raise BenchmarkError(
                 f"{error}\n--- daphne log ---\n{self.daphne.log_tail()}"
@@ -185,12 +205,49 @@ class Stack:
 
     def check_alive(self) -> None:
         self.daphne.check_alive()
-        self.worker.check_alive()
+        for worker in self.workers:
+            worker.check_alive()
+
+    def wait_listening(self, worker: Child) -> None:
+        """Until `worker` logs that it listens (its routing loaded, its layer reached)."""
+
+        def listening() -> bool:
+            worker.check_alive()
+            try:
+                return "Listening on channels" in worker.log_path.read_text(errors="replace")
+            except FileNotFoundError:
+                return False
+
+        wait_until(listening, START_TIMEOUT, f"{worker.name} listening")
+
+    def new_worker(self) -> Child:
+        """Start one more worker (its own log file); not waited for."""
+        self._started_workers += 1
+        return self._worker_child(f"worker-{self._started_workers}").start()
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL worker `index` and start its replacement at once (not waited for)."""
+        old = self.workers[index]
+        assert old.process is not None
+        old.process.kill()
+        old.process.wait(STOP_TIMEOUT)
+        self.retired.append(old)
+        self.workers[index] = self.new_worker()
+
+    def restart_worker(self, index: int) -> int | None:
+        """Rolling restart of worker `index`: its successor is started and listening first,
+        then the old one gets SIGTERM; returns the old one's exit status."""
+        new = self.new_worker()
+        self.wait_listening(new)
+        old, self.workers[index] = self.workers[index], new
+        self.retired.append(old)
+        return old.stop()
 
     def stop(self) -> None:
         try:
             self.daphne.stop()
-            self.worker.stop()
+            for worker in self.workers + self.retired:
+                worker.stop()
         finally:
             self.redis.close()
 

@@ -92,6 +92,13 @@ TARGETS = [
     Target("W6", "daphne alive", "daphne_alive", eq, True, "yes"),
     Target("W6", "worker alive", "worker_alive", eq, True, "yes"),
     Target("W6", "new client connects and echoes", "new_client_echo", eq, True, "yes"),
+    # Issue 17 item 5.
+    Target("W8", "WebSockets closed", "closed", eq, 0, "0"),
+    Target("W8", "messages lost", "lost", eq, 0, "0"),
+    Target("W8", "restarts done under load", "restarts_within_load", eq, True, "yes"),
+    Target("W9", "messages lost", "lost", eq, 0, "0"),
+    Target("W9", "WebSockets closed", "closed", eq, 0, "0"),
+    Target("W9", "dead letters", "dead_lettered_count", eq, 0, "0"),
 ]
 
 

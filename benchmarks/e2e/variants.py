@@ -37,6 +37,10 @@ RUNNERS: dict[str, Runner] = {
     "W5": workloads.w5,
     "W5-deflate": functools.partial(workloads.w5, deflate=True),
     "W6": workloads.w6,
+    # Issue 17: W2 with websocket.receive at-least-once (beside W2 as "alo-off"), W8, W9.
+    "W2-alo": functools.partial(workloads.w2, at_least_once=True),
+    "W8": workloads.w8,
+    "W9": workloads.w9,
 }
 CHANNELS4_WORKLOADS = {"W2", "W3", "W3-2000", "W4"}
 GUNICORN_WORKERS = (1, 2)  # 1: gunicorn's default; 2: the stretch control of issue 20
@@ -100,11 +104,16 @@ def build(
 ) -> list[Variant]:
     """The variants of `workload`, the project first."""
     runner = RUNNERS[workload]
-    variants = [Variant(PROJECT, "this tree", stack_round(runner, Stack))]
+    label = "this tree, at-least-once on websocket.receive" if workload == "W2-alo" else "this tree"
+    variants = [Variant(PROJECT, label, stack_round(runner, Stack))]
     if baseline is not None:
         tree, sha = baseline
         factory = functools.partial(Stack, code_root=tree)
         variants.append(Variant("baseline", f"baseline {sha}", stack_round(runner, factory)))
+    if workload == "W2-alo":
+        # Its cost, side by side (issue 17): the same W2 with at-least-once off.
+        run = stack_round(workloads.w2, Stack)
+        variants.append(Variant("alo-off", "this tree, at-least-once off (W2)", run))
     if controls and workload == "W1":
         for workers in GUNICORN_WORKERS:
             label = f"gunicorn, {workers} sync worker{'s' if workers > 1 else ''}"

@@ -6,6 +6,7 @@ killed Redis in W6) out of the next one's figures.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,8 @@ W1_PACED_RATE = 300
 ECHO_CLIENTS = 100
 ECHO_WARMUP_S = 1
 ECHO_DURATION_S = 10
+# Issue 17: the layer setting of W2-alo, W8 and W9 (the bench app reads it, settings.py).
+ALO_ENV = {"BENCH_AT_LEAST_ONCE": "websocket.receive"}
 
 
 def echo_config(url: str, clients: int, **extra: Any) -> dict[str, Any]:
@@ -110,8 +113,14 @@ def w2(
     log_dir: Path,
     profiler: Callable[[Stack, int], Any] | None = None,
     stack_factory: StackFactory = Stack,
+    at_least_once: bool = False,
 ) -> dict[str, Any]:
-    """100 closed-loop echo clients for 10 s (after 1 s of warm-up)."""
+    """100 closed-loop echo clients for 10 s (after 1 s of warm-up).
+
+    W2-alo (issue 17): the same with ``at_least_once: ["websocket.receive"]``.
+    """
+    if at_least_once:
+        stack_factory = functools.partial(stack_factory, extra_env=ALO_ENV)
     with stack_factory(log_dir) as stack:
         config = echo_config(f"{stack.ws_url}/echo/", ECHO_CLIENTS)
         with NodeClient(config) as client:
@@ -125,7 +134,7 @@ def w2(
             recording.finish()
         stack.check_alive()
     return {
-        "workload": "W2",
+        "workload": "W2-alo" if at_least_once else "W2",
         "messages_per_s": result["messages_per_s"],
         "rtt_p50_ms": result["rtt"]["p50_ms"],
         "rtt_p99_ms": result["rtt"]["p99_ms"],
@@ -352,4 +361,146 @@ def bounce_figures(
         "half_rate_after_restart_s": since_restart(half_at),
         "stalls": result["stalls"],
         "reconnects": result.get("reconnects", 0),
+    }
+
+
+W8_CLIENTS = 1000
+W8_WORKERS = 2
+# Each socket sends a message every 4 s: 250 messages/s in all, well below what the stack
+# echoes on 2 busy cores while two workers start, so the figures are about the restart, not
+# a backlog.
+W8_INTERVAL_MS = 4000
+W8_MESSAGES = 10  # 40 s of sending
+W8_FIRST_RESTART_S = 5
+
+
+def w8(log_dir: Path, stack_factory: StackFactory = Stack) -> dict[str, Any]:
+    """Rolling restart of every worker under 1,000 echoing WebSockets (issue 17).
+
+    Two workers with at-least-once on websocket.receive; each socket sends a numbered
+    message every 4 s for 40 s. From 5 s on, each worker in turn is replaced: its
+    successor is started and listening, then it gets SIGTERM (a deploy). Nothing is
+    resent by the clients: the figures are sockets closed and messages lost.
+    """
+    factory = functools.partial(stack_factory, workers=W8_WORKERS, extra_env=ALO_ENV)
+    with factory(log_dir) as stack:
+        config = {
+            "mode": "numbered",
+            "url": f"{stack.ws_url}/echo/",
+            "clients": W8_CLIENTS,
+            "messages": W8_MESSAGES,
+            "interval_ms": W8_INTERVAL_MS,
+            "open_concurrency": 200,
+            "drain_s": 60,
+            "events": True,
+            "max_s": 300,
+        }
+        restarts = []
+        with NodeClient(config) as client:
+            running = client.wait_event("running", timeout=180)
+            time.sleep(W8_FIRST_RESTART_S)  # the workload's schedule: steady load first
+            for index in range(len(stack.workers)):
+                began = time.monotonic()
+                code = stack.restart_worker(index)
+                restarts.append({"exit_status": code, "seconds": time.monotonic() - began})
+            restarts_done = time.time() * 1000
+            result = client.result()
+        stack.check_alive()
+        delivery = _delivery_figures(stack)
+    sending_ended = running["epoch_ms"] + W8_MESSAGES * W8_INTERVAL_MS
+    return {
+        "workload": "W8",
+        **_numbered_figures(result),
+        "workers": W8_WORKERS,
+        "restarts": restarts,
+        "old_workers_exit_status": [r["exit_status"] for r in restarts],
+        "restarts_within_load": restarts_done < sending_ended,
+        **delivery,
+        "numbered": result,
+    }
+
+
+W9_CLIENTS = 100
+W9_WORKERS = 2
+W9_INTERVAL_MS = 200  # 5 messages/s per socket: 500 messages/s in all
+W9_MESSAGES = 150  # 30 s of sending
+W9_KILL_EVERY_S = 3
+
+
+def w9(log_dir: Path, stack_factory: StackFactory = Stack) -> dict[str, Any]:
+    """A worker SIGKILLed every 3 s under echo load, at-least-once on (issue 17).
+
+    Two workers with at-least-once on websocket.receive (default ack_timeout, 30 s);
+    100 sockets each send a numbered message every 200 ms for 30 s. Every 3 s one worker
+    (in turn) gets SIGKILL and a new one is started at once. The clients wait up to 45 s
+    after their last send: a killed worker's messages come back after ack_timeout.
+    """
+    factory = functools.partial(stack_factory, workers=W9_WORKERS, extra_env=ALO_ENV)
+    with factory(log_dir) as stack:
+        config = {
+            "mode": "numbered",
+            "url": f"{stack.ws_url}/echo/",
+            "clients": W9_CLIENTS,
+            "messages": W9_MESSAGES,
+            "interval_ms": W9_INTERVAL_MS,
+            "drain_s": 45,
+            "events": True,
+            "max_s": 300,
+        }
+        killed = 0
+        with NodeClient(config) as client:
+            running = client.wait_event("running", timeout=120)
+            sending_ends = running["epoch_ms"] / 1000 + W9_MESSAGES * W9_INTERVAL_MS / 1000
+            while time.time() + W9_KILL_EVERY_S < sending_ends:
+                time.sleep(W9_KILL_EVERY_S)  # the workload's schedule: a kill every 3 s
+                stack.kill_worker(killed % len(stack.workers))
+                killed += 1
+            result = client.result()
+        stack.check_alive()
+        delivery = _delivery_figures(stack)
+    return {
+        "workload": "W9",
+        **_numbered_figures(result),
+        "workers": W9_WORKERS,
+        "killed": killed,
+        **delivery,
+        "numbered": result,
+    }
+
+
+def _numbered_figures(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "clients": result["clients"],
+        "sent": result["sent"],
+        "expected": result["expected"],
+        "lost": result["lost"],
+        "unsent": result["unsent"],
+        "duplicates": result["duplicates"],
+        "closed": result["closed"],
+        "close_codes": result["close_codes"],
+        "echoes_per_s": result["echoes_per_s"],
+        "rtt_p50_ms": result["rtt"]["p50_ms"],
+        "rtt_p99_ms": result["rtt"]["p99_ms"],
+        "rtt_max_ms": result["rtt"]["max_ms"],
+        "drain_seconds": result["drain_seconds"],
+    }
+
+
+def _delivery_figures(stack: Stack) -> dict[str, Any]:
+    """The layer's redelivered and dead-lettered counts (issue 17), from its Redis."""
+    from asgi_redis import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[stack.redis.url], at_least_once=["websocket.receive"])
+    try:
+        figures = layer.global_statistics()
+        receive = layer.channel_statistics("websocket.receive")
+    finally:
+        layer.close()
+    # A message "lost" by the clients yet still pending here was late (a backlog), not lost.
+    return {
+        "redelivered_count": figures.get("redelivered_count"),
+        "dead_lettered_count": figures.get("dead_lettered_count"),
+        "expired_count": figures.get("expired_count"),
+        "channel_full_count": figures.get("channel_full_count"),
+        "receive_pending_at_end": receive.get("messages_pending"),
     }

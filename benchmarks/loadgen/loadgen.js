@@ -1,5 +1,5 @@
 'use strict';
-// Load clients for the end-to-end benchmarks (issue 9, W1 paced run and W2..W6).
+// Load clients for the end-to-end benchmarks (issue 9, W1 paced run and W2..W6; W8, W9).
 //
 // Usage: node loadgen.js '<json config>'   (benchmarks/e2e/loadgen.py builds the config)
 //
@@ -378,6 +378,110 @@ async function hold(c) {
   process.exit(0);
 }
 
+// W8/W9 (issue 17): numbered echo. Each client sends "<client>:<n>" for n in 0..messages-1,
+// one every `interval_ms` (clients staggered across the interval), and never resends: what
+// the server loses stays lost. After the last send it waits up to `drain_s` for the echoes.
+// Reports lost (sent, never echoed), duplicates (echoed more than once), sockets the server
+// closed (with codes) and the RTT of first echoes. Events: "running" once every client is
+// open (the caller starts its restarts or kills then), "sent" after the last send.
+async function numbered(c) {
+  const clients = [];
+  const rtts = [];
+  const stats = { sent: 0, echoes: 0, duplicates: 0, unexpected: 0, closed: 0, close_codes: {} };
+  let stopping = false;
+  let lastEchoEpoch = 0;
+  const opening = await openMany(c.url, c.clients, c.open_concurrency || 200, c.open_timeout_ms || 120000, (ws, i) => {
+    const client = { ws, i, counts: new Uint16Array(c.messages), sentAt: new Float64Array(c.messages), unique: 0 };
+    clients.push(client);
+    ws.on('message', (data) => {
+      const [who, seq] = data.toString().split(':').map(Number);
+      if (who !== i || !(seq >= 0 && seq < c.messages)) {
+        stats.unexpected++;
+        return;
+      }
+      stats.echoes++;
+      lastEchoEpoch = epochMs();
+      if (client.counts[seq]++ === 0) {
+        client.unique++;
+        rtts.push(now() - client.sentAt[seq]);
+      } else {
+        stats.duplicates++;
+      }
+    });
+    ws.on('close', (code) => {
+      if (stopping) return;
+      stats.closed++;
+      stats.close_codes[code] = (stats.close_codes[code] || 0) + 1;
+      if (c.events) emit({ event: 'closed', code, epoch_ms: epochMs() });
+    });
+    ws.on('error', () => {});
+  });
+  if (opening.opened < c.clients) {
+    emit({ mode: 'numbered', ok: false, error: 'not every client connected', opening });
+    process.exit(1);
+  }
+  emit({ event: 'running', epoch_ms: epochMs(), connect_seconds: opening.seconds });
+  const started = now();
+  const sendsDone = clients.map(
+    (client) =>
+      new Promise((resolve) => {
+        const offset = (client.i / c.clients) * c.interval_ms;
+        let n = 0;
+        const next = () => {
+          if (stopping || n >= c.messages) return resolve();
+          if (client.ws.readyState === WebSocket.OPEN) {
+            client.sentAt[n] = now();
+            client.ws.send(`${client.i}:${n}`);
+            stats.sent++;
+          }
+          n++;
+          // Against the schedule, so that drift does not accumulate.
+          setTimeout(next, Math.max(0, started + offset + n * c.interval_ms - now()));
+        };
+        setTimeout(next, offset);
+      }),
+  );
+  await Promise.all(sendsDone);
+  const sentAt = epochMs();
+  emit({ event: 'sent', epoch_ms: sentAt });
+  const expected = c.clients * c.messages;
+  const received = () => clients.reduce((a, client) => a + client.unique, 0);
+  const drainDeadline = now() + c.drain_s * 1000;
+  while (received() < expected && now() < drainDeadline) await sleep(50);
+  const seconds = (now() - started) / 1000;
+  stopping = true;
+  // Lost: sent and never echoed (a message not sent because its socket had closed is
+  // counted in `unsent`, its socket in `closed`).
+  const missing = [];
+  let lost = 0;
+  for (const client of clients) {
+    for (let n = 0; n < c.messages; n++) {
+      if (client.sentAt[n] > 0 && client.counts[n] === 0) {
+        lost++;
+        if (missing.length < 20) missing.push(`${client.i}:${n}`);
+      }
+    }
+  }
+  for (const client of clients) client.ws.terminate();
+  emit({
+    mode: 'numbered',
+    ok: true,
+    clients: c.clients,
+    messages: c.messages,
+    expected,
+    received: received(),
+    lost,
+    unsent: expected - stats.sent,
+    missing_sample: missing,
+    ...stats,
+    seconds,
+    echoes_per_s: stats.echoes / seconds,
+    rtt: summarize(rtts),
+    drain_seconds: lastEchoEpoch ? Math.max(0, (lastEchoEpoch - sentAt) / 1000) : null,
+    connect_seconds: opening.seconds,
+  });
+}
+
 // One fresh connection, one echo: can a new client be served? (W6 end check, readiness.)
 async function probe(c) {
   const started = now();
@@ -475,7 +579,7 @@ async function paced(c) {
   });
 }
 
-const modes = { echo, broadcast, storm, hold, probe, paced };
+const modes = { echo, broadcast, storm, hold, probe, paced, numbered };
 if (!modes[cfg.mode]) {
   emit({ ok: false, error: `unknown mode ${cfg.mode}; one of ${Object.keys(modes).join(', ')}` });
   process.exit(2);

@@ -50,6 +50,18 @@ class Broadcast(WebSocketServerProtocol):
             member.sendMessage(payload, isBinary)
 
 
+class Lossy(WebSocketServerProtocol):
+    """Numbered echo that drops every number divisible by 7 and echoes those divisible by
+    5 twice: what the W8/W9 client must count as lost and duplicated."""
+
+    def onMessage(self, payload, isBinary):
+        number = int(payload.split(b":")[1])
+        if number % 7 == 0:
+            return
+        for _ in range(2 if number % 5 == 0 else 1):
+            self.sendMessage(payload, isBinary)
+
+
 class Hello(resource.Resource):
     isLeaf = True
 
@@ -61,7 +73,7 @@ class Hello(resource.Resource):
 def _listen(reactor):
     root = resource.Resource()
     root.putChild(b"hello", Hello())
-    for name, protocol in ((b"echo", Echo), (b"broadcast", Broadcast)):
+    for name, protocol in ((b"echo", Echo), (b"broadcast", Broadcast), (b"lossy", Lossy)):
         factory = WebSocketServerFactory()
         factory.protocol = protocol
         factory.members = set()
@@ -97,6 +109,34 @@ def test_echo_counts_every_round_trip(base_url):
     assert sum(count for _, count in result["timeline"]) >= result["echoed"]
     # closed loop: at most one message in flight per client when the window closes
     assert result["sent"] - result["echoed"] <= 5
+
+
+def _numbered(url: str) -> dict:
+    return run_node(
+        {
+            "mode": "numbered",
+            "url": url,
+            "clients": 4,
+            "messages": 35,
+            "interval_ms": 10,
+            "drain_s": 1,
+            "max_s": 30,
+        }
+    )
+
+
+def test_numbered_counts_lost_and_duplicates(base_url):
+    """W8/W9's client (issue 17): every number back once on a plain echo; on a server
+    that drops some and doubles others, exactly those are counted."""
+    clean = _numbered(f"ws://{base_url}/echo/")
+    assert (clean["sent"], clean["received"], clean["lost"]) == (140, 140, 0)
+    assert (clean["duplicates"], clean["closed"], clean["unsent"]) == (0, 0, 0)
+    assert clean["rtt"]["count"] == 140
+    lossy = _numbered(f"ws://{base_url}/lossy/")
+    dropped = len([n for n in range(35) if n % 7 == 0])  # 0, 7, 14, 21, 28
+    doubled = len([n for n in range(35) if n % 5 == 0 and n % 7 != 0])  # 5, 10, 15, 20, 25, 30
+    assert lossy["lost"] == 4 * dropped and lossy["duplicates"] == 4 * doubled
+    assert lossy["missing_sample"][:2] == ["0:0", "0:7"]
 
 
 def test_broadcast_reaches_every_member(base_url):
@@ -286,6 +326,32 @@ def test_benchmark_app_on_the_real_stack(tmp_path: Path):
 
 
 @pytest.mark.skipif(redis_server_path() is None, reason="needs redis-server")
+def test_stack_replaces_workers(tmp_path: Path):
+    """W8/W9's stack (issue 17): two workers with at-least-once on; a rolling restart
+    (successor listening, then SIGTERM: exit 0) and a SIGKILL each leave it echoing."""
+    from benchmarks.e2e.workloads import ALO_ENV
+
+    stack = Stack(tmp_path, workers=2, extra_env=ALO_ENV)
+    with stack:
+        first, second = (worker.pid for worker in stack.workers)
+        assert stack.restart_worker(0) == 0
+        stack.kill_worker(1)
+        assert {w.pid for w in stack.workers}.isdisjoint({first, second})
+        for worker in stack.workers:
+            stack.wait_listening(worker)
+        probe = run_node(
+            {"mode": "probe", "url": f"{stack.ws_url}/echo/", "timeout_ms": 10000, "max_s": 20}
+        )
+        assert probe["ok"], probe
+        assert len(stack.retired) == 2
+        pids = [worker.pid for worker in stack.workers]
+    for pid in pids:  # the stop stopped the replacements too
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+
+
+@pytest.mark.skipif(redis_server_path() is None, reason="needs redis-server")
 @pytest.mark.skipif(
     not control_venv.ready(),
     reason="needs the Channels 4.3 control venv (built by `python benchmarks/run.py -w W2`)",
@@ -350,6 +416,6 @@ def test_history_has_one_row_per_run():
         if line.startswith("| r") and "commit" not in line
     ]
     assert rows == [
-        "| r1 | abc1234 | 1.5 |  | 1,500 |  |  | error |  |  |  |",
-        "| r2 | abc1234 | 0.5 |  | 2,500 |  |  |  |  |  |  |",
+        "| r1 | abc1234 | 1.5 |  | 1,500 |  |  | error |  |  |  |  |  |  |",
+        "| r2 | abc1234 | 0.5 |  | 2,500 |  |  |  |  |  |  |  |  |  |",
     ]

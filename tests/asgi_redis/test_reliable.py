@@ -84,7 +84,8 @@ def test_blocking_receive_wakes_on_send(layer_on):
     got = []
 
     def receive():
-        got.append((time.monotonic(), layer.receive(["alo.wake", "plain.wake"], block=True)))
+        received = layer.receive(["alo.wake", "plain.wake"], block=True)
+        got.append((time.monotonic(), received))  # after the receive returned
 
     thread = threading.Thread(target=receive)
     thread.start()
@@ -97,6 +98,55 @@ def test_blocking_receive_wakes_on_send(layer_on):
     woke, (channel, message) = got[0]
     assert channel == "alo.wake" and message["n"] == 1
     assert woke - sent < 3.0  # the receive would otherwise wait its 5 s timeout
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({}, id="one-script"),  # scripts.GROUP_SEND
+        pytest.param({"channel_capacity": {"other": 10}}, id="members-then-push"),
+        pytest.param({"shards": 3}, id="three-shards"),  # scripts.PUSH per shard
+    ],
+)
+def test_group_send_rings_the_doorbell(layer_on, options):
+    """Issue 17: a group send to an at-least-once member wakes a blocked receiver at once
+    (no wait for its 5 s pass); plain and reply members are served as before."""
+    import threading
+    import time
+
+    layer = layer_on(**ALO, **options)
+    for member in ("alo.grouped", "plain.grouped", "daphne.response.x!abc"):
+        layer.group_add("g", member)
+    got = []
+    blocking = threading.Event()
+
+    def receive():
+        blocking.set()
+        received = layer.receive(["alo.grouped"], block=True)
+        got.append((time.monotonic(), received))
+
+    # Ring no bell before the receiver blocks: the message must come from the group send.
+    thread = threading.Thread(target=receive)
+    thread.start()
+    blocking.wait(5)
+    time.sleep(0.3)  # let it block; the assertion below bounds the wake-up instead
+    sent = time.monotonic()
+    sender = RedisChannelLayer(
+        hosts=layer.hosts,
+        prefix="t-func:",
+        stats_prefix="t-func-meta:",
+        **ALO,
+        **{k: v for k, v in options.items() if k != "shards"},
+    )
+    sender.send_group("g", {"n": 7})
+    thread.join(10)
+    woke, (channel, message) = got[0]
+    assert channel == "alo.grouped" and message["n"] == 7
+    assert woke - sent < 3.0  # the receive would otherwise wait its 5 s timeout
+    assert layer.ack(channel, message[DELIVERY_KEY]["id"])
+    assert layer.receive(["plain.grouped"]) == ("plain.grouped", {"n": 7})
+    assert layer.receive(["daphne.response.x!"]) == ("daphne.response.x!abc", {"n": 7})
+    sender.close()
 
 
 def test_snapshot_reports_dead_letters_per_family(layer_on):

@@ -5,6 +5,7 @@
 - ``test.hold``: a consumer that stays busy until released, for shutdown tests.
 - ``alo.hold`` / ``alo.crash``: at-least-once consumers reporting their deliveries on
   ``alo_report.*`` (issue 17).
+- ``/echo/``: sends every text frame back (the chaos tests of issue 17).
 """
 
 import os
@@ -83,7 +84,17 @@ def alo_crash(message):
     raise RuntimeError("at-least-once consumer crashed on purpose")
 
 
+def echo_connect(message):
+    message.reply_channel.send({"accept": True})
+
+
+def echo_receive(message):
+    message.reply_channel.send({"text": message["text"]})
+
+
 channel_routing = [
+    route("websocket.connect", echo_connect, path=r"^/echo/$"),
+    route("websocket.receive", echo_receive, path=r"^/echo/$"),
     route("websocket.connect", auth_connect, path=r"^/auth/$"),
     route("websocket.receive", auth_receive, path=r"^/auth/$"),
     route("websocket.connect", room_connect, path=r"^/room/$"),

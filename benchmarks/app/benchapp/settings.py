@@ -32,3 +32,13 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
+
+# Issue 17: BENCH_AT_LEAST_ONCE="websocket.receive,..." turns at-least-once delivery on for
+# those channels (W2-alo, W8, W9); its other options keep their defaults unless
+# BENCH_ACK_TIMEOUT is set.
+if os.environ.get("BENCH_AT_LEAST_ONCE"):
+    CHANNEL_LAYERS["default"]["CONFIG"]["at_least_once"] = os.environ["BENCH_AT_LEAST_ONCE"].split(
+        ","
+    )
+    if os.environ.get("BENCH_ACK_TIMEOUT"):
+        CHANNEL_LAYERS["default"]["CONFIG"]["ack_timeout"] = float(os.environ["BENCH_ACK_TIMEOUT"])
