@@ -144,7 +144,11 @@ class WorkerMetrics:
         busy = self._busy
         if busy:
             busy.pop()
-        self.consumed(channel, outcome)
+        child = self._consumed_by_channel.get((channel, outcome))
+        if child is None:
+            self.consumed(channel, outcome)  # names the family once, then remembers
+        else:
+            child.inc()
         if consumer is not None:
             try:
                 child = self._durations_by_consumer.get(consumer)
