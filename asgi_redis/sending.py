@@ -166,7 +166,9 @@ class Sender:
         list_key = self._list_key
         stats_hash = self._stats_hash
         get_capacity = self._get_capacity
-        flags = self.flags
+        # Without at-least-once channels the flags are the refresh alone: one call less
+        # per message (issue 16).
+        flags = self._stats_refresh_due if self._rings is None else self.flags
         keys = [self._global_stats_hash]
         args: list[Any] = [
             self.expiry_ms,

@@ -65,6 +65,10 @@ CONSUMER_BUCKETS = (
 )
 
 
+# Entries of the per-argument caches of `WorkerMetrics` before they start over.
+_REMEMBERED = 1000
+
+
 class UnknownLabel(ValueError):
     """A call site passed an outcome or operation outside the fixed lists above."""
 
@@ -116,10 +120,20 @@ class WorkerMetrics:
         self._durations: dict[str, Any] = {}
         self._family = FamilyCap()
         self._consumer = FamilyCap()
+        # Per message only a list append and pop (atomic under the GIL, so threads
+        # share it): the gauge reads its length at scrape time. Gauge.inc and dec took
+        # a lock and four Python calls each (issue 18).
+        self._busy: list[None] = []
+        self.in_flight.set_function(self._busy.__len__)
+        # The children by the worker's own arguments, so a message skips naming the
+        # channel family and the consumer (issue 18): (channel, outcome) -> counter
+        # child, consumer -> histogram child. Bounded: cleared when full.
+        self._consumed_by_channel: dict[tuple[str, str], Any] = {}
+        self._durations_by_consumer: dict[Any, Any] = {}
 
     def started(self) -> None:
         """A message is about to be routed and handled."""
-        self.in_flight.inc()
+        self._busy.append(None)
 
     def finished(self, channel: str, outcome: str, consumer: Any, seconds: float) -> None:
         """The message `started` announced is done: counted, and its consumer timed.
@@ -127,22 +141,48 @@ class WorkerMetrics:
         `consumer` is the consumer callable (named once by `consumer_name`) or its
         name; None when no consumer ran (``no_route``).
         """
-        self.in_flight.dec()
-        self.consumed(channel, outcome)
+        busy = self._busy
+        if busy:
+            busy.pop()
+        child = self._consumed_by_channel.get((channel, outcome))
+        if child is None:
+            self.consumed(channel, outcome)  # names the family once, then remembers
+        else:
+            child.inc()
         if consumer is not None:
-            name = self._consumer(consumer if type(consumer) is str else consumer_name(consumer))
-            child = self._durations.get(name)
-            if child is None:
-                child = self._durations[name] = self.consumer_seconds.labels(name)
+            try:
+                child = self._durations_by_consumer.get(consumer)
+            except TypeError:  # an unhashable consumer object
+                child = self._duration_child(consumer)
+            else:
+                if child is None:
+                    child = self._duration_child(consumer)
+                    remembered = self._durations_by_consumer
+                    if len(remembered) >= _REMEMBERED:
+                        remembered.clear()
+                    remembered[consumer] = child
             child.observe(seconds)
 
-    def consumed(self, channel: str, outcome: str) -> None:
-        key = (self._family(channel_family(channel)), outcome)
-        child = self._consumed.get(key)
+    def _duration_child(self, consumer: Any) -> Any:
+        name = self._consumer(consumer if type(consumer) is str else consumer_name(consumer))
+        child = self._durations.get(name)
         if child is None:
-            if outcome not in CONSUME_OUTCOMES:
-                raise UnknownLabel(f"outcome {outcome!r} is not one of {CONSUME_OUTCOMES}")
-            child = self._consumed[key] = self.messages_consumed.labels(*key)
+            child = self._durations[name] = self.consumer_seconds.labels(name)
+        return child
+
+    def consumed(self, channel: str, outcome: str) -> None:
+        remembered = self._consumed_by_channel
+        child = remembered.get((channel, outcome))
+        if child is None:
+            key = (self._family(channel_family(channel)), outcome)
+            child = self._consumed.get(key)
+            if child is None:
+                if outcome not in CONSUME_OUTCOMES:
+                    raise UnknownLabel(f"outcome {outcome!r} is not one of {CONSUME_OUTCOMES}")
+                child = self._consumed[key] = self.messages_consumed.labels(*key)
+            if len(remembered) >= _REMEMBERED:
+                remembered.clear()  # many distinct names (reply channels): start over
+            remembered[(channel, outcome)] = child
         child.inc()
 
     def layer_error(self, operation: str) -> None:

@@ -380,8 +380,12 @@ class Worker:
             and self._looping
             and (message.delivery_id is None or self._acks_later)
         )
-        metrics, outcome, began = self.metrics, "ok", time.perf_counter()  # issue 18
-        metrics.started()
+        # Issue 18; with metrics off neither the clock nor the no-op hooks run (issue 16).
+        metrics, outcome = self.metrics, "ok"
+        timed = metrics.enabled
+        if timed:
+            began = time.perf_counter()
+            metrics.started()
         try:
             consumer_started.send(sender=self.__class__, environ={})
             batch = pending_message_store.open_batch() if carry else None
@@ -415,7 +419,8 @@ class Worker:
             )
             return True
         finally:
-            metrics.finished(channel, outcome, consumer, time.perf_counter() - began)
+            if timed:
+                metrics.finished(channel, outcome, consumer, time.perf_counter() - began)
         return False
 
     def _guarded(self, consumer: Any, action: Callable[[Message], None], message: Message) -> None:

@@ -28,6 +28,8 @@ __all__ = ["ExchangeState", "HttpExchange", "decode_path", "forwarded_peer"]
 class ExchangeState(enum.Enum):
     """Where one request/response exchange is."""
 
+    __hash__ = object.__hash__  # identity, as `ws_state.SocketState` (issue 16)
+
     RECEIVING = "reading the request"
     WAITING = "waiting for the application's Response"
     STREAMING = "streaming Response Chunks"

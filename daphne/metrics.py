@@ -174,6 +174,7 @@ class DaphneMetrics:
         )
         self._connections = _children(self.open_connections, PROTOCOLS)
         self._responses = _children(self.http_responses, STATUS_CLASSES)
+        self._by_status: dict[int, Any] = {}  # 100..599 only: status_class checks first
         self._frames = _children(self.websocket_frames, DIRECTIONS)
         self._bytes = _children(self.websocket_bytes, DIRECTIONS)
         self._handshakes = _children(self.websocket_handshakes, HANDSHAKE_OUTCOMES)
@@ -198,7 +199,11 @@ class DaphneMetrics:
     # -- HTTP -------------------------------------------------------------------
 
     def response_started(self, status: int) -> None:
-        self._responses[status_class(status)].inc()
+        # The child by status code: one dict lookup per response (issue 18).
+        child = self._by_status.get(status) if type(status) is int else None
+        if child is None:
+            child = self._by_status[status] = self._responses[status_class(status)]
+        child.inc()
 
     def first_reply(self, seconds: float) -> None:
         self.http_first_reply.observe(seconds)

@@ -273,7 +273,9 @@ class ReactorReader(_Reader):
             self._bug(error)
             self._retry()
             return
-        self._backoff.reset()
+        backoff = self._backoff
+        if backoff.delay != backoff.first:  # after errors only: no call per read (issue 16)
+            backoff.reset()  # (no give-up deadline here: the delay is all it resets)
         if batch:
             dispatch_each(self.dispatch, batch)
 

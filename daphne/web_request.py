@@ -307,10 +307,12 @@ class WebRequest(http.Request):
             add(name, value)
         self._cancel_timeout()
         self.setResponseCode(status)
-        try:
-            self.factory.metrics.response_started(status)
-        except UnknownLabel:  # a status outside 100..599 is sent, not counted
-            pass
+        metrics = self.factory.metrics
+        if metrics.enabled:  # no call per response with metrics off (issue 16)
+            try:
+                metrics.response_started(status)
+            except UnknownLabel:  # a status outside 100..599 is sent, not counted
+                pass
         if self.factory.draining:
             # D-17: responses finished during a drain close their connection.
             self.responseHeaders.setRawHeaders(b"Connection", [b"close"])

@@ -264,10 +264,13 @@ class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerPro
     # -- frames in (D-40) --------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.main_factory.metrics.frame_in(len(payload))
+        factory = self.main_factory
+        metrics = factory.metrics
+        if metrics.enabled:  # no call per frame with metrics off (issue 16)
+            metrics.frame_in(len(payload))
         message = self.session.receive(payload, isBinary, self._now())
         if message is not None:
-            self.main_factory.outbox.send("websocket.receive", message, self._frame_sent, self)
+            factory.outbox.send("websocket.receive", message, self._frame_sent, self)
 
     # -- replies (D-39) ---------------------------------------------------------------
 
@@ -297,7 +300,9 @@ class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerPro
         if not binary:
             content = content.encode("utf8")
         size = len(content)
-        self.main_factory.metrics.frame_out(size)
+        metrics = self.main_factory.metrics
+        if metrics.enabled:
+            metrics.frame_out(size)
         # On a permessage-deflate socket, short messages go in stored blocks (`ws_deflate`).
         self.sendMessage(content, binary)
 

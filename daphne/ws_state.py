@@ -67,6 +67,11 @@ _REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
 
 
 class SocketState(enum.Enum):
+    # Members are singletons compared by identity: hashing by identity too spares the
+    # Python-level `Enum.__hash__` call in every `in` test and transition lookup
+    # (a call per frame, issue 16).
+    __hash__ = object.__hash__
+
     CONNECTING = "connecting"
     AWAITING_APP = "awaiting the application"
     CONNECT_QUEUED = "connect queued"
@@ -81,6 +86,8 @@ class SocketState(enum.Enum):
 
 
 class Event(enum.Enum):
+    __hash__ = object.__hash__  # as for SocketState
+
     CONNECT = "connect"  # the handshake arrived; websocket.connect goes out
     CONNECT_DELIVERED = "connect delivered"
     CONNECT_FULL = "connect full"  # no room for websocket.connect (A-89)
@@ -98,6 +105,8 @@ class Event(enum.Enum):
 
 class Outcome(enum.Enum):
     """What became of a message the session asked to send (the adapter classifies)."""
+
+    __hash__ = object.__hash__  # as for SocketState
 
     FULL = "channel full"  # A-89
     TOO_LARGE = "message too large"  # A-92
@@ -402,8 +411,9 @@ class WebSocketSession:
 
     def receive(self, payload: bytes, binary: bool, now: float) -> dict | None:
         """A frame arrived: the ``websocket.receive`` to send now, or None (held, silent)."""
-        if self.state not in _FORWARDS_FRAMES:
-            if self.state in _NOT_READING:
+        state = self.state
+        if state is not SocketState.OPEN and state not in _FORWARDS_FRAMES:
+            if state in _NOT_READING:
                 return None
             raise IllegalTransition(
                 f"WebSocket {self.reply_channel}: no frame can arrive while {self.state.value}"

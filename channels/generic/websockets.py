@@ -76,7 +76,10 @@ class WebsocketConsumer(BaseConsumer):
         return handler
 
     def _reply_channel(self) -> Channel:
-        return reply_channel_of(self.message, type(self).__name__)
+        reply_channel = self.message.reply_channel
+        if reply_channel is None:  # raises, naming the consumer
+            return reply_channel_of(self.message, type(self).__name__)
+        return reply_channel
 
     def connection_groups(self, **kwargs: Any) -> list[str]:
         """Group names this connection belongs to; override to depend on route kwargs."""

@@ -1,0 +1,177 @@
+"""Deterministic per-message costs of daphne and the worker (PROFILE.md, session 6).
+
+    python benchmarks/counts/run_counts.py CODE_ROOT OUT_PREFIX ws|http CLIENTS WARMUP COUNT
+        [--metrics] [--callgrind daphne|worker] [--strace]
+
+Starts a private redis-server, daphne and ``runworker`` (the bench app, with CODE_ROOT
+first on PYTHONPATH: this tree, or ``git archive REF | tar -x -C DIR``), warms up with
+CLIENTS closed-loop clients (WebSocket echo or keep-alive GET /hello/), then measures
+COUNT messages per client: cProfile in both processes (OUT_PREFIX.daphne.prof,
+.worker.prof; compare with diff_counts.py), or callgrind instructions in one of them
+(OUT_PREFIX.<which>.cg.1; printed per message), and with --strace the syscalls of
+daphne, the worker and Redis (OUT_PREFIX.<name>.strace). Every wait is bounded.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO))
+from support.redis_harness import RedisServer, free_port  # noqa: E402
+
+APP = REPO / "benchmarks" / "app"
+WS_MODULE = REPO / "benchmarks" / "loadgen" / "node_modules" / "ws"
+
+
+def main() -> None:
+    code_root, out, mode, clients, warmup, count = sys.argv[1:7]
+    metrics = "--metrics" in sys.argv
+    callgrind = sys.argv[sys.argv.index("--callgrind") + 1] if "--callgrind" in sys.argv else None
+    redis = RedisServer()
+    redis.start()
+    port = free_port()
+    env = dict(
+        os.environ,
+        PYTHONPATH=code_root,
+        DJANGO_SETTINGS_MODULE="benchapp.settings",
+        PYTHONUNBUFFERED="1",
+        BENCH_REDIS_URL=redis.url,
+    )
+    procs: dict[str, subprocess.Popen] = {}
+    logs = []
+    try:
+        for name, argv in [
+            (
+                "daphne",
+                ["daphne", "-b", "127.0.0.1", "-p", str(port), "benchapp.asgi:channel_layer"],
+            ),
+            ("worker", ["worker", "runworker"]),
+        ]:
+            if metrics:
+                argv += ["--metrics-port", str(free_port())]
+            prof = f"{out}.{name}.prof"
+            for stale in (prof, prof + ".done"):
+                if os.path.exists(stale):
+                    os.unlink(stale)
+            vg = []
+            if callgrind == name:
+                vg = [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--instr-atstart=no",
+                    f"--callgrind-out-file={out}.{name}.cg",
+                ]
+            logs.append(open(f"{out}.{name}.log", "w"))  # noqa: SIM115 (closed in finally)
+            procs[name] = subprocess.Popen(
+                [*vg, sys.executable, str(HERE / "profiled.py"), *argv],
+                cwd=APP,
+                env=dict(env, PROF_OUT=prof),
+                stdout=logs[-1],
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                if (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/hello/", timeout=5).status
+                    == 200
+                ):
+                    break
+            except OSError:
+                pass
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} exited: see {out}.{name}.log")
+            if time.monotonic() > deadline:
+                raise SystemExit("the stack did not start in 240 s")
+            time.sleep(0.2)
+        script, url = (
+            ("echo_client.js", f"ws://127.0.0.1:{port}/echo/")
+            if mode == "ws"
+            else ("http_client.js", f"http://127.0.0.1:{port}/hello/")
+        )
+        client = subprocess.Popen(
+            ["node", str(HERE / script), url, clients, warmup, count],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, WS_MODULE=str(WS_MODULE)),
+        )
+        assert client.stdout is not None and client.stdin is not None
+        line = client.stdout.readline().strip()
+        if line != "warm":
+            raise SystemExit(f"client: {line}")
+        if callgrind:
+            pid = str(procs[callgrind].pid)
+            subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
+            time.sleep(0.5)
+            subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
+        else:
+            for proc in procs.values():
+                proc.send_signal(signal.SIGUSR1)
+        straces = []
+        if "--strace" in sys.argv:
+            pids = {name: proc.pid for name, proc in procs.items()}
+            pids["redis"] = redis.process.pid
+            straces = [
+                subprocess.Popen(
+                    ["strace", "-c", "-f", "-o", f"{out}.{name}.strace", "-p", str(pid)],
+                    stderr=subprocess.DEVNULL,
+                )
+                for name, pid in pids.items()
+            ]
+        time.sleep(0.5)
+        started = time.monotonic()
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        line = client.stdout.readline().strip()
+        if line != "done":
+            raise SystemExit(f"client: {line}")
+        seconds = time.monotonic() - started
+        for trace in straces:
+            trace.send_signal(signal.SIGINT)
+        for trace in straces:
+            trace.wait(30)
+        messages = int(clients) * int(count)
+        result = {"messages": messages, "seconds": round(seconds, 2)}
+        if callgrind:
+            subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
+            subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
+            with open(f"{out}.{callgrind}.cg.1") as dump:
+                total = next(int(row.split()[1]) for row in dump if row.startswith("summary:"))
+            result[f"{callgrind}_instructions_per_message"] = total // messages
+        else:
+            for proc in procs.values():
+                proc.send_signal(signal.SIGUSR2)
+            deadline = time.monotonic() + 60
+            for name in procs:
+                while not os.path.exists(f"{out}.{name}.prof.done"):
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"{name} wrote no profile")
+                    time.sleep(0.1)
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        client.wait(10)
+        print(json.dumps(result))
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        redis.close()
+        for log in logs:
+            log.close()
+
+
+if __name__ == "__main__":
+    main()
