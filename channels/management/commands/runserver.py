@@ -107,21 +107,24 @@ class Command(RunserverCommand):
         )
 
     def run(self, **options: Any) -> None:
-        """Django's, with Ctrl-C left to the reloader's child (issue 14).
+        """Django's, with the first Ctrl-C left to the reloader's child (issue 14).
 
         Django's reloading parent kills its child 0.25 s after Ctrl-C (subprocess.run
         does), before daphne in the child can answer the requests it holds. Here the
-        parent ignores SIGINT and exits when the child does; the child takes SIGINT as
-        usual and stops daphne gracefully (`StopAtExit`), within a few seconds.
+        parent lets the first Ctrl-C pass and exits when the child does; the child stops
+        daphne gracefully (`StopAtExit`) within a few seconds. A second Ctrl-C ends both
+        at once, as before. (A Python handler, unlike an ignored signal, is not
+        inherited: the child takes Ctrl-C as usual from its first instruction.)
         """
-        if not options.get("use_reloader", True):
+        reloading_parent = (
+            options.get("use_reloader", True)
+            and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true"
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        if not reloading_parent:
             return super().run(**options)
-        if os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true":
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # inherited ignored
-            return super().run(**options)
-        if threading.current_thread() is not threading.main_thread():
-            return super().run(**options)
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = signal.signal(signal.SIGINT, _FirstInterruptToChild())
         try:
             super().run(**options)
         finally:
@@ -300,6 +303,19 @@ _WS_ACTIONS = {
     "disconnected": "DISCONNECT",
     "rejected": "REJECT",
 }
+
+
+class _FirstInterruptToChild:
+    """The reloading parent's SIGINT handler: the first one passes (the child, in the
+    same process group, got it too and stops gracefully), the next interrupts as usual."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.seen += 1
+        if self.seen > 1:
+            raise KeyboardInterrupt
 
 
 class StopAtExit:
