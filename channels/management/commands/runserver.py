@@ -129,6 +129,8 @@ class Command(RunserverCommand):
             super().run(**options)
         finally:
             signal.signal(signal.SIGINT, previous)
+            if hasattr(signal, "SIGALRM"):
+                signal.alarm(0)
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options.get("verbosity", 1)
@@ -307,7 +309,9 @@ _WS_ACTIONS = {
 
 class _FirstInterruptToChild:
     """The reloading parent's SIGINT handler: the first one passes (the child, in the
-    same process group, got it too and stops gracefully), the next interrupts as usual."""
+    same process group, got it too and stops gracefully), the next interrupts as usual.
+    Should the child not end (a SIGINT sent to the parent's pid alone never reached it),
+    the parent interrupts itself, and so kills the child, after the child's grace."""
 
     def __init__(self) -> None:
         self.seen = 0
@@ -316,6 +320,13 @@ class _FirstInterruptToChild:
         self.seen += 1
         if self.seen > 1:
             raise KeyboardInterrupt
+        if hasattr(signal, "SIGALRM"):
+            signal.signal(signal.SIGALRM, self._child_did_not_end)
+            signal.alarm(int(StopAtExit.GRACE) + 6)
+
+    @staticmethod
+    def _child_did_not_end(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
 
 
 class StopAtExit:
@@ -337,7 +348,7 @@ class StopAtExit:
 
     def __call__(self) -> None:
         server = self.server
-        reactor = getattr(server, "reactor", None)
+        reactor: Any = getattr(server, "reactor", None)
         graceful_stop = getattr(server, "graceful_stop", None)
         if self.done.is_set() or not getattr(reactor, "running", False) or graceful_stop is None:
             return
