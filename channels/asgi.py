@@ -84,6 +84,13 @@ class ChannelLayerManager:
             raise InvalidChannelLayerError(
                 f"Cannot build BACKEND {path!r} for {name}: {error}"
             ) from error
+        if not hasattr(layer, "alias"):
+            # The raw layer (what daphne gets from get_channel_layer) knows its alias
+            # too, so daphne's log lines and metrics can name it (issue 14).
+            try:
+                layer.alias = name
+            except AttributeError:  # __slots__: left unnamed
+                pass
         return ChannelLayerWrapper(channel_layer=layer, alias=name, routing=alias_config["ROUTING"])
 
     @staticmethod

@@ -29,11 +29,25 @@ LAYER_KEYS = ("BACKEND", "ROUTING", "CONFIG", "TEST_CONFIG")
 # C-2: the 1.x name of the in-memory layer.
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _BACKEND_ALIASES = {"asgiref.inmemory.ChannelLayer": "channels.layers.inmemory.ChannelLayer"}
-_EXAMPLE = (
-    "For example CHANNEL_LAYERS = {'default': {'BACKEND': "
-    "'asgi_redis.RedisChannelLayer', 'CONFIG': {'hosts': ['redis://localhost:6379/0']}, "
-    "'ROUTING': 'myproject.routing.channel_routing'}}."
-)
+
+
+def _routing_path() -> str:
+    """Where a routing list would go in this project: ``mysite.routing.channel_routing``
+    for settings ``mysite.settings`` (``myproject`` when that cannot be told)."""
+    module = getattr(settings, "SETTINGS_MODULE", None) or ""
+    package = module.rpartition(".")[0] if "." in module else ""
+    return f"{package or 'myproject'}.routing.channel_routing"
+
+
+def _example() -> str:
+    """W001/E001's hint: a layer that works with runserver at once, and the Redis one
+    for daphne and runworker (on a database other than a shared Redis's 0)."""
+    return (
+        "For runserver: CHANNEL_LAYERS = {'default': {'BACKEND': "
+        f"'channels.layers.inmemory.ChannelLayer', 'ROUTING': '{_routing_path()}'}}}}; for "
+        "daphne and runworker, 'BACKEND': 'asgi_redis.RedisChannelLayer' with 'CONFIG': "
+        "{'hosts': ['redis://127.0.0.1:6379/5']} (a Redis database nothing else uses)."
+    )
 
 
 def misspelt_settings() -> list[tuple[str, str]]:
@@ -68,7 +82,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 Warning(
                     f"CHANNEL_LAYERS is {what}: runserver runs Django's plain WSGI server "
                     "(WebSocket requests get 404) and runworker cannot start.",
-                    hint=_EXAMPLE,
+                    hint=_example(),
                     id="channels.W001",
                 )
             )
@@ -77,7 +91,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         messages.append(
             Error(
                 f"CHANNEL_LAYERS must be a dict of layer aliases, not {type(configs).__name__}.",
-                hint=_EXAMPLE,
+                hint=_example(),
                 id="channels.E001",
             )
         )
@@ -136,7 +150,7 @@ def _check_layer(alias: str, config: Any) -> list[CheckMessage]:
             Error(
                 f"No ROUTING specified for {alias}.",
                 hint="Add 'ROUTING': a dotted path to a routing list, such as "
-                "'myproject.routing.channel_routing'.",
+                f"'{_routing_path()}'.",
                 id="channels.E005",
             )
         )

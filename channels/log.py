@@ -16,6 +16,7 @@ import weakref
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from daphne.layer_health import Outage, outage_of
 from daphne.logfmt import LOG_FORMAT
 
 __all__ = ["LayerHealth", "describe_layer", "handler", "setup_logger"]
@@ -91,14 +92,16 @@ def _without_password(host: Any) -> str:
 class LayerHealth:
     """Whether receiving from a layer fails, shared by every worker on that layer, so
     an outage is logged once (ERROR) and its end once (INFO) per process, not once per
-    thread (L-62, issue 14)."""
+    thread (L-62, issue 14). Under runserver daphne shares the process: whichever of
+    the two meets the outage first logs it (`daphne.layer_health.outage_of`)."""
 
     _by_layer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
 
-    def __init__(self) -> None:
+    def __init__(self, outage: Outage | None = None) -> None:
         self._lock = threading.Lock()
         self._failing = False
+        self._outage = outage or Outage()
 
     @classmethod
     def of(cls, layer: Any) -> LayerHealth:
@@ -106,9 +109,9 @@ class LayerHealth:
             try:
                 health = cls._by_layer.get(layer)
                 if health is None:
-                    health = cls._by_layer[layer] = cls()
+                    health = cls._by_layer[layer] = cls(outage_of(layer))
             except TypeError:  # not weak-referenceable: this worker's own
-                health = cls()
+                health = cls(outage_of(layer))
         return health
 
     @property
@@ -117,13 +120,14 @@ class LayerHealth:
         return self._failing
 
     def failed(self) -> bool:
-        """Record a failure; True if it starts an outage."""
+        """Record a failure; True if it starts an outage nobody in the process reported."""
         with self._lock:
             started, self._failing = not self._failing, True
-        return started
+        return started and self._outage.begin()
 
     def recovered(self) -> bool:
-        """Record a success; True if it ends an outage."""
+        """Record a success; True if it ends an outage that was reported and not yet
+        reported over."""
         with self._lock:
             ended, self._failing = self._failing, False
-        return ended
+        return ended and self._outage.end()

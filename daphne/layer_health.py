@@ -2,15 +2,19 @@
 
 While Redis is down every receive and every request send fails; logging each failure
 (once a second, forever, naming no server) buries the one fact the operator needs:
-which layer, at which address, since when. `LayerHealth` logs the first failure of
-each activity ("trying to receive messages", "sending requests") at ERROR with the layer's
-description, stays quiet while it keeps failing, and logs INFO when it works again.
+which layer, at which address, since when. `LayerHealth` tracks each activity
+("trying to receive messages", "sending http.request") apart, but logs per outage, not
+per activity: the first failure at ERROR with the layer's alias and Redis URL, the
+first success after it at INFO, and nothing in between (DEBUG). The outage is shared
+by everything in the process that uses the same layer (`outage_of`): under
+``runserver`` daphne and the worker threads log one ERROR and one INFO between them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +24,7 @@ if TYPE_CHECKING:
     from .drops import DropReporter
     from .metrics import DaphneMetrics, NullMetrics
 
-__all__ = ["HealthReporter", "LayerHealth", "describe_layer", "redact_url"]
+__all__ = ["HealthReporter", "LayerHealth", "Outage", "describe_layer", "outage_of", "redact_url"]
 
 logger = logging.getLogger("daphne.server")
 
@@ -40,31 +44,84 @@ def redact_url(url: str) -> str:
 
 
 def describe_layer(layer: Any) -> str:
-    """``module.Class`` of the layer, its alias if it has one, and its servers' URLs."""
+    """``module.Class`` of the layer and its servers' URLs, after its alias if it has one.
+
+    ``default (asgi_redis.core.RedisChannelLayer at redis://127.0.0.1:6379/5)``, as
+    runworker and runserver name a layer; a Channels ``ChannelLayerWrapper`` (runserver
+    hands daphne one) is described by the layer it wraps.
+    """
+    alias = getattr(layer, "alias", None)
+    layer = _raw(layer)
     kind = type(layer)
     text = f"{kind.__module__}.{kind.__qualname__}"
-    alias = getattr(layer, "alias", None)
-    if isinstance(alias, str):
-        text += f" {alias!r}"
     hosts = getattr(layer, "hosts", None)
     if isinstance(hosts, (list, tuple)) and hosts:
         text += " at " + ", ".join(redact_url(str(host)) for host in hosts)
+    if isinstance(alias, str):
+        text = f"{alias} ({text})"
     return text
 
 
+def _raw(layer: Any) -> Any:
+    """The layer a Channels wrapper wraps (its ``channel_layer``), else `layer`."""
+    inner = getattr(layer, "channel_layer", None)
+    return layer if inner is None or inner is layer else inner
+
+
+class Outage:
+    """Whether an outage of one layer has been reported (logged at ERROR) in this
+    process and not yet reported over; shared through `outage_of`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reported = False
+
+    def begin(self) -> bool:
+        """True for the first caller of an outage: it logs the ERROR."""
+        with self._lock:
+            first, self.reported = not self.reported, True
+        return first
+
+    def end(self) -> bool:
+        """True for the first caller after the outage was reported: it logs the INFO."""
+        with self._lock:
+            was, self.reported = self.reported, False
+        return was
+
+
+_outages: weakref.WeakKeyDictionary[Any, Outage] = weakref.WeakKeyDictionary()
+_outages_lock = threading.Lock()
+
+
+def outage_of(layer: Any) -> Outage:
+    """The process's one `Outage` record for `layer` (a wrapper counts as its layer)."""
+    raw = _raw(layer)
+    with _outages_lock:
+        try:
+            outage = _outages.get(raw)
+            if outage is None:
+                outage = _outages[raw] = Outage()
+        except TypeError:  # not weak-referenceable: its own record
+            outage = Outage()
+    return outage
+
+
 class LayerHealth:
-    """Tracks whether each activity on the layer currently fails; logs the changes."""
+    """Tracks whether each activity on the layer currently fails; logs one ERROR when
+    the layer goes away and one INFO when it is back, per outage and process."""
 
     def __init__(self, layer: Any, log: logging.Logger = logger) -> None:
         self.description = describe_layer(layer)
         self.log = log
+        self.outage = outage_of(layer)
         self._failing: set[str] = set()
         self._lock = threading.Lock()  # the reader thread and the reactor both report
         # True while any activity fails: lets the hot path skip `ok` in one check.
         self.down = False
 
     def failed(self, activity: str, error: BaseException) -> None:
-        """`activity` failed with `error`; logged at ERROR only when it worked before.
+        """`activity` failed with `error`; logged at ERROR only when the layer worked
+        before (no other activity, here or elsewhere in the process, failing).
 
         Worded ``Error <activity>: <error> (...)``, so the reader's line still starts
         as D-14 words it (``Error trying to receive messages: ...``).
@@ -76,7 +133,8 @@ class LayerHealth:
             self.down = True
         # A layer that answers but refuses (asgi_redis.LayerOutOfMemory) says so itself.
         state = "refuses" if getattr(error, "layer_out_of_memory", False) else "is unreachable"
-        self.log.error(
+        log = self.log.error if self.outage.begin() else self.log.debug
+        log(
             "Error %s: %s (channel layer %s %s; retrying, and logging again only when it is back)",
             activity,
             error,
@@ -88,13 +146,15 @@ class LayerHealth:
         return activity in self._failing
 
     def ok(self, activity: str) -> None:
-        """`activity` worked; logged at INFO when it had failed."""
+        """`activity` worked: the layer is back. Logged at INFO once per outage; the
+        other activities that failed count as back too (a new failure is a new outage)."""
         with self._lock:
             if activity not in self._failing:
                 return
-            self._failing.discard(activity)
-            self.down = bool(self._failing)
-        self.log.info("Channel layer %s is reachable again (%s works)", self.description, activity)
+            self._failing.clear()
+            self.down = False
+        log = self.log.info if self.outage.end() else self.log.debug
+        log("Channel layer %s is reachable again (%s works)", self.description, activity)
 
 
 class HealthReporter:

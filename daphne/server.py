@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import random
@@ -77,7 +78,15 @@ def listen_failure(description: str, error: BaseException) -> ListenFailed:
         reason = reason[:1].lower() + reason[1:]
         return ListenFailed(description, address, reason, getattr(socket_error, "errno", None))
     reason = str(error) or type(error).__name__
-    return ListenFailed(description, description, reason, getattr(error, "errno", None))
+    address = description
+    if description.startswith("unix:") and isinstance(error, OSError) and error.strerror:
+        # Twisted's lock file next to the socket fails first, naming the lock's odd
+        # paths ('29876' -> b'/run/x/d.sock.lock'): word it about the socket instead.
+        address = description.split(":", 2)[1]
+        reason = error.strerror[:1].lower() + error.strerror[1:]
+        if error.errno == errno.ENOENT:
+            reason += f" (the directory {os.path.dirname(address) or '.'} does not exist)"
+    return ListenFailed(description, address, reason, getattr(error, "errno", None))
 
 
 def with_listen_backlog(description: str) -> str:

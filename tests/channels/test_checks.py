@@ -55,6 +55,18 @@ def test_missing_setting_warns_that_runserver_falls_back():
     assert "'default'" in message.hint
 
 
+def test_missing_layers_hint_works_with_runserver_and_names_this_projects_routing():
+    """W001's example is the in-memory layer (runserver works with it at once), with a
+    ROUTING path in the project's own package, and its Redis example is not database 0
+    (someone else's on a shared host; issue 14 point 9)."""
+    with override_settings(SETTINGS_MODULE="mysite.settings"):
+        del settings.CHANNEL_LAYERS
+        message = only(channels_messages())
+    assert "'BACKEND': 'channels.layers.inmemory.ChannelLayer'" in message.hint
+    assert "'ROUTING': 'mysite.routing.channel_routing'" in message.hint
+    assert "6379/0" not in message.hint and "asgi_redis.RedisChannelLayer" in message.hint
+
+
 @pytest.mark.parametrize("wrong", ["CHANNELS_LAYERS", "CHANNEL_LAYER", "CHANEL_LAYERS"])
 def test_misspelt_setting_name_gets_a_hint(wrong):
     """W002: a misspelt CHANNEL_LAYERS is named with "Did you mean CHANNEL_LAYERS?"."""

@@ -8,6 +8,7 @@ CHANNEL_LAYERS. 1.x tests that mock ``Command.server_cls`` keep working (C-79, i
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
 import re
@@ -221,6 +222,38 @@ def test_autoreload_serves_changed_code(database, tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.process.pid, signal.SIGKILL)
         proc.stop()
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_the_reloader_answers_waiting_requests(database):
+    """Issue 14 point 8 under the runserver a newcomer runs (with the reloader): Ctrl-C
+    (SIGINT to the terminal's process group) stops daphne gracefully in the reloader's
+    child. A request the application never answers gets 503 and one log line, rather
+    than the connection dropped as Django's reloading parent killed the child 0.25 s
+    after Ctrl-C; both processes exit 0 within the short development grace."""
+    port, proc = start_runserver(e2e.e2e_env(database), new_session=True)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        proc.output.wait_for("Quit the server with CONTROL-C.", timeout=60)
+        processes.wait_for_port(port, proc.process, timeout=30, output=proc.output)
+        # An established keep-alive connection, then the request nobody answers on it.
+        connection.request("GET", "/hello/")
+        assert connection.getresponse().read()
+        connection.request("GET", "/later/")
+        # A whole request on another connection after it: daphne has read /later/ by now.
+        assert requests.get(f"http://127.0.0.1:{port}/hello/", timeout=TIMEOUT).ok
+        os.killpg(proc.process.pid, signal.SIGINT)
+        answer = connection.getresponse()
+        assert answer.status == 503
+        assert proc.process.wait(TIMEOUT) == 0, proc.output.text()
+    finally:
+        connection.close()
+        if proc.process.poll() is None:
+            os.killpg(proc.process.pid, signal.SIGKILL)
+        proc.stop()
+    text = proc.output.text()
+    assert "Stopping: answered 1 HTTP request still waiting for the application with 503" in text
+    assert "Traceback" not in text
 
 
 # -- in-process pieces (C-6, C-78, C-80, C-81) ----------------------------------------

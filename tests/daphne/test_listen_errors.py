@@ -92,3 +92,16 @@ def test_embedding_code_gets_listen_failed_with_errno(taken_port):
         timeout=60,
     )
     assert result.stdout.split() == ["True", "True", f"127.0.0.1:{taken_port}"], result.stderr
+
+
+def test_unix_socket_in_a_missing_directory_names_the_directory(tmp_path):
+    """``-u`` into a directory that does not exist: Twisted's lock file beside the socket
+    fails first, with an errno text naming odd paths ('29876' -> b'...sock.lock'); the
+    line names the socket and the missing directory instead."""
+    path = tmp_path / "missing" / "daphne.sock"
+    result = run_app("-u", str(path))
+    assert result.returncode == 1, result.stderr
+    assert last_line_is_the_only_error(result) == (
+        f"daphne: error: cannot listen on {path}: no such file or directory "
+        f"(the directory {path.parent} does not exist)"
+    )

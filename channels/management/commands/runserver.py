@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import errno
 import logging
 import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -103,6 +105,32 @@ class Command(RunserverCommand):
             default=5,
             help="Specify the daphne websocket_handshake_timeout interval in seconds (default: 5)",
         )
+
+    def run(self, **options: Any) -> None:
+        """Django's, with the first Ctrl-C left to the reloader's child (issue 14).
+
+        Django's reloading parent kills its child 0.25 s after Ctrl-C (subprocess.run
+        does), before daphne in the child can answer the requests it holds. Here the
+        parent lets the first Ctrl-C pass and exits when the child does; the child stops
+        daphne gracefully (`StopAtExit`) within a few seconds. A second Ctrl-C ends both
+        at once, as before. (A Python handler, unlike an ignored signal, is not
+        inherited: the child takes Ctrl-C as usual from its first instruction.)
+        """
+        reloading_parent = (
+            options.get("use_reloader", True)
+            and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true"
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        if not reloading_parent:
+            return super().run(**options)
+        previous = signal.signal(signal.SIGINT, _FirstInterruptToChild())
+        try:
+            super().run(**options)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if hasattr(signal, "SIGALRM"):
+                signal.alarm(0)
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options.get("verbosity", 1)
@@ -204,8 +232,12 @@ class Command(RunserverCommand):
 
     def _run_server(self, options: dict[str, Any], keywords: dict[str, Any]) -> None:
         # C-79: exactly these keywords, so a mocked server_cls (1.x tests) sees them.
+        stop_at_exit = None
         try:
             server = self.server_cls(channel_layer=self.channel_layer, **keywords)
+            if not keywords["signal_handlers"]:
+                stop_at_exit = StopAtExit(server)
+                atexit.register(stop_at_exit)
             server.run()
             self.logger.debug("Daphne exited")
         except KeyboardInterrupt:
@@ -217,6 +249,9 @@ class Command(RunserverCommand):
             # daphne's Server.run() raises it before serving (issue 14); Django's words.
             known = LISTEN_ERRORS.get(error.errno) if error.errno is not None else None
             self._listen_failed(known or str(error))
+        finally:
+            if stop_at_exit is not None:
+                stop_at_exit.done.set()
 
     def _listen_failed(self, text: str) -> None:
         self.stderr.write(f"Error: {text}")
@@ -270,6 +305,68 @@ _WS_ACTIONS = {
     "disconnected": "DISCONNECT",
     "rejected": "REJECT",
 }
+
+
+class _FirstInterruptToChild:
+    """The reloading parent's SIGINT handler: the first one passes (the child, in the
+    same process group, got it too and stops gracefully), the next interrupts as usual.
+    Should the child not end (a SIGINT sent to the parent's pid alone never reached it),
+    the parent interrupts itself, and so kills the child, after the child's grace."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.seen += 1
+        if self.seen > 1:
+            raise KeyboardInterrupt
+        if hasattr(signal, "SIGALRM"):
+            signal.signal(signal.SIGALRM, self._child_did_not_end)
+            signal.alarm(int(StopAtExit.GRACE) + 6)
+
+    @staticmethod
+    def _child_did_not_end(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+
+class StopAtExit:
+    """Stops daphne gracefully when a reloading runserver's process exits (issue 14).
+
+    With the reloader, daphne runs in a daemon thread and the main thread watches files:
+    Ctrl-C (or a code change) ends the main thread, and the process would drop every
+    connection mid-request. Called at exit, this stops daphne as its own signal handler
+    does without the reloader: requests still waiting for the application get 503 and a
+    log line, the others finish, WebSockets close with 1012 at once. A development server
+    stops quickly: within `GRACE` seconds (or the server's own graceful timeout if shorter).
+    """
+
+    GRACE = 3.0
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.done = threading.Event()
+
+    def __call__(self) -> None:
+        server = self.server
+        reactor: Any = getattr(server, "reactor", None)
+        graceful_stop = getattr(server, "graceful_stop", None)
+        if self.done.is_set() or not getattr(reactor, "running", False) or graceful_stop is None:
+            return
+        grace = min(float(getattr(server, "graceful_timeout", self.GRACE)), self.GRACE)
+        try:
+            server.graceful_timeout = grace
+            server.websocket_drain_time = 0
+        except AttributeError:  # a server_cls without these options: its defaults
+            pass
+
+        def stop() -> None:
+            graceful_stop().addBoth(lambda _: reactor.stop() if reactor.running else None)
+
+        try:
+            reactor.callFromThread(stop)
+            self.done.wait(grace + 5)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, exit now
+            pass
 
 
 class WorkerThread(threading.Thread):
