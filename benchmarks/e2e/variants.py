@@ -36,6 +36,7 @@ RUNNERS: dict[str, Runner] = {
     "W4": workloads.w4,
     "W5": workloads.w5,
     "W5-deflate": functools.partial(workloads.w5, deflate=True),
+    "W5-100k": functools.partial(workloads.w5, total=100000),
     "W6": workloads.w6,
     # Issue 17: W2 with websocket.receive at-least-once (beside W2 as "alo-off"), W8, W9.
     "W2-alo": functools.partial(workloads.w2, at_least_once=True),
