@@ -28,9 +28,11 @@ pipelines, with a different notion of a shard.
   ``PUSH`` / ``SEND_MANY`` script per slot (a script touches one slot), and
   the scripts of all slots of one master sent in one pipelined round trip;
   members behind one ``P!`` still share one bundle (A-93).
-- **Not offered**: `socket_receive` and `socket_sender` (they hold raw
-  connections to one server and cannot follow a slot that moves); daphne
-  then reads and sends from threads, as without hiredis.
+- **daphne's socket paths** (`cluster_sockets`): `socket_receive` pops a
+  ``P!`` prefix on its slot's master, `socket_sender` keeps one connection
+  per slot sent to; a redirection or a lost connection drops the socket with
+  the layer's unavailable error, and daphne opens a new one (in a thread) on
+  the slot's master then.
 - **Redirections and failover** (`SlotShard.call`): ``MOVED`` refreshes the
   slot map and retries at once; ``ASK``, ``TRYAGAIN`` and ``CLUSTERDOWN``
   (a slot migrating, or the cluster electing a new master) and a connection
@@ -74,7 +76,7 @@ from redis.exceptions import (
 
 from channels.layers.base import layer_random
 
-from . import scripts
+from . import cluster_sockets, scripts
 from .cluster_parts import ClusterGroups, ClusterReceiver, ClusterSender, is_redirect
 from .core import RedisChannelLayer
 from .errors import ShardConnectionError
@@ -87,8 +89,8 @@ from .scripts import Script
 from .sending import Sender
 from .shard import CONNECTION_ERRORS, Shard, ShardFeatures, describe_client
 from .slots import ClusterExpiredMessages, ClusterPlacement, cluster_script, global_key, name_slot
-from .socket_receive import SocketReceive, SocketReceiveUnsupported
-from .socket_send import SocketSender, SocketSendUnsupported
+from .socket_receive import SocketReceive
+from .socket_send import SocketSender
 from .stats import GLOBAL_FIELDS
 from .wire import execute, execute_pipeline
 
@@ -120,6 +122,29 @@ class ClusterTopology:
         self.features: ShardFeatures | None = None
         # Nodes known to be unreachable: one WARNING / INFO per node, not per slot.
         self._down: set[str] = set()
+        # The slot map may be out of date: read it before the next socket connects
+        # (`cluster_sockets`: noticed on daphne's reactor, which must not wait on it).
+        self._stale = False
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def refresh_if_stale(self) -> None:
+        """Read the slot map again if `mark_stale` asked for it (may wait on the network)."""
+        if self._stale:
+            self._stale = False
+            self.refresh(force=True)
+
+    def redirected(self, exc: Exception) -> None:
+        """Note a redirection without a round trip: a ``MOVED`` to a known node moves the
+        slot in the map; anything else marks the map stale."""
+        cluster = self._cluster
+        if cluster is not None and isinstance(exc, MovedError):
+            node = cluster.nodes_manager.get_node(host=exc.host, port=exc.port)
+            if node is not None and node.redis_connection is not None:
+                cluster.nodes_manager.move_slot(exc)
+                return
+        self._stale = True
 
     def note_down(self, address: str) -> bool:
         """Record `address` as unreachable; True if it was not known to be."""
@@ -212,7 +237,7 @@ class SlotShard(Shard):
     def __init__(self, slot: int, topology: ClusterTopology) -> None:
         super().__init__(slot, client=None)
         self.slot = slot
-        self._topology = topology
+        self._topology = self.topology = topology
         self.expired = ClusterExpiredMessages(slot)
 
     def client(self) -> redis.Redis:
@@ -324,6 +349,10 @@ class SlotShard(Shard):
         with self._lock:
             if began is None or began == self.failures:
                 self._reachable = True
+
+    def redirected(self, exc: Exception) -> None:
+        """A socket of this slot was redirected (`cluster_sockets`): no round trip here."""
+        self._topology.redirected(exc)
 
     def lost_slot(self, exc: Exception) -> None:
         """A pop on this slot was redirected outside `call` (`exc`): update the slot map."""
@@ -512,13 +541,15 @@ class RedisClusterChannelLayer(RedisChannelLayer):
         shard = self._cluster_shards.shard_of(name_slot(key))
         return shard.call(lambda client: execute(client, "EVAL", script.source, 1, key, *args))
 
-    # -- socket extensions: not on a cluster (daphne falls back to threads) -------------
+    # -- socket extensions, per slot (`cluster_sockets`) ----------------------------------
 
     def socket_receive(self, channels: Iterable[str]) -> SocketReceive:
-        raise SocketReceiveUnsupported("not on a Redis Cluster (slots move between nodes)")
+        """As `RedisChannelLayer.socket_receive`, on the master of the names' one slot."""
+        return cluster_sockets.socket_receive(self, channels)
 
     def socket_sender(self) -> SocketSender:
-        raise SocketSendUnsupported("not on a Redis Cluster (slots move between nodes)")
+        """As `RedisChannelLayer.socket_sender`, with one connection per slot sent to."""
+        return cluster_sockets.ClusterSocketSender(self)
 
 
 def _delete_matching_per_key(client: redis.Redis, patterns: list[str]) -> None:
