@@ -320,13 +320,14 @@ class SlotShard(Shard):
         return self.call(lambda client: script.run(client, keys, args))
 
     def pipeline(self, packed: Sequence[bytes], read_timeout: float | None = None) -> list[Any]:
-        """As `Shard.pipeline`; a redirected first command redirects the whole pipeline
-        (every command is about this slot), which is then sent again."""
+        """As `Shard.pipeline`; a redirected command redirects the whole pipeline (every
+        keyed command is about this slot, so none of them ran), which is sent again."""
 
         def run(client: redis.Redis) -> list[Any]:
             replies = execute_pipeline(client, packed, read_timeout)
-            if is_redirect(replies[0]):
-                raise replies[0]
+            for reply in replies:  # a keyless SCRIPT LOAD may come first
+                if is_redirect(reply):
+                    raise reply
             return replies
 
         return self.call(run)
