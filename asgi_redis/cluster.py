@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -400,6 +401,21 @@ class ClusterShards:
         return self.topology.open_clients()
 
 
+def dead_node_detection() -> dict[int, int]:
+    """TCP options finding a node whose host went away within about 5 s (issue 19 item 3).
+
+    A master whose machine or network fails answers nothing and refuses nothing: a
+    connection to it (a blocked pop, daphne's sockets, a send) would wait for the OS's
+    retransmission limit, some 15 minutes, long after its replica took over. Keepalive
+    probes after 2 s idle, every 1 s, and ``TCP_USER_TIMEOUT`` of 5 s (unacknowledged
+    data or probes) end it with a connection error instead, which the layer and daphne
+    answer by reconnecting to the slot's new master. Options the platform lacks are
+    left out; ``connection_kwargs`` may set others.
+    """
+    wanted = {"TCP_KEEPIDLE": 2, "TCP_KEEPINTVL": 1, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 5000}
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
+
+
 def cluster_addresses(hosts: Any) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     """Startup nodes from `hosts` (URLs or ``(host, port)``, L-19) and the URLs' credentials."""
     addresses = []
@@ -440,6 +456,9 @@ class RedisClusterChannelLayer(RedisChannelLayer):
     ) -> None:
         startup_nodes, credentials = cluster_addresses(hosts)
         kwargs = {**credentials, **client_kwargs(connection_kwargs)}
+        if kwargs.get("socket_keepalive", True):
+            kwargs.setdefault("socket_keepalive", True)
+            kwargs.setdefault("socket_keepalive_options", dead_node_detection())
         source = ClusterShards(startup_nodes, kwargs, self.cluster_retry_timeout)
         self._cluster_shards = source
         super().__init__(
