@@ -294,8 +294,14 @@ def test_redis_master_host_cut_off(world):
         name = cluster.host_of(address)
         world.hosts.cut(name)
         others = [node for node in cluster.nodes if node[0] != address]
+        survivor = others[0]
+        _wait_until(
+            lambda: cluster.master_of(prefix, survivor)[0] != address,
+            60,
+            "a replica on another host promoted",
+        )
         cluster.wait_ok(others, timeout=60)
-        print(f"cut {name}; the cluster is ok again")
+        print(f"cut {name}; promoted and ok again")
 
     result = _run(running, cut)
     assert result.sockets_closed == [], result.sockets_closed
