@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.e2e import APP_DIR, OUT_DIR, REPO_ROOT, control_venv, workloads
+from benchmarks.e2e import APP_DIR, OUT_DIR, REPO_ROOT, control_venv, w10, workloads
 from benchmarks.e2e.compare import PROJECT, Variant
 from benchmarks.e2e.procs import BenchmarkError
 from benchmarks.e2e.stack import Channels4Stack, Stack, child_env
@@ -36,6 +36,7 @@ RUNNERS: dict[str, Runner] = {
     "W4": workloads.w4,
     "W5": workloads.w5,
     "W6": workloads.w6,
+    "W10": w10.w10,  # issue 19: cluster vs sharded layer, a master killed; on request
 }
 CHANNELS4_WORKLOADS = {"W2", "W3", "W3-2000", "W4"}
 GUNICORN_WORKERS = (1, 2)  # 1: gunicorn's default; 2: the stretch control of issue 20

@@ -80,8 +80,14 @@ class LoadClient:
         room: int = 5,
         echo_interval: float = 0.05,
         room_interval: float = 0.1,
+        paths: tuple[str, str] = ("/echo/", "/room/"),
+        hello: bool = True,
     ) -> None:
+        """`paths`: the echo and the broadcast consumers; `hello`: each socket is first
+        told its reply channel (cluster_e2e_routing; not the benchmark app)."""
         self.base_url = base_url
+        self.paths = paths
+        self.hello = hello
         self.echo_count = echo
         self.room_count = room
         self.echo_interval = echo_interval
@@ -100,10 +106,10 @@ class LoadClient:
     async def open(self) -> None:
         """Connect every socket and read its reply channel (bounded)."""
         self.echo = list(
-            await asyncio.gather(*(self._open("/echo/", i) for i in range(self.echo_count)))
+            await asyncio.gather(*(self._open(self.paths[0], i) for i in range(self.echo_count)))
         )
         self.room = list(
-            await asyncio.gather(*(self._open("/room/", i) for i in range(self.room_count)))
+            await asyncio.gather(*(self._open(self.paths[1], i) for i in range(self.room_count)))
         )
 
     async def _open(self, path: str, index: int) -> _Socket:
@@ -114,6 +120,8 @@ class LoadClient:
             close_timeout=5,
             max_queue=None,
         )
+        if not self.hello:
+            return _Socket(index, ws, f"{path}#{index}")
         first = await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT)
         assert isinstance(first, str) and first.startswith("reply-channel "), first
         return _Socket(index, ws, first.split(" ", 1)[1])

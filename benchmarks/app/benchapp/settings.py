@@ -32,3 +32,10 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
+
+if os.environ.get("BENCH_REDIS_HOSTS"):
+    # W10 (issue 19): the layer over several Redis (comma-separated URLs): the sharded
+    # RedisChannelLayer, or RedisClusterChannelLayer with BENCH_REDIS_CLUSTER=1.
+    CHANNEL_LAYERS["default"]["CONFIG"] = {"hosts": os.environ["BENCH_REDIS_HOSTS"].split(",")}
+    if os.environ.get("BENCH_REDIS_CLUSTER"):
+        CHANNEL_LAYERS["default"]["BACKEND"] = "asgi_redis.RedisClusterChannelLayer"
