@@ -234,6 +234,9 @@ class SlotShard(Shard):
     """Hash slot ``slot``: served by whichever master the slot map names now."""
 
     expired: ClusterExpiredMessages
+    # A wait on several slots ends when this one's connection fails (`shards_wait`):
+    # `ClusterReceiver.blocking_pop` waits again, on the slot's new master.
+    failure_ends_wait = True
 
     def __init__(self, slot: int, topology: ClusterTopology) -> None:
         super().__init__(slot, client=None)
@@ -351,6 +354,11 @@ class SlotShard(Shard):
         with self._lock:
             if began is None or began == self.failures:
                 self._reachable = True
+
+    @property
+    def reachable(self) -> bool:
+        """False from a failure until the slot's master answers again."""
+        return self._reachable
 
     def redirected(self, exc: Exception) -> None:
         """A socket of this slot was redirected (`cluster_sockets`): no round trip here."""
