@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.e2e import APP_DIR, OUT_DIR, REPO_ROOT, control_venv, workloads
+from benchmarks.e2e import APP_DIR, OUT_DIR, REPO_ROOT, control_venv, w10, workloads
 from benchmarks.e2e.compare import PROJECT, Variant
 from benchmarks.e2e.procs import BenchmarkError
 from benchmarks.e2e.stack import Channels4Stack, Stack, child_env
@@ -42,6 +42,7 @@ RUNNERS: dict[str, Runner] = {
     "W2-alo": functools.partial(workloads.w2, at_least_once=True),
     "W8": workloads.w8,
     "W9": workloads.w9,
+    "W10": w10.w10,  # issue 19: cluster vs sharded layer, a master killed; on request
 }
 CHANNELS4_WORKLOADS = {"W2", "W3", "W3-2000", "W4"}
 GUNICORN_WORKERS = (1, 2)  # 1: gunicorn's default; 2: the stretch control of issue 20
