@@ -92,7 +92,7 @@ from .shard import CONNECTION_ERRORS, Shard, ShardFeatures, describe_client
 from .slots import ClusterExpiredMessages, ClusterPlacement, cluster_script, global_key, name_slot
 from .socket_receive import SocketReceive
 from .socket_send import SocketSender
-from .stats import GLOBAL_FIELDS
+from .stats import GLOBAL_FIELDS, without_zero_rare_fields
 from .wire import execute, execute_pipeline
 
 __all__ = ["ClusterShards", "RedisClusterChannelLayer", "SlotShard"]
@@ -560,7 +560,7 @@ class RedisClusterChannelLayer(RedisChannelLayer):
             for values in pipe.execute():
                 for field, value in zip(GLOBAL_FIELDS, values, strict=True):
                     totals[field] += int(value or 0)
-        return totals
+        return without_zero_rare_fields(totals)
 
     # -- announcements (issue 14): the announce key's own slot --------------------------
 
