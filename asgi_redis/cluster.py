@@ -51,6 +51,9 @@ pipelines, with a different notion of a shard.
   would narrow the window at the cost of a round trip per send and still not
   close it (a replica can acknowledge and then fail); the layer does not use
   it, so delivery stays at-most-once (A-24), as on a single Redis.
+- **At-least-once channels** (issue 17, `cluster_reliable`): `reliable`'s
+  leases, one slot per channel; a lease survives a failover as far as it was
+  replicated.
 - **Statistics**: the shard-global counters are kept per slot
   (`slots.global_key`) and `global_statistics` sums them over the masters.
 """
@@ -79,6 +82,7 @@ from channels.layers.base import layer_random
 
 from . import cluster_sockets, scripts
 from .cluster_parts import ClusterGroups, ClusterReceiver, ClusterSender, is_redirect
+from .cluster_reliable import ClusterReliable
 from .core import RedisChannelLayer
 from .errors import ShardConnectionError
 from .flushing import glob_escape
@@ -92,7 +96,7 @@ from .shard import CONNECTION_ERRORS, Shard, ShardFeatures, describe_client
 from .slots import ClusterExpiredMessages, ClusterPlacement, cluster_script, global_key, name_slot
 from .socket_receive import SocketReceive
 from .socket_send import SocketSender
-from .stats import GLOBAL_FIELDS, without_zero_rare_fields
+from .stats import ALL_GLOBAL_FIELDS, reported_figures
 from .wire import execute, execute_pipeline
 
 __all__ = ["ClusterShards", "RedisClusterChannelLayer", "SlotShard"]
@@ -461,6 +465,9 @@ class RedisClusterChannelLayer(RedisChannelLayer):
         symmetric_encryption_keys: Sequence[str | bytes] | None = None,
         stats_prefix: str = "asgi-meta:",
         connection_kwargs: Mapping[str, Any] | None = None,
+        at_least_once: Sequence[Any] | None = None,
+        ack_timeout: int | float = 30,
+        max_deliveries: int = 5,
     ) -> None:
         startup_nodes, credentials = cluster_addresses(hosts)
         kwargs = {**credentials, **client_kwargs(connection_kwargs)}
@@ -478,8 +485,13 @@ class RedisClusterChannelLayer(RedisChannelLayer):
             symmetric_encryption_keys=symmetric_encryption_keys,
             stats_prefix=stats_prefix,
             connection_kwargs=connection_kwargs,
+            at_least_once=at_least_once,
+            ack_timeout=ack_timeout,
+            max_deliveries=max_deliveries,
             shards=source,
         )
+        if self._reliable is not None:  # issue 17: leases placed by slot
+            self._reliable = ClusterReliable(self, self.delivery)
         self.hosts = [f"redis://{host}:{port}/0" for host, port in startup_nodes]
 
     @property
@@ -549,18 +561,18 @@ class RedisClusterChannelLayer(RedisChannelLayer):
         for shard in self._cluster_shards.shards():
             shard.expired.write(shard)
         pattern = glob_escape(f"{self.stats_prefix}{GLOBAL_STATS_KEY}") + "{*}"
-        totals = dict.fromkeys(GLOBAL_FIELDS, 0)
+        totals = dict.fromkeys(ALL_GLOBAL_FIELDS, 0)
         for client in self._cluster_shards.topology.masters():
             keys = list(client.scan_iter(match=pattern, count=1000))
             if not keys:
                 continue
             pipe = client.pipeline(transaction=False)
             for key in keys:
-                pipe.hmget(key, *GLOBAL_FIELDS)
+                pipe.hmget(key, *ALL_GLOBAL_FIELDS)
             for values in pipe.execute():
-                for field, value in zip(GLOBAL_FIELDS, values, strict=True):
+                for field, value in zip(ALL_GLOBAL_FIELDS, values, strict=True):
                     totals[field] += int(value or 0)
-        return without_zero_rare_fields(totals)
+        return reported_figures(totals, self.delivery.enabled)
 
     # -- announcements (issue 14): the announce key's own slot --------------------------
 

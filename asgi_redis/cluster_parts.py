@@ -304,5 +304,9 @@ class ClusterGroups(Groups):
                 ):
                     if not ok:
                         self._skips.skipped(group, storage, copies)  # A-40
+                reliable = self._layer._reliable
+                if reliable is not None:  # issue 17: at-least-once members' doorbells
+                    stored = [name for name, ok in zip(delivery.storages, reply, strict=True) if ok]
+                    reliable.ring(slot, stored)
         if failure is not None:
             raise failure

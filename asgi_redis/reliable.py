@@ -147,7 +147,7 @@ class Reliable:
             if remaining <= 0:
                 return None, None
             timeout = min(remaining, next_due) if next_due is not None else remaining
-            popped = blocking_pop(self._wait_visits(split, names), max(timeout, 0.01))
+            popped = self.wait(self._wait_visits(split, names), max(timeout, 0.01))
             if popped is None:
                 continue  # a lease may have ended, or the receive's time is up
             visit, index, entries = popped
@@ -161,27 +161,43 @@ class Reliable:
             return self._splits[key]
         split = None
         if any(self.applies(name) for name in names):
-            placement = self._layer._placement
             split = Split(
                 [name for name in names if not name.endswith("!")],
                 [name for name in names if name.endswith("!")],
             )
             for name in split.scripted:
-                if "?" in name or placement.ring_size == 1:
-                    split.homes[name] = [placement.index(name)]
-                else:
-                    split.homes[name] = list(range(placement.ring_size))
+                split.homes[name] = self.homes(name)
         if len(self._splits) >= self._layer.receive_plan_memory:
             self._splits.clear()
         self._splits[key] = split
         return split
 
+    # -- where things are (`cluster_reliable` places by hash slot instead) -------------
+
+    def homes(self, name: str) -> list[int]:
+        """The shards a scripted name may have entries on (a normal name: every one)."""
+        placement = self._layer._placement
+        if "?" in name or placement.ring_size == 1:
+            return [placement.index(name)]
+        return list(range(placement.ring_size))
+
+    def shard_at(self, index: int) -> Shard:
+        return self._layer._placement.shards[index]
+
+    def global_hash(self, index: int) -> str:
+        """The shard-global statistics hash the scripts count in on shard `index`."""
+        return self._layer._placement.global_stats_hash
+
+    lease_script = LEASE
+
+    def wait(self, visits: list[Visit], timeout: float) -> tuple[Visit, int, list[bytes]] | None:
+        """`shards_wait.blocking_pop` on the bells and plain lists of `visits`."""
+        return blocking_pop(visits, timeout)
+
     def _lease_pass(
         self, split: Split, order: list[str]
     ) -> tuple[tuple[str, dict[str, Any]] | None, float | None]:
         """One `LEASE` per shard holding a name; ``(message, seconds to next lease end)``."""
-        layer = self._layer
-        placement = layer._placement
         by_shard: dict[int, list[str]] = {}
         for name in order:
             for index in split.homes[name]:
@@ -189,7 +205,7 @@ class Reliable:
         next_due: float | None = None
         try:
             for index, shard_names in by_shard.items():
-                shard = placement.shards[index]
+                shard = self.shard_at(index)
                 found, due = self._lease_on(shard, index, shard_names)
                 if found is not None:
                     return found, None
@@ -205,7 +221,7 @@ class Reliable:
     ) -> tuple[tuple[str, dict[str, Any]] | None, float | None]:
         keys, args, acks = self.lease_arguments(index, names)
         try:
-            reply = shard.script(LEASE, keys, args)
+            reply = shard.script(self.lease_script, keys, args)
         except BaseException:
             self.unsent_acks(index, acks)
             raise
@@ -219,7 +235,7 @@ class Reliable:
         back if the call fails)."""
         placement = self._layer._placement
         sender = self._layer._sender
-        keys: list[str] = [placement.global_stats_hash]
+        keys: list[str] = [self.global_hash(index)]
         kinds = []
         for name in names:
             list_key = placement.list_key(name)
@@ -272,7 +288,7 @@ class Reliable:
         def add(index: int, key: str, storage: str, want: int) -> None:
             visit = visits.get(index)
             if visit is None:
-                visit = visits[index] = Visit(placement.shards[index])
+                visit = visits[index] = Visit(self.shard_at(index))
             visit.keys.append(key)
             visit.storages.append(storage)
             visit.wants.append(want)
@@ -337,10 +353,9 @@ class Reliable:
     def flush_acks(self) -> None:
         """Send every acknowledgement `ack_later` left waiting in this thread."""
         pending = self._waiting_acks()
-        shards = self._layer._placement.shards
         for index in list(pending):
             for lease_key, held_key, lease_id in pending.pop(index):
-                shards[index].script(ACK, (lease_key, held_key), (lease_id,))
+                self.shard_at(index).script(ACK, (lease_key, held_key), (lease_id,))
 
     def _waiting_acks(self) -> dict[int, list[tuple[str, str, str]]]:
         pending: dict[int, list[tuple[str, str, str]]] | None = getattr(self._local, "acks", None)
@@ -361,7 +376,7 @@ class Reliable:
     def _located(self, channel: str, delivery_id: str) -> tuple[Shard, str, str]:
         index, _, lease_id = delivery_id.partition(":")
         storage = self._layer.non_local_name(channel)
-        return self._layer._placement.shards[int(index)], storage, lease_id
+        return self.shard_at(int(index)), storage, lease_id
 
     def ack(self, channel: str, delivery_id: str) -> bool:
         shard, storage, lease_id = self._located(channel, delivery_id)
@@ -375,7 +390,7 @@ class Reliable:
         keys = (
             *reliable_keys(placement.list_key(storage)),
             placement.stats_hash(storage),
-            placement.global_stats_hash,
+            self.global_hash(shard.index),
         )
         live, dead = shard.script(
             NACK,

@@ -19,10 +19,12 @@ from .shard import Shard
 
 __all__ = [
     "DELIVERY_FIELDS",
+    "ALL_GLOBAL_FIELDS",
     "GLOBAL_FIELDS",
     "RARE_FIELDS",
     "channel_figures",
     "global_figures",
+    "reported_figures",
     "without_zero_rare_fields",
 ]
 
@@ -30,6 +32,8 @@ __all__ = [
 GLOBAL_FIELDS = ("messages_count", "channel_full_count", "expired_count", "shard_restarts")
 # Issue 17: counters of at-least-once delivery, reported by a layer configured for it.
 DELIVERY_FIELDS = ("dead_lettered_count", "redelivered_count")
+# Every counter of the shard-global hash (`reported_figures` picks what is reported).
+ALL_GLOBAL_FIELDS = GLOBAL_FIELDS + DELIVERY_FIELDS + ("too_large_count",)
 # Counters reported only once they are not zero, so that the usual figures keep their
 # exact 1.x keys (L-39, L-40: 1.x tests compare the whole dict): expired messages and
 # noticed restarts (issue 15), messages refused as too large (A-92, issue 17).
@@ -42,17 +46,19 @@ def global_figures(shards: Sequence[Shard], key: str, delivery: bool = False) ->
     `key` is the hash of the shard-global counters. `delivery`: the layer has
     at-least-once channels, so `DELIVERY_FIELDS` are reported (even when 0).
     """
-    fields = GLOBAL_FIELDS + DELIVERY_FIELDS + ("too_large_count",)
+    fields = ALL_GLOBAL_FIELDS
     totals = dict.fromkeys(fields, 0)
     for shard in shards:
         shard.expired.write(shard)
         values = shard.command("HMGET", key, *fields)
         for field, value in zip(fields, values, strict=True):
             totals[field] += int(value or 0)
-    return _reported(totals, delivery)
+    return reported_figures(totals, delivery)
 
 
-def _reported(figures: dict[str, int], delivery: bool) -> dict[str, int]:
+def reported_figures(figures: dict[str, int], delivery: bool) -> dict[str, int]:
+    """`figures` as reported: `DELIVERY_FIELDS` only with at-least-once channels
+    (`delivery`), the `RARE_FIELDS` only when not zero."""
     if not delivery:
         for field in DELIVERY_FIELDS:
             del figures[field]
@@ -100,4 +106,4 @@ def channel_figures(
         if head_deadline >= 0:
             age = (now - (head_deadline - expiry_ms)) // 1000
             figures["messages_max_age"] = max(figures["messages_max_age"], age)
-    return _reported(figures, delivery)
+    return reported_figures(figures, delivery)
