@@ -172,3 +172,53 @@ def test_redelivery_across_a_master_failover(private_redis_cluster) -> None:
     assert other.ack(channel, again[DELIVERY_KEY]["id"])
     assert other.receive([name]) == (None, None)
     other.close()
+
+
+@pytest.mark.slow
+def test_sigkilled_runworker_message_goes_to_another_worker(redis_cluster, tmp_path) -> None:
+    """Issue 17 with real ``manage.py runworker`` processes on the cluster: a worker
+    SIGKILLed inside its consumer leaves the message to a second worker after
+    ack_timeout (count 2), which acknowledges it."""
+    import signal
+
+    from tests.channels import e2e
+    from tests.channels.test_runworker_delivery import ALO as WORKER_ALO
+    from tests.channels.test_runworker_delivery import EXIT_TIMEOUT, receive_one, wait_until
+
+    database = tmp_path / "db.sqlite3"
+    nodes = ",".join(f"redis://{host}:{port}" for host, port in redis_cluster.startup_nodes[:2])
+    env = e2e.e2e_env(
+        database,
+        CHANNELS_E2E_REDIS_CLUSTER=nodes,
+        CHANNELS_E2E_AT_LEAST_ONCE=",".join(WORKER_ALO["at_least_once"]),
+        CHANNELS_E2E_ACK_TIMEOUT=str(WORKER_ALO["ack_timeout"]),
+        CHANNELS_E2E_MAX_DELIVERIES=str(WORKER_ALO["max_deliveries"]),
+    )
+    e2e.prepare_database(env)
+    layer = RedisClusterChannelLayer(hosts=redis_cluster.startup_nodes[:2], **WORKER_ALO)
+    lease_key = f"{layer.prefix}{{alo.hold}}:lease"
+    first = e2e.start_worker(env)
+    second = None
+    try:
+        first.output.wait_for("Listening on channels", timeout=60)
+        layer.send("alo.hold", {"n": 1})
+        started = receive_one(layer, "alo_report.started")
+        assert (started["n"], started["count"], started["pid"]) == (1, 1, first.process.pid)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=EXIT_TIMEOUT)
+        second = e2e.start_worker(env)
+        second.output.wait_for("Listening on channels", timeout=60)
+        again = receive_one(layer, "alo_report.started")
+        assert (again["n"], again["count"], again["redelivered"]) == (1, 2, True)
+        assert again["pid"] == second.process.pid
+        layer.send("test.release", {})
+        assert receive_one(layer, "alo_report.done")["count"] == 2
+        shard = layer.slot_shard("alo.hold")
+        assert wait_until(lambda: shard.command("ZCARD", lease_key) == 0)
+        assert layer.global_statistics()["redelivered_count"] == 1
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        layer.flush()
+        layer.close()

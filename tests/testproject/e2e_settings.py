@@ -1,8 +1,9 @@
 """Settings for the core runtime's real-process tests (daphne, runworker, runserver).
 
 ``CHANNELS_E2E_DB`` (SQLite path, migrated by the test) and, for the Redis layer,
-``CHANNELS_E2E_REDIS`` (a redis:// URL of a private server) or ``CHANNELS_E2E_IPC_PREFIX``
-(a shared-memory layer prefix) come from the environment. Without either the default layer
+``CHANNELS_E2E_REDIS`` (a redis:// URL of a private server), ``CHANNELS_E2E_REDIS_CLUSTER``
+(a Redis Cluster's startup nodes) or ``CHANNELS_E2E_IPC_PREFIX`` (a shared-memory layer
+prefix) come from the environment. Without either the default layer
 is the in-memory one (runserver).
 """
 
@@ -31,6 +32,12 @@ elif os.environ.get("CHANNELS_E2E_REDIS"):
     _LAYER = {
         "BACKEND": "asgi_redis.RedisChannelLayer",
         "CONFIG": {"hosts": [os.environ["CHANNELS_E2E_REDIS"]]},
+    }
+elif os.environ.get("CHANNELS_E2E_REDIS_CLUSTER"):
+    # Issue 17 on a Redis Cluster: comma-separated redis:// startup nodes.
+    _LAYER = {
+        "BACKEND": "asgi_redis.RedisClusterChannelLayer",
+        "CONFIG": {"hosts": os.environ["CHANNELS_E2E_REDIS_CLUSTER"].split(",")},
     }
 else:
     _LAYER = {"BACKEND": "channels.layers.inmemory.ChannelLayer"}
