@@ -125,8 +125,10 @@ def test_group_send_rings_the_bell(redis_cluster) -> None:
 
 
 def test_dead_letters_on_every_master(redis_cluster) -> None:
-    """Dead letters of channels on different masters are listed, requeued and purged
-    by a fresh layer (as `manage.py deadletters` builds one)."""
+    """Dead letters of channels on different masters are counted, listed, requeued and
+    purged by a fresh layer (as `manage.py deadletters` builds one)."""
+    from channels.layers.inspect import snapshot
+
     layer = _layer(redis_cluster, "t-alo-dead", max_deliveries=1)
     names = [f"alo.d{index}" for index in range(12)]
     masters = {redis_cluster.master_of_slot(name_slot(name)).port for name in names}
@@ -137,6 +139,7 @@ def test_dead_letters_on_every_master(redis_cluster) -> None:
             channel, message = _receive(layer, [name])
             layer.nack(channel, message[DELIVERY_KEY]["id"], 0)
         fresh = _layer(redis_cluster, "t-alo-dead", max_deliveries=1)
+        assert snapshot(fresh).dead_letters == len(names)  # issue 18's reading
         letters = fresh.dead_letters()
         assert sorted(letter.channel for letter in letters) == sorted(names)
         assert fresh.requeue_dead_letters("alo.d1*") == 3  # d1, d10, d11
