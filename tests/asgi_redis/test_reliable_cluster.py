@@ -225,3 +225,42 @@ def test_sigkilled_runworker_message_goes_to_another_worker(redis_cluster, tmp_p
             second.stop()
         layer.flush()
         layer.close()
+
+
+@pytest.mark.slow
+def test_blocked_receiver_survives_a_master_failover(private_redis_cluster) -> None:
+    """A receiver waiting on a leased channel's doorbell when its master is killed
+    waits again on the promoted replica by itself (callers retry what raised, L-62.5),
+    and leases what is sent after the failover."""
+    cluster = private_redis_cluster
+    layer = _layer(cluster, "t-alo-blocked")
+    sender = _layer(cluster, "t-alo-blocked")
+    name = "alo.blocked"
+    master = cluster.master_of_slot(name_slot(name))
+    received: list = []
+    waiting = threading.Event()
+
+    def consume() -> None:
+        give_up = time.monotonic() + 60
+        while time.monotonic() < give_up and not received:
+            waiting.set()
+            try:
+                found = layer.receive([name, "plain.blocked"], block=True)
+            except Exception:  # the master is gone: callers retry (L-62.5)
+                continue
+            if found[0] is not None:
+                received.append(found)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    assert waiting.wait(10)
+    time.sleep(0.3)  # let it reach its blocking pop (no event to await)
+    master.kill()
+    _until("send after the failover", lambda: sender.send(name, {"after": True}))
+    consumer.join(60)
+    assert len(received) == 1
+    channel, message = received[0]
+    assert (channel, message["after"], message[DELIVERY_KEY]["count"]) == (name, True, 1)
+    assert layer.ack(channel, message[DELIVERY_KEY]["id"])
+    layer.close()
+    sender.close()
