@@ -22,14 +22,15 @@ from daphne.layer_api import unavailable_errors
 from .announce import announcing
 from .channel import Channel
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
-from .layers.base import DELIVERY_KEY, ReceiveFailed
+from .layers.base import DELIVERY_KEY
 from .log import LayerHealth, describe_layer
 from .message import Message
 from .metrics import NULL_WORKER_METRICS
 from .pending import Entry, pending_message_store
-from .retry import REPLY_RETRY_CAP, Backoff, layer_out_of_memory, send_retrying
+from .retry import REPLY_RETRY_CAP, Backoff, send_retrying
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing, reply_channel_of
+from .worker_replies import ReplyCarrier
 
 __all__ = ["Worker", "WorkerGroup"]
 
@@ -74,8 +75,9 @@ class Worker:
         # Set to interrupt the retry wait after a failing receive.
         self._stop = threading.Event()
         # The last consumer and the sends it queued, when `handle` left them for the
-        # next receive to carry (`_replies_then_receive`).
+        # next receive to carry (`ReplyCarrier.send_then_receive`).
         self._replies: tuple[Any, list[Entry]] | None = None
+        self._carrier = ReplyCarrier(self)
         # Layers with send_many (Redis) can send the replies with the next receive;
         # only the receive loop does (`handle` called alone flushes them as ever).
         self._hands_over_replies = hasattr(channel_layer, "send_many")
@@ -157,8 +159,9 @@ class Worker:
             self._receive_loop(channels, handle)
         finally:
             self._looping = False
-            if self._replies is not None:  # stopped right after a message: send its replies
-                self._send_replies()
+            replies, self._replies = self._replies, None
+            if replies is not None:  # stopped right after a message: send its replies
+                self._carrier.send(*replies)
             self._flush_acks()
 
     def _flush_acks(self) -> None:
@@ -172,6 +175,7 @@ class Worker:
 
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
+        send_then_receive = self._carrier.send_then_receive
         outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
         health = LayerHealth.of(self.channel_layer)
         # The layer's outage errors (its `Unavailable`, L-62): waited out. Anything
@@ -182,10 +186,13 @@ class Worker:
         while not self.termed:
             started = time.monotonic()
             try:
-                if self._replies is None:
+                replies = self._replies
+                if replies is None:
                     channel, content = receive(channels, block=True)
                 else:
-                    channel, content = self._replies_then_receive(channels)
+                    # The last consumer's replies go out first (C-19), then in_job is off.
+                    self._replies = None
+                    channel, content = send_then_receive(replies, channels)
                     if channel is None and not self.termed:
                         channel, content = receive(channels, block=True)
             except (TypeError, AssertionError):
@@ -234,75 +241,6 @@ class Worker:
                 # Still busy while the replies wait for the next receive to carry them:
                 # a shutdown signal then lets them go out first (C-31).
                 self.in_job = self._replies is not None
-
-    def _replies_then_receive(self, channels: list[str]) -> tuple[str | None, dict | None]:
-        """Send the last consumer's replies and look for the next message in one layer
-        call (one Redis round trip), non-blocking: a worker under load finds its next
-        message there; an idle one then blocks in a plain receive, where a shutdown
-        signal can end it at once.
-
-        C-19 as users see it: every reply is sent before the next message is handled;
-        a full one is retried (retry_time / retry_interval) and a failure logged as
-        the consumer's error, as when `consumer_finished` flushed them. A reply queued
-        with its own retry policy (a view's last response message, C-40) is retried
-        with that one.
-        """
-        assert self._replies is not None, "only called after a consumer ran"
-        consumer, queued = self._replies
-        self._replies = None
-        layer = self.channel_layer
-        try:
-            batchable = pending_message_store.batchable
-            if not all(batchable(entry[0], layer) for entry in queued):
-                # Groups, other layers, Channel subclasses: the flush as it always was.
-                self._send_replies(consumer, queued)
-                return None, None
-            pairs = [(entry[0].name, entry[1]) for entry in queued]
-            try:
-                outcomes, received = layer.send_many_then_receive(pairs, channels, block=False)
-            except ReceiveFailed as failed:
-                self._settle_replies(consumer, queued, failed.outcomes)
-                raise failed.error from None  # the receive's outage (L-62)
-            except (TypeError, AssertionError, layer.MessageTooLarge):
-                # A reply the layer refuses (or a bad channel name, which the plain
-                # receive then raises): nothing was sent; one at a time, as before.
-                self._send_replies(consumer, queued)
-                return None, None
-            except Exception as error:
-                if not layer_out_of_memory(error):
-                    raise
-                # Issue 15: the sends were refused for memory before anything was
-                # received; each one's outcome, so a view's reply waits it out (C-40).
-                self._settle_replies(consumer, queued, [error] * len(queued))
-                return None, None
-            self._settle_replies(consumer, queued, outcomes)
-            return received
-        finally:
-            self.in_job = False
-
-    def _settle_replies(
-        self, consumer: Any, queued: list[Entry], outcomes: list[Exception | None]
-    ) -> None:
-        try:
-            pending_message_store.settle(queued, outcomes)
-        except Exception:  # logged as when consumer_finished flushed the replies
-            self.metrics.layer_error("send")
-            logger.exception(
-                "Error processing message with consumer %s:", name_that_thing(consumer)
-            )
-
-    def _send_replies(self, consumer: Any = None, queued: list | None = None) -> None:
-        if queued is None:
-            assert self._replies is not None, "only called after a consumer ran"
-            consumer, queued = self._replies
-            self._replies = None
-        try:
-            pending_message_store.send_all(queued)
-        except Exception:
-            self.metrics.layer_error("send")
-            logger.exception(
-                "Error processing message with consumer %s:", name_that_thing(consumer)
-            )
 
     def handle(self, channel: str, content: dict) -> None:
         """Route and run one message; never raises for a consumer's error (C-31, C-32).
@@ -372,7 +310,7 @@ class Worker:
         if callback is not None:
             self._guarded(callback, lambda message: callback(channel, message), message)
         # Layers with send_many: the loop sends the consumer's batch with its next
-        # receive (`_replies_then_receive`); otherwise consumer_finished flushes it.
+        # receive (`ReplyCarrier.send_then_receive`); otherwise consumer_finished flushes it.
         # An at-least-once message is acknowledged with the next receive, after its
         # replies (`ack_later`); a layer without it sends them first (no carry).
         carry = (
