@@ -20,16 +20,16 @@ from typing import Any
 from daphne.layer_api import unavailable_errors
 
 from .announce import announcing
-from .channel import Channel
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import DELIVERY_KEY
 from .log import LayerHealth, describe_layer
 from .message import Message
 from .metrics import NULL_WORKER_METRICS
 from .pending import Entry, pending_message_store
-from .retry import REPLY_RETRY_CAP, Backoff, send_retrying
+from .retry import REPLY_RETRY_CAP, Backoff
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing, reply_channel_of
+from .worker_delivery import Deliveries
 from .worker_replies import ReplyCarrier
 
 __all__ = ["Worker", "WorkerGroup"]
@@ -78,6 +78,9 @@ class Worker:
         # next receive to carry (`ReplyCarrier.send_then_receive`).
         self._replies: tuple[Any, list[Entry]] | None = None
         self._carrier = ReplyCarrier(self)
+        # Issue 17 (ack, nack, hand back) and C-32 (requeue): see `Deliveries`.
+        self._deliveries = deliveries = Deliveries(self)
+        self._settle_delivery = deliveries.settle
         # Layers with send_many (Redis) can send the replies with the next receive;
         # only the receive loop does (`handle` called alone flushes them as ever).
         self._hands_over_replies = hasattr(channel_layer, "send_many")
@@ -162,16 +165,7 @@ class Worker:
             replies, self._replies = self._replies, None
             if replies is not None:  # stopped right after a message: send its replies
                 self._carrier.send(*replies)
-            self._flush_acks()
-
-    def _flush_acks(self) -> None:
-        flush = getattr(self.channel_layer, "flush_acks", None)
-        if flush is None:
-            return
-        try:
-            flush()
-        except Exception as error:  # the leases end by themselves: delivered again
-            logger.warning("Could not acknowledge the last messages (%s)", error)
+            self._deliveries.flush_acks()
 
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
@@ -232,7 +226,7 @@ class Worker:
                 continue
             if DELIVERY_KEY in content and self.termed:
                 # Issue 17: stopping; an at-least-once message not started goes back.
-                self._hand_back(channel, content)
+                self._deliveries.hand_back(channel, content)
                 break
             self.in_job = True
             try:
@@ -257,39 +251,7 @@ class Worker:
         try:
             failed = self._handle(channel, content, message)
         finally:
-            self._settle_delivery(channel, message, failed)
-
-    def _settle_delivery(self, channel: str, message: Message, failed: bool) -> None:
-        layer = self.channel_layer
-        try:
-            if failed:
-                delay = min(
-                    self.redelivery_delay_cap,
-                    self.redelivery_delay_first * 2 ** (message.delivery_count - 1),
-                )
-                layer.nack(channel, message.delivery_id, delay)
-            else:
-                # A layer that can send the ack with the next receive (Redis) does so.
-                ack = getattr(layer, "ack_later", None) if self._looping else None
-                (ack or layer.ack)(channel, message.delivery_id)
-        except Exception as error:  # the lease then ends by itself: delivered again
-            logger.warning(
-                "Could not %s message on %s (%s); it will be delivered again",
-                "nack" if failed else "acknowledge",
-                channel,
-                error,
-            )
-
-    def _hand_back(self, channel: str, content: dict) -> None:
-        try:
-            self.channel_layer.release(channel, content[DELIVERY_KEY]["id"])
-        except Exception as error:
-            logger.warning(
-                "Could not hand back message on %s (%s); it will be delivered again "
-                "after the ack timeout",
-                channel,
-                error,
-            )
+            self._settle_delivery(channel, message, failed, self._looping)
 
     def _handle(self, channel: str, content: dict, message: Message) -> bool:
         """Route and run `message`; True when its consumer raised an unhandled error."""
@@ -379,29 +341,7 @@ class Worker:
 
     def consume_later(self, message: Message) -> None:
         """Put the message back on its channel, up to `message_retries` times (C-32)."""
-        content = message.content
-        content["__retries__"] = content.get("__retries__", 0) + 1
-        channel = message.channel.name
-        if content["__retries__"] > self.message_retries:
-            logger.warning(
-                "Exceeded number of retries for message on channel %s: %s",
-                channel,
-                repr(content)[:100],
-            )
-            return
-        refused = send_retrying(
-            Channel(channel, channel_layer=self.channel_layer),
-            content,
-            tries=self.requeue_tries,
-            cap=self.requeue_retry_cap,
-        )
-        if refused is not None:
-            logger.warning(
-                "Could not requeue message on channel %s after %d tries: the channel "
-                "stayed full; message dropped",
-                channel,
-                self.requeue_tries,
-            )
+        self._deliveries.requeue(message)
 
 
 class WorkerGroup(Worker):
