@@ -22,14 +22,14 @@ from daphne.layer_api import unavailable_errors
 from .announce import announcing
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
 from .layers.base import DELIVERY_KEY
-from .log import LayerHealth, describe_layer
 from .message import Message
 from .metrics import NULL_WORKER_METRICS
 from .pending import Entry, pending_message_store
-from .retry import REPLY_RETRY_CAP, Backoff
+from .retry import REPLY_RETRY_CAP
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing, reply_channel_of
 from .worker_delivery import Deliveries
+from .worker_outage import ReceiveOutage
 from .worker_replies import ReplyCarrier
 
 __all__ = ["Worker", "WorkerGroup"]
@@ -170,13 +170,11 @@ class Worker:
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
         send_then_receive = self._carrier.send_then_receive
-        outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
-        health = LayerHealth.of(self.channel_layer)
+        outage = ReceiveOutage(self)
         # The layer's outage errors (its `Unavailable`, L-62): waited out. Anything
         # else is a bug in the layer, logged with its traceback, and waited out too:
         # the worker never stops receiving.
         unavailable = unavailable_errors(self.channel_layer)
-        failing = False
         while not self.termed:
             started = time.monotonic()
             try:
@@ -194,31 +192,13 @@ class Worker:
                 # routing, A-13): a bug to report, not an outage to wait out.
                 raise
             except unavailable as error:  # the backend is away (L-62)
-                self.metrics.layer_error("receive")
-                if not failing and health.failed():
-                    logger.error(
-                        "Cannot receive from channel layer %s (%s); retrying until it answers",
-                        describe_layer(self.channel_layer),
-                        error,
-                    )
-                failing = True
-                self._stop.wait(outage.next())
+                self._stop.wait(outage.unavailable(error))
                 continue
             except Exception:
-                self.metrics.layer_error("receive")
-                logger.exception(
-                    "Receiving from channel layer %s failed", describe_layer(self.channel_layer)
-                )
-                self._stop.wait(outage.next())
+                self._stop.wait(outage.crashed())
                 continue
-            if failing:
-                if health.recovered():
-                    logger.info(
-                        "Receiving from channel layer %s works again",
-                        describe_layer(self.channel_layer),
-                    )
-                failing = False
-                outage.reset()
+            if outage.failing:
+                outage.recovered()
             if channel is None:
                 # Only a layer that ignored block=True returns at once; don't spin on it.
                 if time.monotonic() - started < self.nonblocking_pause / 10:
