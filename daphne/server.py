@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import os
 import random
@@ -15,12 +14,9 @@ from typing import Any, cast
 import twisted.plugins
 from twisted.internet import defer, reactor
 from twisted.internet.base import DelayedCall
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
 from . import autobahn_patches
-from . import reuse_port as so_reuseport
 from .config import (
     ConfigOption,
     ServerConfig,
@@ -32,6 +28,9 @@ from .draining import websocket_spread
 from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
 from .http_factory import HTTP2_AVAILABLE, HTTPFactory
+from .listening import LISTEN_BACKLOG as LISTEN_BACKLOG
+from .listening import listen, listen_failure
+from .listening import with_listen_backlog as with_listen_backlog
 from .metrics import DaphneMetrics
 from .metrics_http import MetricsListenFailed, listen_metrics, server_ready
 from .reply_reader import ReactorReader, ThreadReader
@@ -56,46 +55,6 @@ class NotAChannelLayer(TypeError):
 
 # Seconds the last step of a graceful stop waits for its 503 answers to be written.
 ANSWER_FLUSH_TIMEOUT = 1.0
-
-# Twisted's default accept queue is 50: a burst of 200 handshakes (issue 9, W4/W5)
-# overflows it and leaves clients to SYN retries a second later. The kernel caps
-# this at net.core.somaxconn.
-LISTEN_BACKLOG = 1024
-_BACKLOG_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl", "unix"})
-
-
-def listen_failure(description: str, error: BaseException) -> ListenFailed:
-    """The `ListenFailed` for `error` raised listening on `description` (issue 14)."""
-    if isinstance(error, CannotListenError):
-        socket_error = error.socketError
-        host = error.interface
-        if host is None:  # a UNIX socket: Twisted puts the path in `port`
-            address = str(error.port)
-        else:
-            host = host or "0.0.0.0"
-            address = f"[{host}]:{error.port}" if ":" in host else f"{host}:{error.port}"
-        reason = getattr(socket_error, "strerror", None) or str(socket_error)
-        reason = reason[:1].lower() + reason[1:]
-        return ListenFailed(description, address, reason, getattr(socket_error, "errno", None))
-    reason = str(error) or type(error).__name__
-    address = description
-    if description.startswith("unix:") and isinstance(error, OSError) and error.strerror:
-        # Twisted's lock file next to the socket fails first, naming the lock's odd
-        # paths ('29876' -> b'/run/x/d.sock.lock'): word it about the socket instead.
-        address = description.split(":", 2)[1]
-        reason = error.strerror[:1].lower() + error.strerror[1:]
-        if error.errno == errno.ENOENT:
-            reason += f" (the directory {os.path.dirname(address) or '.'} does not exist)"
-    return ListenFailed(description, address, reason, getattr(error, "errno", None))
-
-
-def with_listen_backlog(description: str) -> str:
-    """`description` with ``backlog=LISTEN_BACKLOG`` added for listening endpoint types
-    that take it, unless it names a backlog itself."""
-    kind = description.split(":", 1)[0].lower()
-    if kind not in _BACKLOG_ENDPOINTS or "backlog=" in description:
-        return description
-    return f"{description}:backlog={LISTEN_BACKLOG}"
 
 
 class Server:
@@ -300,18 +259,7 @@ class Server:
         self.reactor.addSystemEventTrigger("before", "shutdown", self._drain_outbox)
         for description in self.endpoints:
             logger.info("Listening on endpoint %s", description)
-            listener: defer.Deferred[Any]
-            try:
-                listening = with_listen_backlog(description)
-                if self.config.reuse_port and so_reuseport.applies(listening):
-                    # Issue 19: several processes on one port (see `daphne.reuse_port`).
-                    listener = so_reuseport.listen(self.reactor, listening, factory)
-                else:
-                    # Twisted's parser is untyped.
-                    endpoint = serverFromString(self.reactor, listening)  # type: ignore[no-untyped-call, unused-ignore]
-                    listener = endpoint.listen(factory)
-            except Exception as error:  # e.g. an unknown endpoint type in -e
-                listener = defer.fail(error)
+            listener = listen(self.reactor, description, factory, self.config.reuse_port)
             listener.addErrback(self.on_listener_error, description)
             self.listeners.append(listener)
         return self.listeners
