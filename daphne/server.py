@@ -32,8 +32,8 @@ from .listening import LISTEN_BACKLOG as LISTEN_BACKLOG
 from .listening import listen, listen_failure
 from .listening import with_listen_backlog as with_listen_backlog
 from .metrics import DaphneMetrics
-from .metrics_http import MetricsListenFailed, listen_metrics, server_ready
 from .reply_reader import ReactorReader, ThreadReader
+from .server_metrics import close_metrics, start_metrics
 
 # Its own generator: the global one may be seeded or driven by tests (hypothesis).
 _random = random.Random()
@@ -246,7 +246,7 @@ class Server:
                 "HTTP/2 support not enabled (install the http2 and tls Twisted extras)",
             )
         if self.config.metrics_port is not None:
-            self._start_metrics(factory)
+            start_metrics(self, factory)
         if "twisted" in getattr(self.channel_layer, "extensions", []) and not self.force_sync:
             logger.info("Using native Twisted mode on channel layer")
             self.reactor.callWhenRunning(self.backend_reader_twisted)
@@ -263,43 +263,6 @@ class Server:
             listener.addErrback(self.on_listener_error, description)
             self.listeners.append(listener)
         return self.listeners
-
-    def _start_metrics(self, factory: HTTPFactory) -> None:
-        """Issue 18: ``/metrics``, ``/healthz`` and ``/readyz`` on ``--metrics-port``; the
-        connections report to ``factory.metrics`` (`NULL_METRICS` when this is off)."""
-        # D-4: `channels` is imported only when metrics are on, never at import time.
-        from channels.layers.collector import LayerCollector
-
-        metrics = DaphneMetrics()
-        alias = getattr(self.channel_layer, "alias", None)
-        collector = LayerCollector(
-            self.channel_layer, alias=alias if isinstance(alias, str) else "default"
-        )
-        metrics.registry.register(collector)
-        host, port = self.config.metrics_host, self.config.metrics_port
-        assert port is not None
-        try:
-            self.metrics_listener = listen_metrics(
-                self.reactor, host, port, metrics.registry, server_ready(factory)
-            )
-        except Exception as error:  # port taken, no permission: as the main port's
-            failed = listen_failure(f"metrics:{host}:{port}", error)
-            problem = MetricsListenFailed(
-                failed.endpoint, failed.address, failed.reason, failed.errno
-            )
-            if not self._running:
-                logger.error("%s", problem)
-            elif self.listen_error is None:
-                self.listen_error = problem
-            return
-        self.metrics = factory.metrics = metrics
-        address = self.metrics_listener.getHost()
-        logger.info("Serving metrics on http://%s:%d/metrics", address.host, address.port)
-
-    def _close_metrics(self) -> None:
-        listener, self.metrics_listener = self.metrics_listener, None
-        if listener is not None:
-            listener.stopListening()
 
     def on_listener_error(self, failure: Any, description: str = "") -> None:
         """An endpoint cannot listen. Under `run()` the server stops and `run()` raises
@@ -458,7 +421,7 @@ class Server:
         self._drain_outbox()
         self._stop_readers()
         # Last: /readyz answered 503 ("draining") while the server stopped (issue 18).
-        self._close_metrics()
+        close_metrics(self)
         stopping.callback(None)
 
 
