@@ -6,14 +6,12 @@ import dataclasses
 import logging
 import os
 import random
-import signal
 import string
 import warnings
 from typing import Any, cast
 
 import twisted.plugins
 from twisted.internet import defer, reactor
-from twisted.internet.base import DelayedCall
 from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
 from . import autobahn_patches
@@ -24,7 +22,6 @@ from .config import (
     option_arguments,
     refuse_both,
 )
-from .draining import websocket_spread
 from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
 from .http_factory import HTTP2_AVAILABLE, HTTPFactory
@@ -33,7 +30,8 @@ from .listening import listen, listen_failure
 from .listening import with_listen_backlog as with_listen_backlog
 from .metrics import DaphneMetrics
 from .reply_reader import ReactorReader, ThreadReader
-from .server_metrics import close_metrics, start_metrics
+from .server_metrics import start_metrics
+from .server_stop import GracefulStop
 
 # Its own generator: the global one may be seeded or driven by tests (hypothesis).
 _random = random.Random()
@@ -51,10 +49,6 @@ if _PLUGIN_DIR not in twisted.plugins.__path__:
 
 class NotAChannelLayer(TypeError):
     """The object given as channel layer has no callable send() and receive() (D-62)."""
-
-
-# Seconds the last step of a graceful stop waits for its 503 answers to be written.
-ANSWER_FLUSH_TIMEOUT = 1.0
 
 
 class Server:
@@ -176,9 +170,7 @@ class Server:
         self.reactor: Any = reactor
         self.factory: HTTPFactory | None = None
         self.reader: ThreadReader | ReactorReader | None = None
-        self._stopping: defer.Deferred[None] | None = None  # a graceful stop in progress
-        self._drain_timer: DelayedCall | None = None
-        self._finishing = False
+        self._graceful = GracefulStop(self)  # D-17's stop sequence
         # The first endpoint that could not listen; `run()` raises it (issue 14).
         self.listen_error: ListenFailed | None = None
         self._running = False
@@ -207,10 +199,10 @@ class Server:
         self._running = True
         self.start()
         if self.listen_error is not None:
-            self._stop_listening()
+            self._graceful.stop_listening()
             raise self.listen_error
         if self.signal_handlers:
-            self.reactor.callWhenRunning(self._install_signal_handlers)
+            self.reactor.callWhenRunning(self._graceful.install_signal_handlers)
         self.reactor.run(installSignalHandlers=self.signal_handlers)
         if self.listen_error is not None:
             raise self.listen_error
@@ -256,7 +248,7 @@ class Server:
         self.reactor.callWhenRunning(factory.routed.start, self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_readers)
         # Sends queued in the last tick (disconnects of dropped connections) still go out.
-        self.reactor.addSystemEventTrigger("before", "shutdown", self._drain_outbox)
+        self.reactor.addSystemEventTrigger("before", "shutdown", self._graceful.drain_outbox)
         for description in self.endpoints:
             logger.info("Listening on endpoint %s", description)
             listener = listen(self.reactor, description, factory, self.config.reuse_port)
@@ -329,100 +321,15 @@ class Server:
         if self.factory is not None:
             self.factory.routed.stop()
 
-    def _drain_outbox(self) -> None:
-        if self.factory is not None:
-            try:
-                self.factory.outbox.drain()
-            except Exception:
-                logger.exception("Error sending the last queued messages")
-
-    # -- graceful stop (D-17) --------------------------------------------------------
-
-    def _install_signal_handlers(self) -> None:
-        # Installed after Twisted's own, replacing them for SIGINT/SIGTERM.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.reactor.callFromThread(self._stop_requested)
-
-    def _stop_requested(self) -> None:
-        if self._stopping is None:
-            self.graceful_stop().addBoth(lambda _: self._stop_reactor())
-        else:
-            self._finish_stop()
-
-    def _stop_reactor(self) -> None:
-        if self.reactor.running:
-            self.reactor.stop()
+    # -- graceful stop (D-17): see `GracefulStop` -------------------------------------
 
     def graceful_stop(self) -> defer.Deferred[None]:
         """D-17 steps 1-4; the Deferred fires once every connection is gone."""
-        if self._stopping is not None:
-            return self._stopping
-        stopping = self._stopping = defer.Deferred()
-        self._stop_listening()
-        factory = self._started_factory()
-        drained: defer.Deferred[None] = defer.Deferred()
-        count = len(factory.in_flight_requests())
-        logger.info(
-            "Stopping: draining %d HTTP requests for up to %s s", count, self.graceful_timeout
-        )
-        drained.addCallback(lambda _: self._finish_stop())
-        self._drain_timer = self.reactor.callLater(self.graceful_timeout, self._finish_stop)
-        spread = websocket_spread(self.websocket_drain_time, self.graceful_timeout)
-        sockets = factory.start_drain(drained, spread)
-        if sockets:  # issue 17 item 4
-            logger.info("Stopping: closing %d WebSockets with 1012 over %s s", sockets, spread)
-        return stopping
+        return self._graceful.begin()
 
-    def _stop_listening(self) -> None:
-        for listener in self.listeners:
-            port = getattr(listener, "result", None)
-            if port is not None and hasattr(port, "stopListening"):
-                port.stopListening()
-
-    def _finish_stop(self) -> None:
-        """D-17 step 4. Requests still waiting for the application get 503 (issue 14):
-        their connections close once that is written (bounded by `ANSWER_FLUSH_TIMEOUT`),
-        everything else is dropped at once."""
-        if self._stopping is None or self._stopping.called or self._finishing:
-            return
-        self._finishing = True
-        if self._drain_timer is not None and self._drain_timer.active():
-            self._drain_timer.cancel()
-        factory = self._started_factory()
-        closing = factory.answer_waiting()
-        if closing:
-            logger.info(
-                "Stopping: answered %d HTTP request%s still waiting for the application with 503",
-                len(closing),
-                "" if len(closing) == 1 else "s",
-            )
-        # WebSockets whose batch was not due yet close now (1012), not dropped (issue 17).
-        closing += factory.close_remaining_websockets()
-        factory.drop_all(keep=closing)
-        if not closing:
-            self._stopped()
-            return
-        # What this tick queued goes now; the closing connections' disconnects follow.
-        self._drain_outbox()
-        flushed: defer.Deferred[None] = defer.Deferred()
-        timer = self.reactor.callLater(ANSWER_FLUSH_TIMEOUT, flushed.callback, None)
-        flushed.addCallback(lambda _: timer.cancel() if timer.active() else None)
-        flushed.addBoth(lambda _: self._stopped())
-        factory.notify_when_idle(flushed)
-
-    def _stopped(self) -> None:
-        stopping = self._stopping
-        if stopping is None or stopping.called:
-            return
-        self._started_factory().drop_all()
-        self._drain_outbox()
-        self._stop_readers()
-        # Last: /readyz answered 503 ("draining") while the server stopped (issue 18).
-        close_metrics(self)
-        stopping.callback(None)
+    def _stop_requested(self) -> None:
+        # What a SIGINT/SIGTERM does: the first starts a graceful stop, the next ends it.
+        self._graceful.requested()
 
 
 # D-12's option arguments: all but channel_layer, the deprecated host/port/unix_socket/
