@@ -167,12 +167,14 @@ def snapshot(layer: Any) -> LayerSnapshot:
 
         families = _merge(families, local_snapshot(local).families)
     statistics = dict(layer.global_statistics())
+    # The layer counts expiries; global_statistics() lists them once not zero (L-39).
+    drops = {"channel_full": 0, "expired": 0, **drops_from_statistics(statistics)}
     return LayerSnapshot(
         layer=describe(layer),
         families=families,
         group_count=group_count,
         group_sizes=group_summary(sizes),
-        drops=drops_from_statistics(statistics),
+        drops=drops,
         dead_letters=sum(dead.values()) if "at_least_once" in layer.extensions or dead else None,
         dead_letter_families=dead_letter_summary(dead),
         truncated=truncated,

@@ -4,8 +4,10 @@ Sends and group sends count ``messages_count`` and ``channel_full_count`` in
 the same Lua call that stores (or refuses) the message, per channel and per
 shard; ``expired_count`` counts messages discarded unread because they expired
 (`expiry`), and the global ``shard_restarts`` the restarts of a shard that the
-layer's processes noticed (`restarts`). These functions only read and sum them
-(after writing this process's uncounted expiry drops, so a reader sees them).
+layer's processes noticed (`restarts`); those two appear once they are not zero,
+so the figures otherwise have exactly the keys of L-39 and L-40. These functions
+only read and sum them (after writing this process's uncounted expiry drops, so a
+reader sees them).
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ __all__ = [
     "RARE_FIELDS",
     "channel_figures",
     "global_figures",
+    "without_zero_rare_fields",
 ]
 
 # The keys of `global_figures`, in its order.
 GLOBAL_FIELDS = ("messages_count", "channel_full_count", "expired_count", "shard_restarts")
 # Issue 17: counters of at-least-once delivery, reported by a layer configured for it.
 DELIVERY_FIELDS = ("dead_lettered_count", "redelivered_count")
-# Drops by a rarer reason, reported once they are not zero (the usual figures keep
-# their exact 1.x keys): messages refused as too large (A-92).
-RARE_FIELDS = ("too_large_count",)
+# Counters reported only once they are not zero, so that the usual figures keep their
+# exact 1.x keys (L-39, L-40: 1.x tests compare the whole dict): expired messages and
+# noticed restarts (issue 15), messages refused as too large (A-92, issue 17).
+RARE_FIELDS = ("expired_count", "shard_restarts", "too_large_count")
 
 
 def global_figures(shards: Sequence[Shard], key: str, delivery: bool = False) -> dict[str, int]:
@@ -38,7 +42,7 @@ def global_figures(shards: Sequence[Shard], key: str, delivery: bool = False) ->
     `key` is the hash of the shard-global counters. `delivery`: the layer has
     at-least-once channels, so `DELIVERY_FIELDS` are reported (even when 0).
     """
-    fields = GLOBAL_FIELDS + DELIVERY_FIELDS + RARE_FIELDS
+    fields = GLOBAL_FIELDS + DELIVERY_FIELDS + ("too_large_count",)
     totals = dict.fromkeys(fields, 0)
     for shard in shards:
         shard.expired.write(shard)
@@ -52,8 +56,13 @@ def _reported(figures: dict[str, int], delivery: bool) -> dict[str, int]:
     if not delivery:
         for field in DELIVERY_FIELDS:
             del figures[field]
+    return without_zero_rare_fields(figures)
+
+
+def without_zero_rare_fields(figures: dict[str, int]) -> dict[str, int]:
+    """Drop the `RARE_FIELDS` that are 0 from `figures` (in place) and return it."""
     for field in RARE_FIELDS:
-        if not figures[field]:
+        if field in figures and not figures[field]:
             del figures[field]
     return figures
 

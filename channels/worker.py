@@ -336,6 +336,8 @@ class WorkerGroup(Worker):
             worker.log_listening = False  # one "Listening on channels" line, the group's
         self.threads: list[threading.Thread] = []
         self._signals_seen = 0
+        # The thread running run(), whose receive a signal interrupts (None otherwise).
+        self._running_in: int | None = None
 
     def ready(self) -> None:
         super().ready()
@@ -343,6 +345,14 @@ class WorkerGroup(Worker):
             worker.ready()
 
     def sigterm_handler(self, signo: int, stack_frame: Any) -> None:
+        if self._running_in != threading.get_ident():
+            # Called directly, not as the signal handler of our own run() (1.x tests call
+            # `group.sigterm_handler(None, None)` with only the sub-workers running, then
+            # join their threads): mark every worker termed and return, as 1.1 did.
+            for worker in (self, *self.workers):
+                worker.stop()
+            logger.info("Shutdown requested, the workers stop after their current message")
+            return
         self._signals_seen += 1
         if self._signals_seen > 1:
             logger.warning("Second shutdown signal received, exiting now")
@@ -364,10 +374,13 @@ class WorkerGroup(Worker):
             )
             thread.start()
             self.threads.append(thread)
+        self._running_in = threading.get_ident()
         try:
             super().run()
         except _GroupStopping:
             pass
+        finally:
+            self._running_in = None
         if self.termed:
             self._wait_for_busy_workers()
 

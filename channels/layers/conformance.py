@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 
 from .base import BaseChannelLayer
-from .conformance_base import LayerChecks, run_reactor_in_thread
+from .conformance_base import LayerChecks, call_in_reactor, run_reactor_in_thread
 from .conformance_extensions import AtLeastOnceChecks, ExtensionChecks
 
-__all__ = ["ConformanceTestCase", "LayerChecks", "run_reactor_in_thread"]
+__all__ = ["ConformanceTestCase", "LayerChecks", "call_in_reactor", "run_reactor_in_thread"]
 
 
 class CoreChecks(LayerChecks):

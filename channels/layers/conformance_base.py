@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import BaseChannelLayer
 
-__all__ = ["LayerChecks", "run_reactor_in_thread"]
+__all__ = ["LayerChecks", "call_in_reactor", "run_reactor_in_thread"]
 
 # The modules whose check classes are bases, not a layer's tests.
 _CHECK_MODULES = (
@@ -50,6 +50,56 @@ def run_reactor_in_thread() -> Any:
             if not started.wait(10):
                 raise RuntimeError("The Twisted reactor did not start within 10 s")
     return reactor
+
+
+def call_in_reactor(func: Any, *args: Any, timeout: float = 10.0) -> Any:
+    """Call `func(*args)` (it may return a Deferred) on Twisted's reactor; return its result.
+
+    When the reactor already runs in another thread (`run_reactor_in_thread`), through
+    `blockingCallFromThread`. Otherwise the reactor is run in this thread until the result
+    is there and then crashed, as ``twisted.trial`` does between its tests, so it is left
+    stopped and can run again: a ``twisted.trial`` test case later in the same process
+    (1.x layer suites put one next to their conformance class) still finds a reactor it
+    can run, which a reactor left running in a thread would refuse.
+    """
+    from twisted.internet import defer
+    from twisted.internet import reactor as installed
+    from twisted.internet.threads import blockingCallFromThread
+    from twisted.python.failure import Failure
+
+    reactor: Any = installed
+    if reactor.running:
+        return blockingCallFromThread(reactor, func, *args)
+    outcome: list[Any] = []
+
+    def finish(result: Any) -> None:
+        if not outcome:
+            outcome.append(result)
+        if reactor.running:
+            reactor.crash()
+
+    def start() -> None:
+        defer.maybeDeferred(func, *args).addBoth(finish)
+
+    def give_up() -> None:
+        error = TimeoutError(f"no result from {func!r} within {timeout} s")
+        finish(Failure(error))  # type: ignore[no-untyped-call]
+
+    reactor.callWhenRunning(start)
+    timer = reactor.callLater(timeout, give_up)
+    reactor.run(installSignalHandlers=False)
+    if timer.active():
+        timer.cancel()
+    if getattr(reactor, "threadpool", None) is not None:
+        # Its non-daemon threads would keep the process from exiting, since a crashed
+        # reactor fires no shutdown; trial's janitor stops it the same way.
+        reactor._stopThreadPool()
+    if not outcome:  # the reactor stopped for another reason
+        raise RuntimeError(f"the reactor stopped before {func!r} gave a result")
+    result = outcome[0]
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result
 
 
 class LayerChecks(unittest.TestCase):

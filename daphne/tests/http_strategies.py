@@ -36,9 +36,10 @@ def http_path() -> SearchStrategy[str]:
     )
 
 
-def http_body() -> SearchStrategy[bytes]:
-    """Returns random binary body data."""
-    return strategies.binary(min_size=0, max_size=1500)
+def http_body() -> SearchStrategy[str]:
+    """Returns random printable ASCII characters (a str, as in 1.4: its tests call
+    ``body.encode("ascii")`` and the factories take str bodies)."""
+    return strategies.text(alphabet=string.printable, min_size=0, max_size=1500)
 
 
 def valid_bidi(value: str) -> bool:

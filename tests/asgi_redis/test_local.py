@@ -60,29 +60,6 @@ class RedisLocalConformanceTests(conformance.ConformanceTestCase):
     expiry_delay = 1.1
     capacity_limit = 5
 
-    def test_statistics(self) -> None:
-        """A-97 on Redis-routed names: L-48 says statistics count Redis traffic only.
-
-        The suite's version sends to normal channels, which this layer keeps in
-        IPC and so, by L-48, does not count; this runs the same steps on
-        single-reader names, and `test_ipc_traffic_is_not_counted` covers L-48.
-        """
-        layer = self.channel_layer
-        st_a = layer.new_channel("st_a?")
-        layer.send(st_a, {"n": 1})
-        layer.send(st_a, {"n": 2})
-        stats = layer.channel_statistics(st_a)
-        self.assertEqual((stats["messages_count"], stats["messages_pending"]), (2, 2))
-        st_full = layer.new_channel("st_full?")
-        for _ in range(self.capacity_limit):
-            layer.send(st_full, {})
-        with self.assertRaises(layer.ChannelFull):
-            layer.send(st_full, {})
-        layer.group_add("st_group", st_full)
-        layer.send_group("st_group", {})
-        self.assertEqual(layer.channel_statistics(st_full)["channel_full_count"], 2)
-        self.assertEqual(layer.global_statistics()["channel_full_count"], 2)
-
     def test_ipc_traffic_is_not_counted(self) -> None:
         """L-48"""
         layer = self.channel_layer

@@ -27,7 +27,7 @@ def test_restart_is_logged_once_and_counted_once(redis_server, caplog):
     second = RedisChannelLayer(hosts=[redis_server.url])
     first.group_add("rs.group", "rs.member")
     second.send("rs.chan", {"n": 1})
-    assert first.global_statistics()["shard_restarts"] == 0
+    assert first.global_statistics().get("shard_restarts", 0) == 0
     redis_server.restart()  # no persistence: the group and the message are gone
     with caplog.at_level(logging.WARNING, logger="asgi_redis"):
         for _ in range(3):  # reconnects after the restart; later calls reuse connections
@@ -53,7 +53,7 @@ def test_new_connections_without_restart_say_nothing(redis_server, caplog):
         layer.close()  # every connection closed: the next call connects anew
         assert layer.receive(["rs.same"]) == ("rs.same", {})
     assert not caplog.records
-    assert layer.global_statistics()["shard_restarts"] == 0
+    assert layer.global_statistics().get("shard_restarts", 0) == 0
     layer.close()
 
 

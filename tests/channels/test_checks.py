@@ -198,3 +198,17 @@ def test_every_check_id_is_documented():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "deploying.rst").read_text()
     documented = set(re.findall(r"``(channels\.[EW]\d{3})``", docs))
     assert ids and ids == documented
+
+
+def test_problems_of_an_unused_alias_are_warnings():
+    """Issue 13: 1.x failed on a broken layer only when its alias was used, so a 1.x
+    project's test settings may carry one; only ``default`` (which runserver, runworker
+    and the test case use) gets errors. The same problem elsewhere is a warning."""
+    broken = {"BACKEND": "nowhere.Layer", "ROUTING": []}
+    with override_settings(CHANNEL_LAYERS={"default": GOOD, "spare": broken}):
+        message = only(channels_messages())
+    assert message.id == "channels.W104" and not message.is_serious()
+    assert "Cannot import BACKEND 'nowhere.Layer' specified for spare" in message.msg
+    assert message.msg.endswith("(It fails when this layer is used.)")
+    with override_settings(CHANNEL_LAYERS={"default": broken, "spare": GOOD}):
+        assert only(channels_messages()).id == "channels.E004"

@@ -514,6 +514,38 @@ def test_runserver_builds_server_cls_1x(mocked_server, mock_stdout):
 
 
 @pytest.mark.django_db
+@override_settings(ALLOWED_HOSTS=["*"])
+@mock.patch("channels.management.commands.runserver.sys.stdout", new_callable=io.StringIO)
+@mock.patch("channels.management.commands.runserver.Server")
+def test_runserver_builds_module_server_1_0(mocked_server, mock_stdout):
+    """C-79 / issue 13: tests written for Channels 1.0 replace the module's ``Server``
+    instead of ``Command.server_cls``; runserver builds that one (no real daphne on
+    :8000), and the module's ``Server`` is daphne's otherwise."""
+    call_command("runserver", "--noreload", "--noworker")
+    mocked_server.assert_called_with(
+        endpoints=["tcp:port=8000:interface=127.0.0.1"],
+        signal_handlers=True,
+        http_timeout=60,
+        action_logger=mock.ANY,
+        channel_layer=mock.ANY,
+        ws_protocols=None,
+        root_path="",
+        websocket_handshake_timeout=5,
+    )
+    mocked_server.return_value.run.assert_called_once_with()
+
+
+def test_module_server_is_daphnes():
+    """C-79: without a replacement, the module's ``Server`` and ``server_cls`` are daphne's."""
+    from channels.management.commands import runserver
+    from daphne.server import Server
+
+    assert runserver.Server is Server
+    assert "Server" not in vars(runserver)
+    assert Command.server_cls is Server
+
+
+@pytest.mark.django_db
 @override_settings(
     ALLOWED_HOSTS=["*"], CHANNELS_WS_PROTOCOLS=["graphql-ws"], FORCE_SCRIPT_NAME="/app"
 )

@@ -404,6 +404,21 @@ def test_worker_group_threads_share_the_work():
     assert len(threads_seen) == 3
 
 
+def test_worker_group_sigterm_handler_called_directly_stops_the_sub_workers():
+    """C-33, issue 13: 1.x tests call `group.sigterm_handler(None, None)` while only the
+    sub-workers run (each in a thread the test starts), then join those threads. Outside
+    the group's own run() the handler marks every worker termed and returns; it does not
+    raise SystemExit in the caller."""
+    with make_layer([route("test.in", lambda message, **kwargs: None)]) as layer:
+        group = WorkerGroup(layer, n_threads=4)
+        threads = [run_in_thread(worker) for worker in group.workers]
+        group.sigterm_handler(None, None)
+        for thread in threads:
+            thread.join(10)
+            assert not thread.is_alive()
+    assert group.termed and all(worker.termed for worker in group.workers)
+
+
 @pytest.mark.redis
 def test_receive_outage_is_logged_once_and_recovers(redis_server, records):
     """C-31 step 1 / L-62: receive errors are logged once, retried, and recovery logged."""

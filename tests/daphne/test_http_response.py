@@ -26,7 +26,7 @@ class TestHTTPResponseSpec(testcases.ASGIHTTPTestCase):
     @given(body=http_strategies.http_body())
     @settings(max_examples=30, deadline=None)
     def test_body_is_transmitted(self, body):
-        message = {"status": 200, "content": body}
+        message = {"status": 200, "content": body.encode("ascii")}
         response = factories.response_for_message(message)
         self.assert_valid_http_response_message(message, response)
 
@@ -51,7 +51,7 @@ class TestHTTPResponseSpec(testcases.ASGIHTTPTestCase):
         message = {
             "status": status,
             "headers": [[b"Content-Type", b"application/octet-stream"]],
-            "content": body,
+            "content": body.encode("ascii"),
         }
         response = factories.response_for_message(message)
         self.assert_valid_http_response_message(message, response)

@@ -60,13 +60,26 @@ class _DaphneServer:
     loads this module (every Django process does, through C-6) should do. Tests and
     projects replace the attribute (``mock.patch("...runserver.Command.server_cls")``),
     and assigning it on an instance (the WSGI fallback) shadows it as any class
-    attribute.
+    attribute. Tests written for Channels 1.0 replace this module's ``Server`` instead
+    (``mock.patch("...runserver.Server")``); a ``Server`` set here is used too.
     """
 
     def __get__(self, instance: Any, owner: type | None = None) -> type:
+        replaced: type | None = globals().get("Server")
+        if replaced is not None:
+            return replaced
         from daphne.server import Server
 
         return Server
+
+
+def __getattr__(name: str) -> Any:
+    """``Server``: daphne's, imported on first access (see `_DaphneServer`)."""
+    if name == "Server":
+        from daphne.server import Server
+
+        return Server
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Command(RunserverCommand):
