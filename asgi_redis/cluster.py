@@ -28,9 +28,11 @@ pipelines, with a different notion of a shard.
   ``PUSH`` / ``SEND_MANY`` script per slot (a script touches one slot), and
   the scripts of all slots of one master sent in one pipelined round trip;
   members behind one ``P!`` still share one bundle (A-93).
-- **Not offered**: `socket_receive` and `socket_sender` (they hold raw
-  connections to one server and cannot follow a slot that moves); daphne
-  then reads and sends from threads, as without hiredis.
+- **daphne's socket paths** (`cluster_sockets`): `socket_receive` pops a
+  ``P!`` prefix on its slot's master, `socket_sender` keeps one connection
+  per slot sent to; a redirection or a lost connection drops the socket with
+  the layer's unavailable error, and daphne opens a new one (in a thread) on
+  the slot's master then.
 - **Redirections and failover** (`SlotShard.call`): ``MOVED`` refreshes the
   slot map and retries at once; ``ASK``, ``TRYAGAIN`` and ``CLUSTERDOWN``
   (a slot migrating, or the cluster electing a new master) and a connection
@@ -57,6 +59,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -74,7 +77,7 @@ from redis.exceptions import (
 
 from channels.layers.base import layer_random
 
-from . import scripts
+from . import cluster_sockets, scripts
 from .cluster_parts import ClusterGroups, ClusterReceiver, ClusterSender, is_redirect
 from .core import RedisChannelLayer
 from .errors import ShardConnectionError
@@ -87,8 +90,8 @@ from .scripts import Script
 from .sending import Sender
 from .shard import CONNECTION_ERRORS, Shard, ShardFeatures, describe_client
 from .slots import ClusterExpiredMessages, ClusterPlacement, cluster_script, global_key, name_slot
-from .socket_receive import SocketReceive, SocketReceiveUnsupported
-from .socket_send import SocketSender, SocketSendUnsupported
+from .socket_receive import SocketReceive
+from .socket_send import SocketSender
 from .stats import GLOBAL_FIELDS
 from .wire import execute, execute_pipeline
 
@@ -120,6 +123,29 @@ class ClusterTopology:
         self.features: ShardFeatures | None = None
         # Nodes known to be unreachable: one WARNING / INFO per node, not per slot.
         self._down: set[str] = set()
+        # The slot map may be out of date: read it before the next socket connects
+        # (`cluster_sockets`: noticed on daphne's reactor, which must not wait on it).
+        self._stale = False
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def refresh_if_stale(self) -> None:
+        """Read the slot map again if `mark_stale` asked for it (may wait on the network)."""
+        if self._stale:
+            self._stale = False
+            self.refresh(force=True)
+
+    def redirected(self, exc: Exception) -> None:
+        """Note a redirection without a round trip: a ``MOVED`` to a known node moves the
+        slot in the map; anything else marks the map stale."""
+        cluster = self._cluster
+        if cluster is not None and isinstance(exc, MovedError):
+            node = cluster.nodes_manager.get_node(host=exc.host, port=exc.port)
+            if node is not None and node.redis_connection is not None:
+                cluster.nodes_manager.move_slot(exc)
+                return
+        self._stale = True
 
     def note_down(self, address: str) -> bool:
         """Record `address` as unreachable; True if it was not known to be."""
@@ -208,11 +234,14 @@ class SlotShard(Shard):
     """Hash slot ``slot``: served by whichever master the slot map names now."""
 
     expired: ClusterExpiredMessages
+    # A wait on several slots ends when this one's connection fails (`shards_wait`):
+    # `ClusterReceiver.blocking_pop` waits again, on the slot's new master.
+    failure_ends_wait = True
 
     def __init__(self, slot: int, topology: ClusterTopology) -> None:
         super().__init__(slot, client=None)
         self.slot = slot
-        self._topology = topology
+        self._topology = self.topology = topology
         self.expired = ClusterExpiredMessages(slot)
 
     def client(self) -> redis.Redis:
@@ -295,13 +324,14 @@ class SlotShard(Shard):
         return self.call(lambda client: script.run(client, keys, args))
 
     def pipeline(self, packed: Sequence[bytes], read_timeout: float | None = None) -> list[Any]:
-        """As `Shard.pipeline`; a redirected first command redirects the whole pipeline
-        (every command is about this slot), which is then sent again."""
+        """As `Shard.pipeline`; a redirected command redirects the whole pipeline (every
+        keyed command is about this slot, so none of them ran), which is sent again."""
 
         def run(client: redis.Redis) -> list[Any]:
             replies = execute_pipeline(client, packed, read_timeout)
-            if is_redirect(replies[0]):
-                raise replies[0]
+            for reply in replies:  # a keyless SCRIPT LOAD may come first
+                if is_redirect(reply):
+                    raise reply
             return replies
 
         return self.call(run)
@@ -324,6 +354,15 @@ class SlotShard(Shard):
         with self._lock:
             if began is None or began == self.failures:
                 self._reachable = True
+
+    @property
+    def reachable(self) -> bool:
+        """False from a failure until the slot's master answers again."""
+        return self._reachable
+
+    def redirected(self, exc: Exception) -> None:
+        """A socket of this slot was redirected (`cluster_sockets`): no round trip here."""
+        self._topology.redirected(exc)
 
     def lost_slot(self, exc: Exception) -> None:
         """A pop on this slot was redirected outside `call` (`exc`): update the slot map."""
@@ -370,6 +409,21 @@ class ClusterShards:
         return self.topology.open_clients()
 
 
+def dead_node_detection() -> dict[int, int]:
+    """TCP options finding a node whose host went away within about 5 s (issue 19 item 3).
+
+    A master whose machine or network fails answers nothing and refuses nothing: a
+    connection to it (a blocked pop, daphne's sockets, a send) would wait for the OS's
+    retransmission limit, some 15 minutes, long after its replica took over. Keepalive
+    probes after 2 s idle, every 1 s, and ``TCP_USER_TIMEOUT`` of 5 s (unacknowledged
+    data or probes) end it with a connection error instead, which the layer and daphne
+    answer by reconnecting to the slot's new master. Options the platform lacks are
+    left out; ``connection_kwargs`` may set others.
+    """
+    wanted = {"TCP_KEEPIDLE": 2, "TCP_KEEPINTVL": 1, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 5000}
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
+
+
 def cluster_addresses(hosts: Any) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     """Startup nodes from `hosts` (URLs or ``(host, port)``, L-19) and the URLs' credentials."""
     addresses = []
@@ -410,6 +464,9 @@ class RedisClusterChannelLayer(RedisChannelLayer):
     ) -> None:
         startup_nodes, credentials = cluster_addresses(hosts)
         kwargs = {**credentials, **client_kwargs(connection_kwargs)}
+        if kwargs.get("socket_keepalive", True):
+            kwargs.setdefault("socket_keepalive", True)
+            kwargs.setdefault("socket_keepalive_options", dead_node_detection())
         source = ClusterShards(startup_nodes, kwargs, self.cluster_retry_timeout)
         self._cluster_shards = source
         super().__init__(
@@ -512,13 +569,15 @@ class RedisClusterChannelLayer(RedisChannelLayer):
         shard = self._cluster_shards.shard_of(name_slot(key))
         return shard.call(lambda client: execute(client, "EVAL", script.source, 1, key, *args))
 
-    # -- socket extensions: not on a cluster (daphne falls back to threads) -------------
+    # -- socket extensions, per slot (`cluster_sockets`) ----------------------------------
 
     def socket_receive(self, channels: Iterable[str]) -> SocketReceive:
-        raise SocketReceiveUnsupported("not on a Redis Cluster (slots move between nodes)")
+        """As `RedisChannelLayer.socket_receive`, on the master of the names' one slot."""
+        return cluster_sockets.socket_receive(self, channels)
 
     def socket_sender(self) -> SocketSender:
-        raise SocketSendUnsupported("not on a Redis Cluster (slots move between nodes)")
+        """As `RedisChannelLayer.socket_sender`, with one connection per slot sent to."""
+        return cluster_sockets.ClusterSocketSender(self)
 
 
 def _delete_matching_per_key(client: redis.Redis, patterns: list[str]) -> None:

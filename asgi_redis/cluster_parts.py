@@ -48,6 +48,9 @@ T = TypeVar("T")
 
 __all__ = ["ClusterGroups", "ClusterReceiver", "ClusterSender", "REDIRECTS", "is_redirect"]
 
+# Seconds per wait on several slots while one of them is unreachable (`blocking_pop`).
+OUTAGE_SLICE = 0.25
+
 # Replies proving the command did not run where it was sent: retried (L-62.3).
 REDIRECTS = (AskError, TryAgainError, ClusterDownError, SlotNotCoveredError)
 
@@ -189,14 +192,30 @@ class ClusterReceiver(Receiver):
 
     def blocking_pop(self, visits: list[Visit], timeout: float | None = None) -> Received:
         """As `Receiver.blocking_pop`; a wait ended by a redirection starts again for the
-        rest of the time (the pops were cancelled and what they took put back)."""
+        rest of the time (the pops were cancelled and what they took put back).
+
+        A slot's connection failing ends the wait at once (`shards_wait`, its master
+        died), and while a slot of a wait on several is unreachable (the election or
+        the slot map is not through yet) the wait goes in slices of `OUTAGE_SLICE`: a
+        slot is waited on again, on its new master, within that time instead of after
+        the whole wait on the others (measured: a worker left ``websocket.receive``
+        unwatched for seconds after a failover, 1,000 messages queued on it).
+        """
         if timeout is None:
             timeout = self._layer.blpop_timeout
         give_up = time.monotonic() + timeout
         delay = 0.005
         while True:
+            remaining = max(give_up - time.monotonic(), 0.01)
+            sliced = len(visits) > 1 and not all(_slot(visit.shard).reachable for visit in visits)
             try:
-                return super().blocking_pop(visits, max(give_up - time.monotonic(), 0.01))
+                found = super().blocking_pop(
+                    visits, min(remaining, OUTAGE_SLICE) if sliced else remaining
+                )
+                # Early and empty: a slot's connection failed (`SlotShard.failure_ends_wait`).
+                if found[0] is not None or time.monotonic() >= give_up:
+                    return found
+                continue
             except redis.ResponseError as exc:
                 if not is_redirect(exc):
                     raise

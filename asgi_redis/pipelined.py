@@ -54,6 +54,8 @@ class _Pipeline:
     commands: list[bytes]
     # When it was sent (monotonic): a blocking pop's wait counts from there.
     started: float = 0.0
+    # The server did not know ``SEND_MANY`` (NOSCRIPT): the pop ran before the sends.
+    reran: bool = False
 
 
 class SendThenReceive:
@@ -63,6 +65,10 @@ class SendThenReceive:
         self._layer = layer
         self._sender = sender
         self._receiver = receiver
+        # Shards known to hold ``SEND_MANY`` in their script cache: on the others a
+        # ``SCRIPT LOAD`` goes first, or a blocking pop behind a NOSCRIPT would wait
+        # its whole time for the message the script did not send.
+        self._loaded: set[Shard] = set()
 
     def __call__(
         self, messages: Iterable[tuple[str, dict[str, Any]]], channels: Iterable[str], block: bool
@@ -80,9 +86,13 @@ class SendThenReceive:
                 if pipeline is not None:
                     replies = self._run(pipeline, outcomes)
                     received = self._interpret(pipeline, replies[-1], outcomes)
-                    if received is not None:
+                    if received is not None and not (pipeline.reran and received[0] is None):
                         return outcomes, received
-                    # Only expired entries for a non-blocking pop: look once more.
+                    # The sends ran after the pop (NOSCRIPT: the server's script cache
+                    # was emptied), or only expired entries for a non-blocking pop:
+                    # look once more, without waiting again.
+                    if pipeline.reran:
+                        block = False
                     return outcomes, self._receive_after(outcomes, names, visits, block)
         outcomes = sender.send_batches(batches, outcomes)
         return outcomes, self._receive_after(outcomes, names, visits, block)
@@ -126,6 +136,8 @@ class SendThenReceive:
         if batch:
             keys, args = self._sender.send_many_arguments(shard, batch)
             commands.insert(0, scripts.SEND_MANY.packed(keys, args))
+            if shard not in self._loaded:
+                commands.insert(0, scripts.pack_load(scripts.SEND_MANY))
         return _Pipeline(visit, batch, block, commands)
 
     # -- run -----------------------------------------------------------------------------
@@ -143,19 +155,22 @@ class SendThenReceive:
                 outcomes[position] = error
             raise ReceiveFailed(outcomes, error) from error
         if batch:
-            self._settle(shard, batch, replies[0], outcomes)
+            pipeline.reran = self._settle(shard, batch, replies[-2], outcomes)
         return replies
 
-    def _settle(self, shard: Shard, batch: list[Queued], reply: Any, outcomes: Outcomes) -> None:
-        """Outcomes of the pipeline's ``SEND_MANY``; rerun it if the server forgot it.
+    def _settle(self, shard: Shard, batch: list[Queued], reply: Any, outcomes: Outcomes) -> bool:
+        """Outcomes of the pipeline's ``SEND_MANY``; rerun it if the server forgot it
+        (then True: the pop in the pipeline ran before the messages were stored).
 
         An error reply other than ``NOSCRIPT`` (e.g. Redis out of memory) is each
         message's outcome, since the pop may have taken an entry that must still be
         handed out.
         """
         sender = self._sender
-        if isinstance(reply, redis.exceptions.NoScriptError):
+        reran = isinstance(reply, redis.exceptions.NoScriptError)
+        if reran:
             # A restarted or flushed server: nothing ran; this loads it (L-62.2).
+            self._loaded.discard(shard)
             try:
                 reply = shard.script(scripts.SEND_MANY, *sender.send_many_arguments(shard, batch))
             except (*CONNECTION_ERRORS, redis.ResponseError) as exc:
@@ -166,8 +181,10 @@ class SendThenReceive:
             error = reply
             for position, *_ in batch:
                 outcomes[position] = error
-            return
+            return reran
+        self._loaded.add(shard)
         sender.note_full(batch, sender.sent(shard, reply), outcomes)
+        return reran
 
     # -- interpret -------------------------------------------------------------------------
 

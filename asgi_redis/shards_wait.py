@@ -143,6 +143,10 @@ class _ShardsWait:
         except _SHARD_FAILURES as exc:
             self._leave(pending)
             self._failed(exc)
+            if getattr(pending.visit.shard, "failure_ends_wait", False):
+                # A cluster slot: its replica takes over in seconds; the caller waits
+                # again, there, rather than on the other slots for the rest of the time.
+                self._give_up = time.monotonic()
             return None
         except redis.ResponseError:
             self._leave(pending)

@@ -65,6 +65,9 @@ class ShardPipe:
     open. An error on an open pipe fails every command waiting on it and makes it
     new again: the next command reconnects."""
 
+    # Error replies after which the connection is replaced (a cluster's adds its own).
+    reconnect_replies: tuple[str, ...] = _RECONNECT_REPLIES
+
     def __init__(self, shard: Shard) -> None:
         self.shard = shard
         self.state = "new"
@@ -169,7 +172,7 @@ class ShardPipe:
             if reply is False:
                 return
             if isinstance(reply, hiredis.ReplyError):
-                if str(reply).startswith(_RECONNECT_REPLIES):
+                if str(reply).startswith(self.reconnect_replies):
                     # The master became a replica (a Sentinel shard looks it up again),
                     # or the scripts were flushed: a new connection loads them again.
                     # Nothing ran for such a reply; the senders hear a connection error.

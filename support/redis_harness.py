@@ -436,6 +436,37 @@ class RedisCluster:
         )
         self.wait_agreed()
 
+    def move_slot(self, slot: int, target: RedisServer) -> None:
+        """Move one slot and its keys to `target` as ``redis-cli --cluster reshard`` does:
+        IMPORTING / MIGRATING, ``MIGRATE`` the keys, then ``SETSLOT NODE`` everywhere."""
+        import redis
+
+        source = self.master_of_slot(slot)
+        if source is target:
+            return
+        clients = {node.port: redis.Redis(port=node.port) for node in self.running()}
+        try:
+            target_id = clients[target.port].execute_command("CLUSTER MYID").decode()
+            source_id = clients[source.port].execute_command("CLUSTER MYID").decode()
+            clients[target.port].execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+            clients[source.port].execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+            while keys := clients[source.port].execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+                clients[source.port].execute_command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+                )
+            for port in (target.port, source.port):
+                clients[port].execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+            for port, client in clients.items():
+                if port not in (target.port, source.port):
+                    try:
+                        client.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+                    except redis.ResponseError:
+                        pass  # a replica: it learns from its master
+        finally:
+            for client in clients.values():
+                client.close()
+        self.wait_agreed()
+
     def wait_agreed(self, timeout: float = 30.0) -> None:
         """Wait until ``redis-cli --cluster check`` finds every node agreeing on the slots
         and no slot open (migrating or importing)."""

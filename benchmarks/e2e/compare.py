@@ -56,6 +56,7 @@ COMPARED: dict[str, list[tuple[str, bool]]] = {
     "W3-2000": [("delivered_ratio", True), ("fanout_p99_ms", False), ("fanout_p50_ms", False)],
     "W4": [("connections_per_s", True), ("failed", False)],
     "W5": [("connected", True), ("per_socket_kb", False), ("echo_beside_ratio", True)],
+    "W5-100k": [("connected", True), ("per_socket_kb", False), ("echo_beside_ratio", True)],
     "W5-deflate": [
         ("connected", True),
         ("negotiated_deflate", True),

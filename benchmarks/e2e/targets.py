@@ -80,6 +80,13 @@ TARGETS = [
     Target("W5", "closed while held", "closed_while_held", eq, 0, "0"),
     Target("W5", "daphne RSS with them held (MB)", "daphne_rss_mb", le, 250, "≤ 250"),
     Target("W5", "W2 echo beside them / alone", "echo_beside_ratio", ge, 0.9, "≥ 0.9"),
+    Target("W5-100k", "issue 20: connected of 100,000", "connected", eq, 100000, "100,000"),
+    Target("W5-100k", "closed while held", "closed_while_held", eq, 0, "0"),
+    Target("W5-100k", "issue 20: daphne KB per socket", "per_socket_kb", le, 12, "≤ 12"),
+    Target(
+        "W5-100k", "issue 20: daphne idle CPU (cores)", "daphne_idle_cpu_cores", le, 0.2, "< 0.2"
+    ),
+    Target("W5-100k", "issue 20: echo beside / alone", "echo_beside_ratio", ge, 0.9, "≥ 0.9"),
     Target("W5-deflate", "connected of 10,000", "connected", eq, 10000, "10,000"),
     Target(
         "W5-deflate", "permessage-deflate negotiated", "negotiated_deflate", eq, 10000, "10,000"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.e2e import APP_DIR, OUT_DIR, REPO_ROOT, control_venv, workloads
+from benchmarks.e2e import APP_DIR, OUT_DIR, REPO_ROOT, control_venv, w10, workloads
 from benchmarks.e2e.compare import PROJECT, Variant
 from benchmarks.e2e.procs import BenchmarkError
 from benchmarks.e2e.stack import Channels4Stack, Stack, child_env
@@ -36,11 +36,13 @@ RUNNERS: dict[str, Runner] = {
     "W4": workloads.w4,
     "W5": workloads.w5,
     "W5-deflate": functools.partial(workloads.w5, deflate=True),
+    "W5-100k": functools.partial(workloads.w5, total=100000),
     "W6": workloads.w6,
     # Issue 17: W2 with websocket.receive at-least-once (beside W2 as "alo-off"), W8, W9.
     "W2-alo": functools.partial(workloads.w2, at_least_once=True),
     "W8": workloads.w8,
     "W9": workloads.w9,
+    "W10": w10.w10,  # issue 19: cluster vs sharded layer, a master killed; on request
 }
 CHANNELS4_WORKLOADS = {"W2", "W3", "W3-2000", "W4"}
 GUNICORN_WORKERS = (1, 2)  # 1: gunicorn's default; 2: the stretch control of issue 20

@@ -7,6 +7,7 @@ killed Redis in W6) out of the next one's figures.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -213,16 +214,38 @@ def w4(
     }
 
 
+IDLE_WINDOW_S = 10
+
+
+def idle_cpu_cores(pid: int, seconds: float) -> float:
+    """CPU (user + system, in cores) `pid` uses over `seconds` while nothing is sent."""
+
+    def ticks() -> int:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+
+    start, began = ticks(), time.monotonic()
+    time.sleep(seconds)  # a measurement window, not synchronisation
+    return (ticks() - start) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - began)
+
+
 def w5(
     log_dir: Path,
     profiler: Callable[[Stack, int], Any] | None = None,
     stack_factory: StackFactory = Stack,
     deflate: bool = False,
+    total: int = 10000,
 ) -> dict[str, Any]:
     """10,000 idle WebSockets (200 handshakes at a time); W2 echo beside them vs without.
 
     `deflate` (W5-deflate, issue 21): every idle socket offers permessage-deflate, as
-    browsers do; `negotiated` says on how many daphne accepted it."""
+    browsers do; `negotiated` says on how many daphne accepted it. `total` (W5-100k,
+    issue 20): past 20,000 the clients spread over source addresses 127.0.0.2.. (about
+    28,000 ephemeral ports each); daphne's idle CPU is read over `IDLE_WINDOW_S` while
+    they are held."""
+    sources = 0 if total <= 20000 else -(-total // 20000)
+    minutes = max(1, total // 10000)
     with stack_factory(log_dir) as stack:
         url = f"{stack.ws_url}/echo/"
         alone = run_node(echo_config(url, ECHO_CLIENTS))
@@ -230,16 +253,19 @@ def w5(
         holder_config = {
             "mode": "hold",
             "url": url,
-            "total": 10000,
+            "total": total,
             "concurrency": 200,
-            "open_timeout_ms": 180000,
-            "hold_s": 240,
-            "max_s": 300,
+            "open_timeout_ms": 180000 * minutes,
+            "hold_s": 240 * minutes,
+            "max_s": 300 * minutes,
             "deflate": deflate,
         }
+        if sources:
+            holder_config["local_addresses"] = [f"127.0.0.{2 + n}" for n in range(sources)]
         with NodeClient(holder_config, keep_stdin=True) as holder:
-            held = holder.wait_event("held", timeout=240)
+            held = holder.wait_event("held", timeout=240 * minutes)
             rss_held = {"daphne": rss_mb(stack.daphne.pid), "worker": rss_mb(stack.worker.pid)}
+            idle_cores = idle_cpu_cores(stack.daphne.pid, IDLE_WINDOW_S)
             recording = profiler(stack, ECHO_WARMUP_S + ECHO_DURATION_S) if profiler else None
             beside = run_node(echo_config(url, ECHO_CLIENTS))
             if recording is not None:
@@ -248,8 +274,10 @@ def w5(
             holder.close_stdin()
             hold = holder.result()
         stack.check_alive()
+    name = "W5-100k" if total == 100000 else "W5-deflate" if deflate else "W5"
     return {
-        "workload": "W5-deflate" if deflate else "W5",
+        "workload": name,
+        "daphne_idle_cpu_cores": idle_cores,
         "connected": held["opened"],
         "negotiated_deflate": held.get("negotiated", 0),
         "failed": held["failed"],

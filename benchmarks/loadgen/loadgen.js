@@ -39,8 +39,10 @@ function sleep(ms) {
 }
 
 // Opens `total` WebSockets with at most `concurrency` handshakes in flight. `onOpen(ws, i)` is
-// called for each socket that opens; returns {opened, failed, errors, seconds}.
-async function openMany(url, total, concurrency, timeoutMs, onOpen, options = WS_OPTIONS) {
+// called for each socket that opens; returns {opened, failed, errors, seconds}. With
+// `localAddresses`, socket i binds localAddresses[i % n] as its source address: one
+// address has about 28,000 ephemeral ports towards one server port (W5-100k).
+async function openMany(url, total, concurrency, timeoutMs, onOpen, options = WS_OPTIONS, localAddresses = null) {
   const started = now();
   let next = 0;
   let opened = 0;
@@ -51,7 +53,10 @@ async function openMany(url, total, concurrency, timeoutMs, onOpen, options = WS
     while (next < total && now() < deadline) {
       const i = next++;
       const ok = await new Promise((resolve) => {
-        const ws = new WebSocket(url, options);
+        const ws = new WebSocket(
+          url,
+          localAddresses ? { ...options, localAddress: localAddresses[i % localAddresses.length] } : options,
+        );
         let settled = false;
         const settle = (value, reason) => {
           if (settled) return;
@@ -360,7 +365,7 @@ async function hold(c) {
       if (holding) closedWhileHeld++;
     });
     ws.on('error', () => {});
-  }, options);
+  }, options, c.local_addresses || null);
   opening.negotiated = negotiated;
   emit({ event: 'held', ...opening, closed_while_held: closedWhileHeld });
   await new Promise((resolve) => {

@@ -416,6 +416,6 @@ def test_history_has_one_row_per_run():
         if line.startswith("| r") and "commit" not in line
     ]
     assert rows == [
-        "| r1 | abc1234 | 1.5 |  | 1,500 |  |  | error |  |  |  |  |  |  |",
-        "| r2 | abc1234 | 0.5 |  | 2,500 |  |  |  |  |  |  |  |  |  |",
+        "| r1 | abc1234 | 1.5 |  | 1,500 |  |  | error |  |  |  |  |  |  |  |",
+        "| r2 | abc1234 | 0.5 |  | 2,500 |  |  |  |  |  |  |  |  |  |  |",
     ]

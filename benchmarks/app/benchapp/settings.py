@@ -33,6 +33,12 @@ CHANNEL_LAYERS = {
     }
 }
 
+if os.environ.get("BENCH_REDIS_HOSTS"):
+    # W10 (issue 19): the layer over several Redis (comma-separated URLs): the sharded
+    # RedisChannelLayer, or RedisClusterChannelLayer with BENCH_REDIS_CLUSTER=1.
+    CHANNEL_LAYERS["default"]["CONFIG"] = {"hosts": os.environ["BENCH_REDIS_HOSTS"].split(",")}
+    if os.environ.get("BENCH_REDIS_CLUSTER"):
+        CHANNEL_LAYERS["default"]["BACKEND"] = "asgi_redis.RedisClusterChannelLayer"
 # Issue 17: BENCH_AT_LEAST_ONCE="websocket.receive,..." turns at-least-once delivery on for
 # those channels (W2-alo, W8, W9); its other options keep their defaults unless
 # BENCH_ACK_TIMEOUT is set.

@@ -1,0 +1,123 @@
+"""daphne's socket paths on RedisClusterChannelLayer (issue 19 item 1, `cluster_sockets`).
+
+Driven without an event loop, as in test_socket_receive / test_socket_send: poll the
+socket, call `read` / `write_some`. A slot moved under an open socket (``MOVED``) drops
+it with the layer's unavailable error; the next socket opens on the slot's new master
+and nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+
+import pytest
+
+from asgi_redis import LayerUnavailable, RedisClusterChannelLayer
+from asgi_redis.cluster_sockets import ClusterSocketReceive, ClusterSocketSender
+from asgi_redis.slots import name_slot
+from tests.asgi_redis.test_socket_send import Outcomes
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+PREFIX = "daphne.response.csock!"
+
+
+def read_until(receive, count: int, timeout: float = 10) -> list[tuple[str, dict]]:
+    """Poll and read until `count` messages came (bounded); errors propagate."""
+    poller = select.poll()
+    poller.register(receive.fileno(), select.POLLIN)
+    messages: list[tuple[str, dict]] = []
+    give_up = time.monotonic() + timeout
+    while len(messages) < count:
+        remaining = give_up - time.monotonic()
+        assert remaining > 0, f"only {len(messages)} of {count} messages arrived"
+        if poller.poll(remaining * 1000):
+            messages += receive.read()
+    return messages
+
+
+def drive(pipes, timeout: float = 10.0) -> None:
+    """As test_socket_send's `drive`, dropping a pipe that failed (its socket closed)."""
+    for pipe in pipes:
+        if pipe.state == "new":
+            pipe.opened(pipe.connect())
+    poller = select.poll()
+    by_fd = {}
+    for pipe in pipes:
+        by_fd[pipe.fileno()] = pipe
+        poller.register(pipe.fileno(), select.POLLIN | select.POLLOUT)
+    give_up = time.monotonic() + timeout
+    while any(pipe.waiting for pipe in pipes):
+        remaining = give_up - time.monotonic()
+        assert remaining > 0, "replies did not arrive"
+        for fd, events in poller.poll(remaining * 1000):
+            pipe = by_fd[fd]
+            if events & select.POLLOUT:
+                pipe.write_some()
+            if events & select.POLLIN:
+                pipe.read()
+            if pipe.state != "open" or pipe.fileno() != fd:
+                poller.unregister(fd)
+            elif not pipe.wants_write():
+                poller.modify(fd, select.POLLIN)
+
+
+def _other_master(cluster, name: str):
+    serving = cluster.master_of_slot(name_slot(name))
+    return next(node for node in cluster.master_nodes() if node is not serving)
+
+
+def test_socket_receive_follows_a_moved_slot(private_redis_cluster):
+    """D-15 on a cluster: the reactor's pop sits on the P! slot's master; the slot moved
+    under it ends it with LayerUnavailable (MOVED, nothing popped), and a new one reads on
+    the new master, the message sent meanwhile included."""
+    cluster = private_redis_cluster
+    layer = RedisClusterChannelLayer(hosts=cluster.startup_nodes)
+    receive = layer.socket_receive([PREFIX])
+    assert isinstance(receive, ClusterSocketReceive)
+    try:
+        layer.send(PREFIX + "a", {"n": 1})
+        assert read_until(receive, 1) == [(PREFIX + "a", {"n": 1})]
+        cluster.move_slot(name_slot(PREFIX), _other_master(cluster, PREFIX))
+        with pytest.raises(LayerUnavailable):
+            read_until(receive, 1)  # the blocked pop is answered with MOVED
+    finally:
+        receive.close()
+    layer.send(PREFIX + "b", {"n": 2})  # follows MOVED itself
+    receive = layer.socket_receive([PREFIX])
+    try:
+        assert read_until(receive, 1) == [(PREFIX + "b", {"n": 2})]
+    finally:
+        receive.close()
+    layer.close()
+
+
+def test_socket_sender_follows_a_moved_slot(private_redis_cluster):
+    """issue 15's sender on a cluster: one pipe per slot; a batch answered MOVED is
+    refused with LayerUnavailable (nothing stored, daphne retries it), and the retry goes
+    to the new master; every stored message is received once, in order (A-19)."""
+    cluster = private_redis_cluster
+    layer = RedisClusterChannelLayer(hosts=cluster.startup_nodes)
+    sender = layer.socket_sender()
+    assert isinstance(sender, ClusterSocketSender)
+    channels = ["csend.a", "csend.b"]
+    assert name_slot(channels[0]) != name_slot(channels[1])
+    outcomes = Outcomes()
+    drive(sender.submit([(channel, {"n": 1}) for channel in channels], outcomes))
+    assert outcomes.results == [None, None]
+    assert len(sender.pipes) == 2
+    cluster.move_slot(name_slot("csend.a"), _other_master(cluster, "csend.a"))
+    moved = Outcomes()
+    drive(sender.submit([("csend.a", {"n": 2}), ("csend.b", {"n": 2})], moved))
+    assert isinstance(moved.results[0], LayerUnavailable), moved.results
+    assert moved.results[1] is None
+    retried = Outcomes()
+    drive(sender.submit([("csend.a", {"n": 2})], retried))
+    assert retried.results == [None]
+    for channel in channels:
+        assert layer.receive([channel]) == (channel, {"n": 1})
+        assert layer.receive([channel]) == (channel, {"n": 2})
+        assert layer.receive([channel]) == (None, None)
+    sender.close()
+    layer.close()
