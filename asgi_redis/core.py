@@ -85,7 +85,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -94,7 +93,7 @@ from typing import Any
 import redis
 
 from channels.layers.base import BaseChannelLayer, FullSkipReporter, layer_random
-from channels.layers.delivery import DeadLetter, DeliveryPolicy, NotAtLeastOnce
+from channels.layers.delivery import DeliveryPolicy, NotAtLeastOnce
 
 from .announcements import RedisAnnouncements
 from .buffer import PrefetchBuffer
@@ -102,18 +101,18 @@ from .codec import Codec, build_fernet
 from .discovery import ShardSource, StaticShards
 from .flushing import delete_matching, glob_escape
 from .groups import Groups
+from .loop_api import EventLoopApi
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
 from .pipelined import SendThenReceive
 from .placement import GLOBAL_STATS_KEY, Placement
 from .receiving import Received, Receiver
 from .reliable import Reliable
+from .reliable_api import AtLeastOnceApi
 from .reliable_pipelined import reliable_send_then_receive
 from .scripts import UnsupportedRedis
 from .sending import Outcomes, Sender
 from .shard import Shard
 from .sharding import consistent_hash
-from .socket_receive import SocketReceive, SocketReceiveUnsupported
-from .socket_send import SocketSender
 from .stats import channel_figures, global_figures
 from .wire import close_connections
 
@@ -122,8 +121,13 @@ __all__ = ["RedisChannelLayer", "UnsupportedRedis"]
 logger = logging.getLogger("asgi_redis")
 
 
-class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
+class RedisChannelLayer(AtLeastOnceApi, EventLoopApi, RedisAnnouncements, BaseChannelLayer):
     """ASGI-1 channel layer on Redis, sharded over `hosts` (L-18).
+
+    The at-least-once methods (``ack`` .. ``purge_dead_letters``) come from
+    `reliable_api.AtLeastOnceApi`, the receives for event loops (``receive_twisted``,
+    ``receive_async``, ``receive_buffered``, ``socket_receive``, ``socket_sender``) from
+    `loop_api.EventLoopApi`.
 
     `shards` (keyword only, not a 1.x option) gives the shards another way
     than `hosts`: `RedisSentinelChannelLayer` passes a `sentinel.SentinelShards`.
@@ -282,52 +286,6 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
             return self._reliable.receive(channels, block)
         return self._receiver.receive(channels, block)
 
-    # -- at-least-once (issue 17, `reliable`) -------------------------------------------------
-
-    def _at_least_once(self) -> Reliable:
-        if self._reliable is None:
-            raise self.NotAtLeastOnce(
-                f"{self} has no at-least-once channels: set 'at_least_once' in its CONFIG"
-            )
-        return self._reliable
-
-    def ack(self, channel: str, delivery_id: str) -> bool:
-        """Acknowledge a delivery (``message.delivery_id``); False when its lease had
-        ended already (it may then be delivered again)."""
-        return self._at_least_once().ack(channel, delivery_id)
-
-    def ack_later(self, channel: str, delivery_id: str) -> None:
-        """`ack` sent with this thread's next receive (one round trip fewer per message);
-        `flush_acks` sends what is left. Used by the worker."""
-        self._at_least_once().ack_later(channel, delivery_id)
-
-    def flush_acks(self) -> None:
-        """Send the acknowledgements `ack_later` left waiting in this thread."""
-        if self._reliable is not None:
-            self._reliable.flush_acks()
-
-    def nack(self, channel: str, delivery_id: str, delay: float = 0.0) -> bool:
-        """Deliver the message again after `delay` seconds; counted as a delivery, so
-        after ``max_deliveries`` it goes to the dead letters instead."""
-        return self._at_least_once().nack(channel, delivery_id, delay)
-
-    def release(self, channel: str, delivery_id: str) -> bool:
-        """Hand a message back unstarted (a worker stopping): delivered again at once,
-        not counted as a delivery."""
-        return self._at_least_once().nack(channel, delivery_id, 0.0, release=True)
-
-    def dead_letters(self, pattern: str = "*") -> list[DeadLetter]:
-        """Dead letters of the channels matching glob `pattern`."""
-        return self._at_least_once().dead.dead_letters(pattern)
-
-    def requeue_dead_letters(self, pattern: str = "*") -> int:
-        """Put the dead letters of matching channels back on them; returns how many."""
-        return self._at_least_once().dead.requeue_dead_letters(pattern)
-
-    def purge_dead_letters(self, pattern: str = "*") -> int:
-        """Delete the dead letters of matching channels; returns how many went."""
-        return self._at_least_once().dead.purge_dead_letters(pattern)
-
     def send_many_then_receive(
         self,
         messages: Iterable[tuple[str, dict[str, Any]]],
@@ -398,75 +356,6 @@ class RedisChannelLayer(RedisAnnouncements, BaseChannelLayer):
         keys = (placement.list_key(storage), placement.stats_hash(storage))
         shards = placement.statistics_shards(storage)
         return channel_figures(shards, keys, self._sender.expiry_ms, self.delivery.enabled)
-
-    # -- twisted and asyncio (A-50, A-51, L-43, L-61) ----------------------------------------------
-
-    def receive_buffered(self, channels: Iterable[str]) -> Received:
-        """A message this process has popped already (from a ``P!`` batch), or ``(None, None)``.
-
-        Never a round trip: for a reader draining what its blocking receive brought
-        (daphne's reply reader), whose closing non-blocking ``receive`` would
-        otherwise ask Redis and usually find nothing (issue 9). An addition to the
-        ASGI-1 API, like `send_many`.
-        """
-        found = self._receiver.buffered(channels)
-        return found if found is not None else (None, None)
-
-    def socket_receive(self, channels: Iterable[str]) -> SocketReceive:
-        """A receive on `channels` that an event loop drives from a socket (`SocketReceive`).
-
-        For daphne's reply reader: the reactor watches the socket of a blocking
-        pop instead of a thread blocking in `receive` (issue 9). The names must
-        sit on one shard (a ``P!`` prefix always does); raises
-        `SocketReceiveUnsupported` otherwise, or without hiredis, BLMPOP or with
-        TLS, and the shard's connection error when Redis is unreachable.
-        Messages this instance buffered from earlier receives are not seen by
-        it. An addition to the ASGI-1 API, like `send_many`.
-        """
-        names, visits = self._receiver.order(channels)
-        if not names or visits is None or len(visits) != 1:
-            raise SocketReceiveUnsupported("the names are not all on one shard")
-        if self._reliable is not None and any(map(self.delivery.applies, names)):
-            raise SocketReceiveUnsupported("at-least-once channels are leased, not popped")
-        return SocketReceive(self, visits[0], self.blpop_timeout)
-
-    def socket_sender(self) -> SocketSender:
-        """A `send_many` that writes to sockets of its own and returns at once, for an
-        event loop that must never wait on Redis (daphne, issue 15; `socket_send`).
-        Raises `SocketSendUnsupported` without hiredis. An addition to the ASGI-1 API.
-        """
-        return SocketSender(self)
-
-    def receive_twisted(self, channels: Iterable[str]) -> Any:
-        """A `Deferred` firing with a blocking `receive` run in Twisted's thread pool.
-
-        A message already buffered from a ``P!`` batch fires at once, without a
-        thread hop; errors (a bad name, Redis down) arrive as a failed Deferred.
-        """
-        from twisted.internet import defer, threads
-
-        def start() -> Any:
-            receiver = self._receiver
-            names = receiver.receive_plan(channels).names  # validated once per list (A-13)
-            found = receiver.take_buffered(names) if receiver.buffer else None
-            if found is not None:
-                return found
-            return threads.deferToThread(self.receive, names, True)
-
-        return defer.maybeDeferred(start)
-
-    async def receive_async(self, channels: Iterable[str]) -> Received:
-        """A blocking `receive` in the loop's default executor; never blocks the loop.
-
-        A message already buffered from a ``P!`` batch is returned directly.
-        """
-        receiver = self._receiver
-        names = receiver.receive_plan(channels).names  # validated once per list (A-13)
-        found = receiver.take_buffered(names) if receiver.buffer else None
-        if found is not None:
-            return found
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.receive, names, True)
 
     def close(self) -> None:
         """Close this layer's connections to Redis; using the layer again reconnects.

@@ -23,9 +23,13 @@ the interval's end, so a burst that no later expiry follows is still logged with
 its true count (issue 15 item 6). A group bundle (one entry for the members behind one ``P!``,
 A-93) counts as one message per member.
 
-Not counted: messages whose whole list expired in Redis (no send and no
-receive on the channel for ``expiry + 1`` seconds) vanish with the list key;
-the layer never sees them.
+A normal channel's list outlives its newest entry by 15 minutes (``scripts``,
+``EXPIRED_GRACE_MS``), so messages that expired while no worker ran (an outage, a
+deploy) are counted by the first receive after it. Not counted: messages of a
+``?`` or ``!`` channel whose whole list expired in Redis (no send and no receive
+for ``expiry + 1`` seconds, L-23: its one reader is usually gone for good), and
+of a normal channel nobody received from for 15 minutes after its last send;
+they vanish with the list key and the layer never sees them.
 """
 
 from __future__ import annotations

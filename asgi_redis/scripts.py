@@ -143,9 +143,21 @@ local function bell_flag(flags)
   return string.byte(flags, -1) == 98
 end
 
+-- How long a normal channel's list outlives its newest entry (issue 15 item 6): its
+-- entries expire after `expiry` as ever, but the list stays so that the next receive
+-- (a worker back after an outage) drops and counts them, instead of their vanishing
+-- uncounted with the list. `?` and `!` lists (one reader, who may be gone for good)
+-- keep the 1.x TTL of expiry + 1 s (L-23).
+local EXPIRED_GRACE_MS = 900000
+
+local function list_ttl(key, expiry_ms)
+  if string.find(key, '[!?]') then return expiry_ms + 1000 end
+  return expiry_ms + 1000 + EXPIRED_GRACE_MS
+end
+
 -- Store a ready entry and count the outcome (L-28, A-40) and what expired (issue 15).
 local function store(key, capacity, counters, copies, entry, expiry_ms, now)
-  local stored, trimmed = push(key, capacity, entry, expiry_ms + 1000, now)
+  local stored, trimmed = push(key, capacity, entry, list_ttl(key, expiry_ms), now)
   if trimmed > 0 then count(counters, 'expired_count', trimmed) end
   if stored == 1 then
     count(counters, 'messages_count', copies)

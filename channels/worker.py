@@ -20,16 +20,17 @@ from typing import Any
 from daphne.layer_api import unavailable_errors
 
 from .announce import announcing
-from .channel import Channel
 from .exceptions import ChannelSocketException, ConsumeLater, DenyConnection
-from .layers.base import DELIVERY_KEY, ReceiveFailed
-from .log import LayerHealth, describe_layer
+from .layers.base import DELIVERY_KEY
 from .message import Message
 from .metrics import NULL_WORKER_METRICS
 from .pending import Entry, pending_message_store
-from .retry import REPLY_RETRY_CAP, Backoff, layer_out_of_memory, send_retrying
+from .retry import REPLY_RETRY_CAP
 from .signals import consumer_finished, consumer_started, worker_ready
 from .utils import name_that_thing, reply_channel_of
+from .worker_delivery import Deliveries
+from .worker_outage import ReceiveOutage
+from .worker_replies import ReplyCarrier
 
 __all__ = ["Worker", "WorkerGroup"]
 
@@ -74,8 +75,12 @@ class Worker:
         # Set to interrupt the retry wait after a failing receive.
         self._stop = threading.Event()
         # The last consumer and the sends it queued, when `handle` left them for the
-        # next receive to carry (`_replies_then_receive`).
+        # next receive to carry (`ReplyCarrier.send_then_receive`).
         self._replies: tuple[Any, list[Entry]] | None = None
+        self._carrier = ReplyCarrier(self)
+        # Issue 17 (ack, nack, hand back) and C-32 (requeue): see `Deliveries`.
+        self._deliveries = deliveries = Deliveries(self)
+        self._settle_delivery = deliveries.settle
         # Layers with send_many (Redis) can send the replies with the next receive;
         # only the receive loop does (`handle` called alone flushes them as ever).
         self._hands_over_replies = hasattr(channel_layer, "send_many")
@@ -157,35 +162,29 @@ class Worker:
             self._receive_loop(channels, handle)
         finally:
             self._looping = False
-            if self._replies is not None:  # stopped right after a message: send its replies
-                self._send_replies()
-            self._flush_acks()
-
-    def _flush_acks(self) -> None:
-        flush = getattr(self.channel_layer, "flush_acks", None)
-        if flush is None:
-            return
-        try:
-            flush()
-        except Exception as error:  # the leases end by themselves: delivered again
-            logger.warning("Could not acknowledge the last messages (%s)", error)
+            replies, self._replies = self._replies, None
+            if replies is not None:  # stopped right after a message: send its replies
+                self._carrier.send(*replies)
+            self._deliveries.flush_acks()
 
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
-        outage = Backoff(self.receive_retry_first, self.receive_retry_cap)
-        health = LayerHealth.of(self.channel_layer)
+        send_then_receive = self._carrier.send_then_receive
+        outage = ReceiveOutage(self)
         # The layer's outage errors (its `Unavailable`, L-62): waited out. Anything
         # else is a bug in the layer, logged with its traceback, and waited out too:
         # the worker never stops receiving.
         unavailable = unavailable_errors(self.channel_layer)
-        failing = False
         while not self.termed:
             started = time.monotonic()
             try:
-                if self._replies is None:
+                replies = self._replies
+                if replies is None:
                     channel, content = receive(channels, block=True)
                 else:
-                    channel, content = self._replies_then_receive(channels)
+                    # The last consumer's replies go out first (C-19), then in_job is off.
+                    self._replies = None
+                    channel, content = send_then_receive(replies, channels)
                     if channel is None and not self.termed:
                         channel, content = receive(channels, block=True)
             except (TypeError, AssertionError):
@@ -193,31 +192,13 @@ class Worker:
                 # routing, A-13): a bug to report, not an outage to wait out.
                 raise
             except unavailable as error:  # the backend is away (L-62)
-                self.metrics.layer_error("receive")
-                if not failing and health.failed():
-                    logger.error(
-                        "Cannot receive from channel layer %s (%s); retrying until it answers",
-                        describe_layer(self.channel_layer),
-                        error,
-                    )
-                failing = True
-                self._stop.wait(outage.next())
+                self._stop.wait(outage.unavailable(error))
                 continue
             except Exception:
-                self.metrics.layer_error("receive")
-                logger.exception(
-                    "Receiving from channel layer %s failed", describe_layer(self.channel_layer)
-                )
-                self._stop.wait(outage.next())
+                self._stop.wait(outage.crashed())
                 continue
-            if failing:
-                if health.recovered():
-                    logger.info(
-                        "Receiving from channel layer %s works again",
-                        describe_layer(self.channel_layer),
-                    )
-                failing = False
-                outage.reset()
+            if outage.failing:
+                outage.recovered()
             if channel is None:
                 # Only a layer that ignored block=True returns at once; don't spin on it.
                 if time.monotonic() - started < self.nonblocking_pause / 10:
@@ -225,7 +206,7 @@ class Worker:
                 continue
             if DELIVERY_KEY in content and self.termed:
                 # Issue 17: stopping; an at-least-once message not started goes back.
-                self._hand_back(channel, content)
+                self._deliveries.hand_back(channel, content)
                 break
             self.in_job = True
             try:
@@ -234,75 +215,6 @@ class Worker:
                 # Still busy while the replies wait for the next receive to carry them:
                 # a shutdown signal then lets them go out first (C-31).
                 self.in_job = self._replies is not None
-
-    def _replies_then_receive(self, channels: list[str]) -> tuple[str | None, dict | None]:
-        """Send the last consumer's replies and look for the next message in one layer
-        call (one Redis round trip), non-blocking: a worker under load finds its next
-        message there; an idle one then blocks in a plain receive, where a shutdown
-        signal can end it at once.
-
-        C-19 as users see it: every reply is sent before the next message is handled;
-        a full one is retried (retry_time / retry_interval) and a failure logged as
-        the consumer's error, as when `consumer_finished` flushed them. A reply queued
-        with its own retry policy (a view's last response message, C-40) is retried
-        with that one.
-        """
-        assert self._replies is not None, "only called after a consumer ran"
-        consumer, queued = self._replies
-        self._replies = None
-        layer = self.channel_layer
-        try:
-            batchable = pending_message_store.batchable
-            if not all(batchable(entry[0], layer) for entry in queued):
-                # Groups, other layers, Channel subclasses: the flush as it always was.
-                self._send_replies(consumer, queued)
-                return None, None
-            pairs = [(entry[0].name, entry[1]) for entry in queued]
-            try:
-                outcomes, received = layer.send_many_then_receive(pairs, channels, block=False)
-            except ReceiveFailed as failed:
-                self._settle_replies(consumer, queued, failed.outcomes)
-                raise failed.error from None  # the receive's outage (L-62)
-            except (TypeError, AssertionError, layer.MessageTooLarge):
-                # A reply the layer refuses (or a bad channel name, which the plain
-                # receive then raises): nothing was sent; one at a time, as before.
-                self._send_replies(consumer, queued)
-                return None, None
-            except Exception as error:
-                if not layer_out_of_memory(error):
-                    raise
-                # Issue 15: the sends were refused for memory before anything was
-                # received; each one's outcome, so a view's reply waits it out (C-40).
-                self._settle_replies(consumer, queued, [error] * len(queued))
-                return None, None
-            self._settle_replies(consumer, queued, outcomes)
-            return received
-        finally:
-            self.in_job = False
-
-    def _settle_replies(
-        self, consumer: Any, queued: list[Entry], outcomes: list[Exception | None]
-    ) -> None:
-        try:
-            pending_message_store.settle(queued, outcomes)
-        except Exception:  # logged as when consumer_finished flushed the replies
-            self.metrics.layer_error("send")
-            logger.exception(
-                "Error processing message with consumer %s:", name_that_thing(consumer)
-            )
-
-    def _send_replies(self, consumer: Any = None, queued: list | None = None) -> None:
-        if queued is None:
-            assert self._replies is not None, "only called after a consumer ran"
-            consumer, queued = self._replies
-            self._replies = None
-        try:
-            pending_message_store.send_all(queued)
-        except Exception:
-            self.metrics.layer_error("send")
-            logger.exception(
-                "Error processing message with consumer %s:", name_that_thing(consumer)
-            )
 
     def handle(self, channel: str, content: dict) -> None:
         """Route and run one message; never raises for a consumer's error (C-31, C-32).
@@ -319,39 +231,7 @@ class Worker:
         try:
             failed = self._handle(channel, content, message)
         finally:
-            self._settle_delivery(channel, message, failed)
-
-    def _settle_delivery(self, channel: str, message: Message, failed: bool) -> None:
-        layer = self.channel_layer
-        try:
-            if failed:
-                delay = min(
-                    self.redelivery_delay_cap,
-                    self.redelivery_delay_first * 2 ** (message.delivery_count - 1),
-                )
-                layer.nack(channel, message.delivery_id, delay)
-            else:
-                # A layer that can send the ack with the next receive (Redis) does so.
-                ack = getattr(layer, "ack_later", None) if self._looping else None
-                (ack or layer.ack)(channel, message.delivery_id)
-        except Exception as error:  # the lease then ends by itself: delivered again
-            logger.warning(
-                "Could not %s message on %s (%s); it will be delivered again",
-                "nack" if failed else "acknowledge",
-                channel,
-                error,
-            )
-
-    def _hand_back(self, channel: str, content: dict) -> None:
-        try:
-            self.channel_layer.release(channel, content[DELIVERY_KEY]["id"])
-        except Exception as error:
-            logger.warning(
-                "Could not hand back message on %s (%s); it will be delivered again "
-                "after the ack timeout",
-                channel,
-                error,
-            )
+            self._settle_delivery(channel, message, failed, self._looping)
 
     def _handle(self, channel: str, content: dict, message: Message) -> bool:
         """Route and run `message`; True when its consumer raised an unhandled error."""
@@ -372,7 +252,7 @@ class Worker:
         if callback is not None:
             self._guarded(callback, lambda message: callback(channel, message), message)
         # Layers with send_many: the loop sends the consumer's batch with its next
-        # receive (`_replies_then_receive`); otherwise consumer_finished flushes it.
+        # receive (`ReplyCarrier.send_then_receive`); otherwise consumer_finished flushes it.
         # An at-least-once message is acknowledged with the next receive, after its
         # replies (`ack_later`); a layer without it sends them first (no carry).
         carry = (
@@ -441,29 +321,7 @@ class Worker:
 
     def consume_later(self, message: Message) -> None:
         """Put the message back on its channel, up to `message_retries` times (C-32)."""
-        content = message.content
-        content["__retries__"] = content.get("__retries__", 0) + 1
-        channel = message.channel.name
-        if content["__retries__"] > self.message_retries:
-            logger.warning(
-                "Exceeded number of retries for message on channel %s: %s",
-                channel,
-                repr(content)[:100],
-            )
-            return
-        refused = send_retrying(
-            Channel(channel, channel_layer=self.channel_layer),
-            content,
-            tries=self.requeue_tries,
-            cap=self.requeue_retry_cap,
-        )
-        if refused is not None:
-            logger.warning(
-                "Could not requeue message on channel %s after %d tries: the channel "
-                "stayed full; message dropped",
-                channel,
-                self.requeue_tries,
-            )
+        self._deliveries.requeue(message)
 
 
 class WorkerGroup(Worker):

@@ -15,6 +15,7 @@ from twisted.web import http
 from zope.interface import implementer
 
 from .backpressure import cancel_outbound_timer, check_outbound
+from .http_timers import RequestTimers
 from .proxy import transport_addresses
 from .request_checks import host_problem
 
@@ -130,18 +131,15 @@ class OpenConnection:
 
 
 @implementer(IPushProducer)
-class HTTPChannel(http.HTTPChannel):
-    """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64) and the hand-over (D-28)."""
+class HTTPChannel(RequestTimers, http.HTTPChannel):
+    """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64; its head and body timers
+    are `RequestTimers`') and the hand-over (D-28)."""
 
     if TYPE_CHECKING:
         # A TCP, UNIX or TLS transport once connected; zope interfaces (ITransport) do
         # not type their implementations' other methods without a zope mypy plugin.
         transport: Any
 
-    _head_timer = None
-    _head_bytes = 0
-    _body_timer = None
-    _body_active = 0.0
     _refused = False
     # The WebSocket protocol this connection was handed to (D-28); bytes the
     # parser still holds are forwarded to it. Cleared when that socket closes.
@@ -152,8 +150,6 @@ class HTTPChannel(http.HTTPChannel):
     _over_cap = False
     # The protocol this connection is counted under in the metrics (issue 18).
     _serving = "http/1.1"
-    # Issue 15: a request body must be complete by this reactor time (0: no deadline).
-    _body_deadline = 0.0
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -184,27 +180,6 @@ class HTTPChannel(http.HTTPChannel):
         self._head_timer = None
         self.refuse(503, b"Service Unavailable")
 
-    # -- D-64: the request head must arrive within `head_timeout` --------------
-
-    def _start_head_timer(self) -> None:
-        self._head_bytes = 0
-        if self._head_timer is None or not self._head_timer.active():
-            self._head_timer = self.callLater(
-                self.factory.config.head_timeout, self._head_timed_out
-            )
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None and self._head_timer.active():
-            self._head_timer.cancel()
-        self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self._head_bytes:
-            self.refuse(408, b"Request Timeout")
-        else:
-            self.transport.loseConnection()
-
     def uncount(self) -> None:
         """The connection (or the WebSocket or HTTP/2 one it became) closed."""
         if self._counted:
@@ -231,39 +206,6 @@ class HTTPChannel(http.HTTPChannel):
         if self._body_timer is not None:
             self._body_active = self.factory.reactor.seconds()
         super().rawDataReceived(data)
-
-    # -- a request body must keep arriving (daphne's addition to D-64) ----------
-
-    def _start_body_timer(self) -> None:
-        # Without it a client could hold a connection forever by trickling a body,
-        # since Twisted's own idle timer is replaced by the head timer.
-        factory = self.factory
-        now = self._body_active = factory.reactor.seconds()
-        total = factory.config.http_body_timeout
-        self._body_deadline = now + total if total else 0.0
-        first = factory.config.body_idle_timeout
-        if total:
-            first = min(first, total)
-        self._body_timer = self.callLater(first, self._body_idle_check)
-
-    def _stop_body_timer(self) -> None:
-        if self._body_timer is not None and self._body_timer.active():
-            self._body_timer.cancel()
-        self._body_timer = None
-
-    def _body_idle_check(self) -> None:
-        self._body_timer = None
-        now = self.factory.reactor.seconds()
-        next_check = self._body_active + self.factory.config.body_idle_timeout
-        deadline = self._body_deadline
-        if deadline:
-            # Issue 15: a body trickled a byte at a time resets the idle timer forever;
-            # the whole body must arrive within `http_body_timeout` of its start.
-            next_check = min(next_check, deadline)
-        if now >= next_check:
-            self.refuse(408, b"Request Timeout")
-        else:
-            self._body_timer = self.callLater(next_check - now, self._body_idle_check)
 
     def allContentReceived(self) -> None:
         self._stop_body_timer()

@@ -1,7 +1,7 @@
 """A growing delay between tries on the reactor's clock, never blocking it (A-89, L-62.5).
 
 daphne retries in six places: a ``websocket.connect`` or a frame the layer had no room
-for (`ws_protocol`, `ws_flow`), an ``http.request`` likewise (`web_request.QueueWait`,
+for (`ws_protocol`, `ws_flow`), an ``http.request`` likewise (`request_send.QueueWait`,
 issue 17), a Request Body Chunk (`request_body`), a
 ``websocket.disconnect`` (`drops.send_reliably`), and the reply readers after a
 layer error (`reply_reader`). Each waits `first` seconds, doubles the

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import os
 import random
-import signal
 import string
 import warnings
 from typing import Any, cast
 
 import twisted.plugins
 from twisted.internet import defer, reactor
-from twisted.internet.base import DelayedCall
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
 from . import autobahn_patches
-from . import reuse_port as so_reuseport
 from .config import (
     ConfigOption,
     ServerConfig,
@@ -28,13 +22,16 @@ from .config import (
     option_arguments,
     refuse_both,
 )
-from .draining import websocket_spread
 from .edge_log import MergedLog, TwistedErrors
 from .errors import ListenFailed
 from .http_factory import HTTP2_AVAILABLE, HTTPFactory
+from .listening import LISTEN_BACKLOG as LISTEN_BACKLOG
+from .listening import listen, listen_failure
+from .listening import with_listen_backlog as with_listen_backlog
 from .metrics import DaphneMetrics
-from .metrics_http import MetricsListenFailed, listen_metrics, server_ready
 from .reply_reader import ReactorReader, ThreadReader
+from .server_metrics import start_metrics
+from .server_stop import GracefulStop
 
 # Its own generator: the global one may be seeded or driven by tests (hypothesis).
 _random = random.Random()
@@ -52,50 +49,6 @@ if _PLUGIN_DIR not in twisted.plugins.__path__:
 
 class NotAChannelLayer(TypeError):
     """The object given as channel layer has no callable send() and receive() (D-62)."""
-
-
-# Seconds the last step of a graceful stop waits for its 503 answers to be written.
-ANSWER_FLUSH_TIMEOUT = 1.0
-
-# Twisted's default accept queue is 50: a burst of 200 handshakes (issue 9, W4/W5)
-# overflows it and leaves clients to SYN retries a second later. The kernel caps
-# this at net.core.somaxconn.
-LISTEN_BACKLOG = 1024
-_BACKLOG_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl", "unix"})
-
-
-def listen_failure(description: str, error: BaseException) -> ListenFailed:
-    """The `ListenFailed` for `error` raised listening on `description` (issue 14)."""
-    if isinstance(error, CannotListenError):
-        socket_error = error.socketError
-        host = error.interface
-        if host is None:  # a UNIX socket: Twisted puts the path in `port`
-            address = str(error.port)
-        else:
-            host = host or "0.0.0.0"
-            address = f"[{host}]:{error.port}" if ":" in host else f"{host}:{error.port}"
-        reason = getattr(socket_error, "strerror", None) or str(socket_error)
-        reason = reason[:1].lower() + reason[1:]
-        return ListenFailed(description, address, reason, getattr(socket_error, "errno", None))
-    reason = str(error) or type(error).__name__
-    address = description
-    if description.startswith("unix:") and isinstance(error, OSError) and error.strerror:
-        # Twisted's lock file next to the socket fails first, naming the lock's odd
-        # paths ('29876' -> b'/run/x/d.sock.lock'): word it about the socket instead.
-        address = description.split(":", 2)[1]
-        reason = error.strerror[:1].lower() + error.strerror[1:]
-        if error.errno == errno.ENOENT:
-            reason += f" (the directory {os.path.dirname(address) or '.'} does not exist)"
-    return ListenFailed(description, address, reason, getattr(error, "errno", None))
-
-
-def with_listen_backlog(description: str) -> str:
-    """`description` with ``backlog=LISTEN_BACKLOG`` added for listening endpoint types
-    that take it, unless it names a backlog itself."""
-    kind = description.split(":", 1)[0].lower()
-    if kind not in _BACKLOG_ENDPOINTS or "backlog=" in description:
-        return description
-    return f"{description}:backlog={LISTEN_BACKLOG}"
 
 
 class Server:
@@ -217,9 +170,7 @@ class Server:
         self.reactor: Any = reactor
         self.factory: HTTPFactory | None = None
         self.reader: ThreadReader | ReactorReader | None = None
-        self._stopping: defer.Deferred[None] | None = None  # a graceful stop in progress
-        self._drain_timer: DelayedCall | None = None
-        self._finishing = False
+        self._graceful = GracefulStop(self)  # D-17's stop sequence
         # The first endpoint that could not listen; `run()` raises it (issue 14).
         self.listen_error: ListenFailed | None = None
         self._running = False
@@ -248,10 +199,10 @@ class Server:
         self._running = True
         self.start()
         if self.listen_error is not None:
-            self._stop_listening()
+            self._graceful.stop_listening()
             raise self.listen_error
         if self.signal_handlers:
-            self.reactor.callWhenRunning(self._install_signal_handlers)
+            self.reactor.callWhenRunning(self._graceful.install_signal_handlers)
         self.reactor.run(installSignalHandlers=self.signal_handlers)
         if self.listen_error is not None:
             raise self.listen_error
@@ -287,7 +238,7 @@ class Server:
                 "HTTP/2 support not enabled (install the http2 and tls Twisted extras)",
             )
         if self.config.metrics_port is not None:
-            self._start_metrics(factory)
+            start_metrics(self, factory)
         if "twisted" in getattr(self.channel_layer, "extensions", []) and not self.force_sync:
             logger.info("Using native Twisted mode on channel layer")
             self.reactor.callWhenRunning(self.backend_reader_twisted)
@@ -297,61 +248,13 @@ class Server:
         self.reactor.callWhenRunning(factory.routed.start, self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_readers)
         # Sends queued in the last tick (disconnects of dropped connections) still go out.
-        self.reactor.addSystemEventTrigger("before", "shutdown", self._drain_outbox)
+        self.reactor.addSystemEventTrigger("before", "shutdown", self._graceful.drain_outbox)
         for description in self.endpoints:
             logger.info("Listening on endpoint %s", description)
-            listener: defer.Deferred[Any]
-            try:
-                listening = with_listen_backlog(description)
-                if self.config.reuse_port and so_reuseport.applies(listening):
-                    # Issue 19: several processes on one port (see `daphne.reuse_port`).
-                    listener = so_reuseport.listen(self.reactor, listening, factory)
-                else:
-                    # Twisted's parser is untyped.
-                    endpoint = serverFromString(self.reactor, listening)  # type: ignore[no-untyped-call, unused-ignore]
-                    listener = endpoint.listen(factory)
-            except Exception as error:  # e.g. an unknown endpoint type in -e
-                listener = defer.fail(error)
+            listener = listen(self.reactor, description, factory, self.config.reuse_port)
             listener.addErrback(self.on_listener_error, description)
             self.listeners.append(listener)
         return self.listeners
-
-    def _start_metrics(self, factory: HTTPFactory) -> None:
-        """Issue 18: ``/metrics``, ``/healthz`` and ``/readyz`` on ``--metrics-port``; the
-        connections report to ``factory.metrics`` (`NULL_METRICS` when this is off)."""
-        # D-4: `channels` is imported only when metrics are on, never at import time.
-        from channels.layers.collector import LayerCollector
-
-        metrics = DaphneMetrics()
-        alias = getattr(self.channel_layer, "alias", None)
-        collector = LayerCollector(
-            self.channel_layer, alias=alias if isinstance(alias, str) else "default"
-        )
-        metrics.registry.register(collector)
-        host, port = self.config.metrics_host, self.config.metrics_port
-        assert port is not None
-        try:
-            self.metrics_listener = listen_metrics(
-                self.reactor, host, port, metrics.registry, server_ready(factory)
-            )
-        except Exception as error:  # port taken, no permission: as the main port's
-            failed = listen_failure(f"metrics:{host}:{port}", error)
-            problem = MetricsListenFailed(
-                failed.endpoint, failed.address, failed.reason, failed.errno
-            )
-            if not self._running:
-                logger.error("%s", problem)
-            elif self.listen_error is None:
-                self.listen_error = problem
-            return
-        self.metrics = factory.metrics = metrics
-        address = self.metrics_listener.getHost()
-        logger.info("Serving metrics on http://%s:%d/metrics", address.host, address.port)
-
-    def _close_metrics(self) -> None:
-        listener, self.metrics_listener = self.metrics_listener, None
-        if listener is not None:
-            listener.stopListening()
 
     def on_listener_error(self, failure: Any, description: str = "") -> None:
         """An endpoint cannot listen. Under `run()` the server stops and `run()` raises
@@ -418,100 +321,15 @@ class Server:
         if self.factory is not None:
             self.factory.routed.stop()
 
-    def _drain_outbox(self) -> None:
-        if self.factory is not None:
-            try:
-                self.factory.outbox.drain()
-            except Exception:
-                logger.exception("Error sending the last queued messages")
-
-    # -- graceful stop (D-17) --------------------------------------------------------
-
-    def _install_signal_handlers(self) -> None:
-        # Installed after Twisted's own, replacing them for SIGINT/SIGTERM.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.reactor.callFromThread(self._stop_requested)
-
-    def _stop_requested(self) -> None:
-        if self._stopping is None:
-            self.graceful_stop().addBoth(lambda _: self._stop_reactor())
-        else:
-            self._finish_stop()
-
-    def _stop_reactor(self) -> None:
-        if self.reactor.running:
-            self.reactor.stop()
+    # -- graceful stop (D-17): see `GracefulStop` -------------------------------------
 
     def graceful_stop(self) -> defer.Deferred[None]:
         """D-17 steps 1-4; the Deferred fires once every connection is gone."""
-        if self._stopping is not None:
-            return self._stopping
-        stopping = self._stopping = defer.Deferred()
-        self._stop_listening()
-        factory = self._started_factory()
-        drained: defer.Deferred[None] = defer.Deferred()
-        count = len(factory.in_flight_requests())
-        logger.info(
-            "Stopping: draining %d HTTP requests for up to %s s", count, self.graceful_timeout
-        )
-        drained.addCallback(lambda _: self._finish_stop())
-        self._drain_timer = self.reactor.callLater(self.graceful_timeout, self._finish_stop)
-        spread = websocket_spread(self.websocket_drain_time, self.graceful_timeout)
-        sockets = factory.start_drain(drained, spread)
-        if sockets:  # issue 17 item 4
-            logger.info("Stopping: closing %d WebSockets with 1012 over %s s", sockets, spread)
-        return stopping
+        return self._graceful.begin()
 
-    def _stop_listening(self) -> None:
-        for listener in self.listeners:
-            port = getattr(listener, "result", None)
-            if port is not None and hasattr(port, "stopListening"):
-                port.stopListening()
-
-    def _finish_stop(self) -> None:
-        """D-17 step 4. Requests still waiting for the application get 503 (issue 14):
-        their connections close once that is written (bounded by `ANSWER_FLUSH_TIMEOUT`),
-        everything else is dropped at once."""
-        if self._stopping is None or self._stopping.called or self._finishing:
-            return
-        self._finishing = True
-        if self._drain_timer is not None and self._drain_timer.active():
-            self._drain_timer.cancel()
-        factory = self._started_factory()
-        closing = factory.answer_waiting()
-        if closing:
-            logger.info(
-                "Stopping: answered %d HTTP request%s still waiting for the application with 503",
-                len(closing),
-                "" if len(closing) == 1 else "s",
-            )
-        # WebSockets whose batch was not due yet close now (1012), not dropped (issue 17).
-        closing += factory.close_remaining_websockets()
-        factory.drop_all(keep=closing)
-        if not closing:
-            self._stopped()
-            return
-        # What this tick queued goes now; the closing connections' disconnects follow.
-        self._drain_outbox()
-        flushed: defer.Deferred[None] = defer.Deferred()
-        timer = self.reactor.callLater(ANSWER_FLUSH_TIMEOUT, flushed.callback, None)
-        flushed.addCallback(lambda _: timer.cancel() if timer.active() else None)
-        flushed.addBoth(lambda _: self._stopped())
-        factory.notify_when_idle(flushed)
-
-    def _stopped(self) -> None:
-        stopping = self._stopping
-        if stopping is None or stopping.called:
-            return
-        self._started_factory().drop_all()
-        self._drain_outbox()
-        self._stop_readers()
-        # Last: /readyz answered 503 ("draining") while the server stopped (issue 18).
-        self._close_metrics()
-        stopping.callback(None)
+    def _stop_requested(self) -> None:
+        # What a SIGINT/SIGTERM does: the first starts a graceful stop, the next ends it.
+        self._graceful.requested()
 
 
 # D-12's option arguments: all but channel_layer, the deprecated host/port/unix_socket/

@@ -21,9 +21,7 @@ from .access import log_http_complete
 from .drops import FullChannelReporter, send_best_effort
 from .error_page import (
     ERROR_TEMPLATE,
-    LAYER_UNREACHABLE,
     PROCESSING_ERROR,
-    QUEUE_FULL,
     RESTARTING,
     TIMED_OUT,
     error_response,
@@ -32,12 +30,10 @@ from .errors import PeerError
 from .expired_requests import EXPIRED
 from .http_channel import connection_facts
 from .http_state import HttpExchange, decode_path, forwarded_peer
-from .layer_api import is_unavailable
 from .metrics import UnknownLabel
-from .outbox import OutboxFull
-from .request_body import BODY_CHUNK_SIZE, BodyPump
+from .request_body import BodyPump
 from .request_checks import BadRequestHeader
-from .retry import ReactorBackoff
+from .request_send import RETRY_AFTER, SENDING, QueueWait, RequestSending
 
 __all__ = ["RETRY_AFTER", "SENDING", "WS_SENDING", "WebRequest"]
 
@@ -51,10 +47,6 @@ full_channels = FullChannelReporter(logger)
 _LETTER_TABLE = bytes((string.ascii_letters * 5)[:256], "ascii")
 
 
-# Retry-After (seconds) on a 503 for an unreachable layer or a stopping server.
-RETRY_AFTER = 5
-# LayerHealth activity of the request sends.
-SENDING = "sending http.request"
 WS_SENDING = "sending WebSocket messages"
 
 
@@ -62,8 +54,11 @@ def _letters(count: int) -> str:
     return os.urandom(count).translate(_LETTER_TABLE).decode("ascii")
 
 
-class WebRequest(http.Request):
-    """One HTTP request: Twisted's callbacks in, `HttpExchange`'s decisions out (D-26..D-37)."""
+class WebRequest(RequestSending, http.Request):
+    """One HTTP request: Twisted's callbacks in, `HttpExchange`'s decisions out (D-26..D-37).
+
+    Sending its ``http.request`` and acting on the send's outcome is `RequestSending`'s.
+    """
 
     error_template = ERROR_TEMPLATE
     if TYPE_CHECKING:
@@ -205,77 +200,6 @@ class WebRequest(http.Request):
             reason = http.RESPONSES.get(status, b"Bad Request")
             self.basic_error(status, reason, str(error), close_connection=close)
 
-    def _send_request(self) -> None:
-        factory = self.factory
-        content = self.content
-        body = content.read(BODY_CHUNK_SIZE)
-        message = self._exchange.request_message(
-            self.method,
-            self.uri,
-            self.clientproto,
-            self.requestHeaders,
-            factory.config.root_path,
-            self.client_scheme,
-            self.client_addr,
-            self.server_addr,
-            body,
-        )
-        if content.read(1):
-            # D-63: the rest of a large body follows on a single-reader channel.
-            content.seek(len(body))
-            message["body_channel"] = factory.outbox.new_channel("http.request.body?")
-        factory.outbox.send("http.request", message, self._request_sent)
-
-    def _request_sent(self, channel: str, message: dict, error: BaseException | None) -> None:
-        """The outcome of the ``http.request`` send (at once, or from the outbox's flush)."""
-        if error is None:
-            if self.factory.layer_health.down:
-                self.factory.layer_health.ok(SENDING)
-            # Issue 15 item 6: answered at once if it expires unread in the layer.
-            self.factory.expired_requests.watch(self, self.factory.reactor.seconds())
-            body_channel = message.get("body_channel")
-            if body_channel is not None:
-                self._body_pump = BodyPump(self, body_channel)
-                if self._disconnected:
-                    # Gone before the request was even stored: the consumer still waits
-                    # for the body, so tell it (C-35).
-                    self._body_pump.client_gone()
-                else:
-                    self._body_pump.pump()
-            return
-        if isinstance(error, (self.factory.channel_layer.ChannelFull, OutboxFull)):
-            if self._wait_for_room(message):
-                return
-            # D-31, A-76, after `http_queue_timeout` (issue 17): Retry-After tells
-            # clients and proxies when to come back. Counted in the metrics (issue 18).
-            self.factory.http_reporter.full("http.request", "answered 503")
-            self.factory.metrics.backpressure("http_503")
-            self.basic_error(*QUEUE_FULL, close_connection=True, retry_after=RETRY_AFTER)
-            return
-        if not self._exchange.unanswered:
-            return
-        layer = self.factory.channel_layer
-        if not is_unavailable(layer, error):
-            # D-27: MessageTooLarge, as when `process` raised it; any other error the
-            # layer contract does not name is a bug (issue 16 item 2).
-            if isinstance(error, layer.MessageTooLarge):
-                self.factory.metrics.dropped("http.request", "too_large")
-            logger.error("HTTP processing error for %s", self.reply_channel, exc_info=error)
-            self.basic_error(*PROCESSING_ERROR)
-            return
-        # The layer's backend is unreachable (Redis down): 503 with Retry-After is what
-        # proxies and clients act on, 500 was not (issue 14). Logged once per outage.
-        self.factory.http_reporter.failed("http.request", "answered 503", error)
-        self.basic_error(*LAYER_UNREACHABLE, retry_after=RETRY_AFTER)
-
-    def _wait_for_room(self, message: dict) -> bool:
-        """No room for ``http.request``: True while the request waits (`QueueWait`)."""
-        if not self._exchange.unanswered or self._disconnected:
-            return True  # answered (a stop's 503) or gone: nothing left to do
-        if self._queue_wait is None:
-            self._queue_wait = QueueWait(self)
-        return self._queue_wait.retry(message)
-
     # -- WebSocket hand-over (D-27 step 6, D-28) ---------------------------------
 
     def _upgrade_to_websocket(self, query_string: bytes) -> None:
@@ -398,39 +322,3 @@ class WebRequest(http.Request):
             if self._body_pump is not None:
                 self._body_pump.stop()
             self.basic_error(*TIMED_OUT)
-
-
-class QueueWait:
-    """Retries of one request's ``http.request`` while the layer has no room for it.
-
-    Issue 17 item 3: a full channel (or outbox) usually frees up within milliseconds, so
-    the message is sent again with a growing delay (`retry.ReactorBackoff`, from a reactor
-    timer, never blocking it) for up to ``http_queue_timeout`` seconds (at most
-    ``http_timeout``), after which `retry` says the 503 is due. A request answered or gone
-    meanwhile sends nothing more.
-    """
-
-    __slots__ = ("request", "backoff")
-
-    def __init__(self, request: WebRequest) -> None:
-        self.request = request
-        config = request.factory.config
-        limit = min(config.http_queue_timeout, config.http_timeout)
-        self.backoff = ReactorBackoff(request.factory.reactor, give_up_after=limit)
-
-    def retry(self, message: dict) -> bool:
-        """Send `message` again later: False when the time is up (the 503 is due)."""
-        backoff = self.backoff
-        if backoff.expired() or backoff.deadline is None:
-            return False
-        remaining = backoff.deadline - backoff.clock.seconds()
-        backoff.later(self._send_again, message, at_most=remaining)
-        return True
-
-    def _send_again(self, message: dict) -> None:
-        request = self.request
-        if request.waiting_for_response() and not request._disconnected:
-            request.factory.outbox.send("http.request", message, request._request_sent)
-
-    def cancel(self) -> None:
-        self.backoff.cancel()

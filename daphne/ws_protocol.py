@@ -36,6 +36,7 @@ from .ws_failing import StrictClose
 from .ws_flow import _WRITE_FULL, FlowControl, LayerSends
 from .ws_flow import full_channels as full_channels  # read by http_protocol and tests
 from .ws_state import SocketState, WebSocketSession
+from .ws_timers import SocketTimers
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
@@ -62,9 +63,12 @@ class _Muted:
 
 @implementer(IPushProducer)
 # autobahn's own two bases disagree on `peer` and `_transport_details` (autobahn's gap).
-class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerProtocol):  # type: ignore[misc]
+class WebSocketProtocol(  # type: ignore[misc]
+    FlowControl, LayerSends, StrictClose, SocketTimers, WebSocketServerProtocol
+):
     """One WebSocket connection (D-38); the transport's producer after the hand-over, so
-    a client that stops reading stops being read (issue 15, `backpressure`)."""
+    a client that stops reading stops being read (issue 15, `backpressure`). Its deadline
+    (D-24, D-43: `check_timeouts`, `check_ping`, `duration`) is `SocketTimers`'."""
 
     muted = _Muted()
     reply_channel: str | None = None
@@ -357,45 +361,6 @@ class WebSocketProtocol(FlowControl, LayerSends, StrictClose, WebSocketServerPro
         """Forget the reply channel (D-45)."""
         if self.main_factory is not None and self.reply_channel is not None:
             self.main_factory.reply_protocols.pop(self.reply_channel, None)
-
-    # -- timers (D-24, D-43) ----------------------------------------------------------
-
-    def duration(self) -> float:
-        return self._now() - self.session.opened_at
-
-    def _arm_timer(self) -> None:
-        factory = self.main_factory
-        config = factory.config
-        deadline = self.session.deadline(
-            config.websocket_connect_timeout, config.ping_interval, config.websocket_timeout
-        )
-        if deadline is not None:
-            factory.deadlines.schedule(self, deadline, self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        if self.main_factory is not None:
-            self.main_factory.deadlines.cancel(self)
-
-    def _on_timer(self) -> None:
-        self.check_timeouts()
-        self._arm_timer()
-
-    def check_timeouts(self) -> None:
-        """Lifetime limit, then the connect/ping checks (D-24)."""
-        if self.session.lifetime_over(self._now(), self.main_factory.config.websocket_timeout):
-            self.serverClose()
-            return
-        self.check_ping()
-
-    def check_ping(self) -> None:
-        """Reject a handshake left pending too long; ping an idle socket (D-43)."""
-        config = self.main_factory.config
-        session = self.session
-        if session.connect_expired(self._now(), config.websocket_connect_timeout):
-            self._refused_as = "timed_out"  # counted once, as timed out (issue 18)
-            self.serverReject()
-        elif self.state == self.STATE_OPEN and session.ping_due(self._now(), config.ping_interval):
-            self._sendAutoPing()
 
     @classmethod
     def unquote(cls, value: bytes) -> str:

@@ -41,233 +41,67 @@ Two things are data, not states, because they outlive the socket: the count of s
 whose outcome is unknown (`in_flight`) and the frames held for room on the layer
 (`held`, A-89). The disconnect waits behind both, so it never overtakes a frame the
 layer may still refuse (A-19) nor follows a connect the layer refused (A-85).
+
+The pieces, one module each: `ws_transitions` (the states, events, outcomes, the table,
+the actions and close codes, and `SessionFields`, which applies the table),
+`ws_handshake` (the handshake's inputs), `ws_deadlines` (the timer's questions); the
+frames, replies and closing stay here. Every name stays importable from this module.
 """
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from typing import Any
 
 from .errors import ApplicationError, IllegalTransition
+from .ws_deadlines import SessionDeadlines
+from .ws_handshake import SessionHandshake
+
+# The states, events, outcomes, the table, the actions and the close codes live in
+# `ws_transitions`; all of them stay importable from here (ws_protocol, ws_flow and the
+# tests read them as `ws_state.X`), hence the names this module itself does not use.
+from .ws_transitions import (  # noqa: F401 (re-exported)
+    _ANSWERABLE,
+    _CONNECT_TIMED,
+    _FORWARDS_FRAMES,
+    _NOT_READING,
+    _OWES_DISCONNECT,
+    _TRANSITIONS,
+    ACCEPT,
+    CLOSE,
+    CLOSE_ABNORMAL,
+    CLOSE_FOR_ERROR,
+    CLOSE_FOR_ROOM,
+    CLOSE_FOR_SIZE,
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NO_STATUS,
+    CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
+    DELIVERED,
+    DROPPED,
+    HOLD,
+    HOLD_BACKEND,
+    IGNORE,
+    QUEUE,
+    REFUSE_FAILED,
+    REFUSE_FULL,
+    REFUSE_UNAVAILABLE,
+    REJECT,
+    SEND,
+    Event,
+    Outcome,
+    SocketState,
+)
 
 __all__ = ["SocketState", "Event", "Outcome", "WebSocketSession"]
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_NO_STATUS = 1005
-CLOSE_ABNORMAL = 1006
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_SERVICE_RESTART = 1012  # RFC 6455 §7.4.1 (IANA registry): the server restarts
-CLOSE_TRY_AGAIN_LATER = 1013
-
+# Defined here, not imported: a method call on an imported name compiles to a plain
+# attribute load (a bound method per call), and `reply` runs once per message.
 _REPLY_KEYS = frozenset({"accept", "text", "bytes", "close"})
-
-
-class SocketState(enum.Enum):
-    # Members are singletons compared by identity: hashing by identity too spares the
-    # Python-level `Enum.__hash__` call in every `in` test and transition lookup
-    # (a call per frame, issue 16).
-    __hash__ = object.__hash__
-
-    CONNECTING = "connecting"
-    AWAITING_APP = "awaiting the application"
-    CONNECT_QUEUED = "connect queued"
-    CONNECT_RETRY = "connect retried"
-    OPEN = "open"
-    STOPPING = "closing for a restart"
-    FAILING = "failing, writing replies first"  # RFC 6455 §7.1.7 (issue 21)
-    CLOSING = "closing after a protocol error"
-    REJECTED = "rejected"
-    SILENT = "silent"
-    CLOSED = "closed"
-
-
-class Event(enum.Enum):
-    __hash__ = object.__hash__  # as for SocketState
-
-    CONNECT = "connect"  # the handshake arrived; websocket.connect goes out
-    CONNECT_DELIVERED = "connect delivered"
-    CONNECT_FULL = "connect full"  # no room for websocket.connect (A-89)
-    CONNECT_LOST = "connect lost"  # it cannot be delivered: refuse with 503
-    RETRY = "retry"  # the retry timer sends websocket.connect again
-    ACCEPT = "accept"
-    REJECT = "reject"
-    GIVE_UP = "give up"  # daphne closes the socket for the layer (1009, 1013)
-    FAILED = "send failed"  # a bug or an error the layer does not name (500, 1011)
-    STOP = "stop"  # a graceful stop closes the open socket with 1012
-    CLIENT_GONE = "client gone"
-    FAIL = "protocol error"  # the client broke RFC 6455: replies first, then close
-    FAIL_CLOSE = "close after the protocol error"  # replies written or waited for enough
-
-
-class Outcome(enum.Enum):
-    """What became of a message the session asked to send (the adapter classifies)."""
-
-    __hash__ = object.__hash__  # as for SocketState
-
-    FULL = "channel full"  # A-89
-    TOO_LARGE = "message too large"  # A-92
-    OUTBOX_FULL = "outbox full"  # the layer has not answered for a while (issue 15)
-    UNAVAILABLE = "layer unavailable"  # its backend is down (L-62)
-    FAILED = "failed"  # any other error: a bug, or an error the layer does not name
-
-
-S, E = SocketState, Event
-_TRANSITIONS: dict[SocketState, dict[Event, SocketState]] = {
-    S.CONNECTING: {E.CONNECT: S.AWAITING_APP, E.CLIENT_GONE: S.CLOSED},
-    S.AWAITING_APP: {
-        E.CONNECT_DELIVERED: S.AWAITING_APP,
-        E.CONNECT_FULL: S.CONNECT_QUEUED,
-        E.CONNECT_LOST: S.SILENT,
-        E.FAILED: S.SILENT,  # refused with 500
-        E.ACCEPT: S.OPEN,
-        E.REJECT: S.REJECTED,
-        E.CLIENT_GONE: S.CLOSED,
-    },
-    S.CONNECT_QUEUED: {
-        E.RETRY: S.CONNECT_RETRY,
-        E.CONNECT_LOST: S.SILENT,  # the connect timeout passed
-        E.REJECT: S.SILENT,  # a stop: the application never saw the connect
-        E.CLIENT_GONE: S.SILENT,
-    },
-    S.CONNECT_RETRY: {
-        E.CONNECT_DELIVERED: S.AWAITING_APP,
-        E.CONNECT_FULL: S.CONNECT_QUEUED,
-        E.CONNECT_LOST: S.SILENT,
-        E.FAILED: S.SILENT,  # refused with 500
-        E.ACCEPT: S.OPEN,  # the application answered before the outcome came
-        E.REJECT: S.REJECTED,
-        E.CLIENT_GONE: S.CLOSED,  # its disconnect waits for the outcome
-    },
-    S.OPEN: {
-        E.CONNECT_DELIVERED: S.OPEN,
-        E.CONNECT_FULL: S.SILENT,
-        E.CONNECT_LOST: S.SILENT,
-        E.ACCEPT: S.OPEN,  # D-39: accept on an open socket is ignored
-        E.REJECT: S.OPEN,
-        E.GIVE_UP: S.SILENT,
-        E.FAILED: S.SILENT,  # closed with 1011
-        E.STOP: S.STOPPING,
-        E.CLIENT_GONE: S.CLOSED,
-        E.FAIL: S.FAILING,
-    },
-    # RFC 6455 §7.1.7 (issue 21): the client broke the protocol. Nothing more is read;
-    # replies to what it sent before are written, then the close frame (FAIL_CLOSE).
-    S.FAILING: {
-        E.CONNECT_DELIVERED: S.FAILING,
-        E.CONNECT_FULL: S.SILENT,
-        E.CONNECT_LOST: S.SILENT,
-        E.ACCEPT: S.FAILING,
-        E.REJECT: S.FAILING,
-        E.GIVE_UP: S.SILENT,
-        E.FAILED: S.SILENT,
-        E.STOP: S.FAILING,  # closing already: the stop waits for its close
-        E.CLIENT_GONE: S.CLOSED,
-        E.FAIL_CLOSE: S.CLOSING,
-    },
-    # The close frame is out: replies are dropped; the disconnect is still owed.
-    S.CLOSING: {
-        E.CONNECT_DELIVERED: S.CLOSING,
-        E.CONNECT_FULL: S.SILENT,
-        E.CONNECT_LOST: S.SILENT,
-        E.ACCEPT: S.CLOSING,
-        E.REJECT: S.CLOSING,
-        E.GIVE_UP: S.SILENT,
-        E.FAILED: S.SILENT,
-        E.STOP: S.CLOSING,
-        E.CLIENT_GONE: S.CLOSED,
-    },
-    S.STOPPING: {
-        E.CONNECT_DELIVERED: S.STOPPING,
-        E.CONNECT_FULL: S.SILENT,
-        E.CONNECT_LOST: S.SILENT,
-        E.ACCEPT: S.STOPPING,
-        E.REJECT: S.STOPPING,
-        E.GIVE_UP: S.SILENT,  # held frames given up: the socket closes for the layer
-        E.FAILED: S.SILENT,
-        E.STOP: S.STOPPING,  # the stop's last step closes what is left
-        E.CLIENT_GONE: S.CLOSED,  # the disconnect carries 1012
-    },
-    S.REJECTED: {
-        E.CONNECT_DELIVERED: S.REJECTED,
-        E.CONNECT_FULL: S.SILENT,  # refused before it was delivered: nothing owed
-        E.CONNECT_LOST: S.SILENT,
-        E.FAILED: S.SILENT,
-        E.ACCEPT: S.REJECTED,
-        E.REJECT: S.REJECTED,
-        E.STOP: S.REJECTED,  # refused already: nothing to close
-        E.CLIENT_GONE: S.CLOSED,
-    },
-    S.SILENT: {
-        E.CONNECT_DELIVERED: S.SILENT,
-        E.CONNECT_FULL: S.SILENT,
-        E.CONNECT_LOST: S.SILENT,
-        E.ACCEPT: S.SILENT,
-        E.REJECT: S.SILENT,
-        E.GIVE_UP: S.SILENT,
-        E.FAILED: S.SILENT,
-        E.STOP: S.SILENT,
-        E.CLIENT_GONE: S.SILENT,
-    },
-    S.CLOSED: {
-        E.CONNECT_DELIVERED: S.CLOSED,
-        E.CONNECT_FULL: S.SILENT,  # the waiting disconnect is dropped (A-85)
-        E.CONNECT_LOST: S.SILENT,
-        E.ACCEPT: S.CLOSED,
-        E.REJECT: S.CLOSED,
-        E.GIVE_UP: S.SILENT,  # held frames given up after the client left
-        E.FAILED: S.SILENT,  # the waiting disconnect is dropped, as for GIVE_UP
-        E.STOP: S.CLOSED,  # gone before its turn in the stop's batches
-    },
-}
-del S, E
-
-# The handshake is still open and the application may answer it (D-39 "still connecting").
-_ANSWERABLE = frozenset({SocketState.AWAITING_APP, SocketState.CONNECT_RETRY})
-# A disconnect is owed when the client leaves in these states (D-41).
-_OWES_DISCONNECT = frozenset(
-    {
-        SocketState.AWAITING_APP,
-        SocketState.CONNECT_RETRY,
-        SocketState.OPEN,
-        SocketState.STOPPING,
-        SocketState.FAILING,
-        SocketState.CLOSING,
-        SocketState.REJECTED,
-    }
-)
-# Frames from the client are forwarded in these (a stopping socket's until its close).
-_FORWARDS_FRAMES = frozenset({SocketState.OPEN, SocketState.STOPPING})
-# Nothing more is read from the client in these (RFC 6455 §7.1.7).
-_NOT_READING = frozenset({SocketState.SILENT, SocketState.FAILING, SocketState.CLOSING})
-# The connect timeout runs in these (D-43); a queued connect is refused by its retry.
-_CONNECT_TIMED = frozenset(
-    {SocketState.AWAITING_APP, SocketState.CONNECT_QUEUED, SocketState.CONNECT_RETRY}
-)
-
-# Actions for the adapter. A reply's are tuples: (SEND, payload, binary), (CLOSE, code),
-# (ACCEPT,), (REJECT,). A refused frame's are the bare names.
-SEND = "send"
-CLOSE = "close"
-ACCEPT = "accept"
-REJECT = "reject"
-HOLD = "hold"  # keep the frame and retry (A-89): the channel is full
-HOLD_BACKEND = "hold for the backend"  # keep it and retry: the layer's backend is away
-CLOSE_FOR_SIZE = "close 1009"
-CLOSE_FOR_ROOM = "close 1013"
-CLOSE_FOR_ERROR = "close 1011"  # a send failed for a bug (connect or frame)
-IGNORE = "ignore"
-# A websocket.connect's outcome.
-DELIVERED = "delivered"
-QUEUE = "queue"  # retry from a timer
-REFUSE_UNAVAILABLE = "refuse 503, layer unavailable"
-REFUSE_FULL = "refuse 503, connection queue at capacity"
-REFUSE_FAILED = "refuse 500, the send failed"  # a bug, not the layer being away
-DROPPED = "dropped"  # not delivered, but the handshake was already answered
-
 _ACCEPT_ACTION = (ACCEPT,)
 _REJECT_ACTION = (REJECT,)
 
@@ -279,124 +113,10 @@ def _one_empty_payload(data_bytes: Any, data_text: Any) -> bool:
     return data_text is None and len(data_bytes) == 0
 
 
-class WebSocketSession:
+class WebSocketSession(SessionHandshake, SessionDeadlines):
     """What one WebSocket told the application, and what it still owes it."""
 
-    __slots__ = (
-        "state",
-        "reply_channel",
-        "path",
-        "received",
-        "answered",
-        "opened_at",
-        "last_data",
-        "in_flight",
-        "held",
-        "disconnect_waiting",
-    )
-
-    def __init__(self) -> None:
-        self.state = SocketState.CONNECTING
-        self.reply_channel: str | None = None
-        self.path: str | None = None  # unquoted
-        self.received = 0  # frames forwarded: their orders are 1..received (A-87, D-42)
-        # Replies with data, counted up to `received`: ASGI-1 does not say which message
-        # a reply answers, so a protocol error's close waits until there are as many
-        # replies as messages (an echo's shape), or for FAIL_WAIT (issue 21).
-        self.answered = 0
-        self.opened_at = 0.0
-        self.last_data = 0.0  # the last frame in or out, for the ping (D-43)
-        self.in_flight = 0
-        self.held: deque | None = None  # (channel, message) waiting for room (A-89)
-        self.disconnect_waiting: dict | None = None
-
-    def _event(self, event: Event) -> SocketState:
-        try:
-            state = _TRANSITIONS[self.state][event]
-        except KeyError:
-            raise IllegalTransition(
-                f"WebSocket {self.reply_channel}: {event.value!r} is not possible "
-                f"while {self.state.value}"
-            ) from None
-        self.state = state
-        return state
-
-    # -- the handshake (D-38, A-83) ------------------------------------------------------
-
-    def connect(
-        self,
-        reply_channel: str,
-        path: str,
-        headers: list,
-        query_string: bytes,
-        client: Any,
-        server: Any,
-        now: float,
-    ) -> dict:
-        """The handshake arrived: the ``websocket.connect`` message to send (order 0)."""
-        self._event(Event.CONNECT)
-        self.reply_channel = reply_channel
-        self.path = path
-        self.opened_at = self.last_data = now
-        self.in_flight += 1
-        return {
-            "reply_channel": reply_channel,
-            "path": path,
-            "headers": headers,
-            "query_string": query_string,
-            "client": client,
-            "server": server,
-            "order": 0,
-        }
-
-    def connect_outcome(self, error: Outcome | None, retried: bool, expired: bool) -> str:
-        """A ``websocket.connect`` send came back: DELIVERED, QUEUE, REFUSE_*,
-        CLOSE_FOR_ERROR or DROPPED.
-
-        `expired`: the connect timeout has passed (a full channel is then refused, A-89).
-        """
-        self.in_flight -= 1
-        if error is None:
-            self._event(Event.CONNECT_DELIVERED)
-            return DELIVERED
-        waiting = self.state in _ANSWERABLE
-        if error is Outcome.FAILED:
-            was_open = self.state is SocketState.OPEN
-            self._event(Event.FAILED)
-            if waiting:
-                return REFUSE_FAILED
-            return CLOSE_FOR_ERROR if was_open else DROPPED
-        if error is Outcome.FULL and not (waiting and retried and expired):
-            # A-89: a burst of handshakes drains within milliseconds; wait for room.
-            queued = self._event(Event.CONNECT_FULL) is SocketState.CONNECT_QUEUED
-            return QUEUE if queued else DROPPED
-        self._event(Event.CONNECT_LOST)
-        if not waiting:
-            return DROPPED
-        return REFUSE_FULL if error is Outcome.FULL else REFUSE_UNAVAILABLE
-
-    def retry_connect(self) -> bool:
-        """The retry timer fired: True when websocket.connect goes out again."""
-        if self.state is not SocketState.CONNECT_QUEUED:
-            return False  # the client left, or a stop refused it
-        self._event(Event.RETRY)
-        self.in_flight += 1
-        return True
-
-    def accept(self) -> bool:
-        """The application accepts (D-39 step 1): True when the 101 goes out now."""
-        before = self.state
-        return self._event(Event.ACCEPT) is not before
-
-    def reject(self) -> bool:
-        """The application, the connect timeout or a stop refuses: True when the
-        handshake is refused now (D-39 step 2, D-43, D-17)."""
-        before = self.state
-        return self._event(Event.REJECT) is not before
-
-    @property
-    def answerable(self) -> bool:
-        return self.state in _ANSWERABLE
+    __slots__ = ()  # the fields are `SessionFields`' slots
 
     # -- a graceful stop (D-17, issue 17 item 4) -----------------------------------------
 
@@ -600,56 +320,3 @@ class WebSocketSession:
             self.held.append(("websocket.disconnect", message))
             return None
         return message
-
-    # -- timers (D-24, D-43) -------------------------------------------------------------
-
-    def deadline(
-        self, connect_timeout: float, ping_interval: float | None, lifetime: float | None
-    ) -> float | None:
-        """When the timer should next look at this socket, or None."""
-        state = self.state
-        if state in _CONNECT_TIMED:
-            return self.opened_at + connect_timeout
-        if state is not SocketState.OPEN:
-            return None
-        deadline = None
-        if ping_interval and ping_interval > 0 and not self.held:
-            deadline = self.last_data + ping_interval
-        if lifetime is not None and lifetime >= 0:
-            end = self.opened_at + lifetime
-            if deadline is None or end < deadline:
-                deadline = end
-        return deadline
-
-    def lifetime_over(self, now: float, lifetime: float | None) -> bool:
-        """D-24: an open socket past ``websocket_timeout`` is closed with 1000."""
-        return (
-            self.state is SocketState.OPEN
-            and lifetime is not None
-            and lifetime >= 0
-            and now - self.opened_at >= lifetime
-        )
-
-    def connect_expired(self, now: float, connect_timeout: float) -> bool:
-        """D-43: the application left the handshake unanswered too long (403).
-
-        Not while websocket.connect waits for room: its retry answers 503 at the connect
-        timeout (A-89); the application never saw it.
-        """
-        return self.state is SocketState.AWAITING_APP and now - self.opened_at >= connect_timeout
-
-    def ping_due(self, now: float, ping_interval: float | None) -> bool:
-        """D-43: idle for `ping_interval` seconds; counts the ping as data when True.
-
-        Not while frames are held (A-89): the client is not read then, so its pong could
-        not be, and autobahn would drop a live client for not answering.
-        """
-        if (
-            self.state is SocketState.OPEN
-            and not self.held
-            and ping_interval
-            and now - self.last_data >= ping_interval
-        ):
-            self.last_data = now
-            return True
-        return False

@@ -44,9 +44,10 @@ DAPHNE_ARGV = [
 METRICS_ENV = "BENCH_METRICS"
 
 
-def metrics_args() -> list[str]:
-    """``--metrics-port`` on a free port when ``BENCH_METRICS=1``, else nothing."""
-    if os.environ.get(METRICS_ENV) != "1":
+def metrics_args(env: dict[str, str] | None = None) -> list[str]:
+    """``--metrics-port`` on a free port when ``BENCH_METRICS=1`` (in the stack's `env`,
+    else this process's), else nothing."""
+    if (os.environ if env is None else env).get(METRICS_ENV) != "1":
         return []
     return ["--metrics-port", str(free_port())]
 
@@ -102,7 +103,7 @@ class Stack:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
-                *metrics_args(),
+                *metrics_args(env),
                 "benchapp.asgi:channel_layer",
             ],
             log_dir,
@@ -120,7 +121,7 @@ class Stack:
     def _worker_child(self, name: str) -> Child:
         return Child(
             name,
-            [sys.executable, "manage.py", "runworker", *metrics_args()],
+            [sys.executable, "manage.py", "runworker", *metrics_args(self.env)],
             self.log_dir,
             cwd=APP_DIR,
             env=self.env,

@@ -40,6 +40,9 @@ RUNNERS: dict[str, Runner] = {
     "W6": workloads.w6,
     # Issue 17: W2 with websocket.receive at-least-once (beside W2 as "alo-off"), W8, W9.
     "W2-alo": functools.partial(workloads.w2, at_least_once=True),
+    # Issue 18: W1 and W2 with metrics on (beside the same with them off, "metrics-off").
+    "W1-metrics": functools.partial(workloads.w1, metrics=True),
+    "W2-metrics": functools.partial(workloads.w2, metrics=True),
     "W8": workloads.w8,
     "W9": workloads.w9,
     "W10": w10.w10,  # issue 19: cluster vs sharded layer, a master killed; on request
@@ -106,7 +109,11 @@ def build(
 ) -> list[Variant]:
     """The variants of `workload`, the project first."""
     runner = RUNNERS[workload]
-    label = "this tree, at-least-once on websocket.receive" if workload == "W2-alo" else "this tree"
+    label = {
+        "W2-alo": "this tree, at-least-once on websocket.receive",
+        "W1-metrics": "this tree, metrics on",
+        "W2-metrics": "this tree, metrics on",
+    }.get(workload, "this tree")
     variants = [Variant(PROJECT, label, stack_round(runner, Stack))]
     if baseline is not None:
         tree, sha = baseline
@@ -116,6 +123,11 @@ def build(
         # Its cost, side by side (issue 17): the same W2 with at-least-once off.
         run = stack_round(workloads.w2, Stack)
         variants.append(Variant("alo-off", "this tree, at-least-once off (W2)", run))
+    if workload in ("W1-metrics", "W2-metrics"):
+        # Their cost, side by side (issue 18): the same workload with metrics off.
+        plain = workloads.w1 if workload == "W1-metrics" else workloads.w2
+        run = stack_round(plain, Stack)
+        variants.append(Variant("metrics-off", f"this tree, metrics off ({workload[:2]})", run))
     if controls and workload == "W1":
         for workers in GUNICORN_WORKERS:
             label = f"gunicorn, {workers} sync worker{'s' if workers > 1 else ''}"

@@ -43,15 +43,23 @@ def echo_config(url: str, clients: int, **extra: Any) -> dict[str, Any]:
 StackFactory = Callable[[Path], Stack]
 
 
+# Issue 18: W1-metrics and W2-metrics run daphne and the worker with --metrics-port.
+METRICS_ON_ENV = {"BENCH_METRICS": "1"}
+
+
 def w1(
     log_dir: Path,
     profiler: Callable[[Stack, int], Any] | None = None,
     stack_factory: StackFactory = Stack,
+    metrics: bool = False,
 ) -> dict[str, Any]:
     """GET /hello/ under wrk -t1 -c50 -d15s, then paced at 300 req/s.
 
     The gunicorn controls are separate rounds (`w1_gunicorn`), interleaved by run.py.
+    W1-metrics (issue 18): the same with metrics on in daphne and the worker.
     """
+    if metrics:
+        stack_factory = functools.partial(stack_factory, extra_env=METRICS_ON_ENV)
     with stack_factory(log_dir) as stack:
         url = f"{stack.http_url}/hello/"
         recording = profiler(stack, W1_DURATION_S) if profiler else None
@@ -74,6 +82,7 @@ def w1(
         stack.check_alive()
     return {
         **_wrk_figures(saturated, cpu),
+        "workload": "W1-metrics" if metrics else "W1",
         "redis_commands_per_request": commands,
         "paced_300": {
             "achieved_per_s": paced["achieved_per_s"],
@@ -115,13 +124,17 @@ def w2(
     profiler: Callable[[Stack, int], Any] | None = None,
     stack_factory: StackFactory = Stack,
     at_least_once: bool = False,
+    metrics: bool = False,
 ) -> dict[str, Any]:
     """100 closed-loop echo clients for 10 s (after 1 s of warm-up).
 
     W2-alo (issue 17): the same with ``at_least_once: ["websocket.receive"]``.
+    W2-metrics (issue 18): the same with metrics on in daphne and the worker.
     """
     if at_least_once:
         stack_factory = functools.partial(stack_factory, extra_env=ALO_ENV)
+    if metrics:
+        stack_factory = functools.partial(stack_factory, extra_env=METRICS_ON_ENV)
     with stack_factory(log_dir) as stack:
         config = echo_config(f"{stack.ws_url}/echo/", ECHO_CLIENTS)
         with NodeClient(config) as client:
@@ -135,7 +148,7 @@ def w2(
             recording.finish()
         stack.check_alive()
     return {
-        "workload": "W2-alo" if at_least_once else "W2",
+        "workload": "W2-alo" if at_least_once else "W2-metrics" if metrics else "W2",
         "messages_per_s": result["messages_per_s"],
         "rtt_p50_ms": result["rtt"]["p50_ms"],
         "rtt_p99_ms": result["rtt"]["p99_ms"],

@@ -3,204 +3,34 @@
 `runserver` runs daphne and worker threads in one process on this layer, so
 every operation holds one lock, and a blocking `receive` sleeps on a condition
 that the matching `send` notifies (L-12): no polling.
+
+The pieces: `inmemory_entries` (what is stored), `inmemory_groups` (groups, a mixin)
+and `inmemory_leasing` (at-least-once delivery, a mixin); the queues, sends, receives,
+flush and statistics are here.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .announcements import LocalAnnouncements
-from .base import DELIVERY_KEY, BaseChannelLayer, FullSkipReporter, layer_random
+from .base import BaseChannelLayer, FullSkipReporter, layer_random
 from .delivery import DeadLetter, DeliveryPolicy
+from .inmemory_entries import _Counters, _deep_copy, _Entry, _Lease
+from .inmemory_groups import _Groups
+from .inmemory_leasing import _Leasing
 
 __all__ = ["ChannelLayer", "channel_layer"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class _Entry:
-    """One stored queue entry.
-
-    A plain send stores one name. A group send into a process-specific queue
-    stores every member behind that ``P!`` in one entry (A-93), handed out
-    one name at a time, each with its own copy of the message.
-    """
-
-    deadline: float
-    names: deque[str]
-    message: dict[str, Any]
-    # At-least-once: deliveries so far (issue 17).
-    deliveries: int = 0
-
-    def pop(self) -> tuple[str, dict[str, Any]]:
-        name = self.names.popleft()
-        if self.names:
-            return name, _deep_copy(self.message)
-        return name, self.message
-
-
-@dataclass(slots=True)
-class _Lease:
-    """An at-least-once message handed out and not yet acknowledged (issue 17)."""
-
-    storage: str
-    channel: str
-    message: dict[str, Any]
-    count: int
-    deadline: float
-
-
-@dataclass(slots=True)
-class _Counters:
-    messages_count: int = 0
-    channel_full_count: int = 0
-    dead_lettered_count: int = 0
-    redelivered_count: int = 0
-    too_large_count: int = 0
-    touched: float = field(default_factory=time.monotonic)
-
-
-class _Leasing:
-    """The in-memory layer's at-least-once delivery (issue 17): leases, redelivery and
-    dead letters. A mixin of `ChannelLayer`, whose lock, queues and counters it uses."""
-
-    if TYPE_CHECKING:
-        _lock: threading.Lock
-        _queues: dict[str, deque[_Entry]]
-        _waiters: dict[str, set[threading.Condition]]
-        _leases: dict[str, _Lease]
-        _lease_ids: int
-        _dead: dict[str, list[DeadLetter]]
-        delivery: DeliveryPolicy
-        expiry: int | float
-
-        def _store(self, storage: str, entry: _Entry) -> None: ...
-
-        def _count(
-            self,
-            storage: str,
-            sent: int = 0,
-            full: int = 0,
-            dead: int = 0,
-            redelivered: int = 0,
-            too_large: int = 0,
-        ) -> None: ...
-
-    def _lease(
-        self,
-        storage: str,
-        entry: _Entry,
-        kept: dict[str, Any],
-        result: tuple[str, dict[str, Any]],
-        now: float,
-    ) -> tuple[str, dict[str, Any]]:
-        channel, message = result
-        count = entry.deliveries + 1
-        self._lease_ids += 1
-        lease_id = str(self._lease_ids)
-        self._leases[lease_id] = _Lease(
-            storage, channel, kept, count, now + self.delivery.ack_timeout
-        )
-        if count > 1:
-            self._count(storage, redelivered=1)
-        message[DELIVERY_KEY] = {"id": lease_id, "count": count}
-        return channel, message
-
-    def _reclaim(self, now: float, only: str | None = None) -> None:
-        """Leases that ended go back to the head of their queue, or to dead letters."""
-        back: dict[str, list[_Entry]] = {}
-        for lease_id, lease in list(self._leases.items()):
-            if lease.deadline > now and lease_id != only:
-                continue
-            del self._leases[lease_id]
-            if lease.count >= self.delivery.max_deliveries:
-                self._dead.setdefault(lease.storage, []).append(
-                    DeadLetter(lease.channel, lease.message, lease.count, time.time(), lease_id)
-                )
-                self._count(lease.storage, dead=1)
-                logger.warning(
-                    "Message on %s was not acknowledged after %d deliveries; moved to dead letters",
-                    lease.channel,
-                    lease.count,
-                )
-                continue
-            entry = _Entry(now + self.expiry, deque([lease.channel]), lease.message, lease.count)
-            back.setdefault(lease.storage, []).append(entry)
-        for storage, entries in back.items():
-            queue = self._queues.setdefault(storage, deque())
-            queue.extendleft(reversed(entries))
-            for condition in self._waiters.get(storage, ()):
-                condition.notify()
-
-    def ack(self, channel: str, delivery_id: str) -> bool:
-        """Acknowledge an at-least-once delivery; False when its lease had ended already."""
-        with self._lock:
-            return self._leases.pop(delivery_id, None) is not None
-
-    def nack(self, channel: str, delivery_id: str, delay: float = 0.0) -> bool:
-        """Deliver the message again after `delay` seconds (counted as a delivery)."""
-        with self._lock:
-            lease = self._leases.get(delivery_id)
-            if lease is None:
-                return False
-            now = time.monotonic()
-            if lease.count >= self.delivery.max_deliveries:
-                delay = 0  # the last delivery failed: a dead letter now
-            lease.deadline = now + max(0.0, delay)
-            if delay <= 0:
-                self._reclaim(now, only=delivery_id)
-            return True
-
-    def release(self, channel: str, delivery_id: str) -> bool:
-        """Hand a message back unstarted: delivered again at once, not counted."""
-        with self._lock:
-            lease = self._leases.get(delivery_id)
-            if lease is None:
-                return False
-            lease.count -= 1
-            self._reclaim(time.monotonic(), only=delivery_id)
-            return True
-
-    def dead_letters(self, pattern: str = "*") -> list[DeadLetter]:
-        """The dead letters of channels matching glob `pattern`, oldest first per channel."""
-        with self._lock:
-            return [
-                letter
-                for storage, letters in sorted(self._dead.items())
-                if fnmatch.fnmatchcase(storage, pattern)
-                for letter in letters
-            ]
-
-    def requeue_dead_letters(self, pattern: str = "*") -> int:
-        """Send the dead letters of matching channels again (counts start over)."""
-        with self._lock:
-            now = time.monotonic()
-            moved = 0
-            for storage in [s for s in self._dead if fnmatch.fnmatchcase(s, pattern)]:
-                for letter in self._dead.pop(storage):
-                    entry = _Entry(now + self.expiry, deque([letter.channel]), letter.content)
-                    self._store(storage, entry)
-                    moved += 1
-            return moved
-
-    def purge_dead_letters(self, pattern: str = "*") -> int:
-        """Delete the dead letters of matching channels; returns how many went."""
-        with self._lock:
-            gone = 0
-            for storage in [s for s in self._dead if fnmatch.fnmatchcase(s, pattern)]:
-                gone += len(self._dead.pop(storage))
-            return gone
-
-
-class ChannelLayer(LocalAnnouncements, _Leasing, BaseChannelLayer):
+class ChannelLayer(LocalAnnouncements, _Leasing, _Groups, BaseChannelLayer):
     """In-memory layer for one process (L-8). Thread-safe."""
 
     extensions = ["groups", "flush", "statistics"]
@@ -299,52 +129,6 @@ class ChannelLayer(LocalAnnouncements, _Leasing, BaseChannelLayer):
         with self._lock:
             return bool(self._queues.get(name))
 
-    # -- groups ---------------------------------------------------------------
-
-    def group_add(self, group: str, channel: str) -> None:
-        self.valid_group_name(group)
-        self.valid_channel_name(channel)
-        with self._lock:
-            self._groups.setdefault(group, {})[channel] = time.monotonic()
-
-    def group_discard(self, group: str, channel: str) -> None:
-        self.valid_group_name(group)
-        self.valid_channel_name(channel)
-        with self._lock:
-            members = self._groups.get(group)
-            if members is not None:
-                members.pop(channel, None)
-                if not members:
-                    del self._groups[group]
-
-    def group_channels(self, group: str) -> list[str]:
-        self.valid_group_name(group)
-        with self._lock:
-            return self._current_members(group, time.monotonic())
-
-    def send_group(self, group: str, message: dict[str, Any]) -> None:
-        self.valid_group_name(group)
-        snapshot, size = self.snapshot(message)
-        self.check_size(snapshot, size, group)
-        now = time.monotonic()
-        with self._lock:
-            # L-11: expired messages evict their channels before we look at members.
-            for member in self._current_members(group, now):
-                queue = self._queues.get(self.non_local_name(member))
-                if queue is not None:
-                    self._expire(queue, now)
-            by_storage: dict[str, list[str]] = {}
-            for member in self._current_members(group, now):
-                by_storage.setdefault(self.non_local_name(member), []).append(member)
-            for storage, members in by_storage.items():
-                if storage.endswith("!"):
-                    # A-93: one unit of capacity however many members share this P!.
-                    self._deliver_group(group, storage, [deque(members)], snapshot, now)
-                else:
-                    self._deliver_group(
-                        group, storage, [deque([m]) for m in members], snapshot, now
-                    )
-
     # -- flush and statistics -------------------------------------------------
 
     def flush(self) -> None:
@@ -403,26 +187,6 @@ class ChannelLayer(LocalAnnouncements, _Leasing, BaseChannelLayer):
         for condition in self._waiters.get(storage, ()):
             condition.notify()
 
-    def _deliver_group(
-        self,
-        group: str,
-        storage: str,
-        bundles: list[deque[str]],
-        snapshot: dict[str, Any],
-        now: float,
-    ) -> None:
-        capacity = self.get_capacity(storage)
-        for names in bundles:
-            queue = self._queues.get(storage)
-            if queue is not None and len(queue) >= capacity:
-                # A-40: skipped, never raised; counted and logged per member.
-                self._count(storage, full=len(names))
-                for name in names:
-                    self._skips.skipped(group, name)
-                continue
-            self._store(storage, _Entry(now + self.expiry, names, _deep_copy(snapshot)))
-            self._count(storage, sent=len(names))
-
     def _pop_first(self, names: list[str], now: float) -> tuple[str, dict[str, Any]] | None:
         if self._leases:
             self._reclaim(now)
@@ -465,27 +229,6 @@ class ChannelLayer(LocalAnnouncements, _Leasing, BaseChannelLayer):
         while queue and queue[0].deadline <= now:
             self._evict_from_groups(queue.popleft().names)
 
-    def _evict_from_groups(self, names: Iterable[str]) -> None:
-        # L-11 / A-46: a channel whose message expired unread leaves every group.
-        names = set(names)
-        for group in list(self._groups):
-            members = self._groups[group]
-            for name in names & members.keys():
-                del members[name]
-            if not members:
-                del self._groups[group]
-
-    def _current_members(self, group: str, now: float) -> list[str]:
-        members = self._groups.get(group)
-        if not members:
-            return []
-        oldest = now - self.group_expiry
-        for name in [name for name, added in members.items() if added < oldest]:
-            del members[name]
-        if not members:
-            del self._groups[group]
-        return list(members)
-
     def _count(
         self,
         storage: str,
@@ -524,22 +267,6 @@ class ChannelLayer(LocalAnnouncements, _Leasing, BaseChannelLayer):
         stale = now - self.channel_statistics_expiry
         for storage in [s for s, c in self._channel_counters.items() if c.touched < stale]:
             del self._channel_counters[storage]
-
-
-def _deep_copy(value: Any) -> Any:
-    """Copy a validated message like ``copy.deepcopy`` (L-6): dicts and lists are
-    copied, a tuple stays a tuple (the same one when it holds only immutable values)."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _deep_copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_deep_copy(item) for item in value]
-    if kind is tuple:
-        items = [_deep_copy(item) for item in value]
-        if all(copied is item for copied, item in zip(items, value, strict=True)):
-            return value
-        return tuple(items)
-    return value
 
 
 channel_layer = ChannelLayer()

@@ -173,3 +173,24 @@ def test_held_back_count_is_logged_by_a_timer(caplog):
             time.sleep(0.02)  # the timer thread logs; nothing else to wait on
     lines = expired_lines(caplog)
     assert [line.split(" on channel")[0] for line in lines] == ["1 message", "399 messages"]
+
+
+def test_a_normal_channel_list_outlives_its_entries_so_a_late_worker_counts_them(layer_on):
+    """Issue 15 item 6: no receive for longer than expiry + 1 s (the workers were down)
+    no longer lets the list expire with its messages uncounted: a normal channel's list
+    lives on (15 minutes) and the first receive after counts what expired. A ``?`` (or ``!``)
+    channel's list keeps the 1.x TTL of expiry + 1 s (L-23)."""
+    layer = layer_on(expiry=1)
+    measure_clock(layer)
+    for n in range(4):
+        layer.send("exp.late", {"n": n})
+    reply = layer.new_channel("exp.reply?")
+    layer.send(reply, {"n": 0})
+    client = layer.connection(0)
+    keys = {key.decode() for key in client.keys("*exp.late*")}
+    assert keys and all(client.pttl(key) > 60_000 for key in keys)
+    reply_keys = [key for key in client.keys("*exp.reply?*") if b"-meta" not in key]
+    assert reply_keys and all(0 < client.pttl(key) <= 1000 + 1000 for key in reply_keys)
+    time.sleep(2.3)  # past expiry + 1 s: the old list TTL would have removed the list
+    assert layer.receive(["exp.late"]) == (None, None)
+    assert layer.channel_statistics("exp.late")["expired_count"] == 4

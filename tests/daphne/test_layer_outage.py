@@ -131,7 +131,12 @@ def test_outage_gives_503_and_one_error_then_one_info(tmp_path, redis_server, mo
         deadline = time.monotonic() + 30
         while get(daphne.port, "/after/").status != 200:
             assert time.monotonic() < deadline, "".join(daphne.stderr)
-        assert ws.recv() == "held"
+        # "before" may come back once more: its send was in flight when Redis went and
+        # daphne sends a message whose outcome it never read again (docs/deploying.rst).
+        echoes = [ws.recv()]
+        if echoes[0] == "before":
+            echoes.append(ws.recv())
+        assert echoes[-1] == "held", echoes
         ws.close()
         deadline = time.monotonic() + 30
         while not any("reachable again" in x for x in daphne.stderr):

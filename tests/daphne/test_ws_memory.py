@@ -10,26 +10,15 @@ from __future__ import annotations
 import gc
 import struct
 import sys
-import time
-from collections.abc import Callable
 
 import websocket
 
 from channels.layers.inmemory import ChannelLayer
 from daphne import ws_memory
 from daphne.http_channel import HTTPChannel, OpenConnection
-from tests.daphne.live import LiveServer, Responder, echo_worker
+from tests.daphne.live import LiveServer, Responder, echo_worker, wait_until
 
 CHANNELS = ["websocket.connect", "websocket.receive"]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def open_protocols(live: LiveServer) -> list:
@@ -106,7 +95,7 @@ def test_the_connection_count_is_released_once() -> None:
             def counted() -> int:
                 return live.call(lambda: live.factory.open_connections)
 
-            assert wait_for(lambda: counted() == 0)
+            assert wait_until(lambda: counted() == 0)
             OpenConnection(None, "websocket").released()  # not counted: nothing to undo
             assert counted() == 0
     finally:

@@ -1,0 +1,104 @@
+"""Carrying a consumer's replies with the worker's next receive (C-19, issue 9).
+
+On a layer with ``send_many`` (Redis) the worker does not flush what a consumer queued at
+``consumer_finished``: the receive loop sends it with its next receive, in one layer
+call (`ReplyCarrier.send_then_receive`). Everywhere else, and whenever the batch cannot
+go that way, the replies are sent one at a time as the flush always did (`send`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .layers.base import ReceiveFailed
+from .pending import Entry, pending_message_store
+from .retry import layer_out_of_memory
+from .utils import name_that_thing
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = ["ReplyCarrier"]
+
+logger = logging.getLogger("django.channels")
+
+
+class ReplyCarrier:
+    """Sends the replies a `Worker`'s last consumer queued (C-19).
+
+    It reads the worker's layer and metrics when it sends (``runworker --metrics-port``
+    assigns ``worker.metrics`` after construction).
+    """
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def send_then_receive(
+        self, replies: tuple[Any, list[Entry]], channels: list[str]
+    ) -> tuple[str | None, dict | None]:
+        """Send the last consumer's replies and look for the next message in one layer
+        call (one Redis round trip), non-blocking: a worker under load finds its next
+        message there; an idle one then blocks in a plain receive, where a shutdown
+        signal can end it at once.
+
+        C-19 as users see it: every reply is sent before the next message is handled;
+        a full one is retried (retry_time / retry_interval) and a failure logged as
+        the consumer's error, as when `consumer_finished` flushed them. A reply queued
+        with its own retry policy (a view's last response message, C-40) is retried
+        with that one.
+        """
+        consumer, queued = replies
+        worker = self.worker
+        layer = worker.channel_layer
+        try:
+            batchable = pending_message_store.batchable
+            if not all(batchable(entry[0], layer) for entry in queued):
+                # Groups, other layers, Channel subclasses: the flush as it always was.
+                self.send(consumer, queued)
+                return None, None
+            pairs = [(entry[0].name, entry[1]) for entry in queued]
+            try:
+                outcomes, received = layer.send_many_then_receive(pairs, channels, block=False)
+            except ReceiveFailed as failed:
+                self.settle(consumer, queued, failed.outcomes)
+                raise failed.error from None  # the receive's outage (L-62)
+            except (TypeError, AssertionError, layer.MessageTooLarge):
+                # A reply the layer refuses (or a bad channel name, which the plain
+                # receive then raises): nothing was sent; one at a time, as before.
+                self.send(consumer, queued)
+                return None, None
+            except Exception as error:
+                if not layer_out_of_memory(error):
+                    raise
+                # Issue 15: the sends were refused for memory before anything was
+                # received; each one's outcome, so a view's reply waits it out (C-40).
+                self.settle(consumer, queued, [error] * len(queued))
+                return None, None
+            self.settle(consumer, queued, outcomes)
+            return received
+        finally:
+            # The replies are out: a shutdown signal may now end the worker at once.
+            worker.in_job = False
+
+    def settle(self, consumer: Any, queued: list[Entry], outcomes: list[Exception | None]) -> None:
+        """Retry or report each reply by its send's outcome."""
+        try:
+            pending_message_store.settle(queued, outcomes)
+        except Exception:  # logged as when consumer_finished flushed the replies
+            self.worker.metrics.layer_error("send")
+            logger.exception(
+                "Error processing message with consumer %s:", name_that_thing(consumer)
+            )
+
+    def send(self, consumer: Any, queued: list[Entry]) -> None:
+        """Send the replies one at a time, as `consumer_finished`'s flush does."""
+        try:
+            pending_message_store.send_all(queued)
+        except Exception:
+            self.worker.metrics.layer_error("send")
+            logger.exception(
+                "Error processing message with consumer %s:", name_that_thing(consumer)
+            )
