@@ -16,25 +16,12 @@ import pytest
 from asgi_redis import LayerUnavailable, RedisClusterChannelLayer
 from asgi_redis.cluster_sockets import ClusterSocketReceive, ClusterSocketSender
 from asgi_redis.slots import name_slot
+from tests.asgi_redis.test_socket_receive import read_until
 from tests.asgi_redis.test_socket_send import Outcomes
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 PREFIX = "daphne.response.csock!"
-
-
-def read_until(receive, count: int, timeout: float = 10) -> list[tuple[str, dict]]:
-    """Poll and read until `count` messages came (bounded); errors propagate."""
-    poller = select.poll()
-    poller.register(receive.fileno(), select.POLLIN)
-    messages: list[tuple[str, dict]] = []
-    give_up = time.monotonic() + timeout
-    while len(messages) < count:
-        remaining = give_up - time.monotonic()
-        assert remaining > 0, f"only {len(messages)} of {count} messages arrived"
-        if poller.poll(remaining * 1000):
-            messages += receive.read()
-    return messages
 
 
 def drive(pipes, timeout: float = 10.0) -> None:
