@@ -374,15 +374,18 @@ class WorkerGroup(Worker):
             )
             thread.start()
             self.threads.append(thread)
+        # Set until the busy threads are joined: a second signal while the main thread
+        # waits for them must still exit at once (C-33).
         self._running_in = threading.get_ident()
         try:
-            super().run()
-        except _GroupStopping:
-            pass
+            try:
+                super().run()
+            except _GroupStopping:
+                pass
+            if self.termed:
+                self._wait_for_busy_workers()
         finally:
             self._running_in = None
-        if self.termed:
-            self._wait_for_busy_workers()
 
     def _wait_for_busy_workers(self) -> None:
         # Sub-workers that are idle stop at their next receive timeout; the busy ones

@@ -89,12 +89,14 @@ def test_sigterm_while_busy_finishes_current_message(database, redis, layer, thr
         proc.stop()
 
 
-def test_second_signal_exits_at_once(database, redis, layer):
-    """C-33: a second signal to a busy group exits without waiting."""
+@pytest.mark.parametrize("busy", ["test.hold_main", "test.hold_thread"])
+def test_second_signal_exits_at_once(database, redis, layer, busy):
+    """C-33: a second signal to a busy group exits without waiting, whichever thread is
+    busy (with only a sub-thread busy, the main thread is waiting for it to finish)."""
     proc = e2e.start_worker(e2e.e2e_env(database, redis.url), "--threads", "2")
     try:
         proc.output.wait_for("Listening on channels", timeout=60)
-        layer.send("test.hold", {"n": 1})
+        layer.send(busy, {"n": 1})
         receive_one(layer, "test.started")
         proc.process.send_signal(signal.SIGTERM)
         proc.output.wait_for("Shutdown signal received", timeout=EXIT_TIMEOUT)
@@ -129,7 +131,7 @@ def test_channel_filters_and_verbosity(database, redis, layer):
         "--exclude-channels",
         "*.disconnect",
         "--exclude-channels",
-        "test.hold",
+        "test.hold*",
         "-v",
         "2",
     )

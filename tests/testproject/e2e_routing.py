@@ -2,13 +2,17 @@
 
 - ``/auth/``: a WebSocket that authenticates from the HTTP session cookie (C-51).
 - ``/room/``: every socket joins the ``room`` group; each frame is broadcast to it.
-- ``test.hold``: a consumer that stays busy until released, for shutdown tests.
+- ``test.hold``: a consumer that stays busy until released, for shutdown tests;
+  ``test.hold_main`` / ``test.hold_thread`` hold only in the main thread / a sub-thread
+  of a ``--threads`` group (elsewhere they put the message back), so a test can choose
+  which thread is busy.
 - ``alo.hold`` / ``alo.crash``: at-least-once consumers reporting their deliveries on
   ``alo_report.*`` (issue 17).
 - ``/echo/``: sends every text frame back (the chaos tests of issue 17).
 """
 
 import os
+import threading
 
 from channels import Channel, Group, route
 from channels.auth import channel_session_user, channel_session_user_from_http
@@ -50,6 +54,16 @@ def hold(message):
         if channel is not None:
             break
     Channel("test.done", channel_layer=layer).send({"n": message["n"]}, immediately=True)
+
+
+def _hold_in(main: bool):
+    def consumer(message):
+        if (threading.current_thread() is threading.main_thread()) != main:
+            message.channel.send(dict(message.content), immediately=True)
+            return
+        hold(message)
+
+    return consumer
 
 
 def crash(message):
@@ -101,6 +115,8 @@ channel_routing = [
     route("websocket.receive", room_receive, path=r"^/room/$"),
     route("websocket.disconnect", room_disconnect, path=r"^/room/$"),
     route("test.hold", hold),
+    route("test.hold_main", _hold_in(main=True)),
+    route("test.hold_thread", _hold_in(main=False)),
     route("test.crash", crash),
     route("alo.hold", alo_hold),
     route("alo.crash", alo_crash),
