@@ -100,6 +100,9 @@ def versions(venv: Path = VENV_DIR) -> dict[str, str]:
         text=True,
         timeout=60,
         check=False,
+        # Not this checkout's directory: `python -c` puts the working directory first on
+        # sys.path, where channels.egg-info would report this project's version.
+        cwd=CONTROL_DIR,
         env={"PATH": "/usr/bin:/bin"},
     )
     if done.returncode != 0:
