@@ -172,31 +172,26 @@ def channel_session_user_from_http(func: Callable) -> Callable:
     later messages of the socket find the user in the channel session.
     """
 
-    @http_session_user
-    @channel_session
-    @functools.wraps(func)
-    def inner(*args: Any, **kwargs: Any) -> Any:
-        message = find_message(args, "channel_session_user_from_http")
-        if message.http_session is not None:
-            transfer_user(message.http_session, message.channel_session)
-        try:
-            result = func(*args, **kwargs)
-        finally:
-            _leave_user_group(message)
-        _join_user_group(message)  # only once the consumer accepted the socket
-        return result
-
-    return inner
+    return _user_from_http(func, channel_session, "channel_session_user_from_http")
 
 
 def channel_and_http_session_user_from_http(func: Callable) -> Callable:
     """Like `channel_session_user_from_http`, keeping the HTTP session too (C-52)."""
 
+    return _user_from_http(
+        func, channel_and_http_session, "channel_and_http_session_user_from_http"
+    )
+
+
+def _user_from_http(func: Callable, sessions: Callable, name: str) -> Callable:
+    """`func` with `sessions` (the channel session, or both) and the HTTP session's
+    user transferred into the channel session before it runs (C-51, C-52)."""
+
     @http_session_user
-    @channel_and_http_session
+    @sessions
     @functools.wraps(func)
     def inner(*args: Any, **kwargs: Any) -> Any:
-        message = find_message(args, "channel_and_http_session_user_from_http")
+        message = find_message(args, name)
         if message.http_session is not None:
             transfer_user(message.http_session, message.channel_session)
         try:

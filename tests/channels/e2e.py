@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.redis_harness import free_port
+import pytest
+
+from support.redis_harness import free_port, redis_server_path
 from tests.examples import processes
 
 REPO = processes.REPO
@@ -53,6 +55,16 @@ def prepare_database(env: dict[str, str]) -> None:
         "User.objects.create_user('alice', password='secret')",
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def database_for(tmp_path_factory, name: str, needs_redis: bool = True):
+    """A migrated SQLite file for one test module (its ``database`` fixture); skips the
+    module when it runs on Redis and ``redis-server`` is not installed."""
+    if needs_redis and redis_server_path() is None:
+        pytest.skip("redis-server is not installed")
+    path = tmp_path_factory.mktemp(name) / "db.sqlite3"
+    prepare_database(e2e_env(path))
+    return path
 
 
 @dataclass

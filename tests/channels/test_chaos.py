@@ -19,7 +19,6 @@ from __future__ import annotations
 import pytest
 
 from asgi_redis import RedisChannelLayer
-from support.redis_harness import redis_server_path
 from tests.channels import chaos, e2e
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -29,11 +28,7 @@ ACK_TIMEOUT = 2.0
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    if redis_server_path() is None:
-        pytest.skip("redis-server is not installed")
-    path = tmp_path_factory.mktemp("chaos") / "db.sqlite3"
-    e2e.prepare_database(e2e.e2e_env(path))
-    return path
+    return e2e.database_for(tmp_path_factory, "chaos")
 
 
 def delivery_figures(redis) -> dict[str, int]:

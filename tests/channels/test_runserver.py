@@ -55,9 +55,7 @@ def assert_one_log_format(lines: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    path = tmp_path_factory.mktemp("runserver") / "db.sqlite3"
-    e2e.prepare_database(e2e.e2e_env(path))
-    return path
+    return e2e.database_for(tmp_path_factory, "runserver", needs_redis=False)
 
 
 def start_runserver(env, *args, new_session=False, host="127.0.0.1"):
@@ -489,13 +487,9 @@ def test_server_cls_is_daphnes_server_imported_lazily():
     assert done.stdout.split() == ["False", "False"], done.stdout + done.stderr
 
 
-@pytest.mark.django_db
-@override_settings(ALLOWED_HOSTS=["*"])
-@mock.patch("channels.management.commands.runserver.sys.stdout", new_callable=io.StringIO)
-@mock.patch("channels.management.commands.runserver.Command.server_cls")
-def test_runserver_builds_server_cls_1x(mocked_server, mock_stdout):
-    """C-79 / issue 13, as 1.x's own test: a mocked ``server_cls`` is what runserver
-    builds, with exactly these keywords, and runs (no real daphne on :8000)."""
+def run_with_mocked_server(mocked_server):
+    """``runserver --noreload --noworker``: the mocked class is built with exactly 1.x's
+    keywords and run (no real daphne on :8000)."""
     call_command("runserver", "--noreload", "--noworker")
     mocked_server.assert_called_with(
         endpoints=["tcp:port=8000:interface=127.0.0.1"],
@@ -508,6 +502,16 @@ def test_runserver_builds_server_cls_1x(mocked_server, mock_stdout):
         websocket_handshake_timeout=5,
     )
     mocked_server.return_value.run.assert_called_once_with()
+
+
+@pytest.mark.django_db
+@override_settings(ALLOWED_HOSTS=["*"])
+@mock.patch("channels.management.commands.runserver.sys.stdout", new_callable=io.StringIO)
+@mock.patch("channels.management.commands.runserver.Command.server_cls")
+def test_runserver_builds_server_cls_1x(mocked_server, mock_stdout):
+    """C-79 / issue 13, as 1.x's own test: a mocked ``server_cls`` is what runserver
+    builds, with exactly these keywords, and runs (no real daphne on :8000)."""
+    run_with_mocked_server(mocked_server)
     assert "Starting Channels development server at http://127.0.0.1:8000/" in (
         mock_stdout.getvalue()
     )
@@ -521,18 +525,7 @@ def test_runserver_builds_module_server_1_0(mocked_server, mock_stdout):
     """C-79 / issue 13: tests written for Channels 1.0 replace the module's ``Server``
     instead of ``Command.server_cls``; runserver builds that one (no real daphne on
     :8000), and the module's ``Server`` is daphne's otherwise."""
-    call_command("runserver", "--noreload", "--noworker")
-    mocked_server.assert_called_with(
-        endpoints=["tcp:port=8000:interface=127.0.0.1"],
-        signal_handlers=True,
-        http_timeout=60,
-        action_logger=mock.ANY,
-        channel_layer=mock.ANY,
-        ws_protocols=None,
-        root_path="",
-        websocket_handshake_timeout=5,
-    )
-    mocked_server.return_value.run.assert_called_once_with()
+    run_with_mocked_server(mocked_server)
 
 
 def test_module_server_is_daphnes():

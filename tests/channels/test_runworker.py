@@ -14,7 +14,6 @@ import signal
 import pytest
 
 from channels.log import describe_layer
-from support.redis_harness import redis_server_path
 from tests.channels import e2e
 from tests.channels.test_runserver import LOG_LINE
 
@@ -30,11 +29,7 @@ def redis(redis_server_factory):
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    if redis_server_path() is None:
-        pytest.skip("redis-server is not installed")
-    path = tmp_path_factory.mktemp("runworker") / "db.sqlite3"
-    e2e.prepare_database(e2e.e2e_env(path))
-    return path
+    return e2e.database_for(tmp_path_factory, "runworker")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from support.redis_harness import redis_server_path
 from tests.channels import e2e
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -28,11 +27,7 @@ def redis(redis_server_factory):
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    if redis_server_path() is None:
-        pytest.skip("redis-server is not installed")
-    path = tmp_path_factory.mktemp("runworker_delivery") / "db.sqlite3"
-    e2e.prepare_database(e2e.e2e_env(path))
-    return path
+    return e2e.database_for(tmp_path_factory, "runworker_delivery")
 
 
 @pytest.fixture
