@@ -3,10 +3,14 @@ statistics counters, and the message copy that group sends and leases need (L-6)
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import FullSkipReporter
 
 __all__: list[str] = []  # private to the in-memory layer's modules
 
@@ -52,6 +56,31 @@ class _Counters:
     redelivered_count: int = 0
     too_large_count: int = 0
     touched: float = field(default_factory=time.monotonic)
+
+
+class _LayerState:
+    """What the in-memory layer's mixins (`_Groups`, `_Leasing`) use of `ChannelLayer`:
+    its lock, queues and counters, declared once for the type checker. Call the
+    underscored methods with the lock held."""
+
+    if TYPE_CHECKING:
+        _lock: threading.Lock
+        _queues: dict[str, deque[_Entry]]
+        _skips: FullSkipReporter
+
+        def _store(self, storage: str, entry: _Entry) -> None: ...
+
+        def _expire(self, queue: deque[_Entry], now: float) -> None: ...
+
+        def _count(
+            self,
+            storage: str,
+            sent: int = 0,
+            full: int = 0,
+            dead: int = 0,
+            redelivered: int = 0,
+            too_large: int = 0,
+        ) -> None: ...
 
 
 def _deep_copy(value: Any) -> Any:

@@ -3,41 +3,23 @@ sends, as `_Groups`, a mixin of `inmemory.ChannelLayer`."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .base import BaseChannelLayer, FullSkipReporter
-from .inmemory_entries import _deep_copy, _Entry
+from .base import BaseChannelLayer
+from .inmemory_entries import _deep_copy, _Entry, _LayerState
 
 __all__: list[str] = []  # private: the methods are `inmemory.ChannelLayer`'s
 
 
-class _Groups(BaseChannelLayer):
+class _Groups(_LayerState, BaseChannelLayer):
     """Mixin of `ChannelLayer` (before `BaseChannelLayer` in its bases): groups, over its
     lock, queues and counters. Call the underscored methods with the lock held."""
 
     if TYPE_CHECKING:
-        _lock: threading.Lock
-        _queues: dict[str, deque[_Entry]]
         _groups: dict[str, dict[str, float]]
-        _skips: FullSkipReporter
-
-        def _store(self, storage: str, entry: _Entry) -> None: ...
-
-        def _expire(self, queue: deque[_Entry], now: float) -> None: ...
-
-        def _count(
-            self,
-            storage: str,
-            sent: int = 0,
-            full: int = 0,
-            dead: int = 0,
-            redelivered: int = 0,
-            too_large: int = 0,
-        ) -> None: ...
 
     def group_add(self, group: str, channel: str) -> None:
         self.valid_group_name(group)

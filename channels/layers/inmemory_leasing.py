@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import DELIVERY_KEY
 from .delivery import DeadLetter, DeliveryPolicy
-from .inmemory_entries import _Entry, _Lease
+from .inmemory_entries import _Entry, _LayerState, _Lease
 
 __all__: list[str] = []  # private: the methods are `inmemory.ChannelLayer`'s
 
@@ -20,31 +20,17 @@ __all__: list[str] = []  # private: the methods are `inmemory.ChannelLayer`'s
 logger = logging.getLogger("channels.layers.inmemory")
 
 
-class _Leasing:
+class _Leasing(_LayerState):
     """The in-memory layer's at-least-once delivery (issue 17): leases, redelivery and
     dead letters. A mixin of `ChannelLayer`, whose lock, queues and counters it uses."""
 
     if TYPE_CHECKING:
-        _lock: threading.Lock
-        _queues: dict[str, deque[_Entry]]
         _waiters: dict[str, set[threading.Condition]]
         _leases: dict[str, _Lease]
         _lease_ids: int
         _dead: dict[str, list[DeadLetter]]
         delivery: DeliveryPolicy
         expiry: int | float
-
-        def _store(self, storage: str, entry: _Entry) -> None: ...
-
-        def _count(
-            self,
-            storage: str,
-            sent: int = 0,
-            full: int = 0,
-            dead: int = 0,
-            redelivered: int = 0,
-            too_large: int = 0,
-        ) -> None: ...
 
     def _lease(
         self,
