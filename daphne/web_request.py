@@ -49,9 +49,30 @@ _LETTER_TABLE = bytes((string.ascii_letters * 5)[:256], "ascii")
 
 WS_SENDING = "sending WebSocket messages"
 
+# Read once: `twisted.web.http` is a deprecation proxy module, whose attribute reads
+# are three Python calls each (issue 20).
+_request_write = http.Request.write
+
+
+# Letters are drawn from one urandom read of this many bytes at a time: a read (a
+# getrandom syscall) per request was part of its cost (issue 20).
+_POOL_SIZE = 4096
+_pool = {"letters": ""}
+
+
+def _reset_pool() -> None:
+    _pool["letters"] = ""  # a forked child must not reuse its parent's letters
+
+
+os.register_at_fork(after_in_child=_reset_pool)
+
 
 def _letters(count: int) -> str:
-    return os.urandom(count).translate(_LETTER_TABLE).decode("ascii")
+    letters = _pool["letters"]
+    if len(letters) < count:
+        letters = os.urandom(max(_POOL_SIZE, count)).translate(_LETTER_TABLE).decode("ascii")
+    _pool["letters"] = letters[count:]
+    return letters[:count]
 
 
 class WebRequest(RequestSending, http.Request):
@@ -61,6 +82,11 @@ class WebRequest(RequestSending, http.Request):
     """
 
     error_template = ERROR_TEMPLATE
+    # Identity, as Twisted's `Request.__hash__` (``hash(id(self))``), without its Python
+    # call per dictionary operation: a request is a key in the factory's deadlines.
+    __hash__ = object.__hash__
+    # Whether the request's deadlines (`check_timeout`, the layer expiry) may be set.
+    _timed = False
     if TYPE_CHECKING:
         # Twisted types these loosely (None before a connection, zope interfaces):
         # daphne's `HTTPChannel` or an HTTP/2 stream, the body buffer, the transport.
@@ -103,7 +129,7 @@ class WebRequest(RequestSending, http.Request):
             self._start_response(status, headers)
         if self._disconnected:
             return
-        http.Request.write(self, content)
+        _request_write(self, content)
         if not more_content:
             self.finish()
 
@@ -182,6 +208,7 @@ class WebRequest(RequestSending, http.Request):
             self._upgrade_to_websocket(self.uri.partition(b"?")[2])
             return
         # On the factory's sweep (1 s resolution): no DelayedCall per request.
+        self._timed = True
         factory.deadlines.schedule(
             self, self.request_start + factory.config.http_timeout, self.check_timeout
         )
@@ -293,8 +320,10 @@ class WebRequest(RequestSending, http.Request):
     # -- timeouts and stopping (D-17, D-24) ---------------------------------------------
 
     def _cancel_timeout(self) -> None:
-        self.factory.deadlines.cancel(self)
-        self.factory.expired_requests.forget(self)
+        if self._timed:  # once: a response's start and its finish both call this
+            self._timed = False
+            self.factory.deadlines.cancel(self)
+            self.factory.expired_requests.forget(self)
 
     def waiting_for_response(self) -> bool:
         return self._exchange.unanswered
