@@ -214,7 +214,7 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
         super().allContentReceived()
 
     def allHeadersReceived(self) -> None:
-        self._stop_head_timer()
+        self._head_received()
         factory = self.factory
         # Only a `Server` checks Host: an `HTTPFactory` built by itself (1.4's test
         # helpers and the suites written with them, D-53..D-58) takes any Host value.
