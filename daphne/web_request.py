@@ -130,6 +130,8 @@ class WebRequest(RequestSending, http.Request):
         if self._disconnected:
             return
         _request_write(self, content)
+        if getattr(self.channel, "_unsent_head", None) is not None:
+            self.channel.flush_head()  # a head without body bytes (yet): sent now
         if not more_content:
             self.finish()
 
