@@ -28,7 +28,7 @@ from .error_page import (
 )
 from .errors import PeerError
 from .expired_requests import EXPIRED
-from .http_channel import connection_facts
+from .http_channel import HTTPChannel, connection_facts
 from .http_state import HttpExchange, decode_path, forwarded_peer
 from .metrics import UnknownLabel
 from .request_body import BodyPump
@@ -129,11 +129,17 @@ class WebRequest(RequestSending, http.Request):
             self._start_response(status, headers)
         if self._disconnected:
             return
+        # HTTP/1.1 (not an HTTP/2 stream): the channel holds the head for the body's first
+        # write, and a whole response until it is done: one transport write (issue 20).
+        channel = self.channel
+        whole = isinstance(channel, HTTPChannel)
+        if whole and not more_content:
+            channel.hold_response()
         _request_write(self, content)
-        if getattr(self.channel, "_unsent_head", None) is not None:
-            self.channel.flush_head()  # a head without body bytes (yet): sent now
         if not more_content:
-            self.finish()
+            self.finish()  # the channel's `requestDone` writes what it holds
+        elif whole:
+            channel.flush_held()  # a streamed response's head goes at once
 
     def basic_error(
         self,

@@ -156,3 +156,12 @@ def test_head_and_body_are_one_transport_write_and_a_streamed_head_goes_at_once(
         {"status": 200, "headers": [(b"Content-Length", b"2")], "content": b"ok"},
     )
     assert counting.writes == [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"]
+
+    # Chunked (no Content-Length) but given whole: still one write, its end included.
+    counting.writes.clear()
+    protocol.dataReceived(request)
+    _, message = layer.receive(["http.request"])
+    factory.dispatch_reply(message["reply_channel"], {"status": 200, "content": b"abc"})
+    assert counting.writes == [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    ]
