@@ -177,6 +177,23 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
         factory.metrics.connection_opened("http/1.1")
         self._start_head_timer()
 
+    # The connection's addresses, for Twisted's `Request.__init__`, which asks for both
+    # per request: two address objects and a getsockname syscall each time (issue 20).
+    _peer = None
+    _host = None
+
+    def getPeer(self) -> Any:
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.transport.getPeer()
+        return peer
+
+    def getHost(self) -> Any:
+        host = self._host
+        if host is None:
+            host = self._host = self.transport.getHost()
+        return host
+
     def _refuse_over_cap(self) -> None:
         self._head_timer = None
         self.refuse(503, b"Service Unavailable")
@@ -209,7 +226,8 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
         super().rawDataReceived(data)
 
     def allContentReceived(self) -> None:
-        self._stop_body_timer()
+        if self._body_timer is not None:
+            self._stop_body_timer()
         if self._refused:
             return  # refused in allHeadersReceived, and the request has no body
         super().allContentReceived()
@@ -247,9 +265,12 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
     # -- D-64: framing two parsers could read differently (RFC 7230 §3.3.3) ---
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
-        if header == b"Transfer-Encoding" and data.lower() != b"chunked":
-            # Twisted lets "identity" through, which another parser may frame differently.
-            return self._failChooseTransferDecoder()
+        if header == b"Transfer-Encoding":
+            if data.lower() != b"chunked":
+                # Twisted lets "identity" through, which another parser may frame differently.
+                return self._failChooseTransferDecoder()
+        elif header != b"Content-Length":
+            return True  # as Twisted's answer for any other header, without the call
         return super()._maybeChooseTransferDecoder(header, data)
 
     # -- refusals ----------------------------------------------------------------

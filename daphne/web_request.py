@@ -179,6 +179,10 @@ class WebRequest(RequestSending, http.Request):
             # HTTP/2: answer on this stream alone; the connection's other streams go on.
             self.basic_error(413, b"Payload Too Large", "The request body is too large")
 
+    def parseCookies(self) -> None:
+        """Twisted parses the Cookie header into ``received_cookies`` for its resources;
+        daphne passes the header on as bytes (D-29) and never reads them (issue 20)."""
+
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if not self._exchange.unanswered:
             return  # an HTTP/2 stream already refused for its body (D-64)
