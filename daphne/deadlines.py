@@ -37,7 +37,8 @@ class DeadlineSweep:
 
     def schedule(self, item: Any, deadline: float, due: Due) -> None:
         """Call `due()` once at (or up to one resolution after) `deadline`."""
-        self.cancel(item)
+        if item in self._bucket_of:  # no call for a new item: one per request (issue 20)
+            self.cancel(item)
         # Never the current bucket: a deadline already past fires at the next tick,
         # so an item that re-schedules itself from its callback cannot loop.
         now = self._reactor().seconds()

@@ -64,7 +64,7 @@ class ExpiredRequests:
 
     def expiry(self) -> float | None:
         """The layer's message expiry, when reading its statistics can tell anything."""
-        layer = self.factory.channel_layer
+        layer = self.factory.outbox.channel_layer  # the factory's, one property less
         expiry = getattr(layer, "expiry", None)
         if not callable(getattr(layer, "channel_statistics", None)):
             return None

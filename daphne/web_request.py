@@ -268,7 +268,8 @@ class WebRequest(RequestSending, http.Request):
         add = self.responseHeaders.addRawHeader
         for name, value in headers or ():
             add(name, value)
-        self._cancel_timeout()
+        if self._timed:
+            self._cancel_timeout()
         self.setResponseCode(status)
         metrics = self.factory.metrics
         if metrics.enabled:  # no call per response with metrics off (issue 16)
@@ -284,7 +285,8 @@ class WebRequest(RequestSending, http.Request):
 
     def finish(self) -> None:
         self._exchange.finish()
-        self._cancel_timeout()
+        if self._timed:
+            self._cancel_timeout()
         if self._queue_wait is not None:
             self._queue_wait.cancel()
         if self._body_pump is not None:
