@@ -221,7 +221,7 @@ class WebRequest(RequestSending, http.Request):
             return
         # On the factory's sweep (1 s resolution): no DelayedCall per request.
         self._timed = True
-        factory.deadlines.schedule(
+        factory.request_deadlines.schedule(
             self, self.request_start + factory.config.http_timeout, self.check_timeout
         )
         self._send_request()
@@ -336,7 +336,7 @@ class WebRequest(RequestSending, http.Request):
     def _cancel_timeout(self) -> None:
         if self._timed:  # once: a response's start and its finish both call this
             self._timed = False
-            self.factory.deadlines.cancel(self)
+            self.factory.request_deadlines.cancel(self)
             self.factory.expired_requests.forget(self)
 
     def waiting_for_response(self) -> bool:
