@@ -12,11 +12,11 @@ from twisted.internet.protocol import connectionDone
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from twisted.web import http
-from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from .backpressure import cancel_outbound_timer, check_outbound
 from .http_timers import RequestTimers
+from .http_writes import ResponseWrites
 from .proxy import transport_addresses
 from .request_checks import host_problem
 
@@ -132,9 +132,9 @@ class OpenConnection:
 
 
 @implementer(IPushProducer)
-class HTTPChannel(RequestTimers, http.HTTPChannel):
+class HTTPChannel(RequestTimers, ResponseWrites, http.HTTPChannel):
     """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64; its head and body timers
-    are `RequestTimers`') and the hand-over (D-28)."""
+    are `RequestTimers`', its response writes `ResponseWrites`') and the hand-over (D-28)."""
 
     if TYPE_CHECKING:
         # A TCP, UNIX or TLS transport once connected; zope interfaces (ITransport) do
@@ -382,7 +382,7 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
         self.requests = []
         self._dataBuffer = []
 
-    # -- bounded outbound buffer (issue 15) -------------------------------------------
+    # -- bounded outbound buffer (issue 15; the writes are `ResponseWrites`') ----------
 
     # Twisted's channel already stops reading while the transport's buffer is full
     # (`_waitingForTransport`); a response the application streams faster than the
@@ -395,58 +395,6 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
     def resumeProducing(self) -> None:
         cancel_outbound_timer(self)
         super().resumeProducing()
-
-    def writeSequence(self, iovec: list) -> None:
-        self.write(b"".join(iovec))  # one write: no per-piece type checks (issue 20)
-
-    def write(self, data: bytes) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            data = held + data
-        if self._holding:
-            self._held = data
-            return
-        super().write(data)
-        if self._waitingForTransport:
-            check_outbound(self, self.factory)
-
-    # -- the response's bytes, written together (issue 20) ----------------------------
-
-    # Twisted writes a head as a sequence of a dozen pieces, each type-checked by the
-    # transport, then the body and a chunked response's end as two more writes: about
-    # 40 Python calls per response. Here the head is one bytes object, held until the
-    # body's first write (or `flush_held`); a response given whole (`hold_response`)
-    # is held until the request is done, so it reaches the transport as one write.
-    _held: bytes | None = None  # response bytes the transport has not been given yet
-    _holding = False  # hold every write until `flush_held`
-
-    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
-        if not isinstance(headers, Headers):
-            super().writeHeaders(version, code, reason, headers)  # Twisted sanitizes these
-            return
-        head = [version, b" ", code, b" ", reason, b"\r\n"]
-        for name, values in headers.getAllRawHeaders():
-            for value in values:
-                head += (name, b": ", value, b"\r\n")
-        head.append(b"\r\n")
-        held = self._held
-        self._held = b"".join(head) if held is None else held + b"".join(head)
-
-    def hold_response(self) -> None:
-        """Hold what the current request writes until it is done (or `flush_held`)."""
-        self._holding = True
-
-    def flush_held(self) -> None:
-        """Give the transport what is held (a head without body bytes yet, or a whole
-        response); stop holding."""
-        self._holding = False
-        held = self._held
-        if held is not None:
-            self._held = None
-            super().write(held)
-            if self._waitingForTransport:
-                check_outbound(self, self.factory)
 
     def outbound_overflow(self) -> None:
         """The client has not read the response: abort, freeing what is buffered."""
