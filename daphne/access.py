@@ -23,13 +23,17 @@ class AccessLogGenerator:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        # The last line's second and its formatted date: `strftime` per line was about
+        # 2.5% of daphne's instructions per request (issue 20, PROFILE.md session 7).
+        self._second: datetime.datetime | None = None
+        self._stamp = ""
 
     def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         if protocol == "http" and action == "complete":
             self.write_entry(
                 host=details["client"],
                 date=datetime.datetime.now(),
-                request="{} {}".format(details["method"], details["path"]),
+                request=f"{details['method']} {details['path']}",
                 status=details["status"],
                 length=details["size"],
             )
@@ -50,8 +54,12 @@ class AccessLogGenerator:
         ident: str | None = None,
         user: str | None = None,
     ) -> None:
+        second = date.replace(microsecond=0)
+        if second != self._second:
+            self._second = second
+            self._stamp = date.strftime("%d/%b/%Y:%H:%M:%S")
         self.stream.write(
-            f"{host} {ident or '-'} {user or '-'} [{date.strftime('%d/%b/%Y:%H:%M:%S')}] "
+            f"{host} {ident or '-'} {user or '-'} [{self._stamp}] "
             f'"{request}" {status or "-"} {length or "-"}\n'
         )
 

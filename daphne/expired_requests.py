@@ -33,6 +33,8 @@ from typing import Any
 
 from twisted.internet import threads
 
+from .deadlines import OrderedDeadlines
+
 __all__ = ["ExpiredRequests", "EXPIRED"]
 
 logger = logging.getLogger("daphne.server")
@@ -57,6 +59,8 @@ class ExpiredRequests:
     def __init__(self, factory: Any) -> None:
         self.factory = factory
         self._due: dict[Any, float] = {}  # request -> when the layer took its message
+        # The watched requests' expiries: in order, as they share the layer's expiry.
+        self._deadlines = OrderedDeadlines(lambda: self.factory.reactor)
         self._reading = False
         self._unlogged = 0
         self._log_timer: Any = None
@@ -64,7 +68,7 @@ class ExpiredRequests:
 
     def expiry(self) -> float | None:
         """The layer's message expiry, when reading its statistics can tell anything."""
-        layer = self.factory.channel_layer
+        layer = self.factory.outbox.channel_layer  # the factory's, one property less
         expiry = getattr(layer, "expiry", None)
         if not callable(getattr(layer, "channel_statistics", None)):
             return None
@@ -81,12 +85,10 @@ class ExpiredRequests:
         expiry = self.expiry()
         if expiry is None:
             return
-        self.factory.deadlines.schedule(
-            (request, CHANNEL), sent_at + expiry, lambda: self._expired(request, sent_at)
-        )
+        self._deadlines.schedule(request, sent_at + expiry, lambda: self._expired(request, sent_at))
 
     def forget(self, request: Any) -> None:
-        self.factory.deadlines.cancel((request, CHANNEL))
+        self._deadlines.cancel(request)
         self._due.pop(request, None)
 
     def _expired(self, request: Any, sent_at: float) -> None:

@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from .backpressure import cancel_outbound_timer, check_outbound
 from .http_timers import RequestTimers
+from .http_writes import ResponseWrites
 from .proxy import transport_addresses
 from .request_checks import host_problem
 
@@ -131,9 +132,9 @@ class OpenConnection:
 
 
 @implementer(IPushProducer)
-class HTTPChannel(RequestTimers, http.HTTPChannel):
+class HTTPChannel(RequestTimers, ResponseWrites, http.HTTPChannel):
     """Twisted's HTTP/1.1 parser plus daphne's edge limits (D-64; its head and body timers
-    are `RequestTimers`') and the hand-over (D-28)."""
+    are `RequestTimers`', its response writes `ResponseWrites`') and the hand-over (D-28)."""
 
     if TYPE_CHECKING:
         # A TCP, UNIX or TLS transport once connected; zope interfaces (ITransport) do
@@ -176,6 +177,23 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
         factory.metrics.connection_opened("http/1.1")
         self._start_head_timer()
 
+    # The connection's addresses, for Twisted's `Request.__init__`, which asks for both
+    # per request: two address objects and a getsockname syscall each time (issue 20).
+    _peer = None
+    _host = None
+
+    def getPeer(self) -> Any:
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.transport.getPeer()
+        return peer
+
+    def getHost(self) -> Any:
+        host = self._host
+        if host is None:
+            host = self._host = self.transport.getHost()
+        return host
+
     def _refuse_over_cap(self) -> None:
         self._head_timer = None
         self.refuse(503, b"Service Unavailable")
@@ -208,13 +226,14 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
         super().rawDataReceived(data)
 
     def allContentReceived(self) -> None:
-        self._stop_body_timer()
+        if self._body_timer is not None:
+            self._stop_body_timer()
         if self._refused:
             return  # refused in allHeadersReceived, and the request has no body
         super().allContentReceived()
 
     def allHeadersReceived(self) -> None:
-        self._stop_head_timer()
+        self._head_received()
         factory = self.factory
         # Only a `Server` checks Host: an `HTTPFactory` built by itself (1.4's test
         # helpers and the suites written with them, D-53..D-58) takes any Host value.
@@ -238,6 +257,7 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
             self._start_body_timer()
 
     def requestDone(self, request: http.Request) -> None:
+        self.flush_held()
         super().requestDone(request)
         if self.persistent and self.transport is not None and not self.transport.disconnecting:
             self._start_head_timer()
@@ -245,9 +265,12 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
     # -- D-64: framing two parsers could read differently (RFC 7230 §3.3.3) ---
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
-        if header == b"Transfer-Encoding" and data.lower() != b"chunked":
-            # Twisted lets "identity" through, which another parser may frame differently.
-            return self._failChooseTransferDecoder()
+        if header == b"Transfer-Encoding":
+            if data.lower() != b"chunked":
+                # Twisted lets "identity" through, which another parser may frame differently.
+                return self._failChooseTransferDecoder()
+        elif header != b"Content-Length":
+            return True  # as Twisted's answer for any other header, without the call
         return super()._maybeChooseTransferDecoder(header, data)
 
     # -- refusals ----------------------------------------------------------------
@@ -359,7 +382,7 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
         self.requests = []
         self._dataBuffer = []
 
-    # -- bounded outbound buffer (issue 15) -------------------------------------------
+    # -- bounded outbound buffer (issue 15; the writes are `ResponseWrites`') ----------
 
     # Twisted's channel already stops reading while the transport's buffer is full
     # (`_waitingForTransport`); a response the application streams faster than the
@@ -372,16 +395,6 @@ class HTTPChannel(RequestTimers, http.HTTPChannel):
     def resumeProducing(self) -> None:
         cancel_outbound_timer(self)
         super().resumeProducing()
-
-    def writeSequence(self, iovec: list) -> None:
-        super().writeSequence(iovec)
-        if self._waitingForTransport:
-            check_outbound(self, self.factory)
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        if self._waitingForTransport:
-            check_outbound(self, self.factory)
 
     def outbound_overflow(self) -> None:
         """The client has not read the response: abort, freeing what is buffered."""

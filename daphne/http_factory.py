@@ -16,7 +16,7 @@ from zope.interface import implementer
 
 from . import layer_api
 from .config import ConfigOption, DefaultedOption, ServerConfig, option_arguments, refuse_both
-from .deadlines import DeadlineSweep
+from .deadlines import DeadlineSweep, OrderedDeadlines
 from .draining import DrainingFactory
 from .edge_log import MergedLog
 from .expired_requests import ExpiredRequests
@@ -157,6 +157,8 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
         self.http_channels: set[HTTPChannel] = set()
         # One timer for every WebSocket's connect/ping/lifetime deadline (D-24, D-43).
         self.deadlines = DeadlineSweep(lambda: self.reactor)
+        # Every request's HTTP timeout (D-24): in order, as they share one timeout.
+        self.request_deadlines = OrderedDeadlines(lambda: self.reactor)
         # Issue 15 item 6: requests whose http.request expired unread get 503 at once.
         self.expired_requests = ExpiredRequests(self)
         # D-19.

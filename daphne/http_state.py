@@ -132,7 +132,7 @@ class HttpExchange:
 
         A path that is not ASCII is `PeerError` 400 (D-27 step 4).
         """
-        target = self._next(REQUEST)
+        target = _TRANSITIONS[self.state].get(REQUEST) or self._next(REQUEST)
         try:
             self.path = decode_path(path)
         except UnicodeDecodeError:
@@ -242,7 +242,7 @@ class HttpExchange:
 
     def finish(self) -> None:
         """The response is complete (D-34)."""
-        self.state = self._next(FINISH)
+        self.state = _TRANSITIONS[self.state].get(FINISH) or self._next(FINISH)
 
     def connection_lost(self) -> None:
         """The client went away (D-37)."""

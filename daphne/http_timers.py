@@ -23,27 +23,51 @@ class RequestTimers:
 
     _head_timer = None
     _head_bytes = 0
+    # Reactor time by which the head must be in; None while no head is awaited.
+    _head_deadline: float | None = None
     _body_timer = None
     _body_active = 0.0
     # Issue 15: a request body must be complete by this reactor time (0: no deadline).
     _body_deadline = 0.0
 
     # -- D-64: the request head must arrive within `head_timeout` --------------
+    #
+    # A keep-alive connection awaits a head after every response. Rather than a
+    # `callLater` and its cancel per request (issue 20), the deadline is an attribute:
+    # the head's arrival only clears it, and the timer, when it fires, either finds
+    # no deadline (it lapses), a later one (it is set again for the rest) or a
+    # deadline that passed (the timeout). It fires at the deadline exactly, as before.
 
     def _start_head_timer(self) -> None:
         self._head_bytes = 0
-        if self._head_timer is None or not self._head_timer.active():
-            self._head_timer = self.callLater(
-                self.factory.config.head_timeout, self._head_timed_out
-            )
+        timeout = self.factory.config.head_timeout
+        self._head_deadline = self.factory.reactor.seconds() + timeout
+        if self._head_timer is None:
+            self._head_timer = self.callLater(timeout, self._head_timer_due)
+
+    def _head_received(self) -> None:
+        """The head arrived: no deadline, and nothing to cancel (the timer lapses)."""
+        self._head_deadline = None
 
     def _stop_head_timer(self) -> None:
+        self._head_deadline = None
         if self._head_timer is not None and self._head_timer.active():
             self._head_timer.cancel()
         self._head_timer = None
 
-    def _head_timed_out(self) -> None:
+    def _head_timer_due(self) -> None:
         self._head_timer = None
+        deadline = self._head_deadline
+        if deadline is None:
+            return  # the head arrived meanwhile
+        remaining = deadline - self.factory.reactor.seconds()
+        if remaining > 0:  # a later head's deadline: wait for the rest
+            self._head_timer = self.callLater(remaining, self._head_timer_due)
+            return
+        self._head_timed_out()
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
         if self._head_bytes:
             self.refuse(408, b"Request Timeout")
         else:

@@ -106,6 +106,10 @@ class Outbox:
         self._queue: list[Queued] = []
         self._flush_call: DelayedCall | None = None
         self._pending_bytes = 0
+        # Of `_pending_bytes`, those of the socket path's queue and of the batch in
+        # flight: summed as messages come, not again per answer (issue 20).
+        self._queued_bytes = 0
+        self._in_flight_bytes = 0
         self._in_flight: list[Queued] | None = None
         self._watches: dict[Any, PipeWatch] = {}  # by the sender's pipe
         self.refused = 0  # messages refused with OutboxFull
@@ -192,6 +196,7 @@ class Outbox:
                 )
                 return
             self._pending_bytes += size
+            self._queued_bytes += size
             self._queue.append((channel, message, sent, key))
             if self._flush_call is None and self._in_flight is None:
                 self._flush_call = self._get_reactor().callLater(0, self.flush)
@@ -241,8 +246,15 @@ class Outbox:
         sender = self._sender
         if sender is None or self._in_flight is not None or not self._queue:
             return  # the next batch goes when the one in flight is answered
-        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        if len(self._queue) <= MAX_BATCH:
+            batch, self._queue = self._queue, []
+            size, self._queued_bytes = self._queued_bytes, 0
+        else:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            size = sum(message_size(message) for _, message, _, _ in batch)
+            self._queued_bytes -= size
         self._in_flight = batch
+        self._in_flight_bytes = size
         pipes = sender.submit(
             [(channel, message) for channel, message, _, _ in batch], self._answered
         )
@@ -266,7 +278,8 @@ class Outbox:
         batch, self._in_flight = self._in_flight, None
         if batch is None:  # the sender answers each batch once
             return
-        self._pending_bytes -= sum(message_size(message) for _, message, _, _ in batch)
+        self._pending_bytes -= self._in_flight_bytes
+        self._in_flight_bytes = 0
         queued = len(self._queue)
         failed: dict[object, BaseException] = {}
         self._run_callbacks(batch, results, failed)
@@ -280,7 +293,9 @@ class Outbox:
                 (refused if item[3] is not None and item[3] in failed else keep).append(item)
             if refused:
                 self._queue = keep + later
-                self._pending_bytes -= sum(message_size(item[1]) for item in refused)
+                size = sum(message_size(item[1]) for item in refused)
+                self._pending_bytes -= size
+                self._queued_bytes -= size
                 self._run_callbacks(refused, [failed[item[3]] for item in refused], {})
         if self._queue and self._flush_call is None:
             self._flush_call = self._get_reactor().callLater(0, self.flush)

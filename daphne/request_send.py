@@ -47,6 +47,7 @@ class RequestSending:
         _disconnected: bool
         _body_pump: BodyPump | None
         _queue_wait: QueueWait | None
+        _timed: bool
         basic_error: Any
         waiting_for_response: Any
 
@@ -76,8 +77,10 @@ class RequestSending:
         if error is None:
             if self.factory.layer_health.down:
                 self.factory.layer_health.ok(SENDING)
-            # Issue 15 item 6: answered at once if it expires unread in the layer.
-            self.factory.expired_requests.watch(self, self.factory.reactor.seconds())
+            # Issue 15 item 6: answered at once if it expires unread in the layer
+            # (unless already answered or gone: then nothing would cancel the watch).
+            if self._timed:
+                self.factory.expired_requests.watch(self, self.factory.reactor.seconds())
             body_channel = message.get("body_channel")
             if body_channel is not None:
                 self._body_pump = BodyPump(self, body_channel)

@@ -28,7 +28,7 @@ from .error_page import (
 )
 from .errors import PeerError
 from .expired_requests import EXPIRED
-from .http_channel import connection_facts
+from .http_channel import HTTPChannel, connection_facts
 from .http_state import HttpExchange, decode_path, forwarded_peer
 from .metrics import UnknownLabel
 from .request_body import BodyPump
@@ -49,9 +49,30 @@ _LETTER_TABLE = bytes((string.ascii_letters * 5)[:256], "ascii")
 
 WS_SENDING = "sending WebSocket messages"
 
+# Read once: `twisted.web.http` is a deprecation proxy module, whose attribute reads
+# are three Python calls each (issue 20).
+_request_write = http.Request.write
+
+
+# Letters are drawn from one urandom read of this many bytes at a time: a read (a
+# getrandom syscall) per request was part of its cost (issue 20).
+_POOL_SIZE = 4096
+_pool = {"letters": ""}
+
+
+def _reset_pool() -> None:
+    _pool["letters"] = ""  # a forked child must not reuse its parent's letters
+
+
+os.register_at_fork(after_in_child=_reset_pool)
+
 
 def _letters(count: int) -> str:
-    return os.urandom(count).translate(_LETTER_TABLE).decode("ascii")
+    letters = _pool["letters"]
+    if len(letters) < count:
+        letters = os.urandom(max(_POOL_SIZE, count)).translate(_LETTER_TABLE).decode("ascii")
+    _pool["letters"] = letters[count:]
+    return letters[:count]
 
 
 class WebRequest(RequestSending, http.Request):
@@ -61,6 +82,11 @@ class WebRequest(RequestSending, http.Request):
     """
 
     error_template = ERROR_TEMPLATE
+    # Identity, as Twisted's `Request.__hash__` (``hash(id(self))``), without its Python
+    # call per dictionary operation: a request is a key in the factory's deadlines.
+    __hash__ = object.__hash__
+    # Whether the request's deadlines (`check_timeout`, the layer expiry) may be set.
+    _timed = False
     if TYPE_CHECKING:
         # Twisted types these loosely (None before a connection, zope interfaces):
         # daphne's `HTTPChannel` or an HTTP/2 stream, the body buffer, the transport.
@@ -103,9 +129,17 @@ class WebRequest(RequestSending, http.Request):
             self._start_response(status, headers)
         if self._disconnected:
             return
-        http.Request.write(self, content)
+        # HTTP/1.1 (not an HTTP/2 stream): the channel holds the head for the body's first
+        # write, and a whole response until it is done: one transport write (issue 20).
+        channel = self.channel
+        whole = isinstance(channel, HTTPChannel)
+        if whole and not more_content:
+            channel.hold_response()
+        _request_write(self, content)
         if not more_content:
-            self.finish()
+            self.finish()  # the channel's `requestDone` writes what it holds
+        elif whole:
+            channel.flush_held()  # a streamed response's head goes at once
 
     def basic_error(
         self,
@@ -145,6 +179,10 @@ class WebRequest(RequestSending, http.Request):
             # HTTP/2: answer on this stream alone; the connection's other streams go on.
             self.basic_error(413, b"Payload Too Large", "The request body is too large")
 
+    def parseCookies(self) -> None:
+        """Twisted parses the Cookie header into ``received_cookies`` for its resources;
+        daphne passes the header on as bytes (D-29) and never reads them (issue 20)."""
+
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if not self._exchange.unanswered:
             return  # an HTTP/2 stream already refused for its body (D-64)
@@ -182,7 +220,8 @@ class WebRequest(RequestSending, http.Request):
             self._upgrade_to_websocket(self.uri.partition(b"?")[2])
             return
         # On the factory's sweep (1 s resolution): no DelayedCall per request.
-        factory.deadlines.schedule(
+        self._timed = True
+        factory.request_deadlines.schedule(
             self, self.request_start + factory.config.http_timeout, self.check_timeout
         )
         self._send_request()
@@ -229,7 +268,8 @@ class WebRequest(RequestSending, http.Request):
         add = self.responseHeaders.addRawHeader
         for name, value in headers or ():
             add(name, value)
-        self._cancel_timeout()
+        if self._timed:
+            self._cancel_timeout()
         self.setResponseCode(status)
         metrics = self.factory.metrics
         if metrics.enabled:  # no call per response with metrics off (issue 16)
@@ -245,7 +285,8 @@ class WebRequest(RequestSending, http.Request):
 
     def finish(self) -> None:
         self._exchange.finish()
-        self._cancel_timeout()
+        if self._timed:
+            self._cancel_timeout()
         if self._queue_wait is not None:
             self._queue_wait.cancel()
         if self._body_pump is not None:
@@ -293,8 +334,10 @@ class WebRequest(RequestSending, http.Request):
     # -- timeouts and stopping (D-17, D-24) ---------------------------------------------
 
     def _cancel_timeout(self) -> None:
-        self.factory.deadlines.cancel(self)
-        self.factory.expired_requests.forget(self)
+        if self._timed:  # once: a response's start and its finish both call this
+            self._timed = False
+            self.factory.request_deadlines.cancel(self)
+            self.factory.expired_requests.forget(self)
 
     def waiting_for_response(self) -> bool:
         return self._exchange.unanswered

@@ -99,3 +99,69 @@ class TestHTTPResponseSpec(testcases.ASGIHTTPTestCase):
         self.assertIn(b"<h1>404 Not Found</h1>", value)
         self.assertIn(b"<p>nothing here</p>", value)
         self.assertIn(b"Daphne", value)
+
+
+class _CountingTransport:
+    """Records each write to the transport (issue 20: head and body go together)."""
+
+    def __init__(self, transport):
+        self.writes = []
+        write = transport.write
+
+        def counted(data):
+            self.writes.append(bytes(data))
+            write(data)
+
+        transport.write = counted
+
+
+def test_head_and_body_are_one_transport_write_and_a_streamed_head_goes_at_once():
+    from twisted.internet import testing
+
+    from channels.layers.inmemory import ChannelLayer
+    from daphne.http_protocol import HTTPFactory
+
+    layer = ChannelLayer()
+    factory = HTTPFactory(layer, send_channel="test!")
+    protocol = factory.buildProtocol(("127.0.0.1", 0))
+    transport = testing.StringTransport()
+    protocol.makeConnection(transport)
+    counting = _CountingTransport(transport)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    protocol.dataReceived(request)
+    _, message = layer.receive(["http.request"])
+    factory.dispatch_reply(
+        message["reply_channel"],
+        {"status": 200, "headers": [(b"Content-Length", b"2")], "content": b"ok"},
+    )
+    assert counting.writes == [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+
+    # A streamed response: its head is written before any body arrives.
+    counting.writes.clear()
+    protocol.dataReceived(request)
+    _, message = layer.receive(["http.request"])
+    factory.dispatch_reply(message["reply_channel"], {"status": 200, "more_content": True})
+    assert counting.writes == [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"]
+    factory.dispatch_reply(message["reply_channel"], {"content": b"abc"})
+    factory.dispatch_reply(message["reply_channel"], {"content": b""})
+    assert transport.value().endswith(b"chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+
+    # HEAD: the head alone, at once.
+    counting.writes.clear()
+    protocol.dataReceived(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    _, message = layer.receive(["http.request"])
+    factory.dispatch_reply(
+        message["reply_channel"],
+        {"status": 200, "headers": [(b"Content-Length", b"2")], "content": b"ok"},
+    )
+    assert counting.writes == [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"]
+
+    # Chunked (no Content-Length) but given whole: still one write, its end included.
+    counting.writes.clear()
+    protocol.dataReceived(request)
+    _, message = layer.receive(["http.request"])
+    factory.dispatch_reply(message["reply_channel"], {"status": 200, "content": b"abc"})
+    assert counting.writes == [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    ]

@@ -44,6 +44,28 @@ def test_head_timeout_by_clock():
     assert transport.disconnecting
 
 
+def test_head_timeout_between_keep_alive_requests_by_clock():
+    """D-64 on a keep-alive connection: each wait for a head has its own `head_timeout`,
+    counted from the previous response, though the timer is not re-armed per request
+    (issue 20)."""
+    layer = ChannelLayer()
+    factory, protocol, transport, clock = connect(layer)
+    for _ in range(3):
+        clock.advance(25)  # a head 25 s after the last response: in time
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, message = layer.receive(["http.request"])
+        clock.advance(10)  # the application takes 10 s
+        factory.dispatch_reply(message["reply_channel"], {"status": 200, "content": b"ok"})
+        assert not transport.disconnecting
+    transport.clear()
+    protocol.dataReceived(b"GET")  # part of a head, then nothing
+    clock.advance(59.5)
+    assert transport.value() == b"" and not transport.disconnecting
+    clock.advance(0.5)  # 60 s after the last response, not after the first timer
+    assert transport.value().startswith(b"HTTP/1.1 408")
+    assert transport.disconnecting
+
+
 def test_large_body_chunks_retried_and_client_gone_chunk():
     """D-63: chunks wait for room (timer backoff); a client leaving sends {"closed": True}."""
     layer = ChannelLayer(channel_capacity={"http.request.body*": 1})

@@ -570,3 +570,64 @@ def test_a_stop_waits_briefly_for_the_layer_to_answer_what_is_in_flight(redis_li
     layer = RedisChannelLayer(hosts=[redis_server.url])
     assert [m["n"] for m in drain(layer, "test.drained")] == [0, 1, 2, 3]
     layer.close()
+
+
+def test_pending_bytes_are_released_by_answers_and_refusals_on_the_socket_path():
+    """Issue 20: the bytes of the batch in flight are summed as messages are queued, not
+    again per answer; what is queued, in flight, answered or refused adds up."""
+    from daphne.outbox import MAX_BATCH, message_size
+
+    class Reactor(task.Clock):
+        def addReader(self, reader: Any) -> None:  # only its presence matters here
+            raise AssertionError("no pipes to watch")
+
+    class Sender:
+        def __init__(self) -> None:
+            self.batches: list[tuple[list, Any]] = []
+
+        def submit(self, pairs: list, done: Any) -> list:
+            self.batches.append((pairs, done))
+            return []
+
+    sender = Sender()
+
+    class Layer:
+        def send_many(self, pairs: Any) -> Any:
+            raise AssertionError("the socket path is used")
+
+        def socket_sender(self) -> Sender:
+            return sender
+
+    reactor = Reactor()
+    outbox = Outbox(Layer(), lambda: reactor)  # type: ignore[arg-type]
+    outcomes: list = []
+
+    def sent(channel: str, message: dict, error: Any) -> None:
+        outcomes.append(error)
+
+    messages = [{"body": b"x" * n} for n in range(MAX_BATCH + 3)]
+    for message in messages:
+        outbox.send("http.request", message, sent, key=id(message))
+    total = sum(message_size(message) for message in messages)
+    assert outbox.pending_bytes == total
+    reactor.advance(0)
+    pairs, done = sender.batches[-1]
+    assert len(pairs) == MAX_BATCH  # the rest waits for the answer
+    done([None] * MAX_BATCH)
+    assert outbox.pending_bytes == total - sum(message_size(m) for m in messages[:MAX_BATCH])
+    reactor.advance(0)
+    pairs, done = sender.batches[-1]
+    assert len(pairs) == 3
+    # The first refused: its sender's next message, queued meanwhile, is refused unsent.
+    later = {"body": b"later"}
+    outbox.send("http.request", later, sent, key=id(messages[MAX_BATCH]))
+    full = ValueError("full")
+    done([full, None, None])
+    assert outcomes[-2:] == [None, full]  # the batch's last outcome, then `later`'s
+    assert outbox.pending_bytes == 0
+    assert len(outbox) == 0
+    # And the next batch releases exactly its own bytes.
+    outbox.send("http.request", {"body": b"next"}, sent)
+    reactor.advance(0)
+    sender.batches[-1][1]([None])
+    assert outbox.pending_bytes == 0
