@@ -37,6 +37,7 @@ from .ws_flow import _WRITE_FULL, FlowControl, LayerSends
 from .ws_flow import full_channels as full_channels  # read by http_protocol and tests
 from .ws_state import SocketState, WebSocketSession
 from .ws_timers import SocketTimers
+from .ws_write import write_now
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
@@ -146,7 +147,7 @@ class WebSocketProtocol(  # type: ignore[misc]
                 self.send_queue = deque()
             super().sendData(data, sync, chopsize)
         else:
-            self.transport.write(data)
+            write_now(self.transport, data)  # at once when nothing is buffered (issue 20)
             self.trafficStats.outgoingOctetsWireLevel += len(data)
             if self.logOctets:
                 self.logTxOctets(data, False)
