@@ -82,7 +82,7 @@ def _framing(protocol: Any, size: int) -> Any:
     """How `protocol` frames a message of `size` bytes: None (no extension), a deflate
     key, or `_SLOW` when it must go through ``dispatch_reply``."""
     if (
-        not _sends_plainly(type(protocol))
+        not (_SENDS_PLAINLY.get(type(protocol)) or _sends_plainly(type(protocol)))
         or protocol.session.state is not _OPEN
         or protocol.state != _STATE_OPEN
         or protocol.send_queue
@@ -145,32 +145,28 @@ def fan_out(factory: Any, channels: list[str], message: dict, dispatch_one: Disp
         if built is None:
             built = frames[framing] = _build(protocol, payload, binary, framing is not None)
         raw, length = built
+        wire_size = len(raw)
         limit = protocol.maxMessagePayloadSize
         if 0 < limit < length:
             dispatch_one(channel, message)  # autobahn refuses it there, and says so
             continue
         try:
-            _write(protocol, raw, size, length, now, factory)
+            # What `dispatch_reply` → ``sendMessage`` → ``sendData`` do on an open socket.
+            session = protocol.session
+            if session.answered < session.received:  # as `WebSocketSession.reply` counts
+                session.answered += 1
+            session.last_data = now
+            stats = protocol.trafficStats
+            stats.outgoingWebSocketMessages += 1
+            stats.outgoingOctetsAppLevel += size
+            stats.outgoingOctetsWebSocketLevel += length
+            stats.outgoingWebSocketFrames += 1
+            stats.outgoingOctetsWireLevel += wire_size
+            write_now(protocol.transport, raw)
+            if protocol._read_blocks & _WRITE_FULL:
+                check_outbound(protocol, factory)
             if counting:
                 metrics.frame_out(size)
         except Exception as error:
             # D-14: as for any reply: logged, and the other members still get theirs.
             logger.error("HTTP/WS send decode error: %s", error, exc_info=True)
-
-
-def _write(protocol: Any, raw: bytes, size: int, length: int, now: float, factory: Any) -> None:
-    """What ``dispatch_reply`` → ``sendMessage`` → ``sendData`` do for one frame on an
-    open socket, with the frame's bytes given."""
-    session = protocol.session
-    if session.answered < session.received:  # as `WebSocketSession.reply` counts
-        session.answered += 1
-    session.last_data = now
-    stats = protocol.trafficStats
-    stats.outgoingWebSocketMessages += 1
-    stats.outgoingOctetsAppLevel += size
-    stats.outgoingOctetsWebSocketLevel += length
-    stats.outgoingWebSocketFrames += 1
-    stats.outgoingOctetsWireLevel += len(raw)
-    write_now(protocol.transport, raw)
-    if protocol._read_blocks & _WRITE_FULL:
-        check_outbound(protocol, factory)
