@@ -215,7 +215,13 @@ def dispatch_each(dispatch: Dispatch, batch: Batch, fan_out: FanOut | None = Non
         channel, message = batch[index]
         after = index + 1
         if type(message) is dict and len(message) == 1:
-            while after < end and ((other := batch[after][1]) is message or other == message):
+            while after < end:
+                other = batch[after][1]
+                try:
+                    if other is not message and other != message:
+                        break
+                except Exception:  # a value that cannot be compared: not a copy
+                    break
                 after += 1
         if after - index == 1:
             _dispatch_one(dispatch, channel, message)

@@ -265,3 +265,16 @@ def test_open_sockets_are_written_without_dispatch_reply():
     assert slow == []
     assert all(transport.value() for transport in group.transports)
     assert group.protocols[3].session.answered == 1  # the reply to what it sent (FAILING)
+
+
+def test_replies_whose_values_cannot_be_compared_go_one_by_one():
+    class Odd:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("ambiguous")
+
+        __hash__ = object.__hash__
+
+    calls: list[str] = []
+    batch = [("a", {"x": Odd()}), ("b", {"x": Odd()}), ("c", {"x": 1})]
+    dispatch_each(lambda channel, message: calls.append(channel), batch, lambda *a: None)
+    assert calls == ["a", "b", "c"]
