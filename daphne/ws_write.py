@@ -11,7 +11,9 @@ buffer, so the bytes cannot overtake earlier ones; whatever the socket does not 
 (a full send buffer, an error) goes to ``transport.write`` as before, so buffering,
 the producer's pause (backpressure) and the detection of a lost connection stay
 Twisted's. Only for `twisted.internet.tcp.Server` without TLS: any other transport
-(TLS, UNIX, a test's) is written through its own ``write``.
+(TLS, UNIX, a test's) is written through its own ``write``. Daphne uses it for whole
+data frames (`ws_protocol.WebSocketProtocol.sendData`, `ws_fanout`); control frames keep
+Twisted's buffer, so a stop's close frame still follows the listening socket's close.
 """
 
 from __future__ import annotations

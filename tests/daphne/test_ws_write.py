@@ -105,3 +105,28 @@ def test_other_transports_use_their_own_write():
 
     write_now(Other(), b"frame")
     assert written == [b"frame"]
+
+
+def test_data_frames_are_written_at_once_and_control_frames_buffered(monkeypatch):
+    """Issue 20: `sendData` writes whole data frames with `write_now`; pings, pongs and
+    close frames go through Twisted's buffer, after what the reactor does next (D-17)."""
+    from channels.layers.inmemory import ChannelLayer
+    from daphne import ws_protocol
+    from tests.daphne.clocked import open_socket
+
+    direct: list[bytes] = []
+
+    def recording(transport: Any, data: bytes) -> None:
+        direct.append(data)
+        transport.write(data)
+
+    monkeypatch.setattr(ws_protocol, "write_now", recording)
+    factory, transport, reply_channel = open_socket(ChannelLayer())
+    protocol = factory.reply_protocols[reply_channel]
+    factory.dispatch_reply(reply_channel, {"text": "hi"})
+    factory.dispatch_reply(reply_channel, {"bytes": b"\x00"})
+    protocol.sendPing(b"p")
+    protocol.sendPong(b"q")
+    factory.dispatch_reply(reply_channel, {"close": True})
+    assert direct == [b"\x81\x02hi", b"\x82\x01\x00"]
+    assert transport.value() == b"\x81\x02hi\x82\x01\x00\x89\x01p\x8a\x01q\x88\x02\x03\xe8"
