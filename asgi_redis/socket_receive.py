@@ -12,7 +12,9 @@ readable event and one ``recv``.
 The blocking pop and its entries follow the layer's receive exactly: up to
 `prefetch` entries per pop (only one process reads a ``P!`` list), entries
 past their deadline on the shard's clock are dropped (A-27), bundles expand
-into one message per name (A-93). The shard's clock offset is refreshed by a
+into one message per name (A-93). A bundle's payload is decoded once and its
+members get copies (issue 20: a broadcast to 2,000 sockets of one daphne is one
+entry), each its own dict (A-8). The shard's clock offset is refreshed by a
 ``TIME`` sent in the same write as the pop when it is older than
 `clock_check_interval`; its reply comes at once, before the pop's.
 """
@@ -45,6 +47,21 @@ _TIME = pack_command(("TIME",))
 _CLOCK, _POP, _COUNT = "clock", "pop", "count"
 # Error replies of a master turned replica (a blocked pop is unblocked with the second).
 _FAILOVER_REPLIES = ("READONLY", "UNBLOCKED")
+
+
+# Values a shallow copy may share between members: nothing can change them in place.
+_SCALARS = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+def _copies(
+    names: list[str], message: dict[str, Any], decode: Any, payload: bytes
+) -> list[tuple[str, dict[str, Any]]]:
+    """A bundle's members (A-93), each with its own dict (A-8), decoded once: a
+    message of plain values (a group's frame) is copied, any other decoded again."""
+    if all(type(value) in _SCALARS for value in message.values()):
+        copy = message.copy
+        return [(names[0], message), *[(name, copy()) for name in names[1:]]]
+    return [(names[0], message), *[(name, decode(payload)) for name in names[1:]]]
 
 
 class SocketReceiveUnsupported(NotImplementedError):
@@ -145,7 +162,11 @@ class SocketReceive:
                 self._shard.expired.dropped_messages(storage, len(names))
                 continue
             try:
-                messages.extend((name, decode(payload)) for name in names)
+                message = decode(payload)
+                if len(names) == 1:
+                    messages.append((names[0], message))
+                else:
+                    messages.extend(_copies(names, message, decode, payload))
             except Exception as exc:  # e.g. a token sealed with another key (L-37)
                 logger.error("Dropped an unreadable message on %s: %r", storage, exc)
 

@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.web import http
 from zope.interface import implementer
 
-from . import layer_api
+from . import layer_api, ws_fanout
 from .config import ConfigOption, DefaultedOption, ServerConfig, option_arguments, refuse_both
 from .deadlines import DeadlineSweep, OrderedDeadlines
 from .draining import DrainingFactory
@@ -280,6 +280,11 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
             protocol.dispatch_reply(message)
         else:
             raise ValueError("Unknown protocol class")
+
+    def fan_out(self, channels: list[str], message: dict[str, Any], dispatch_one: Any) -> None:
+        """Issue 20: copies of one message to several reply channels (a group send),
+        as `dispatch_reply` would send them one by one; the reply reader calls it."""
+        ws_fanout.fan_out(self, channels, message, dispatch_one)
 
     def connection_refused(self) -> None:
         """A connection over `max_connections` gets 503: counted, logged merged (issue 15)."""

@@ -23,6 +23,7 @@ same way, so the reader never stops.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -52,6 +53,8 @@ MAX_BATCH = 256
 HAND_OVER_WAIT = 0.5
 
 Dispatch = Callable[[str, dict], None]
+# (reply channels, the message they all get, the logged dispatch of one reply)
+FanOut = Callable[[list[str], dict, Dispatch], None]
 Batch = list[tuple[str, dict]]
 
 RECEIVING = "trying to receive messages"
@@ -75,6 +78,9 @@ class _Reader:
         self.channel_layer = channel_layer
         self.prefix = prefix
         self.dispatch = dispatch
+        # Issue 20: a dispatch that is `HTTPFactory.dispatch_reply` takes the copies of
+        # one group message as a run (`ws_fanout`); any other gets them one by one.
+        self.fan_out: FanOut | None = getattr(getattr(dispatch, "__self__", None), "fan_out", None)
         self.health = health or LayerHealth(channel_layer)
         # What the layer raises while its backend is away (issue 16 item 2).
         self.unavailable = unavailable_errors(channel_layer)
@@ -187,19 +193,52 @@ class ThreadReader(_Reader):
         if handed is not None:  # batch complete -> the reactor runs it (issue 18)
             self.metrics.reader_lag(time.monotonic() - handed)
         try:
-            dispatch_each(self.dispatch, batch)
+            dispatch_each(self.dispatch, batch, self.fan_out)
         finally:
             self._dispatched.set()
 
 
-def dispatch_each(dispatch: Dispatch, batch: Batch) -> None:
-    """Hand each reply to `dispatch`; one that fails is logged, the others still go."""
-    for channel, message in batch:
-        try:
-            dispatch(channel, message)
-        except Exception as error:
-            # D-14: a bad reply (or a bug handling it) must not stop the others.
-            logger.error("HTTP/WS send decode error: %s", error, exc_info=True)
+def dispatch_each(dispatch: Dispatch, batch: Batch, fan_out: FanOut | None = None) -> None:
+    """Hand each reply to `dispatch`; one that fails is logged, the others still go.
+
+    With `fan_out`, a run of equal one-key messages (the copies of a group send, next
+    to each other in a batch, A-93) goes to it at once, with the reply channels in
+    order; it hands what it does not send itself to the logged `dispatch` (issue 20).
+    """
+    if fan_out is None or len(batch) < 2:
+        for channel, message in batch:
+            _dispatch_one(dispatch, channel, message)
+        return
+    one = functools.partial(_dispatch_one, dispatch)
+    index, end = 0, len(batch)
+    while index < end:
+        channel, message = batch[index]
+        after = index + 1
+        if type(message) is dict and len(message) == 1:
+            while after < end:
+                other = batch[after][1]
+                try:
+                    if other is not message and other != message:
+                        break
+                except Exception:  # a value that cannot be compared: not a copy
+                    break
+                after += 1
+        if after - index == 1:
+            _dispatch_one(dispatch, channel, message)
+        else:
+            try:
+                fan_out([name for name, _ in batch[index:after]], message, one)
+            except Exception as error:
+                logger.error("HTTP/WS send decode error: %s", error, exc_info=True)
+        index = after
+
+
+def _dispatch_one(dispatch: Dispatch, channel: str, message: dict) -> None:
+    try:
+        dispatch(channel, message)
+    except Exception as error:
+        # D-14: a bad reply (or a bug handling it) must not stop the others.
+        logger.error("HTTP/WS send decode error: %s", error, exc_info=True)
 
 
 class ReactorReader(_Reader):
@@ -277,7 +316,7 @@ class ReactorReader(_Reader):
         if backoff.delay != backoff.first:  # after errors only: no call per read (issue 16)
             backoff.reset()  # (no give-up deadline here: the delay is all it resets)
         if batch:
-            dispatch_each(self.dispatch, batch)
+            dispatch_each(self.dispatch, batch, self.fan_out)
 
     def connectionLost(self, reason: Any) -> None:
         self._close()

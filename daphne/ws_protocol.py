@@ -37,10 +37,14 @@ from .ws_flow import _WRITE_FULL, FlowControl, LayerSends
 from .ws_flow import full_channels as full_channels  # read by http_protocol and tests
 from .ws_state import SocketState, WebSocketSession
 from .ws_timers import SocketTimers
+from .ws_write import write_now
 
 __all__ = ["WebSocketProtocol", "WebSocketFactory"]
 
 logger = logging.getLogger(__name__)
+
+# RFC 6455 §5.2: opcodes 0x8-0xF are control frames (close, ping, pong).
+_CONTROL = 0x08
 
 # Seconds a client has to answer a stop's close frame (issue 17 item 4); autobahn's timer
 # fires on the whole second after the delay ends, so this is 1 to 2 s in effect.
@@ -146,7 +150,14 @@ class WebSocketProtocol(  # type: ignore[misc]
                 self.send_queue = deque()
             super().sendData(data, sync, chopsize)
         else:
-            self.transport.write(data)
+            if self.send_state == self.SEND_STATE_GROUND and data and not data[0] & _CONTROL:
+                # A whole data frame: sent at once when nothing is buffered (issue 20).
+                write_now(self.transport, data)
+            else:
+                # Control frames (ping, pong, close) keep Twisted's buffer, written on the
+                # reactor's next pass: a stop's 1012 still leaves after the listening
+                # socket closed (D-17), as before.
+                self.transport.write(data)
             self.trafficStats.outgoingOctetsWireLevel += len(data)
             if self.logOctets:
                 self.logTxOctets(data, False)

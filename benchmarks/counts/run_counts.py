@@ -1,15 +1,20 @@
 """Deterministic per-message costs of daphne and the worker (PROFILE.md, session 6).
 
-    python benchmarks/counts/run_counts.py CODE_ROOT OUT_PREFIX ws|http CLIENTS WARMUP COUNT
-        [--metrics] [--callgrind daphne|worker] [--strace]
+    python benchmarks/counts/run_counts.py CODE_ROOT OUT_PREFIX ws|http|broadcast
+        CLIENTS WARMUP COUNT [--metrics] [--callgrind daphne|worker] [--strace] [--deflate] [--cpu]
 
 Starts a private redis-server, daphne and ``runworker`` (the bench app, with CODE_ROOT
 first on PYTHONPATH: this tree, or ``git archive REF | tar -x -C DIR``), warms up with
 CLIENTS closed-loop clients (WebSocket echo or keep-alive GET /hello/), then measures
-COUNT messages per client: cProfile in both processes (OUT_PREFIX.daphne.prof,
+COUNT messages per client. With ``broadcast`` (session 7), CLIENTS members of the bench
+app's group get COUNT broadcasts of one frame, each sent once the last reached every
+member; a message is one delivery, and ``--deflate`` makes the members offer
+permessage-deflate. Measured: cProfile in both processes (OUT_PREFIX.daphne.prof,
 .worker.prof; compare with diff_counts.py), or callgrind instructions in one of them
 (OUT_PREFIX.<which>.cg.1; printed per message), and with --strace the syscalls of
-daphne, the worker and Redis (OUT_PREFIX.<name>.strace). Every wait is bounded.
+daphne, the worker and Redis (OUT_PREFIX.<name>.strace). With --cpu nothing is
+profiled: the CPU time (user + system, from /proc) each process used in the window is
+printed per message, a rough figure on a shared machine. Every wait is bounded.
 """
 
 import json
@@ -30,9 +35,18 @@ APP = REPO / "benchmarks" / "app"
 WS_MODULE = REPO / "benchmarks" / "loadgen" / "node_modules" / "ws"
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process and its threads so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def main() -> None:
     code_root, out, mode, clients, warmup, count = sys.argv[1:7]
     metrics = "--metrics" in sys.argv
+    cpu = "--cpu" in sys.argv
     callgrind = sys.argv[sys.argv.index("--callgrind") + 1] if "--callgrind" in sys.argv else None
     redis = RedisServer()
     redis.start()
@@ -92,17 +106,21 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("the stack did not start in 240 s")
             time.sleep(0.2)
-        script, url = (
-            ("echo_client.js", f"ws://127.0.0.1:{port}/echo/")
-            if mode == "ws"
-            else ("http_client.js", f"http://127.0.0.1:{port}/hello/")
-        )
+        script, url = {
+            "ws": ("echo_client.js", f"ws://127.0.0.1:{port}/echo/"),
+            "http": ("http_client.js", f"http://127.0.0.1:{port}/hello/"),
+            "broadcast": ("broadcast_client.js", f"ws://127.0.0.1:{port}/broadcast/"),
+        }[mode]
         client = subprocess.Popen(
             ["node", str(HERE / script), url, clients, warmup, count],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=dict(os.environ, WS_MODULE=str(WS_MODULE)),
+            env=dict(
+                os.environ,
+                WS_MODULE=str(WS_MODULE),
+                DEFLATE="1" if "--deflate" in sys.argv else "0",
+            ),
         )
         assert client.stdout is not None and client.stdin is not None
         line = client.stdout.readline().strip()
@@ -113,9 +131,12 @@ def main() -> None:
             subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
             time.sleep(0.5)
             subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
-        else:
+        elif not cpu:
             for proc in procs.values():
                 proc.send_signal(signal.SIGUSR1)
+        cpu_pids = {name: proc.pid for name, proc in procs.items()}
+        cpu_pids["redis"] = redis.process.pid
+        cpu_before = {name: cpu_seconds(pid) for name, pid in cpu_pids.items()}
         straces = []
         if "--strace" in sys.argv:
             pids = {name: proc.pid for name, proc in procs.items()}
@@ -135,6 +156,7 @@ def main() -> None:
         if line != "done":
             raise SystemExit(f"client: {line}")
         seconds = time.monotonic() - started
+        cpu_after = {name: cpu_seconds(pid) for name, pid in cpu_pids.items()}
         for trace in straces:
             trace.send_signal(signal.SIGINT)
         for trace in straces:
@@ -147,6 +169,13 @@ def main() -> None:
             with open(f"{out}.{callgrind}.cg.1") as dump:
                 total = next(int(row.split()[1]) for row in dump if row.startswith("summary:"))
             result[f"{callgrind}_instructions_per_message"] = total // messages
+        elif cpu:
+            for name in cpu_pids:
+                (user, system), (user0, system0) = cpu_after[name], cpu_before[name]
+                per = 1e6 / messages
+                used = user + system - user0 - system0
+                result[f"{name}_cpu_us_per_message"] = round(used * per, 2)
+                result[f"{name}_system_us_per_message"] = round((system - system0) * per, 2)
         else:
             for proc in procs.values():
                 proc.send_signal(signal.SIGUSR2)

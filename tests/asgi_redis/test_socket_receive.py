@@ -79,6 +79,22 @@ def test_a_group_bundle_becomes_one_message_per_member(layer_on):
         assert messages[1][1] == {"text": "hi"}
 
 
+def test_a_bundle_with_nested_values_gives_each_member_its_own_copy(layer_on):
+    """A-8, A-93: a bundle is decoded once and copied, but nested lists and dicts are
+    not shared between members (issue 20)."""
+    layer = layer_on()
+    members = [f"{PREFIX}n{n}" for n in range(3)]
+    for member in members:
+        layer.group_add("nested", member)
+    with receiving(layer) as receive:
+        layer.send_group("nested", {"items": [1, 2], "meta": {"a": 1}, "text": "x"})
+        messages = [message for _, message in read_until(receive, 3)]
+        assert all(m == {"items": [1, 2], "meta": {"a": 1}, "text": "x"} for m in messages)
+        messages[0]["items"].append(3)
+        messages[0]["meta"]["b"] = 2
+        assert messages[1] == messages[2] == {"items": [1, 2], "meta": {"a": 1}, "text": "x"}
+
+
 def test_expired_entries_are_dropped(layer_on):
     """A-27: an entry past its deadline is never handed out."""
     layer = layer_on(expiry=1)
