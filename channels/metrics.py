@@ -3,8 +3,11 @@
 `WorkerMetrics` owns a private `CollectorRegistry` with the ``channels_worker_``
 families; the worker calls its methods. With metrics off a worker holds
 `NULL_WORKER_METRICS`, whose methods do nothing, so no call site branches. All
-threads of a ``runworker --threads N`` share one instance (prometheus_client's
-metrics are thread-safe), served by one endpoint (`channels.metrics_http`).
+threads of a ``runworker --threads N`` share one instance, served by one endpoint
+(`channels.metrics_http`); each thread's `Worker` records into a `WorkerRecorder` of
+its own, plain Python counters with one writer (`channels.metrics_cells`), which the
+collector sums at scrape time: per message no lock and no prometheus_client call, and
+no count lost between threads.
 
 Families (``_total`` is added to counters by the exposition):
 
@@ -25,11 +28,14 @@ folds anything past 200 distinct values into ``other`` all the same.
 from __future__ import annotations
 
 import functools
+import threading
+from bisect import bisect_left
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from .layers.families import FamilyCap, channel_family
+from .metrics_cells import Cell, MetricSet, UnknownLabel
 from .utils import name_that_thing
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "NullWorkerMetrics",
     "UnknownLabel",
     "WorkerMetrics",
+    "WorkerRecorder",
     "consumer_name",
 ]
 
@@ -69,71 +76,113 @@ CONSUMER_BUCKETS = (
 _REMEMBERED = 1000
 
 
-class UnknownLabel(ValueError):
-    """A call site passed an outcome or operation outside the fixed lists above."""
-
-
 class WorkerMetrics:
-    """The ``channels_worker_`` families on a registry of their own (issue 18)."""
+    """The ``channels_worker_`` families on a registry of their own (issue 18).
+
+    Each `Worker` records into a `WorkerRecorder` of its own (`recorder`), which the
+    registry's collector sums at scrape time. The methods here are for everything
+    else (a receive or send the layer failed, tests): thread-safe, under a lock.
+    """
 
     enabled = True
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.messages_consumed = Counter(
+        families = self.families = MetricSet()
+        self._consumed = families.counter(
             "channels_worker_messages_consumed",
             "Messages handled, by channel family and outcome.",
             ["channel", "outcome"],
-            registry=r,
         )
-        self.consumer_seconds = Histogram(
+        self._consumer_seconds = families.histogram(
             "channels_worker_consumer_seconds",
             "Seconds a consumer ran, by consumer.",
+            CONSUMER_BUCKETS,
             ["consumer"],
-            buckets=CONSUMER_BUCKETS,
-            registry=r,
         )
-        self.layer_errors = Counter(
+        self._layer_errors = families.counter(
             "channels_worker_layer_errors",
             "Channel layer calls that failed (backend unavailable), by operation.",
             ["operation"],
-            registry=r,
+            LAYER_OPERATIONS,
         )
-        self.in_flight = Gauge(
-            "channels_worker_in_flight", "Messages being handled right now.", registry=r
+        self._in_flight = families.gauge(
+            "channels_worker_in_flight", "Messages being handled right now."
         )
-        self.redeliveries = Counter(
+        self._redeliveries = families.counter(
             "channels_worker_redeliveries",
             "Messages delivered again after a worker failed to acknowledge them.",
             ["channel"],
-            registry=r,
         )
-        self.dead_letters = Counter(
+        self._dead_letters = families.counter(
             "channels_worker_dead_letters",
             "Messages moved to the dead-letter list after their last delivery.",
             ["channel"],
-            registry=r,
         )
-        self._layer_errors = {op: self.layer_errors.labels(op) for op in LAYER_OPERATIONS}
-        self._consumed: dict[tuple[str, str], Any] = {}
-        self._durations: dict[str, Any] = {}
+        self.registry.register(families)
+        # Channel families and consumer names, capped, shared by every recorder.
         self._family = FamilyCap()
         self._consumer = FamilyCap()
-        # Per message only a list append and pop (atomic under the GIL, so threads
-        # share it): the gauge reads its length at scrape time. Gauge.inc and dec took
-        # a lock and four Python calls each (issue 18).
-        self._busy: list[None] = []
-        self.in_flight.set_function(self._busy.__len__)
-        # The children by the worker's own arguments, so a message skips naming the
+        self._lock = threading.Lock()
+        self._own = self.recorder()
+
+    def recorder(self) -> WorkerRecorder:
+        """Plain counters for ONE thread, summed with the others' at scrape time."""
+        return WorkerRecorder(self)
+
+    # The same events for callers without a recorder of their own: one lock each.
+
+    def started(self) -> None:
+        with self._lock:
+            self._own.started()
+
+    def finished(self, channel: str, outcome: str, consumer: Any, seconds: float) -> None:
+        with self._lock:
+            self._own.finished(channel, outcome, consumer, seconds)
+
+    def consumed(self, channel: str, outcome: str) -> None:
+        with self._lock:
+            self._own.consumed(channel, outcome)
+
+    def layer_error(self, operation: str) -> None:
+        with self._lock:
+            self._own.layer_error(operation)
+
+    def redelivered(self, channel: str) -> None:
+        with self._lock:
+            self._own.redelivered(channel)
+
+    def dead_lettered(self, channel: str) -> None:
+        with self._lock:
+            self._own.dead_lettered(channel)
+
+
+class WorkerRecorder:
+    """One thread's counters for a `WorkerMetrics`: plain cells with one writer.
+
+    A `Worker` takes one when its metrics are set and calls it per message: no lock,
+    and a count is never lost to another thread's ``+=`` (each thread has its own).
+    """
+
+    enabled = True
+
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        self._metrics = metrics
+        self._cells = cells = metrics.families.cells()
+        self._busy = cells.child(metrics._in_flight)
+        self._layer_errors = cells.fixed(metrics._layer_errors, LAYER_OPERATIONS)
+        # The cells by the worker's own arguments, so a message skips naming the
         # channel family and the consumer (issue 18): (channel, outcome) -> counter
-        # child, consumer -> histogram child. Bounded: cleared when full.
-        self._consumed_by_channel: dict[tuple[str, str], Any] = {}
-        self._durations_by_consumer: dict[Any, Any] = {}
+        # cell, consumer -> histogram cell. Bounded: cleared when full.
+        self._consumed_by_channel: dict[tuple[str, str], Cell] = {}
+        self._durations_by_consumer: dict[Any, Cell] = {}
+
+    def recorder(self) -> WorkerRecorder:
+        return self
 
     def started(self) -> None:
         """A message is about to be routed and handled."""
-        self._busy.append(None)
+        self._busy[0] += 1
 
     def finished(self, channel: str, outcome: str, consumer: Any, seconds: float) -> None:
         """The message `started` announced is done: counted, and its consumer timed.
@@ -142,62 +191,64 @@ class WorkerMetrics:
         name; None when no consumer ran (``no_route``).
         """
         busy = self._busy
-        if busy:
-            busy.pop()
-        child = self._consumed_by_channel.get((channel, outcome))
-        if child is None:
+        if busy[0]:
+            busy[0] -= 1
+        cell = self._consumed_by_channel.get((channel, outcome))
+        if cell is None:
             self.consumed(channel, outcome)  # names the family once, then remembers
         else:
-            child.inc()
+            cell[0] += 1
         if consumer is not None:
             try:
-                child = self._durations_by_consumer.get(consumer)
+                cell = self._durations_by_consumer.get(consumer)
             except TypeError:  # an unhashable consumer object
-                child = self._duration_child(consumer)
+                cell = self._duration_cell(consumer)
             else:
-                if child is None:
-                    child = self._duration_child(consumer)
+                if cell is None:
+                    cell = self._duration_cell(consumer)
                     remembered = self._durations_by_consumer
                     if len(remembered) >= _REMEMBERED:
                         remembered.clear()
-                    remembered[consumer] = child
-            child.observe(seconds)
+                    remembered[consumer] = cell
+            cell[bisect_left(CONSUMER_BUCKETS, seconds)] += 1
+            cell[-1] += seconds
 
-    def _duration_child(self, consumer: Any) -> Any:
-        name = self._consumer(consumer if type(consumer) is str else consumer_name(consumer))
-        child = self._durations.get(name)
-        if child is None:
-            child = self._durations[name] = self.consumer_seconds.labels(name)
-        return child
+    def _duration_cell(self, consumer: Any) -> Cell:
+        metrics = self._metrics
+        name = metrics._consumer(consumer if type(consumer) is str else consumer_name(consumer))
+        return self._cells.child(metrics._consumer_seconds, (name,))
 
     def consumed(self, channel: str, outcome: str) -> None:
         remembered = self._consumed_by_channel
-        child = remembered.get((channel, outcome))
-        if child is None:
-            key = (self._family(channel_family(channel)), outcome)
-            child = self._consumed.get(key)
-            if child is None:
-                if outcome not in CONSUME_OUTCOMES:
-                    raise UnknownLabel(f"outcome {outcome!r} is not one of {CONSUME_OUTCOMES}")
-                child = self._consumed[key] = self.messages_consumed.labels(*key)
+        cell = remembered.get((channel, outcome))
+        if cell is None:
+            if outcome not in CONSUME_OUTCOMES:
+                raise UnknownLabel(f"outcome {outcome!r} is not one of {CONSUME_OUTCOMES}")
+            metrics = self._metrics
+            key = (metrics._family(channel_family(channel)), outcome)
+            cell = self._cells.child(metrics._consumed, key)
             if len(remembered) >= _REMEMBERED:
                 remembered.clear()  # many distinct names (reply channels): start over
-            remembered[(channel, outcome)] = child
-        child.inc()
+            remembered[(channel, outcome)] = cell
+        cell[0] += 1
 
     def layer_error(self, operation: str) -> None:
         try:
-            self._layer_errors[operation].inc()
+            self._layer_errors[operation][0] += 1
         except KeyError:
             raise UnknownLabel(
                 f"operation {operation!r} is not one of {LAYER_OPERATIONS}"
             ) from None
 
     def redelivered(self, channel: str) -> None:
-        self.redeliveries.labels(self._family(channel_family(channel))).inc()
+        metrics = self._metrics
+        family = metrics._family(channel_family(channel))
+        self._cells.child(metrics._redeliveries, (family,))[0] += 1
 
     def dead_lettered(self, channel: str) -> None:
-        self.dead_letters.labels(self._family(channel_family(channel))).inc()
+        metrics = self._metrics
+        family = metrics._family(channel_family(channel))
+        self._cells.child(metrics._dead_letters, (family,))[0] += 1
 
 
 def consumer_name(consumer: Any) -> str:
@@ -219,6 +270,9 @@ class NullWorkerMetrics:
 
     enabled = False
     registry = None
+
+    def recorder(self) -> NullWorkerMetrics:
+        return self
 
     def started(self) -> None:
         pass

@@ -91,9 +91,21 @@ class Worker:
         self.log_listening = True
         # Issue 18: a `WorkerMetrics` shared by the process's workers (runworker
         # --metrics-port sets it), else one that does nothing.
-        self.metrics: Any = NULL_WORKER_METRICS
+        self.metrics = NULL_WORKER_METRICS
 
     # -- setup --------------------------------------------------------------
+
+    @property
+    def metrics(self) -> Any:
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Any) -> None:
+        # Per message the worker records into counters of its own (`_recorder`, one per
+        # thread: no lock, no lost count), summed with the other threads' at scrape time.
+        self._metrics = metrics
+        recorder = getattr(metrics, "recorder", None)
+        self._recorder = recorder() if recorder is not None else metrics
 
     def install_signal_handler(self) -> None:
         signal.signal(signal.SIGTERM, self.sigterm_handler)
@@ -241,11 +253,11 @@ class Worker:
             match = self.channel_layer.router.match(message)
         except Exception:  # a custom routing object's bug must not stop the worker
             logger.exception("Error routing message on %s:", channel)
-            self.metrics.consumed(channel, "exception")
+            self._recorder.consumed(channel, "exception")
             return True
         if match is None:
             logger.error("Could not find match for message on %s! Check your routing.", channel)
-            self.metrics.consumed(channel, "no_route")
+            self._recorder.consumed(channel, "no_route")
             return False
         consumer, kwargs = match
         callback = self.callback
@@ -261,7 +273,7 @@ class Worker:
             and (message.delivery_id is None or self._acks_later)
         )
         # Issue 18; with metrics off neither the clock nor the no-op hooks run (issue 16).
-        metrics, outcome = self.metrics, "ok"
+        metrics, outcome = self._recorder, "ok"
         timed = metrics.enabled
         if timed:
             began = time.perf_counter()

@@ -7,9 +7,11 @@ they hold a `NullMetrics`, whose methods do nothing, so no call site branches.
 
 Labels stay low-cardinality: a connection's protocol, a status class, a
 direction, an outcome or reason from a fixed list, and a channel *family*
-(`channel_family`), never a per-connection channel name. The label children of
-the fixed label values are created once, so an increment on the hot path is a
-dict lookup and a locked add.
+(`channel_family`), never a per-connection channel name. The values are plain
+Python numbers the reactor thread moves in place (`channels.metrics_cells`), exported
+by a custom collector at scrape time, so an event costs an ``+=`` and at most a dict
+lookup: no lock, no call (issue 18; prometheus_client's ``inc`` was a lock and 3-4
+calls each, four per WebSocket echo).
 
 Families (``_total`` is added to counters by the exposition):
 
@@ -30,12 +32,17 @@ Families (``_total`` is added to counters by the exposition):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
     from channels.layers.families import channel_family
+
+# A value the hot path moves in place: ``[n]``, or a histogram's bucket counts and sum
+# (`channels.metrics_cells`, imported only with metrics on).
+Cell = list[float]
 
 __all__ = [
     "BACKPRESSURE_EVENTS",
@@ -98,146 +105,164 @@ def status_class(status: int) -> str:
     return STATUS_CLASSES[status // 100 - 1]
 
 
-def _children(metric: Any, values: tuple[str, ...]) -> dict[str, Any]:
-    return {value: metric.labels(value) for value in values}
-
-
-def _child(children: dict[str, Any], value: str, what: str) -> Any:
-    try:
-        return children[value]
-    except KeyError:
-        raise UnknownLabel(
-            f"{what} {value!r} is not one of {', '.join(sorted(children))}"
-        ) from None
-
-
 class DaphneMetrics:
-    """The ``daphne_`` families on a registry of their own (issue 18)."""
+    """The ``daphne_`` families on a registry of their own (issue 18).
+
+    Every method runs on the reactor thread (the protocols, the outbox's callbacks, the
+    reply readers' hand-over), so the values are plain cells with one writer
+    (`channels.metrics_cells`): an event is a dict lookup at most and an ``+=``, no lock
+    and no call. The registry's scrape reads them from the reactor's thread pool.
+    """
 
     enabled = True
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # D-4: daphne imports nothing of `channels` at import time; a server with
+        # metrics on reads channel families (and the layer, `LayerCollector`) with it.
+        from channels.layers.families import FamilyCap, channel_family
+        from channels.metrics_cells import MetricSet
+
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.open_connections = Gauge(
-            "daphne_open_connections", "Open client connections.", ["protocol"], registry=r
+        families = self.families = MetricSet()
+        open_connections = families.gauge(
+            "daphne_open_connections", "Open client connections.", ["protocol"], PROTOCOLS
         )
-        self.http_responses = Counter(
+        http_responses = families.counter(
             "daphne_http_responses",
             "HTTP responses started, by status class.",
             ["status_class"],
-            registry=r,
+            STATUS_CLASSES,
         )
-        self.websocket_frames = Counter(
+        websocket_frames = families.counter(
             "daphne_websocket_frames",
             "WebSocket data frames, in from clients and out to them.",
             ["direction"],
-            registry=r,
+            DIRECTIONS,
         )
-        self.websocket_bytes = Counter(
+        websocket_bytes = families.counter(
             "daphne_websocket_bytes",
             "WebSocket payload bytes, in from clients and out to them.",
             ["direction"],
-            registry=r,
+            DIRECTIONS,
         )
-        self.websocket_handshakes = Counter(
+        websocket_handshakes = families.counter(
             "daphne_websocket_handshakes",
             "WebSocket handshakes by outcome.",
             ["outcome"],
-            registry=r,
+            HANDSHAKE_OUTCOMES,
         )
-        self.http_first_reply = Histogram(
+        http_first_reply = families.histogram(
             "daphne_http_first_reply_seconds",
             "Seconds from sending http.request to the first reply message for it.",
-            buckets=FIRST_REPLY_BUCKETS,
-            registry=r,
+            FIRST_REPLY_BUCKETS,
         )
-        self.messages_dropped = Counter(
+        self._messages_dropped = families.counter(
             "daphne_messages_dropped",
             "Messages daphne could not hand over, by channel family and reason.",
             ["channel", "reason"],
-            registry=r,
         )
-        self.backpressure_events = Counter(
+        backpressure_events = families.counter(
             "daphne_backpressure_events",
             "Backpressure events: client reads paused, requests answered 503, connections "
             "closed for not reading their replies.",
             ["event"],
-            registry=r,
+            BACKPRESSURE_EVENTS,
         )
-        self.reply_reader_lag = Histogram(
+        reply_reader_lag = families.histogram(
             "daphne_reply_reader_lag_seconds",
             "Seconds from the reply reader taking replies off the layer to the reactor "
             "handing them to their connections.",
-            buckets=READER_LAG_BUCKETS,
-            registry=r,
+            READER_LAG_BUCKETS,
         )
-        self._connections = _children(self.open_connections, PROTOCOLS)
-        self._responses = _children(self.http_responses, STATUS_CLASSES)
-        self._by_status: dict[int, Any] = {}  # 100..599 only: status_class checks first
-        self._frames = _children(self.websocket_frames, DIRECTIONS)
-        self._bytes = _children(self.websocket_bytes, DIRECTIONS)
-        self._handshakes = _children(self.websocket_handshakes, HANDSHAKE_OUTCOMES)
-        self._backpressure = _children(self.backpressure_events, BACKPRESSURE_EVENTS)
-        # D-4: daphne imports nothing of `channels` at import time; a server with
-        # metrics on reads channel families (and the layer, `LayerCollector`) with it.
-        from channels.layers.families import FamilyCap, channel_family
-
-        # (family, reason) -> child; families are few (see channel_family), and capped.
-        self._drops: dict[tuple[str, str], Any] = {}
+        self.registry.register(families)
+        # The reactor's cells: the only writer.
+        cells = self._cells = families.cells()
+        self._connections = cells.fixed(open_connections, PROTOCOLS)
+        self._responses = cells.fixed(http_responses, STATUS_CLASSES)
+        self._by_status: dict[int, Cell] = {}  # 100..599 only: status_class checks first
+        frames = cells.fixed(websocket_frames, DIRECTIONS)
+        sizes = cells.fixed(websocket_bytes, DIRECTIONS)
+        self._frames_in, self._frames_out = frames["in"], frames["out"]
+        self._bytes_in, self._bytes_out = sizes["in"], sizes["out"]
+        self._handshakes = cells.fixed(websocket_handshakes, HANDSHAKE_OUTCOMES)
+        self._backpressure = cells.fixed(backpressure_events, BACKPRESSURE_EVENTS)
+        self._first_reply = cells.child(http_first_reply)
+        self._reader_lag = cells.child(reply_reader_lag)
+        # (family, reason) -> cell; families are few (see channel_family), and capped.
+        self._drops: dict[tuple[str, str], Cell] = {}
         self._family = FamilyCap()
         self._channel_family = channel_family
 
     # -- connections ------------------------------------------------------------
 
     def connection_opened(self, protocol: str) -> None:
-        _child(self._connections, protocol, "protocol").inc()
+        try:
+            self._connections[protocol][0] += 1
+        except KeyError:
+            raise _unknown("protocol", protocol, PROTOCOLS) from None
 
     def connection_closed(self, protocol: str) -> None:
-        _child(self._connections, protocol, "protocol").dec()
+        try:
+            self._connections[protocol][0] -= 1
+        except KeyError:
+            raise _unknown("protocol", protocol, PROTOCOLS) from None
 
     # -- HTTP -------------------------------------------------------------------
 
     def response_started(self, status: int) -> None:
-        # The child by status code: one dict lookup per response (issue 18).
-        child = self._by_status.get(status) if type(status) is int else None
-        if child is None:
-            child = self._by_status[status] = self._responses[status_class(status)]
-        child.inc()
+        # The cell by status code: one dict lookup per response (issue 18).
+        cell = self._by_status.get(status) if type(status) is int else None
+        if cell is None:
+            cell = self._by_status[status] = self._responses[status_class(status)]
+        cell[0] += 1
 
     def first_reply(self, seconds: float) -> None:
-        self.http_first_reply.observe(seconds)
+        cell = self._first_reply
+        cell[bisect_left(FIRST_REPLY_BUCKETS, seconds)] += 1
+        cell[-1] += seconds
 
     # -- WebSocket --------------------------------------------------------------
 
     def frame_in(self, size: int) -> None:
-        self._frames["in"].inc()
-        self._bytes["in"].inc(size)
+        self._frames_in[0] += 1
+        self._bytes_in[0] += size
 
     def frame_out(self, size: int) -> None:
-        self._frames["out"].inc()
-        self._bytes["out"].inc(size)
+        self._frames_out[0] += 1
+        self._bytes_out[0] += size
 
     def handshake(self, outcome: str) -> None:
-        _child(self._handshakes, outcome, "handshake outcome").inc()
+        try:
+            self._handshakes[outcome][0] += 1
+        except KeyError:
+            raise _unknown("handshake outcome", outcome, HANDSHAKE_OUTCOMES) from None
 
     # -- drops and backpressure -------------------------------------------------
 
     def dropped(self, channel: str, reason: str, count: int = 1) -> None:
         """`count` messages for `channel` (any name; its family is the label) lost."""
         key = (self._family(self._channel_family(channel)), reason)
-        child = self._drops.get(key)
-        if child is None:
+        cell = self._drops.get(key)
+        if cell is None:
             if reason not in DROP_REASONS:
-                raise UnknownLabel(f"drop reason {reason!r} is not one of {DROP_REASONS}")
-            child = self._drops[key] = self.messages_dropped.labels(*key)
-        child.inc(count)
+                raise _unknown("drop reason", reason, DROP_REASONS)
+            cell = self._drops[key] = self._cells.child(self._messages_dropped, key)
+        cell[0] += count
 
     def backpressure(self, event: str) -> None:
-        _child(self._backpressure, event, "backpressure event").inc()
+        try:
+            self._backpressure[event][0] += 1
+        except KeyError:
+            raise _unknown("backpressure event", event, BACKPRESSURE_EVENTS) from None
 
     def reader_lag(self, seconds: float) -> None:
-        self.reply_reader_lag.observe(seconds)
+        cell = self._reader_lag
+        cell[bisect_left(READER_LAG_BUCKETS, seconds)] += 1
+        cell[-1] += seconds
+
+
+def _unknown(what: str, value: object, allowed: tuple[str, ...]) -> UnknownLabel:
+    return UnknownLabel(f"{what} {value!r} is not one of {', '.join(sorted(allowed))}")
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,7 @@ in-memory layers, and a real redis-server that is stopped for the receive errors
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -93,3 +94,45 @@ def test_a_failing_receive_is_a_layer_error():
         assert metrics.counted.wait(30), "no failing receive was counted"
         thread.join(30)
     assert value(metrics, "channels_worker_layer_errors_total", operation="receive") >= 1
+
+
+def test_threads_lose_no_count():
+    """runworker --threads N: every thread's worker records into counters of its own
+    (no lock per message), summed at scrape time; the shared methods (a layer error in
+    any thread) take a lock. Threads switch as often as CPython allows, so a shared
+    ``+=`` would lose counts; bounded counts, bounded joins."""
+    threads, per_thread = 4, 2_000
+    metrics = WorkerMetrics()
+    with fresh_layer([route("test.ok", ok), route("test.crash", crash)]) as layer:
+        workers = [Worker(layer, signal_handlers=False) for _ in range(threads)]
+        for worker in workers:
+            worker.metrics = metrics
+        assert all(worker.metrics is metrics for worker in workers)
+        assert len({id(worker._recorder) for worker in workers}) == threads
+
+        def work(worker: Worker) -> None:
+            for n in range(per_thread):
+                worker.handle("test.ok", {"n": n})
+                worker.metrics.layer_error("send")
+            worker.handle("test.crash", {})
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            running = [threading.Thread(target=work, args=(worker,)) for worker in workers]
+            for thread in running:
+                thread.start()
+            for thread in running:
+                thread.join(60)
+                assert not thread.is_alive()
+        finally:
+            sys.setswitchinterval(interval)
+    total = threads * per_thread
+    consumed = "channels_worker_messages_consumed_total"
+    assert value(metrics, consumed, channel="test.ok", outcome="ok") == total
+    assert value(metrics, consumed, channel="test.crash", outcome="exception") == threads
+    assert value(metrics, "channels_worker_layer_errors_total", operation="send") == total
+    assert value(metrics, "channels_worker_in_flight") == 0
+    seconds = "channels_worker_consumer_seconds_count"
+    assert value(metrics, seconds, consumer=f"{__name__}.ok") == total
+    assert value(metrics, seconds, consumer=f"{__name__}.crash") == threads
