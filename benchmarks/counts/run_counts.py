@@ -1,7 +1,8 @@
 """Deterministic per-message costs of daphne and the worker (PROFILE.md, session 6).
 
     python benchmarks/counts/run_counts.py CODE_ROOT OUT_PREFIX ws|http CLIENTS WARMUP COUNT
-        [--metrics] [--callgrind daphne|worker] [--strace]
+        [--metrics] [--callgrind daphne|worker [--region module:Qualified.name]] [--strace]
+        [--redis-commands]
 
 Starts a private redis-server, daphne and ``runworker`` (the bench app, with CODE_ROOT
 first on PYTHONPATH: this tree, or ``git archive REF | tar -x -C DIR``), warms up with
@@ -9,7 +10,10 @@ CLIENTS closed-loop clients (WebSocket echo or keep-alive GET /hello/), then mea
 COUNT messages per client: cProfile in both processes (OUT_PREFIX.daphne.prof,
 .worker.prof; compare with diff_counts.py), or callgrind instructions in one of them
 (OUT_PREFIX.<which>.cg.1; printed per message), and with --strace the syscalls of
-daphne, the worker and Redis (OUT_PREFIX.<name>.strace). Every wait is bounded.
+daphne, the worker and Redis (OUT_PREFIX.<name>.strace), and with --redis-commands
+Redis's commands per message (``INFO commandstats`` over the window, Lua-internal calls
+included). With --region, callgrind counts only the instructions inside calls of that
+function (inclusive; see profiled.py). Every wait is bounded.
 """
 
 import json
@@ -20,6 +24,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import redis as redis_py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -68,11 +74,19 @@ def main() -> None:
                     "--instr-atstart=no",
                     f"--callgrind-out-file={out}.{name}.cg",
                 ]
+                if "--region" in sys.argv:
+                    vg += ["--collect-atstart=no", "--toggle-collect=functools_reduce"]
             logs.append(open(f"{out}.{name}.log", "w"))  # noqa: SIM115 (closed in finally)
             procs[name] = subprocess.Popen(
                 [*vg, sys.executable, str(HERE / "profiled.py"), *argv],
                 cwd=APP,
-                env=dict(env, PROF_OUT=prof),
+                env=dict(
+                    env,
+                    PROF_OUT=prof,
+                    PROF_REGION=sys.argv[sys.argv.index("--region") + 1]
+                    if "--region" in sys.argv and callgrind == name
+                    else "",
+                ),
                 stdout=logs[-1],
                 stderr=subprocess.STDOUT,
             )
@@ -128,6 +142,9 @@ def main() -> None:
                 for name, pid in pids.items()
             ]
         time.sleep(0.5)
+        redis_commands = "--redis-commands" in sys.argv
+        if redis_commands:
+            redis_py.Redis(port=redis.port).config_resetstat()
         started = time.monotonic()
         client.stdin.write("go\n")
         client.stdin.flush()
@@ -140,7 +157,14 @@ def main() -> None:
         for trace in straces:
             trace.wait(30)
         messages = int(clients) * int(count)
-        result = {"messages": messages, "seconds": round(seconds, 2)}
+        result: dict = {"messages": messages, "seconds": round(seconds, 2)}
+        if redis_commands:
+            stats = redis_py.Redis(port=redis.port).info("commandstats")
+            result["redis_commands_per_message"] = {
+                key.removeprefix("cmdstat_"): round(value["calls"] / messages, 2)
+                for key, value in sorted(stats.items())
+                if key not in ("cmdstat_config", "cmdstat_info")
+            }
         if callgrind:
             subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
             subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
