@@ -231,7 +231,7 @@ class Sender:
         refreshed[storage] = now
         return "1"
 
-    def deadline_text(self, shard: Shard) -> str:
+    def deadline_text(self, shard: Shard) -> bytes:
         """The new entry's deadline on the shard's clock (A-27).
 
         Computed here from the measured clock offset, it spares the script a
@@ -239,5 +239,6 @@ class Sender:
         (and report it) when this process has not measured that clock lately.
         """
         if time.monotonic() - shard.clock_checked >= self._layer.clock_check_interval:
-            return ""
-        return f"{int((time.time() + shard.clock_offset) * 1000) + self.expiry_ms:013d}"
+            return b""
+        # bytes: new on every call, so `wire.pack_command` does not keep its packed form.
+        return b"%013d" % (int((time.time() + shard.clock_offset) * 1000) + self.expiry_ms)

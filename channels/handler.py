@@ -31,6 +31,7 @@ from django.utils.functional import cached_property
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
 from .pending import pending_message_store
 from .retry import FIRST_RETRY_DELAY, REPLY_RETRY_CAP, layer_out_of_memory, send_retrying
+from .signals import send_per_message
 
 __all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer"]
 
@@ -305,7 +306,7 @@ class AsgiHandler(base.BaseHandler):
     def __call__(self, message: Any) -> Iterator[dict]:
         """Yield the ``http.response`` messages answering `message`; lazy (C-36)."""
         set_script_prefix(message.content.get("root_path", "") or "")
-        signals.request_started.send(sender=self.__class__, message=message)
+        send_per_message(signals.request_started, sender=self.__class__, message=message)
         try:
             request = self.request_class(message)
         except UnicodeDecodeError:

@@ -10,7 +10,54 @@ from django.db import close_old_connections
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NONE_ID, _make_id
 
-__all__ = ["consumer_finished", "consumer_started", "worker_process_ready", "worker_ready"]
+__all__ = [
+    "consumer_finished",
+    "consumer_started",
+    "send_per_message",
+    "worker_process_ready",
+    "worker_ready",
+]
+
+
+# Key of `send_per_message`'s entry for a sender in ``sender_receivers_cache``: a tuple,
+# so it never meets Django's own entries (keyed by the sender itself).
+_SYNC = "channels.sync"
+
+
+def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """``signal.send(sender=sender, **named)``, without re-filtering the receivers on every
+    message (issue 20): for a class `sender` of a signal without Django's caching, the
+    filtered (still weak) receivers, when all synchronous, are kept in
+    ``sender_receivers_cache``, which `Signal.connect` and `disconnect` clear under the
+    lock. Receivers run in order with the same arguments and their errors propagate,
+    as in `Signal.send`. Any other case (async receivers, dead weak references to clean
+    up, other senders) takes `Signal.send` itself.
+    """
+    if signal.use_caching or signal._dead_receivers or not isinstance(sender, type):
+        return Signal.send(signal, sender=sender, **named)
+    cache = signal.sender_receivers_cache
+    receivers = cache.get((_SYNC, sender))
+    if receivers is None:
+        with signal.lock:
+            sender_key = _make_id(sender)
+            found = [
+                (receiver, is_async)
+                for (_, r_sender_key), receiver, is_async in signal.receivers
+                if r_sender_key in (NONE_ID, sender_key)
+            ]
+            synchronous = not any(is_async for _, is_async in found)
+            if synchronous:
+                receivers = cache[(_SYNC, sender)] = [receiver for receiver, _ in found]
+        if not synchronous:
+            return Signal.send(signal, sender=sender, **named)
+    responses = []
+    for receiver in receivers:
+        if isinstance(receiver, weakref.ReferenceType):
+            receiver = receiver()
+            if receiver is None:  # collected; connect/disconnect prune it
+                continue
+        responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
+    return responses
 
 
 class PerMessageSignal(Signal):
@@ -47,6 +94,9 @@ class PerMessageSignal(Signal):
                     continue
             (async_receivers if is_async else sync_receivers).append(receiver)
         return sync_receivers, async_receivers
+
+    def send(self, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+        return send_per_message(self, sender, **named)
 
 
 # Sent with ``environ={}`` before each consumer runs.

@@ -1,7 +1,8 @@
 """Deterministic per-message costs of daphne and the worker (PROFILE.md, session 6).
 
     python benchmarks/counts/run_counts.py CODE_ROOT OUT_PREFIX ws|http|broadcast
-        CLIENTS WARMUP COUNT [--metrics] [--callgrind daphne|worker] [--strace] [--deflate] [--cpu]
+        CLIENTS WARMUP COUNT [--metrics] [--callgrind daphne|worker
+        [--region module:Qualified.name]] [--strace] [--deflate] [--cpu] [--redis-commands]
 
 Starts a private redis-server, daphne and ``runworker`` (the bench app, with CODE_ROOT
 first on PYTHONPATH: this tree, or ``git archive REF | tar -x -C DIR``), warms up with
@@ -12,9 +13,12 @@ member; a message is one delivery, and ``--deflate`` makes the members offer
 permessage-deflate. Measured: cProfile in both processes (OUT_PREFIX.daphne.prof,
 .worker.prof; compare with diff_counts.py), or callgrind instructions in one of them
 (OUT_PREFIX.<which>.cg.1; printed per message), and with --strace the syscalls of
-daphne, the worker and Redis (OUT_PREFIX.<name>.strace). With --cpu nothing is
-profiled: the CPU time (user + system, from /proc) each process used in the window is
-printed per message, a rough figure on a shared machine. Every wait is bounded.
+daphne, the worker and Redis (OUT_PREFIX.<name>.strace), and with --redis-commands
+Redis's commands per message (``INFO commandstats`` over the window, Lua-internal calls
+included). With --region, callgrind counts only the instructions inside calls of that
+function (inclusive; see profiled.py). With --cpu nothing is profiled: the CPU time
+(user + system, from /proc) each process used in the window is printed per message, a
+rough figure on a shared machine. Every wait is bounded.
 """
 
 import json
@@ -25,6 +29,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import redis as redis_py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -82,11 +88,19 @@ def main() -> None:
                     "--instr-atstart=no",
                     f"--callgrind-out-file={out}.{name}.cg",
                 ]
+                if "--region" in sys.argv:
+                    vg += ["--collect-atstart=no", "--toggle-collect=functools_reduce"]
             logs.append(open(f"{out}.{name}.log", "w"))  # noqa: SIM115 (closed in finally)
             procs[name] = subprocess.Popen(
                 [*vg, sys.executable, str(HERE / "profiled.py"), *argv],
                 cwd=APP,
-                env=dict(env, PROF_OUT=prof),
+                env=dict(
+                    env,
+                    PROF_OUT=prof,
+                    PROF_REGION=sys.argv[sys.argv.index("--region") + 1]
+                    if "--region" in sys.argv and callgrind == name
+                    else "",
+                ),
                 stdout=logs[-1],
                 stderr=subprocess.STDOUT,
             )
@@ -149,6 +163,9 @@ def main() -> None:
                 for name, pid in pids.items()
             ]
         time.sleep(0.5)
+        redis_commands = "--redis-commands" in sys.argv
+        if redis_commands:
+            redis_py.Redis(port=redis.port).config_resetstat()
         started = time.monotonic()
         client.stdin.write("go\n")
         client.stdin.flush()
@@ -162,7 +179,14 @@ def main() -> None:
         for trace in straces:
             trace.wait(30)
         messages = int(clients) * int(count)
-        result = {"messages": messages, "seconds": round(seconds, 2)}
+        result: dict = {"messages": messages, "seconds": round(seconds, 2)}
+        if redis_commands:
+            stats = redis_py.Redis(port=redis.port).info("commandstats")
+            result["redis_commands_per_message"] = {
+                key.removeprefix("cmdstat_"): round(value["calls"] / messages, 2)
+                for key, value in sorted(stats.items())
+                if key not in ("cmdstat_config", "cmdstat_info")
+            }
         if callgrind:
             subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
             subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)

@@ -466,6 +466,20 @@ def _copy_value(value: Any) -> tuple[Any, int]:
                 raise _BadValue(
                     f" has a key of type {type(key).__name__} ({key!r}); keys must be str"
                 )
+            # Leaves inline (issue 20): a call per value was most of a message's copy.
+            item_kind = type(item)
+            if item_kind is bytes:
+                copy[key] = item
+                size += 10 + len(item) + 4 * len(key)
+                continue
+            if item_kind is str:
+                copy[key] = item
+                size += 10 + 4 * (len(item) + len(key))
+                continue
+            if item_kind is bool or item is None:
+                copy[key] = item
+                size += 6 + 4 * len(key)
+                continue
             try:
                 copy[key], item_size = _copy_value(item)
             except _BadValue as bad:
@@ -478,6 +492,21 @@ def _copy_value(value: Any) -> tuple[Any, int]:
         size = 5
         shared = True
         for index, item in enumerate(value):
+            item_kind = type(item)
+            if item_kind is bytes:
+                items.append(item)
+                size += 5 + len(item)
+                continue
+            if (
+                item_kind is tuple
+                and len(item) == 2
+                and type(item[0]) is bytes
+                and type(item[1]) is bytes
+            ):
+                # A header pair: immutable, kept (as the general path would).
+                items.append(item)
+                size += 15 + len(item[0]) + len(item[1])
+                continue
             try:
                 item_copy, item_size = _copy_value(item)
             except _BadValue as bad:

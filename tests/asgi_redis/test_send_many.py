@@ -175,3 +175,26 @@ def test_send_many_then_receive_pipelines_without_a_blocking_receive_first(layer
     assert outcomes == [None]
     assert received == ("pipe.a", {"n": 1})
     assert shard.known_features is not None
+
+
+def test_a_batch_counts_once_per_hash_and_stays_exact(layer_on) -> None:
+    """Issue 20, L-39..L-41: ``SEND_MANY`` adds up a batch's counts and runs one HINCRBY
+    per statistics hash and stat, yet every count read afterwards is exact, full and
+    stored messages alike, per channel and globally."""
+    layer = layer_on(capacity=3)
+    client = layer.connection(0)
+    layer.send("warm", {"n": 0})  # loads the scripts and measures the clock
+    client.config_resetstat()
+    results = layer.send_many(
+        [("tally.a", {"n": n}) for n in range(5)] + [("tally.b", {"n": 9})] * 2
+    )
+    assert [result is None for result in results] == [True] * 3 + [False] * 2 + [True] * 2
+    calls = client.info("commandstats")["cmdstat_hincrby"]["calls"]
+    # tally.a: messages_count, channel_full_count; tally.b: messages_count; global: both.
+    assert calls == 5
+    assert layer.channel_statistics("tally.a")["messages_count"] == 3
+    assert layer.channel_statistics("tally.a")["channel_full_count"] == 2
+    assert layer.channel_statistics("tally.b")["messages_count"] == 2
+    assert layer.global_statistics() == {"messages_count": 6, "channel_full_count": 2}
+    hash_key = next(key for key in client.keys("*tally.a*") if b"meta" in key)
+    assert 0 < client.ttl(hash_key) <= layer.channel_statistics_expiry

@@ -75,3 +75,25 @@ def test_a_raising_signal_handler_never_crashes_the_packer() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout) > 0  # the handler did interrupt packing
+
+
+def test_pack_command_packs_repeated_arguments_the_same_as_new_ones() -> None:
+    """Issue 20: str and int arguments are packed once and kept; the encoding is RESP
+    whether or not an argument was seen before, and bool, float and long strings keep
+    their plain encoding."""
+    from redis.connection import PythonRespSerializer
+
+    from asgi_redis.wire import pack_command
+
+    def encode(arg: object) -> bytes:
+        return arg if isinstance(arg, bytes) else str(arg).encode("utf-8")
+
+    serializer = PythonRespSerializer(6000, encode)
+    commands = [
+        ("EVALSHA", "a" * 40, 3, "k1", "k2", "k3", 60000, "", -1, b"payload", 100, "é"),
+        ("SET", True, 1.5, "x" * 500, 0, b""),
+    ]
+    for args in commands:
+        expected = b"".join(serializer.pack(*args))
+        assert pack_command(args) == expected
+        assert pack_command(args) == expected  # packed from the kept forms

@@ -97,3 +97,28 @@ def test_redis_returns_lists(redis_server) -> None:
     layer.send("c", {"headers": HEADERS})
     _, message = layer.receive(["c"])
     assert message == {"headers": [[b"host", b"example.com"], [b"cookie", b"a=1"]]}
+
+
+def test_snapshot_size_bound_covers_the_encoding_on_every_path() -> None:
+    """A-8, A-92, issue 20: leaves copied inline (bytes, str, bool, None values, header
+    pairs) give the same copy and a bound never below msgpack's length, as the general
+    path does; lists are still copied, header pairs kept."""
+    import msgpack
+
+    layer = ChannelLayer()
+    inner = [b"x" * 70, "é" * 3]
+    message = {
+        "status": 200,
+        "headers": [(b"content-type", b"text/plain"), [b"a", b"b"], (b"c", "d")],
+        "content": b"Hello, world!\n",
+        "text": "é" * 40,
+        "more_content": False,
+        "nothing": None,
+        "nested": {"list": inner, "flag": True},
+    }
+    snapshot, bound = layer.snapshot(message)
+    assert snapshot == message
+    assert snapshot["headers"][0] is message["headers"][0]
+    assert snapshot["headers"][1] is not message["headers"][1]
+    assert snapshot["nested"]["list"] is not inner
+    assert bound >= len(msgpack.packb(message, use_bin_type=True))
