@@ -271,6 +271,10 @@ class RedisCluster:
                 # masters right after writing, before any replication lag check).
                 "--cluster-replica-validity-factor",
                 "0",
+                # A replica's first full sync starts at once, not after Redis 7's
+                # default 5 s wait for other replicas (see `wait_synced`).
+                "--repl-diskless-sync-delay",
+                "0",
             ]
 
     @property
@@ -299,6 +303,7 @@ class RedisCluster:
             timeout=STARTUP_TIMEOUT * 3,
         )
         self.wait_ok(self.nodes)
+        self.wait_synced()
         return self
 
     def running(self) -> list[RedisServer]:
@@ -322,6 +327,21 @@ class RedisCluster:
             return True
 
         _wait_until(settled, timeout, "every cluster node reporting cluster_state:ok")
+
+    def wait_synced(self, timeout: float = 30.0) -> None:
+        """Wait until every running replica has its link to its master up (its first
+        full sync done). A master killed before that takes its data with it: its
+        replica is promoted all the same (validity factor 0), empty, and a test would
+        see the loss of everything written before as the layer's."""
+
+        def synced() -> bool:
+            for node in self.running():
+                info = _command(node.port, b"INFO replication", timeout=2.0)
+                if b"role:slave" in info and b"master_link_status:up" not in info:
+                    return False
+            return True
+
+        _wait_until(synced, timeout, "every cluster replica in sync with its master")
 
     def node_roles(self) -> dict[int, str]:
         """Port -> 'master' / 'slave', as the first running node sees it."""
@@ -387,6 +407,13 @@ class RedisCluster:
                     return node
         raise LookupError(f"no running replica of {master.port}")
 
+    def has_replica(self, master: RedisServer) -> bool:
+        try:
+            self.replica_of(master)
+        except LookupError:
+            return False
+        return True
+
     def promote(self, replica: RedisServer, timeout: float = 30.0) -> None:
         """A graceful ``CLUSTER FAILOVER`` on `replica`: it syncs, then takes over."""
         assert _command(replica.port, b"CLUSTER FAILOVER").startswith(b"+OK")
@@ -398,7 +425,10 @@ class RedisCluster:
         self.wait_ok()
 
     def fail_over(self, master: RedisServer, timeout: float = 30.0) -> None:
-        """Kill `master` and wait until its replica is promoted and the cluster is ok."""
+        """Kill `master` (once its replica is in sync) and wait until the replica is
+        promoted and the cluster is ok."""
+        self.replica_of(master)  # LookupError: none would take over
+        self.wait_synced(timeout)
         master.kill()
         survivors = self.running()
         self.wait_ok(survivors, timeout)
