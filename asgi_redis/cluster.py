@@ -35,17 +35,17 @@ pipelines, with a different notion of a shard.
   the layer's unavailable error, and daphne opens a new one (in a thread) on
   the slot's master then.
 - **Redirections and failover** (`SlotShard.call`): ``MOVED`` refreshes the
-  slot map and retries at once; ``ASK``, ``TRYAGAIN`` and ``CLUSTERDOWN``
-  (a slot migrating, or the cluster electing a new master) and a connection
-  that could not be made are retried with backoff for up to
-  `cluster_retry_timeout` seconds, after refreshing the slot map (``ASK`` is
-  retried on the slot's owner rather than sent with ``ASKING`` to the
-  importing node: a slot's keys are in that state for milliseconds while
-  ``redis-cli`` migrates them, and every script and pipeline then still
-  runs where all its keys are). All of
+  slot map and retries at once; ``ASK`` (the slot migrating, the keys moved
+  already) sends the script, pop or pipeline to the importing node at once,
+  each command after ``ASKING`` (all of a script's or pipeline's keys are in
+  the one slot, so they are all there); ``TRYAGAIN`` and ``CLUSTERDOWN`` (a
+  migration half done, or the cluster electing a new master) and a
+  connection that could not be made are retried with backoff for up to
+  `cluster_retry_timeout` seconds, after refreshing the slot map. All of
   these prove nothing ran, so the retry cannot repeat a pop or a send
   (L-62.3). A connection that breaks mid-command raises, as on every Redis
-  layer. Waits on several slots that end in a redirection start again.
+  layer. Waits on several slots that end in a redirection start again (a
+  blocking pop is not sent with ``ASKING``: it waits on the owner again).
 - **What a failover can lose**: Redis replicates asynchronously. A message
   accepted by a master in the last moments before it dies may not have
   reached its replica, and is lost when that replica is promoted. ``WAIT``
@@ -74,6 +74,7 @@ from urllib.parse import urlparse
 import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import (
+    AskError,
     ClusterDownError,
     MovedError,
     SlotNotCoveredError,
@@ -93,7 +94,7 @@ from .cluster_parts import (
 from .cluster_reliable import ClusterReliable
 from .cluster_topology import ClusterTopology
 from .core import RedisChannelLayer
-from .errors import ShardConnectionError
+from .errors import ShardConnectionError, refusal
 from .flushing import glob_escape
 from .groups import Groups
 from .options import client_kwargs, redis_urls
@@ -106,7 +107,7 @@ from .slots import ClusterExpiredMessages, ClusterPlacement, cluster_script, glo
 from .socket_receive import SocketReceive
 from .socket_send import SocketSender
 from .stats import ALL_GLOBAL_FIELDS, reported_figures
-from .wire import execute, execute_pipeline
+from .wire import execute, execute_packed, execute_pipeline, pack_command
 
 __all__ = ["ClusterShards", "RedisClusterChannelLayer", "SlotShard"]
 
@@ -147,23 +148,36 @@ class SlotShard(Shard):
     def global_key(self) -> str:
         return global_key(self.expired.stats_args[0], self.slot)
 
-    def call(self, operation: Callable[[redis.Redis], T], window: RetryWindow | None = None) -> T:
+    def call(
+        self,
+        operation: Callable[[redis.Redis], T],
+        window: RetryWindow | None = None,
+        asked: Callable[[redis.Redis], T] | None = None,
+    ) -> T:
         """Run `operation` on the slot's master, following redirections and failovers.
 
         The retries end `cluster_retry_timeout` seconds after the first one, or at the
         end of `window` when given: the slots of one group send or `send_many` share one
         window, so a master gone for good costs them one wait, not one wait per slot.
+        ``ASK`` (the slot migrating, the keys moved already) runs `asked`, the operation
+        preceded by ``ASKING``, on the importing node: at once the first time. Without
+        `asked` the owner is asked again until the move ends.
         """
         if window is None:
             window = RetryWindow(self._topology.retry_timeout)
         delay = 0.005
-        moved = False
+        moved = asked_once = False
+        ask_target: redis.Redis | None = None
         while True:
             client = None
             began = self.failures
             try:
-                client = self.client()
-                result = operation(client)
+                if ask_target is not None and asked is not None:
+                    client, ask_target = ask_target, None
+                    result = asked(client)
+                else:
+                    client = self.client()
+                    result = operation(client)
             except CONNECTION_ERRORS as exc:
                 self._topology.refresh()
                 address = describe_client(client) if client is not None else f"slot {self.slot}"
@@ -175,12 +189,17 @@ class SlotShard(Shard):
                     raise
                 if isinstance(exc, MovedError):
                     self._topology.moved(exc)
+                elif isinstance(exc, AskError) and asked is not None:
+                    ask_target = self._topology.node_client(exc.host, exc.port)
                 else:
                     self._topology.refresh()
                 window.start()
                 if isinstance(exc, MovedError) and not moved:
                     moved = True
                     continue  # the slot map knows the new owner now: at once
+                if ask_target is not None and not asked_once:
+                    asked_once = True
+                    continue  # the importing node, at once
                 error = exc
             else:
                 if not self._reachable and client is not None:
@@ -217,20 +236,37 @@ class SlotShard(Shard):
             keys = (keys[0], keys[1], self.global_key())
         elif script is scripts.SEND_MANY:
             keys = (self.global_key(), *keys[1:])
-        return self.call(lambda client: script.run(client, keys, args), window)
+        return self.call(
+            lambda client: script.run(client, keys, args),
+            window,
+            lambda client: _asked_script(client, script, keys, args),
+        )
+
+    def command_packed(self, packed: bytes) -> Any:
+        """As `Shard.command_packed`, following ``ASK`` (`call`)."""
+
+        def asked(client: redis.Redis) -> Any:
+            (reply,) = _asking(client, [packed])
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+            return reply
+
+        return self.call(lambda client: execute_packed(client, packed), asked=asked)
 
     def pipeline(self, packed: Sequence[bytes], read_timeout: float | None = None) -> list[Any]:
         """As `Shard.pipeline`; a redirected command redirects the whole pipeline (every
         keyed command is about this slot, so none of them ran), which is sent again."""
 
-        def run(client: redis.Redis) -> list[Any]:
-            replies = execute_pipeline(client, packed, read_timeout)
+        def checked(replies: list[Any]) -> list[Any]:
             for reply in replies:  # a keyless SCRIPT LOAD may come first
                 if is_redirect(reply):
                     raise reply
             return replies
 
-        return self.call(run)
+        return self.call(
+            lambda client: checked(execute_pipeline(client, packed, read_timeout)),
+            asked=lambda client: checked(_asking(client, packed, read_timeout)),
+        )
 
     def lost(self, client: redis.Redis, exc: Exception) -> Exception:
         self._topology.refresh()
@@ -266,6 +302,33 @@ class SlotShard(Shard):
             self._topology.moved(exc)
         else:
             self._topology.refresh()
+
+
+_ASKING = pack_command(("ASKING",))
+
+
+def _asking(
+    client: redis.Redis, packed: Sequence[bytes], read_timeout: float | None = None
+) -> list[Any]:
+    """`packed` on the node importing a migrating slot (an ``ASK`` target), each command
+    after an ``ASKING`` (it holds for the next command only), in one round trip; error
+    replies come back as values, as from `wire.execute_pipeline`."""
+    interleaved = [part for command in packed for part in (_ASKING, command)]
+    return execute_pipeline(client, interleaved, read_timeout)[1::2]
+
+
+def _asked_script(
+    client: redis.Redis, script: Script, keys: Sequence[Any], args: Sequence[Any]
+) -> Any:
+    """`Script.run` on an ``ASK`` target (`_asking`)."""
+    packed = script.packed(keys, args)
+    (reply,) = _asking(client, [packed])
+    if isinstance(reply, redis.exceptions.NoScriptError):  # nothing ran (L-62.2)
+        execute(client, "SCRIPT", "LOAD", script.source)
+        (reply,) = _asking(client, [packed])
+    if isinstance(reply, redis.ResponseError):
+        raise refusal(reply, client)
+    return reply
 
 
 class ClusterShards:

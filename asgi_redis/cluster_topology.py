@@ -111,6 +111,12 @@ class ClusterTopology:
         client: redis.Redis = node.redis_connection
         return client
 
+    def node_client(self, host: str, port: int) -> redis.Redis | None:
+        """The client of the known node at `host`:`port` (an ``ASK`` target), if any."""
+        cluster = self._cluster
+        node = None if cluster is None else cluster.nodes_manager.get_node(host=host, port=port)
+        return None if node is None else node.redis_connection
+
     def moved(self, exc: MovedError) -> None:
         """Point the slot of a ``MOVED`` reply at its new owner (a known node), else read
         the whole slot map again."""

@@ -466,9 +466,11 @@ class RedisCluster:
         )
         self.wait_agreed()
 
-    def move_slot(self, slot: int, target: RedisServer) -> None:
+    def move_slot(self, slot: int, target: RedisServer, finish: bool = True) -> None:
         """Move one slot and its keys to `target` as ``redis-cli --cluster reshard`` does:
-        IMPORTING / MIGRATING, ``MIGRATE`` the keys, then ``SETSLOT NODE`` everywhere."""
+        IMPORTING / MIGRATING, ``MIGRATE`` the keys, then ``SETSLOT NODE`` everywhere.
+        `finish` false stops before ``SETSLOT NODE``: the slot stays migrating, its keys
+        on `target`, and its owner answers ``ASK`` for them (`finish_slot_move`)."""
         import redis
 
         source = self.master_of_slot(slot)
@@ -484,6 +486,24 @@ class RedisCluster:
                 clients[source.port].execute_command(
                     "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
                 )
+        finally:
+            for client in clients.values():
+                client.close()
+        if finish:
+            self.finish_slot_move(slot, target, source)
+
+    def finish_slot_move(
+        self, slot: int, target: RedisServer, source: RedisServer | None = None
+    ) -> None:
+        """``SETSLOT NODE`` `target` for a slot `move_slot` left migrating (on `source`,
+        which still serves it, and `target` first, then everywhere), and wait for all
+        nodes to agree."""
+        import redis
+
+        source = source or self.master_of_slot(slot)
+        clients = {node.port: redis.Redis(port=node.port) for node in self.running()}
+        try:
+            target_id = clients[target.port].execute_command("CLUSTER MYID").decode()
             for port in (target.port, source.port):
                 clients[port].execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
             for port, client in clients.items():
