@@ -122,6 +122,12 @@ class SlotShard(Shard):
     # `ClusterReceiver.blocking_pop` waits again, on the slot's new master.
     failure_ends_wait = True
 
+    @staticmethod
+    def redirect_reply(exc: Exception) -> bool:
+        """Whether error reply `exc` says nothing ran here (`cluster_parts.is_redirect`):
+        `shards_wait` then cancels a pop that got it quietly, its connection kept."""
+        return is_redirect(exc)
+
     def __init__(self, slot: int, topology: ClusterTopology) -> None:
         super().__init__(slot, client=None)
         self.slot = slot
