@@ -27,30 +27,33 @@ pipelines, with a different notion of a shard.
 - **Group sends and `send_many`** (`ClusterGroups`, `ClusterSender`): one
   ``PUSH`` / ``SEND_MANY`` script per slot (a script touches one slot), and
   the scripts of all slots of one master sent in one pipelined round trip;
-  members behind one ``P!`` still share one bundle (A-93).
+  members behind one ``P!`` still share one bundle (A-93); a master that could
+  not be connected to is followed to its successor (`cluster_parts.per_node`).
 - **daphne's socket paths** (`cluster_sockets`): `socket_receive` pops a
   ``P!`` prefix on its slot's master, `socket_sender` keeps one connection
   per slot sent to; a redirection or a lost connection drops the socket with
   the layer's unavailable error, and daphne opens a new one (in a thread) on
   the slot's master then.
 - **Redirections and failover** (`SlotShard.call`): ``MOVED`` refreshes the
-  slot map and retries at once; ``ASK``, ``TRYAGAIN`` and ``CLUSTERDOWN``
-  (a slot migrating, or the cluster electing a new master) and a connection
-  that could not be made are retried with backoff for up to
-  `cluster_retry_timeout` seconds, after refreshing the slot map (``ASK`` is
-  retried on the slot's owner rather than sent with ``ASKING`` to the
-  importing node: a slot's keys are in that state for milliseconds while
-  ``redis-cli`` migrates them, and every script and pipeline then still
-  runs where all its keys are). All of
+  slot map and retries at once; ``ASK`` (the slot migrating, the keys moved
+  already) sends the script, pop or pipeline to the importing node at once,
+  each command after ``ASKING`` (all of a script's or pipeline's keys are in
+  the one slot, so they are all there); ``TRYAGAIN`` and ``CLUSTERDOWN`` (a
+  migration half done, or the cluster electing a new master) and a
+  connection that could not be made are retried with backoff for up to
+  `cluster_retry_timeout` seconds, after refreshing the slot map. All of
   these prove nothing ran, so the retry cannot repeat a pop or a send
   (L-62.3). A connection that breaks mid-command raises, as on every Redis
-  layer. Waits on several slots that end in a redirection start again.
+  layer. Waits on several slots that end in a redirection start again (a
+  blocking pop is not sent with ``ASKING``: it waits on the owner again).
 - **What a failover can lose**: Redis replicates asynchronously. A message
   accepted by a master in the last moments before it dies may not have
   reached its replica, and is lost when that replica is promoted. ``WAIT``
   would narrow the window at the cost of a round trip per send and still not
   close it (a replica can acknowledge and then fail); the layer does not use
-  it, so delivery stays at-most-once (A-24), as on a single Redis.
+  it, so delivery stays at-most-once (A-24), as on a single Redis. A replica
+  promoted before its first full sync is empty: the groups of its slots are lost
+  and later group sends find no members (docs/layers.rst).
 - **At-least-once channels** (issue 17, `cluster_reliable`): `reliable`'s
   leases, one slot per channel; a lease survives a failover as far as it was
   replicated.
@@ -61,7 +64,6 @@ pipelines, with a different notion of a shard.
 from __future__ import annotations
 
 import functools
-import logging
 import socket
 import threading
 import time
@@ -70,21 +72,29 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import redis
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 from redis.exceptions import (
+    AskError,
     ClusterDownError,
     MovedError,
-    RedisClusterException,
     SlotNotCoveredError,
 )
 
 from channels.layers.base import layer_random
 
 from . import cluster_sockets, scripts
-from .cluster_parts import ClusterGroups, ClusterReceiver, ClusterSender, is_redirect
+from .cluster_parts import (
+    ClusterGroups,
+    ClusterReceiver,
+    ClusterSender,
+    RetryWindow,
+    is_redirect,
+    nothing_ran,
+)
 from .cluster_reliable import ClusterReliable
+from .cluster_topology import ClusterTopology
 from .core import RedisChannelLayer
-from .errors import ShardConnectionError
+from .errors import ShardConnectionError, refusal
 from .flushing import glob_escape
 from .groups import Groups
 from .options import client_kwargs, redis_urls
@@ -97,141 +107,11 @@ from .slots import ClusterExpiredMessages, ClusterPlacement, cluster_script, glo
 from .socket_receive import SocketReceive
 from .socket_send import SocketSender
 from .stats import ALL_GLOBAL_FIELDS, reported_figures
-from .wire import execute, execute_pipeline
+from .wire import execute, execute_packed, execute_pipeline, pack_command
 
 __all__ = ["ClusterShards", "RedisClusterChannelLayer", "SlotShard"]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("asgi_redis")
-
-
-def _nothing_ran(exc: Exception) -> bool:
-    """A connection that could not be made (redis-py: "Error 111 connecting to ...")."""
-    return "connecting to" in str(exc)
-
-
-class ClusterTopology:
-    """The cluster's slot map and node clients, from redis-py's `RedisCluster`."""
-
-    def __init__(
-        self, startup_nodes: list[tuple[str, int]], kwargs: dict[str, Any], retry_timeout: float
-    ) -> None:
-        self.startup_nodes = startup_nodes
-        # Node clients get redis-py's own no-retry policy (L-62.3).
-        self._kwargs = {key: value for key, value in kwargs.items() if key != "retry"}
-        self.retry_timeout = retry_timeout
-        self._lock = threading.Lock()
-        self._cluster: RedisCluster | None = None
-        self._refreshed = float("-inf")
-        self.features: ShardFeatures | None = None
-        # Nodes known to be unreachable: one WARNING / INFO per node, not per slot.
-        self._down: set[str] = set()
-        # The slot map may be out of date: read it before the next socket connects
-        # (`cluster_sockets`: noticed on daphne's reactor, which must not wait on it).
-        self._stale = False
-
-    def mark_stale(self) -> None:
-        self._stale = True
-
-    def refresh_if_stale(self) -> None:
-        """Read the slot map again if `mark_stale` asked for it (may wait on the network)."""
-        if self._stale:
-            self._stale = False
-            self.refresh(force=True)
-
-    def redirected(self, exc: Exception) -> None:
-        """Note a redirection without a round trip: a ``MOVED`` to a known node moves the
-        slot in the map; anything else marks the map stale."""
-        cluster = self._cluster
-        if cluster is not None and isinstance(exc, MovedError):
-            node = cluster.nodes_manager.get_node(host=exc.host, port=exc.port)
-            if node is not None and node.redis_connection is not None:
-                cluster.nodes_manager.move_slot(exc)
-                return
-        self._stale = True
-
-    def note_down(self, address: str) -> bool:
-        """Record `address` as unreachable; True if it was not known to be."""
-        with self._lock:
-            first = address not in self._down
-            self._down.add(address)
-        return first
-
-    def note_up(self, address: str) -> bool:
-        """Record `address` as answering; True if it was known to be unreachable."""
-        with self._lock:
-            was_down = address in self._down
-            self._down.discard(address)
-        return was_down
-
-    def cluster(self) -> RedisCluster:
-        cluster = self._cluster
-        if cluster is None:
-            with self._lock:
-                cluster = self._cluster
-                if cluster is None:
-                    cluster = self._cluster = self._connect()
-        return cluster
-
-    def _connect(self) -> RedisCluster:
-        make_node: Callable[..., ClusterNode] = ClusterNode
-        nodes = [make_node(host, port) for host, port in self.startup_nodes]
-        try:
-            make: Callable[..., RedisCluster] = RedisCluster
-            cluster = make(startup_nodes=nodes, require_full_coverage=False, **self._kwargs)
-        except (RedisClusterException, *CONNECTION_ERRORS) as exc:
-            label = ", ".join(f"{host}:{port}" for host, port in self.startup_nodes)
-            raise ShardConnectionError(
-                f"No Redis Cluster node answered (startup nodes {label}): {exc}"
-            ) from exc
-        self._refreshed = time.monotonic()
-        return cluster
-
-    def client(self, slot: int) -> redis.Redis:
-        node = self.cluster().nodes_manager.get_node_from_slot(slot)
-        client: redis.Redis = node.redis_connection
-        return client
-
-    def moved(self, exc: MovedError) -> None:
-        """Point the slot of a ``MOVED`` reply at its new owner (a known node), else read
-        the whole slot map again."""
-        cluster = self._cluster
-        if cluster is None:
-            return
-        manager = cluster.nodes_manager
-        node = manager.get_node(host=exc.host, port=exc.port)
-        if node is not None and node.redis_connection is not None:
-            manager.move_slot(exc)
-        else:
-            self.refresh(force=True)
-
-    def refresh(self, force: bool = False) -> None:
-        """Read the slot map again (at most every 50 ms unless `force`; concurrent
-        callers share one)."""
-        cluster = self._cluster
-        if cluster is None:
-            return
-        with self._lock:
-            if not force and time.monotonic() - self._refreshed < 0.05:
-                return
-            try:
-                cluster.nodes_manager.initialize()
-            except (RedisClusterException, *CONNECTION_ERRORS) as exc:
-                logger.info("Redis Cluster: could not read the slot map yet: %s", exc)
-            self._refreshed = time.monotonic()
-
-    def masters(self) -> list[redis.Redis]:
-        """The masters' clients, in address order (`connection`, `flush`, statistics)."""
-        nodes = self.cluster().nodes_manager.get_nodes_by_server_type("primary")
-        return [node.redis_connection for node in sorted(nodes, key=lambda node: node.name)]
-
-    def open_clients(self) -> list[redis.Redis]:
-        cluster = self._cluster
-        if cluster is None:
-            return []
-        nodes = list(cluster.nodes_manager.nodes_cache.values())
-        return [node.redis_connection for node in nodes if node.redis_connection is not None]
 
 
 class SlotShard(Shard):
@@ -241,6 +121,12 @@ class SlotShard(Shard):
     # A wait on several slots ends when this one's connection fails (`shards_wait`):
     # `ClusterReceiver.blocking_pop` waits again, on the slot's new master.
     failure_ends_wait = True
+
+    @staticmethod
+    def redirect_reply(exc: Exception) -> bool:
+        """Whether error reply `exc` says nothing ran here (`cluster_parts.is_redirect`):
+        `shards_wait` then cancels a pop that got it quietly, its connection kept."""
+        return is_redirect(exc)
 
     def __init__(self, slot: int, topology: ClusterTopology) -> None:
         super().__init__(slot, client=None)
@@ -268,20 +154,40 @@ class SlotShard(Shard):
     def global_key(self) -> str:
         return global_key(self.expired.stats_args[0], self.slot)
 
-    def call(self, operation: Callable[[redis.Redis], T]) -> T:
-        """Run `operation` on the slot's master, following redirections and failovers."""
-        give_up: float | None = None
+    def call(
+        self,
+        operation: Callable[[redis.Redis], T],
+        window: RetryWindow | None = None,
+        asked: Callable[[redis.Redis], T] | None = None,
+    ) -> T:
+        """Run `operation` on the slot's master, following redirections and failovers.
+
+        The retries end `cluster_retry_timeout` seconds after the first one, or at the
+        end of `window` when given: the slots of one group send or `send_many` share one
+        window, so a master gone for good costs them one wait, not one wait per slot.
+        ``ASK`` (the slot migrating, the keys moved already) runs `asked`, the operation
+        preceded by ``ASKING``, on the importing node: at once the first time. Without
+        `asked` the owner is asked again until the move ends.
+        """
+        if window is None:
+            window = RetryWindow(self._topology.retry_timeout)
         delay = 0.005
+        moved = asked_once = False
+        ask_target: redis.Redis | None = None
         while True:
             client = None
             began = self.failures
             try:
-                client = self.client()
-                result = operation(client)
+                if ask_target is not None and asked is not None:
+                    client, ask_target = ask_target, None
+                    result = asked(client)
+                else:
+                    client = self.client()
+                    result = operation(client)
             except CONNECTION_ERRORS as exc:
                 self._topology.refresh()
                 address = describe_client(client) if client is not None else f"slot {self.slot}"
-                if not _nothing_ran(exc):
+                if not nothing_ran(exc):
                     raise self.failed(exc, address) from None
                 error: Exception = exc
             except redis.ResponseError as exc:
@@ -289,20 +195,24 @@ class SlotShard(Shard):
                     raise
                 if isinstance(exc, MovedError):
                     self._topology.moved(exc)
+                elif isinstance(exc, AskError) and asked is not None:
+                    ask_target = self._topology.node_client(exc.host, exc.port)
                 else:
                     self._topology.refresh()
-                if isinstance(exc, MovedError) and give_up is None:
-                    give_up = time.monotonic() + self._topology.retry_timeout
+                window.start()
+                if isinstance(exc, MovedError) and not moved:
+                    moved = True
                     continue  # the slot map knows the new owner now: at once
+                if ask_target is not None and not asked_once:
+                    asked_once = True
+                    continue  # the importing node, at once
                 error = exc
             else:
                 if not self._reachable and client is not None:
                     self.answered(describe_client(client), began)
                 return result
-            now = time.monotonic()
-            if give_up is None:
-                give_up = now + self._topology.retry_timeout
-            if now >= give_up:
+            window.start()
+            if window.over():
                 if isinstance(error, CONNECTION_ERRORS):
                     address = describe_client(client) if client is not None else "the cluster"
                     raise self.failed(error, address) from None
@@ -316,8 +226,15 @@ class SlotShard(Shard):
             time.sleep(delay)  # a migration or an election in progress: back off
             delay = min(delay * 2, 0.1)
 
-    def script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run `script`, with this slot's global counters in place of the shard-wide ones."""
+    def script(
+        self,
+        script: Script,
+        keys: Sequence[Any],
+        args: Sequence[Any],
+        window: RetryWindow | None = None,
+    ) -> Any:
+        """Run `script`, with this slot's global counters in place of the shard-wide ones
+        (`window`: as for `call`)."""
         variant = cluster_script(script)
         if variant is not None:
             script, args = variant, (*args, self.global_key())
@@ -325,20 +242,37 @@ class SlotShard(Shard):
             keys = (keys[0], keys[1], self.global_key())
         elif script is scripts.SEND_MANY:
             keys = (self.global_key(), *keys[1:])
-        return self.call(lambda client: script.run(client, keys, args))
+        return self.call(
+            lambda client: script.run(client, keys, args),
+            window,
+            lambda client: _asked_script(client, script, keys, args),
+        )
+
+    def command_packed(self, packed: bytes) -> Any:
+        """As `Shard.command_packed`, following ``ASK`` (`call`)."""
+
+        def asked(client: redis.Redis) -> Any:
+            (reply,) = _asking(client, [packed])
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+            return reply
+
+        return self.call(lambda client: execute_packed(client, packed), asked=asked)
 
     def pipeline(self, packed: Sequence[bytes], read_timeout: float | None = None) -> list[Any]:
         """As `Shard.pipeline`; a redirected command redirects the whole pipeline (every
         keyed command is about this slot, so none of them ran), which is sent again."""
 
-        def run(client: redis.Redis) -> list[Any]:
-            replies = execute_pipeline(client, packed, read_timeout)
+        def checked(replies: list[Any]) -> list[Any]:
             for reply in replies:  # a keyless SCRIPT LOAD may come first
                 if is_redirect(reply):
                     raise reply
             return replies
 
-        return self.call(run)
+        return self.call(
+            lambda client: checked(execute_pipeline(client, packed, read_timeout)),
+            asked=lambda client: checked(_asking(client, packed, read_timeout)),
+        )
 
     def lost(self, client: redis.Redis, exc: Exception) -> Exception:
         self._topology.refresh()
@@ -374,6 +308,33 @@ class SlotShard(Shard):
             self._topology.moved(exc)
         else:
             self._topology.refresh()
+
+
+_ASKING = pack_command(("ASKING",))
+
+
+def _asking(
+    client: redis.Redis, packed: Sequence[bytes], read_timeout: float | None = None
+) -> list[Any]:
+    """`packed` on the node importing a migrating slot (an ``ASK`` target), each command
+    after an ``ASKING`` (it holds for the next command only), in one round trip; error
+    replies come back as values, as from `wire.execute_pipeline`."""
+    interleaved = [part for command in packed for part in (_ASKING, command)]
+    return execute_pipeline(client, interleaved, read_timeout)[1::2]
+
+
+def _asked_script(
+    client: redis.Redis, script: Script, keys: Sequence[Any], args: Sequence[Any]
+) -> Any:
+    """`Script.run` on an ``ASK`` target (`_asking`)."""
+    packed = script.packed(keys, args)
+    (reply,) = _asking(client, [packed])
+    if isinstance(reply, redis.exceptions.NoScriptError):  # nothing ran (L-62.2)
+        execute(client, "SCRIPT", "LOAD", script.source)
+        (reply,) = _asking(client, [packed])
+    if isinstance(reply, redis.ResponseError):
+        raise refusal(reply, client)
+    return reply
 
 
 class ClusterShards:

@@ -15,7 +15,7 @@ that place by hash slot (`slots`) instead of by shard ring:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -46,7 +46,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["ClusterGroups", "ClusterReceiver", "ClusterSender", "REDIRECTS", "is_redirect"]
+__all__ = [
+    "REDIRECTS",
+    "ClusterGroups",
+    "ClusterReceiver",
+    "ClusterSender",
+    "RetryWindow",
+    "is_redirect",
+    "nothing_ran",
+]
 
 # Seconds per wait on several slots while one of them is unreachable (`blocking_pop`).
 OUTAGE_SLICE = 0.25
@@ -66,43 +74,57 @@ def is_redirect(exc: Any) -> bool:
     return isinstance(exc, redis.ResponseError) and str(exc).startswith("UNBLOCKED")
 
 
+def nothing_ran(exc: Exception) -> bool:
+    """A connection that could not be made (redis-py: "Error 111 connecting to ..."):
+    nothing was sent, so the command may be sent again (L-62.3)."""
+    return "connecting to" in str(exc)
+
+
+class RetryWindow:
+    """How long calls may keep retrying while a slot migrates or a master is elected:
+    `timeout` seconds from the first retry (`cluster.SlotShard.call`)."""
+
+    __slots__ = ("give_up", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.give_up: float | None = None
+
+    def start(self) -> None:
+        if self.give_up is None:
+            self.give_up = time.monotonic() + self.timeout
+
+    def over(self) -> bool:
+        return self.give_up is not None and time.monotonic() >= self.give_up
+
+
 class ClusterSender(Sender):
     def send_batches(self, batches: dict[Shard, list[Queued]], outcomes: Outcomes) -> Outcomes:
         """One pipelined round trip per master carrying one ``SEND_MANY`` per slot.
 
-        A slot whose script was redirected or not loaded yet is sent again on its
-        own (`SlotShard.script` follows it: nothing ran). A master that fails gives
-        its error as the outcome of each of its messages (L-62.3).
+        A slot whose script was redirected or not loaded yet, or whose master could
+        not be connected to, is sent again on its own (`per_node`). A master that
+        fails gives its error as the outcome of each of its messages (L-62.3).
         """
-        for client, planned in _by_node(batches).items():
-            if client is None or len(planned) == 1:
-                for slot, batch in planned:
-                    super().send_batches({slot: batch}, outcomes)
-                continue
-            commands = []
-            for slot, batch in planned:
-                keys, args = self.send_many_arguments(slot, batch)
-                commands.append(scripts.SEND_MANY.packed(keys, args))
+        window = _window(self._layer)
+
+        def pack(slot: SlotShard, batch: list[Queued]) -> bytes:
+            return scripts.SEND_MANY.packed(*self.send_many_arguments(slot, batch))
+
+        for slot, batch, client, reply in per_node(batches, pack):
             try:
-                replies = execute_pipeline(client, commands)
-            except CONNECTION_ERRORS as exc:
-                error = planned[0][0].lost(client, exc)
-                for _, batch in planned:
-                    for position, *_ in batch:
-                        outcomes[position] = error
+                if reply is None or _again(reply):
+                    keys, args = self.send_many_arguments(slot, batch)
+                    reply = slot.script(scripts.SEND_MANY, keys, args, window=window)
+                elif isinstance(reply, CONNECTION_ERRORS):
+                    raise reply
+                elif isinstance(reply, redis.ResponseError):
+                    raise refusal(reply, client)
+            except (*CONNECTION_ERRORS, LayerOutOfMemory) as exc:
+                for position, *_ in batch:
+                    outcomes[position] = exc
                 continue
-            for (slot, batch), reply in zip(planned, replies, strict=True):
-                if isinstance(reply, redis.exceptions.NoScriptError) or is_redirect(reply):
-                    super().send_batches({slot: batch}, outcomes)
-                    continue
-                if isinstance(reply, redis.ResponseError):
-                    error = refusal(reply, client)
-                    if not isinstance(error, LayerOutOfMemory):
-                        raise error
-                    for position, *_ in batch:
-                        outcomes[position] = error
-                    continue
-                self.note_full(batch, self.sent(slot, reply), outcomes)
+            self.note_full(batch, self.sent(slot, reply), outcomes)
         return outcomes
 
     def send_many_arguments(self, shard: Shard, batch: list[Queued]) -> tuple[list[str], list[Any]]:
@@ -113,6 +135,52 @@ class ClusterSender(Sender):
 
 def _slot(shard: Shard) -> SlotShard:
     return shard  # type: ignore[return-value]  # a cluster layer's shards are SlotShards
+
+
+def _window(layer: Any) -> RetryWindow:
+    """One retry window for the slots of one group send or `send_many`."""
+    return RetryWindow(layer.cluster_retry_timeout)
+
+
+def _again(reply: Any) -> bool:
+    """A pipelined script's reply saying it did not run: sent again on its own."""
+    return isinstance(reply, redis.exceptions.NoScriptError) or is_redirect(reply)
+
+
+def per_node(
+    per_slot: Mapping[Shard, T], pack: Callable[[SlotShard, T], bytes]
+) -> list[tuple[SlotShard, T, Any, Any]]:
+    """``(slot, item, client, reply)`` for every slot of `per_slot`, the packed
+    commands (`pack`) of all slots one master serves sent in one pipelined round trip.
+
+    `reply` is the command's reply (an error reply as its `redis.ResponseError`);
+    ``None`` when the slot is to be sent on its own with `SlotShard.call`, which
+    follows redirections and waits out an election: its master is not known, it is
+    its master's only slot, or its master could not be connected to (killed, or the
+    slot map is out of date after a failover: nothing was sent, and the slot map is
+    read again first); or a connection error for every slot of a master whose
+    connection broke mid-round trip (the commands may have run: not sent again,
+    L-62.3).
+    """
+    results: list[tuple[SlotShard, T, Any, Any]] = []
+    for client, planned in _by_node(per_slot).items():
+        replies: list[Any]
+        if client is None or len(planned) == 1:
+            replies = [None] * len(planned)
+        else:
+            try:
+                replies = execute_pipeline(client, [pack(slot, item) for slot, item in planned])
+            except CONNECTION_ERRORS as exc:
+                if nothing_ran(exc):
+                    planned[0][0].lost_slot(exc)  # read the slot map again
+                    replies = [None] * len(planned)
+                else:
+                    replies = [planned[0][0].lost(client, exc)] * len(planned)
+        results.extend(
+            (slot, item, client, reply)
+            for (slot, item), reply in zip(planned, replies, strict=True)
+        )
+    return results
 
 
 def _by_node(per_slot: Mapping[Shard, T]) -> dict[Any, list[tuple[SlotShard, T]]]:
@@ -258,55 +326,45 @@ class ClusterGroups(Groups):
     def send_to_members(self, group: str, members: list[str], payload: bytes) -> None:
         """One pipelined round trip per master carrying one `PUSH` per slot (A-93).
 
-        A slot whose script was redirected or not loaded yet is sent again on
-        its own (`SlotShard.script` follows it); a master that fails does not
-        keep the others' members from their copy, and its error is raised once
-        they are served (L-62.3).
+        A slot whose script was redirected or not loaded yet, or whose master could
+        not be connected to (a failover), is sent again on its own (`per_node`;
+        `SlotShard.script` follows it, all slots within one `RetryWindow`); a master
+        that fails does not keep the others' members from their copy, and its error
+        is raised once they are served (L-62.3).
         """
         failure: Exception | None = None
         expiry_ms = self._sender.expiry_ms
-        by_node = _by_node(self._deliveries(members))
         push = cluster_script(scripts.PUSH)
         assert push is not None
-        for client, planned in by_node.items():
-            replies: Sequence[Any]
-            if client is None or len(planned) == 1:
-                replies = [None] * len(planned)
-            else:
-                commands = [
-                    push.packed(
-                        delivery.keys, (payload, expiry_ms, *delivery.args, slot.global_key())
+        window = _window(self._layer)
+
+        def pack(slot: SlotShard, delivery: _Delivery) -> bytes:
+            return push.packed(
+                delivery.keys, (payload, expiry_ms, *delivery.args, slot.global_key())
+            )
+
+        for slot, delivery, client, reply in per_node(self._deliveries(members), pack):
+            try:
+                if reply is None or _again(reply):
+                    reply = slot.script(
+                        scripts.PUSH,
+                        delivery.keys,
+                        (payload, expiry_ms, *delivery.args),
+                        window=window,
                     )
-                    for slot, delivery in planned
-                ]
-                try:
-                    replies = execute_pipeline(client, commands)
-                except CONNECTION_ERRORS as exc:
-                    failure = failure or planned[0][0].lost(client, exc)
-                    continue
-            for (slot, delivery), reply in zip(planned, replies, strict=True):
-                try:
-                    if (
-                        reply is None
-                        or isinstance(reply, redis.exceptions.NoScriptError)
-                        or (is_redirect(reply))
-                    ):
-                        reply = slot.script(
-                            scripts.PUSH, delivery.keys, (payload, expiry_ms, *delivery.args)
-                        )
-                    elif isinstance(reply, redis.ResponseError):
-                        raise refusal(reply, client)
-                except (*CONNECTION_ERRORS, LayerOutOfMemory) as exc:
-                    failure = failure or exc
-                    continue
-                for storage, copies, ok in zip(
-                    delivery.storages, delivery.copies, reply, strict=True
-                ):
-                    if not ok:
-                        self._skips.skipped(group, storage, copies)  # A-40
-                reliable = self._layer._reliable
-                if reliable is not None:  # issue 17: at-least-once members' doorbells
-                    stored = [name for name, ok in zip(delivery.storages, reply, strict=True) if ok]
-                    reliable.ring(slot, stored)
+                elif isinstance(reply, CONNECTION_ERRORS):
+                    raise reply
+                elif isinstance(reply, redis.ResponseError):
+                    raise refusal(reply, client)
+            except (*CONNECTION_ERRORS, LayerOutOfMemory) as exc:
+                failure = failure or exc
+                continue
+            for storage, copies, ok in zip(delivery.storages, delivery.copies, reply, strict=True):
+                if not ok:
+                    self._skips.skipped(group, storage, copies)  # A-40
+            reliable = self._layer._reliable
+            if reliable is not None:  # issue 17: at-least-once members' doorbells
+                stored = [name for name, ok in zip(delivery.storages, reply, strict=True) if ok]
+                reliable.ring(slot, stored)
         if failure is not None:
             raise failure

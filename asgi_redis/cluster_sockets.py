@@ -15,7 +15,9 @@ redirection (``MOVED``, ``ASK``, ``TRYAGAIN``, ``CLUSTERDOWN``), an ``UNBLOCKED`
 / ``READONLY`` reply, or a closed connection. None of them proves anything ran
 (a redirection is answered instead of running), so the socket is dropped and
 the error raised is the layer's unavailable error (`LayerUnavailable`): daphne
-holds what waits and tries again, on a new socket opened in a thread. The slot
+holds what waits and tries again, on a new socket opened in a thread. The error
+of a slot migrating (``MOVED``, ``ASK``, ``TRYAGAIN``) carries
+``layer_redirected = True``: daphne logs it at INFO, not as an outage. The slot
 map is updated without a round trip when the ``MOVED`` reply names a known
 node, and read again by that new socket's connect otherwise: nothing here
 touches the network on the caller's event loop except the reads and writes of
@@ -44,10 +46,18 @@ except ImportError:  # pragma: no cover - hiredis is a dependency
 if TYPE_CHECKING:
     from .cluster import RedisClusterChannelLayer, SlotShard
 
-__all__ = ["ClusterShardPipe", "ClusterSocketReceive", "ClusterSocketSender", "socket_receive"]
+__all__ = [
+    "MIGRATION_REPLIES",
+    "ClusterShardPipe",
+    "ClusterSocketReceive",
+    "ClusterSocketSender",
+    "socket_receive",
+]
 
 # Error replies of a cluster node meaning "not here / not now": nothing ran.
 REDIRECT_REPLIES = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+# Of those, the replies of a slot migrating (a reshard): normal operation, not an outage.
+MIGRATION_REPLIES = ("MOVED", "ASK", "TRYAGAIN")
 
 
 def _redirected(shard: SlotShard, text: str) -> Exception:
@@ -55,11 +65,15 @@ def _redirected(shard: SlotShard, text: str) -> Exception:
     unavailable error the caller raises: drop the socket, try again on a new one."""
     parse: Any = BaseParser.parse_error  # untyped in redis-py
     shard.redirected(parse(text))
-    return unavailable(
+    error = unavailable(
         redis.ConnectionError(text),
         f"Redis Cluster slot {shard.slot}: {text} (the slot moved or its master is "
         "failing over; trying again on a new connection)",
     )
+    if text.startswith(MIGRATION_REPLIES):
+        # A slot moving is normal operation: daphne logs it at INFO, not as an outage.
+        error.layer_redirected = True  # type: ignore[attr-defined]
+    return error
 
 
 def _connection_lost(shard: SlotShard, client: redis.Redis, exc: Exception) -> Exception:

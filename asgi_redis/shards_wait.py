@@ -250,6 +250,12 @@ def _cancel(pending: _Pending) -> tuple[int, list[bytes]] | None:
     except _SHARD_FAILURES:
         return None  # logged by the shard (`lost`)
     except redis.ResponseError as exc:
+        redirect_reply = getattr(pending.visit.shard, "redirect_reply", None)
+        if redirect_reply is not None and redirect_reply(exc):
+            # A cluster's "not here / not now" (CLUSTERDOWN while a master is elected,
+            # MOVED): the pop ran nothing and its reply was read whole (issue 19).
+            read = True
+            return None
         logger.warning(
             "Redis shard %d: could not cancel a blocking pop (%s); its connection is closed",
             pending.visit.shard.index,

@@ -126,6 +126,11 @@ class LayerHealth:
         Worded ``Error <activity>: <error> (...)``, so the reader's line still starts
         as D-14 words it (``Error trying to receive messages: ...``).
         """
+        if getattr(error, "layer_redirected", False):
+            # A Redis Cluster slot that moved (a reshard), followed on a new connection:
+            # normal operation, not an outage (issue 19).
+            self.log.info("Following a moved slot while %s: %s", activity, error)
+            return
         with self._lock:
             if activity in self._failing:
                 return

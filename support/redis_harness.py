@@ -271,6 +271,10 @@ class RedisCluster:
                 # masters right after writing, before any replication lag check).
                 "--cluster-replica-validity-factor",
                 "0",
+                # A replica's first full sync starts at once, not after Redis 7's
+                # default 5 s wait for other replicas (see `wait_synced`).
+                "--repl-diskless-sync-delay",
+                "0",
             ]
 
     @property
@@ -299,6 +303,7 @@ class RedisCluster:
             timeout=STARTUP_TIMEOUT * 3,
         )
         self.wait_ok(self.nodes)
+        self.wait_synced()
         return self
 
     def running(self) -> list[RedisServer]:
@@ -322,6 +327,21 @@ class RedisCluster:
             return True
 
         _wait_until(settled, timeout, "every cluster node reporting cluster_state:ok")
+
+    def wait_synced(self, timeout: float = 30.0) -> None:
+        """Wait until every running replica has its link to its master up (its first
+        full sync done). A master killed before that takes its data with it: its
+        replica is promoted all the same (validity factor 0), empty, and a test would
+        see the loss of everything written before as the layer's."""
+
+        def synced() -> bool:
+            for node in self.running():
+                info = _command(node.port, b"INFO replication", timeout=2.0)
+                if b"role:slave" in info and b"master_link_status:up" not in info:
+                    return False
+            return True
+
+        _wait_until(synced, timeout, "every cluster replica in sync with its master")
 
     def node_roles(self) -> dict[int, str]:
         """Port -> 'master' / 'slave', as the first running node sees it."""
@@ -387,6 +407,13 @@ class RedisCluster:
                     return node
         raise LookupError(f"no running replica of {master.port}")
 
+    def has_replica(self, master: RedisServer) -> bool:
+        try:
+            self.replica_of(master)
+        except LookupError:
+            return False
+        return True
+
     def promote(self, replica: RedisServer, timeout: float = 30.0) -> None:
         """A graceful ``CLUSTER FAILOVER`` on `replica`: it syncs, then takes over."""
         assert _command(replica.port, b"CLUSTER FAILOVER").startswith(b"+OK")
@@ -398,7 +425,10 @@ class RedisCluster:
         self.wait_ok()
 
     def fail_over(self, master: RedisServer, timeout: float = 30.0) -> None:
-        """Kill `master` and wait until its replica is promoted and the cluster is ok."""
+        """Kill `master` (once its replica is in sync) and wait until the replica is
+        promoted and the cluster is ok."""
+        self.replica_of(master)  # LookupError: none would take over
+        self.wait_synced(timeout)
         master.kill()
         survivors = self.running()
         self.wait_ok(survivors, timeout)
@@ -436,9 +466,11 @@ class RedisCluster:
         )
         self.wait_agreed()
 
-    def move_slot(self, slot: int, target: RedisServer) -> None:
+    def move_slot(self, slot: int, target: RedisServer, finish: bool = True) -> None:
         """Move one slot and its keys to `target` as ``redis-cli --cluster reshard`` does:
-        IMPORTING / MIGRATING, ``MIGRATE`` the keys, then ``SETSLOT NODE`` everywhere."""
+        IMPORTING / MIGRATING, ``MIGRATE`` the keys, then ``SETSLOT NODE`` everywhere.
+        `finish` false stops before ``SETSLOT NODE``: the slot stays migrating, its keys
+        on `target`, and its owner answers ``ASK`` for them (`finish_slot_move`)."""
         import redis
 
         source = self.master_of_slot(slot)
@@ -454,6 +486,24 @@ class RedisCluster:
                 clients[source.port].execute_command(
                     "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
                 )
+        finally:
+            for client in clients.values():
+                client.close()
+        if finish:
+            self.finish_slot_move(slot, target, source)
+
+    def finish_slot_move(
+        self, slot: int, target: RedisServer, source: RedisServer | None = None
+    ) -> None:
+        """``SETSLOT NODE`` `target` for a slot `move_slot` left migrating (on `source`,
+        which still serves it, and `target` first, then everywhere), and wait for all
+        nodes to agree."""
+        import redis
+
+        source = source or self.master_of_slot(slot)
+        clients = {node.port: redis.Redis(port=node.port) for node in self.running()}
+        try:
+            target_id = clients[target.port].execute_command("CLUSTER MYID").decode()
             for port in (target.port, source.port):
                 clients[port].execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
             for port, client in clients.items():

@@ -85,6 +85,16 @@ class ClusterStack:
         """The node serving the slot of channel `name` now."""
         return self.cluster.master_of_slot(name_slot(name))
 
+    def group_members(self, group: str) -> list[str]:
+        """The members of `group` now (A-43), read through a layer of this process."""
+        from asgi_redis import RedisClusterChannelLayer
+
+        layer = RedisClusterChannelLayer(hosts=self.cluster.startup_nodes)
+        try:
+            return sorted(layer.group_channels(group))
+        finally:
+            layer.close()
+
     def output(self) -> str:
         return (
             "--- daphne ---\n"

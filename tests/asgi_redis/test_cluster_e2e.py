@@ -74,14 +74,12 @@ def _run(stack: ClusterStack, disrupt, echo: int = 10, room: int = 5) -> LoadRes
     return result
 
 
-def _check(
-    stack: ClusterStack, result: LoadResult, losses_allowed: int, broadcasts: bool = True
-) -> None:
+def _check(stack: ClusterStack, result: LoadResult, losses_allowed: int) -> None:
     assert result.sockets_closed == [], (result.sockets_closed, stack.output()[-5000:])
     assert result.echo_duplicated == 0 and result.broadcast_copies_duplicated == 0
     assert result.echo_lost <= losses_allowed, result.summary()
-    if broadcasts:
-        assert result.broadcast_copies_lost <= losses_allowed * 5, result.summary()
+    # A broadcast in flight at a kill loses up to its 5 copies (one bundle, A-93).
+    assert result.broadcast_copies_lost <= losses_allowed * 5, result.summary()
     assert result.send_errors == 0
     assert stack.daphne.process.poll() is None and stack.worker.process.poll() is None
 
@@ -98,19 +96,34 @@ def _kill_masters(stack: ClusterStack, reply_prefix: str) -> None:
     first = stack.master_of(reply_prefix)
     second = stack.master_of("websocket.receive")
     cluster.fail_over(first)  # bounded: waits for the promotion
-    if second is first:  # both on one master: kill another one (it still has a replica)
-        second = next(node for node in cluster.master_nodes() if node is not first)
+    if second is first:  # both on one master: kill another one that still has a replica
+        second = next(
+            node
+            for node in cluster.master_nodes()
+            if node is not first and cluster.has_replica(node)
+        )
     cluster.fail_over(second)
+    # The group survived the kills (see `test_masters_killed_under_load`).
+    members = stack.group_members("room")
+    assert len(members) == 5, f"the room group lost members with a master: {members}"
 
 
 def test_masters_killed_under_load(stack):
     """Two masters killed one after the other (replicas promoted, no manual action):
-    no socket closed; losses only from unreplicated writes (counted, bounded)."""
+    no socket closed; echoes and broadcast copies lost only from writes in flight at
+    the kills (unreplicated; counted, bounded), broadcasts delivered after recovery
+    (A-24, A-44, L-62).
+
+    The ``room`` group must still have its members: a group lost with a master (its
+    replica promoted before it had the group: it had not synced yet, issue 19) loses
+    every later broadcast, and that is Redis's asynchronous replication, not the layer
+    (members do not join again in 1.x); `_kill_masters` tells the two apart.
+    """
     result = _run(stack, _kill_masters)
-    # Broadcast copies are counted (printed) but not bounded here: in about half the
-    # runs with two kills every broadcast after the second failover was lost (the
-    # group's members gone or its sends failing); not diagnosed yet (issue 19).
-    _check(stack, result, KILL_LOSS_ALLOWED, broadcasts=False)
+    _check(stack, result, KILL_LOSS_ALLOWED)
+    # L-62.4: a pop answered CLUSTERDOWN while a master is elected ran nothing; the
+    # worker cancelling it said so in a WARNING each time (some 50 per run, issue 19).
+    assert "could not cancel a blocking pop" not in stack.output()
 
 
 def _reshard(stack: ClusterStack, reply_prefix: str) -> None:

@@ -67,8 +67,9 @@ def test_socket_receive_follows_a_moved_slot(private_redis_cluster):
         layer.send(PREFIX + "a", {"n": 1})
         assert read_until(receive, 1) == [(PREFIX + "a", {"n": 1})]
         cluster.move_slot(name_slot(PREFIX), _other_master(cluster, PREFIX))
-        with pytest.raises(LayerUnavailable):
+        with pytest.raises(LayerUnavailable) as moved:
             read_until(receive, 1)  # the blocked pop is answered with MOVED
+        assert moved.value.layer_redirected  # daphne: INFO, not an outage (issue 19)
     finally:
         receive.close()
     layer.send(PREFIX + "b", {"n": 2})  # follows MOVED itself
@@ -98,6 +99,7 @@ def test_socket_sender_follows_a_moved_slot(private_redis_cluster):
     moved = Outcomes()
     drive(sender.submit([("csend.a", {"n": 2}), ("csend.b", {"n": 2})], moved))
     assert isinstance(moved.results[0], LayerUnavailable), moved.results
+    assert moved.results[0].layer_redirected
     assert moved.results[1] is None
     retried = Outcomes()
     drive(sender.submit([("csend.a", {"n": 2})], retried))
@@ -108,3 +110,32 @@ def test_socket_sender_follows_a_moved_slot(private_redis_cluster):
         assert layer.receive([channel]) == (None, None)
     sender.close()
     layer.close()
+
+
+def test_daphne_logs_a_moved_slot_at_info(caplog):
+    """issue 19: a slot moving under daphne's sockets (a reshard) is normal operation:
+    logged at INFO, no outage begun (no ERROR, no "reachable again" afterwards); an
+    outage (CLUSTERDOWN, a refused connection) is still one ERROR (L-62.4)."""
+    import logging
+
+    import redis
+
+    from asgi_redis.cluster_sockets import _redirected
+    from daphne.layer_health import LayerHealth
+
+    layer = RedisClusterChannelLayer(hosts=[("127.0.0.1", 1)])  # connects nothing
+    shard = layer.slot_shard(PREFIX)
+    moved = _redirected(shard, f"MOVED {shard.slot} 127.0.0.1:2")
+    down = _redirected(shard, "CLUSTERDOWN The cluster is down")
+    assert moved.layer_redirected and not getattr(down, "layer_redirected", False)
+    health = LayerHealth(layer)
+    with caplog.at_level(logging.DEBUG, logger="daphne.server"):
+        health.failed("trying to receive messages", moved)
+        assert not health.down
+        health.ok("trying to receive messages")
+        health.failed("sending WebSocket messages", down)
+        assert health.down
+    loud = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert [r.levelname for r in loud] == ["INFO", "ERROR"], [r.getMessage() for r in loud]
+    assert "moved slot" in loud[0].getMessage()
+    assert isinstance(moved, redis.ConnectionError)

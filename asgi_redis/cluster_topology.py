@@ -1,0 +1,158 @@
+"""The slot map and node clients of a `RedisClusterChannelLayer` (issue 19 item 1).
+
+`ClusterTopology` wraps redis-py's `redis.cluster.RedisCluster` (built on first
+use: construction connects nothing, L-62.1) for the slot map only; the layer
+sends its own commands on the node clients (`cluster.SlotShard`). The map is
+read again after a redirection or a failed connection (at most every 50 ms,
+concurrent callers sharing one read), moved one slot at a time for a ``MOVED``
+naming a known node, and marked stale (read before the next socket connects)
+where reading it would block daphne's reactor (`cluster_sockets`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import MovedError, RedisClusterException
+
+from .errors import ShardConnectionError
+from .shard import CONNECTION_ERRORS, ShardFeatures
+
+__all__ = ["ClusterTopology"]
+
+logger = logging.getLogger("asgi_redis")
+
+
+class ClusterTopology:
+    """The cluster's slot map and node clients, from redis-py's `RedisCluster`."""
+
+    def __init__(
+        self, startup_nodes: list[tuple[str, int]], kwargs: dict[str, Any], retry_timeout: float
+    ) -> None:
+        self.startup_nodes = startup_nodes
+        # Node clients get redis-py's own no-retry policy (L-62.3).
+        self._kwargs = {key: value for key, value in kwargs.items() if key != "retry"}
+        self.retry_timeout = retry_timeout
+        self._lock = threading.Lock()
+        self._cluster: RedisCluster | None = None
+        self._refreshed = float("-inf")
+        self.features: ShardFeatures | None = None
+        # Nodes known to be unreachable: one WARNING / INFO per node, not per slot.
+        self._down: set[str] = set()
+        # The slot map may be out of date: read it before the next socket connects
+        # (`cluster_sockets`: noticed on daphne's reactor, which must not wait on it).
+        self._stale = False
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def refresh_if_stale(self) -> None:
+        """Read the slot map again if `mark_stale` asked for it (may wait on the network)."""
+        if self._stale:
+            self._stale = False
+            self.refresh(force=True)
+
+    def redirected(self, exc: Exception) -> None:
+        """Note a redirection without a round trip: a ``MOVED`` to a known node moves the
+        slot in the map; anything else marks the map stale."""
+        cluster = self._cluster
+        if cluster is not None and isinstance(exc, MovedError):
+            node = cluster.nodes_manager.get_node(host=exc.host, port=exc.port)
+            if node is not None and node.redis_connection is not None:
+                cluster.nodes_manager.move_slot(exc)
+                return
+        self._stale = True
+
+    def note_down(self, address: str) -> bool:
+        """Record `address` as unreachable; True if it was not known to be."""
+        with self._lock:
+            first = address not in self._down
+            self._down.add(address)
+        return first
+
+    def note_up(self, address: str) -> bool:
+        """Record `address` as answering; True if it was known to be unreachable."""
+        with self._lock:
+            was_down = address in self._down
+            self._down.discard(address)
+        return was_down
+
+    def cluster(self) -> RedisCluster:
+        cluster = self._cluster
+        if cluster is None:
+            with self._lock:
+                cluster = self._cluster
+                if cluster is None:
+                    cluster = self._cluster = self._connect()
+        return cluster
+
+    def _connect(self) -> RedisCluster:
+        make_node: Callable[..., ClusterNode] = ClusterNode
+        nodes = [make_node(host, port) for host, port in self.startup_nodes]
+        try:
+            make: Callable[..., RedisCluster] = RedisCluster
+            cluster = make(startup_nodes=nodes, require_full_coverage=False, **self._kwargs)
+        except (RedisClusterException, *CONNECTION_ERRORS) as exc:
+            label = ", ".join(f"{host}:{port}" for host, port in self.startup_nodes)
+            raise ShardConnectionError(
+                f"No Redis Cluster node answered (startup nodes {label}): {exc}"
+            ) from exc
+        self._refreshed = time.monotonic()
+        return cluster
+
+    def client(self, slot: int) -> redis.Redis:
+        node = self.cluster().nodes_manager.get_node_from_slot(slot)
+        client: redis.Redis = node.redis_connection
+        return client
+
+    def node_client(self, host: str, port: int) -> redis.Redis | None:
+        """The client of the known node at `host`:`port` (an ``ASK`` target), if any."""
+        cluster = self._cluster
+        node = None if cluster is None else cluster.nodes_manager.get_node(host=host, port=port)
+        return None if node is None else node.redis_connection
+
+    def moved(self, exc: MovedError) -> None:
+        """Point the slot of a ``MOVED`` reply at its new owner (a known node), else read
+        the whole slot map again."""
+        cluster = self._cluster
+        if cluster is None:
+            return
+        manager = cluster.nodes_manager
+        node = manager.get_node(host=exc.host, port=exc.port)
+        if node is not None and node.redis_connection is not None:
+            manager.move_slot(exc)
+        else:
+            self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> None:
+        """Read the slot map again (at most every 50 ms unless `force`; concurrent
+        callers share one)."""
+        cluster = self._cluster
+        if cluster is None:
+            return
+        with self._lock:
+            if not force and time.monotonic() - self._refreshed < 0.05:
+                return
+            try:
+                cluster.nodes_manager.initialize()
+            except (RedisClusterException, *CONNECTION_ERRORS) as exc:
+                logger.info("Redis Cluster: could not read the slot map yet: %s", exc)
+            self._refreshed = time.monotonic()
+
+    def masters(self) -> list[redis.Redis]:
+        """The masters' clients, in address order (`connection`, `flush`, statistics)."""
+        nodes = self.cluster().nodes_manager.get_nodes_by_server_type("primary")
+        return [node.redis_connection for node in sorted(nodes, key=lambda node: node.name)]
+
+    def open_clients(self) -> list[redis.Redis]:
+        cluster = self._cluster
+        if cluster is None:
+            return []
+        nodes = list(cluster.nodes_manager.nodes_cache.values())
+        return [node.redis_connection for node in nodes if node.redis_connection is not None]
