@@ -39,12 +39,7 @@ def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[An
     receivers = cache.get((_SYNC, sender))
     if receivers is None:
         with signal.lock:
-            sender_key = _make_id(sender)
-            found = [
-                (receiver, is_async)
-                for (_, r_sender_key), receiver, is_async in signal.receivers
-                if r_sender_key in (NONE_ID, sender_key)
-            ]
+            found = _receivers_of(signal, sender)
             synchronous = not any(is_async for _, is_async in found)
             if synchronous:
                 receivers = cache[(_SYNC, sender)] = [receiver for receiver, _ in found]
@@ -58,6 +53,17 @@ def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[An
                 continue
         responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
     return responses
+
+
+def _receivers_of(signal: Signal, sender: Any) -> list[tuple[Any, bool]]:
+    """The receivers of `signal` for `sender` (weak references left as they are), each
+    with whether it is async, in connection order. Call with ``signal.lock`` held."""
+    sender_key = _make_id(sender)
+    return [
+        (receiver, is_async)
+        for (_, r_sender_key), receiver, is_async in signal.receivers
+        if r_sender_key in (NONE_ID, sender_key)
+    ]
 
 
 class PerMessageSignal(Signal):
@@ -78,13 +84,7 @@ class PerMessageSignal(Signal):
         receivers = self.sender_receivers_cache.get(sender)
         if receivers is None:
             with self.lock:
-                sender_key = _make_id(sender)
-                receivers = [
-                    (receiver, is_async)
-                    for (_, r_sender_key), receiver, is_async in self.receivers
-                    if r_sender_key in (NONE_ID, sender_key)
-                ]
-                self.sender_receivers_cache[sender] = receivers
+                receivers = self.sender_receivers_cache[sender] = _receivers_of(self, sender)
         sync_receivers: list[Callable[..., Any]] = []
         async_receivers: list[Callable[..., Any]] = []
         for receiver, is_async in receivers:
