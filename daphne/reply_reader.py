@@ -78,9 +78,9 @@ class _Reader:
         self.channel_layer = channel_layer
         self.prefix = prefix
         self.dispatch = dispatch
-        # Issue 20: a dispatch that is `HTTPFactory.dispatch_reply` takes the copies of
-        # one group message as a run (`ws_fanout`); any other gets them one by one.
-        self.fan_out: FanOut | None = getattr(getattr(dispatch, "__self__", None), "fan_out", None)
+        # Issue 20: with `fan_out` (the server sets `HTTPFactory.fan_out`), the copies of
+        # one group message go to it as a run (`ws_fanout`); else one by one.
+        self.fan_out: FanOut | None = None
         self.health = health or LayerHealth(channel_layer)
         # What the layer raises while its backend is away (issue 16 item 2).
         self.unavailable = unavailable_errors(channel_layer)

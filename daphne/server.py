@@ -285,6 +285,7 @@ class Server:
             factory.layer_health,
         )
         reader.metrics = factory.metrics  # its lag (issue 18)
+        reader.fan_out = factory.fan_out  # a group message's copies at once (issue 20)
         self.reader = reader
         reader.start()
 
@@ -306,6 +307,9 @@ class Server:
         )
         if self.reader is None:
             self.backend_reader_sync()
+        else:
+            # Set before the reactor's next turn, when the reader first dispatches.
+            self.reader.fan_out = factory.fan_out  # issue 20, as the thread reader's
 
     def timeout_checker(self) -> None:
         """Run every connection's timeout checks once (D-16); per-connection timers

@@ -532,6 +532,8 @@ def test_replies_are_read_by_the_reactor_without_a_thread(redis_live):
     """D-15 on asgi_redis: the reactor watches the layer's socket (`socket_receive`)."""
     live = redis_live(["http.request"])
     assert isinstance(live.server.reader, ReactorReader)
+    # Issue 20: a group message's copies go to the factory's fan-out as a run.
+    assert live.server.reader.fan_out == live.server.factory.fan_out
     assert "daphne-reply-reader" not in [thread.name for thread in threading.enumerate()]
     connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=15)
     try:

@@ -183,6 +183,7 @@ def test_twisted_layer_is_read_by_the_reader_thread(caplog):
         ).start()
         try:
             assert isinstance(live.server.reader, ThreadReader)
+            assert live.server.reader.fan_out == live.server.factory.fan_out  # issue 20
             connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
             connection.request("GET", "/")
             assert connection.getresponse().read() == b"twisted"
