@@ -102,7 +102,7 @@ from .placement import GLOBAL_STATS_KEY, Placement
 from .receiving import Receiver
 from .scripts import Script
 from .sending import Sender
-from .shard import CONNECTION_ERRORS, Shard, ShardFeatures, describe_client
+from .shard import CONNECTION_ERRORS, Shard, ShardFeatures, describe_client, logger
 from .slots import ClusterExpiredMessages, ClusterPlacement, cluster_script, global_key, name_slot
 from .socket_receive import SocketReceive
 from .socket_send import SocketSender
@@ -133,6 +133,8 @@ class SlotShard(Shard):
         self.slot = slot
         self._topology = self.topology = topology
         self.expired = ClusterExpiredMessages(slot)
+        # The node the slot's last failure met, until the slot answers again (L-62.4).
+        self._failed_at: str | None = None
 
     def client(self) -> redis.Redis:
         try:
@@ -280,15 +282,25 @@ class SlotShard(Shard):
 
     def failed(self, exc: Exception, address: str) -> Exception:
         """As `Shard.failed`, logging once per node (many slots share it), not per slot."""
+        self._failed_at = address
         if not self._topology.note_down(address):
             with self._lock:
                 self._reachable = False  # so `Shard.failed` does not log again
         return super().failed(exc, address)
 
     def answered(self, address: str, began: int | None = None) -> None:
+        """As `Shard.answered`, once per node; a slot answering from another node than
+        the one that failed (its replica, promoted) logs that node's replacement once,
+        the INFO that ends the failed node's WARNING (L-62.4, issue 19)."""
+        failed_at, self._failed_at = self._failed_at, None
         if self._topology.note_up(address):
             super().answered(address, began)
             return
+        # Its replica promoted: the failed node's addresses answer no more.
+        if failed_at not in (None, address) and self._topology.note_up(failed_at):
+            logger.info(
+                "Redis Cluster node %s is replaced: its slots answer at %s", failed_at, address
+            )
         with self._lock:
             if began is None or began == self.failures:
                 self._reachable = True

@@ -4,13 +4,16 @@ master (group sends, ``send_many``) follow the slot map to the promoted replica
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
+import logging
 
 import pytest
 import redis
 
 from asgi_redis import RedisClusterChannelLayer
 from asgi_redis.slots import name_slot
+from channels.layers.base import LayerUnavailable
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -31,6 +34,18 @@ def _names(prefix: str, slots: set[int], inside: bool, count: int, suffix: str =
     raise AssertionError("unreachable")
 
 
+def _receive_one(layer: RedisClusterChannelLayer, name: str, attempts: int = 6) -> str | None:
+    """The channel of the next message on `name` (each blocking receive ~5 s, A-32)."""
+    for _ in range(attempts):
+        try:
+            channel, _message = layer.receive([name], block=True)
+        except LayerUnavailable:  # its master killed under the wait: wait again
+            continue
+        if channel is not None:
+            return channel
+    return None
+
+
 def _replicated(port: int) -> None:
     """Every write the master on `port` accepted has reached its replica (WAIT): a
     loss after the kill would then be the layer's, not asynchronous replication's."""
@@ -41,7 +56,7 @@ def _replicated(port: int) -> None:
         client.close()
 
 
-def test_group_send_and_send_many_follow_a_failover(private_redis_cluster) -> None:
+def test_group_send_and_send_many_follow_a_failover(private_redis_cluster, caplog) -> None:
     """A-44, A-93, L-62.2: a master is killed and its replica promoted while the layers
     are idle, their slot maps still naming the dead master. The first group send after
     it reaches every member, those whose slots (several, and a ``P!`` bundle) the dead
@@ -81,12 +96,36 @@ def test_group_send_and_send_many_follow_a_failover(private_redis_cluster) -> No
         assert received(len(members) + 6) == sorted([*members, *members[:6]])
         _replicated(doomed.port)
 
+        caplog.set_level(logging.INFO, logger="asgi_redis")
+        blocked = RedisClusterChannelLayer(hosts=cluster.startup_nodes)
+        layers.append(blocked)
+        assert blocked.receive([on_doomed[0]]) == (None, None)  # its slot map read
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        waiting = pool.submit(_receive_one, blocked, on_doomed[0])
+        pool.shutdown(wait=False)
         cluster.fail_over(doomed)  # bounded: waits for the promotion
 
+        # A blocking receive waiting on the dead master (L-62.4: one WARNING) gets the
+        # next message from the promoted one (one INFO).
+        sending.send(on_doomed[0], {"s": 1})
+        assert waiting.result(timeout=30) == on_doomed[0]
         grouping.send_group(group, {"n": 1})
         assert received(len(members)) == sorted(members)
         assert sending.send_many([(name, {"m": 1}) for name in members[:6]]) == [None] * 6
         assert received(6) == sorted(members[:6])
+        # L-62.4: a layer's WARNING for the dead master is ended by one INFO naming it.
+        dead = f"127.0.0.1:{doomed.port}"
+        replaced = [
+            record
+            for record in caplog.records
+            if record.getMessage().startswith(f"Redis Cluster node {dead} is replaced")
+        ]
+        warned = [
+            record
+            for record in caplog.records
+            if record.levelno == logging.WARNING and dead in record.getMessage()
+        ]
+        assert warned and len(replaced) == len(warned), caplog.text
     finally:
         for layer in layers:
             layer.close()
