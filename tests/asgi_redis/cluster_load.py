@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,3 +270,42 @@ def _windows(slow: list[tuple[float, float]]) -> list[tuple[float, float, float]
         else:
             windows.append((sent, sent, waited))
     return windows
+
+
+def run_disrupted(
+    url: str,
+    disrupt: Callable[[str], None],
+    output: Callable[[], str],
+    *,
+    echo: int = 10,
+    room: int = 5,
+    recover_echoes: int = 200,
+    recover_timeout: float = 60,
+) -> LoadResult:
+    """Open the load on `url` and start it; once 100 echoes came back, run
+    `disrupt(reply_prefix)` in a thread while the load goes on; wait for
+    `recover_echoes` echoes after it, then stop (every wait bounded). On an error the
+    stack's `output()` is printed."""
+
+    async def main() -> LoadResult:
+        load = LoadClient(url, echo=echo, room=room)
+        await load.open()
+        reply_prefix = load.reply_channels[0].split("!")[0] + "!"
+        load.start()
+        try:
+            await load.wait_echoed(100, 30)
+            started = time.monotonic()
+            await asyncio.to_thread(disrupt, reply_prefix)
+            print(f"disruption took {time.monotonic() - started:.2f} s")
+            await load.wait_echoed(recover_echoes, recover_timeout)
+        finally:
+            result = await load.stop(owed_timeout=30)
+        return result
+
+    try:
+        result = asyncio.run(main())
+    except BaseException:
+        print(output())
+        raise
+    print(result.summary())
+    return result

@@ -20,14 +20,11 @@ thread.
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 from asgi_redis.slots import name_slot
 from support.redis_harness import redis_server_path
-from tests.asgi_redis.cluster_load import LoadClient, LoadResult
+from tests.asgi_redis.cluster_load import LoadResult, run_disrupted
 from tests.asgi_redis.cluster_stack import ClusterStack
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -46,32 +43,9 @@ def stack(request, tmp_path):
         yield running
 
 
-def _run(stack: ClusterStack, disrupt, echo: int = 10, room: int = 5) -> LoadResult:
-    """Start the load, wait for echoes, run `disrupt(stack, reply_prefix)` in a thread
-    while the load goes on, wait for 200 echoes after it, then stop (bounded)."""
-
-    async def main() -> LoadResult:
-        load = LoadClient(stack.ws_base, echo=echo, room=room)
-        await load.open()
-        reply_prefix = load.reply_channels[0].split("!")[0] + "!"
-        load.start()
-        try:
-            await load.wait_echoed(100, 30)
-            started = time.monotonic()
-            await asyncio.to_thread(disrupt, stack, reply_prefix)
-            print(f"disruption took {time.monotonic() - started:.2f} s")
-            await load.wait_echoed(200, 60)
-        finally:
-            result = await load.stop(owed_timeout=30)
-        return result
-
-    try:
-        result = asyncio.run(main())
-    except BaseException:
-        print(stack.output())
-        raise
-    print(result.summary())
-    return result
+def _run(stack: ClusterStack, disrupt) -> LoadResult:
+    """The load on the stack's daphne with `disrupt(stack, reply_prefix)` under it."""
+    return run_disrupted(stack.ws_base, lambda prefix: disrupt(stack, prefix), stack.output)
 
 
 def _check(stack: ClusterStack, result: LoadResult, losses_allowed: int) -> None:

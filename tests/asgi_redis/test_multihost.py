@@ -23,7 +23,6 @@ import asyncio
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ import redis
 from asgi_redis.slots import name_slot
 from support.redis_harness import _wait_until, redis_server_path
 from tests.asgi_redis import netns
-from tests.asgi_redis.cluster_load import LoadClient, LoadResult
+from tests.asgi_redis.cluster_load import LoadClient, LoadResult, run_disrupted
 from tests.asgi_redis.cluster_stack import SETTINGS
 from tests.channels.e2e import DAPHNE, Proc
 from tests.examples import processes
@@ -238,28 +237,14 @@ def world(tmp_path):
 
 
 def _run(world: World, disrupt, recover_echoes: int = 600) -> LoadResult:
-    async def main() -> LoadResult:
-        load = LoadClient(world.url(), echo=10, room=5)
-        await load.open()
-        reply_prefix = load.reply_channels[0].split("!")[0] + "!"
-        load.start()
-        try:
-            await load.wait_echoed(100, 30)
-            started = time.monotonic()
-            await asyncio.to_thread(disrupt, world, reply_prefix)
-            print(f"disruption took {time.monotonic() - started:.2f} s")
-            await load.wait_echoed(recover_echoes, 90)
-        finally:
-            result = await load.stop(owed_timeout=30)
-        return result
-
-    try:
-        result = asyncio.run(main())
-    except BaseException:
-        print(world.output()[-20000:])
-        raise
-    print(result.summary())
-    return result
+    """The load on the world's daphne with `disrupt(world, reply_prefix)` under it."""
+    return run_disrupted(
+        world.url(),
+        lambda prefix: disrupt(world, prefix),
+        lambda: world.output()[-20000:],
+        recover_echoes=recover_echoes,
+        recover_timeout=90,
+    )
 
 
 def test_worker_host_cut_off(world):
