@@ -8,46 +8,17 @@ and nothing accepted is lost.
 
 from __future__ import annotations
 
-import select
-import time
-
 import pytest
 
 from asgi_redis import LayerUnavailable, RedisClusterChannelLayer
 from asgi_redis.cluster_sockets import ClusterSocketReceive, ClusterSocketSender
 from asgi_redis.slots import name_slot
 from tests.asgi_redis.test_socket_receive import read_until
-from tests.asgi_redis.test_socket_send import Outcomes
+from tests.asgi_redis.test_socket_send import Outcomes, drive
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 PREFIX = "daphne.response.csock!"
-
-
-def drive(pipes, timeout: float = 10.0) -> None:
-    """As test_socket_send's `drive`, dropping a pipe that failed (its socket closed)."""
-    for pipe in pipes:
-        if pipe.state == "new":
-            pipe.opened(pipe.connect())
-    poller = select.poll()
-    by_fd = {}
-    for pipe in pipes:
-        by_fd[pipe.fileno()] = pipe
-        poller.register(pipe.fileno(), select.POLLIN | select.POLLOUT)
-    give_up = time.monotonic() + timeout
-    while any(pipe.waiting for pipe in pipes):
-        remaining = give_up - time.monotonic()
-        assert remaining > 0, "replies did not arrive"
-        for fd, events in poller.poll(remaining * 1000):
-            pipe = by_fd[fd]
-            if events & select.POLLOUT:
-                pipe.write_some()
-            if events & select.POLLIN:
-                pipe.read()
-            if pipe.state != "open" or pipe.fileno() != fd:
-                poller.unregister(fd)
-            elif not pipe.wants_write():
-                poller.modify(fd, select.POLLIN)
 
 
 def _other_master(cluster, name: str):
