@@ -1,7 +1,8 @@
 """A group message's copies to many WebSockets, framed once (`ws_fanout`, issue 20).
 
-The fan-out must leave every socket exactly as ``dispatch_reply`` one copy at a time
-would: the same bytes on the wire, in the same order, the same session and autobahn
+The copies of one group send arrive next to each other in a reply batch (A-93). The
+fan-out must leave every socket exactly as ``dispatch_reply`` one copy at a time
+would (D-22, D-39; a failing write is logged and the rest go on, D-14): the same bytes on the wire, in the same order, the same session and autobahn
 counters, the same metrics calls; sockets it cannot write plainly (pending handshake,
 closing, compressed differently) get the message through ``dispatch_reply``.
 """
