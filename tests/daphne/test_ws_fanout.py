@@ -2,9 +2,10 @@
 
 The copies of one group send arrive next to each other in a reply batch (A-93). The
 fan-out must leave every socket exactly as ``dispatch_reply`` one copy at a time
-would (D-22, D-39; a failing write is logged and the rest go on, D-14): the same bytes on the wire, in the same order, the same session and autobahn
-counters, the same metrics calls; sockets it cannot write plainly (pending handshake,
-closing, compressed differently) get the message through ``dispatch_reply``.
+would (D-22, D-39; a failing write is logged and the rest go on, D-14): the same
+bytes on the wire, in the same order, the same session and autobahn counters, the
+same metrics calls; sockets it cannot write plainly (pending handshake, closing,
+compressed differently) get the message through ``dispatch_reply``.
 """
 
 from __future__ import annotations
