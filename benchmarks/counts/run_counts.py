@@ -15,7 +15,8 @@ permessage-deflate. Measured: cProfile in both processes (OUT_PREFIX.daphne.prof
 (OUT_PREFIX.<which>.cg.1; printed per message), and with --strace the syscalls of
 daphne, the worker and Redis (OUT_PREFIX.<name>.strace), and with --redis-commands
 Redis's commands per message (``INFO commandstats`` over the window, Lua-internal calls
-included). With --region, callgrind counts only the instructions inside calls of that
+included; and the microseconds each command took inside Redis, per
+message). With --region, callgrind counts only the instructions inside calls of that
 function (inclusive; see profiled.py). With --cpu nothing is profiled: the CPU time
 (user + system, from /proc) each process used in the window is printed per message, a
 rough figure on a shared machine. Every wait is bounded.
@@ -184,6 +185,11 @@ def main() -> None:
             stats = redis_py.Redis(port=redis.port).info("commandstats")
             result["redis_commands_per_message"] = {
                 key.removeprefix("cmdstat_"): round(value["calls"] / messages, 2)
+                for key, value in sorted(stats.items())
+                if key not in ("cmdstat_config", "cmdstat_info")
+            }
+            result["redis_command_usec_per_message"] = {
+                key.removeprefix("cmdstat_"): round(value["usec"] / messages, 2)
                 for key, value in sorted(stats.items())
                 if key not in ("cmdstat_config", "cmdstat_info")
             }
