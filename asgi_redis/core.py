@@ -101,6 +101,7 @@ from .codec import Codec, build_fernet
 from .discovery import ShardSource, StaticShards
 from .flushing import delete_matching, glob_escape
 from .groups import Groups
+from .lookahead import Lookahead
 from .loop_api import EventLoopApi
 from .options import check_prefix, check_whole_seconds, client_kwargs, redis_urls
 from .pipelined import SendThenReceive
@@ -308,6 +309,14 @@ class RedisChannelLayer(AtLeastOnceApi, EventLoopApi, RedisAnnouncements, BaseCh
             # At-least-once names are leased, never popped by the pipeline's plain pop.
             return reliable_send_then_receive(self, messages, channels, block)
         return self._send_then_receive(messages, channels, block)
+
+    def lookahead(self) -> Lookahead | None:
+        """What lets one worker thread handle a message while its replies and the next pop
+        travel (issue 20, `lookahead`); `None` where that does not apply: at-least-once
+        channels, and the Sentinel, cluster and local layers."""
+        if self._reliable is not None or type(self) is not RedisChannelLayer:
+            return None
+        return Lookahead(self)
 
     def channel_in_use(self, name: str) -> bool:
         """`new_channel` hook: does the candidate's list exist on its shard (L-32)?"""

@@ -36,6 +36,12 @@ __all__ = ["Worker", "WorkerGroup"]
 
 logger = logging.getLogger("django.channels")
 
+# What the loop carries when the last consumer queued nothing but a message is held.
+_NO_REPLIES: tuple[Any, list[Entry]] = (None, [])
+# A message handled in less than this (seconds) lets the layer hold the next one beside
+# it (`asgi_redis.lookahead`): a worker busy with slow consumers takes one at a time.
+QUICK_MESSAGE = 0.005
+
 
 class Worker:
     """Receives messages on the routed channels and runs their consumers (C-28)."""
@@ -175,13 +181,15 @@ class Worker:
         finally:
             self._looping = False
             replies, self._replies = self._replies, None
-            if replies is not None:  # stopped right after a message: send its replies
-                self._carrier.send(*replies)
+            # Stopped right after a message: its replies go out (and any still
+            # travelling are settled), a held message goes back.
+            self._carrier.finish(replies)
             self._deliveries.flush_acks()
 
     def _receive_loop(self, channels: list[str], handle: Callable[[str, dict], Any]) -> None:
         receive = self.channel_layer.receive
-        send_then_receive = self._carrier.send_then_receive
+        carrier = self._carrier
+        send_then_receive = carrier.send_then_receive
         outage = ReceiveOutage(self)
         # The layer's outage errors (its `Unavailable`, L-62): waited out. Anything
         # else is a bug in the layer, logged with its traceback, and waited out too:
@@ -191,12 +199,13 @@ class Worker:
             started = time.monotonic()
             try:
                 replies = self._replies
-                if replies is None:
+                if replies is None and not carrier.holding:
                     channel, content = receive(channels, block=True)
                 else:
-                    # The last consumer's replies go out first (C-19), then in_job is off.
+                    # The last consumer's replies go out first (C-19), then in_job is off
+                    # unless a message is held (`asgi_redis.lookahead`).
                     self._replies = None
-                    channel, content = send_then_receive(replies, channels)
+                    channel, content = send_then_receive(replies or _NO_REPLIES, channels)
                     if channel is None and not self.termed:
                         channel, content = receive(channels, block=True)
             except (TypeError, AssertionError):
@@ -221,12 +230,15 @@ class Worker:
                 self._deliveries.hand_back(channel, content)
                 break
             self.in_job = True
+            began = time.monotonic()
             try:
                 handle(channel, content)
             finally:
-                # Still busy while the replies wait for the next receive to carry them:
-                # a shutdown signal then lets them go out first (C-31).
-                self.in_job = self._replies is not None
+                carrier.quick = time.monotonic() - began < QUICK_MESSAGE
+                # Still busy while the replies wait for the next receive to carry them,
+                # or a message is held: a shutdown signal then lets them go out first
+                # and the held message go back (C-31).
+                self.in_job = self._replies is not None or carrier.holding
 
     def handle(self, channel: str, content: dict) -> None:
         """Route and run one message; never raises for a consumer's error (C-31, C-32).

@@ -28,13 +28,29 @@ class ReplyCarrier:
     """Sends the replies a `Worker`'s last consumer queued (C-19).
 
     It reads the worker's layer and metrics when it sends (``runworker --metrics-port``
-    assigns ``worker.metrics`` after construction).
+    assigns ``worker.metrics`` after construction). On a layer that offers a
+    ``lookahead`` (Redis, issue 20) the worker may hold its next message while the
+    replies of the last one travel; `holding` says so, and `finish` settles and puts
+    back what is left when the loop ends.
     """
 
-    __slots__ = ("worker",)
+    __slots__ = ("worker", "quick", "_layer", "_lookahead", "_unsettled")
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
+        # Whether the last message was handled quickly (set by the receive loop): only
+        # then may the layer hold a second message (`asgi_redis.lookahead`).
+        self.quick = False
+        self._layer: Any = None
+        self._lookahead: Any = None
+        # The consumer and replies whose sends went out without their outcomes.
+        self._unsettled: tuple[Any, list[Entry]] | None = None
+
+    @property
+    def holding(self) -> bool:
+        """Whether a message is held or replies are still travelling."""
+        lookahead = self._lookahead
+        return lookahead is not None and lookahead.holding
 
     def send_then_receive(
         self, replies: tuple[Any, list[Entry]], channels: list[str]
@@ -48,20 +64,27 @@ class ReplyCarrier:
         a full one is retried (retry_time / retry_interval) and a failure logged as
         the consumer's error, as when `consumer_finished` flushed them. A reply queued
         with its own retry policy (a view's last response message, C-40) is retried
-        with that one.
+        with that one. With a lookahead, replies sent behind a held message are
+        settled at the next call, before anything else is sent.
         """
         consumer, queued = replies
         worker = self.worker
         layer = worker.channel_layer
+        lookahead = self._lookahead_of(layer)
         try:
+            if lookahead is not None:
+                self._collect(lookahead)
             batchable = pending_message_store.batchable
             if not all(batchable(entry[0], layer) for entry in queued):
                 # Groups, other layers, Channel subclasses: the flush as it always was.
                 self.send(consumer, queued)
-                return None, None
+                return self._held(lookahead)
             pairs = [(entry[0].name, entry[1]) for entry in queued]
             try:
-                outcomes, received = layer.send_many_then_receive(pairs, channels, block=False)
+                if lookahead is not None:
+                    outcomes, received = lookahead.send_then_take(pairs, channels, self.quick)
+                else:
+                    outcomes, received = layer.send_many_then_receive(pairs, channels, block=False)
             except ReceiveFailed as failed:
                 self.settle(consumer, queued, failed.outcomes)
                 raise failed.error from None  # the receive's outage (L-62)
@@ -69,19 +92,59 @@ class ReplyCarrier:
                 # A reply the layer refuses (or a bad channel name, which the plain
                 # receive then raises): nothing was sent; one at a time, as before.
                 self.send(consumer, queued)
-                return None, None
+                return self._held(lookahead)
             except Exception as error:
                 if not layer_out_of_memory(error):
                     raise
                 # Issue 15: the sends were refused for memory before anything was
                 # received; each one's outcome, so a view's reply waits it out (C-40).
                 self.settle(consumer, queued, [error] * len(queued))
-                return None, None
-            self.settle(consumer, queued, outcomes)
+                return self._held(lookahead)
+            if outcomes is None:
+                self._unsettled = (consumer, queued)  # settled by the next call
+            else:
+                self.settle(consumer, queued, outcomes)
             return received
         finally:
-            # The replies are out: a shutdown signal may now end the worker at once.
-            worker.in_job = False
+            # The replies are out (or travel behind a held message, which keeps the
+            # worker busy): a shutdown signal may now end an idle worker at once.
+            worker.in_job = self.holding
+
+    def finish(self, replies: tuple[Any, list[Entry]] | None) -> None:
+        """The receive loop ends: settle the replies still travelling, send the last
+        consumer's, and put a held message back at the head of its list."""
+        lookahead = self._lookahead
+        try:
+            if lookahead is not None:
+                self._collect(lookahead)
+            if replies is not None:
+                self.send(*replies)
+        finally:
+            if lookahead is not None:
+                lookahead.put_back()
+
+    def _lookahead_of(self, layer: Any) -> Any:
+        if layer is not self._layer:
+            self._layer = layer
+            make = getattr(layer, "lookahead", None)
+            self._lookahead = make() if make is not None else None
+        return self._lookahead
+
+    def _collect(self, lookahead: Any) -> None:
+        """Settle the replies sent behind the held message (C-19: before any other send)."""
+        unsettled, self._unsettled = self._unsettled, None
+        try:
+            outcomes = lookahead.collect()
+        except ReceiveFailed as failed:
+            # The connection failed under them: each one's outcome is the error
+            # (logged); the next send meets the outage, or finds Redis back.
+            outcomes = failed.outcomes
+        if unsettled is not None and outcomes is not None:
+            self.settle(*unsettled, outcomes)
+
+    @staticmethod
+    def _held(lookahead: Any) -> tuple[str | None, dict | None]:
+        return lookahead.take_held() if lookahead is not None else (None, None)
 
     def settle(self, consumer: Any, queued: list[Entry], outcomes: list[Exception | None]) -> None:
         """Retry or report each reply by its send's outcome."""
