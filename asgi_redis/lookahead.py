@@ -117,7 +117,9 @@ class Lookahead:
         visit = self._usable(names, visits, batches)
         if visit is None:
             if self._held is None:
-                return self._pipelined(pairs, names, False)
+                return self._pipelined(
+                    pairs, channels if isinstance(channels, list) else names, False
+                )
             return self._sender.send_batches(batches, outcomes), self._take_held()
         hold = quick and time.monotonic() >= self._hold_after
         if self._held is not None and not hold:
