@@ -46,7 +46,15 @@ def unsupported(exc: redis.ResponseError, client: redis.Redis | None = None) -> 
     return refusal(exc, client)
 
 
-_PRELUDE = """
+# A normal channel's list outlives its newest entry by this much (issue 15 item 6), and
+# a sender's refresh flag, which also resets that TTL (`_SEND_PRELUDE`), must come
+# round well within it: `sending` sends it at most every `statistics_refresh_interval`
+# (60 s; tests/asgi_redis/test_send_scripts.py holds it under a third of the grace).
+EXPIRED_GRACE_MS = 900_000
+_GRACE = f"local EXPIRED_GRACE_MS = {EXPIRED_GRACE_MS}\n"
+
+_PRELUDE = (
+    """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -113,13 +121,11 @@ local function push(key, capacity, entry, list_ttl_ms, now)
   return 1, trimmed
 end
 
--- How long a normal channel's list outlives its newest entry (issue 15 item 6): its
--- entries expire after `expiry` as ever, but the list stays so that the next receive
--- (a worker back after an outage) drops and counts them, instead of their vanishing
--- uncounted with the list. `?` and `!` lists (one reader, who may be gone for good)
--- keep the 1.x TTL of expiry + 1 s (L-23).
-local EXPIRED_GRACE_MS = 900000
-
+-- How long a normal channel's list outlives its newest entry (issue 15 item 6; the
+-- send scripts' prelude says more). `?` and `!` lists keep expiry + 1 s (L-23).
+"""
+    + _GRACE
+    + """
 local function list_ttl(key, expiry_ms)
   if string.find(key, '!', 1, true) or string.find(key, '?', 1, true) then
     return expiry_ms + 1000
@@ -163,6 +169,7 @@ local function live_members(group_key, group_expiry_ms, now)
   return redis.call('ZRANGE', group_key, 0, -1)
 end
 """
+)
 
 # The send scripts' own prelude (issue 20). They run for every message, and in Redis's
 # Lua every ``local function`` of a script is a new closure per call (about 1k
@@ -171,7 +178,8 @@ end
 # So their common path (stored, nothing expired) is inline in the bodies and passes
 # strings to ``redis.call``; the rare paths are the two functions here, and the
 # shared prelude (about twenty closures) is not included.
-_SEND_PRELUDE = """
+_SEND_PRELUDE = (
+    """
 -- The RPUSH passed `capacity` (A-37): take the entry back, drop expired entries from
 -- the head (A-27) and push it again if that made room. Returns (1 stored / 0 full,
 -- messages trimmed). Only here does a send copy the head entry into Lua.
@@ -218,9 +226,18 @@ end
 -- entries expire after `expiry` as ever, but the list stays so that the next receive
 -- (a worker back after an outage) drops and counts them, instead of their vanishing
 -- uncounted with the list. `?` and `!` lists (one reader, who may be gone for good)
--- keep the 1.x TTL of expiry + 1 s (L-23); so do doorbells (`reliable`).
-local EXPIRED_GRACE_MS = 900000
+-- keep the 1.x TTL of expiry + 1 s, reset by every send (L-23); so do doorbells.
+-- A normal list's TTL is reset when a send creates the list (RPUSH replies 1), makes
+-- room in it, or carries its sender's refresh flag, which a sender sets on its first
+-- send to a channel and then once per `statistics_refresh_interval` (60 s, well under
+-- the grace): so a busy list outlives its newest entry by at least the grace less that
+-- interval (a sender's entries since its last flag are that much younger than it),
+-- for one PEXPIRE per list and minute instead of one per message. Whatever else
+-- creates a normal list or resets its TTL gives it the same TTL: group sends (`store`),
+-- PUT_BACK, the at-least-once reclaim and requeue (`reliable_scripts`).
 """
+    + _GRACE
+)
 
 # One send (A-31, L-27, L-28). KEYS: list key, channel statistics hash, global
 # statistics hash. ARGV: payload, expiry_ms, deadline (13 digits on the shard's clock,
@@ -240,22 +257,22 @@ end
 local entry = deadline_text .. ARGV[5] .. ARGV[1]
 local capacity = tonumber(ARGV[4])
 local stored, trimmed = 1, 0
-if redis.call('RPUSH', key, entry) > capacity then
+local length = redis.call('RPUSH', key, entry)
+if length > capacity then
   stored, trimmed = make_room(key, capacity, entry, now or tonumber(deadline_text) - expiry_ms)
-end
-if stored == 1 then
-  if string.find(key, '!', 1, true) or string.find(key, '?', 1, true) then
-    redis.call('PEXPIRE', key, string.format('%d', expiry_ms + 1000))
-  else
-    redis.call('PEXPIRE', key, string.format('%d', expiry_ms + 1000 + EXPIRED_GRACE_MS))
-  end
-  if flags ~= '' and string.byte(flags, -1) == 98 then
-    local bell = key .. ':bell'
-    redis.call('RPUSH', bell, '9999999999999B')
-    redis.call('PEXPIRE', bell, string.format('%d', expiry_ms + 1000))
-  end
+  length = stored  -- a list made room for gets its TTL reset
 end
 local refresh = flags ~= '' and string.byte(flags, 1) == 49
+if string.find(key, '!', 1, true) or string.find(key, '?', 1, true) then
+  if stored == 1 then redis.call('PEXPIRE', key, string.format('%d', expiry_ms + 1000)) end
+elseif length == 1 or refresh then
+  redis.call('PEXPIRE', key, string.format('%d', expiry_ms + 1000 + EXPIRED_GRACE_MS))
+end
+if stored == 1 and flags ~= '' and string.byte(flags, -1) == 98 then
+  local bell = key .. ':bell'
+  redis.call('RPUSH', bell, '9999999999999B')
+  redis.call('PEXPIRE', bell, string.format('%d', expiry_ms + 1000))
+end
 counted(KEYS[2], ARGV[6], stored, 1 - stored, trimmed, refresh)
 counted(KEYS[3], ARGV[7], stored, 1 - stored, trimmed, refresh)
 return {stored, reported}
@@ -281,7 +298,7 @@ if deadline_text == '' then
   deadline_text = string.format('%013d', now + expiry_ms)
 end
 local results, n = {reported}, 1
-local capacity_text, capacity, last_key, key_ttl, short_ttl, long_ttl
+local capacity_text, capacity, last_key, single_reader, short_ttl, long_ttl
 local first, fm, ff, fe, fr = KEYS[3], 0, 0, 0, false
 local gm, gf, ge, gr = 0, 0, 0, false
 local others
@@ -294,29 +311,29 @@ for i = 2, #KEYS, 2 do
     capacity = tonumber(capacity_text)
   end
   local stored, trimmed = 1, 0
-  if redis.call('RPUSH', key, entry) > capacity then
+  local length = redis.call('RPUSH', key, entry)
+  if length > capacity then
     now = now or tonumber(deadline_text) - expiry_ms
     stored, trimmed = make_room(key, capacity, entry, now)
+    length = stored  -- a list made room for gets its TTL reset
   end
   if key ~= last_key then
     last_key = key
-    if string.find(key, '!', 1, true) or string.find(key, '?', 1, true) then
+    single_reader = string.find(key, '!', 1, true) or string.find(key, '?', 1, true)
+    if single_reader then
       short_ttl = short_ttl or string.format('%d', expiry_ms + 1000)
-      key_ttl = short_ttl
     else
       long_ttl = long_ttl or string.format('%d', expiry_ms + 1000 + EXPIRED_GRACE_MS)
-      key_ttl = long_ttl
     end
   end
-  local refresh = false
-  if stored == 1 then
-    redis.call('PEXPIRE', key, key_ttl)
-    gm = gm + 1
-  else
-    gf = gf + 1
+  local refresh = flags ~= '' and string.byte(flags, 1) == 49
+  if single_reader then
+    if stored == 1 then redis.call('PEXPIRE', key, short_ttl) end
+  elseif length == 1 or refresh then
+    redis.call('PEXPIRE', key, long_ttl)
   end
+  if stored == 1 then gm = gm + 1 else gf = gf + 1 end
   if flags ~= '' then
-    refresh = string.byte(flags, 1) == 49
     gr = gr or refresh
     if stored == 1 and string.byte(flags, -1) == 98 then
       local bell = key .. ':bell'
@@ -529,18 +546,25 @@ GROUP_MEMBERS = Script("group_members", _GROUP_MEMBERS)
 GROUP_SEND = Script("group_send", _GROUP_SEND)
 CHANNEL_STATS = Script("channel_stats", _CHANNEL_STATS)
 
-# Puts popped entries back at the head of their list. ARGV holds them newest
-# first, so LPUSH leaves them in their original order. A list the pop emptied
-# was deleted by Redis and comes back without a TTL: it gets the one a send
-# would have given its newest entry (deadline plus a second).
+# Puts popped entries back at the head of their list (a cancelled blocking pop,
+# `shards_wait`). KEYS: list key. ARGV: expiry_ms, then the entries newest first, so
+# LPUSH leaves them in their original order. A list the pop emptied was deleted by
+# Redis and comes back without a TTL: a `?` or `!` list gets the one a send would have
+# given its newest entry (deadline plus a second, L-23), a normal list the one a send
+# creating it now would give it (its senders' later sends may leave its TTL alone,
+# `_SEND_PRELUDE`).
 PUT_BACK = Script(
     "put_back",
     """
-redis.call('LPUSH', KEYS[1], unpack(ARGV))
+redis.call('LPUSH', KEYS[1], unpack(ARGV, 2))
 if redis.call('PTTL', KEYS[1]) == -1 then
-  local newest = 0
-  for _, entry in ipairs(ARGV) do newest = math.max(newest, deadline(entry)) end
-  redis.call('PEXPIREAT', KEYS[1], newest + 1000)
+  if string.find(KEYS[1], '!', 1, true) or string.find(KEYS[1], '?', 1, true) then
+    local newest = 0
+    for i = 2, #ARGV do newest = math.max(newest, deadline(ARGV[i])) end
+    redis.call('PEXPIREAT', KEYS[1], newest + 1000)
+  else
+    redis.call('PEXPIRE', KEYS[1], list_ttl(KEYS[1], tonumber(ARGV[1])))
+  end
 end
 """,
 )

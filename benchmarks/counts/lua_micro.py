@@ -6,8 +6,10 @@ Imports ``asgi_redis.scripts`` from CODE_ROOT (this tree, or ``git archive REF |
 -C DIR``), starts a private redis-server and runs W1's script traffic against it in
 pipelines of 100 rounds: per round a one-message ``SEND_MANY`` to the normal channel
 ``http.request`` and one to a process-specific reply channel (``daphne.response.X!Y``),
-each followed by the ``LMPOP`` a receiver would do, then a two-message ``SEND_MANY``
-(both kinds) and its pops. Prints ``INFO commandstats`` per round: calls and
+each followed by the ``LMPOP`` a receiver would do (the request list keeps one entry, as
+in W1, where a send mostly finds it non-empty), then a two-message ``SEND_MANY``
+(both kinds) and its pops, then three replies in one ``SEND_MANY`` (a worker's batch) and
+their pop. Prints ``INFO commandstats`` per round: calls and
 microseconds per command (wall time inside Redis: repeat and take medians). With
 ``--callgrind OUT`` Redis runs under valgrind and the instructions it executed in the
 window are printed per round (deterministic; OUT.cg holds the profile).
@@ -89,10 +91,13 @@ def main() -> None:
     try:
         client = _client(port)
         client.execute_command("SCRIPT", "LOAD", scripts.SEND_MANY.source)
+        # The request list keeps one entry (W1's worker rarely empties it: a send finds
+        # it non-empty), the reply list is emptied by each pop.
         pops = {
-            name: pack_command(("LMPOP", 1, f"asgi:{{{name}}}", "LEFT", "COUNT", 10))
-            for name in (REQUEST, REPLY)
+            name: pack_command(("LMPOP", 1, f"asgi:{{{name}}}", "LEFT", "COUNT", count))
+            for name, count in ((REQUEST, 1), (REPLY, 10))
         }
+        sock_setup = [send_many_args(scripts, [(REQUEST, REQUEST)])]
         one_round = b"".join(
             [
                 send_many_args(scripts, [(REQUEST, REQUEST)]),
@@ -102,9 +107,11 @@ def main() -> None:
                 send_many_args(scripts, [(REQUEST, REQUEST), (REPLY_NAME, REPLY)]),
                 pops[REQUEST],
                 pops[REPLY],
+                send_many_args(scripts, [(REPLY_NAME, REPLY)] * 3),
+                pops[REPLY],
             ]
         )
-        replies_per_round = 7
+        replies_per_round = 9
         sock = client.connection_pool.get_connection()
         sock.connect()
 
@@ -115,6 +122,8 @@ def main() -> None:
                 for _ in range(n * replies_per_round):
                     sock.read_response()
 
+        sock.send_packed_command(sock_setup)
+        sock.read_response()
         run(200)  # warm up
         client.config_resetstat()
         if callgrind:
