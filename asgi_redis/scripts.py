@@ -284,9 +284,10 @@ return {stored, reported}
 # TTL, then per message: payload, capacity, header, flags (as in SEND).
 # The statistics are counted once per hash and stat for the whole batch (issue 20),
 # so a batch of n messages to one channel costs 2 HINCRBYs instead of 2n; the counts
-# stay exact, they land in the same atomic script. Consecutive messages to one list
-# share its TTL text; a batch's first channel hash is counted in locals, others in a
-# table made when a second one shows up.
+# stay exact, they land in the same atomic script. Likewise a run of consecutive
+# messages to one list resets its TTL once, after the run: set again within the same
+# script, the same TTL is the same. A batch's first channel hash is counted in locals,
+# others in a table made when a second one shows up.
 # Returns {server time in ms or -1, then 1 stored / 0 full per message}.
 _SEND_MANY = """
 local expiry_ms, deadline_text = ARGV[1], ARGV[2]
@@ -298,7 +299,7 @@ if deadline_text == '' then
   deadline_text = string.format('%013d', now + expiry_ms)
 end
 local results, n = {reported}, 1
-local capacity_text, capacity, last_key, single_reader, short_ttl, long_ttl
+local capacity_text, capacity, last_key, single_reader, expire, short_ttl, long_ttl
 local first, fm, ff, fe, fr = KEYS[3], 0, 0, 0, false
 local gm, gf, ge, gr = 0, 0, 0, false
 local others
@@ -318,7 +319,8 @@ for i = 2, #KEYS, 2 do
     length = stored  -- a list made room for gets its TTL reset
   end
   if key ~= last_key then
-    last_key = key
+    if expire then redis.call('PEXPIRE', last_key, expire) end
+    last_key, expire = key, nil
     single_reader = string.find(key, '!', 1, true) or string.find(key, '?', 1, true)
     if single_reader then
       short_ttl = short_ttl or string.format('%d', expiry_ms + 1000)
@@ -328,9 +330,9 @@ for i = 2, #KEYS, 2 do
   end
   local refresh = flags ~= '' and string.byte(flags, 1) == 49
   if single_reader then
-    if stored == 1 then redis.call('PEXPIRE', key, short_ttl) end
+    if stored == 1 then expire = short_ttl end
   elseif length == 1 or refresh then
-    redis.call('PEXPIRE', key, long_ttl)
+    expire = long_ttl
   end
   if stored == 1 then gm = gm + 1 else gf = gf + 1 end
   if flags ~= '' then
@@ -360,6 +362,7 @@ for i = 2, #KEYS, 2 do
   n = n + 1
   results[n] = stored
 end
+if expire then redis.call('PEXPIRE', last_key, expire) end
 if first then counted(first, ARGV[3], fm, ff, fe, fr) end
 if others then
   for _, hash in ipairs(others) do
