@@ -184,7 +184,8 @@ class Lookahead:
             return
         visit, index, entry = held
         try:
-            visit.shard.script(scripts.PUT_BACK, (visit.keys[index],), [entry])
+            expiry_ms = int(visit.shard.expired.expiry) * 1000
+            visit.shard.script(scripts.PUT_BACK, (visit.keys[index],), (expiry_ms, entry))
         except redis.RedisError as exc:
             logger.error(
                 "A message taken for %s could not be put back, it is lost: %s",

@@ -1,8 +1,11 @@
 """The Lua scripts of at-least-once delivery (issue 17; design in `reliable`).
 
 They run after `scripts`' prelude (``now_ms``, ``deadline``, ``count``,
-``count_expired``, ``messages_in``). Every key one call touches for one channel sits
-under that channel's hash tag (`reliable.reliable_keys`).
+``count_expired``, ``messages_in``, ``list_ttl``). Every key one call touches for one
+channel sits under that channel's hash tag (`reliable.reliable_keys`). A data list they
+put entries back into gets the TTL a send creating it would give it (``list_ttl``: a
+normal channel's keeps issue 15's grace, which its senders then reset only now and
+then, `scripts._SEND_PRELUDE`); doorbells keep expiry + 1 s.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ local function reclaim(k, now, maxd, expiry_ms, counters, limit)
   end
   if #back > 0 then
     for i = #back, 1, -1 do redis.call('LPUSH', k[1], back[i]) end
-    redis.call('PEXPIRE', k[1], expiry_ms + 1000)
+    redis.call('PEXPIRE', k[1], list_ttl(k[1], expiry_ms))
     for _ = 1, #back do redis.call('RPUSH', k[2], '9999999999999B') end
     redis.call('PEXPIRE', k[2], expiry_ms + 1000)
   end
@@ -173,7 +176,7 @@ for _, letter in ipairs(letters) do
 end
 if #letters > 0 then
   redis.call('DEL', KEYS[1])
-  redis.call('PEXPIRE', KEYS[2], expiry_ms + 1000)
+  redis.call('PEXPIRE', KEYS[2], list_ttl(KEYS[2], expiry_ms))
   redis.call('PEXPIRE', KEYS[3], expiry_ms + 1000)
 end
 return #letters

@@ -46,7 +46,15 @@ def unsupported(exc: redis.ResponseError, client: redis.Redis | None = None) -> 
     return refusal(exc, client)
 
 
-_PRELUDE = """
+# A normal channel's list outlives its newest entry by this much (issue 15 item 6), and
+# a sender's refresh flag, which also resets that TTL (`_SEND_PRELUDE`), must come
+# round well within it: `sending` sends it at most every `statistics_refresh_interval`
+# (60 s; tests/asgi_redis/test_send_scripts.py holds it under a third of the grace).
+EXPIRED_GRACE_MS = 900_000
+_GRACE = f"local EXPIRED_GRACE_MS = {EXPIRED_GRACE_MS}\n"
+
+_PRELUDE = (
+    """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,17 +62,6 @@ end
 
 local function deadline(entry)
   return tonumber(string.sub(entry, 1, 13))
-end
-
--- A send's clock: (now, server time to report or -1, new entries' deadline text).
--- The client computes the deadline from its measured clock offset; '' makes the
--- script read TIME and report it.
-local function send_clock(expiry_ms, deadline_text)
-  if deadline_text == '' then
-    local now = now_ms()
-    return now, now, string.format('%013d', now + expiry_ms)
-  end
-  return tonumber(deadline_text) - expiry_ms, -1, deadline_text
 end
 
 -- Messages in one entry: 1, or one per member of a bundle (`entries`).
@@ -124,87 +121,28 @@ local function push(key, capacity, entry, list_ttl_ms, now)
   return 1, trimmed
 end
 
--- At-least-once (issue 17, `reliable`): a stored message rings its channel's doorbell,
--- the list its receivers block on. The bell's key is the list key plus ':bell' (same
--- hash tag, so the same Redis Cluster slot).
-local function ring(key, ttl_ms)
-  local bell = key .. ':bell'
-  redis.call('RPUSH', bell, '9999999999999B')
-  redis.call('PEXPIRE', bell, ttl_ms)
-end
-
--- A sender's per-message flags: '1' first to reset the statistics' TTLs, 'b' last
--- to ring the doorbell (an at-least-once channel).
-local function refresh_flag(flags)
-  return string.byte(flags, 1) == 49
-end
-
-local function bell_flag(flags)
-  return string.byte(flags, -1) == 98
-end
-
--- How long a normal channel's list outlives its newest entry (issue 15 item 6): its
--- entries expire after `expiry` as ever, but the list stays so that the next receive
--- (a worker back after an outage) drops and counts them, instead of their vanishing
--- uncounted with the list. `?` and `!` lists (one reader, who may be gone for good)
--- keep the 1.x TTL of expiry + 1 s (L-23).
-local EXPIRED_GRACE_MS = 900000
-
+-- How long a normal channel's list outlives its newest entry (issue 15 item 6; the
+-- send scripts' prelude says more). `?` and `!` lists keep expiry + 1 s (L-23).
+"""
+    + _GRACE
+    + """
 local function list_ttl(key, expiry_ms)
-  if string.find(key, '[!?]') then return expiry_ms + 1000 end
+  if string.find(key, '!', 1, true) or string.find(key, '?', 1, true) then
+    return expiry_ms + 1000
+  end
   return expiry_ms + 1000 + EXPIRED_GRACE_MS
 end
 
--- Store a ready entry and count the outcome (L-28, A-40) and what expired (issue 15)
--- with `counter` (`count`, or a `tally`'s add).
-local function store(key, capacity, counters, copies, entry, expiry_ms, now, counter)
-  counter = counter or count
+-- Store a ready entry and count the outcome (L-28, A-40) and what expired (issue 15).
+local function store(key, capacity, counters, copies, entry, expiry_ms, now)
   local stored, trimmed = push(key, capacity, entry, list_ttl(key, expiry_ms), now)
-  if trimmed > 0 then counter(counters, 'expired_count', trimmed) end
+  if trimmed > 0 then count(counters, 'expired_count', trimmed) end
   if stored == 1 then
-    counter(counters, 'messages_count', copies)
+    count(counters, 'messages_count', copies)
     return 1
   end
-  counter(counters, 'channel_full_count', copies)
+  count(counters, 'channel_full_count', copies)
   return 0
-end
-
--- Counts of a whole batch (issue 20): added up per hash and stat while the script
--- runs, then one HINCRBY per hash and stat at the end (`flush`), so a batch of n
--- messages to one channel costs 2 HINCRBYs instead of 2n. The counts stay exact: they
--- land in the same atomic script. A hash gets its TTL as in `count`: when new, or
--- when any of its messages asked for the refresh.
-local function tally()
-  local order, sums, ttls, refresh = {}, {}, {}, {}
-  local function add_one(hash, ttl, stat, amount, refreshing)
-    local stats = sums[hash]
-    if not stats then
-      stats = {}
-      sums[hash] = stats
-      ttls[hash] = ttl
-      order[#order + 1] = hash
-      stats[0] = {}
-    end
-    if stats[stat] == nil then stats[0][#stats[0] + 1] = stat end
-    stats[stat] = (stats[stat] or 0) + amount
-    if refreshing then refresh[hash] = true end
-  end
-  local function add(counters, stat, amount)
-    add_one(counters[1], counters[3], stat, amount, counters[5])
-    add_one(counters[2], counters[4], stat, amount, counters[5])
-  end
-  local function flush()
-    for _, hash in ipairs(order) do
-      local stats = sums[hash]
-      local expire = refresh[hash]
-      for _, stat in ipairs(stats[0]) do
-        local amount = stats[stat]
-        if redis.call('HINCRBY', hash, stat, amount) == amount then expire = true end
-      end
-      if expire then redis.call('EXPIRE', hash, ttls[hash]) end
-    end
-  end
-  return add, flush
 end
 
 local function deliver(key, capacity, counters, copies, header, payload, expiry_ms, now)
@@ -231,46 +169,208 @@ local function live_members(group_key, group_expiry_ms, now)
   return redis.call('ZRANGE', group_key, 0, -1)
 end
 """
+)
 
-# One send (A-31, L-27, L-28), the hot path. KEYS: list key, channel statistics
-# hash, global statistics hash. ARGV: payload, expiry_ms, deadline (13 digits on
-# the shard's clock, computed by the client from its measured clock offset; ''
-# makes the script read TIME), capacity, header, channel stats TTL, global stats
-# TTL, flags ('1' first to reset both TTLs; 'b' last to ring the doorbell of an
-# at-least-once channel, `reliable`).
-# Returns {1 stored / 0 full, server time in ms or -1 when the client's
-# deadline was used}.
+# The send scripts' own prelude (issue 20). They run for every message, and in Redis's
+# Lua every ``local function`` of a script is a new closure per call (about 1k
+# instructions each under callgrind), a table a few hundred, a number handed to
+# ``redis.call`` is formatted with ``%.17g`` (about 2.3k), a pattern find about 6k.
+# So their common path (stored, nothing expired) is inline in the bodies and passes
+# strings to ``redis.call``; the rare paths are the two functions here, and the
+# shared prelude (about twenty closures) is not included.
+_SEND_PRELUDE = (
+    """
+-- The RPUSH passed `capacity` (A-37): take the entry back, drop expired entries from
+-- the head (A-27) and push it again if that made room. Returns (1 stored / 0 full,
+-- messages trimmed). Only here does a send copy the head entry into Lua.
+local function make_room(key, capacity, entry, now)
+  redis.call('RPOP', key)
+  local trimmed = 0
+  while true do
+    local head = redis.call('LINDEX', key, 0)
+    if (not head) or tonumber(string.sub(head, 1, 13)) > now then break end
+    redis.call('LPOP', key)
+    if string.byte(head, 14) == 78 then
+      -- a bundle (`entries`): one message per name before its '|'
+      local bar = string.find(head, '|', 15, true)
+      local _, commas = string.gsub(string.sub(head, 15, bar - 1), ',', '')
+      trimmed = trimmed + commas + 1
+    else
+      trimmed = trimmed + 1
+    end
+  end
+  if redis.call('LLEN', key) >= capacity then return 0, trimmed end
+  redis.call('RPUSH', key, entry)
+  return 1, trimmed
+end
+
+-- Count outcomes in one statistics hash (L-39..L-41, A-40, issue 15): one HINCRBY per
+-- stat that moved. The hash gets its TTL when it is new (a field came into being) or
+-- when a sender asked (`refresh`: '1' first in its flags, at most once a minute per
+-- channel and sender): two EXPIREs per message were a quarter of a send's commands.
+local function counted(hash, ttl, messages, full, expired, refresh)
+  if messages > 0 and redis.call('HINCRBY', hash, 'messages_count',
+                                 messages == 1 and '1' or messages) == messages then
+    refresh = true
+  end
+  if full > 0 and redis.call('HINCRBY', hash, 'channel_full_count', full) == full then
+    refresh = true
+  end
+  if expired > 0 and redis.call('HINCRBY', hash, 'expired_count', expired) == expired then
+    refresh = true
+  end
+  if refresh then redis.call('EXPIRE', hash, ttl) end
+end
+
+-- How long a normal channel's list outlives its newest entry (issue 15 item 6): its
+-- entries expire after `expiry` as ever, but the list stays so that the next receive
+-- (a worker back after an outage) drops and counts them, instead of their vanishing
+-- uncounted with the list. `?` and `!` lists (one reader, who may be gone for good)
+-- keep the 1.x TTL of expiry + 1 s, reset by every send (L-23); so do doorbells.
+-- A normal list's TTL is reset when a send creates the list (RPUSH replies 1), makes
+-- room in it, or carries its sender's refresh flag, which a sender sets on its first
+-- send to a channel and then once per `statistics_refresh_interval` (60 s, well under
+-- the grace): so a busy list outlives its newest entry by at least the grace less that
+-- interval (a sender's entries since its last flag are that much younger than it),
+-- for one PEXPIRE per list and minute instead of one per message. Whatever else
+-- creates a normal list or resets its TTL gives it the same TTL: group sends (`store`),
+-- PUT_BACK, the at-least-once reclaim and requeue (`reliable_scripts`).
+"""
+    + _GRACE
+)
+
+# One send (A-31, L-27, L-28). KEYS: list key, channel statistics hash, global
+# statistics hash. ARGV: payload, expiry_ms, deadline (13 digits on the shard's clock,
+# computed by the client from its measured clock offset; '' makes the script read
+# TIME), capacity, header, channel stats TTL, global stats TTL, flags ('1' first to
+# reset both TTLs; 'b' last to ring the doorbell of an at-least-once channel, `reliable`).
+# Returns {1 stored / 0 full, server time in ms or -1 when the client's deadline was used}.
 _SEND = """
-local expiry_ms = tonumber(ARGV[2])
-local now, reported, deadline_text = send_clock(expiry_ms, ARGV[3])
-local counters = {KEYS[2], KEYS[3], ARGV[6], ARGV[7], refresh_flag(ARGV[8])}
-local stored = store(KEYS[1], tonumber(ARGV[4]), counters, 1, deadline_text .. ARGV[5] .. ARGV[1],
-                     expiry_ms, now)
-if stored == 1 and bell_flag(ARGV[8]) then ring(KEYS[1], expiry_ms + 1000) end
+local key, expiry_ms, deadline_text, flags = KEYS[1], ARGV[2], ARGV[3], ARGV[8]
+local now, reported = nil, -1
+if deadline_text == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  reported = now
+  deadline_text = string.format('%013d', now + expiry_ms)
+end
+local entry = deadline_text .. ARGV[5] .. ARGV[1]
+local capacity = tonumber(ARGV[4])
+local stored, trimmed = 1, 0
+local length = redis.call('RPUSH', key, entry)
+if length > capacity then
+  stored, trimmed = make_room(key, capacity, entry, now or tonumber(deadline_text) - expiry_ms)
+  length = stored  -- a list made room for gets its TTL reset
+end
+local refresh = flags ~= '' and string.byte(flags, 1) == 49
+if string.find(key, '!', 1, true) or string.find(key, '?', 1, true) then
+  if stored == 1 then redis.call('PEXPIRE', key, string.format('%d', expiry_ms + 1000)) end
+elseif length == 1 or refresh then
+  redis.call('PEXPIRE', key, string.format('%d', expiry_ms + 1000 + EXPIRED_GRACE_MS))
+end
+if stored == 1 and flags ~= '' and string.byte(flags, -1) == 98 then
+  local bell = key .. ':bell'
+  redis.call('RPUSH', bell, '9999999999999B')
+  redis.call('PEXPIRE', bell, string.format('%d', expiry_ms + 1000))
+end
+counted(KEYS[2], ARGV[6], stored, 1 - stored, trimmed, refresh)
+counted(KEYS[3], ARGV[7], stored, 1 - stored, trimmed, refresh)
 return {stored, reported}
 """
 
 # Several sends on one shard (`RedisChannelLayer.send_many`), each as in SEND.
 # KEYS: global statistics hash, then per message: list key, channel statistics
 # hash. ARGV: expiry_ms, deadline (as in SEND), channel stats TTL, global stats
-# TTL, then per message: payload, capacity, header, flags (as in SEND). The statistics
-# are counted once per hash and stat for the whole batch (`tally`).
+# TTL, then per message: payload, capacity, header, flags (as in SEND).
+# The statistics are counted once per hash and stat for the whole batch (issue 20),
+# so a batch of n messages to one channel costs 2 HINCRBYs instead of 2n; the counts
+# stay exact, they land in the same atomic script. Likewise a run of consecutive
+# messages to one list resets its TTL once, after the run: set again within the same
+# script, the same TTL is the same. A batch's first channel hash is counted in locals,
+# others in a table made when a second one shows up.
 # Returns {server time in ms or -1, then 1 stored / 0 full per message}.
 _SEND_MANY = """
-local expiry_ms = tonumber(ARGV[1])
-local now, reported, deadline_text = send_clock(expiry_ms, ARGV[2])
-local results = {reported}
-local add, flush = tally()
-for i = 2, #KEYS, 2 do
-  local base = 4 + (i - 2) * 2
-  local flags = ARGV[base + 4]
-  local counters = {KEYS[i + 1], KEYS[1], ARGV[3], ARGV[4], refresh_flag(flags)}
-  local stored = store(KEYS[i], tonumber(ARGV[base + 2]), counters, 1,
-                       deadline_text .. ARGV[base + 3] .. ARGV[base + 1], expiry_ms, now, add)
-  if stored == 1 and bell_flag(flags) then ring(KEYS[i], expiry_ms + 1000) end
-  results[#results + 1] = stored
+local expiry_ms, deadline_text = ARGV[1], ARGV[2]
+local now, reported = nil, -1
+if deadline_text == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  reported = now
+  deadline_text = string.format('%013d', now + expiry_ms)
 end
-flush()
+local results, n = {reported}, 1
+local capacity_text, capacity, last_key, single_reader, expire, short_ttl, long_ttl
+local first, fm, ff, fe, fr = KEYS[3], 0, 0, 0, false
+local gm, gf, ge, gr = 0, 0, 0, false
+local others
+for i = 2, #KEYS, 2 do
+  local base = 2 * i
+  local key, flags = KEYS[i], ARGV[base + 4]
+  local entry = deadline_text .. ARGV[base + 3] .. ARGV[base + 1]
+  if ARGV[base + 2] ~= capacity_text then
+    capacity_text = ARGV[base + 2]
+    capacity = tonumber(capacity_text)
+  end
+  local stored, trimmed = 1, 0
+  local length = redis.call('RPUSH', key, entry)
+  if length > capacity then
+    now = now or tonumber(deadline_text) - expiry_ms
+    stored, trimmed = make_room(key, capacity, entry, now)
+    length = stored  -- a list made room for gets its TTL reset
+  end
+  if key ~= last_key then
+    if expire then redis.call('PEXPIRE', last_key, expire) end
+    last_key, expire = key, nil
+    single_reader = string.find(key, '!', 1, true) or string.find(key, '?', 1, true)
+    if single_reader then
+      short_ttl = short_ttl or string.format('%d', expiry_ms + 1000)
+    else
+      long_ttl = long_ttl or string.format('%d', expiry_ms + 1000 + EXPIRED_GRACE_MS)
+    end
+  end
+  local refresh = flags ~= '' and string.byte(flags, 1) == 49
+  if single_reader then
+    if stored == 1 then expire = short_ttl end
+  elseif length == 1 or refresh then
+    expire = long_ttl
+  end
+  if stored == 1 then gm = gm + 1 else gf = gf + 1 end
+  if flags ~= '' then
+    gr = gr or refresh
+    if stored == 1 and string.byte(flags, -1) == 98 then
+      local bell = key .. ':bell'
+      short_ttl = short_ttl or string.format('%d', expiry_ms + 1000)
+      redis.call('RPUSH', bell, '9999999999999B')
+      redis.call('PEXPIRE', bell, short_ttl)
+    end
+  end
+  ge = ge + trimmed
+  local hash = KEYS[i + 1]
+  if hash == first then
+    fm, ff, fe, fr = fm + stored, ff + 1 - stored, fe + trimmed, fr or refresh
+  else
+    others = others or {}
+    local counts = others[hash]
+    if not counts then
+      counts = {0, 0, 0, false}
+      others[hash] = counts
+      others[#others + 1] = hash
+    end
+    counts[1], counts[2] = counts[1] + stored, counts[2] + 1 - stored
+    counts[3], counts[4] = counts[3] + trimmed, counts[4] or refresh
+  end
+  n = n + 1
+  results[n] = stored
+end
+if expire then redis.call('PEXPIRE', last_key, expire) end
+if first then counted(first, ARGV[3], fm, ff, fe, fr) end
+if others then
+  for _, hash in ipairs(others) do
+    local counts = others[hash]
+    counted(hash, ARGV[3], counts[1], counts[2], counts[3], counts[4])
+  end
+end
+counted(KEYS[1], ARGV[4], gm, gf, ge, gr)
 return results
 """
 
@@ -407,9 +507,9 @@ return {tonumber(counts[1] or 0), tonumber(counts[2] or 0),
 class Script:
     """One Lua script, run by SHA (L-44)."""
 
-    def __init__(self, name: str, body: str) -> None:
+    def __init__(self, name: str, body: str, prelude: str = _PRELUDE) -> None:
         self.name = name
-        self.source = _PRELUDE + body
+        self.source = prelude + body
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
 
     def packed(self, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
@@ -440,8 +540,8 @@ def pack_load(script: Script) -> bytes:
     return pack_command(("SCRIPT", "LOAD", script.source))
 
 
-SEND = Script("send", _SEND)
-SEND_MANY = Script("send_many", _SEND_MANY)
+SEND = Script("send", _SEND, _SEND_PRELUDE)
+SEND_MANY = Script("send_many", _SEND_MANY, _SEND_PRELUDE)
 PUSH = Script("push", _PUSH)
 POP = Script("pop", _POP)
 GROUP_ADD = Script("group_add", _GROUP_ADD)
@@ -449,18 +549,25 @@ GROUP_MEMBERS = Script("group_members", _GROUP_MEMBERS)
 GROUP_SEND = Script("group_send", _GROUP_SEND)
 CHANNEL_STATS = Script("channel_stats", _CHANNEL_STATS)
 
-# Puts popped entries back at the head of their list. ARGV holds them newest
-# first, so LPUSH leaves them in their original order. A list the pop emptied
-# was deleted by Redis and comes back without a TTL: it gets the one a send
-# would have given its newest entry (deadline plus a second).
+# Puts popped entries back at the head of their list (a cancelled blocking pop,
+# `shards_wait`). KEYS: list key. ARGV: expiry_ms, then the entries newest first, so
+# LPUSH leaves them in their original order. A list the pop emptied was deleted by
+# Redis and comes back without a TTL: a `?` or `!` list gets the one a send would have
+# given its newest entry (deadline plus a second, L-23), a normal list the one a send
+# creating it now would give it (its senders' later sends may leave its TTL alone,
+# `_SEND_PRELUDE`).
 PUT_BACK = Script(
     "put_back",
     """
-redis.call('LPUSH', KEYS[1], unpack(ARGV))
+redis.call('LPUSH', KEYS[1], unpack(ARGV, 2))
 if redis.call('PTTL', KEYS[1]) == -1 then
-  local newest = 0
-  for _, entry in ipairs(ARGV) do newest = math.max(newest, deadline(entry)) end
-  redis.call('PEXPIREAT', KEYS[1], newest + 1000)
+  if string.find(KEYS[1], '!', 1, true) or string.find(KEYS[1], '?', 1, true) then
+    local newest = 0
+    for i = 2, #ARGV do newest = math.max(newest, deadline(ARGV[i])) end
+    redis.call('PEXPIREAT', KEYS[1], newest + 1000)
+  else
+    redis.call('PEXPIRE', KEYS[1], list_ttl(KEYS[1], tonumber(ARGV[1])))
+  end
 end
 """,
 )

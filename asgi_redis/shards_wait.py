@@ -307,7 +307,8 @@ def _put_back(visit: Visit, index: int, entries: list[bytes]) -> None:
     what it took (L-62.3); the shard logs the outage.
     """
     try:
-        visit.shard.script(scripts.PUT_BACK, (visit.keys[index],), entries[::-1])
+        expiry_ms = int(visit.shard.expired.expiry) * 1000
+        visit.shard.script(scripts.PUT_BACK, (visit.keys[index],), (expiry_ms, *entries[::-1]))
     except redis.RedisError as exc:
         logger.warning(
             "Redis shard %d: %d message(s) a cancelled wait popped from %r are lost: %s",
