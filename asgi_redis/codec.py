@@ -48,6 +48,8 @@ class Codec:
 
     def __init__(self, fernet: Any | None, expiry: int) -> None:
         self._fernet = fernet
+        # Whether `seal` encrypts (else it returns its argument).
+        self.sealing = fernet is not None
         # L-37: a token older than the message lifetime plus clock slack is refused.
         self._ttl = expiry + 10
 

@@ -74,6 +74,11 @@ def live_entries(shard: Shard, storage: str, entries: list[bytes]) -> list[bytes
     (A-27); the others are counted and logged (`expiry`: one round trip, only when
     something expired, by `count_expired`)."""
     server_now_ms = (time.time() + shard.clock_offset) * 1000
+    if len(entries) == 1:  # the usual pop: no list built
+        if int(entries[0][:DEADLINE_DIGITS]) > server_now_ms:
+            return entries
+        shard.expired.dropped(storage, entries)
+        return []
     live = [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) > server_now_ms]
     if len(live) != len(entries):
         gone = [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) <= server_now_ms]

@@ -55,11 +55,13 @@ class ReplyCarrier:
         layer = worker.channel_layer
         try:
             batchable = pending_message_store.batchable
-            if not all(batchable(entry[0], layer) for entry in queued):
-                # Groups, other layers, Channel subclasses: the flush as it always was.
-                self.send(consumer, queued)
-                return None, None
-            pairs = [(entry[0].name, entry[1]) for entry in queued]
+            pairs = []
+            for sender, message, _ in queued:
+                if not batchable(sender, layer):
+                    # Groups, other layers, Channel subclasses: the flush as it always was.
+                    self.send(consumer, queued)
+                    return None, None
+                pairs.append((sender.name, message))
             try:
                 outcomes, received = layer.send_many_then_receive(pairs, channels, block=False)
             except ReceiveFailed as failed:
@@ -77,7 +79,8 @@ class ReplyCarrier:
                 # received; each one's outcome, so a view's reply waits it out (C-40).
                 self.settle(consumer, queued, [error] * len(queued))
                 return None, None
-            self.settle(consumer, queued, outcomes)
+            if any(outcomes):  # an outcome is None or the send's error
+                self.settle(consumer, queued, outcomes)
             return received
         finally:
             # The replies are out: a shutdown signal may now end the worker at once.
