@@ -26,6 +26,7 @@ from .popping import (
     Visit,
     can_wait_at_once,
     count_expired,
+    key_index,
     live_entries,
     packed_plain_pop,
     packed_wait,
@@ -201,7 +202,7 @@ class SendThenReceive:
             return None, None  # empty, or the wait ran out
         if block:
             key, entries = reply
-            index = visit.keys.index(key.decode("utf-8"))
+            index = key_index(visit, key)
         else:
             popped = plain_pop_result(visit, reply)
             if popped is None:

@@ -34,6 +34,8 @@ Outcomes = list[Exception | None]
 
 # The header of a message to the list's own channel (`entries.header_for`), packed.
 _PACKED_OWN = pack_argument(header_for("m", "m"))
+# A message's flags (`Sender.flags`), packed.
+_PACKED_FLAGS = {flags: pack_argument(flags) for flags in ("", "1", "b", "1b")}
 
 
 class Sender:
@@ -46,7 +48,7 @@ class Sender:
         self._valid_channel_name = layer.valid_channel_name
         self._non_local_name = layer.non_local_name
         self._get_capacity = layer.get_capacity
-        self._snapshot = layer.snapshot
+        self._validated = layer.validated
         self._check_encoded_size = layer.check_encoded_size
         self._codec = layer._codec
         self._send_shard = placement.send_shard
@@ -78,9 +80,9 @@ class Sender:
     # -- packing (A-5, A-6, A-9, A-92) ---------------------------------------------
 
     def payload(self, message: dict[str, Any], destination: str) -> bytes:
-        snapshot, _ = self._snapshot(message)
+        # packed at once, so the bytes are the snapshot.
         codec = self._codec
-        packed = codec.pack(snapshot)
+        packed = codec.pack(self._validated(message))
         try:
             self._check_encoded_size(len(packed), destination)
         except self._layer.MessageTooLarge:
@@ -112,14 +114,14 @@ class Sender:
         valid_channel_name = self._valid_channel_name
         non_local_name = self._non_local_name
         send_shard = self._send_shard
-        snapshot = self._snapshot
+        validated = self._validated
         codec = self._codec
         pack = codec.pack
         limit = self._layer.max_message_size
         for position, (channel, message) in enumerate(pairs):
             valid_channel_name(channel)
             # `payload` inline (issue 20): one call less per message.
-            payload = pack(snapshot(message)[0])
+            payload = pack(validated(message))  # the bytes are the snapshot
             if len(payload) > limit:
                 payload = self.payload(message, channel)  # raises MessageTooLarge
             if codec.sealing:
@@ -243,9 +245,13 @@ class Sender:
                 payload,
                 b"\r\n",
                 pack_argument(get_capacity(storage)),
-                _PACKED_OWN if channel == storage else pack_argument(header_for(channel, storage)),
-                pack_argument(flags(storage)),
             )
+            if channel == storage:
+                args.append(_PACKED_OWN)
+            else:  # `header_for` packed in place: ``N<channel>|``
+                args += (bulk_length(len(channel) + 2), b"N", channel.encode("ascii"), b"|\r\n")
+            flag = flags(storage)
+            args.append(_PACKED_FLAGS.get(flag) or pack_argument(flag))
         keys += args
         return b"".join(keys)
 
