@@ -51,6 +51,7 @@ __all__ = [
     "bulk_length",
     "pack_argument",
     "pack_command",
+    "read_replies",
     "read_reply",
     "reply_ready",
     "send_blocking",
@@ -299,6 +300,26 @@ def execute_pipeline(
         raise
     finally:
         free.append(connection)
+
+
+def read_replies(connection: Any, count: int) -> list[Any]:
+    """`count` replies to commands sent earlier on `connection` (from `take`), read as
+    `execute_pipeline` reads them: error replies returned as their
+    `redis.ResponseError`; any other failure disconnects the connection."""
+    try:
+        parser = connection._parser
+        if type(parser) is not _HiredisParser:
+            replies: list[Any] = []
+            for _ in range(count):
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        return _read(connection, parser, count, _DEFAULT)
+    except BaseException:
+        connection.disconnect()
+        raise
 
 
 def _pipeline_through_redis_py(

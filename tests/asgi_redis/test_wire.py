@@ -17,7 +17,14 @@ import pytest
 import redis
 from redis._parsers import _RESP2Parser
 
-from asgi_redis.wire import execute_packed, execute_pipeline, pack_command
+from asgi_redis.wire import (
+    execute_packed,
+    execute_pipeline,
+    give_back,
+    pack_command,
+    read_replies,
+    take,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +34,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SIGNAL_STORM = """
 import signal, sys
 sys.path.insert(0, sys.argv[1])
-from asgi_redis.wire import execute_packed, execute_pipeline, pack_command
+from asgi_redis.wire import (
+    execute_packed,
+    execute_pipeline,
+    give_back,
+    pack_command,
+    read_replies,
+    take,
+)
 
 class Stop(Exception):
     pass
@@ -148,4 +162,25 @@ def test_a_server_gone_mid_reply_raises_the_connection_error_and_reconnects(
     finally:
         killer.join()
     redis_server.start()
+    assert execute_packed(client, pack_command(("PING",))) in (b"PONG", True)
+
+
+@pytest.mark.parametrize("parser", [None, "python"])
+def test_replies_read_later_come_back_as_the_pipeline_reads_them(redis_server, parser):
+    """Issue 20: `read_replies` reads the replies of commands written earlier on a
+    connection from `take` (the worker's lookahead), error replies as values."""
+    options = {"parser_class": _RESP2Parser} if parser else {}
+    client = redis.Redis.from_url(redis_server.url, **options)
+    client.rpush("w.later", b"a")
+    connection = take(client)
+    try:
+        connection.send_packed_command(
+            (pack_command(("INCR", "w.later")) + pack_command(("LPOP", "w.later")),),
+            check_health=False,
+        )
+        replies = read_replies(connection, 2)
+    finally:
+        give_back(client, connection)
+    assert isinstance(replies[0], redis.ResponseError) and "WRONGTYPE" in str(replies[0])
+    assert replies[1] == b"a"
     assert execute_packed(client, pack_command(("PING",))) in (b"PONG", True)
