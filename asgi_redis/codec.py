@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,11 +49,22 @@ class Codec:
 
     def __init__(self, fernet: Any | None, expiry: int) -> None:
         self._fernet = fernet
+        # Whether `seal` encrypts (else it returns its argument).
+        self.sealing = fernet is not None
+        # One msgpack packer per thread (`pack`): a packer is not thread-safe.
+        self._packers = threading.local()
         # L-37: a token older than the message lifetime plus clock slack is refused.
         self._ttl = expiry + 10
 
     def pack(self, message: dict[str, Any]) -> bytes:
-        packed: bytes = msgpack.packb(message, use_bin_type=True)
+        """``msgpack.packb(message, use_bin_type=True)``, through a packer kept per
+        thread (issue 20: a third less than making one per call; a packer that
+        raised starts empty again)."""
+        try:
+            packer = self._packers.packer
+        except AttributeError:
+            packer = self._packers.packer = msgpack.Packer(use_bin_type=True)
+        packed: bytes = packer.pack(message)
         return packed
 
     def seal(self, packed: bytes) -> bytes:

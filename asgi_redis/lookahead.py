@@ -47,7 +47,7 @@ from .popping import Visit, count_expired, live_entries
 from .receiving import Received
 from .sending import Outcomes, Queued
 from .shard import Shard
-from .wire import give_back, pack_command, take
+from .wire import give_back, pack_command, read_replies, take
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -216,8 +216,7 @@ class Lookahead:
     def _sends(self, shard: Shard, batch: list[Queued] | None) -> list[bytes]:
         if not batch:
             return []
-        keys, args = self._sender.send_many_arguments(shard, batch)
-        commands = [scripts.SEND_MANY.packed(keys, args)]
+        commands = [self._sender.packed_send_many(shard, batch)]
         if shard not in self._pipelined._loaded:
             commands.insert(0, scripts.pack_load(scripts.SEND_MANY))
         return commands
@@ -265,20 +264,10 @@ class Lookahead:
 
     @staticmethod
     def _read(pending: _Pending) -> list[Any]:
-        connection = pending.connection
         try:
-            replies: list[Any] = []
-            for _ in range(pending.replies):
-                try:
-                    replies.append(connection.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)  # read whole: the connection is fine
-            return replies
-        except BaseException:
-            connection.disconnect()
-            raise
+            return read_replies(pending.connection, pending.replies)
         finally:
-            give_back(pending.client, connection)
+            give_back(pending.client, pending.connection)
 
     def _popped(
         self, visit: Visit, reply: Any, outcomes: Outcomes

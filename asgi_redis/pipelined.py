@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -27,6 +26,7 @@ from .popping import (
     Visit,
     can_wait_at_once,
     count_expired,
+    key_index,
     live_entries,
     packed_plain_pop,
     packed_wait,
@@ -41,21 +41,6 @@ if TYPE_CHECKING:
     from .core import RedisChannelLayer
 
 __all__ = ["SendThenReceive"]
-
-
-@dataclass(slots=True)
-class _Pipeline:
-    """The commands of one pipelined send-then-receive, and what to read back."""
-
-    visit: Visit
-    # The messages sent in front of the pop (none: a bare pop).
-    batch: list[Queued] | None
-    block: bool
-    commands: list[bytes]
-    # When it was sent (monotonic): a blocking pop's wait counts from there.
-    started: float = 0.0
-    # The server did not know ``SEND_MANY`` (NOSCRIPT): the pop ran before the sends.
-    reran: bool = False
 
 
 class SendThenReceive:
@@ -81,17 +66,24 @@ class SendThenReceive:
         outcomes: Outcomes = [None] * len(pairs)
         if names and visits is not None and len(batches) <= 1:
             visit = visits[0]
-            if not batches or visit.shard in batches:
-                pipeline = self._build(visit, batches.get(visit.shard), block)
-                if pipeline is not None:
-                    replies = self._run(pipeline, outcomes)
-                    received = self._interpret(pipeline, replies[-1], outcomes)
-                    if received is not None and not (pipeline.reran and received[0] is None):
+            shard = visit.shard
+            if not batches or shard in batches:
+                batch = batches.get(shard)
+                commands = self._build(visit, batch, block)
+                if commands is not None:
+                    # When it was sent: a blocking pop's wait counts from there.
+                    started = time.monotonic()
+                    replies = self._run(shard, commands, batch, block, outcomes)
+                    # The server did not know ``SEND_MANY`` (NOSCRIPT): the pop ran
+                    # before the sends (`_settle`).
+                    reran = batch is not None and self._settle(shard, batch, replies[-2], outcomes)
+                    received = self._interpret(visit, block, started, replies[-1], outcomes)
+                    if received is not None and not (reran and received[0] is None):
                         return outcomes, received
                     # The sends ran after the pop (NOSCRIPT: the server's script cache
                     # was emptied), or only expired entries for a non-blocking pop:
                     # look once more, without waiting again.
-                    if pipeline.reran:
+                    if reran:
                         block = False
                     return outcomes, self._receive_after(outcomes, names, visits, block)
         outcomes = sender.send_batches(batches, outcomes)
@@ -107,8 +99,8 @@ class SendThenReceive:
 
     # -- build ---------------------------------------------------------------------------
 
-    def _build(self, visit: Visit, batch: list[Queued] | None, block: bool) -> _Pipeline | None:
-        """The pipeline for `batch` and a pop from `visit`, or `None` when it does not apply
+    def _build(self, visit: Visit, batch: list[Queued] | None, block: bool) -> list[bytes] | None:
+        """The commands for `batch` and a pop from `visit`, or `None` when it does not apply
         (a stale clock offset, a pop that needs Lua or a command the server lacks, a
         message waiting in the buffer): then nothing has been sent."""
         layer = self._layer
@@ -129,34 +121,36 @@ class SendThenReceive:
                 return None
             pop = packed_wait(visit, layer.blpop_timeout)
         else:
-            pop = packed_plain_pop(visit)
+            pop = visit.packed_pop
+            if pop is None:
+                pop = packed_plain_pop(visit)
         if not pop:
             return None
-        commands = [pop]
-        if batch:
-            keys, args = self._sender.send_many_arguments(shard, batch)
-            commands.insert(0, scripts.SEND_MANY.packed(keys, args))
-            if shard not in self._loaded:
-                commands.insert(0, scripts.pack_load(scripts.SEND_MANY))
-        return _Pipeline(visit, batch, block, commands)
+        if not batch:
+            return [pop]
+        send = self._sender.packed_send_many(shard, batch)
+        if shard not in self._loaded:
+            return [scripts.pack_load(scripts.SEND_MANY), send, pop]
+        return [send, pop]
 
     # -- run -----------------------------------------------------------------------------
 
-    def _run(self, pipeline: _Pipeline, outcomes: Outcomes) -> list[Any]:
-        """Send the pipeline; the sends' outcomes go to `outcomes`. Raises `ReceiveFailed`."""
-        shard = pipeline.visit.shard
-        batch = pipeline.batch
-        read_timeout = self._layer.blpop_timeout + 5 if pipeline.block else None
-        pipeline.started = time.monotonic()
+    def _run(
+        self,
+        shard: Shard,
+        commands: list[bytes],
+        batch: list[Queued] | None,
+        block: bool,
+        outcomes: Outcomes,
+    ) -> list[Any]:
+        """Send the commands; raises `ReceiveFailed` (each send's outcome the error)."""
+        read_timeout = self._layer.blpop_timeout + 5 if block else None
         try:
-            replies = shard.pipeline(pipeline.commands, read_timeout)
+            return shard.pipeline(commands, read_timeout)
         except redis.RedisError as error:
             for position, *_ in batch or ():
                 outcomes[position] = error
             raise ReceiveFailed(outcomes, error) from error
-        if batch:
-            pipeline.reran = self._settle(shard, batch, replies[-2], outcomes)
-        return replies
 
     def _settle(self, shard: Shard, batch: list[Queued], reply: Any, outcomes: Outcomes) -> bool:
         """Outcomes of the pipeline's ``SEND_MANY``; rerun it if the server forgot it
@@ -167,6 +161,14 @@ class SendThenReceive:
         handed out.
         """
         sender = self._sender
+        if type(reply) is list and shard in self._loaded:
+            # The usual reply (`Sender.sent`, `Sender.note_full` inline).
+            if reply[0] >= 0:
+                shard.note_clock(reply[0])
+            stored = reply[1:]
+            if 0 in stored:
+                sender.note_full(batch, stored, outcomes)
+            return False
         reran = isinstance(reply, redis.exceptions.NoScriptError)
         if reran:
             # A restarted or flushed server: nothing ran; this loads it (L-62.2).
@@ -188,32 +190,34 @@ class SendThenReceive:
 
     # -- interpret -------------------------------------------------------------------------
 
-    def _interpret(self, pipeline: _Pipeline, reply: Any, outcomes: Outcomes) -> Received | None:
+    def _interpret(
+        self, visit: Visit, block: bool, started: float, reply: Any, outcomes: Outcomes
+    ) -> Received | None:
         """The received pair from the pop's `reply`, or `None` when a non-blocking pop
         found only expired entries (the caller looks again)."""
-        visit = pipeline.visit
         shard = visit.shard
         if isinstance(reply, redis.ResponseError):
             raise ReceiveFailed(outcomes, reply) from reply
         if reply is None:
             return None, None  # empty, or the wait ran out
-        if pipeline.block:
+        if block:
             key, entries = reply
-            index = visit.keys.index(key.decode("utf-8"))
+            index = key_index(visit, key)
         else:
             popped = plain_pop_result(visit, reply)
             if popped is None:
                 return None, None
             index, entries = popped
         entries = live_entries(shard, visit.storages[index], entries)
-        count_expired(shard)
+        if shard.expired.uncounted:
+            count_expired(shard)
         if entries:
             return self._receiver.hand_out(shard, visit.storages[index], entries)
         # Only expired entries (A-27): they are gone; look again for what is left of
         # the wait (a blocking receive) or once more (a non-blocking one).
-        if not pipeline.block:
+        if not block:
             return None
-        return self._wait_on(visit, pipeline.started, outcomes)
+        return self._wait_on(visit, started, outcomes)
 
     def _wait_on(self, visit: Visit, started: float, outcomes: Outcomes) -> Received:
         remaining = self._layer.blpop_timeout - (time.monotonic() - started)

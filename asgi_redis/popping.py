@@ -32,6 +32,7 @@ __all__ = [
     "blpop_args",
     "can_wait_at_once",
     "count_expired",
+    "key_index",
     "live_entries",
     "packed_plain_pop",
     "packed_wait",
@@ -62,6 +63,8 @@ class Visit:
     # Packed blocking pop of `packed_wait_timeout` seconds, made on first use.
     packed_wait: bytes | None = None
     packed_wait_timeout: float = 0.0
+    # List key (bytes, as replies name it) -> its index in `keys`, made on first use.
+    key_indexes: dict[bytes, int] | None = None
 
     def batch(self) -> int:
         """Entries one blocking pop takes: a batch only when every list takes one (A-20)."""
@@ -74,6 +77,11 @@ def live_entries(shard: Shard, storage: str, entries: list[bytes]) -> list[bytes
     (A-27); the others are counted and logged (`expiry`: one round trip, only when
     something expired, by `count_expired`)."""
     server_now_ms = (time.time() + shard.clock_offset) * 1000
+    if len(entries) == 1:  # the usual pop: no list built
+        if int(entries[0][:DEADLINE_DIGITS]) > server_now_ms:
+            return entries
+        shard.expired.dropped(storage, entries)
+        return []
     live = [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) > server_now_ms]
     if len(live) != len(entries):
         gone = [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) <= server_now_ms]
@@ -153,7 +161,17 @@ def plain_pop_result(visit: Visit, reply: Any) -> tuple[int, list[bytes]] | None
         return None
     if len(visit.keys) == 1:
         return 0, (reply if visit.wants[0] != 1 else [reply])
-    return visit.keys.index(reply[0].decode("utf-8")), reply[1]
+    return key_index(visit, reply[0]), reply[1]
+
+
+def key_index(visit: Visit, key: bytes) -> int:
+    """The index in `visit.keys` of the list `key` (as a reply names it)."""
+    indexes = visit.key_indexes
+    if indexes is None:
+        indexes = visit.key_indexes = {
+            name.encode("utf-8"): index for index, name in reversed(list(enumerate(visit.keys)))
+        }
+    return indexes[key]
 
 
 def can_wait_at_once(visits: list[Visit], clock_check_interval: float) -> bool:
@@ -195,7 +213,7 @@ def wait_on_one(visit: Visit, timeout: float) -> tuple[Visit, int, list[bytes]] 
         if reply is None:
             continue
         key, entries = reply
-        index = visit.keys.index(key.decode("utf-8"))
+        index = key_index(visit, key)
         entries = live_entries(visit.shard, visit.storages[index], entries)
         if entries:
             return visit, index, entries

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from channels.layers.base import layer_random
 
 from .buffer import PrefetchBuffer
-from .entries import decode_entry
+from .entries import DEADLINE_DIGITS, decode_entry
 from .placement import Placement
 from .popping import Visit, can_wait_at_once, pop
 from .shard import CONNECTION_ERRORS, Shard
@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from .core import RedisChannelLayer
 
 __all__ = ["ReceivePlan", "Receiver", "Received"]
+
+# An entry's kind byte, ``M`` for one message to the list's own channel, and its body.
+_KIND = DEADLINE_DIGITS
+_OWN = ord("M")
+_BODY = DEADLINE_DIGITS + 1
 
 # What a receive returns: ``(channel, message)``, or ``(None, None)``.
 Received = tuple[str | None, dict[str, Any] | None]
@@ -141,7 +146,11 @@ class Receiver:
         self, shard: Shard, storage: str, entries: list[bytes]
     ) -> tuple[str, dict[str, Any]]:
         """Return the first message of `entries`; buffer the rest (process-specific only)."""
-        deadline, names, payload = decode_entry(entries[0], storage)
+        entry = entries[0]
+        if entry[_KIND] == _OWN and len(entries) == 1:
+            # The usual entry: one message to the list's own channel (`entries`).
+            return storage, self._decode(entry[_BODY:])
+        deadline, names, payload = decode_entry(entry, storage)
         if len(names) > 1 or len(entries) > 1:
             local_deadline = deadline / 1000 - shard.clock_offset
             extra = [(local_deadline, name, payload) for name in names[1:]]
@@ -169,7 +178,11 @@ class Receiver:
         plan = self.receive_plan(channels)
         orders = plan.orders
         if orders:
-            return orders[layer_random.randrange(len(orders))] if len(orders) > 1 else orders[0]
+            if len(orders) == 1:
+                return orders[0]
+            # `random()` (C) rather than `randrange` (Python, a few calls deep): uniform
+            # over the rotations just the same (A-28).
+            return orders[int(layer_random.random() * len(orders))]
         names = list(plan.names)
         layer_random.shuffle(names)  # A-28
         return names, None

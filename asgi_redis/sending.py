@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import scripts
-from .entries import header_for
+from .entries import DEADLINE_DIGITS, header_for
 from .errors import LayerOutOfMemory
 from .placement import Placement
 from .shard import CONNECTION_ERRORS, Shard
+from .wire import bulk_length, pack_argument
 
 if TYPE_CHECKING:
     from .core import RedisChannelLayer
@@ -30,6 +31,11 @@ __all__ = ["Outcomes", "Queued", "Sender"]
 Queued = tuple[int, str, str, bytes]
 # One outcome per message of a `send_many`: None when stored, else the error.
 Outcomes = list[Exception | None]
+
+# The header of a message to the list's own channel (`entries.header_for`), packed.
+_PACKED_OWN = pack_argument(header_for("m", "m"))
+# A message's flags (`Sender.flags`), packed.
+_PACKED_FLAGS = {flags: pack_argument(flags) for flags in ("", "1", "b", "1b")}
 
 
 class Sender:
@@ -42,7 +48,7 @@ class Sender:
         self._valid_channel_name = layer.valid_channel_name
         self._non_local_name = layer.non_local_name
         self._get_capacity = layer.get_capacity
-        self._snapshot = layer.snapshot
+        self._validated = layer.validated
         self._check_encoded_size = layer.check_encoded_size
         self._codec = layer._codec
         self._send_shard = placement.send_shard
@@ -62,13 +68,21 @@ class Sender:
         # the layer has none, so the usual send pays nothing.
         delivery = getattr(layer, "delivery", None)
         self._rings = delivery.applies if delivery is not None and delivery.enabled else None
+        # `packed_send_many` (issue 20): the packed ``EVALSHA`` of `scripts.SEND_MANY`
+        # built from pieces packed once, unless a subclass changes its arguments.
+        self._packs_itself = type(self).send_many_arguments is Sender.send_many_arguments
+        self._packed_heads: dict[int, bytes] = {}
+        self._packed_keys: dict[str, bytes] = {}
+        self._packed_global_key = pack_argument(self._global_stats_hash)
+        self._packed_expiry = pack_argument(self.expiry_ms)
+        self._packed_ttls = pack_argument(self._channel_ttl) + pack_argument(self._global_ttl)
 
     # -- packing (A-5, A-6, A-9, A-92) ---------------------------------------------
 
     def payload(self, message: dict[str, Any], destination: str) -> bytes:
-        snapshot, _ = self._snapshot(message)  # A-5, A-6, A-9
+        # A-5, A-6, A-9; packed at once, so the bytes are the snapshot (A-8).
         codec = self._codec
-        packed = codec.pack(snapshot)
+        packed = codec.pack(self._validated(message))
         try:
             self._check_encoded_size(len(packed), destination)  # A-92
         except self._layer.MessageTooLarge:
@@ -100,9 +114,18 @@ class Sender:
         valid_channel_name = self._valid_channel_name
         non_local_name = self._non_local_name
         send_shard = self._send_shard
+        validated = self._validated
+        codec = self._codec
+        pack = codec.pack
+        limit = self._layer.max_message_size
         for position, (channel, message) in enumerate(pairs):
             valid_channel_name(channel)
-            payload = self.payload(message, channel)
+            # `payload` inline (issue 20): one call less per message.
+            payload = pack(validated(message))  # A-5, A-6, A-9; the bytes are the snapshot (A-8)
+            if len(payload) > limit:
+                payload = self.payload(message, channel)  # raises MessageTooLarge (A-92)
+            if codec.sealing:
+                payload = codec.seal(payload)
             storage = non_local_name(channel)
             batch = batches.setdefault(send_shard(storage), [])
             batch.append((position, channel, storage, payload))
@@ -186,6 +209,61 @@ class Sender:
             )
         return keys, args
 
+    def packed_send_many(self, shard: Shard, batch: list[Queued]) -> bytes:
+        """`scripts.SEND_MANY` for `send_many_arguments`, packed for a pipeline.
+
+        The same bytes as ``SEND_MANY.packed(*send_many_arguments(shard, batch))``
+        (a test holds it to that), without packing about 13 arguments per message
+        one by one: the command's head per batch size, the keys per storage name
+        and the layer's fixed numbers are packed once.
+        """
+        if not self._packs_itself:
+            return scripts.SEND_MANY.packed(*self.send_many_arguments(shard, batch))
+        count = len(batch)
+        head = self._packed_heads.get(count)
+        if head is None:
+            key_count = 1 + 2 * count
+            head = self._packed_heads[count] = b"*%d\r\n%b%b%b" % (
+                3 + key_count + 4 + 4 * count,
+                pack_argument("EVALSHA"),
+                pack_argument(scripts.SEND_MANY.sha),
+                pack_argument(key_count),
+            )
+        storage_keys = self._packed_keys
+        get_capacity = self._get_capacity
+        flags = self._stats_refresh_due if self._rings is None else self.flags
+        deadline = self.deadline_text(shard)
+        keys = [head, self._packed_global_key]
+        args = [self._packed_expiry, pack_argument(deadline), self._packed_ttls]
+        for _, channel, storage, payload in batch:
+            packed_keys = storage_keys.get(storage)
+            if packed_keys is None:
+                packed_keys = self._pack_keys(storage)
+            keys.append(packed_keys)
+            args += (
+                bulk_length(len(payload)),
+                payload,
+                b"\r\n",
+                pack_argument(get_capacity(storage)),
+            )
+            if channel == storage:
+                args.append(_PACKED_OWN)
+            else:  # `header_for` packed in place: ``N<channel>|``
+                args += (bulk_length(len(channel) + 2), b"N", channel.encode("ascii"), b"|\r\n")
+            flag = flags(storage)
+            args.append(_PACKED_FLAGS.get(flag) or pack_argument(flag))
+        keys += args
+        return b"".join(keys)
+
+    def _pack_keys(self, storage: str) -> bytes:
+        packed_keys = self._packed_keys
+        if len(packed_keys) >= self._layer.statistics_refresh_memory:
+            packed_keys.clear()  # many short-lived names: start over
+        packed = packed_keys[storage] = pack_argument(self._list_key(storage)) + pack_argument(
+            self._stats_hash(storage)
+        )
+        return packed
+
     def sent(self, shard: Shard, reply: list[int]) -> list[int]:
         """1/0 per message of a `scripts.SEND_MANY` reply; notes the server's clock."""
         server_now, *stored = reply
@@ -241,4 +319,9 @@ class Sender:
         if time.monotonic() - shard.clock_checked >= self._layer.clock_check_interval:
             return b""
         # bytes: new on every call, so `wire.pack_command` does not keep its packed form.
-        return b"%013d" % (int((time.time() + shard.clock_offset) * 1000) + self.expiry_ms)
+        # `str` then `encode`: a third of what the bytes `%013d` costs.
+        return (
+            str(int((time.time() + shard.clock_offset) * 1000) + self.expiry_ms)
+            .zfill(DEADLINE_DIGITS)
+            .encode("ascii")
+        )

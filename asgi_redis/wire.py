@@ -28,6 +28,7 @@ them all with a `ReplyWatch`, `read_reply` the one that answers, and
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import select
@@ -36,6 +37,10 @@ from typing import Any
 
 import redis
 
+# Present with or without hiredis installed (a dependency); without it no connection
+# uses this parser, and every read goes through redis-py.
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
+
 __all__ = [
     "ReplyWatch",
     "own_connection",
@@ -43,7 +48,10 @@ __all__ = [
     "execute_packed",
     "execute_pipeline",
     "give_back",
+    "bulk_length",
+    "pack_argument",
     "pack_command",
+    "read_replies",
     "read_reply",
     "reply_ready",
     "send_blocking",
@@ -96,6 +104,30 @@ def _packed_new(arg: Any, kind: type) -> bytes:
     return packed
 
 
+def bulk_length(length: int) -> bytes:
+    """The ``$<length>\\r\\n`` in front of a bulk string of `length` bytes."""
+    head = _LENGTHS.get(length)
+    if head is None:
+        head = b"$" + str(length).encode("ascii") + b"\r\n"
+        if length < _LENGTHS_MAX:
+            _LENGTHS[length] = head
+    return head
+
+
+_LENGTHS: dict[int, bytes] = {}
+_LENGTHS_MAX = 4096
+
+
+def pack_argument(arg: Any) -> bytes:
+    """One argument (bytes, str or int) in RESP, as `pack_command` packs it."""
+    kind = type(arg)
+    if kind is bytes:
+        data: bytes = arg
+        return bulk_length(len(data)) + data + b"\r\n"
+    packed = _PACKED_STR.get(arg) if kind is str else _PACKED_INT.get(arg) if kind is int else None
+    return packed if packed is not None else _packed_new(arg, kind)
+
+
 def pack_command(args: tuple[Any, ...]) -> bytes:
     """RESP encoding of a command whose arguments are bytes, str or int.
 
@@ -107,11 +139,11 @@ def pack_command(args: tuple[Any, ...]) -> bytes:
     """
     parts = [b"*%d\r\n" % len(args)]
     append = parts.append
-    strings, ints = _PACKED_STR, _PACKED_INT
+    strings, ints, lengths = _PACKED_STR, _PACKED_INT, _LENGTHS
     for arg in args:
         kind = type(arg)
         if kind is bytes:
-            append(b"$%d\r\n" % len(arg))
+            append(lengths.get(len(arg)) or bulk_length(len(arg)))
             append(arg)
             append(b"\r\n")
             continue
@@ -163,7 +195,9 @@ def close_connections(client: redis.Redis) -> None:
 
 
 def _acquire(client: redis.Redis) -> tuple[list[Any], Any]:
-    free = _free_list(client)
+    # `_free_list` and `_is_stale` inline on the hot path: one call less each per command.
+    owned = getattr(client, _FREE, None)
+    free = owned[1] if owned is not None and owned[0] == _generation else _free_list(client)
     try:
         connection = free.pop()
     except IndexError:
@@ -172,9 +206,18 @@ def _acquire(client: redis.Redis) -> tuple[list[Any], Any]:
         sock = connection._sock
         if sock is None:
             connection.connect()
-        elif _is_stale(connection, sock):
-            connection.disconnect()
-            connection.connect()
+        else:
+            poller = getattr(connection, _POLLER, None)
+            if poller is not None and poller[0] is sock:
+                try:
+                    stale = bool(poller[1].poll(0))
+                except OSError:
+                    stale = True
+            else:
+                stale = _is_stale(connection, sock)
+            if stale:
+                connection.disconnect()
+                connection.connect()
     except BaseException:
         # Keep the (disconnected) connection: making a new one for every failed
         # attempt during an outage would run into the pool's max_connections.
@@ -208,10 +251,20 @@ def execute_packed(client: redis.Redis, packed: bytes, read_timeout: Any = _DEFA
     """As `execute`, for a command packed by `pack_command` (callers keep hot ones)."""
     free, connection = _acquire(client)
     try:
-        connection.send_packed_command((packed,), check_health=False)
-        if read_timeout is _DEFAULT:
-            return connection.read_response()
-        return connection.read_response(timeout=read_timeout)
+        parser = connection._parser
+        if type(parser) is not _HiredisParser:
+            connection.send_packed_command((packed,), check_health=False)
+            if read_timeout is _DEFAULT:
+                return connection.read_response()
+            return connection.read_response(timeout=read_timeout)
+        try:
+            connection._sock.sendall(packed)
+        except OSError as exc:
+            raise _write_failed(exc) from exc
+        reply = _read(connection, parser, 1, read_timeout)[0]
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return reply
     except redis.ResponseError:
         raise  # the error reply was read whole; the connection is fine
     except BaseException:
@@ -232,23 +285,144 @@ def execute_pipeline(
     """
     free, connection = _acquire(client)
     try:
-        connection.send_packed_command((b"".join(packed),), check_health=False)
-        replies: list[Any] = []
-        last = len(packed) - 1
-        for index in range(last + 1):
-            try:
-                if index == last and read_timeout is not None:
-                    replies.append(connection.read_response(timeout=read_timeout))
-                else:
-                    replies.append(connection.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
-        return replies
+        parser = connection._parser
+        if type(parser) is not _HiredisParser:
+            return _pipeline_through_redis_py(connection, packed, read_timeout)
+        try:
+            connection._sock.sendall(b"".join(packed))
+        except OSError as exc:
+            raise _write_failed(exc) from exc
+        return _read(
+            connection, parser, len(packed), _DEFAULT if read_timeout is None else read_timeout
+        )
     except BaseException:
         connection.disconnect()
         raise
     finally:
         free.append(connection)
+
+
+def read_replies(connection: Any, count: int) -> list[Any]:
+    """`count` replies to commands sent earlier on `connection` (from `take`), read as
+    `execute_pipeline` reads them: error replies returned as their
+    `redis.ResponseError`; any other failure disconnects the connection."""
+    try:
+        parser = connection._parser
+        if type(parser) is not _HiredisParser:
+            replies: list[Any] = []
+            for _ in range(count):
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        return _read(connection, parser, count, _DEFAULT)
+    except BaseException:
+        connection.disconnect()
+        raise
+
+
+def _pipeline_through_redis_py(
+    connection: Any, packed: Any, read_timeout: float | None
+) -> list[Any]:
+    connection.send_packed_command((b"".join(packed),), check_health=False)
+    replies: list[Any] = []
+    last = len(packed) - 1
+    for index in range(last + 1):
+        try:
+            if index == last and read_timeout is not None:
+                replies.append(connection.read_response(timeout=read_timeout))
+            else:
+                replies.append(connection.read_response())
+        except redis.ResponseError as exc:
+            replies.append(exc)
+    return replies
+
+
+# -- the write and the reads without redis-py's per-reply layers (issue 20) ------------
+#
+# `Connection.read_response` formats the host string, tests the protocol and wraps
+# the parser's own `read_response` (push frames, RESP3) for every reply, and
+# `send_packed_command` checks the socket and the health first: a fifth of the
+# client's cost of a worker's send-then-receive. On a connection parsed by hiredis
+# the replies come straight from its reader (RESP3 push frames handed to the
+# parser's handler, as redis-py does); failures are reported as
+# redis-py reports them (`TimeoutError`, `ConnectionError` naming the host) and the
+# callers disconnect the connection, as redis-py does.
+
+
+def _write_failed(exc: OSError) -> redis.RedisError:
+    """redis-py's error for a failed write (`send_packed_command`); the caller disconnects."""
+    if isinstance(exc, TimeoutError):  # socket.timeout
+        if exc.errno == errno.ETIMEDOUT:  # from the OS: the connection is dead
+            return redis.ConnectionError(
+                f"Error {exc.errno} while writing to socket. {exc.strerror}."
+            )
+        return redis.TimeoutError("Timeout writing to socket")
+    code, text = ("UNKNOWN", exc.args[0]) if len(exc.args) == 1 else exc.args[:2]
+    return redis.ConnectionError(f"Error {code} while writing to socket. {text}.")
+
+
+def _read(connection: Any, parser: Any, count: int, last_timeout: Any) -> list[Any]:
+    """`count` replies, error replies returned as their `redis.ResponseError`.
+
+    `last_timeout` (seconds, or `_DEFAULT` for the socket's own) applies to each
+    wait for the last reply's bytes, as redis-py's ``read_response(timeout=)``
+    does. The caller disconnects on failure.
+    """
+    replies: list[Any] = []
+    timeout: Any = _DEFAULT
+    try:
+        while count:
+            count -= 1
+            if not count:
+                timeout = last_timeout
+            reader = parser._reader
+            if reader is None:
+                raise redis.ConnectionError("Connection closed by server.")
+            reply = reader.gets()
+            while reply is NOT_ENOUGH_DATA:
+                if timeout is not _DEFAULT:
+                    parser.read_from_socket(timeout=timeout)
+                else:
+                    # `read_from_socket` inline for the socket's own timeout.
+                    sock, buffer = parser._sock, parser._buffer
+                    if sock is None:
+                        raise redis.ConnectionError("Connection closed by server.")
+                    try:
+                        length = sock.recv_into(buffer)
+                    except TimeoutError as exc:  # socket.timeout
+                        if exc.errno == errno.ETIMEDOUT:  # from the OS: the connection is dead
+                            raise redis.ConnectionError(
+                                f"Error while reading from socket: {exc.args}"
+                            ) from exc
+                        raise redis.TimeoutError("Timeout reading from socket") from exc
+                    if not length:
+                        raise redis.ConnectionError("Connection closed by server.")
+                    reader.feed(buffer, 0, length)
+                reply = reader.gets()
+            kind = type(reply)
+            if kind is bytes or kind is list or kind is int or reply is None:
+                # The usual replies; a list may still hold a LOADING-like error first.
+                if kind is list and reply and isinstance(reply[0], redis.ConnectionError):
+                    raise reply[0]
+                replies.append(reply)
+                continue
+            push = parser._hiredis_PushNotificationType
+            if push is not None and isinstance(reply, push):
+                parser.handle_push_response(reply)  # RESP3 push frame: as redis-py does
+                count += 1
+                continue
+            if isinstance(reply, redis.ConnectionError):
+                raise reply  # e.g. LOADING, MASTERDOWN: redis-py raises these
+            replies.append(reply)
+    except (TimeoutError, redis.TimeoutError) as exc:
+        raise redis.TimeoutError(f"Timeout reading from {connection._host_error()}") from exc
+    except OSError as exc:
+        raise redis.ConnectionError(
+            f"Error while reading from {connection._host_error()} : {exc.args}"
+        ) from exc
+    return replies
 
 
 # -- replies read later: a wait on several shards at once ---------------------------

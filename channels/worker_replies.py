@@ -75,11 +75,13 @@ class ReplyCarrier:
             if lookahead is not None:
                 self._collect(lookahead)
             batchable = pending_message_store.batchable
-            if not all(batchable(entry[0], layer) for entry in queued):
-                # Groups, other layers, Channel subclasses: the flush as it always was.
-                self.send(consumer, queued)
-                return self._held(lookahead)
-            pairs = [(entry[0].name, entry[1]) for entry in queued]
+            pairs = []
+            for sender, message, _ in queued:
+                if not batchable(sender, layer):
+                    # Groups, other layers, Channel subclasses: the flush as it always was.
+                    self.send(consumer, queued)
+                    return self._held(lookahead)
+                pairs.append((sender.name, message))
             try:
                 if lookahead is not None:
                     outcomes, received = lookahead.send_then_take(pairs, channels, self.quick)
@@ -102,7 +104,7 @@ class ReplyCarrier:
                 return self._held(lookahead)
             if outcomes is None:
                 self._unsettled = (consumer, queued)  # settled by the next call
-            else:
+            elif any(outcomes):  # an outcome is None or the send's error
                 self.settle(consumer, queued, outcomes)
             return received
         finally:

@@ -292,6 +292,29 @@ class BaseChannelLayer:
         except _BadValue as bad:
             raise bad.error() from None
 
+    def validated(self, message: Any) -> dict[str, Any]:
+        """Validate `message` as `snapshot` does (A-5, A-6, A-9), without copying it.
+
+        For a layer that serializes the message before `send` returns: the bytes are
+        the snapshot (A-8). Returns the dict to serialize: `message` itself, or a
+        copy of its top level without a received message's delivery key. Values are
+        accepted exactly as `snapshot` accepts them (subclasses of the A-6 types
+        too, which msgpack packs as their base type).
+        """
+        if not isinstance(message, dict):
+            raise InvalidMessage(f"A message must be a dict, not {type(message).__name__} (A-5)")
+        if RESERVED_KEY in message:
+            raise InvalidMessage(f"The key {RESERVED_KEY!r} is reserved for channel layers (A-9)")
+        if DELIVERY_KEY in message:
+            # A received at-least-once message sent on: its delivery is not the new one's.
+            message = {key: value for key, value in message.items() if key != DELIVERY_KEY}
+        try:
+            _check_value(message)
+        except _BadValue as bad:
+            raise bad.error() from None
+        checked: dict[str, Any] = message
+        return checked
+
     def check_size(self, message: dict[str, Any], size_bound: int, channel: str) -> None:
         """Raise `MessageTooLarge` when the msgpack encoding exceeds the limit (A-92)."""
         if size_bound <= self.max_message_size:
@@ -524,6 +547,59 @@ def _copy_value(value: Any) -> tuple[Any, int]:
     for base in _VALUE_BASES:
         if isinstance(value, base):
             return _copy_value(base(value))
+    raise _BadValue(
+        f" is a {kind.__name__}; messages may hold only bytes, str, int, float, bool, "
+        "None, list, tuple and dict with str keys (A-6)"
+    )
+
+
+def _check_value(value: Any) -> None:
+    """`_copy_value`'s checks alone (A-6): the same values pass, the same errors."""
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bool or kind is float or value is None:
+        return
+    if kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise _BadValue(f" = {value} is outside the 64-bit integer range")
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                raise _BadValue(
+                    f" has a key of type {type(key).__name__} ({key!r}); keys must be str"
+                )
+            item_kind = type(item)
+            if item_kind is bytes or item_kind is str or item_kind is bool or item is None:
+                continue
+            try:
+                _check_value(item)
+            except _BadValue as bad:
+                bad.keys.append(f"[{key!r}]")
+                raise
+        return
+    if kind is list or kind is tuple:
+        for index, item in enumerate(value):
+            item_kind = type(item)
+            if item_kind is bytes:
+                continue
+            if (
+                item_kind is tuple
+                and len(item) == 2
+                and type(item[0]) is bytes
+                and type(item[1]) is bytes
+            ):
+                continue  # a header pair
+            try:
+                _check_value(item)
+            except _BadValue as bad:
+                bad.keys.append(f"[{index}]")
+                raise
+        return
+    # Subclasses (e.g. Django's SafeString) are accepted as their base type.
+    for base in _VALUE_BASES:
+        if isinstance(value, base):
+            _check_value(base(value))
+            return
     raise _BadValue(
         f" is a {kind.__name__}; messages may hold only bytes, str, int, float, bool, "
         "None, list, tuple and dict with str keys (A-6)"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
@@ -198,3 +200,40 @@ def test_a_batch_counts_once_per_hash_and_stays_exact(layer_on) -> None:
     assert layer.global_statistics() == {"messages_count": 6, "channel_full_count": 2}
     hash_key = next(key for key in client.keys("*tally.a*") if b"meta" in key)
     assert 0 < client.ttl(hash_key) <= layer.channel_statistics_expiry
+
+
+@pytest.mark.parametrize("at_least_once", [False, True])
+def test_the_packed_send_many_is_the_scripts_own_packing(layer_on, at_least_once) -> None:
+    """Issue 20: `Sender.packed_send_many` packs ``SEND_MANY`` from pieces kept per
+    storage name and batch size; the bytes are those of `Script.packed` on
+    `send_many_arguments` (same KEYS and ARGV), fresh clock or stale, one message or
+    several, every kind of channel."""
+    from asgi_redis import scripts
+    from asgi_redis.wire import pack_argument
+
+    options = {"at_least_once": ["pk.r*"]} if at_least_once else {}
+    layer = layer_on(channel_capacity={"pk.c*": 7}, **options)
+    sender = layer._sender
+    shard = layer._shards[0]
+    batch = [
+        (0, "pk.a", "pk.a", b"\x81\xa1n\x01"),
+        (1, "pk.b!x1", "pk.b!", b"y" * 300),
+        (2, "pk.c?z", "pk.c?z", b""),
+        (3, "pk.r1", "pk.r1", b"r"),
+    ]
+    for _, _, storage, _ in batch:
+        sender.flags(storage)  # the statistics refresh is no longer due: '' both times
+    for checked in (float("-inf"), time.monotonic()):
+        shard.clock_checked = checked
+        for size in (1, 2, 4):
+            part = batch[:size]
+            packed = sender.packed_send_many(shard, part)
+            expected = scripts.SEND_MANY.packed(*sender.send_many_arguments(shard, part))
+            # The deadline is read from the clock each time: compare it apart.
+            assert len(packed) == len(expected)
+            if checked > 0:
+                marker = pack_argument(sender.expiry_ms) + b"$13\r\n"
+                start = expected.index(marker) + len(marker)
+                assert packed[start : start + 13].isdigit()
+                packed = packed[:start] + expected[start : start + 13] + packed[start + 13 :]
+            assert packed == expected

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import hiredis
+import pytest
+import redis
+from redis._parsers import _RESP2Parser
 
-from asgi_redis.wire import pack_command
+from asgi_redis.wire import (
+    execute_packed,
+    execute_pipeline,
+    give_back,
+    pack_command,
+    read_replies,
+    take,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +34,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SIGNAL_STORM = """
 import signal, sys
 sys.path.insert(0, sys.argv[1])
-from asgi_redis.wire import pack_command
+from asgi_redis.wire import (
+    execute_packed,
+    execute_pipeline,
+    give_back,
+    pack_command,
+    read_replies,
+    take,
+)
 
 class Stop(Exception):
     pass
@@ -97,3 +115,72 @@ def test_pack_command_packs_repeated_arguments_the_same_as_new_ones() -> None:
         expected = b"".join(serializer.pack(*args))
         assert pack_command(args) == expected
         assert pack_command(args) == expected  # packed from the kept forms
+
+
+@pytest.mark.parametrize("protocol,parser", [(2, None), (3, None), (2, "python")])
+def test_replies_read_straight_from_hiredis_match_redis_py(redis_server, protocol, parser):
+    """Issue 20: `execute_packed` and `execute_pipeline` read replies from the hiredis
+    reader directly; what comes back (values, error replies, nil) is what redis-py's
+    own reading gives, on RESP2 and RESP3, and an error reply leaves the connection
+    usable. A connection with another parser is read through redis-py, alike."""
+    options = {"parser_class": _RESP2Parser} if parser else {}
+    client = redis.Redis.from_url(redis_server.url, protocol=protocol, **options)
+    client.rpush("w.list", b"a", b"b\x00c")
+    commands = [
+        pack_command(("LRANGE", "w.list", 0, -1)),
+        pack_command(("INCR", "w.list")),  # WRONGTYPE: an error reply, as a value
+        pack_command(("GET", "w.none")),
+        pack_command(("LMPOP", 1, "w.list", "LEFT", "COUNT", 5)),
+    ]
+    replies = execute_pipeline(client, commands, read_timeout=2.0)
+    assert replies[0] == [b"a", b"b\x00c"]
+    assert isinstance(replies[1], redis.ResponseError) and "WRONGTYPE" in str(replies[1])
+    assert replies[2] is None
+    assert replies[3] == [b"w.list", [b"a", b"b\x00c"]]
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        execute_packed(client, pack_command(("NOSUCHCOMMAND",)))
+    assert execute_packed(client, pack_command(("PING",))) in (b"PONG", "PONG", True)
+    assert execute_packed(client, pack_command(("ECHO", b"x" * 100_000))) == b"x" * 100_000
+
+
+def test_a_server_gone_mid_reply_raises_the_connection_error_and_reconnects(
+    redis_server,
+) -> None:
+    """L-62.2 with the direct reads: a server killed while a command waits raises
+    redis-py's `ConnectionError`, the connection is dropped, not reused half-read, and
+    the next command after the restart works. A reply that does not come in time raises
+    redis-py's `TimeoutError` naming the server."""
+    client = redis.Redis.from_url(redis_server.url)
+    with pytest.raises(redis.TimeoutError, match=f"{redis_server.port}"):
+        execute_packed(client, pack_command(("BLPOP", "w.never", 5)), read_timeout=0.2)
+    assert execute_packed(client, pack_command(("PING",))) in (b"PONG", True)
+    killer = threading.Timer(0.3, redis_server.kill)
+    killer.start()
+    try:
+        with pytest.raises(redis.ConnectionError):
+            execute_pipeline(client, [pack_command(("BLPOP", "w.never", 5))], read_timeout=6)
+    finally:
+        killer.join()
+    redis_server.start()
+    assert execute_packed(client, pack_command(("PING",))) in (b"PONG", True)
+
+
+@pytest.mark.parametrize("parser", [None, "python"])
+def test_replies_read_later_come_back_as_the_pipeline_reads_them(redis_server, parser):
+    """Issue 20: `read_replies` reads the replies of commands written earlier on a
+    connection from `take` (the worker's lookahead), error replies as values."""
+    options = {"parser_class": _RESP2Parser} if parser else {}
+    client = redis.Redis.from_url(redis_server.url, **options)
+    client.rpush("w.later", b"a")
+    connection = take(client)
+    try:
+        connection.send_packed_command(
+            (pack_command(("INCR", "w.later")) + pack_command(("LPOP", "w.later")),),
+            check_health=False,
+        )
+        replies = read_replies(connection, 2)
+    finally:
+        give_back(client, connection)
+    assert isinstance(replies[0], redis.ResponseError) and "WRONGTYPE" in str(replies[0])
+    assert replies[1] == b"a"
+    assert execute_packed(client, pack_command(("PING",))) in (b"PONG", True)

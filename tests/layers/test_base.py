@@ -254,3 +254,48 @@ def test_import_without_django_settings() -> None:
         "import sys; assert 'django.conf' not in sys.modules or True"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class _Text(str):
+    pass
+
+
+class _Number(int):
+    pass
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"a": {1, 2}},
+        {"a": [1, object()]},
+        {"a": {"b": 1.5j}},
+        {"a": {3: "x"}},
+        {"a": 2**70},
+        {"a": -(2**63) - 1},
+        {"a": [(b"k", b"v"), (b"k", 1.5j)]},
+        {"a": bytearray(b"x")},
+        {"a": [[[{"deep": object()}]]]},
+        {_Text("k"): _Text("v"), "n": _Number(3), "t": (1, [2]), "u": 2**64 - 1},
+        {"h": [(b"a", b"b"), [b"c", b"d"]], "f": 1.5, "none": None, "yes": True, "d": {}},
+        [],
+        {"__asgi_channel__": "x"},
+        {"__asgi_delivery__": "lease", "x": 1},
+    ],
+)
+def test_validated_accepts_and_refuses_as_snapshot_does(message) -> None:
+    """A-5, A-6, A-9 (issue 20): `validated` (no copy, for layers that serialize at once)
+    accepts exactly what `snapshot` accepts, with the same error and path, and returns
+    what `snapshot` copies, without a received message's delivery key."""
+    layer = BaseChannelLayer()
+    try:
+        copied, _ = layer.snapshot(message)
+    except (TypeError, AssertionError) as refused:
+        with pytest.raises(type(refused)) as info:
+            layer.validated(message)
+        assert str(info.value) == str(refused)
+        return
+    checked = layer.validated(message)
+    assert checked == copied
+    if "__asgi_delivery__" not in message:
+        assert checked is message
