@@ -58,6 +58,7 @@ def test_an_idle_transport_sends_at_once(pair):
         {"dataBuffer": b"earlier"},
         {"disconnecting": 1},
         {"connected": 0},
+        {"_writeDisconnecting": True},
         {"TLS": True},
     ],
 )
@@ -95,6 +96,15 @@ def test_a_broken_socket_leaves_the_error_to_twisted(pair):
     transport = _transport(a)
     write_now(transport, b"frame")
     assert transport.written == [b"frame"]
+
+
+def test_nothing_to_write_sends_nothing(pair):
+    a, b = pair
+    transport = _transport(a)
+    write_now(transport, b"")
+    assert transport.written == [b""]  # Twisted's write ignores it, as before
+    with pytest.raises(BlockingIOError):
+        b.recv(100)
 
 
 def test_other_transports_use_their_own_write():
