@@ -118,10 +118,11 @@ def test_other_transports_use_their_own_write():
 
 
 def test_data_frames_are_written_at_once_and_control_frames_buffered(monkeypatch):
-    """Issue 20: `sendData` writes whole data frames with `write_now`; pings, pongs and
-    close frames go through Twisted's buffer, after what the reactor does next (D-17)."""
+    """Issue 20: whole data frames are written with `write_now` (by `sendData`, or by
+    `ws_fanout.reply_one` for a reply to an open socket); pings, pongs and close frames
+    go through Twisted's buffer, after what the reactor does next (D-17)."""
     from channels.layers.inmemory import ChannelLayer
-    from daphne import ws_protocol
+    from daphne import ws_fanout, ws_protocol
     from tests.daphne.clocked import open_socket
 
     direct: list[bytes] = []
@@ -131,12 +132,16 @@ def test_data_frames_are_written_at_once_and_control_frames_buffered(monkeypatch
         transport.write(data)
 
     monkeypatch.setattr(ws_protocol, "write_now", recording)
+    monkeypatch.setattr(ws_fanout, "write_now", recording)
     factory, transport, reply_channel = open_socket(ChannelLayer())
     protocol = factory.reply_protocols[reply_channel]
     factory.dispatch_reply(reply_channel, {"text": "hi"})
     factory.dispatch_reply(reply_channel, {"bytes": b"\x00"})
+    protocol.serverSend("s")  # through autobahn's sendMessage → `sendData`
     protocol.sendPing(b"p")
     protocol.sendPong(b"q")
     factory.dispatch_reply(reply_channel, {"close": True})
-    assert direct == [b"\x81\x02hi", b"\x82\x01\x00"]
-    assert transport.value() == b"\x81\x02hi\x82\x01\x00\x89\x01p\x8a\x01q\x88\x02\x03\xe8"
+    assert direct == [b"\x81\x02hi", b"\x82\x01\x00", b"\x81\x01s"]
+    assert transport.value() == (
+        b"\x81\x02hi\x82\x01\x00\x81\x01s\x89\x01p\x8a\x01q\x88\x02\x03\xe8"
+    )
