@@ -145,3 +145,33 @@ def test_data_frames_are_written_at_once_and_control_frames_buffered(monkeypatch
     assert transport.value() == (
         b"\x81\x02hi\x82\x01\x00\x81\x01s\x89\x01p\x8a\x01q\x88\x02\x03\xe8"
     )
+
+
+def _client_frame(text: bytes) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(text))
+    return bytes([0x81, 0x80 | len(text)]) + mask + masked
+
+
+def test_a_frame_reaches_the_application_and_autobahn_observers_alike():
+    """Issue 20: without `.on("message")` observers autobahn's per-frame event is
+    skipped; with one, it still fires (autobahn's own ``onMessageEnd``)."""
+    from channels.layers.inmemory import ChannelLayer
+    from tests.daphne.clocked import open_socket
+
+    layer = ChannelLayer()
+    factory, _, reply_channel = open_socket(layer)
+    protocol = factory.reply_protocols[reply_channel]
+    protocol.dataReceived(_client_frame(b"one"))
+    observed: list[tuple] = []
+    protocol.on("message", lambda payload, is_binary: observed.append((payload, is_binary)))
+    protocol.dataReceived(_client_frame(b"two"))
+    texts = []
+    while True:
+        channel, message = layer.receive(["websocket.receive"])
+        if channel is None:
+            break
+        texts.append(message["text"])
+    assert texts == ["one", "two"]
+    assert observed == [(b"two", False)]
+    assert protocol.message_data is None
