@@ -277,7 +277,9 @@ class HTTPFactory(DrainingFactory, http.HTTPFactory):
                     metrics.first_reply(clock.seconds() - start)
             protocol.serverResponse(message)
         elif isinstance(protocol, WebSocketProtocol):
-            protocol.dispatch_reply(message)
+            # One data frame on a plainly open socket: written here (issue 20, W2).
+            if not ws_fanout.reply_one(self, protocol, message):
+                protocol.dispatch_reply(message)
         else:
             raise ValueError("Unknown protocol class")
 

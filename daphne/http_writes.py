@@ -2,6 +2,14 @@
 as few writes as possible (issue 20), and an outbound buffer the client does not read is
 bounded (issue 15, `backpressure`).
 
+The bytes go to the socket at once when the transport buffers nothing (`ws_write.write_now`,
+plain TCP only): Twisted's ``transport.write`` would buffer them, register the socket for
+writing (``epoll_ctl``), send from ``doWrite`` on the next reactor pass through its
+logging context, and unregister it (``epoll_ctl``). What the socket does not take, and
+every TLS or UNIX transport, goes through ``transport.write`` as before, so the transport's
+pause (`_waitingForTransport`, backpressure) and lost-connection handling stay Twisted's.
+This replaces Twisted's ``HTTPChannel.write``, which is ``self.transport.write(data)``.
+
 `ResponseWrites` is a mixin for `http_channel.HTTPChannel`; the producer side of the
 bounded buffer (pause, resume, abort) stays there.
 """
@@ -14,6 +22,7 @@ from twisted.web import http
 from twisted.web.http_headers import Headers
 
 from .backpressure import check_outbound
+from .ws_write import write_now
 
 __all__ = ["ResponseWrites"]
 
@@ -45,7 +54,7 @@ class ResponseWrites(_Channel):
         if self._holding:
             self._held = data
             return
-        super().write(data)
+        write_now(self.transport, data)  # Twisted's `HTTPChannel.write`, sent at once
         if self._waitingForTransport:
             check_outbound(self, self.factory)
 
@@ -82,6 +91,6 @@ class ResponseWrites(_Channel):
         held = self._held
         if held is not None:
             self._held = None
-            super().write(held)
+            write_now(self.transport, held)
             if self._waitingForTransport:
                 check_outbound(self, self.factory)

@@ -14,7 +14,7 @@ import twisted.plugins
 from twisted.internet import defer, reactor
 from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
-from . import autobahn_patches
+from . import autobahn_patches, reactor_patches
 from .config import (
     ConfigOption,
     ServerConfig,
@@ -221,6 +221,7 @@ class Server:
         """Build the factory, start the reply reader and listen; for use in a running reactor
         too (tests). Returns the listener Deferreds."""
         autobahn_patches.install()  # autobahn's per-frame costs daphne does not need
+        reactor_patches.install()  # the epoll reactor's log context per event, cheaper
         self.send_channel = (
             "daphne.response." + "".join(_random.choices(string.ascii_letters, k=10)) + "!"
         )

@@ -278,6 +278,18 @@ class WebSocketProtocol(  # type: ignore[misc]
 
     # -- frames in (D-40) --------------------------------------------------------------
 
+    def onMessageEnd(self) -> None:
+        # autobahn's version also fires its "message" event for `.on()` observers: with
+        # none registered (daphne registers none) that builds a Deferred already fired
+        # with [] and adds an errback to it, about ten calls per frame that do nothing
+        # (issue 20, W2). Skipped only then; with observers or timings, autobahn's own.
+        if self._listeners is not None or self.trackedTimings:
+            super().onMessageEnd()
+            return
+        if not self.failedByMe:
+            self._onMessage(b"".join(self.message_data), self.message_is_binary)
+        self.message_data = None
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         factory = self.main_factory
         metrics = factory.metrics

@@ -1,4 +1,4 @@
-"""Writing a WebSocket frame to a plain TCP transport at once (issue 20, W3 fan-out).
+"""Writing to a plain TCP transport at once (issue 20: W3 fan-out, then W1 responses).
 
 Twisted's ``transport.write`` never sends: it appends to the transport's buffer, asks the
 reactor to watch the socket for writing (an ``epoll_ctl``), and on the next reactor pass
@@ -11,9 +11,12 @@ buffer, so the bytes cannot overtake earlier ones; whatever the socket does not 
 (a full send buffer, an error) goes to ``transport.write`` as before, so buffering,
 the producer's pause (backpressure) and the detection of a lost connection stay
 Twisted's. Only for `twisted.internet.tcp.Server` without TLS: any other transport
-(TLS, UNIX, a test's) is written through its own ``write``. Daphne uses it for whole
-data frames (`ws_protocol.WebSocketProtocol.sendData`, `ws_fanout`); control frames keep
-Twisted's buffer, so a stop's close frame still follows the listening socket's close.
+(TLS, UNIX, a test's) is written through its own ``write``. A half-closed transport
+(``loseWriteConnection``) is left to ``write``, which drops the bytes as before. Daphne
+uses it for whole data frames (`ws_protocol.WebSocketProtocol.sendData`, `ws_fanout`);
+control frames keep Twisted's buffer, so a stop's close frame still follows the listening
+socket's close. HTTP/1.1 responses use it too (`http_writes.ResponseWrites`): a response
+given whole is one write, so the write event and both ``epoll_ctl`` calls go.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ def write_now(transport: Any, data: bytes) -> None:
         and not transport.dataBuffer
         and transport.connected
         and not transport.disconnecting
+        and not transport._writeDisconnecting
         and not transport.TLS
+        and data
     ):
         try:
             sent = transport.socket.send(data)

@@ -165,3 +165,41 @@ def test_head_and_body_are_one_transport_write_and_a_streamed_head_goes_at_once(
     assert counting.writes == [
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
     ]
+
+
+def test_response_bytes_go_through_write_now(monkeypatch):
+    """Issue 20: an HTTP/1.1 response reaches its transport through `write_now` (sent on
+    a plain TCP socket at once when nothing is buffered), whole or streamed."""
+    from twisted.internet import testing
+
+    from channels.layers.inmemory import ChannelLayer
+    from daphne import http_writes
+    from daphne.http_protocol import HTTPFactory
+
+    direct: list[bytes] = []
+
+    def recording(transport, data):
+        direct.append(data)
+        transport.write(data)
+
+    monkeypatch.setattr(http_writes, "write_now", recording)
+    layer = ChannelLayer()
+    factory = HTTPFactory(layer, send_channel="test!")
+    protocol = factory.buildProtocol(("127.0.0.1", 0))
+    transport = testing.StringTransport()
+    protocol.makeConnection(transport)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    protocol.dataReceived(request)
+    _, message = layer.receive(["http.request"])
+    factory.dispatch_reply(message["reply_channel"], {"status": 200, "content": b"ok"})
+    whole = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    assert direct == [whole]
+    protocol.dataReceived(request)
+    _, message = layer.receive(["http.request"])
+    factory.dispatch_reply(message["reply_channel"], {"status": 200, "more_content": True})
+    factory.dispatch_reply(message["reply_channel"], {"content": b"abc"})
+    assert direct[1:] == [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"3\r\nabc\r\n0\r\n\r\n",
+    ]
+    assert transport.value() == b"".join(direct)

@@ -105,11 +105,25 @@ class Group:
         ] + [self.metrics.frames_out]
 
 
-def both(kinds: list[str], batch: list[tuple[int, dict]]) -> tuple[list, list]:
-    """The state after `batch` one reply at a time, and with the fan-out."""
+def through_autobahn(group: Group, batch: list[tuple[int, dict]]) -> None:
+    """`batch` one reply at a time through ``WebSocketProtocol.dispatch_reply`` alone
+    (autobahn's ``sendMessage``), without `ws_fanout.reply_one`: the reference."""
+    original = ws_fanout.reply_one
+    ws_fanout.reply_one = lambda factory, protocol, message: False
+    try:
+        group.send(batch, fan_out=False)
+    finally:
+        ws_fanout.reply_one = original
+
+
+def both(
+    kinds: list[str], batch: list[tuple[int, dict]], fan_out: bool = True
+) -> tuple[list, list]:
+    """The state after `batch` one reply at a time through autobahn, and with the
+    fan-out (or, `fan_out` False, one at a time with `reply_one`)."""
     one_by_one, fanned = Group(kinds), Group(kinds)
-    one_by_one.send(batch, fan_out=False)
-    fanned.send(batch, fan_out=True)
+    through_autobahn(one_by_one, batch)
+    fanned.send(batch, fan_out=fan_out)
     return one_by_one.state(), fanned.state()
 
 
@@ -139,10 +153,13 @@ def both(kinds: list[str], batch: list[tuple[int, dict]]) -> tuple[list, list]:
         ["plain", "pending", "received", "closing", "deflate", "received"],
     ],
 )
-def test_the_fan_out_writes_what_one_by_one_writes(kinds, message):
+@pytest.mark.parametrize("fan_out", [True, False])
+def test_the_fan_out_writes_what_one_by_one_writes(kinds, message, fan_out):
+    """With `fan_out` False: each copy alone, through `reply_one` where it applies
+    (issue 20, W2), against autobahn's ``sendMessage``."""
     count = len(kinds)
     batch = [(index, dict(message)) for index in range(count)]
-    expected, got = both(kinds, batch)
+    expected, got = both(kinds, batch, fan_out)
     assert got == expected
     if message == {"text": "b:1"} and "pending" not in kinds and "closing" not in kinds:
         assert all(state[0] for state in got[:count])  # every socket got a frame
@@ -280,3 +297,24 @@ def test_replies_whose_values_cannot_be_compared_go_one_by_one():
     batch = [("a", {"x": Odd()}), ("b", {"x": Odd()}), ("c", {"x": 1})]
     dispatch_each(lambda channel, message: calls.append(channel), batch, lambda *a: None)
     assert calls == ["a", "b", "c"]
+
+
+def test_a_single_reply_to_an_open_socket_skips_its_dispatch_reply(monkeypatch):
+    """Issue 20, W2: an echo's reply is written by `reply_one`; what it does not take
+    (an empty text, a close) goes to ``WebSocketProtocol.dispatch_reply``."""
+    group = Group(["plain"])
+    protocol = group.protocols[0]
+    slow: list[dict] = []
+    original = type(protocol).dispatch_reply
+
+    def recording(self: Any, message: dict) -> None:
+        slow.append(message)
+        original(self, message)
+
+    monkeypatch.setattr(type(protocol), "dispatch_reply", recording)
+    monkeypatch.setitem(ws_fanout._SENDS_PLAINLY, type(protocol), True)
+    group.factory.dispatch_reply(group.channels[0], {"text": "echo"})
+    assert slow == [] and group.transports[0].value() == b"\x81\x04echo"
+    group.factory.dispatch_reply(group.channels[0], {"text": ""})
+    group.factory.dispatch_reply(group.channels[0], {"close": True})
+    assert slow == [{"text": ""}, {"close": True}]

@@ -58,6 +58,7 @@ def test_an_idle_transport_sends_at_once(pair):
         {"dataBuffer": b"earlier"},
         {"disconnecting": 1},
         {"connected": 0},
+        {"_writeDisconnecting": True},
         {"TLS": True},
     ],
 )
@@ -97,6 +98,15 @@ def test_a_broken_socket_leaves_the_error_to_twisted(pair):
     assert transport.written == [b"frame"]
 
 
+def test_nothing_to_write_sends_nothing(pair):
+    a, b = pair
+    transport = _transport(a)
+    write_now(transport, b"")
+    assert transport.written == [b""]  # Twisted's write ignores it, as before
+    with pytest.raises(BlockingIOError):
+        b.recv(100)
+
+
 def test_other_transports_use_their_own_write():
     written: list[bytes] = []
 
@@ -108,10 +118,11 @@ def test_other_transports_use_their_own_write():
 
 
 def test_data_frames_are_written_at_once_and_control_frames_buffered(monkeypatch):
-    """Issue 20: `sendData` writes whole data frames with `write_now`; pings, pongs and
-    close frames go through Twisted's buffer, after what the reactor does next (D-17)."""
+    """Issue 20: whole data frames are written with `write_now` (by `sendData`, or by
+    `ws_fanout.reply_one` for a reply to an open socket); pings, pongs and close frames
+    go through Twisted's buffer, after what the reactor does next (D-17)."""
     from channels.layers.inmemory import ChannelLayer
-    from daphne import ws_protocol
+    from daphne import ws_fanout, ws_protocol
     from tests.daphne.clocked import open_socket
 
     direct: list[bytes] = []
@@ -121,12 +132,46 @@ def test_data_frames_are_written_at_once_and_control_frames_buffered(monkeypatch
         transport.write(data)
 
     monkeypatch.setattr(ws_protocol, "write_now", recording)
+    monkeypatch.setattr(ws_fanout, "write_now", recording)
     factory, transport, reply_channel = open_socket(ChannelLayer())
     protocol = factory.reply_protocols[reply_channel]
     factory.dispatch_reply(reply_channel, {"text": "hi"})
     factory.dispatch_reply(reply_channel, {"bytes": b"\x00"})
+    protocol.serverSend("s")  # through autobahn's sendMessage → `sendData`
     protocol.sendPing(b"p")
     protocol.sendPong(b"q")
     factory.dispatch_reply(reply_channel, {"close": True})
-    assert direct == [b"\x81\x02hi", b"\x82\x01\x00"]
-    assert transport.value() == b"\x81\x02hi\x82\x01\x00\x89\x01p\x8a\x01q\x88\x02\x03\xe8"
+    assert direct == [b"\x81\x02hi", b"\x82\x01\x00", b"\x81\x01s"]
+    assert transport.value() == (
+        b"\x81\x02hi\x82\x01\x00\x81\x01s\x89\x01p\x8a\x01q\x88\x02\x03\xe8"
+    )
+
+
+def _client_frame(text: bytes) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(text))
+    return bytes([0x81, 0x80 | len(text)]) + mask + masked
+
+
+def test_a_frame_reaches_the_application_and_autobahn_observers_alike():
+    """Issue 20: without `.on("message")` observers autobahn's per-frame event is
+    skipped; with one, it still fires (autobahn's own ``onMessageEnd``)."""
+    from channels.layers.inmemory import ChannelLayer
+    from tests.daphne.clocked import open_socket
+
+    layer = ChannelLayer()
+    factory, _, reply_channel = open_socket(layer)
+    protocol = factory.reply_protocols[reply_channel]
+    protocol.dataReceived(_client_frame(b"one"))
+    observed: list[tuple] = []
+    protocol.on("message", lambda payload, is_binary: observed.append((payload, is_binary)))
+    protocol.dataReceived(_client_frame(b"two"))
+    texts = []
+    while True:
+        channel, message = layer.receive(["websocket.receive"])
+        if channel is None:
+            break
+        texts.append(message["text"])
+    assert texts == ["one", "two"]
+    assert observed == [(b"two", False)]
+    assert protocol.message_data is None
