@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
+from django import db
+from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NONE_ID, _make_id
 
@@ -32,6 +35,12 @@ def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[An
     lock. Receivers run in order with the same arguments and their errors propagate,
     as in `Signal.send`. Any other case (async receivers, dead weak references to clean
     up, other senders) takes `Signal.send` itself.
+
+    Django's `close_old_connections` and `reset_queries` (on ``request_started`` and,
+    C-27, ``consumer_finished``) only loop over this thread's database connections. When
+    `_no_connections` shows at a glance that there are none, their call would do nothing
+    and return None: its response is None without the call (issue 20: each costs a
+    ``connections.all()``, ~24k instructions through asgiref's `Local`).
     """
     if signal.use_caching or signal._dead_receivers or not isinstance(sender, type):
         return Signal.send(signal, sender=sender, **named)
@@ -42,17 +51,60 @@ def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[An
             found = _receivers_of(signal, sender)
             synchronous = not any(is_async for _, is_async in found)
             if synchronous:
-                receivers = cache[(_SYNC, sender)] = [receiver for receiver, _ in found]
+                receivers = cache[(_SYNC, sender)] = [
+                    (receiver, _loops_over_connections(receiver)) for receiver, _ in found
+                ]
         if not synchronous:
             return Signal.send(signal, sender=sender, **named)
     responses = []
-    for receiver in receivers:
+    # Whether this thread has no database connection: None until asked, and again after
+    # any receiver ran (it may have connected).
+    unconnected = None
+    for receiver, on_connections in receivers:
         if isinstance(receiver, weakref.ReferenceType):
             receiver = receiver()
             if receiver is None:  # collected; connect/disconnect prune it
                 continue
+        if on_connections:
+            if unconnected is None:
+                unconnected = _no_connections()
+            if unconnected:
+                responses.append((receiver, None))
+                continue
         responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
+        unconnected = None
     return responses
+
+
+# Django's receivers whose whole work is a loop over ``connections.all(initialized_only=
+# True)``: without a connection in this thread, a call does nothing and returns None.
+_CONNECTION_LOOPS = (close_old_connections, reset_queries)
+
+
+def _loops_over_connections(receiver: Any) -> bool:
+    if isinstance(receiver, weakref.ReferenceType):
+        receiver = receiver()
+    return any(receiver is loop for loop in _CONNECTION_LOOPS)
+
+
+def _no_connections() -> bool:
+    """True when ``django.db.connections.all(initialized_only=True)`` is surely empty in
+    this thread, read without asgiref's `Local` raising for each missing alias: the
+    handler's settings are resolved (else `all()` would resolve them), no event loop
+    runs here (else the `Local` keeps its values per context), and the `Local`'s
+    thread-local storage holds nothing. Anything else (another asgiref layout, a
+    replaced handler) answers False, and the receiver is called.
+    """
+    handler = db.connections
+    try:
+        if "settings" not in vars(handler):
+            return False
+        storage = vars(handler._connections).get("_storage")
+    except (AttributeError, TypeError):  # not Django's handler or asgiref's Local
+        return False
+    if type(storage) is not threading.local or asyncio._get_running_loop() is not None:
+        return False
+    return not vars(storage)
 
 
 def _receivers_of(signal: Signal, sender: Any) -> list[tuple[Any, bool]]:
