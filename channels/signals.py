@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from django import db
+from django.core import cache as django_cache
+from django.core.cache import close_caches
 from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NONE_ID, _make_id
@@ -29,20 +32,25 @@ _SYNC = "channels.sync"
 
 def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``signal.send(sender=sender, **named)``, without re-filtering the receivers on every
-    message (issue 20): for a class `sender` of a signal without Django's caching, the
-    filtered (still weak) receivers, when all synchronous, are kept in
+    message (issue 20): for a class `sender` (or None) of a signal without Django's
+    caching, the filtered (still weak) receivers, when all synchronous, are kept in
     ``sender_receivers_cache``, which `Signal.connect` and `disconnect` clear under the
     lock. Receivers run in order with the same arguments and their errors propagate,
     as in `Signal.send`. Any other case (async receivers, dead weak references to clean
     up, other senders) takes `Signal.send` itself.
 
-    Django's `close_old_connections` and `reset_queries` (on ``request_started`` and,
-    C-27, ``consumer_finished``) only loop over this thread's database connections. When
-    `_no_connections` shows at a glance that there are none, their call would do nothing
-    and return None: its response is None without the call (issue 20: each costs a
-    ``connections.all()``, ~24k instructions through asgiref's `Local`).
+    Django's `close_old_connections` and `reset_queries` (``request_started``,
+    ``request_finished`` and, C-27, ``consumer_finished``) only loop over this thread's
+    database connections, and `close_caches` (``request_finished``) over its caches.
+    When `_no_connections` / `_no_caches` show at a glance that there are none, the call
+    would do nothing and return None: its response is None without the call (issue 20:
+    each costs ~20-30k instructions through asgiref's `Local` raising per alias).
     """
-    if signal.use_caching or signal._dead_receivers or not isinstance(sender, type):
+    if (
+        signal.use_caching
+        or signal._dead_receivers
+        or not (sender is None or isinstance(sender, type))
+    ):
         return Signal.send(signal, sender=sender, **named)
     cache = signal.sender_receivers_cache
     receivers = cache.get((_SYNC, sender))
@@ -52,39 +60,27 @@ def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[An
             synchronous = not any(is_async for _, is_async in found)
             if synchronous:
                 receivers = cache[(_SYNC, sender)] = [
-                    (receiver, _loops_over_connections(receiver)) for receiver, _ in found
+                    (receiver, _shortcut(receiver)) for receiver, _ in found
                 ]
         if not synchronous:
             return Signal.send(signal, sender=sender, **named)
     responses = []
-    # Whether this thread has no database connection: None until asked, and again after
-    # any receiver ran (it may have connected).
-    unconnected = None
-    for receiver, on_connections in receivers:
+    # The last shortcut check and its answer, until a receiver runs (it may connect).
+    checked = answer = None
+    for receiver, check in receivers:
         if isinstance(receiver, weakref.ReferenceType):
             receiver = receiver()
             if receiver is None:  # collected; connect/disconnect prune it
                 continue
-        if on_connections:
-            if unconnected is None:
-                unconnected = _no_connections()
-            if unconnected:
+        if check is not None:
+            if check is not checked:
+                checked, answer = check, check()
+            if answer:
                 responses.append((receiver, None))
                 continue
         responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
-        unconnected = None
+        checked = None
     return responses
-
-
-# Django's receivers whose whole work is a loop over ``connections.all(initialized_only=
-# True)``: without a connection in this thread, a call does nothing and returns None.
-_CONNECTION_LOOPS = (close_old_connections, reset_queries)
-
-
-def _loops_over_connections(receiver: Any) -> bool:
-    if isinstance(receiver, weakref.ReferenceType):
-        receiver = receiver()
-    return any(receiver is loop for loop in _CONNECTION_LOOPS)
 
 
 def _no_connections() -> bool:
@@ -105,6 +101,49 @@ def _no_connections() -> bool:
     if type(storage) is not threading.local or asyncio._get_running_loop() is not None:
         return False
     return not vars(storage)
+
+
+def _no_caches() -> bool:
+    """True when ``django.core.cache.caches.all(initialized_only=True)`` is surely empty
+    here: settings resolved, and the context-local storage of asgiref's `Local` (3.13:
+    a `_Storage` tagged with its thread; earlier: a dict) holds nothing this thread
+    would see. Anything else answers False, and `close_caches` is called."""
+    handler = django_cache.caches
+    try:
+        if "settings" not in vars(handler):
+            return False
+        variable = vars(vars(handler._connections)["_storage"])["_data"]
+    except (AttributeError, TypeError, KeyError):  # another layout
+        return False
+    if type(variable) is not contextvars.ContextVar:
+        return False
+    storage = variable.get(None)
+    if storage is None:
+        return True
+    if type(storage) is dict:
+        return not storage
+    try:
+        return storage.thread_id != threading.get_ident() or not storage.data
+    except AttributeError:
+        return False
+
+
+# Django's receivers whose whole work is a loop over this thread's connections or
+# caches, each with the check that shows the loop would be empty.
+_SHORTCUTS: tuple[tuple[Callable[..., None], Callable[[], bool]], ...] = (
+    (close_old_connections, _no_connections),
+    (reset_queries, _no_connections),
+    (close_caches, _no_caches),
+)
+
+
+def _shortcut(receiver: Any) -> Callable[[], bool] | None:
+    if isinstance(receiver, weakref.ReferenceType):
+        receiver = receiver()
+    for function, check in _SHORTCUTS:
+        if receiver is function:
+            return check
+    return None
 
 
 def _receivers_of(signal: Signal, sender: Any) -> list[tuple[Any, bool]]:

@@ -18,7 +18,7 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.test import override_settings
 
 from channels.exceptions import RequestAborted, RequestTimeout
-from channels.handler import AsgiHandler, AsgiRequest, ViewConsumer
+from channels.handler import AsgiHandler, AsgiRequest, ViewConsumer, close_response
 from channels.message import Message
 from channels.staticfiles import StaticFilesConsumer, StaticFilesHandler
 from tests.channels.helpers import fresh_layer
@@ -284,6 +284,39 @@ def test_request_finished_fires_after_response(handler, layer):
     finally:
         request_finished.disconnect(receiver)
     assert fired == [True]
+
+
+class _OwnClose(HttpResponse):
+    def close(self):
+        self.own_close = True
+        super().close()
+
+
+@pytest.mark.parametrize("response_class", [HttpResponse, _OwnClose])
+def test_close_response_does_what_response_close_does(response_class):
+    """C-36 step 4, issue 20: `close_response` runs the closers (their errors ignored),
+    marks the response closed and sends request_finished with the response's sender,
+    as Django's close(); a class with its own close() gets it called."""
+    seen = []
+
+    def receiver(**kwargs):
+        seen.append(("finished", kwargs["sender"]))
+
+    def broken():
+        seen.append("broken")
+        raise OSError("closer")
+
+    response = response_class(b"body")
+    response._resource_closers.extend([broken, lambda: seen.append("closer")])
+    request_finished.connect(receiver)
+    try:
+        close_response(response)
+    finally:
+        request_finished.disconnect(receiver)
+    assert seen == ["broken", "closer", ("finished", None)]
+    assert response.closed
+    assert response._resource_closers == []
+    assert getattr(response, "own_close", False) is (response_class is _OwnClose)
 
 
 def test_echo_through_middleware(handler, layer):

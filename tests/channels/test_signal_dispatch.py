@@ -8,6 +8,7 @@ import gc
 
 from asgiref.local import Local
 from django import db
+from django.core.cache import caches, close_caches
 from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
 
@@ -117,17 +118,18 @@ def test_an_error_propagates_and_stops_the_dispatch() -> None:
 
 
 class _CountAll:
-    """Counts ``connections.all`` calls (the work of close_old_connections/reset_queries)."""
+    """Counts ``all`` calls of a connection handler (the work of close_old_connections,
+    reset_queries, close_caches)."""
 
-    def __init__(self, monkeypatch) -> None:
+    def __init__(self, monkeypatch, handler=db.connections) -> None:
         self.calls = 0
-        original = db.connections.all
+        original = handler.all
 
         def counted(*args, **kwargs):
             self.calls += 1
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(db.connections, "all", counted)
+        monkeypatch.setattr(handler, "all", counted)
 
 
 def _signal_with_connection_loops() -> Signal:
@@ -196,3 +198,19 @@ def test_connection_loops_run_inside_an_event_loop(monkeypatch) -> None:
 
     assert asyncio.run(send()) == [(reset_queries, None), (close_old_connections, None)]
     assert counter.calls == 2
+
+
+def test_close_caches_is_answered_without_a_call_when_no_cache_is_in_use(monkeypatch) -> None:
+    signal = Signal()
+    signal.connect(close_caches)
+    closed = []
+    monkeypatch.setattr(caches, "_connections", Local(False))
+    caches.settings  # noqa: B018
+    counter = _CountAll(monkeypatch, caches)
+    assert send_per_message(signal, None) == [(close_caches, None)]
+    assert counter.calls == 0
+    cache = caches["default"]  # now in use in this context
+    monkeypatch.setattr(cache, "close", lambda **kwargs: closed.append("closed"))
+    assert send_per_message(signal, None) == [(close_caches, None)]
+    assert counter.calls == 1
+    assert closed == ["closed"]
