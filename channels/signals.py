@@ -12,6 +12,7 @@ from typing import Any
 from django import db
 from django.core import cache as django_cache
 from django.core.cache import close_caches
+from django.core.cache.backends.base import BaseCache
 from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NONE_ID, _make_id
@@ -104,10 +105,13 @@ def _no_connections() -> bool:
 
 
 def _no_caches() -> bool:
-    """True when ``django.core.cache.caches.all(initialized_only=True)`` is surely empty
-    here: settings resolved, and the context-local storage of asgiref's `Local` (3.13:
-    a `_Storage` tagged with its thread; earlier: a dict) holds nothing this thread
-    would see. Anything else answers False, and `close_caches` is called."""
+    """True when ``django.core.cache.caches.close_all()`` surely does nothing here: the
+    handler's settings are resolved, and the context-local storage of asgiref's `Local`
+    (3.13: a `_Storage` tagged with its thread; earlier: a dict) holds nothing this
+    thread would see, or only caches whose close() is `BaseCache.close`, which does
+    nothing (the local-memory cache: `runworker`'s system checks leave
+    ``caches["default"]`` in the main thread). Anything else answers False, and
+    `close_caches` is called."""
     handler = django_cache.caches
     try:
         if "settings" not in vars(handler):
@@ -121,11 +125,21 @@ def _no_caches() -> bool:
     if storage is None:
         return True
     if type(storage) is dict:
-        return not storage
-    try:
-        return storage.thread_id != threading.get_ident() or not storage.data
-    except AttributeError:
-        return False
+        data = storage
+    else:
+        try:
+            if storage.thread_id != threading.get_ident():
+                return True
+            data = storage.data
+        except AttributeError:
+            return False
+        if type(data) is not dict:
+            return False
+    for cache in data.values():
+        own = "close" in getattr(cache, "__dict__", ())
+        if own or getattr(type(cache), "close", None) is not BaseCache.close:
+            return False
+    return True
 
 
 # Django's receivers whose whole work is a loop over this thread's connections or

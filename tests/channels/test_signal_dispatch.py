@@ -9,6 +9,7 @@ import gc
 from asgiref.local import Local
 from django import db
 from django.core.cache import caches, close_caches
+from django.core.cache.backends.base import BaseCache
 from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
 
@@ -200,7 +201,11 @@ def test_connection_loops_run_inside_an_event_loop(monkeypatch) -> None:
     assert counter.calls == 2
 
 
-def test_close_caches_is_answered_without_a_call_when_no_cache_is_in_use(monkeypatch) -> None:
+def test_close_caches_is_answered_without_a_call_when_it_would_close_nothing(
+    monkeypatch,
+) -> None:
+    """No cache in use here, or only caches whose close() is BaseCache's (a no-op, the
+    local-memory cache): no call. A cache with a close() of its own: called."""
     signal = Signal()
     signal.connect(close_caches)
     closed = []
@@ -208,8 +213,10 @@ def test_close_caches_is_answered_without_a_call_when_no_cache_is_in_use(monkeyp
     caches.settings  # noqa: B018
     counter = _CountAll(monkeypatch, caches)
     assert send_per_message(signal, None) == [(close_caches, None)]
+    cache = caches["default"]  # now in use in this context: a LocMemCache
+    assert type(cache).close is BaseCache.close
+    assert send_per_message(signal, None) == [(close_caches, None)]
     assert counter.calls == 0
-    cache = caches["default"]  # now in use in this context
     monkeypatch.setattr(cache, "close", lambda **kwargs: closed.append("closed"))
     assert send_per_message(signal, None) == [(close_caches, None)]
     assert counter.calls == 1
