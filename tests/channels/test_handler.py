@@ -498,6 +498,26 @@ def test_cookies_become_set_cookie_headers():
     assert headers[0][0] == b"Content-Type"
 
 
+class _ItemsOwn(HttpResponse):
+    def items(self):
+        return [("X-Own", "1")]
+
+
+def test_headers_are_the_response_items_in_order():
+    """C-38: names as set (case kept, the last case written), values, in order; a class
+    with its own items() is asked."""
+    response = HttpResponse("x", content_type="text/plain")
+    response["x-first"] = "1"
+    response["X-Second"] = "é"
+    response["X-FIRST"] = "3"  # replaces the value and the name's case, keeps the place
+    del response["x-second"]
+    response["Vary"] = "Accept"
+    expected = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
+    assert expected == [(b"Content-Type", b"text/plain"), (b"X-FIRST", b"3"), (b"Vary", b"Accept")]
+    assert next(AsgiHandler.encode_response(response))["headers"] == expected
+    assert next(AsgiHandler.encode_response(_ItemsOwn("x")))["headers"] == [(b"X-Own", b"1")]
+
+
 def test_chunk_bytes_boundaries():
     """C-39: exactly chunk_size → one piece; empty → (data, True)."""
     size = AsgiHandler.chunk_size
