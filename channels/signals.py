@@ -200,8 +200,9 @@ class PerMessageSignal(Signal):
             (async_receivers if is_async else sync_receivers).append(receiver)
         return sync_receivers, async_receivers
 
-    def send(self, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
-        return send_per_message(self, sender, **named)
+    # `send_per_message` itself, bound: ``signal.send(sender=..., **named)`` without a
+    # frame and a keyword dict more per message (issue 20).
+    send = send_per_message
 
 
 # Sent with ``environ={}`` before each consumer runs.
