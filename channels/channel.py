@@ -11,10 +11,6 @@ from .pending import pending_message_store
 __all__ = ["Channel", "Group"]
 
 
-def _layer_for(alias: str, channel_layer: Any) -> Any:
-    return channel_layer if channel_layer else channel_layers[alias]
-
-
 class _Named:
     """A name on a layer: `name` (str, or ASCII bytes decoded) and `channel_layer` (C-14).
 
@@ -29,7 +25,7 @@ class _Named:
         channel_layer: Any = None,
     ) -> None:
         self.name = name.decode("ascii") if isinstance(name, bytes) else name
-        self.channel_layer = _layer_for(alias, channel_layer)
+        self.channel_layer = channel_layer if channel_layer else channel_layers[alias]
 
     def __str__(self) -> str:
         return self.name
@@ -49,10 +45,8 @@ class Channel(_Named):
     def send(self, content: dict, immediately: bool = False) -> None:
         if not isinstance(content, dict):
             raise TypeError(f"You can only send dicts as content on channels, not {content!r}")
-        if immediately or not pending_message_store.active:
+        if immediately or not pending_message_store.queue(self, content):
             self.channel_layer.send(self.name, content)
-        else:
-            pending_message_store.append(self, content)
 
 
 class Group(_Named):
@@ -72,7 +66,5 @@ class Group(_Named):
         # C-16: a ValueError here, unlike Channel.send, as in Channels 1.1.
         if not isinstance(content, dict):
             raise ValueError(f"You can only send dicts as content on groups, not {content!r}")
-        if immediately or not pending_message_store.active:
+        if immediately or not pending_message_store.queue(self, content):
             self.channel_layer.send_group(self.name, content)
-        else:
-            pending_message_store.append(self, content)

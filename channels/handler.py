@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from io import BytesIO
 from typing import IO, Any
 
+import django
 from django import http
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestDataTooBig
 from django.core.handlers import base
 from django.http import FileResponse, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http.response import HttpResponseBase, ResponseHeaders
 from django.urls import set_script_prefix
 from django.utils.encoding import repercent_broken_unicode
 from django.utils.functional import cached_property
@@ -292,6 +294,19 @@ class _ResponseLaterMarker(HttpResponse):
     """Stands in for the response a view deferred with `ResponseLater` (C-37)."""
 
 
+def _header_items(response: HttpResponseBase) -> Any:
+    """``response.items()``: the (name as set, value) pairs in order (C-38), read from
+    Django's `ResponseHeaders` store when neither the response class nor the headers
+    class changes them (issue 20: the generic mapping view costs ~7k instructions for
+    one header)."""
+    headers = response.headers
+    if type(headers) is ResponseHeaders and type(response).items is HttpResponseBase.items:
+        store = vars(headers).get("_store")
+        if type(store) is dict:
+            return store.values()
+    return response.items()
+
+
 class AsgiHandler(base.BaseHandler):
     """Runs Django's middleware and views for ``http.request`` messages (C-36..C-39)."""
 
@@ -333,7 +348,7 @@ class AsgiHandler(base.BaseHandler):
             yield from self.encode_response(response)
         finally:
             # Also when the consumer stops iterating early; fires request_finished.
-            response.close()
+            close_response(response)
 
     def _get_response_safely(self, request: AsgiRequest) -> HttpResponse:
         try:
@@ -381,7 +396,7 @@ class AsgiHandler(base.BaseHandler):
         """Turn a response into ``http.response`` messages (C-38)."""
         headers = [
             (str(name).encode("ascii"), str(value).encode("latin1"))
-            for name, value in response.items()
+            for name, value in _header_items(response)
         ]
         for morsel in response.cookies.values():
             headers.append((b"Set-Cookie", morsel.output(header="").encode("ascii")))
@@ -435,6 +450,38 @@ class AsgiHandler(base.BaseHandler):
             end = position + cls.chunk_size
             yield data[position:end], end >= size
             position = end
+
+
+# Django 5.2's `HttpResponseBase.close`, which `close_response` does itself; None on
+# other versions, where the response's own close() runs.
+_DJANGO_CLOSE = HttpResponseBase.close if django.VERSION[:2] == (5, 2) else None
+
+
+def close_response(response: HttpResponseBase) -> None:
+    """``response.close()`` (C-36 step 4), with ``request_finished`` sent through
+    `send_per_message` (issue 20: receivers kept per sender, and Django's
+    `close_old_connections` / `close_caches` answered without the call when this thread
+    has no connection or cache). Same steps as Django 5.2's `HttpResponseBase.close`:
+    the resource closers (their errors ignored), ``closed``, then the signal with the
+    same sender. A response class or instance with its own close(), another Django, or
+    a replaced ``request_finished.send`` gets ``response.close()`` itself.
+    """
+    if (
+        _DJANGO_CLOSE is None
+        or type(response).close is not _DJANGO_CLOSE
+        or "close" in vars(response)
+        or "send" in vars(signals.request_finished)
+    ):
+        response.close()
+        return
+    for closer in response._resource_closers:
+        try:
+            closer()
+        except Exception:  # ignored, as in Django's close()
+            pass
+    response._resource_closers.clear()
+    response.closed = True
+    send_per_message(signals.request_finished, sender=response._handler_class)
 
 
 class ViewConsumer:

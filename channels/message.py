@@ -20,6 +20,21 @@ if TYPE_CHECKING:
 __all__ = ["Message", "PendingMessageStore", "layer_out_of_memory", "pending_message_store"]
 
 
+def _channel(name: Any, channel_layer: Any) -> Channel:
+    """``Channel(name, channel_layer=channel_layer)``; for a str name on a given layer
+    (every received message), the two attributes set without the constructor's call
+    (issue 20)."""
+    if type(name) is not str or not channel_layer:
+        return Channel(name, channel_layer=channel_layer)
+    channel = _new(Channel)
+    channel.name = name
+    channel.channel_layer = channel_layer
+    return channel
+
+
+_new = object.__new__
+
+
 class Message:
     """A received message: content plus the channel and layer it came from (C-17)."""
 
@@ -44,9 +59,9 @@ class Message:
             self.redelivered = count > 1
         self.content = content
         self.channel_layer = channel_layer
-        self.channel = Channel(channel_name, channel_layer=channel_layer)
+        self.channel = _channel(channel_name, channel_layer)
         reply = content.get("reply_channel")
-        self.reply_channel = Channel(reply, channel_layer=channel_layer) if reply else None
+        self.reply_channel = _channel(reply, channel_layer) if reply else None
 
     def __getitem__(self, key: str) -> Any:
         return self.content[key]

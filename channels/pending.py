@@ -105,6 +105,15 @@ class PendingMessageStore:
         """Queue `message` for `sender` (a `Channel` or `Group`), last."""
         self.threadlocal.batch.messages.append((sender, message, None))
 
+    def queue(self, sender: Any, message: dict) -> bool:
+        """`append` when a consumer is running here (`active`); False when not, and the
+        caller sends at once (``Channel.send``: one look-up of the batch, issue 20)."""
+        batch = getattr(self.threadlocal, "batch", None)
+        if batch is None:
+            return False
+        batch.messages.append((sender, message, None))
+        return True
+
     def reply(self, sender: Any, message: dict, retry: Retry) -> bool:
         """Queue a consumer's final reply: it goes out ahead of the messages the
         consumer deferred, after the replies queued before it, with `retry` as its
@@ -270,5 +279,7 @@ class PendingMessageStore:
 
 
 pending_message_store = PendingMessageStore()
-consumer_started.connect(pending_message_store.prepare)
-consumer_finished.connect(pending_message_store.send_and_flush)
+# Held strongly: the store lives as long as this module, and a weak bound method costs a
+# `WeakMethod` call and a new bound method per message (issue 20).
+consumer_started.connect(pending_message_store.prepare, weak=False)
+consumer_finished.connect(pending_message_store.send_and_flush, weak=False)

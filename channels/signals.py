@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
+from django import db
+from django.core import cache as django_cache
+from django.core.cache import close_caches
+from django.core.cache.backends.base import BaseCache
+from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NONE_ID, _make_id
 
@@ -26,14 +33,25 @@ _SYNC = "channels.sync"
 
 def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """``signal.send(sender=sender, **named)``, without re-filtering the receivers on every
-    message (issue 20): for a class `sender` of a signal without Django's caching, the
-    filtered (still weak) receivers, when all synchronous, are kept in
+    message (issue 20): for a class `sender` (or None) of a signal without Django's
+    caching, the filtered (still weak) receivers, when all synchronous, are kept in
     ``sender_receivers_cache``, which `Signal.connect` and `disconnect` clear under the
     lock. Receivers run in order with the same arguments and their errors propagate,
     as in `Signal.send`. Any other case (async receivers, dead weak references to clean
     up, other senders) takes `Signal.send` itself.
+
+    Django's `close_old_connections` and `reset_queries` (``request_started``,
+    ``request_finished`` and, C-27, ``consumer_finished``) only loop over this thread's
+    database connections, and `close_caches` (``request_finished``) over its caches.
+    When `_no_connections` / `_no_caches` show at a glance that there are none, the call
+    would do nothing and return None: its response is None without the call (issue 20:
+    each costs ~20-30k instructions through asgiref's `Local` raising per alias).
     """
-    if signal.use_caching or signal._dead_receivers or not isinstance(sender, type):
+    if (
+        signal.use_caching
+        or signal._dead_receivers
+        or not (sender is None or isinstance(sender, type))
+    ):
         return Signal.send(signal, sender=sender, **named)
     cache = signal.sender_receivers_cache
     receivers = cache.get((_SYNC, sender))
@@ -42,17 +60,104 @@ def send_per_message(signal: Signal, sender: Any, **named: Any) -> list[tuple[An
             found = _receivers_of(signal, sender)
             synchronous = not any(is_async for _, is_async in found)
             if synchronous:
-                receivers = cache[(_SYNC, sender)] = [receiver for receiver, _ in found]
+                receivers = cache[(_SYNC, sender)] = [
+                    (receiver, _shortcut(receiver)) for receiver, _ in found
+                ]
         if not synchronous:
             return Signal.send(signal, sender=sender, **named)
     responses = []
-    for receiver in receivers:
+    # The last shortcut check and its answer, until a receiver runs (it may connect).
+    checked = answer = None
+    for receiver, check in receivers:
         if isinstance(receiver, weakref.ReferenceType):
             receiver = receiver()
             if receiver is None:  # collected; connect/disconnect prune it
                 continue
+        if check is not None:
+            if check is not checked:
+                checked, answer = check, check()
+            if answer:
+                responses.append((receiver, None))
+                continue
         responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
+        checked = None
     return responses
+
+
+def _no_connections() -> bool:
+    """True when ``django.db.connections.all(initialized_only=True)`` is surely empty in
+    this thread, read without asgiref's `Local` raising for each missing alias: the
+    handler's settings are resolved (else `all()` would resolve them), no event loop
+    runs here (else the `Local` keeps its values per context), and the `Local`'s
+    thread-local storage holds nothing. Anything else (another asgiref layout, a
+    replaced handler) answers False, and the receiver is called.
+    """
+    handler = db.connections
+    try:
+        if "settings" not in vars(handler):
+            return False
+        storage = vars(handler._connections).get("_storage")
+    except (AttributeError, TypeError):  # not Django's handler or asgiref's Local
+        return False
+    if type(storage) is not threading.local or asyncio._get_running_loop() is not None:
+        return False
+    return not vars(storage)
+
+
+def _no_caches() -> bool:
+    """True when ``django.core.cache.caches.close_all()`` surely does nothing here: the
+    handler's settings are resolved, and the context-local storage of asgiref's `Local`
+    (3.13: a `_Storage` tagged with its thread; earlier: a dict) holds nothing this
+    thread would see, or only caches whose close() is `BaseCache.close`, which does
+    nothing (the local-memory cache: `runworker`'s system checks leave
+    ``caches["default"]`` in the main thread). Anything else answers False, and
+    `close_caches` is called."""
+    handler = django_cache.caches
+    try:
+        if "settings" not in vars(handler):
+            return False
+        variable = vars(vars(handler._connections)["_storage"])["_data"]
+    except (AttributeError, TypeError, KeyError):  # another layout
+        return False
+    if type(variable) is not contextvars.ContextVar:
+        return False
+    storage = variable.get(None)
+    if storage is None:
+        return True
+    if type(storage) is dict:
+        data = storage
+    else:
+        try:
+            if storage.thread_id != threading.get_ident():
+                return True
+            data = storage.data
+        except AttributeError:
+            return False
+        if type(data) is not dict:
+            return False
+    for cache in data.values():
+        own = "close" in getattr(cache, "__dict__", ())
+        if own or getattr(type(cache), "close", None) is not BaseCache.close:
+            return False
+    return True
+
+
+# Django's receivers whose whole work is a loop over this thread's connections or
+# caches, each with the check that shows the loop would be empty.
+_SHORTCUTS: tuple[tuple[Callable[..., None], Callable[[], bool]], ...] = (
+    (close_old_connections, _no_connections),
+    (reset_queries, _no_connections),
+    (close_caches, _no_caches),
+)
+
+
+def _shortcut(receiver: Any) -> Callable[[], bool] | None:
+    if isinstance(receiver, weakref.ReferenceType):
+        receiver = receiver()
+    for function, check in _SHORTCUTS:
+        if receiver is function:
+            return check
+    return None
 
 
 def _receivers_of(signal: Signal, sender: Any) -> list[tuple[Any, bool]]:
@@ -95,8 +200,9 @@ class PerMessageSignal(Signal):
             (async_receivers if is_async else sync_receivers).append(receiver)
         return sync_receivers, async_receivers
 
-    def send(self, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
-        return send_per_message(self, sender, **named)
+    # `send_per_message` itself, bound: ``signal.send(sender=..., **named)`` without a
+    # frame and a keyword dict more per message (issue 20).
+    send = send_per_message
 
 
 # Sent with ``environ={}`` before each consumer runs.

@@ -18,7 +18,7 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.test import override_settings
 
 from channels.exceptions import RequestAborted, RequestTimeout
-from channels.handler import AsgiHandler, AsgiRequest, ViewConsumer
+from channels.handler import AsgiHandler, AsgiRequest, ViewConsumer, close_response
 from channels.message import Message
 from channels.staticfiles import StaticFilesConsumer, StaticFilesHandler
 from tests.channels.helpers import fresh_layer
@@ -286,6 +286,39 @@ def test_request_finished_fires_after_response(handler, layer):
     assert fired == [True]
 
 
+class _OwnClose(HttpResponse):
+    def close(self):
+        self.own_close = True
+        super().close()
+
+
+@pytest.mark.parametrize("response_class", [HttpResponse, _OwnClose])
+def test_close_response_does_what_response_close_does(response_class):
+    """C-36 step 4, issue 20: `close_response` runs the closers (their errors ignored),
+    marks the response closed and sends request_finished with the response's sender,
+    as Django's close(); a class with its own close() gets it called."""
+    seen = []
+
+    def receiver(**kwargs):
+        seen.append(("finished", kwargs["sender"]))
+
+    def broken():
+        seen.append("broken")
+        raise OSError("closer")
+
+    response = response_class(b"body")
+    response._resource_closers.extend([broken, lambda: seen.append("closer")])
+    request_finished.connect(receiver)
+    try:
+        close_response(response)
+    finally:
+        request_finished.disconnect(receiver)
+    assert seen == ["broken", "closer", ("finished", None)]
+    assert response.closed
+    assert response._resource_closers == []
+    assert getattr(response, "own_close", False) is (response_class is _OwnClose)
+
+
 def test_echo_through_middleware(handler, layer):
     """C-34/C-36: query, cookies, headers and POST reach the view through middleware."""
     message = request_message(
@@ -463,6 +496,26 @@ def test_cookies_become_set_cookie_headers():
     assert len(cookies) == 2
     assert b"a=1" in cookies[0] and b"HttpOnly" in cookies[1]
     assert headers[0][0] == b"Content-Type"
+
+
+class _ItemsOwn(HttpResponse):
+    def items(self):
+        return [("X-Own", "1")]
+
+
+def test_headers_are_the_response_items_in_order():
+    """C-38: names as set (case kept, the last case written), values, in order; a class
+    with its own items() is asked."""
+    response = HttpResponse("x", content_type="text/plain")
+    response["x-first"] = "1"
+    response["X-Second"] = "é"
+    response["X-FIRST"] = "3"  # replaces the value and the name's case, keeps the place
+    del response["x-second"]
+    response["Vary"] = "Accept"
+    expected = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
+    assert expected == [(b"Content-Type", b"text/plain"), (b"X-FIRST", b"3"), (b"Vary", b"Accept")]
+    assert next(AsgiHandler.encode_response(response))["headers"] == expected
+    assert next(AsgiHandler.encode_response(_ItemsOwn("x")))["headers"] == [(b"X-Own", b"1")]
 
 
 def test_chunk_bytes_boundaries():
