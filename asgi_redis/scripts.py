@@ -239,14 +239,10 @@ end
     + _GRACE
 )
 
-# One send (A-31, L-27, L-28). KEYS: list key, channel statistics hash, global
-# statistics hash. ARGV: payload, expiry_ms, deadline (13 digits on the shard's clock,
-# computed by the client from its measured clock offset; '' makes the script read
-# TIME), capacity, header, channel stats TTL, global stats TTL, flags ('1' first to
-# reset both TTLs; 'b' last to ring the doorbell of an at-least-once channel, `reliable`).
-# Returns {1 stored / 0 full, server time in ms or -1 when the client's deadline was used}.
-_SEND = """
-local key, expiry_ms, deadline_text, flags = KEYS[1], ARGV[2], ARGV[3], ARGV[8]
+# A send's clock, inline in SEND and SEND_MANY: ``now`` (nil when the client gave the
+# deadline) and ``reported`` (the server's time for the client, or -1); with an empty
+# deadline text the script reads TIME and makes the deadline itself.
+_SEND_CLOCK = """
 local now, reported = nil, -1
 if deadline_text == '' then
   local t = redis.call('TIME')
@@ -254,7 +250,20 @@ if deadline_text == '' then
   reported = now
   deadline_text = string.format('%013d', now + expiry_ms)
 end
-local entry = deadline_text .. ARGV[5] .. ARGV[1]
+"""
+
+# One send (A-31, L-27, L-28). KEYS: list key, channel statistics hash, global
+# statistics hash. ARGV: payload, expiry_ms, deadline (13 digits on the shard's clock,
+# computed by the client from its measured clock offset; '' makes the script read
+# TIME), capacity, header, channel stats TTL, global stats TTL, flags ('1' first to
+# reset both TTLs; 'b' last to ring the doorbell of an at-least-once channel, `reliable`).
+# Returns {1 stored / 0 full, server time in ms or -1 when the client's deadline was used}.
+_SEND = (
+    """
+local key, expiry_ms, deadline_text, flags = KEYS[1], ARGV[2], ARGV[3], ARGV[8]
+"""
+    + _SEND_CLOCK
+    + """local entry = deadline_text .. ARGV[5] .. ARGV[1]
 local capacity = tonumber(ARGV[4])
 local stored, trimmed = 1, 0
 local length = redis.call('RPUSH', key, entry)
@@ -277,6 +286,7 @@ counted(KEYS[2], ARGV[6], stored, 1 - stored, trimmed, refresh)
 counted(KEYS[3], ARGV[7], stored, 1 - stored, trimmed, refresh)
 return {stored, reported}
 """
+)
 
 # Several sends on one shard (`RedisChannelLayer.send_many`), each as in SEND.
 # KEYS: global statistics hash, then per message: list key, channel statistics
@@ -289,16 +299,12 @@ return {stored, reported}
 # script, the same TTL is the same. A batch's first channel hash is counted in locals,
 # others in a table made when a second one shows up.
 # Returns {server time in ms or -1, then 1 stored / 0 full per message}.
-_SEND_MANY = """
+_SEND_MANY = (
+    """
 local expiry_ms, deadline_text = ARGV[1], ARGV[2]
-local now, reported = nil, -1
-if deadline_text == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  reported = now
-  deadline_text = string.format('%013d', now + expiry_ms)
-end
-local results, n = {reported}, 1
+"""
+    + _SEND_CLOCK
+    + """local results, n = {reported}, 1
 local capacity_text, capacity, last_key, single_reader, expire, short_ttl, long_ttl
 local first, fm, ff, fe, fr = KEYS[3], 0, 0, 0, false
 local gm, gf, ge, gr = 0, 0, 0, false
@@ -373,6 +379,7 @@ end
 counted(KEYS[1], ARGV[4], gm, gf, ge, gr)
 return results
 """
+)
 
 # Group deliveries on one shard. KEYS: list keys. ARGV: payload, expiry_ms,
 # stats_prefix, channel stats TTL, global stats TTL, then per key: capacity,

@@ -280,13 +280,7 @@ class BaseChannelLayer:
         never below the msgpack encoding's length, so a small bound proves the
         message fits without encoding it (A-92).
         """
-        if not isinstance(message, dict):
-            raise InvalidMessage(f"A message must be a dict, not {type(message).__name__} (A-5)")
-        if RESERVED_KEY in message:
-            raise InvalidMessage(f"The key {RESERVED_KEY!r} is reserved for channel layers (A-9)")
-        if DELIVERY_KEY in message:
-            # A received at-least-once message sent on: its delivery is not the new one's.
-            message = {key: value for key, value in message.items() if key != DELIVERY_KEY}
+        message = _top_level(message)
         try:
             return _copy_value(message)
         except _BadValue as bad:
@@ -301,13 +295,7 @@ class BaseChannelLayer:
         accepted exactly as `snapshot` accepts them (subclasses of the A-6 types
         too, which msgpack packs as their base type).
         """
-        if not isinstance(message, dict):
-            raise InvalidMessage(f"A message must be a dict, not {type(message).__name__} (A-5)")
-        if RESERVED_KEY in message:
-            raise InvalidMessage(f"The key {RESERVED_KEY!r} is reserved for channel layers (A-9)")
-        if DELIVERY_KEY in message:
-            # A received at-least-once message sent on: its delivery is not the new one's.
-            message = {key: value for key, value in message.items() if key != DELIVERY_KEY}
+        message = _top_level(message)
         try:
             _check_value(message)
         except _BadValue as bad:
@@ -463,6 +451,19 @@ class _BadValue(Exception):
 
 # The types of A-6 a subclass of which is carried as the type itself.
 _VALUE_BASES: tuple[type[Any], ...] = (str, bytes, int, float, dict, list, tuple)
+
+
+def _top_level(message: Any) -> dict[str, Any]:
+    """`message` checked as a dict without the reserved key (A-5, A-9); a received
+    at-least-once message sent on loses its delivery key (its delivery is not the new
+    one's), in a copy of its top level."""
+    if not isinstance(message, dict):
+        raise InvalidMessage(f"A message must be a dict, not {type(message).__name__} (A-5)")
+    if RESERVED_KEY in message:
+        raise InvalidMessage(f"The key {RESERVED_KEY!r} is reserved for channel layers (A-9)")
+    if DELIVERY_KEY in message:
+        return {key: value for key, value in message.items() if key != DELIVERY_KEY}
+    return message
 
 
 def _copy_value(value: Any) -> tuple[Any, int]:
