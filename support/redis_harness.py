@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 STARTUP_TIMEOUT = 10.0
+# First starts tried on fresh ports when the chosen one was taken meanwhile.
+_BIND_ATTEMPTS = 3
 
 
 def redis_server_path() -> str | None:
@@ -72,6 +74,8 @@ class RedisServer:
 
     def __post_init__(self) -> None:
         self.directory = tempfile.mkdtemp(prefix=f"redis-{self.port}-")
+        # Whether it ever started: from then on clients know its port, which stays.
+        self._started = False
 
     @property
     def url(self) -> str:
@@ -82,6 +86,36 @@ class RedisServer:
         return ("127.0.0.1", self.port)
 
     def start(self) -> RedisServer:
+        # `free_port` only finds a port that was free a moment ago: another process (a
+        # client's ephemeral port, a second test run) may take it before redis-server
+        # binds it. On a first start nobody knows the ports yet, so new ones are tried.
+        for attempt in range(_BIND_ATTEMPTS):
+            try:
+                self._start_once()
+            except RuntimeError:
+                if self._started or attempt == _BIND_ATTEMPTS - 1 or not self._port_taken():
+                    raise
+                self._new_ports()
+                continue
+            self._started = True
+            return self
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _port_taken(self) -> bool:
+        try:
+            with open(os.path.join(self.directory, "redis.log")) as log:
+                return "Address already in use" in log.read()
+        except OSError:
+            return False
+
+    def _new_ports(self) -> None:
+        """Fresh ports for the server and, if it has one, its cluster bus."""
+        self.port = free_port()
+        args = self.extra_args
+        if "--cluster-port" in args:
+            args[args.index("--cluster-port") + 1] = str(free_port())
+
+    def _start_once(self) -> None:
         executable = redis_server_path()
         if executable is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
@@ -106,7 +140,6 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         _wait_until(self.ping, STARTUP_TIMEOUT, f"redis-server on port {self.port} answering PING")
-        return self
 
     def ping(self) -> bool:
         if self.process is None or self.process.poll() is not None:
