@@ -64,9 +64,10 @@ class ClusterStack:
         self.started: list[Proc] = []
 
     def start(self) -> ClusterStack:
-        self.cluster.start()
-        self.env = cluster_env(self.tmp_path / "db.sqlite3", self.cluster)
         try:
+            # Inside: nodes started before one that fails are stopped by close().
+            self.cluster.start()
+            self.env = cluster_env(self.tmp_path / "db.sqlite3", self.cluster)
             self.worker = start_worker(self.env, "--threads", str(self.worker_threads))
             self.started.append(self.worker)
             self.worker.output.wait_for("Listening on channels", timeout=60)
