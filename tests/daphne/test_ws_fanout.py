@@ -80,6 +80,12 @@ class Group:
             protocol.onMessage(b"hi", False)
         if kind == "closing":  # daphne sent its close frame; the client has not answered
             protocol.sendClose(code=1000)
+            # autobahn's 1 s close-handshake timer runs on the global reactor (txaio), not
+            # the test's clock: if another test left that reactor running, it would drop
+            # this socket halfway through the comparison.
+            if protocol.closeHandshakeTimeoutCall is not None:
+                protocol.closeHandshakeTimeoutCall.cancel()
+                protocol.closeHandshakeTimeoutCall = None
         transport.clear()
         self.protocols.append(protocol)
         self.transports.append(transport)
