@@ -43,7 +43,8 @@ import redis
 from channels.layers.base import ReceiveFailed
 
 from . import scripts
-from .popping import Visit, count_expired, live_entries
+from .pipelined import failed
+from .popping import Visit, key_index, live_counted
 from .receiving import Received
 from .sending import Outcomes, Queued
 from .shard import Shard
@@ -137,10 +138,10 @@ class Lookahead:
         try:
             replies = shard.pipeline(commands)
         except redis.RedisError as error:
-            raise self._failed(batch, outcomes, error) from error
+            raise failed(batch, outcomes, error) from error
         reran = False
         if batch:
-            reran = self._pipelined._settle(shard, batch, replies[-2], outcomes)
+            reran = self._pipelined.settle(shard, batch, replies[-2], outcomes)
             self._note_full(outcomes)
         popped = self._popped(visit, replies[-1], outcomes)
         if popped is None:
@@ -148,7 +149,7 @@ class Lookahead:
             # (NOSCRIPT): look once more, as the usual path does.
             if replies[-1] is None and not reran:
                 return outcomes, (None, None)
-            return outcomes, self._pipelined._receive_after(outcomes, names, visits, False)
+            return outcomes, self._pipelined.receive_after(outcomes, names, visits, False)
         index, entries = popped
         if len(entries) > 1:
             self._held = (visit, index, entries[1])
@@ -167,9 +168,9 @@ class Lookahead:
         try:
             replies = shard.call(lambda client: self._read(pending))
         except redis.RedisError as error:
-            raise self._failed(batch, outcomes, error) from error
+            raise failed(batch, outcomes, error) from error
         if batch:
-            self._pipelined._settle(shard, batch, replies[-2], outcomes)
+            self._pipelined.settle(shard, batch, replies[-2], outcomes)
             self._note_full(outcomes)
         popped = self._popped(visit, replies[-1], outcomes)
         if popped is not None:
@@ -214,12 +215,7 @@ class Lookahead:
         return visit
 
     def _sends(self, shard: Shard, batch: list[Queued] | None) -> list[bytes]:
-        if not batch:
-            return []
-        commands = [self._sender.packed_send_many(shard, batch)]
-        if shard not in self._pipelined._loaded:
-            commands.insert(0, scripts.pack_load(scripts.SEND_MANY))
-        return commands
+        return self._pipelined.send_commands(shard, batch) if batch else []
 
     def _pop(self, visit: Visit, count: int) -> bytes:
         keys = tuple(visit.keys)
@@ -255,7 +251,7 @@ class Lookahead:
             client, connection = visit.shard.call(write)
         except redis.RedisError as error:
             self._held_back()
-            raise self._failed(batch, outcomes, error) from error
+            raise failed(batch, outcomes, error) from error
         self._pending = _Pending(visit, batch, size, client, connection, len(commands))
 
     def _held_back(self) -> None:
@@ -278,10 +274,8 @@ class Lookahead:
         if not reply:
             return None
         key, entries = reply
-        index = visit.keys.index(key.decode("utf-8"))
-        shard = visit.shard
-        entries = live_entries(shard, visit.storages[index], entries)
-        count_expired(shard)
+        index = key_index(visit, key)
+        entries = live_counted(visit.shard, visit.storages[index], entries)
         return (index, entries) if entries else None
 
     def _note_full(self, outcomes: Outcomes) -> None:
@@ -291,9 +285,7 @@ class Lookahead:
     def _held_is_live(self) -> bool:
         assert self._held is not None
         visit, index, entry = self._held
-        live = live_entries(visit.shard, visit.storages[index], [entry])
-        count_expired(visit.shard)
-        return bool(live)
+        return bool(live_counted(visit.shard, visit.storages[index], [entry]))
 
     def take_held(self) -> Received:
         """The held message (if still live), as `receive` returns it."""
@@ -307,9 +299,3 @@ class Lookahead:
             return None, None
         visit, index, entry = held
         return self._receiver.hand_out(visit.shard, visit.storages[index], [entry])
-
-    @staticmethod
-    def _failed(batch: list[Queued] | None, outcomes: Outcomes, error: Exception) -> ReceiveFailed:
-        for position, *_ in batch or ():
-            outcomes[position] = error
-        return ReceiveFailed(outcomes, error)

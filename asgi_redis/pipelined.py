@@ -25,9 +25,8 @@ from .errors import UnsupportedRedis
 from .popping import (
     Visit,
     can_wait_at_once,
-    count_expired,
     key_index,
-    live_entries,
+    live_counted,
     packed_plain_pop,
     packed_wait,
     plain_pop_result,
@@ -40,7 +39,15 @@ from .shards_wait import blocking_pop
 if TYPE_CHECKING:
     from .core import RedisChannelLayer
 
-__all__ = ["SendThenReceive"]
+__all__ = ["SendThenReceive", "failed"]
+
+
+def failed(batch: list[Queued] | None, outcomes: Outcomes, error: Exception) -> ReceiveFailed:
+    """A round trip carrying `batch` failed: each of its sends' outcome is `error`, and the
+    `ReceiveFailed` to raise carries them all."""
+    for position, *_ in batch or ():
+        outcomes[position] = error
+    return ReceiveFailed(outcomes, error)
 
 
 class SendThenReceive:
@@ -75,8 +82,8 @@ class SendThenReceive:
                     started = time.monotonic()
                     replies = self._run(shard, commands, batch, block, outcomes)
                     # The server did not know ``SEND_MANY`` (NOSCRIPT): the pop ran
-                    # before the sends (`_settle`).
-                    reran = batch is not None and self._settle(shard, batch, replies[-2], outcomes)
+                    # before the sends (`settle`).
+                    reran = batch is not None and self.settle(shard, batch, replies[-2], outcomes)
                     received = self._interpret(visit, block, started, replies[-1], outcomes)
                     if received is not None and not (reran and received[0] is None):
                         return outcomes, received
@@ -85,13 +92,14 @@ class SendThenReceive:
                     # look once more, without waiting again.
                     if reran:
                         block = False
-                    return outcomes, self._receive_after(outcomes, names, visits, block)
+                    return outcomes, self.receive_after(outcomes, names, visits, block)
         outcomes = sender.send_batches(batches, outcomes)
-        return outcomes, self._receive_after(outcomes, names, visits, block)
+        return outcomes, self.receive_after(outcomes, names, visits, block)
 
-    def _receive_after(
+    def receive_after(
         self, outcomes: Outcomes, names: list[str], visits: list[Visit] | None, block: bool
     ) -> Received:
+        """Receive on `names` after the sends whose `outcomes` a failure carries."""
         try:
             return self._receiver.receive_from(names, visits, block)
         except (redis.RedisError, UnsupportedRedis) as error:
@@ -128,10 +136,14 @@ class SendThenReceive:
             return None
         if not batch:
             return [pop]
+        return [*self.send_commands(shard, batch), pop]
+
+    def send_commands(self, shard: Shard, batch: list[Queued]) -> list[bytes]:
+        """``SEND_MANY`` of `batch`, after a ``SCRIPT LOAD`` where it may not be loaded."""
         send = self._sender.packed_send_many(shard, batch)
         if shard not in self._loaded:
-            return [scripts.pack_load(scripts.SEND_MANY), send, pop]
-        return [send, pop]
+            return [scripts.pack_load(scripts.SEND_MANY), send]
+        return [send]
 
     # -- run -----------------------------------------------------------------------------
 
@@ -148,11 +160,9 @@ class SendThenReceive:
         try:
             return shard.pipeline(commands, read_timeout)
         except redis.RedisError as error:
-            for position, *_ in batch or ():
-                outcomes[position] = error
-            raise ReceiveFailed(outcomes, error) from error
+            raise failed(batch, outcomes, error) from error
 
-    def _settle(self, shard: Shard, batch: list[Queued], reply: Any, outcomes: Outcomes) -> bool:
+    def settle(self, shard: Shard, batch: list[Queued], reply: Any, outcomes: Outcomes) -> bool:
         """Outcomes of the pipeline's ``SEND_MANY``; rerun it if the server forgot it
         (then True: the pop in the pipeline ran before the messages were stored).
 
@@ -208,9 +218,7 @@ class SendThenReceive:
             if popped is None:
                 return None, None
             index, entries = popped
-        entries = live_entries(shard, visit.storages[index], entries)
-        if shard.expired.uncounted:
-            count_expired(shard)
+        entries = live_counted(shard, visit.storages[index], entries)
         if entries:
             return self._receiver.hand_out(shard, visit.storages[index], entries)
         # Only expired entries (A-27): they are gone; look again for what is left of

@@ -33,6 +33,7 @@ __all__ = [
     "can_wait_at_once",
     "count_expired",
     "key_index",
+    "live_counted",
     "live_entries",
     "packed_plain_pop",
     "packed_wait",
@@ -87,6 +88,13 @@ def live_entries(shard: Shard, storage: str, entries: list[bytes]) -> list[bytes
         gone = [entry for entry in entries if int(entry[:DEADLINE_DIGITS]) <= server_now_ms]
         shard.expired.dropped(storage, gone)  # counted by `count_expired`
     return live
+
+
+def live_counted(shard: Shard, storage: str, entries: list[bytes]) -> list[bytes]:
+    """`live_entries`, the expired ones counted at once (`count_expired`)."""
+    entries = live_entries(shard, storage, entries)
+    count_expired(shard)
+    return entries
 
 
 def count_expired(shard: Shard) -> None:

@@ -72,7 +72,7 @@ def reliable_send_then_receive(
         for position, *_ in batch:
             outcomes[position] = error
         raise ReceiveFailed(outcomes, error) from error
-    layer._send_then_receive._settle(shard, batch, replies[0], outcomes)
+    layer._send_then_receive.settle(shard, batch, replies[0], outcomes)
     reply = replies[1]
     if isinstance(reply, redis.ResponseError):
         # NOSCRIPT (a restarted server) or a refusal: nothing of the lease ran.
