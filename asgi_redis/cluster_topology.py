@@ -7,11 +7,21 @@ read again after a redirection or a failed connection (at most every 50 ms,
 concurrent callers sharing one read), moved one slot at a time for a ``MOVED``
 naming a known node, and marked stale (read before the next socket connects)
 where reading it would block daphne's reactor (`cluster_sockets`).
+
+A map read asks first a node that accepts a TCP connection now (`reachable`,
+every known node tried at once). redis-py asks the known nodes one after the
+other in random order, and a node whose host is gone answers nothing: each
+such node cost the whole connect timeout (5 s), and a host carrying two
+nodes doubled the stall of a failover (issue 19 item 3).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import random
+import selectors
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +34,45 @@ from redis.exceptions import MovedError, RedisClusterException
 from .errors import ShardConnectionError
 from .shard import CONNECTION_ERRORS, ShardFeatures
 
-__all__ = ["ClusterTopology"]
+__all__ = ["ClusterTopology", "reachable"]
 
 logger = logging.getLogger("asgi_redis")
+
+# At most this many known nodes are tried at once before a map read.
+PROBED_NODES = 16
+
+
+def reachable(addresses: list[tuple[str, int]], timeout: float) -> tuple[str, int] | None:
+    """The first of `addresses` to accept a TCP connection within `timeout` seconds, all
+    tried at once (non-blocking connects, one wait); `None` if none does."""
+    with selectors.DefaultSelector() as selector:
+        sockets: list[socket.socket] = []
+        try:
+            for address in addresses:
+                try:
+                    infos = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)
+                    family, kind, proto, _, target = infos[0]
+                    sock = socket.socket(family, kind, proto)
+                except OSError:
+                    continue
+                sockets.append(sock)
+                sock.setblocking(False)
+                if sock.connect_ex(target) in (0, errno.EINPROGRESS):
+                    selector.register(sock, selectors.EVENT_WRITE, address)
+            deadline = time.monotonic() + timeout
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                for key, _ in selector.select(left):
+                    sock = key.fileobj  # type: ignore[assignment]
+                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                        return key.data  # type: ignore[no-any-return]
+                    selector.unregister(sock)  # refused: this one is down
+            return None
+        finally:
+            for sock in sockets:
+                sock.close()
 
 
 class ClusterTopology:
@@ -140,10 +186,34 @@ class ClusterTopology:
             if not force and time.monotonic() - self._refreshed < 0.05:
                 return
             try:
-                cluster.nodes_manager.initialize()
+                self._read_map(cluster)
             except (RedisClusterException, *CONNECTION_ERRORS) as exc:
                 logger.info("Redis Cluster: could not read the slot map yet: %s", exc)
             self._refreshed = time.monotonic()
+
+    def _read_map(self, cluster: RedisCluster) -> None:
+        """redis-py's map read, asking a node that accepts a connection now first: the
+        known nodes are narrowed to it for the read (it names every node again)."""
+        manager = cluster.nodes_manager
+        known = dict(manager.startup_nodes)
+        if len(known) > 1:
+            names = list(known)
+            if len(names) > PROBED_NODES:
+                names = random.sample(names, PROBED_NODES)
+            timeout = self._kwargs.get("socket_connect_timeout") or 5.0
+            found = reachable([(known[name].host, known[name].port) for name in names], timeout)
+            if found is not None:
+                name = next(name for name in names if (known[name].host, known[name].port) == found)
+                narrowed = manager.startup_nodes = {name: known[name]}
+                try:
+                    manager.initialize()  # on success it names every node it found
+                    return
+                except (RedisClusterException, *CONNECTION_ERRORS):
+                    pass  # it went away meanwhile: every known node, as redis-py would
+                finally:
+                    if manager.startup_nodes is narrowed:
+                        manager.startup_nodes = known
+        manager.initialize()
 
     def masters(self) -> list[redis.Redis]:
         """The masters' clients, in address order (`connection`, `flush`, statistics)."""

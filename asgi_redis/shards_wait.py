@@ -59,6 +59,12 @@ def blocking_pop(visits: list[Visit], timeout: float) -> tuple[Visit, int, list[
 # Seconds a reply that `poll` announced, or a cancelled pop's reply, may take to
 # arrive whole; beyond it the shard counts as failed.
 _REPLY_MARGIN = 5.0
+# Seconds a cancelled pop's ``CLIENT UNBLOCK`` may take to connect, and its reply to
+# come. A live server answers it at once (the kernel even completes the connect while
+# Redis is busy); one whose host is gone answers nothing, and the socket timeout
+# (5 s) then held the message found on another shard for that long, in every wait
+# that also watched a shard or cluster node on the lost host (issue 19 item 3).
+_UNBLOCK_TIMEOUT = 1.0
 
 
 @dataclass(slots=True)
@@ -107,6 +113,9 @@ class _ShardsWait:
         self._watch = wire.ReplyWatch()
         self._failures = 0
         self._failure: Exception | None = None
+        # The clients (servers) whose pop failed in this wait, by id: a cluster node
+        # serves several slots, and its other pops are abandoned, not unblocked.
+        self._failed_servers: set[int] = set()
 
     def start(self, visit: Visit, timeout: float, packed: bytes | None = None) -> None:
         """Send `visit`'s pop (`packed`, if given, is its ``BLMPOP``) and watch for the reply."""
@@ -143,6 +152,7 @@ class _ShardsWait:
         except _SHARD_FAILURES as exc:
             self._leave(pending)
             self._failed(exc)
+            self._failed_servers.add(id(pending.client))
             if getattr(pending.visit.shard, "failure_ends_wait", False):
                 # A cluster slot: its replica takes over in seconds; the caller waits
                 # again, there, rather than on the other slots for the rest of the time.
@@ -185,7 +195,19 @@ class _ShardsWait:
         kept = None
         for pending in self._watch.owners():
             self._watch.discard(pending.descriptor)
-            popped = _cancel(pending)
+            if id(pending.client) in self._failed_servers:
+                # Its server failed in this wait (another slot of the same cluster
+                # node): a ``CLIENT UNBLOCK`` would wait on it again, a timeout more
+                # for a host that is gone. What it may have popped is lost with it
+                # (L-62.3), as with any failed connection.
+                pending.connection.disconnect()
+                wire.give_back(pending.client, pending.connection)
+                continue
+            try:
+                popped = _cancel(pending)
+            except _CancelFailed:
+                self._failed_servers.add(id(pending.client))
+                continue
             if popped is None:
                 continue
             if keep_first and kept is None:
@@ -231,6 +253,10 @@ def _popped(pending: _Pending, reply: Any) -> tuple[int, list[bytes]]:
     return index, live_entries(visit.shard, visit.storages[index], entries)
 
 
+class _CancelFailed(Exception):
+    """A cancelled pop's server failed (logged by the shard): nothing was popped."""
+
+
 def _cancel(pending: _Pending) -> tuple[int, list[bytes]] | None:
     """Stop a pop still waiting; return the live entries it popped in the race, if any.
 
@@ -240,7 +266,8 @@ def _cancel(pending: _Pending) -> tuple[int, list[bytes]] | None:
     on the way) or the server has not read the pop yet (the UNBLOCK overtook
     it): wait a moment for the reply, then ask again. A shard that fails here
     is logged and its connection disconnected (a half-read connection is
-    never reused); what it may have popped is lost with it (L-62.3).
+    never reused), and `_CancelFailed` raised; what it may have popped is lost
+    with it (L-62.3).
     """
     read = False
     try:
@@ -248,7 +275,7 @@ def _cancel(pending: _Pending) -> tuple[int, list[bytes]] | None:
         reply = _read(pending)
         read = True
     except _SHARD_FAILURES:
-        return None  # logged by the shard (`lost`)
+        raise _CancelFailed from None  # logged by the shard (`lost`)
     except redis.ResponseError as exc:
         redirect_reply = getattr(pending.visit.shard, "redirect_reply", None)
         if redirect_reply is not None and redirect_reply(exc):
@@ -283,7 +310,8 @@ def _unblock(pending: _Pending) -> None:
                 "CLIENT",
                 "UNBLOCK",
                 pending.client_id,
-                read_timeout=_REPLY_MARGIN,
+                read_timeout=_UNBLOCK_TIMEOUT,
+                connect_timeout=_UNBLOCK_TIMEOUT,
             )
         except CONNECTION_ERRORS as exc:
             raise pending.visit.shard.lost(pending.client, exc) from None

@@ -194,7 +194,7 @@ def close_connections(client: redis.Redis) -> None:
     client.connection_pool.disconnect()
 
 
-def _acquire(client: redis.Redis) -> tuple[list[Any], Any]:
+def _acquire(client: redis.Redis, connect_timeout: float | None = None) -> tuple[list[Any], Any]:
     # `_free_list` and `_is_stale` inline on the hot path: one call less each per command.
     owned = getattr(client, _FREE, None)
     free = owned[1] if owned is not None and owned[0] == _generation else _free_list(client)
@@ -205,7 +205,10 @@ def _acquire(client: redis.Redis) -> tuple[list[Any], Any]:
     try:
         sock = connection._sock
         if sock is None:
-            connection.connect()
+            if connect_timeout is None:
+                connection.connect()
+            else:
+                _connect_within(connection, connect_timeout)
         else:
             poller = getattr(connection, _POLLER, None)
             if poller is not None and poller[0] is sock:
@@ -226,6 +229,18 @@ def _acquire(client: redis.Redis) -> tuple[list[Any], Any]:
     return free, connection
 
 
+def _connect_within(connection: Any, timeout: float) -> None:
+    """Connect `connection` with a TCP connect timeout of at most `timeout` seconds (the
+    handshake with Redis after it keeps the socket timeout)."""
+    configured = connection.socket_connect_timeout
+    if configured is None or configured > timeout:
+        connection.socket_connect_timeout = timeout
+    try:
+        connection.connect()
+    finally:
+        connection.socket_connect_timeout = configured
+
+
 def own_connection(client: redis.Redis) -> Any:
     """A new, unconnected connection with `client`'s settings that its pool does not count.
 
@@ -238,18 +253,31 @@ def own_connection(client: redis.Redis) -> Any:
     return pool.connection_class(**pool.connection_kwargs)
 
 
-def execute(client: redis.Redis, *args: Any, read_timeout: Any = _DEFAULT) -> Any:
+def execute(
+    client: redis.Redis,
+    *args: Any,
+    read_timeout: Any = _DEFAULT,
+    connect_timeout: float | None = None,
+) -> Any:
     """Send ``args`` as one command and return the reply (bytes, not decoded).
 
     `read_timeout` overrides the socket timeout for this reply only (a blocking
-    pop waits longer than redis-py's default socket timeout).
+    pop waits longer than redis-py's default socket timeout); `connect_timeout`
+    shortens the TCP connect timeout, should a connection have to be made.
     """
-    return execute_packed(client, pack_command(args), read_timeout=read_timeout)
+    return execute_packed(
+        client, pack_command(args), read_timeout=read_timeout, connect_timeout=connect_timeout
+    )
 
 
-def execute_packed(client: redis.Redis, packed: bytes, read_timeout: Any = _DEFAULT) -> Any:
+def execute_packed(
+    client: redis.Redis,
+    packed: bytes,
+    read_timeout: Any = _DEFAULT,
+    connect_timeout: float | None = None,
+) -> Any:
     """As `execute`, for a command packed by `pack_command` (callers keep hot ones)."""
-    free, connection = _acquire(client)
+    free, connection = _acquire(client, connect_timeout)
     try:
         parser = connection._parser
         if type(parser) is not _HiredisParser:
