@@ -186,17 +186,37 @@ def test_websocket_buffer_over_the_limit_for_the_grace_time_is_closed(monkeypatc
         worker.stop()
 
 
-def streaming(chunk: bytes, count: int):
-    """A worker stand-in answering each request with `count` x `chunk`, streamed."""
+def streaming(chunk: bytes, count: int, over: threading.Event | None = None):
+    """A worker stand-in answering each request with `count` x `chunk`, streamed.
+
+    Once `over` is set (the test is done with the client) it stops sending: after daphne
+    aborted a client, nobody reads its reply channel, and each send to it, full, would
+    be retried for 10 s (a loaded machine did not stop the worker in time).
+    """
+
+    pause = over or threading.Event()
+
+    def send(layer: ChannelLayer, reply: str, message: dict) -> bool:
+        for _ in range(2000):  # as `send_retrying`: 10 s at most
+            if over is not None and over.is_set():
+                return False
+            try:
+                layer.send(reply, message)
+                return True
+            except layer.ChannelFull:
+                pause.wait(0.005)
+        raise RuntimeError(f"{reply} stayed full")
 
     def stream(layer: ChannelLayer, channel: str, message: dict) -> None:
         if channel != "http.request":
             return
         reply = message["reply_channel"]
-        send_retrying(layer, reply, {"status": 200, "content": b"", "more_content": True})
+        if not send(layer, reply, {"status": 200, "content": b"", "more_content": True}):
+            return
         for _ in range(count):
-            send_retrying(layer, reply, {"content": chunk, "more_content": True})
-        send_retrying(layer, reply, {"content": b""})
+            if not send(layer, reply, {"content": chunk, "more_content": True}):
+                return
+        send(layer, reply, {"content": b""})
 
     return stream
 
@@ -206,7 +226,8 @@ def test_streamed_http_response_to_a_client_not_reading_is_bounded():
     buffer for it stays under the hard cap and the connection is aborted, counted."""
     chunk = b"s" * (1024 * 1024)
     layer = ChannelLayer()
-    worker = Responder(layer, ["http.request"], streaming(chunk, 40)).start()
+    over = threading.Event()
+    worker = Responder(layer, ["http.request"], streaming(chunk, 40, over)).start()
     try:
         with LiveServer(layer, max_outbound_buffer=LIMIT) as live:
             sock = socket.socket()
@@ -220,6 +241,7 @@ def test_streamed_http_response_to_a_client_not_reading_is_bounded():
             assert wait_for(lambda: live.call(lambda: len(live.factory.http_channels)) == 0)
             sock.close()
     finally:
+        over.set()
         worker.stop()
 
 
