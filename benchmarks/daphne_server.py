@@ -119,7 +119,7 @@ echo load and under `wrk -c50`, 7 s each, at the commits of issue 9's daphne wor
   thread waits until the reactor ran the batch, so replies gather for one pop.
 - What is left on the echo path is mostly the layer hop: `Condition.notify` in the
   in-memory layer's send (waking the responder thread; 12-25% of GIL samples) and
-  the layer's message copy (`snapshot`/`_copy_value`, ~10% on HTTP), plus
+  the layer's message copy (`snapshot`/`values.copy_value`, ~10% on HTTP), plus
   autobahn's frame parsing.
 - HTTP: per request the reply channel name (urandom + translate) and the HTTP
   timeout (on the shared 1-s deadline sweep, no DelayedCall per request) got

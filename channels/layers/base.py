@@ -20,6 +20,8 @@ from typing import Any
 
 import msgpack
 
+from .values import BadValue, check_value, copy_value
+
 __all__ = [
     "BaseChannelLayer",
     "ChannelFull",
@@ -45,9 +47,6 @@ MAX_NAME_LENGTH = 100
 RESERVED_KEY = "__asgi_channel__"
 # Issue 17: carries an at-least-once message's delivery (`delivery`).
 DELIVERY_KEY = "__asgi_delivery__"
-
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1  # msgpack's unsigned range; signed 64-bit fits inside it
 
 
 # -- the error contract --------------------------------------------------------------
@@ -282,9 +281,9 @@ class BaseChannelLayer:
         """
         message = _top_level(message)
         try:
-            return _copy_value(message)
-        except _BadValue as bad:
-            raise bad.error() from None
+            return copy_value(message)
+        except BadValue as bad:
+            raise UnsupportedMessageValue(bad.describe()) from None
 
     def validated(self, message: Any) -> dict[str, Any]:
         """Validate `message` as `snapshot` does (A-5, A-6, A-9), without copying it.
@@ -297,9 +296,9 @@ class BaseChannelLayer:
         """
         message = _top_level(message)
         try:
-            _check_value(message)
-        except _BadValue as bad:
-            raise bad.error() from None
+            check_value(message)
+        except BadValue as bad:
+            raise UnsupportedMessageValue(bad.describe()) from None
         checked: dict[str, Any] = message
         return checked
 
@@ -433,26 +432,6 @@ def random_letters(count: int) -> str:
     return "".join(layer_random.choices(string.ascii_letters, k=count))
 
 
-class _BadValue(Exception):
-    """Raised inside `_copy_value`; each container on the way out adds its key (A-6).
-
-    The path is built only on this rare error: formatting it for every value on
-    the way in was a tenth of the copy's cost on an HTTP request's headers.
-    """
-
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        self.keys: list[str] = []
-
-    def error(self) -> UnsupportedMessageValue:
-        path = "message" + "".join(reversed(self.keys))
-        return UnsupportedMessageValue(path + self.problem)
-
-
-# The types of A-6 a subclass of which is carried as the type itself.
-_VALUE_BASES: tuple[type[Any], ...] = (str, bytes, int, float, dict, list, tuple)
-
-
 def _top_level(message: Any) -> dict[str, Any]:
     """`message` checked as a dict without the reserved key (A-5, A-9); a received
     at-least-once message sent on loses its delivery key (its delivery is not the new
@@ -464,147 +443,6 @@ def _top_level(message: Any) -> dict[str, Any]:
     if DELIVERY_KEY in message:
         return {key: value for key, value in message.items() if key != DELIVERY_KEY}
     return message
-
-
-def _copy_value(value: Any) -> tuple[Any, int]:
-    """Copy one message value per A-6, returning it with its size bound."""
-    # Exact-type checks first: they are the hot path and cost one dict lookup.
-    kind = type(value)
-    if kind is str:
-        return value, 5 + 4 * len(value)
-    if kind is bytes:
-        return value, 5 + len(value)
-    if kind is bool or value is None:
-        return value, 1
-    if kind is int:
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise _BadValue(f" = {value} is outside the 64-bit integer range")
-        return value, 9
-    if kind is float:
-        return value, 9
-    if kind is dict:
-        copy: dict[str, Any] = {}
-        size = 5
-        for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
-                raise _BadValue(
-                    f" has a key of type {type(key).__name__} ({key!r}); keys must be str"
-                )
-            # Leaves inline (issue 20): a call per value was most of a message's copy.
-            item_kind = type(item)
-            if item_kind is bytes:
-                copy[key] = item
-                size += 10 + len(item) + 4 * len(key)
-                continue
-            if item_kind is str:
-                copy[key] = item
-                size += 10 + 4 * (len(item) + len(key))
-                continue
-            if item_kind is bool or item is None:
-                copy[key] = item
-                size += 6 + 4 * len(key)
-                continue
-            try:
-                copy[key], item_size = _copy_value(item)
-            except _BadValue as bad:
-                bad.keys.append(f"[{key!r}]")
-                raise
-            size += item_size + 5 + 4 * len(key)
-        return copy, size
-    if kind is list or kind is tuple:
-        items: list[Any] = []
-        size = 5
-        shared = True
-        for index, item in enumerate(value):
-            item_kind = type(item)
-            if item_kind is bytes:
-                items.append(item)
-                size += 5 + len(item)
-                continue
-            if (
-                item_kind is tuple
-                and len(item) == 2
-                and type(item[0]) is bytes
-                and type(item[1]) is bytes
-            ):
-                # A header pair: immutable, kept (as the general path would).
-                items.append(item)
-                size += 15 + len(item[0]) + len(item[1])
-                continue
-            try:
-                item_copy, item_size = _copy_value(item)
-            except _BadValue as bad:
-                bad.keys.append(f"[{index}]")
-                raise
-            items.append(item_copy)
-            shared = shared and item_copy is item
-            size += item_size
-        if kind is list:
-            return items, size
-        # L-6: deepcopy semantics; a tuple of immutable values (a header pair) is itself
-        # immutable, so it is kept rather than rebuilt.
-        return (value if shared else tuple(items)), size
-    # Subclasses (e.g. Django's SafeString) are accepted as their base type.
-    for base in _VALUE_BASES:
-        if isinstance(value, base):
-            return _copy_value(base(value))
-    raise _BadValue(
-        f" is a {kind.__name__}; messages may hold only bytes, str, int, float, bool, "
-        "None, list, tuple and dict with str keys (A-6)"
-    )
-
-
-def _check_value(value: Any) -> None:
-    """`_copy_value`'s checks alone (A-6): the same values pass, the same errors."""
-    kind = type(value)
-    if kind is str or kind is bytes or kind is bool or kind is float or value is None:
-        return
-    if kind is int:
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise _BadValue(f" = {value} is outside the 64-bit integer range")
-        return
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
-                raise _BadValue(
-                    f" has a key of type {type(key).__name__} ({key!r}); keys must be str"
-                )
-            item_kind = type(item)
-            if item_kind is bytes or item_kind is str or item_kind is bool or item is None:
-                continue
-            try:
-                _check_value(item)
-            except _BadValue as bad:
-                bad.keys.append(f"[{key!r}]")
-                raise
-        return
-    if kind is list or kind is tuple:
-        for index, item in enumerate(value):
-            item_kind = type(item)
-            if item_kind is bytes:
-                continue
-            if (
-                item_kind is tuple
-                and len(item) == 2
-                and type(item[0]) is bytes
-                and type(item[1]) is bytes
-            ):
-                continue  # a header pair
-            try:
-                _check_value(item)
-            except _BadValue as bad:
-                bad.keys.append(f"[{index}]")
-                raise
-        return
-    # Subclasses (e.g. Django's SafeString) are accepted as their base type.
-    for base in _VALUE_BASES:
-        if isinstance(value, base):
-            _check_value(base(value))
-            return
-    raise _BadValue(
-        f" is a {kind.__name__}; messages may hold only bytes, str, int, float, bool, "
-        "None, list, tuple and dict with str keys (A-6)"
-    )
 
 
 class FullSkipReporter:
