@@ -40,6 +40,8 @@ logger = logging.getLogger("asgi_redis")
 
 # At most this many known nodes are tried at once before a map read.
 PROBED_NODES = 16
+# Seconds between two map reads, unless one is forced (`refresh`).
+MAP_READ_INTERVAL = 0.05
 
 
 def reachable(addresses: list[tuple[str, int]], timeout: float) -> tuple[str, int] | None:
@@ -99,10 +101,13 @@ class ClusterTopology:
         self._stale = True
 
     def refresh_if_stale(self) -> None:
-        """Read the slot map again if `mark_stale` asked for it (may wait on the network)."""
-        if self._stale:
+        """Read the slot map again if `mark_stale` asked for it (may wait on the network),
+        unless it was read in the last `MAP_READ_INTERVAL` seconds: then it stays stale
+        for the next connect. While a master is elected every reconnect of daphne's
+        sockets marks it stale, and each socket's backoff starts at a few milliseconds:
+        forced reads came hundreds of times a second from each daphne."""
+        if self._stale and self.refresh():
             self._stale = False
-            self.refresh(force=True)
 
     def redirected(self, exc: Exception) -> None:
         """Note a redirection without a round trip: a ``MOVED`` to a known node moves the
@@ -176,20 +181,22 @@ class ClusterTopology:
         else:
             self.refresh(force=True)
 
-    def refresh(self, force: bool = False) -> None:
-        """Read the slot map again (at most every 50 ms unless `force`; concurrent
-        callers share one)."""
+    def refresh(self, force: bool = False) -> bool:
+        """Read the slot map again (at most every `MAP_READ_INTERVAL` seconds unless
+        `force`; concurrent callers share one). False when it was not read (too soon,
+        or no map yet)."""
         cluster = self._cluster
         if cluster is None:
-            return
+            return False
         with self._lock:
-            if not force and time.monotonic() - self._refreshed < 0.05:
-                return
+            if not force and time.monotonic() - self._refreshed < MAP_READ_INTERVAL:
+                return False
             try:
                 self._read_map(cluster)
             except (RedisClusterException, *CONNECTION_ERRORS) as exc:
                 logger.info("Redis Cluster: could not read the slot map yet: %s", exc)
             self._refreshed = time.monotonic()
+        return True
 
     def _read_map(self, cluster: RedisCluster) -> None:
         """redis-py's map read, asking a node that accepts a connection now first: the
