@@ -427,22 +427,33 @@ class RedisCluster:
                 served.extend(range(start, end + 1))
         return sorted(served)
 
-    def replica_of(self, master: RedisServer) -> RedisServer:
-        """The running replica of `master`."""
-        master_id = _command(master.port, b"CLUSTER MYID").split(b"\r\n")[1]
-        listing = _command(master.port, b"CLUSTER NODES", timeout=2.0).decode()
-        for line in listing.splitlines():
-            parts = line.split()
-            if len(parts) > 3 and parts[3] == master_id.decode():
-                port = int(parts[1].split(":")[1].split("@")[0])
-                node = self.node(port)
-                if node.process is not None:
-                    return node
-        raise LookupError(f"no running replica of {master.port}")
+    def replica_of(self, master: RedisServer, timeout: float = 10.0) -> RedisServer:
+        """The running replica of `master`, as the master's ``INFO replication`` lists its
+        connected replicas (its ``CLUSTER NODES`` may not show a new replica's role
+        yet: gossip carries it, and CI once looked before it had)."""
+        found: list[RedisServer] = []
+
+        def listed() -> bool:
+            info = _command(master.port, b"INFO replication", timeout=2.0).decode()
+            for line in info.splitlines():
+                if line.startswith("slave") and "state=online" in line:
+                    fields = dict(part.split("=", 1) for part in line.split(":", 1)[1].split(","))
+                    node = next((n for n in self.nodes if n.port == int(fields["port"])), None)
+                    if node is not None and node.process is not None:
+                        found.append(node)
+                        return True
+            return False
+
+        try:
+            _wait_until(listed, timeout, f"a replica of {master.port} online")
+        except TimeoutError:
+            raise LookupError(f"no running replica of {master.port}") from None
+        return found[0]
 
     def has_replica(self, master: RedisServer) -> bool:
+        """Whether `master` has a replica online now (no wait)."""
         try:
-            self.replica_of(master)
+            self.replica_of(master, timeout=0)
         except LookupError:
             return False
         return True
