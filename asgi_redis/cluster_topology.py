@@ -207,10 +207,11 @@ class ClusterTopology:
             names = list(known)
             if len(names) > PROBED_NODES:
                 names = random.sample(names, PROBED_NODES)
+            by_address = {(known[name].host, known[name].port): name for name in names}
             timeout = self._kwargs.get("socket_connect_timeout") or 5.0
-            found = reachable([(known[name].host, known[name].port) for name in names], timeout)
+            found = reachable(list(by_address), timeout)
             if found is not None:
-                name = next(name for name in names if (known[name].host, known[name].port) == found)
+                name = by_address[found]
                 narrowed = manager.startup_nodes = {name: known[name]}
                 try:
                     manager.initialize()  # on success it names every node it found

@@ -50,7 +50,7 @@ def copy_value(value: Any) -> tuple[Any, int]:
         return value, 1
     if kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
-            raise BadValue(f" = {value} is outside the 64-bit integer range")
+            raise _out_of_range(value)
         return value, 9
     if kind is float:
         return value, 9
@@ -59,9 +59,7 @@ def copy_value(value: Any) -> tuple[Any, int]:
         size = 5
         for key, item in value.items():
             if type(key) is not str and not isinstance(key, str):
-                raise BadValue(
-                    f" has a key of type {type(key).__name__} ({key!r}); keys must be str"
-                )
+                raise _bad_key(key)
             # Leaves inline (issue 20): a call per value was most of a message's copy.
             item_kind = type(item)
             if item_kind is bytes:
@@ -120,10 +118,7 @@ def copy_value(value: Any) -> tuple[Any, int]:
     for base in _VALUE_BASES:
         if isinstance(value, base):
             return copy_value(base(value))
-    raise BadValue(
-        f" is a {kind.__name__}; messages may hold only bytes, str, int, float, bool, "
-        "None, list, tuple and dict with str keys (A-6)"
-    )
+    raise _unsupported(kind)
 
 
 def check_value(value: Any) -> None:
@@ -133,14 +128,12 @@ def check_value(value: Any) -> None:
         return
     if kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
-            raise BadValue(f" = {value} is outside the 64-bit integer range")
+            raise _out_of_range(value)
         return
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str and not isinstance(key, str):
-                raise BadValue(
-                    f" has a key of type {type(key).__name__} ({key!r}); keys must be str"
-                )
+                raise _bad_key(key)
             item_kind = type(item)
             if item_kind is bytes or item_kind is str or item_kind is bool or item is None:
                 continue
@@ -173,7 +166,24 @@ def check_value(value: Any) -> None:
         if isinstance(value, base):
             check_value(base(value))
             return
-    raise BadValue(
+    raise _unsupported(kind)
+
+
+# The errors, shared by both walks (only built on the rare bad value). The walks
+# themselves stay two: `copy_value` is the in-memory layer's hot path, with its leaves
+# and header pairs inline.
+
+
+def _bad_key(key: Any) -> BadValue:
+    return BadValue(f" has a key of type {type(key).__name__} ({key!r}); keys must be str")
+
+
+def _out_of_range(value: int) -> BadValue:
+    return BadValue(f" = {value} is outside the 64-bit integer range")
+
+
+def _unsupported(kind: type) -> BadValue:
+    return BadValue(
         f" is a {kind.__name__}; messages may hold only bytes, str, int, float, bool, "
         "None, list, tuple and dict with str keys (A-6)"
     )

@@ -1,4 +1,5 @@
-"""The slot map of a cluster layer (`asgi_redis.cluster_topology`, issue 19 item 1).
+"""The slot map of a cluster layer (`asgi_redis.cluster_topology`, issue 19 item 1; L-62.2,
+L-62.5: reconnects after a failover follow the map without flooding the survivors).
 
 A map marked stale (a daphne socket redirected or lost, `cluster_sockets`) is read
 before the next connect, but not more than once per `MAP_READ_INTERVAL`: while a master
