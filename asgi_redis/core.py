@@ -114,6 +114,7 @@ from .scripts import UnsupportedRedis
 from .sending import Outcomes, Sender
 from .shard import Shard
 from .sharding import consistent_hash
+from .shards_wait import waiting
 from .stats import channel_figures, global_figures
 from .wire import close_connections
 
@@ -286,6 +287,13 @@ class RedisChannelLayer(AtLeastOnceApi, EventLoopApi, RedisAnnouncements, BaseCh
         if self._reliable is not None:
             return self._reliable.receive(channels, block)
         return self._receiver.receive(channels, block)
+
+    def waiting_to_receive(self, thread: int) -> bool:
+        """Whether a stopping worker may end thread `thread` (a `threading.get_ident`)
+        now without leaving a message leased and unhandled (C-33, issue 17): always
+        without at-least-once channels, else while it is blocked in a receive's wait
+        (a message is leased after the wait, never during it)."""
+        return self._reliable is None or waiting(thread)
 
     def send_many_then_receive(
         self,

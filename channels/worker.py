@@ -121,9 +121,22 @@ class Worker:
         self.stop()
         if self.in_job:
             logger.info("Shutdown signal received while busy, will exit after current consumer")
+        elif not self.parked(threading.get_ident()):
+            # Between a wait and a message: ending here could leave an at-least-once
+            # message leased and unhandled; the loop ends after this receive instead.
+            logger.info("Shutdown signal received while receiving, exiting after this receive")
         else:
             logger.info("Shutdown signal received while idle, exiting")
             sys.exit(0)
+
+    def parked(self, thread: int | None) -> bool:
+        """Whether this worker, running in `thread`, may be ended now: it is idle and, on
+        a layer that says so (``waiting_to_receive``), blocked in a receive's wait
+        holding no message (C-33, issue 17)."""
+        if self.in_job:
+            return False
+        check = getattr(self.channel_layer, "waiting_to_receive", None)
+        return check is None or thread is None or check(thread)
 
     def stop(self) -> None:
         """Stop after the current message (if any)."""
@@ -383,12 +396,13 @@ class WorkerGroup(Worker):
             sys.exit(1)
         for worker in (self, *self.workers):
             worker.stop()
-        if not any(worker.in_job for worker in (self, *self.workers)):
+        own = self.parked(threading.get_ident())
+        if own and not self._unparked():
             logger.info("Shutdown signal received while idle, exiting")
             sys.exit(0)
         logger.info("Shutdown signal received, exiting after the current consumers finish")
-        if not self.in_job:
-            # Leave our own blocking receive; run() then waits for the busy threads.
+        if own:
+            # Leave our own blocking receive; run() then waits for the other threads.
             raise _GroupStopping()
 
     def run(self) -> None:
@@ -407,16 +421,34 @@ class WorkerGroup(Worker):
             except _GroupStopping:
                 pass
             if self.termed:
-                self._wait_for_busy_workers()
+                self._wait_for_workers()
         finally:
             self._running_in = None
 
-    def _wait_for_busy_workers(self) -> None:
-        # Sub-workers that are idle stop at their next receive timeout; the busy ones
-        # are waited for so their messages are not abandoned.
-        for worker, thread in zip(self.workers, self.threads, strict=True):
-            if worker.in_job:
-                thread.join()
+    def _unparked(self) -> list[tuple[Worker, threading.Thread]]:
+        """Sub-workers still running that may not be ended now (`Worker.parked`)."""
+        return [
+            (worker, thread)
+            for worker, thread in zip(self.workers, self.threads, strict=True)
+            if thread.is_alive() and not worker.parked(thread.ident)
+        ]
+
+    def _wait_for_workers(self) -> None:
+        # Busy sub-workers are waited for so their messages are not abandoned; one
+        # between a wait and a message (a lease in flight, a message it is handing
+        # back) for the round trips that takes. Idle ones stop at their next receive
+        # timeout; the process may end them meanwhile. Checked again after every
+        # wait: an idle one may have taken a message meanwhile.
+        while True:
+            unparked = self._unparked()
+            if not unparked:
+                return
+            worker, thread = unparked[0]
+            thread.join(None if worker.in_job else _RECEIVE_STEP)
+
+
+# Seconds between looks at a sub-worker that is receiving but not waiting (a round trip).
+_RECEIVE_STEP = 0.005
 
 
 class _GroupStopping(BaseException):
