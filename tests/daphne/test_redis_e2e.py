@@ -132,7 +132,13 @@ def test_redis_restart_keeps_websockets_open(stack):
         redis.kill()
         redis.restart()
         ws.send("after")  # held by daphne until the layer reaches Redis again
-        assert ws.recv() == "after"
+        # "before" may come back once more: a send of it (daphne's, or the stand-in
+        # worker's reply) was answered by nobody when Redis went, so it was sent again
+        # (at least once, docs/deploying.rst; seen 1 in 12 runs on a loaded machine).
+        echoes = [ws.recv()]
+        if echoes[0] == "before":
+            echoes.append(ws.recv())
+        assert echoes[-1] == "after", echoes
         assert daphne.proc.poll() is None
     finally:
         ws.close()
