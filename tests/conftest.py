@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from support.redis_harness import RedisServer, SentinelCluster, redis_server_path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests stop the servers they start with SIGINT, as a terminal's Ctrl-C does. A suite
+    started in the background (``cmd &`` in a script) has SIGINT ignored, and every
+    process it starts would inherit that and ignore them; take Ctrl-C as Python does."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _require_redis() -> None:
