@@ -114,7 +114,6 @@ from .scripts import UnsupportedRedis
 from .sending import Outcomes, Sender
 from .shard import Shard
 from .sharding import consistent_hash
-from .shards_wait import waiting
 from .stats import channel_figures, global_figures
 from .wire import close_connections
 
@@ -293,7 +292,7 @@ class RedisChannelLayer(AtLeastOnceApi, EventLoopApi, RedisAnnouncements, BaseCh
         now without leaving a message leased and unhandled (C-33, issue 17): always
         without at-least-once channels, else while it is blocked in a receive's wait
         (a message is leased after the wait, never during it)."""
-        return self._reliable is None or waiting(thread)
+        return self._reliable is None or self._reliable.waiting(thread)
 
     def send_many_then_receive(
         self,

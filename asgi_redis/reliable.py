@@ -53,9 +53,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
@@ -77,6 +77,7 @@ __all__ = ["BELL_TOKEN", "DeadLetters", "Reliable", "reliable_keys"]
 
 logger = logging.getLogger("asgi_redis")
 
+_T = TypeVar("_T")
 # A doorbell token: a deadline no entry reaches, so the receive path never drops it.
 BELL_TOKEN = b"9999999999999B"
 _SUFFIXES = (":bell", ":lease", ":held", ":dead")
@@ -114,6 +115,8 @@ class Reliable:
         self.dead = DeadLetters(layer)
         # Per thread: acknowledgements waiting for the next lease pass (`ack_later`).
         self._local = threading.local()
+        # Threads blocked in a receive's wait now (`waiting`).
+        self._waiting: set[int] = set()
 
     # -- receive -----------------------------------------------------------------
 
@@ -125,6 +128,8 @@ class Reliable:
         if split is None:  # no at-least-once name here: the usual paths
             if getattr(self._local, "acks", None):
                 self.flush_acks()
+            if block:  # leases nothing: a stopping worker may end it there too
+                return self._waiting_in(receiver.receive, names, block)
             return receiver.receive(names, block)
         if receiver.buffer and split.buffered:
             found = receiver.take_buffered(split.buffered)
@@ -147,13 +152,29 @@ class Reliable:
             if remaining <= 0:
                 return None, None
             timeout = min(remaining, next_due) if next_due is not None else remaining
-            popped = self.wait(self._wait_visits(split, names), max(timeout, 0.01))
+            popped = self._waiting_in(
+                self.wait, self._wait_visits(split, names), max(timeout, 0.01)
+            )
             if popped is None:
                 continue  # a lease may have ended, or the receive's time is up
             visit, index, entries = popped
             if visit.keys[index].endswith(":bell"):
                 continue  # maybe work: the next pass leases it
             return receiver.hand_out(visit.shard, visit.storages[index], entries)
+
+    def waiting(self, thread: int) -> bool:
+        """Whether thread `thread` is blocked in a receive's wait, which leases nothing:
+        an at-least-once channel is waited on through its doorbell and leased after the
+        wait, so a stopping worker group may end the thread there (C-33)."""
+        return thread in self._waiting
+
+    def _waiting_in(self, wait: Callable[..., _T], *args: Any) -> _T:
+        thread = threading.get_ident()
+        self._waiting.add(thread)
+        try:
+            return wait(*args)
+        finally:
+            self._waiting.discard(thread)
 
     def split(self, names: list[str]) -> Split | None:
         key = tuple(names)

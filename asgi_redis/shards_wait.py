@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,7 @@ from .popping import (
 from .shard import CONNECTION_ERRORS
 from .wire import pack_command
 
-__all__ = ["blocking_pop", "wait_on_shards", "waiting"]
+__all__ = ["blocking_pop", "wait_on_shards"]
 
 logger = logging.getLogger("asgi_redis")
 
@@ -48,28 +47,13 @@ def blocking_pop(visits: list[Visit], timeout: float) -> tuple[Visit, int, list[
     and the wait goes on (A-27). A shard that fails leaves the wait; only when
     every shard failed is the last error raised (L-62.5).
     """
-    thread = threading.get_ident()
-    _waiting.add(thread)
     try:
         if len(visits) == 1:
             return wait_on_one(visits[0], timeout)
         return wait_on_shards(visits, timeout)
     finally:
-        _waiting.discard(thread)
         for visit in visits:
             count_expired(visit.shard)
-
-
-# Threads in `blocking_pop` now (by `threading.get_ident`). A wait takes nothing a
-# worker must hand back: an at-least-once channel is waited on through its doorbell
-# (`reliable`), its lease is taken after the wait; a plain list's entry is taken by the
-# pop's reply. So a stopping worker group may end a thread here (C-33, issue 17).
-_waiting: set[int] = set()
-
-
-def waiting(thread: int) -> bool:
-    """Whether thread `thread` is blocked in a blocking pop of this process."""
-    return thread in _waiting
 
 
 # Seconds a reply that `poll` announced, or a cancelled pop's reply, may take to
