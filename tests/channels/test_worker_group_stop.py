@@ -11,25 +11,16 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 
 from asgi_redis import RedisChannelLayer
 from channels import route
 from channels.asgi import ChannelLayerWrapper
 from channels.layers.base import DELIVERY_KEY
 from channels.worker import WorkerGroup
+from tests.channels.test_runworker_delivery import wait_until
 
 ALO = {"at_least_once": ["alo.*"], "ack_timeout": 60, "max_deliveries": 3}
 WAIT = 30.0
-
-
-def wait_until(check, timeout=WAIT):
-    give_up = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 class SlowHandBack(RedisChannelLayer):
@@ -42,7 +33,7 @@ class SlowHandBack(RedisChannelLayer):
 
     def release(self, channel: str, delivery_id: str) -> bool:
         self.releasing.set()
-        assert wait_until(lambda: not self.group.in_job)
+        assert wait_until(lambda: not self.group.in_job, WAIT)
         released = super().release(channel, delivery_id)
         self.events.append("released")
         return released
@@ -74,9 +65,9 @@ def test_group_ends_after_a_sub_worker_hands_back_its_message(redis_server):
     def drive():
         inner.send("alo.first", {"n": 1})
         assert started.wait(WAIT)
-        assert wait_until(lambda: group.threads and sub.parked(group.threads[0].ident))
+        assert wait_until(lambda: group.threads and sub.parked(group.threads[0].ident), WAIT)
         signal.pthread_kill(main, signal.SIGTERM)
-        assert wait_until(lambda: sub.termed)
+        assert wait_until(lambda: sub.termed, WAIT)
         inner.send("alo.second", {"n": 2})
         assert inner.releasing.wait(WAIT)  # the sub-worker took it while stopping
         finish.set()
